@@ -1,0 +1,30 @@
+--[[
+  load: set one SKU's counters and holds from PostgreSQL's figures (first load, or the rebuild
+  after Redis lost its data).
+
+  KEYS:
+    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name
+    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
+  ARGV:
+    ARGV[1]  mode: "missing" loads only when the SKU has no counters (safe beside live traffic);
+             "force" replaces them (only when nothing is in flight)
+    ARGV[2]  total (PostgreSQL skus.total)
+    ARGV[3]  name
+    ARGV[4], ARGV[5], ...  pairs of reservationId, quantity of the SKU's HELD reservations
+
+  Returns {code, total, reserved}:
+     1  LOADED          counters set; reserved = sum of the holds given
+     0  ALREADY_LOADED  mode "missing" and the SKU had counters: nothing changed; figures now
+]]
+if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then
+  local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
+  return {0, tonumber(c[1]), tonumber(c[2] or '0')}
+end
+redis.call('DEL', KEYS[2])
+local reserved = 0
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  reserved = reserved + tonumber(ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', reserved, 'name', ARGV[3])
+return {1, tonumber(ARGV[2]), reserved}

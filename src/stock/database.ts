@@ -1,0 +1,50 @@
+import path from 'node:path';
+import { Client, Pool, type PoolConfig } from 'pg';
+import { runner } from 'node-pg-migrate';
+
+export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'migrations');
+
+/** Creates the database named in `databaseUrl` when it does not exist yet (a local, fresh machine). */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!name) throw new Error(`DATABASE_URL names no database: ${url.origin}`);
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      // CREATE DATABASE takes no parameters; the name is quoted as an identifier.
+      await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created meanwhile by another process
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies every pending migration of migrations/ (node-pg-migrate); safe to run at each start. */
+export async function migrate(databaseUrl: string, log: (msg: string) => void = () => undefined): Promise<void> {
+  await ensureDatabase(databaseUrl);
+  await runner({
+    databaseUrl,
+    dir: MIGRATIONS_DIR,
+    direction: 'up',
+    migrationsTable: 'pgmigrations',
+    count: Infinity,
+    // node-pg-migrate takes an advisory lock, so several processes starting at once are safe.
+    noLock: false,
+    log,
+    logger: { debug: () => undefined, info: log, warn: log, error: log },
+  });
+}
+
+export function createPool(databaseUrl: string, config: PoolConfig = {}): Pool {
+  const pool = new Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5_000, ...config });
+  // An idle client that loses its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}

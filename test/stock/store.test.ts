@@ -1,0 +1,325 @@
+import { StockholdError, keys } from '../../src/stock';
+import { uniqueId, uniqueSku } from '../helpers/env';
+import { expectConsistent, expiresIn, figures, holdOf, newSku, testStock } from '../helpers/stock';
+
+const clients = testStock();
+const { stock } = clients;
+
+afterAll(() => clients.close());
+
+async function refusal(promise: Promise<unknown>): Promise<StockholdError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof StockholdError) return err;
+    throw err;
+  }
+  throw new Error('expected a refusal, but the call succeeded');
+}
+
+describe('concurrent holds never oversell', () => {
+  it.each([1, 100])('10,000 concurrent holds of 1 unit on stock %i: exactly that many succeed', async (units) => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, units);
+    const results = await Promise.allSettled(Array.from({ length: 10_000 }, () => stock.hold(holdOf(sku, 1))));
+    const won = results.filter((r) => r.status === 'fulfilled').length;
+    const lost = results.filter((r) => r.status === 'rejected' && (r.reason as StockholdError).code === 'INSUFFICIENT_STOCK').length;
+    expect(won).toBe(units);
+    expect(lost).toBe(10_000 - units);
+    const f = await figures(clients, sku);
+    expect(f.redisReserved).toBe(units);
+    expect(f.holdCount).toBe(units);
+    await expectConsistent(clients, sku);
+  });
+});
+
+describe('retried steps apply once', () => {
+  it('the same hold run twice holds once', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 3);
+    expect(await stock.hold(hold)).toEqual({ alreadyHeld: false });
+    expect(await stock.hold(hold)).toEqual({ alreadyHeld: true });
+    expect((await stock.getStock(sku)).reserved).toBe(3);
+    await expectConsistent(clients, sku);
+  });
+
+  it('release twice releases once', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 4);
+    await stock.hold(holdOf(sku, 2));
+    await stock.hold(hold);
+    expect(await stock.release(hold.reservationId, [sku], 'CANCELLED')).toEqual({ units: 4 });
+    expect(await stock.release(hold.reservationId, [sku], 'CANCELLED')).toEqual({ units: 0 });
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2, available: 8 });
+    await expectConsistent(clients, sku);
+  });
+
+  it('a released reservation never holds again, even if its hold is retried late', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 4);
+    await stock.hold(hold);
+    await stock.release(hold.reservationId, [sku], 'EXPIRED');
+    expect((await refusal(stock.hold(hold))).code).toBe('RESERVATION_ID_CONFLICT');
+    expect((await stock.getStock(sku)).reserved).toBe(0);
+  });
+
+  it('commit twice deducts once, in Redis and in the ledger', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 3);
+    await stock.hold(hold);
+    const first = await stock.commit(hold.reservationId);
+    const second = await stock.commit(hold.reservationId);
+    expect(first.lines).toEqual([{ sku, quantity: 3, committedQuantity: 3 }]);
+    expect(second).toEqual(first);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 0, available: 7 });
+    const sales = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale');
+    expect(sales).toEqual([expect.objectContaining({ delta: -3, reservationId: hold.reservationId })]);
+    await expectConsistent(clients, sku);
+  });
+
+  it('a commit retried after PostgreSQL committed but before Redis did still applies Redis once', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 2);
+    await stock.hold(hold);
+    const stockCommit = clients.redis.stockCommit.bind(clients.redis);
+    const spy = jest.spyOn(clients.redis, 'stockCommit').mockRejectedValueOnce(new Error('connection lost'));
+    await expect(stock.commit(hold.reservationId)).rejects.toThrow('connection lost');
+    spy.mockImplementation(stockCommit);
+    await stock.commit(hold.reservationId);
+    spy.mockRestore();
+    expect(await stock.getStock(sku)).toMatchObject({ total: 8, reserved: 0 });
+    await expectConsistent(clients, sku);
+  });
+});
+
+describe('all-or-nothing carts', () => {
+  it('a cart with one short line holds nothing and names the short SKU and its available quantity', async () => {
+    const [a, b, c] = [uniqueSku(), uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 5);
+    await newSku(clients, b, 2);
+    await newSku(clients, c, 5);
+    const err = await refusal(
+      stock.hold({
+        reservationId: uniqueId(),
+        expiresAt: expiresIn(),
+        items: [
+          { sku: a, quantity: 1 },
+          { sku: b, quantity: 3 },
+          { sku: c, quantity: 1 },
+        ],
+      }),
+    );
+    expect(err.code).toBe('INSUFFICIENT_STOCK');
+    expect(err.details).toEqual({ sku: b, requested: 3, available: 2 });
+    for (const sku of [a, b, c]) expect((await stock.getStock(sku)).reserved).toBe(0);
+  });
+
+  it('a cart whose lines all fit holds every line', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 5);
+    await newSku(clients, b, 2);
+    const id = uniqueId();
+    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 5 }, { sku: b, quantity: 2 }] });
+    expect((await stock.getStock(a)).available).toBe(0);
+    expect((await stock.getStock(b)).available).toBe(0);
+    expect((await stock.getHolds(a)).holds).toEqual([{ reservationId: id, quantity: 5, expiresAt: expect.any(String) }]);
+  });
+
+  it('a hold naming an unknown SKU is SKU_NOT_FOUND and holds nothing', async () => {
+    const a = uniqueSku();
+    await newSku(clients, a, 5);
+    const err = await refusal(
+      stock.hold({ reservationId: uniqueId(), expiresAt: expiresIn(), items: [{ sku: a, quantity: 1 }, { sku: uniqueSku('NOPE'), quantity: 1 }] }),
+    );
+    expect(err.code).toBe('SKU_NOT_FOUND');
+    expect((await stock.getStock(a)).reserved).toBe(0);
+  });
+});
+
+describe('partial commits', () => {
+  it('a commit of less than held sells that and releases the rest', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 10);
+    await newSku(clients, b, 10);
+    const id = uniqueId();
+    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 4 }, { sku: b, quantity: 3 }] });
+    const { lines } = await stock.commit(id, [{ sku: a, quantity: 1 }]);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        { sku: a, quantity: 4, committedQuantity: 1 },
+        { sku: b, quantity: 3, committedQuantity: 0 },
+      ]),
+    );
+    expect(await stock.getStock(a)).toMatchObject({ total: 9, reserved: 0, available: 9 });
+    expect(await stock.getStock(b)).toMatchObject({ total: 10, reserved: 0, available: 10 });
+    await expectConsistent(clients, a);
+    await expectConsistent(clients, b);
+  });
+
+  it('a commit of more than held is refused and changes nothing', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 2);
+    await stock.hold(hold);
+    const err = await refusal(stock.commit(hold.reservationId, [{ sku, quantity: 3 }]));
+    expect(err.code).toBe('QUANTITY_EXCEEDS_HOLD');
+    expect(err.details).toEqual({ sku, requested: 3, held: 2 });
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2 });
+    expect((await stock.getMovements(sku)).movements.map((m) => m.kind)).toEqual(['initial']);
+    await expectConsistent(clients, sku);
+  });
+
+  it('a commit after release is refused with the reservation status', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 2);
+    await stock.hold(hold);
+    await stock.release(hold.reservationId, [sku], 'EXPIRED');
+    expect((await refusal(stock.commit(hold.reservationId))).code).toBe('RESERVATION_EXPIRED');
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 0 });
+  });
+});
+
+describe('admin writes', () => {
+  it('an adjustment below reserved is refused with WOULD_OVERSELL and changes nothing', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    await stock.hold(holdOf(sku, 6));
+    const err = await refusal(stock.adjust(sku, { delta: -5, reason: 'damaged' }));
+    expect(err.code).toBe('WOULD_OVERSELL');
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 6 });
+    expect((await stock.getMovements(sku)).movements).toHaveLength(1);
+    expect(await stock.adjust(sku, { delta: -4, reason: 'damaged' })).toMatchObject({ total: 6, reserved: 6, available: 0 });
+    await expectConsistent(clients, sku);
+  });
+
+  it('a restock with the same idempotency key twice applies once; another body under the key is refused', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 1);
+    const key = uniqueId('key');
+    const first = await stock.restock(sku, { quantity: 5, reason: 'truck' }, key);
+    const second = await stock.restock(sku, { quantity: 5, reason: 'truck' }, key);
+    expect(second).toEqual(first);
+    expect((await stock.getStock(sku)).total).toBe(6);
+    const err = await refusal(stock.restock(sku, { quantity: 6, reason: 'truck' }, key));
+    expect(err.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect((await stock.getStock(sku)).total).toBe(6);
+    await expectConsistent(clients, sku);
+  });
+
+  it('a return with the same idempotency key twice applies once, and never exceeds the sale', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 3);
+    await stock.hold(hold);
+    await stock.commit(hold.reservationId);
+    const key = uniqueId('key');
+    const body = { reservationId: hold.reservationId, items: [{ sku, quantity: 2 }], reason: 'unwanted' };
+    expect(await stock.recordReturn(body, key)).toEqual({ reservationId: hold.reservationId, items: [{ sku, returnedQuantity: 2 }] });
+    await stock.recordReturn(body, key);
+    expect((await stock.getStock(sku)).total).toBe(9);
+    expect((await refusal(stock.recordReturn({ ...body, reason: 'other' }, key))).code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const exceeds = await refusal(stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 2 }] }));
+    expect(exceeds.code).toBe('RETURN_EXCEEDS_SALE');
+    expect(exceeds.details).toEqual({ sku, requested: 2, returnable: 1 });
+    await stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] });
+    expect((await stock.getStock(sku)).total).toBe(10);
+    await expectConsistent(clients, sku);
+  });
+
+  it('concurrent returns of the last sold unit: exactly one succeeds', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 1);
+    await stock.hold(hold);
+    await stock.commit(hold.reservationId);
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () => stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect((await stock.getStock(sku)).total).toBe(10);
+    await expectConsistent(clients, sku);
+  });
+
+  it('a return for a reservation that is not committed is RESERVATION_NOT_COMMITTED', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 1);
+    await stock.hold(hold);
+    expect((await refusal(stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] }))).code).toBe(
+      'RESERVATION_NOT_COMMITTED',
+    );
+  });
+
+  it('creating a SKU twice is SKU_EXISTS; with the same idempotency key it answers the first result', async () => {
+    const sku = uniqueSku();
+    const key = uniqueId('key');
+    const first = await stock.createSku({ sku, total: 3, name: 'Widget' }, key);
+    expect(first).toEqual({ sku, name: 'Widget', total: 3, reserved: 0, available: 3 });
+    expect(await stock.createSku({ sku, total: 3, name: 'Widget' }, key)).toEqual(first);
+    expect((await refusal(stock.createSku({ sku, total: 3, name: 'Widget' }))).code).toBe('SKU_EXISTS');
+    expect((await stock.getMovements(sku)).movements).toEqual([expect.objectContaining({ kind: 'initial', delta: 3 })]);
+  });
+
+  it('the ledger refuses updates and deletes', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 3);
+    await expect(clients.db.query('UPDATE stock_movements SET delta = 99 WHERE sku = $1', [sku])).rejects.toThrow(/append-only/);
+    await expect(clients.db.query('DELETE FROM stock_movements WHERE sku = $1', [sku])).rejects.toThrow(/append-only/);
+  });
+});
+
+describe('Redis data loss', () => {
+  it('after FLUSHDB holds are refused, not oversold, until the rebuild restores total and reserved', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 5);
+    const live = holdOf(sku, 2);
+    await stock.hold(live);
+    const committed = holdOf(sku, 1);
+    await stock.hold(committed);
+    await stock.commit(committed.reservationId);
+
+    await clients.redis.flushdb();
+    const refused = await refusal(stock.hold(holdOf(sku, 1)));
+    expect(refused.code).toBe('UNAVAILABLE');
+    expect((await refusal(stock.getStock(sku))).code).toBe('UNAVAILABLE');
+    expect(await clients.redis.exists(keys.stock(sku))).toBe(0);
+
+    expect(await stock.ensureLoaded()).toBe(true);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 4, reserved: 2, available: 2 });
+    expect(await stock.ensureLoaded()).toBe(false);
+    await expectConsistent(clients, sku);
+    // The held reservation can still be committed after the rebuild, and nothing oversells.
+    await stock.commit(live.reservationId);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => stock.hold(holdOf(sku, 1))));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    await expectConsistent(clients, sku);
+  });
+
+  it('an unknown SKU is SKU_NOT_FOUND once counters are loaded', async () => {
+    await stock.ensureLoaded();
+    expect((await refusal(stock.getStock(uniqueSku('NONE')))).code).toBe('SKU_NOT_FOUND');
+  });
+});
+
+describe('availability of many SKUs', () => {
+  it('lists known SKUs and names the missing ones', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 5, 'A');
+    await newSku(clients, b, 0, 'B');
+    await stock.ensureLoaded();
+    const missing = uniqueSku('NONE');
+    expect(await stock.getAvailability([a, missing, b])).toEqual({
+      items: [
+        { sku: a, name: 'A', total: 5, reserved: 0, available: 5 },
+        { sku: b, name: 'B', total: 0, reserved: 0, available: 0 },
+      ],
+      missing: [missing],
+    });
+  });
+});
