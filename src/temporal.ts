@@ -44,9 +44,13 @@ export async function connectClient(address: string, namespace: string, waitMs =
 
 /** Registers the contract's search attributes on a server we did not start; existing ones are kept. */
 export async function ensureSearchAttributes(client: Client, namespace: string): Promise<void> {
-  const types: Record<string, number> = { KEYWORD: 2, KEYWORD_LIST: 7, DATETIME: 5 }; // temporal.api.enums.v1.IndexedValueType
-  const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
-  const missing = SEARCH_ATTRIBUTE_KEYS.filter((k) => !(k.name in (existing.customAttributes ?? {})));
+  const types: Record<string, number> = { KEYWORD: 2, KEYWORD_LIST: 7, DATETIME: 6 }; // temporal.api.enums.v1.IndexedValueType
+  // The time-skipping test server cannot list search attributes, only add them.
+  const existing = await client.connection.operatorService
+    .listSearchAttributes({ namespace })
+    .then((r) => r.customAttributes ?? {})
+    .catch(() => ({}));
+  const missing = SEARCH_ATTRIBUTE_KEYS.filter((k) => !(k.name in existing));
   if (missing.length === 0) return;
   await client.connection.operatorService.addSearchAttributes({
     namespace,

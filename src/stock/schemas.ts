@@ -46,12 +46,14 @@ export const linesSchema = z
 
 /** Turns a zod failure into the contract's 400, naming the first bad field. */
 export function invalid(error: z.ZodError, prefix: readonly (string | number)[] = []): StockholdError {
+  // An unknown key is reported on the object that holds it; name the key itself, as the contract asks.
+  const pathOf = (i: z.core.$ZodIssue) => [...prefix, ...i.path, ...(i.code === 'unrecognized_keys' ? i.keys.slice(0, 1) : [])].map(String);
   const issue = error.issues[0];
-  const path = [...prefix, ...(issue?.path ?? [])].map(String);
+  const path = issue ? pathOf(issue) : [...prefix].map(String);
   const field = path.length > 0 ? path.join('.') : '(body)';
   return new StockholdError('INVALID_REQUEST', `${field}: ${issue?.message ?? 'invalid'}`, {
     field,
-    issues: error.issues.slice(0, 10).map((i) => ({ field: [...prefix, ...i.path].map(String).join('.'), message: i.message })),
+    issues: error.issues.slice(0, 10).map((i) => ({ field: pathOf(i).join('.'), message: i.message })),
   });
 }
 

@@ -7,6 +7,7 @@ import {
   deltaSchema,
   idempotencyKeySchema,
   linesSchema,
+  MAX_STOCK,
   nameSchema,
   parse,
   positiveStockSchema,
@@ -51,6 +52,7 @@ export interface StockStoreOptions {
   now?: () => number;
 }
 
+const expiresAtSchema = z.string().datetime();
 const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigureSchema, name: nameSchema.optional() });
 const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });
 const adjustmentBody = z.strictObject({ delta: deltaSchema, reason: reasonSchema });
@@ -59,9 +61,10 @@ const holdInput = z.strictObject({
   reservationId: reservationIdSchema,
   items: linesSchema,
   customerId: z.string().max(128).optional(),
-  expiresAt: z.string().datetime(),
+  expiresAt: expiresAtSchema,
 });
 const limitSchema = z.number().int().min(1).max(500);
+const releaseStatusSchema = z.enum(['CANCELLED', 'EXPIRED', 'REJECTED']);
 
 const DAY_MS = 86_400_000;
 
@@ -222,11 +225,16 @@ export class StockStore {
     const input = parse(restockBody, body);
     const { result, fresh, movementId } = await this.idempotentMovement(idempotencyKey, { op: 'restock', sku, input }, async (c) => {
       const updated = await c.query<{ total: string; name: string }>(
-        'UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 RETURNING total, name',
-        [sku, input.quantity],
+        'UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 <= $3 RETURNING total, name',
+        [sku, input.quantity, MAX_STOCK],
       );
       const row = updated.rows[0];
-      if (!row) throw new StockholdError('SKU_NOT_FOUND', `SKU ${sku} does not exist`, { sku });
+      if (!row) {
+        if ((await c.query('SELECT 1 FROM skus WHERE sku = $1', [sku])).rowCount === 0) {
+          throw new StockholdError('SKU_NOT_FOUND', `SKU ${sku} does not exist`, { sku });
+        }
+        throw new StockholdError('INVALID_REQUEST', 'quantity: total would exceed 2^31-1', { field: 'quantity' });
+      }
       const movement = await c.query<{ id: string }>(
         `INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'restock', $2, $3) RETURNING id`,
         [sku, input.quantity, input.reason ?? null],
@@ -398,6 +406,7 @@ export class StockStore {
   async release(rawId: string, skus: string[], status: ReleaseStatus, reason?: string): Promise<{ units: number }> {
     const reservationId = parse(reservationIdSchema, rawId, 'reservationId');
     parse(z.array(skuSchema).min(1).max(50), skus, 'skus');
+    parse(releaseStatusSchema, status, 'status');
     await this.db.query(
       `UPDATE reservations SET status = $2, reason = COALESCE($3, reason), updated_at = now()
         WHERE id = $1 AND status IN ('PENDING', 'HELD')`,
@@ -482,7 +491,8 @@ export class StockStore {
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */
   async extend(rawId: string, expiresAt: string): Promise<void> {
     const reservationId = parse(reservationIdSchema, rawId, 'reservationId');
-    await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, expiresAt]);
+    const deadline = parse(expiresAtSchema, expiresAt, 'expiresAt');
+    await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, deadline]);
   }
 
   // ---------------------------------------------------------------- rebuild
