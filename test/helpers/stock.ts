@@ -1,8 +1,8 @@
 import { createStock, keys, type StockClients } from '../../src/stock';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId } from './env';
 
-export function testStock(): StockClients {
-  return createStock({ redisUrl: TEST_REDIS_URL, databaseUrl: TEST_DATABASE_URL });
+export function testStock(redisUrl = TEST_REDIS_URL): StockClients {
+  return createStock({ redisUrl, databaseUrl: TEST_DATABASE_URL });
 }
 
 /** Figures of one SKU as both stores see them, to check DESIGN.md's invariants. */

@@ -1,5 +1,5 @@
 import { StockholdError, keys } from '../../src/stock';
-import { uniqueId, uniqueSku } from '../helpers/env';
+import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, figures, holdOf, newSku, testStock } from '../helpers/stock';
 
 const clients = testStock();
@@ -275,35 +275,39 @@ describe('admin writes', () => {
 });
 
 describe('Redis data loss', () => {
+  // A Redis database of its own: wiping it must not disturb other suites' SKUs.
+  const lossy = testStock(TEST_LOSSY_REDIS_URL);
+  afterAll(() => lossy.close());
+
   it('after FLUSHDB holds are refused, not oversold, until the rebuild restores total and reserved', async () => {
     const sku = uniqueSku();
-    await newSku(clients, sku, 5);
+    await newSku(lossy, sku, 5);
     const live = holdOf(sku, 2);
-    await stock.hold(live);
+    await lossy.stock.hold(live);
     const committed = holdOf(sku, 1);
-    await stock.hold(committed);
-    await stock.commit(committed.reservationId);
+    await lossy.stock.hold(committed);
+    await lossy.stock.commit(committed.reservationId);
 
-    await clients.redis.flushdb();
-    const refused = await refusal(stock.hold(holdOf(sku, 1)));
+    await lossy.redis.flushdb();
+    const refused = await refusal(lossy.stock.hold(holdOf(sku, 1)));
     expect(refused.code).toBe('UNAVAILABLE');
-    expect((await refusal(stock.getStock(sku))).code).toBe('UNAVAILABLE');
-    expect(await clients.redis.exists(keys.stock(sku))).toBe(0);
+    expect((await refusal(lossy.stock.getStock(sku))).code).toBe('UNAVAILABLE');
+    expect(await lossy.redis.exists(keys.stock(sku))).toBe(0);
 
-    expect(await stock.ensureLoaded()).toBe(true);
-    expect(await stock.getStock(sku)).toMatchObject({ total: 4, reserved: 2, available: 2 });
-    expect(await stock.ensureLoaded()).toBe(false);
-    await expectConsistent(clients, sku);
+    expect(await lossy.stock.ensureLoaded()).toBe(true);
+    expect(await lossy.stock.getStock(sku)).toMatchObject({ total: 4, reserved: 2, available: 2 });
+    expect(await lossy.stock.ensureLoaded()).toBe(false);
+    await expectConsistent(lossy, sku);
     // The held reservation can still be committed after the rebuild, and nothing oversells.
-    await stock.commit(live.reservationId);
-    const results = await Promise.allSettled(Array.from({ length: 20 }, () => stock.hold(holdOf(sku, 1))));
+    await lossy.stock.commit(live.reservationId);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => lossy.stock.hold(holdOf(sku, 1))));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
-    await expectConsistent(clients, sku);
+    await expectConsistent(lossy, sku);
   });
 
   it('an unknown SKU is SKU_NOT_FOUND once counters are loaded', async () => {
-    await stock.ensureLoaded();
-    expect((await refusal(stock.getStock(uniqueSku('NONE')))).code).toBe('SKU_NOT_FOUND');
+    await lossy.stock.ensureLoaded();
+    expect((await refusal(lossy.stock.getStock(uniqueSku('NONE')))).code).toBe('SKU_NOT_FOUND');
   });
 });
 
