@@ -1,0 +1,307 @@
+/**
+ * Records the event histories of real reservation runs into test/replay/histories/<scenario>.json,
+ * which test/replay/replay.test.ts replays against the current workflow code to catch
+ * non-deterministic changes before they reach running workflows.
+ *
+ *   npm run build && node lib/scripts/record-histories.js [scenario…]
+ *
+ * It starts its own Temporal dev server (the CLI installed by `npm run setup`, with the contract's
+ * search attributes) and a worker with the real activities over Redis and PostgreSQL:
+ * REDIS_URL (default redis://127.0.0.1:6379/11) and DATABASE_URL (default
+ * postgres://postgres@127.0.0.1:5432/stockhold_replay), migrated first. Every run creates SKUs with
+ * names of their own, so it may be repeated. Re-record after an intended, patched change to the
+ * workflow only when the old histories no longer matter (keep the old files otherwise: they are the
+ * runs still in flight in production).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Client, WithStartWorkflowOperation, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createStock, migrate, type StockClients } from '../stock';
+import { PROJECT_ROOT, TEMPORAL_CLI } from '../temporal';
+import type { reservationWorkflow } from '../workflows';
+import {
+  awaitHoldUpdate,
+  cancelUpdate,
+  commitUpdate,
+  extendUpdate,
+  paymentFailedSignal,
+  paymentSucceededSignal,
+  SEARCH_ATTRIBUTE_KEYS,
+  searchAttributes,
+  WORKFLOW_TYPE,
+  workflowIdOf,
+  type ItemLine,
+  type ReservationStatus,
+  type ReservationView,
+} from '../workflows/definitions';
+
+export const HISTORIES_DIR = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379/11';
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/stockhold_replay';
+const MAX_TTL_SECONDS = 86_400;
+
+type Handle = WorkflowHandle<typeof reservationWorkflow>;
+
+interface Context {
+  client: Client;
+  taskQueue: string;
+  stock: StockClients;
+  /** A fresh SKU with `total` units; its name carries the run's tag so reruns never collide. */
+  sku(label: string, total: number): Promise<string>;
+}
+
+interface Started {
+  handle: Handle;
+  reservationId: string;
+  /** The hold answer, or the refusal code when the hold was refused. */
+  held?: ReservationView;
+  refusal?: string;
+}
+
+// ---------------------------------------------------------------- history <-> JSON
+
+interface ProtoJson {
+  toJson(type: unknown, message: unknown): unknown;
+  fromJson(type: unknown, json: unknown, options?: { ignoreUnknownFields?: boolean }): unknown;
+}
+
+/**
+ * The SDK's historyToJSON / historyFromJSON (@temporalio/common/lib/proto-utils) call protobufjs's
+ * protojson with a Type built by @temporalio/proto. When npm installs two copies of protobufjs 8
+ * (one under @temporalio/common, one under @temporalio/proto, because @grpc/proto-loader's
+ * protobufjs 7 took the top-level slot), protojson's `instanceof Type` check fails with
+ * "TypeError: type must be a Type". Then we use the protojson of the very copy @temporalio/proto
+ * uses: the same function on the same Type, so the output is identical.
+ */
+function sameCopyProtoJson(): ProtoJson {
+  return createRequire(require.resolve('@temporalio/proto'))('protobufjs/ext/protojson') as ProtoJson;
+}
+
+const isTypeMismatch = (err: unknown): boolean => err instanceof TypeError && /type must be a Type/.test(err.message);
+
+/** A history in proto3 JSON form (what `temporal workflow show -o json` prints), indented. */
+export function historyToJson(history: History): string {
+  let json: unknown;
+  try {
+    json = JSON.parse(historyToJSON(history));
+  } catch (err) {
+    if (!isTypeMismatch(err)) throw err;
+    const type = temporal.api.history.v1.History;
+    json = sameCopyProtoJson().toJson(type, type.fromObject(history));
+  }
+  return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+/** Reads back what historyToJson wrote (or a history file from the Temporal CLI or Web UI). */
+export function historyFromJson(json: unknown): History {
+  try {
+    return historyFromJSON(json);
+  } catch (err) {
+    if (!isTypeMismatch(err)) throw err;
+    const history = sameCopyProtoJson().fromJson(temporal.api.history.v1.History, json, { ignoreUnknownFields: true });
+    if (!history) throw new TypeError('invalid history JSON');
+    return history as History;
+  }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const hashOf = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex');
+
+/** Starts a reservation as the API does: update-with-start carrying the awaitHold update. */
+async function reserve(ctx: Context, scenario: string, items: ItemLine[], ttlSeconds = 600, customerId?: string): Promise<Started> {
+  const reservationId = `replay-${scenario}-${randomUUID().slice(0, 8)}`;
+  const requestHash = hashOf({ items, ttlSeconds, customerId: customerId ?? null });
+  const startToken = randomUUID();
+  const workflowId = workflowIdOf(reservationId);
+  const start = new WithStartWorkflowOperation<typeof reservationWorkflow>(WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue: ctx.taskQueue,
+    args: [{ reservationId, items, ttlSeconds, maxTtlSeconds: MAX_TTL_SECONDS, customerId, requestHash, startToken }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    memo: { requestHash },
+    typedSearchAttributes: [
+      { key: searchAttributes.status, value: 'PENDING' },
+      { key: searchAttributes.skus, value: items.map((i) => i.sku) },
+      ...(customerId ? [{ key: searchAttributes.customerId, value: customerId }] : []),
+    ],
+  });
+  const handle = ctx.client.workflow.getHandle<typeof reservationWorkflow>(workflowId);
+  try {
+    const answer = await ctx.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start });
+    return { handle, reservationId, held: answer.reservation };
+  } catch (err) {
+    const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type) return { handle, reservationId, refusal: cause.type };
+    throw err;
+  }
+}
+
+function expectThat(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`scenario went wrong: ${what}`);
+}
+
+async function finalView(started: Started, status: ReservationStatus): Promise<ReservationView> {
+  const view = await started.handle.result();
+  expectThat(view.status === status, `${started.reservationId} ended ${view.status}, expected ${status}`);
+  return view;
+}
+
+/** Each scenario drives one reservation to its end and returns its handle; the history is fetched after. */
+const SCENARIOS: Record<string, (ctx: Context) => Promise<Handle>> = {
+  'hold-commit': async (ctx) => {
+    const sku = await ctx.sku('commit', 10);
+    const r = await reserve(ctx, 'hold-commit', [{ sku, quantity: 2 }], 600, 'customer-1');
+    expectThat(r.held?.status === 'HELD', 'hold');
+    const view = await r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-commit-1' }] });
+    expectThat(view.status === 'COMMITTED' && view.items[0]?.committedQuantity === 2, 'commit');
+    await finalView(r, 'COMMITTED');
+    return r.handle;
+  },
+
+  'hold-cancel': async (ctx) => {
+    const sku = await ctx.sku('cancel', 10);
+    const r = await reserve(ctx, 'hold-cancel', [{ sku, quantity: 3 }]);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    const view = await r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] });
+    expectThat(view.status === 'CANCELLED', 'cancel');
+    await finalView(r, 'CANCELLED');
+    return r.handle;
+  },
+
+  'hold-expire': async (ctx) => {
+    const sku = await ctx.sku('expire', 10);
+    const r = await reserve(ctx, 'hold-expire', [{ sku, quantity: 1 }], 2);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    await finalView(r, 'EXPIRED'); // the 2-second timer fires and releases the hold
+    return r.handle;
+  },
+
+  rejected: async (ctx) => {
+    const sku = await ctx.sku('rejected', 1);
+    const r = await reserve(ctx, 'rejected', [{ sku, quantity: 2 }]);
+    expectThat(r.refusal === 'INSUFFICIENT_STOCK', `refusal ${String(r.refusal)}`);
+    await finalView(r, 'REJECTED');
+    return r.handle;
+  },
+
+  'extend-commit': async (ctx) => {
+    const sku = await ctx.sku('extend', 10);
+    const r = await reserve(ctx, 'extend-commit', [{ sku, quantity: 1 }], 60);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    const extended = await r.handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 1_200 }] });
+    expectThat(extended.status === 'HELD' && extended.expiresAt > r.held!.expiresAt, 'extend');
+    await r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-extend-1' }] });
+    await finalView(r, 'COMMITTED');
+    return r.handle;
+  },
+
+  'partial-commit': async (ctx) => {
+    const a = await ctx.sku('partial-a', 10);
+    const b = await ctx.sku('partial-b', 10);
+    const r = await reserve(ctx, 'partial-commit', [
+      { sku: a, quantity: 3 },
+      { sku: b, quantity: 2 },
+    ]);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    const view = await r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-partial-1', items: [{ sku: a, quantity: 1 }] }] });
+    const committed = Object.fromEntries(view.items.map((l) => [l.sku, l.committedQuantity]));
+    expectThat(view.status === 'COMMITTED' && committed[a] === 1 && committed[b] === 0, `partial commit ${JSON.stringify(view.items)}`);
+    await finalView(r, 'COMMITTED');
+    return r.handle;
+  },
+
+  'payment-signal-commit': async (ctx) => {
+    const sku = await ctx.sku('payment-ok', 10);
+    const r = await reserve(ctx, 'payment-signal-commit', [{ sku, quantity: 2 }]);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    await r.handle.signal(paymentSucceededSignal, { paymentId: 'pay-signal-1' });
+    const view = await finalView(r, 'COMMITTED');
+    expectThat(view.items[0]?.committedQuantity === 2, 'signal commit');
+    return r.handle;
+  },
+
+  'payment-failed-cancel': async (ctx) => {
+    const sku = await ctx.sku('payment-failed', 10);
+    const r = await reserve(ctx, 'payment-failed-cancel', [{ sku, quantity: 1 }]);
+    expectThat(r.held?.status === 'HELD', 'hold');
+    await r.handle.signal(paymentFailedSignal, { paymentId: 'pay-signal-2', reason: 'card declined' });
+    await finalView(r, 'CANCELLED');
+    return r.handle;
+  },
+};
+
+export async function recordHistories(only: string[] = []): Promise<string[]> {
+  const unknown = only.filter((name) => !(name in SCENARIOS));
+  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const chosen = Object.entries(SCENARIOS).filter(([name]) => only.length === 0 || only.includes(name));
+
+  await migrate(DATABASE_URL);
+  const stock = createStock({ redisUrl: REDIS_URL, databaseUrl: DATABASE_URL });
+  let env: TestWorkflowEnvironment | undefined;
+  const written: string[] = [];
+  try {
+    await stock.stock.ensureLoaded(); // a Redis without the loaded marker would refuse holds as UNAVAILABLE
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: TEMPORAL_CLI }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1' },
+    });
+    // Fixed identities, so the committed histories carry no host names or process ids.
+    const client = new Client({ connection: env.connection, namespace: 'default', identity: 'record-histories-client' });
+    const taskQueue = `record-histories-${randomUUID()}`;
+    const tag = randomUUID().slice(0, 8);
+    const ctx: Context = {
+      client,
+      taskQueue,
+      stock,
+      async sku(label, total) {
+        const sku = `REPLAY-${label}-${tag}`;
+        await stock.stock.createSku({ sku, total, name: `replay ${label}` });
+        return sku;
+      },
+    };
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      identity: 'record-histories-worker',
+      workflowsPath: require.resolve('../workflows'),
+      activities: createActivities(stock.stock),
+    });
+    mkdirSync(HISTORIES_DIR, { recursive: true });
+    await worker.runUntil(async () => {
+      for (const [name, drive] of chosen) {
+        const handle = await drive(ctx);
+        const history = await handle.fetchHistory();
+        const file = path.join(HISTORIES_DIR, `${name}.json`);
+        writeFileSync(file, historyToJson(history));
+        written.push(file);
+        console.log(`wrote ${path.relative(PROJECT_ROOT, file)} (${history.events?.length ?? 0} events, workflow ${handle.workflowId})`);
+      }
+    });
+  } finally {
+    await env?.teardown();
+    await stock.close();
+  }
+  return written;
+}
+
+if (require.main === module) {
+  Runtime.install({ logger: new DefaultLogger('ERROR') }); // a refused hold logs a WARN with a stack: expected here
+  recordHistories(process.argv.slice(2)).then(
+    (files) => console.log(`recorded ${files.length} histories into ${path.relative(PROJECT_ROOT, HISTORIES_DIR)}`),
+    (err: unknown) => {
+      console.error('recording failed:', err);
+      process.exit(1);
+    },
+  );
+}

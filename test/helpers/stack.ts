@@ -1,0 +1,158 @@
+/**
+ * A whole Stockhold stack in the test process: a real Temporal dev server (with the contract's
+ * search attributes), a worker on a task queue of its own, and the Express API over real Redis
+ * (db 9) and PostgreSQL (`stockhold_test`), listening on 127.0.0.1 on a free port.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities';
+import { createApp } from '../../src/api/app';
+import { createMetrics } from '../../src/api/metrics';
+import { ReservationService } from '../../src/api/reservations';
+import { createLogger } from '../../src/logger';
+import type { StockClients } from '../../src/stock';
+import { ensureSearchAttributes } from '../../src/temporal';
+import { testStock } from './stock';
+import { devServerEnv, taskQueue, workflowBundle } from './temporal';
+
+export const ADMIN_TOKEN = 'admin-secret';
+export const CLIENT_TOKEN = 'client-secret';
+
+/** Quiet Temporal's core and worker logs (warnings and errors still show). Once per test file. */
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // already installed in this module registry
+}
+
+export interface ApiOptions {
+  /** Bearer token; `null` sends no Authorization header. Defaults to the client token. */
+  token?: string | null;
+  /** A JSON body (serialised with JSON.stringify). */
+  body?: unknown;
+  /** A body sent as is (invalid JSON, a text body...); Content-Type stays application/json unless `headers` says otherwise. */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface ApiAnswer<T = any> {
+  status: number;
+  body: T;
+  text: string;
+  headers: Headers;
+}
+
+/** One HTTP call to the API; the body is parsed as JSON when it is JSON. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function request<T = any>(baseUrl: string, method: string, path: string, options: ApiOptions = {}): Promise<ApiAnswer<T>> {
+  const token = options.token === undefined ? CLIENT_TOKEN : options.token;
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  Object.assign(headers, options.headers ?? {});
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  if ((res.headers.get('content-type') ?? '').includes('application/json')) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  return { status: res.status, body: parsed as T, text, headers: res.headers };
+}
+
+export interface Stack {
+  url: string;
+  env: TestWorkflowEnvironment;
+  /** The stock clients the API and the worker use (Redis db 9, `stockhold_test`). */
+  stock: StockClients;
+  taskQueue: string;
+  server: Server;
+  worker: Worker;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiAnswer<T>>;
+  /** The same with the admin token. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  admin<T = any>(method: string, path: string, options?: Omit<ApiOptions, 'token'>): Promise<ApiAnswer<T>>;
+  close(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const env = await devServerEnv();
+  const stock = testStock();
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  let server: Server | undefined;
+  const close = async () => {
+    if (server) {
+      const s = server;
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      s.closeAllConnections();
+      await closed;
+    }
+    if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+    await running?.catch(() => undefined);
+    await env.teardown();
+    await stock.close();
+  };
+  try {
+    await ensureSearchAttributes(env.client, 'default');
+    const queue = taskQueue('api');
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: queue,
+      workflowBundle: await workflowBundle(),
+      activities: createActivities(stock.stock),
+      shutdownGraceTime: '2 seconds',
+    });
+    running = worker.run();
+    const app = createApp({
+      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN },
+      stock: stock.stock,
+      reservations: new ReservationService(env.client, stock.redis, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+      metrics: createMetrics(),
+      logger: createLogger('silent'),
+      checks: {
+        redis: () => stock.redis.ping(),
+        postgres: () => stock.db.query('SELECT 1'),
+        temporal: () => env.client.workflowService.getSystemInfo({}),
+      },
+    });
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s)).on('error', reject);
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      env,
+      stock,
+      taskQueue: queue,
+      server,
+      worker,
+      api: (method, path, options) => request(url, method, path, options),
+      admin: (method, path, options) => request(url, method, path, { ...options, token: ADMIN_TOKEN }),
+      close,
+    };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Polls `probe` until `done` holds (at most `timeoutMs`), returning the last value either way. */
+export async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, intervalMs = 200): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > until) return value;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
