@@ -6,7 +6,8 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EP
 
 /** True for failures of a backing store's connection rather than of the request. */
 export function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  // Shape, not `instanceof Error`: errors from Node's own modules may come from another realm.
+  if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return false;
   const e = err as Error & { code?: unknown; name: string };
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')) return true;
   if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) {
