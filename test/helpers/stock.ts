@@ -1,4 +1,4 @@
-import { createStock, keys, type StockClients } from '../../src/stock';
+import { createStock, keys, StockholdError, type StockClients } from '../../src/stock';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId } from './env';
 
 export function testStock(redisUrl = TEST_REDIS_URL): StockClients {
@@ -50,4 +50,15 @@ export function expiresIn(ms = 600_000): string {
 
 export function holdOf(sku: string, quantity: number, reservationId = uniqueId()) {
   return { reservationId, items: [{ sku, quantity }], expiresAt: expiresIn() };
+}
+
+/** The StockholdError a call is refused with; fails the test when the call succeeds. */
+export async function refusal(promise: Promise<unknown>): Promise<StockholdError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof StockholdError) return err;
+    throw err;
+  }
+  throw new Error('expected a refusal, but the call succeeded');
 }

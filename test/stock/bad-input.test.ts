@@ -1,6 +1,6 @@
 import { StockholdError, keys } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
-import { expiresIn, figures, testStock } from '../helpers/stock';
+import { expiresIn, figures, refusal, testStock } from '../helpers/stock';
 
 /**
  * Bad input to the stock module is refused with INVALID_REQUEST naming the bad field in
@@ -15,16 +15,6 @@ afterAll(() => clients.close());
 
 /** A value of any type where the store's signature wants another: the point of these tests. */
 const bad = (value: unknown) => value as never;
-
-async function refusal(promise: Promise<unknown>): Promise<StockholdError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof StockholdError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal, but the call succeeded');
-}
 
 /** How a value reads in a test name: NaN, Infinity, control characters and long strings legibly. */
 function show(value: unknown): string {

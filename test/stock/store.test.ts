@@ -1,21 +1,11 @@
 import { StockholdError, keys } from '../../src/stock';
 import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
-import { expectConsistent, expiresIn, figures, holdOf, newSku, testStock } from '../helpers/stock';
+import { expectConsistent, expiresIn, figures, holdOf, newSku, refusal, testStock } from '../helpers/stock';
 
 const clients = testStock();
 const { stock } = clients;
 
 afterAll(() => clients.close());
-
-async function refusal(promise: Promise<unknown>): Promise<StockholdError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof StockholdError) return err;
-    throw err;
-  }
-  throw new Error('expected a refusal, but the call succeeded');
-}
 
 describe('concurrent holds never oversell', () => {
   it.each([1, 100])('10,000 concurrent holds of 1 unit on stock %i: exactly that many succeed', async (units) => {
