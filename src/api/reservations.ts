@@ -59,9 +59,10 @@ export class ReservationService {
     const reservationId = input.reservationId ?? randomUUID();
     const ttlSeconds = input.ttlSeconds ?? this.config.defaultTtlSeconds;
     const requestHash = hashOf({ items: input.items, ttlSeconds, customerId: input.customerId ?? null });
-    if (!(input.reservationId && (await this.isKnown(input.reservationId, input.items[0]!.sku)))) {
-      await this.refuseWhenShort(input.items);
-    }
+    const shortfall = await this.shortfall(input.items);
+    // A repeat of a reservation that already holds (or finished) is not refused for the stock it
+    // holds itself. Checked after the shortfall, so a hold that landed in between is seen.
+    if (shortfall && !(input.reservationId && (await this.isKnown(input.reservationId, input.items[0]!.sku)))) throw shortfall;
     const startToken = randomUUID();
     const workflowId = workflowIdOf(reservationId);
     const start = new WithStartWorkflowOperation(reservationWorkflow, {
@@ -191,25 +192,27 @@ export class ReservationService {
   }
 
   /**
-   * The flash-sale fast path: a cart that Redis already shows cannot be held is refused here,
-   * without starting a workflow or touching PostgreSQL. (The Lua hold still decides for the rest.)
+   * The flash-sale fast path: the refusal for a cart that Redis already shows cannot be held, so
+   * it is refused without starting a workflow or touching PostgreSQL. (The Lua hold still decides
+   * for the rest.)
    */
-  private async refuseWhenShort(items: { sku: string; quantity: number }[]): Promise<void> {
+  private async shortfall(items: { sku: string; quantity: number }[]): Promise<StockholdError | undefined> {
     const counters = await Promise.all(items.map((i) => this.redis.hmget(keys.stock(i.sku), 'total', 'reserved')));
     for (const [i, [total, reserved]] of counters.entries()) {
       const item = items[i]!;
       if (total === null) {
-        if ((await this.redis.exists(keys.loaded)) !== 1) throw unavailable('stock counters are not loaded yet; retry shortly');
-        throw new StockholdError('SKU_NOT_FOUND', `SKU ${item.sku} does not exist`, { sku: item.sku });
+        if ((await this.redis.exists(keys.loaded)) !== 1) return unavailable('stock counters are not loaded yet; retry shortly');
+        return new StockholdError('SKU_NOT_FOUND', `SKU ${item.sku} does not exist`, { sku: item.sku });
       }
       const available = Number(total) - Number(reserved ?? 0);
       if (available < item.quantity) {
-        throw new StockholdError('INSUFFICIENT_STOCK', `only ${available} of ${item.sku} available, ${item.quantity} requested`, {
+        return new StockholdError('INSUFFICIENT_STOCK', `only ${available} of ${item.sku} available, ${item.quantity} requested`, {
           sku: item.sku,
           requested: item.quantity,
           available: Math.max(available, 0),
         });
       }
     }
+    return undefined;
   }
 }

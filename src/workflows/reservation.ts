@@ -33,6 +33,8 @@ import {
   paymentFailedSignal,
   paymentSucceededSignal,
   searchAttributes,
+  type AwaitHoldArgs,
+  type CommitArgs,
   type ItemLine,
   type ReservationInput,
   type ReservationLineView,
@@ -165,7 +167,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   setHandler(getReservationQuery, view);
 
-  setHandler(awaitHoldUpdate, async ({ requestHash, startToken }) => {
+  // Handlers take their argument as `unknown`-ish: a caller outside the API (another SDK, the CLI)
+  // may send none or a malformed one, and a TypeError here would fail every workflow task.
+  setHandler(awaitHoldUpdate, async (args) => {
+    const { requestHash, startToken }: Partial<AwaitHoldArgs> = isPlainObject(args) ? args : {};
     if (requestHash !== input.requestHash) {
       throw refusal('RESERVATION_ID_CONFLICT', `reservation ${reservationId} exists with another body`, { reservationId });
     }
@@ -176,9 +181,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   setHandler(
     commitUpdate,
-    async ({ items, paymentId }) => {
+    async (args) => {
+      const { items, paymentId }: CommitArgs = isPlainObject(args) ? args : {};
       await condition(() => status !== 'PENDING');
-      if (status === 'HELD' && !settlement) void commit(items, paymentId).catch(() => undefined);
+      if (status === 'HELD' && !settlement) void commit(items, typeof paymentId === 'string' ? paymentId : undefined).catch(() => undefined);
       await settlement;
       if (status === 'COMMITTED') return view();
       throw notHeld();
@@ -186,7 +192,8 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     { validator: (args) => validateItems(isPlainObject(args) ? args.items : undefined, lines) },
   );
 
-  setHandler(cancelUpdate, async ({ reason }) => {
+  setHandler(cancelUpdate, async (args) => {
+    const reason = isPlainObject(args) && typeof args.reason === 'string' ? args.reason.slice(0, 500) : undefined;
     await condition(() => status !== 'PENDING');
     if (status === 'HELD' && !settlement) void release('CANCELLED', reason).catch(() => undefined);
     await settlement;
@@ -230,7 +237,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
       log.warn('paymentSucceeded ignored: its items do not fit the hold', { error: String(err), paymentId: args?.paymentId });
       return;
     }
-    await commit(args.items, typeof args.paymentId === 'string' ? args.paymentId : undefined).catch((err: unknown) =>
+    await commit(args?.items, typeof args?.paymentId === 'string' ? args.paymentId : undefined).catch((err: unknown) =>
       log.error('commit after paymentSucceeded failed', { error: String(err) }),
     );
   });

@@ -1,0 +1,370 @@
+/**
+ * A worker process killed with SIGKILL while reservations are held (and while some commits and
+ * cancels are in flight), then restarted: every reservation still reaches its expected final
+ * status, every sale is recorded exactly once, and the stock figures are exact.
+ *
+ * The worker runs as a separate OS process (`node lib/worker.js`, built here when lib/ is older than
+ * src/) against a real Temporal dev server, the test Redis database and the test PostgreSQL database.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { keys } from '../../src/stock';
+import { PROJECT_ROOT } from '../../src/temporal';
+import type { reservationWorkflow } from '../../src/workflows';
+import {
+  awaitHoldUpdate,
+  cancelUpdate,
+  commitUpdate,
+  paymentFailedSignal,
+  paymentSucceededSignal,
+  WORKFLOW_TYPE,
+  workflowIdOf,
+  type ItemLine,
+  type ReservationStatus,
+  type ReservationView,
+} from '../../src/workflows/definitions';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
+import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
+import { devServerEnv, taskQueue } from '../helpers/temporal';
+
+const WORKER_JS = path.join(PROJECT_ROOT, 'lib', 'worker.js');
+const SHORT_TTL_SECONDS = 4;
+const LONG_TTL_SECONDS = 600;
+
+type Handle = WorkflowHandle<typeof reservationWorkflow>;
+
+const clients = testStock();
+const children = new Set<ChildProcess>();
+let env: TestWorkflowEnvironment | undefined;
+let client: Client;
+/**
+ * Every Temporal call of the test runs under this signal; afterAll aborts it before the teardown,
+ * so after a failure no call is left retrying on a closed connection (its "Channel has been shut
+ * down" would otherwise surface in whichever test file runs next).
+ */
+const aborter = new AbortController();
+const call = <T>(fn: () => Promise<T>): Promise<T> => client.withAbortSignal(aborter.signal, fn);
+
+// ---------------------------------------------------------------- build and worker processes
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** `npm run build` when lib/worker.js is missing or older than any file of src/ (`npm test` builds first). */
+function buildIfStale(): void {
+  if (existsSync(WORKER_JS) && statSync(WORKER_JS).mtimeMs >= newestMtime(path.join(PROJECT_ROOT, 'src'))) return;
+  const startedAt = Date.now();
+  try {
+    execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
+  } catch (err) {
+    const e = err as { stdout?: Buffer; stderr?: Buffer };
+    const report = `${String(e.stdout ?? '')}${String(e.stderr ?? '')}`;
+    // tsc still emits JavaScript for files with type errors; a type error elsewhere in src/ (which
+    // `npm test`'s typecheck reports anyway) must not stop this test from running the fresh worker.
+    if (!existsSync(WORKER_JS) || statSync(WORKER_JS).mtimeMs < startedAt - 1_000) throw new Error(`build failed:\n${report}`);
+    console.warn(`build reported type errors; running the emitted lib/worker.js anyway:\n${report}`);
+  }
+}
+
+interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<void>;
+}
+
+function spawnWorker(queue: string): WorkerProcess {
+  const child = spawn(process.execPath, [WORKER_JS], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: env!.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: queue,
+      REDIS_URL: TEST_REDIS_URL,
+      DATABASE_URL: TEST_DATABASE_URL,
+      LOG_LEVEL: 'warn',
+    },
+  });
+  children.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      children.delete(child);
+      resolve();
+    }),
+  );
+  return { child, output: () => output, exited };
+}
+
+/** Waits until the worker process polls both the workflow and the activity task queue. */
+async function waitUntilPolling(worker: WorkerProcess, queue: string, timeoutMs = 30_000): Promise<void> {
+  const prefix = `${worker.child.pid}@`;
+  const types = [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+      throw new Error(`worker exited (${worker.child.exitCode ?? worker.child.signalCode}) before polling:\n${worker.output()}`);
+    }
+    const polling = await Promise.all(
+      types.map(async (taskQueueType) => {
+        const described = await call(() => client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: queue }, taskQueueType }));
+        return (described.pollers ?? []).some((p) => p.identity?.startsWith(prefix));
+      }),
+    );
+    if (polling.every(Boolean)) return;
+    if (Date.now() > until) throw new Error(`worker did not poll ${queue} within ${timeoutMs} ms:\n${worker.output()}`);
+    await sleep(200);
+  }
+}
+
+async function stopWorker(worker: WorkerProcess, graceMs = 5_000): Promise<void> {
+  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
+  worker.child.kill('SIGTERM');
+  const stopped = await Promise.race([worker.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  if (!stopped) {
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Rejects after `ms`, so a stuck reservation fails the test with a message instead of a jest timeout. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------- reservations
+
+type Fate =
+  | 'commit-in-flight' // commit accepted by the workflow, then the worker is killed
+  | 'cancel-in-flight' // cancel sent (not awaited), then the worker is killed
+  | 'expire-during-crash' // short TTL that runs out while no worker is alive
+  | 'signal-commit-during-crash' // paymentSucceeded sent while no worker is alive
+  | 'signal-cancel-during-crash' // paymentFailed sent while no worker is alive
+  | 'commit-after-restart'
+  | 'partial-commit-after-restart'
+  | 'cancel-after-restart';
+
+const EXPECTED: Record<Fate, ReservationStatus> = {
+  'commit-in-flight': 'COMMITTED',
+  'cancel-in-flight': 'CANCELLED',
+  'expire-during-crash': 'EXPIRED',
+  'signal-commit-during-crash': 'COMMITTED',
+  'signal-cancel-during-crash': 'CANCELLED',
+  'commit-after-restart': 'COMMITTED',
+  'partial-commit-after-restart': 'COMMITTED',
+  'cancel-after-restart': 'CANCELLED',
+};
+
+interface Reservation {
+  fate: Fate;
+  reservationId: string;
+  items: ItemLine[];
+  /** What a partial commit sells (the first line's first unit). */
+  commitItems?: ItemLine[];
+  handle: Handle;
+  held?: ReservationView;
+}
+
+/** Starts a reservation as the API does: update-with-start carrying the awaitHold update. */
+async function reserve(queue: string, fate: Fate, items: ItemLine[], ttlSeconds: number): Promise<Reservation> {
+  const reservationId = uniqueId('crash');
+  const startToken = randomUUID();
+  const workflowId = workflowIdOf(reservationId);
+  const start = new WithStartWorkflowOperation<typeof reservationWorkflow>(WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue: queue,
+    args: [{ reservationId, items, ttlSeconds, maxTtlSeconds: 86_400, requestHash: 'h', startToken }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    memo: { requestHash: 'h' },
+  });
+  const answer = await call(() => client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken }], startWorkflowOperation: start }));
+  const commitItems = fate === 'partial-commit-after-restart' ? [{ sku: items[0]!.sku, quantity: 1 }] : undefined;
+  return { fate, reservationId, items, commitItems, handle: client.workflow.getHandle<typeof reservationWorkflow>(workflowId), held: answer.reservation };
+}
+
+/** The units each line should have sold once the reservation is final. */
+function expectedSold(r: Reservation): Map<string, number> {
+  const sold = new Map<string, number>();
+  if (EXPECTED[r.fate] !== 'COMMITTED') return sold;
+  for (const line of r.commitItems ?? r.items) sold.set(line.sku, line.quantity);
+  return sold;
+}
+
+// ---------------------------------------------------------------- the test
+
+beforeAll(async () => {
+  buildIfStale();
+  env = await devServerEnv();
+  client = env.client;
+}, 150_000);
+
+afterAll(async () => {
+  aborter.abort();
+  for (const child of children) child.kill('SIGKILL');
+  await env?.teardown();
+  await clients.close();
+});
+
+describe('worker crash (SIGKILL) and restart, dev server, real Redis and PostgreSQL', () => {
+  it('every reservation reaches its final state and the stock figures are exact', async () => {
+    const queue = taskQueue('crash');
+    const initial = new Map<string, number>([
+      [uniqueSku('CRASH-A'), 40],
+      [uniqueSku('CRASH-B'), 30],
+      [uniqueSku('CRASH-C'), 20],
+    ]);
+    for (const [sku, total] of initial) await newSku(clients, sku, total);
+    const [a, b, c] = [...initial.keys()] as [string, string, string];
+
+    // 20 reservations over three SKUs; some with several lines.
+    const plan: [Fate, ItemLine[], number][] = [
+      ['commit-in-flight', [{ sku: a, quantity: 2 }], LONG_TTL_SECONDS],
+      ['commit-in-flight', [{ sku: b, quantity: 1 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      ['commit-in-flight', [{ sku: a, quantity: 1 }], LONG_TTL_SECONDS],
+      ['commit-in-flight', [{ sku: c, quantity: 2 }], LONG_TTL_SECONDS],
+      ['cancel-in-flight', [{ sku: a, quantity: 3 }], LONG_TTL_SECONDS],
+      ['cancel-in-flight', [{ sku: b, quantity: 2 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      ['expire-during-crash', [{ sku: a, quantity: 2 }], SHORT_TTL_SECONDS],
+      ['expire-during-crash', [{ sku: b, quantity: 3 }], SHORT_TTL_SECONDS],
+      ['expire-during-crash', [{ sku: a, quantity: 1 }, { sku: b, quantity: 1 }, { sku: c, quantity: 1 }], SHORT_TTL_SECONDS],
+      ['expire-during-crash', [{ sku: c, quantity: 2 }], SHORT_TTL_SECONDS],
+      ['signal-commit-during-crash', [{ sku: a, quantity: 2 }, { sku: b, quantity: 2 }], LONG_TTL_SECONDS],
+      ['signal-commit-during-crash', [{ sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      ['signal-cancel-during-crash', [{ sku: b, quantity: 1 }], LONG_TTL_SECONDS],
+      ['commit-after-restart', [{ sku: a, quantity: 1 }], LONG_TTL_SECONDS],
+      ['commit-after-restart', [{ sku: b, quantity: 2 }, { sku: c, quantity: 2 }], LONG_TTL_SECONDS],
+      ['partial-commit-after-restart', [{ sku: a, quantity: 3 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      ['partial-commit-after-restart', [{ sku: b, quantity: 2 }], LONG_TTL_SECONDS],
+      ['cancel-after-restart', [{ sku: a, quantity: 2 }], LONG_TTL_SECONDS],
+      ['cancel-after-restart', [{ sku: b, quantity: 1 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      ['cancel-after-restart', [{ sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+    ];
+    expect(plan).toHaveLength(20);
+    const by = (...fates: Fate[]) => reservations.filter((r) => fates.includes(r.fate));
+
+    // ---- first worker: hold everything
+    const first = spawnWorker(queue);
+    await waitUntilPolling(first, queue);
+    const reservations = await within(
+      Promise.all(plan.map(([fate, items, ttl]) => reserve(queue, fate, items, ttl))),
+      20_000,
+      'holding the 20 reservations',
+    );
+    for (const r of reservations) expect([r.fate, r.held?.status]).toEqual([r.fate, 'HELD']);
+    for (const [sku] of initial) {
+      const heldUnits = reservations.flatMap((r) => r.items).filter((l) => l.sku === sku).reduce((n, l) => n + l.quantity, 0);
+      expect((await clients.stock.getStock(sku)).reserved).toBe(heldUnits);
+    }
+
+    // ---- in flight at the kill: commits the workflows have accepted, cancels merely sent
+    const inFlightCommits = await within(
+      Promise.all(
+        by('commit-in-flight').map((r) =>
+          call(() => r.handle.startUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}` }], waitForStage: WorkflowUpdateStage.ACCEPTED })),
+        ),
+      ),
+      10_000,
+      'commit updates accepted',
+    );
+    const inFlightCancels = by('cancel-in-flight').map((r) => call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })));
+    inFlightCancels.forEach((p) => p.catch(() => undefined)); // awaited below; no unhandled rejection meanwhile
+    await sleep(20);
+
+    // ---- SIGKILL: no graceful shutdown, the sticky caches and any running activity die with it
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const killedAt = Date.now();
+    expect(first.child.signalCode).toBe('SIGKILL');
+
+    // ---- while no worker is alive: payment signals arrive, the short TTLs run out
+    for (const r of by('signal-commit-during-crash')) await call(() => r.handle.signal(paymentSucceededSignal, { paymentId: `pay-${r.reservationId}` }));
+    for (const r of by('signal-cancel-during-crash')) await call(() => r.handle.signal(paymentFailedSignal, { reason: 'card declined' }));
+    const lastShortDeadline = Math.max(...by('expire-during-crash').map((r) => Date.parse(r.held!.expiresAt)));
+    await sleep(Math.max(0, lastShortDeadline - Date.now()) + 500);
+    for (const r of by('expire-during-crash').filter((x) => Date.parse(x.held!.expiresAt) > killedAt)) {
+      // No worker was alive at its deadline: the hold outlives it until a restarted worker replays
+      // the run and handles the fired timer. (One that ran out before the kill, on a slow machine, is skipped.)
+      expect([r.reservationId, await clients.redis.hexists(keys.holds(r.items[0]!.sku), r.reservationId)]).toEqual([r.reservationId, 1]);
+    }
+
+    // ---- second worker: everything finishes
+    const second = spawnWorker(queue);
+    await waitUntilPolling(second, queue);
+    const afterRestart = [
+      ...by('commit-after-restart', 'partial-commit-after-restart').map((r) =>
+        call(() => r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}`, ...(r.commitItems ? { items: r.commitItems } : {}) }] })),
+      ),
+      ...by('cancel-after-restart').map((r) => call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] }))),
+    ];
+    const answers = await within(
+      Promise.all([...afterRestart, ...inFlightCommits.map((u) => call(() => u.result())), ...inFlightCancels]),
+      45_000,
+      'updates after the restart',
+    );
+    const finals = await within(
+      Promise.all(reservations.map((r) => call(() => r.handle.result()))),
+      30_000,
+      'every reservation final',
+    );
+
+    // ---- each update answered its final view
+    for (const view of answers) expect(['COMMITTED', 'CANCELLED']).toContain(view.status);
+    for (const [i, r] of [...by('commit-after-restart', 'partial-commit-after-restart'), ...by('cancel-after-restart'), ...by('commit-in-flight'), ...by('cancel-in-flight')].entries()) {
+      expect([r.fate, answers[i]!.reservationId, answers[i]!.status]).toEqual([r.fate, r.reservationId, EXPECTED[r.fate]]);
+    }
+
+    // ---- every reservation: its expected final status, in Temporal and in PostgreSQL; sales exactly once
+    const rows = await clients.db.query<{ id: string; status: string }>('SELECT id, status FROM reservations WHERE id = ANY($1)', [
+      reservations.map((r) => r.reservationId),
+    ]);
+    const pgStatus = new Map(rows.rows.map((row) => [row.id, row.status]));
+    const sales = await clients.db.query<{ reservation_id: string; sku: string; delta: string }>(
+      `SELECT reservation_id, sku, delta FROM stock_movements WHERE kind = 'sale' AND reservation_id = ANY($1)`,
+      [reservations.map((r) => r.reservationId)],
+    );
+    const soldBySku = new Map<string, number>();
+    reservations.forEach((r, i) => {
+      const final = finals[i]!;
+      expect([r.fate, final.reservationId, final.status]).toEqual([r.fate, r.reservationId, EXPECTED[r.fate]]);
+      expect([r.fate, pgStatus.get(r.reservationId)]).toEqual([r.fate, EXPECTED[r.fate]]);
+      const sold = expectedSold(r);
+      expect(final.items.map((l) => [l.sku, l.committedQuantity]).sort()).toEqual(r.items.map((l) => [l.sku, sold.get(l.sku) ?? 0]).sort());
+      const ledger = sales.rows.filter((s) => s.reservation_id === r.reservationId).map((s) => [s.sku, -Number(s.delta)]);
+      expect([r.fate, ledger.sort()]).toEqual([r.fate, [...sold.entries()].sort()]);
+      for (const [sku, n] of sold) soldBySku.set(sku, (soldBySku.get(sku) ?? 0) + n);
+    });
+
+    // ---- stock: total = initial - sold, nothing reserved, no hold left, Redis agrees with PostgreSQL
+    for (const [sku, total] of initial) {
+      expect(await clients.stock.getStock(sku)).toMatchObject({ sku, total: total - (soldBySku.get(sku) ?? 0), reserved: 0 });
+      expect((await figures(clients, sku)).holdCount).toBe(0);
+      await expectConsistent(clients, sku);
+    }
+    expect([...soldBySku.values()].reduce((n, v) => n + v, 0)).toBeGreaterThan(0);
+
+    await stopWorker(second);
+  }, 90_000);
+});
