@@ -11,8 +11,11 @@ TEMPORAL_CLI_VERSION=1.9.1          # Temporal CLI 1.9.1 (server 1.32, UI 2.54)
 TEMPORAL_TEST_SERVER_VERSION=1.40.0 # Java SDK test server 1.40.0
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "==> npm ci"
-  npm ci --no-audit --no-fund
+  echo "==> npm install (versions from package-lock.json)"
+  # Not `npm ci`: npm 11 writes a lockfile without @swc/core's other-platform optional packages
+  # and then refuses it in `npm ci` ("Missing: @swc/core-darwin-arm64"). `npm install` installs
+  # the locked versions all the same.
+  npm install --no-audit --no-fund
 fi
 
 venv=.tools/venv

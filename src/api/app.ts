@@ -1,9 +1,9 @@
-import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { StockholdError, type StockStore } from '../stock';
-import { createAuth } from './auth';
+import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import type { Metrics } from './metrics';
 import type { ReservationService } from './reservations';
@@ -43,8 +43,15 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 export function createApp(deps: AppDeps): Express {
   const { stock, reservations, metrics, logger } = deps;
   const requireRole = createAuth(deps.config);
-  const client = requireRole('client');
-  const admin = requireRole('admin');
+  // The body is read only after the token is checked: an unauthenticated or unauthorised caller
+  // gets 401/403 whatever it sends, and never makes the server parse up to 64 KiB of JSON.
+  const json = express.json({ limit: '64kb', strict: false });
+  const authenticated = (role: Role): RequestHandler => {
+    const check = requireRole(role);
+    return (req, res, next) => check(req, res, (err?: unknown) => (err ? next(err) : json(req, res, next)));
+  };
+  const client = authenticated('client');
+  const admin = authenticated('admin');
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -63,7 +70,6 @@ export function createApp(deps: AppDeps): Express {
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' || req.url === '/readyz' },
     }),
   );
-  app.use(express.json({ limit: '64kb', strict: false }));
 
   // ---------------------------------------------------------------- service endpoints (no token)
   app.get('/healthz', (_req, res) => {

@@ -12,7 +12,7 @@ import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import type { StockClients } from '../../src/stock';
+import type { StockClients, StockRedis } from '../../src/stock';
 import { ensureSearchAttributes } from '../../src/temporal';
 import { testStock } from './stock';
 import { devServerEnv, taskQueue, workflowBundle } from './temporal';
@@ -20,9 +20,9 @@ import { devServerEnv, taskQueue, workflowBundle } from './temporal';
 export const ADMIN_TOKEN = 'admin-secret';
 export const CLIENT_TOKEN = 'client-secret';
 
-/** Quiet Temporal's core and worker logs (warnings and errors still show). Once per test file. */
+/** Quiet Temporal's core and worker logs: refused holds are expected here (errors still show). Once per test file. */
 try {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
 } catch {
   // already installed in this module registry
 }
@@ -69,6 +69,28 @@ export async function request<T = any>(baseUrl: string, method: string, path: st
   return { status: res.status, body: parsed as T, text, headers: res.headers };
 }
 
+/** Faults a test can switch on (and must switch off again): they widen real race windows. */
+export interface Faults {
+  /** Delay before each stock-counter read of the API's reservation fast path (its HMGET). */
+  counterReadDelayMs: number;
+}
+
+/** The Redis client the API's ReservationService uses: the real one, with `faults` applied. */
+function withFaults(redis: StockRedis, faults: Faults): StockRedis {
+  return new Proxy(redis, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (prop === 'hmget') {
+        return async (...args: unknown[]) => {
+          if (faults.counterReadDelayMs > 0) await new Promise((r) => setTimeout(r, faults.counterReadDelayMs));
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export interface Stack {
   url: string;
   env: TestWorkflowEnvironment;
@@ -77,6 +99,7 @@ export interface Stack {
   taskQueue: string;
   server: Server;
   worker: Worker;
+  faults: Faults;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   api<T = any>(method: string, path: string, options?: ApiOptions): Promise<ApiAnswer<T>>;
   /** The same with the admin token. */
@@ -114,10 +137,11 @@ export async function startStack(): Promise<Stack> {
       shutdownGraceTime: '2 seconds',
     });
     running = worker.run();
+    const faults: Faults = { counterReadDelayMs: 0 };
     const app = createApp({
       config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN },
       stock: stock.stock,
-      reservations: new ReservationService(env.client, stock.redis, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+      reservations: new ReservationService(env.client, withFaults(stock.redis, faults), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
       metrics: createMetrics(),
       logger: createLogger('silent'),
       checks: {
@@ -127,8 +151,13 @@ export async function startStack(): Promise<Stack> {
       },
     });
     server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s)).on('error', reject);
+      // A deep accept queue: a test opens a couple of thousand connections at once.
+      const s = app.listen(0, '127.0.0.1', 4_096, () => resolve(s)).on('error', reject);
     });
+    // As the service does (src/api/server.ts): idle keep-alive connections outlive the client's,
+    // so a client never reuses a connection the server is just closing (ECONNRESET under load).
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     return {
       url,
@@ -137,6 +166,7 @@ export async function startStack(): Promise<Stack> {
       taskQueue: queue,
       server,
       worker,
+      faults,
       api: (method, path, options) => request(url, method, path, options),
       admin: (method, path, options) => request(url, method, path, { ...options, token: ADMIN_TOKEN }),
       close,
