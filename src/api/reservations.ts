@@ -17,12 +17,15 @@ import {
   workflowIdOf,
   type ReservationView,
 } from '../workflows/definitions';
+import { AdmissionGate, type CartLine } from './admission';
 import { fromTemporal, isUnavailable } from './errors';
 
 const paymentIdSchema = z.string().min(1).max(128);
 
 /** How long an HTTP call waits on Temporal before answering 503. */
 const TEMPORAL_DEADLINE_MS = 30_000;
+/** How long a buyer waits at the admission gate before going to Temporal anyway. */
+const ADMISSION_WAIT_MS = 20_000;
 
 function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
@@ -37,6 +40,7 @@ export class ReservationService {
   private readonly extendBody;
   private readonly commitBody = z.strictObject({ paymentId: paymentIdSchema.optional(), items: linesSchema.optional() });
   private readonly cancelBody = z.strictObject({ reason: reasonSchema.optional() });
+  private readonly admission = new AdmissionGate();
 
   constructor(
     private readonly client: Client,
@@ -59,10 +63,20 @@ export class ReservationService {
     const reservationId = input.reservationId ?? randomUUID();
     const ttlSeconds = input.ttlSeconds ?? this.config.defaultTtlSeconds;
     const requestHash = hashOf({ items: input.items, ttlSeconds, customerId: input.customerId ?? null });
-    const shortfall = await this.shortfall(input.items);
-    // A repeat of a reservation that already holds (or finished) is not refused for the stock it
-    // holds itself. Checked after the shortfall, so a hold that landed in between is seen.
-    if (shortfall && !(input.reservationId && (await this.isKnown(input.reservationId, input.items[0]!.sku)))) throw shortfall;
+    const admitBy = Date.now() + ADMISSION_WAIT_MS;
+    let repeat = false;
+    for (;;) {
+      const { refusal, available } = await this.readCart(input.items);
+      // A repeat of a reservation that already holds (or finished) is not refused for the stock it
+      // holds itself. Checked after the shortfall, so a hold that landed in between is seen.
+      if (refusal) {
+        repeat = Boolean(input.reservationId && (await this.isKnown(input.reservationId, input.items[0]!.sku)));
+        if (!repeat) throw refusal;
+      }
+      const blocked = repeat ? undefined : this.admission.blocked(input.items, available);
+      if (!blocked || Date.now() > admitBy) break;
+      await this.admission.wait(blocked, 1_000);
+    }
     const startToken = randomUUID();
     const workflowId = workflowIdOf(reservationId);
     const start = new WithStartWorkflowOperation(reservationWorkflow, {
@@ -79,15 +93,21 @@ export class ReservationService {
         ...(input.customerId ? [{ key: searchAttributes.customerId, value: input.customerId }] : []),
       ],
     });
+    const leave = this.admission.enter(input.items);
+    let held = false;
     try {
-      return await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () =>
+      const answer = await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () =>
         this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start }),
       );
+      held = true;
+      return answer;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError || (err instanceof WorkflowUpdateFailedError && err.cause instanceof WorkflowExecutionAlreadyStartedError)) {
         return { created: false, reservation: await this.closedRepeat(workflowId, requestHash) };
       }
       throw this.mapped(err);
+    } finally {
+      leave(held);
     }
   }
 
@@ -192,27 +212,28 @@ export class ReservationService {
   }
 
   /**
-   * The flash-sale fast path: the refusal for a cart that Redis already shows cannot be held, so
-   * it is refused without starting a workflow or touching PostgreSQL. (The Lua hold still decides
-   * for the rest.)
+   * The flash-sale fast path: reads the cart's counters from Redis and gives the refusal for a
+   * cart that cannot be held, so it is refused without starting a workflow or touching
+   * PostgreSQL. (The Lua hold still decides for the rest.)
    */
-  private async shortfall(items: { sku: string; quantity: number }[]): Promise<StockholdError | undefined> {
+  private async readCart(items: CartLine[]): Promise<{ refusal?: StockholdError; available: number[] }> {
     const counters = await Promise.all(items.map((i) => this.redis.hmget(keys.stock(i.sku), 'total', 'reserved')));
-    for (const [i, [total, reserved]] of counters.entries()) {
+    const available = counters.map(([total, reserved]) => Number(total ?? 0) - Number(reserved ?? 0));
+    for (const [i, [total]] of counters.entries()) {
       const item = items[i]!;
       if (total === null) {
-        if ((await this.redis.exists(keys.loaded)) !== 1) return unavailable('stock counters are not loaded yet; retry shortly');
-        return new StockholdError('SKU_NOT_FOUND', `SKU ${item.sku} does not exist`, { sku: item.sku });
+        if ((await this.redis.exists(keys.loaded)) !== 1) return { refusal: unavailable('stock counters are not loaded yet; retry shortly'), available };
+        return { refusal: new StockholdError('SKU_NOT_FOUND', `SKU ${item.sku} does not exist`, { sku: item.sku }), available };
       }
-      const available = Number(total) - Number(reserved ?? 0);
-      if (available < item.quantity) {
-        return new StockholdError('INSUFFICIENT_STOCK', `only ${available} of ${item.sku} available, ${item.quantity} requested`, {
+      if (available[i]! < item.quantity) {
+        const refusal = new StockholdError('INSUFFICIENT_STOCK', `only ${available[i]} of ${item.sku} available, ${item.quantity} requested`, {
           sku: item.sku,
           requested: item.quantity,
-          available: Math.max(available, 0),
+          available: Math.max(available[i]!, 0),
         });
+        return { refusal, available };
       }
     }
-    return undefined;
+    return { available };
   }
 }

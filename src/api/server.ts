@@ -55,7 +55,8 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     },
   });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, '0.0.0.0', () => resolve(s)).on('error', reject);
+    // A backlog above Node's default 511, so a storm of new connections is queued, not reset.
+    const s = app.listen(config.port, '0.0.0.0', 4096, () => resolve(s)).on('error', reject);
   });
   server.keepAliveTimeout = 65_000;
   const address = server.address();

@@ -1,0 +1,64 @@
+/**
+ * Per-SKU admission into Temporal, in this API process.
+ *
+ * In a flash sale, thousands of buyers pass the Redis pre-check in the moment before the first
+ * holds land, and each would start a workflow that the Lua hold then rejects: Temporal drowns in
+ * doomed workflows and answers late (or 503). The gate lets at most `available` units per SKU be
+ * in flight into Temporal at once; other buyers wait for those to settle and then re-read Redis.
+ * It never refuses by itself: refusals still come from Redis (the pre-check) or from the Lua
+ * hold, so nothing is undersold, and a hold that fails gives its units back to the waiters.
+ */
+interface Gate {
+  inFlight: number;
+  waiters: Set<() => void>;
+}
+
+export interface CartLine {
+  sku: string;
+  quantity: number;
+}
+
+export class AdmissionGate {
+  private readonly gates = new Map<string, Gate>();
+
+  private gate(sku: string): Gate {
+    let g = this.gates.get(sku);
+    if (!g) this.gates.set(sku, (g = { inFlight: 0, waiters: new Set() }));
+    return g;
+  }
+
+  /** The first line whose available units are all taken by requests in flight, if any. */
+  blocked(cart: readonly CartLine[], available: readonly number[]): string | undefined {
+    return cart.find((line, i) => (available[i] ?? 0) - (this.gates.get(line.sku)?.inFlight ?? 0) < line.quantity)?.sku;
+  }
+
+  /** Waits until `sku`'s in-flight requests settle (or `ms` pass). */
+  wait(sku: string, ms: number): Promise<void> {
+    const g = this.gate(sku);
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        g.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      g.waiters.add(done);
+    });
+  }
+
+  /** Counts the cart in flight; call the returned function with whether the hold happened. */
+  enter(cart: readonly CartLine[]): (held: boolean) => void {
+    for (const line of cart) this.gate(line.sku).inFlight += line.quantity;
+    return (held) => {
+      for (const line of cart) {
+        const g = this.gate(line.sku);
+        g.inFlight -= line.quantity;
+        // Nothing in flight: everyone re-reads Redis (and is refused there once sold out). A hold
+        // that did not happen hands its units to as many waiters.
+        const wake = g.inFlight === 0 ? g.waiters.size : held ? 0 : line.quantity;
+        for (const waiter of [...g.waiters].slice(0, wake)) waiter();
+        if (g.inFlight === 0 && g.waiters.size === 0) this.gates.delete(line.sku);
+      }
+    };
+  }
+}
