@@ -1,0 +1,68 @@
+/**
+ * Load generator child: a flash-sale storm. `buyers` POSTs are launched at once with Node's
+ * fetch (each on its own fresh connection, as independent shoppers would be), and the child
+ * reports the wall time until the last one was answered, the answers by status, the winners'
+ * reservation ids, and the latency of the losers (409).
+ */
+import { performance } from 'node:perf_hooks';
+import { Samples, summarize, type LatencySummary } from '../harness/stats';
+import { serveJob } from './protocol';
+
+export interface StormJob {
+  url: string;
+  headers: Record<string, string>;
+  buyers: number;
+  sku: string;
+}
+
+export interface StormResult {
+  wallS: number;
+  /** Time until every request was handed to fetch (the launch itself takes a while). */
+  launchS: number;
+  statuses: Record<string, number>;
+  winners: string[];
+  errors: number;
+  errorSamples: string[];
+  losers: LatencySummary;
+  all: LatencySummary;
+}
+
+serveJob<StormJob, StormResult>(async (job, progress) => {
+  const statuses: Record<string, number> = {};
+  const winners: string[] = [];
+  const losers = new Samples();
+  const all = new Samples();
+  const errorSamples: string[] = [];
+  let errors = 0;
+  let answered = 0;
+  const body = JSON.stringify({ items: [{ sku: job.sku, quantity: 1 }] });
+  const headers = { ...job.headers, 'content-type': 'application/json' };
+
+  const start = performance.now();
+  const reporter = setInterval(() => progress(`${((performance.now() - start) / 1000).toFixed(0)} s: ${answered.toLocaleString('en-US')} of ${job.buyers.toLocaleString('en-US')} answered`), 2_000);
+  const buyer = async () => {
+    const t = performance.now();
+    try {
+      const res = await fetch(job.url, { method: 'POST', headers, body });
+      const text = await res.text();
+      const ms = performance.now() - t;
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      all.push(ms);
+      if (res.status === 201) winners.push((JSON.parse(text) as { reservationId: string }).reservationId);
+      else if (res.status === 409) losers.push(ms);
+    } catch (err) {
+      errors += 1;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      if (errorSamples.length < 5) errorSamples.push(`${String(err)}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
+    } finally {
+      answered += 1;
+    }
+  };
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < job.buyers; i++) pending.push(buyer());
+  const launchS = (performance.now() - start) / 1000;
+  await Promise.all(pending);
+  const wallS = (performance.now() - start) / 1000;
+  clearInterval(reporter);
+  return { wallS, launchS, statuses, winners, errors, errorSamples, losers: summarize(losers.values()), all: summarize(all.values()) };
+});

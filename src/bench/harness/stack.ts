@@ -1,0 +1,268 @@
+/**
+ * What the benchmark measures: its own isolated stack (the default), or a running one (--url).
+ *
+ * Own stack: Redis logical DB 12 (flushed), PostgreSQL database `stockhold_bench` (recreated and
+ * migrated with the service's migrate()), a Temporal dev server (startDevServer from
+ * src/temporal.ts) on free ports with its state in a temporary directory, then the service's
+ * own entry points as separate processes: `node lib/worker.js` and `node lib/api/server.js`.
+ * Everything listens on and is reached at 127.0.0.1.
+ */
+import { accessSync, appendFileSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { Client as PgClient } from 'pg';
+import { Redis } from 'ioredis';
+import { migrate } from '../../stock/database';
+import { startDevServer, type DevServer } from '../../temporal';
+import { detail } from './progress';
+import { spawnNode, track, type ServiceProcess } from './procs';
+
+export const BENCH_REDIS_URL = 'redis://127.0.0.1:6379/12';
+export const BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench';
+const LIB = path.resolve(__dirname, '..', '..');
+
+export interface ApiHandle {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export interface ApiOptions {
+  name: string;
+  logLevel?: string;
+  /** Another entry point than lib/api/server.js (a benchmark variant). */
+  script?: string;
+  env?: Record<string, string>;
+  nodeArgs?: string[];
+}
+
+export interface Target {
+  /** True when the benchmark started this stack itself. */
+  own: boolean;
+  url: string;
+  adminToken: string;
+  clientToken: string;
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  /** The Redis the service uses (for INFO memory). */
+  redisUrl: string;
+  /** The benchmark's own stores (the strategies scenario, and the own stack). */
+  benchRedisUrl: string;
+  benchDatabaseUrl: string;
+  apiPid?: number;
+  workerPid?: number;
+  /** API log level of the own stack. */
+  logLevel?: string;
+  /** Own stack only: another API process over the same stores (a variant, another log level). */
+  startApi?(opts: ApiOptions): Promise<ApiHandle>;
+  temporalPid?: number;
+  /** Stops what the benchmark started; `keepLogs` leaves the own stack's logs (returns where). */
+  close(keepLogs?: boolean): Promise<string | undefined>;
+}
+
+/** Only loopback targets: the benchmark never sends load anywhere else. */
+export function assertLoopback(url: string, what: string): void {
+  const host = new URL(url.includes('://') ? url : `tcp://${url}`).hostname.replace(/^\[|\]$/g, '');
+  if (!(host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
+    throw new Error(`${what} must be a loopback address (127.0.0.1, localhost, ::1), got ${host}`);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, proc?: ServiceProcess): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc && proc.child.exitCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.tail()}`);
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > until) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s${proc ? `:\n${proc.tail()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function ready(url: string): Promise<boolean> {
+  const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(3_000) });
+  await res.arrayBuffer();
+  return res.status === 200;
+}
+
+async function hasPollers(client: Client, namespace: string, taskQueue: string): Promise<boolean> {
+  const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 /* WORKFLOW */ });
+  return (r.pollers?.length ?? 0) > 0;
+}
+
+/** Drops and recreates the benchmark's database, then applies the service's migrations. */
+async function freshDatabase(url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const pg = new PgClient({ connectionString: admin.toString() });
+  await pg.connect();
+  try {
+    await pg.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await pg.end();
+  }
+  await migrate(url);
+}
+
+/**
+ * Where the own stack keeps its state: RAM (/dev/shm) when there is one, so the Temporal dev
+ * server's SQLite file measures Temporal and not this machine's disk flushes (the reference
+ * workflow runs on the same server, so both sides get the same storage).
+ */
+function stateBase(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return os.tmpdir();
+  }
+}
+
+export async function startOwnStack(opts: { logLevel: string; profileDir?: string }): Promise<Target> {
+  const temp = mkdtempSync(path.join(stateBase(), 'stockhold-bench-'));
+  const closers: (() => Promise<void>)[] = [];
+  const close = async (keepLogs = false) => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+    closers.length = 0;
+    if (keepLogs) {
+      rmSync(path.join(temp, 'temporal.db'), { force: true });
+      return temp;
+    }
+    rmSync(temp, { recursive: true, force: true });
+    return undefined;
+  };
+  try {
+    detail(`PostgreSQL ${BENCH_DATABASE_URL}: recreating and migrating`);
+    await freshDatabase(BENCH_DATABASE_URL);
+    detail(`Redis ${BENCH_REDIS_URL}: flushing`);
+    const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: 1 });
+    await redis.flushdb();
+    closers.push(async () => {
+      await redis.flushdb().catch(() => undefined);
+      await redis.quit();
+    });
+
+    const [temporalPort, uiPort] = [await freePort(), await freePort()];
+    const temporalAddress = `127.0.0.1:${temporalPort}`;
+    const namespace = 'default';
+    const temporalLog = path.join(temp, 'temporal.log');
+    writeFileSync(temporalLog, '');
+    detail(`Temporal dev server on ${temporalAddress} (state in ${temp})`);
+    const dev: DevServer = await startDevServer({ address: temporalAddress, namespace, dataDir: temp, uiPort, log: (line) => appendFileSync(temporalLog, `${line}\n`) });
+    track(dev.process);
+    closers.push(() => dev.stop());
+
+    const adminToken = `bench-admin-${process.pid}`;
+    const clientToken = `bench-client-${process.pid}`;
+    const taskQueue = 'stockhold-bench';
+    const baseEnv = (port: number, logLevel: string): NodeJS.ProcessEnv => ({
+      ...process.env,
+      PORT: String(port),
+      REDIS_URL: BENCH_REDIS_URL,
+      DATABASE_URL: BENCH_DATABASE_URL,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: namespace,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      INVENTORY_ADMIN_TOKEN: adminToken,
+      INVENTORY_API_TOKEN: clientToken,
+      LOG_LEVEL: logLevel,
+    });
+    const profileArgs = (name: string) => (opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : []);
+
+    detail('worker: node lib/worker.js (bundling the workflows)');
+    const worker = spawnNode(path.join(LIB, 'worker.js'), { env: baseEnv(0, 'warn'), logFile: path.join(temp, 'worker.log'), nodeArgs: profileArgs('worker') });
+    closers.push(() => worker.stop(15_000));
+    const temporal = new Client({ connection: await Connection.connect({ address: temporalAddress }), namespace });
+    closers.push(() => temporal.connection.close());
+    await waitFor('the worker', 120_000, () => hasPollers(temporal, namespace, taskQueue), worker);
+
+    const startApi = async (o: ApiOptions): Promise<ApiHandle> => {
+      const port = await freePort();
+      const api = spawnNode(o.script ?? path.join(LIB, 'api', 'server.js'), {
+        env: { ...baseEnv(port, o.logLevel ?? opts.logLevel), ...o.env },
+        logFile: path.join(temp, `${o.name}.log`),
+        nodeArgs: [...profileArgs(o.name), ...(o.nodeArgs ?? [])],
+      });
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(o.name, 60_000, () => ready(url), api);
+      return { url, pid: api.pid, stop: () => api.stop() };
+    };
+    detail(`API: node lib/api/server.js (LOG_LEVEL=${opts.logLevel})`);
+    const api = await startApi({ name: 'api' });
+    closers.push(() => api.stop());
+
+    return {
+      own: true,
+      url: api.url,
+      adminToken,
+      clientToken,
+      temporalAddress,
+      namespace,
+      taskQueue,
+      redisUrl: BENCH_REDIS_URL,
+      benchRedisUrl: BENCH_REDIS_URL,
+      benchDatabaseUrl: BENCH_DATABASE_URL,
+      apiPid: api.pid,
+      workerPid: worker.pid,
+      temporalPid: dev.process.pid,
+      logLevel: opts.logLevel,
+      startApi: async (o) => {
+        const extra = await startApi(o);
+        closers.push(() => extra.stop());
+        return extra;
+      },
+      close,
+    };
+  } catch (err) {
+    await close(true).then((kept) => kept && detail(`logs kept in ${kept}`));
+    throw err;
+  }
+}
+
+/** A stack somebody else runs: the benchmark only sends it traffic (and starts its references). */
+export async function useRunningStack(opts: {
+  url: string;
+  adminToken: string;
+  clientToken: string;
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  redisUrl: string;
+  apiPid?: number;
+  workerPid?: number;
+}): Promise<Target> {
+  assertLoopback(opts.url, '--url');
+  assertLoopback(opts.temporalAddress, '--temporal');
+  assertLoopback(opts.redisUrl, '--redis-url');
+  const url = opts.url.replace(/\/+$/, '');
+  await waitFor(`the API at ${url}`, 10_000, () => ready(url));
+  const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: 1 });
+  await redis.ping();
+  await redis.quit();
+  await migrate(BENCH_DATABASE_URL);
+  return {
+    own: false,
+    ...opts,
+    url,
+    benchRedisUrl: BENCH_REDIS_URL,
+    benchDatabaseUrl: BENCH_DATABASE_URL,
+    async close() {
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * Scenario 3, reservations: the full lifecycle (POST /v1/reservations → 201 HELD, then
+ * POST /v1/reservations/:id/commit → 200 COMMITTED) by a closed loop of concurrent users, at
+ * saturation, over 100 SKUs. Reference: a bare workflow on the same Temporal server, driven by a
+ * Temporal client directly (update-with-start into one local activity, then one update), with
+ * its own worker; the two run in alternating rounds. Then the same lifecycle by one user alone
+ * (low load) for the latency of a reservation on a quiet service.
+ */
+import type { LifecycleJob, LifecycleResult } from '../children/lifecycle';
+import type { ReferenceClientJob, ReferenceClientResult } from '../children/reference-client';
+import type { ReferenceWorkerConfig } from '../children/reference-worker';
+import { createSku } from '../harness/api';
+import { detail, progress } from '../harness/progress';
+import { cpuMeter, type CpuUsage } from '../harness/cpu';
+import { runJob, startChildService } from '../harness/procs';
+import { median, round3, type LatencySummary } from '../harness/stats';
+import { fmt, type Context, type Outcome, type Row } from './types';
+
+export const RESERVATION_GOALS = { ratio: 0.8, lowLoadReserveP50Ms: 20 };
+export const SATURATION_USERS = 32;
+const SKUS = 100;
+
+export interface ReservationsData {
+  rps: number;
+  referenceRps: number;
+  ratio: number;
+  reserveP50Ms: number;
+  reserveP99Ms: number;
+  commitP50Ms: number;
+  commitP99Ms: number;
+  lowLoadReserveP50Ms: number;
+  lowLoadCommitP50Ms: number;
+  users: number;
+  rounds: { rps: number; referenceRps: number; ratio: number }[];
+  latency: { reserve: LatencySummary; commit: LatencySummary; referenceReserve: LatencySummary; referenceCommit: LatencySummary; lowLoadReserve: LatencySummary; lowLoadCommit: LatencySummary; referenceLowLoadReserve: LatencySummary };
+  failures: Record<string, number>;
+  /** CPU milliseconds per lifecycle by process (warm-up included), median over the rounds. */
+  cpuMsPerLifecycle?: { service: Record<string, number>; reference: Record<string, number> };
+}
+
+export async function lifecycle(ctx: Context, url: string, skus: string[], users: number, durationS: number, label: string, idPrefix: string): Promise<LifecycleResult> {
+  const job: LifecycleJob = {
+    mode: 'lifecycle',
+    url,
+    headers: { authorization: `Bearer ${ctx.target.clientToken}` },
+    concurrency: users,
+    skus,
+    idPrefix,
+    ttlSeconds: 600,
+    durationS,
+    warmupS: ctx.seconds(2),
+  };
+  const r = await runJob<LifecycleResult>('lifecycle', job, { timeoutMs: (durationS + 90) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
+  detail(`${label}: ${r.rate.toFixed(1)} lifecycles/s; reserve p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; commit p50 ${fmt.ms(r.commit.p50)} p99 ${fmt.ms(r.commit.p99)}`);
+  if (Object.keys(r.failures).length > 0) detail(`${label}: failures ${JSON.stringify(r.failures)} e.g. ${r.failureSamples[0]}`);
+  return r;
+}
+
+export async function reservations(ctx: Context): Promise<Outcome<ReservationsData>> {
+  const { target } = ctx;
+  const skus = Array.from({ length: SKUS }, (_, i) => `RES-${ctx.run}-${i}`);
+  for (const sku of skus) await createSku(target, sku, 1_000_000, 'reservations benchmark');
+
+  const refQueue = `bench-reference-${ctx.run}`;
+  detail('reference worker: bundling the bare workflow');
+  const refWorker = await startChildService<{ taskQueue: string }>('reference-worker', {
+    temporalAddress: target.temporalAddress,
+    namespace: target.namespace,
+    taskQueue: refQueue,
+  } satisfies ReferenceWorkerConfig);
+  try {
+    const reference = async (users: number, durationS: number, label: string, idPrefix: string) => {
+      const job: ReferenceClientJob = {
+        temporalAddress: target.temporalAddress,
+        namespace: target.namespace,
+        taskQueue: refQueue,
+        concurrency: users,
+        durationS,
+        warmupS: ctx.seconds(2),
+        idPrefix,
+      };
+      const r = await runJob<ReferenceClientResult>('reference-client', job, { timeoutMs: (durationS + 90) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
+      detail(`${label}: ${r.rate.toFixed(1)} lifecycles/s; update-with-start p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; update p50 ${fmt.ms(r.commit.p50)}`);
+      if (r.failures > 0) detail(`${label}: ${r.failures} failures, e.g. ${r.failureSamples[0]}`);
+      return r;
+    };
+
+    progress(`reservations: reserve → commit at saturation (${SATURATION_USERS} users), alternating with the bare Temporal reference`);
+    const rounds: ReservationsData['rounds'] = [];
+    let svc: LifecycleResult | undefined;
+    let ref: ReferenceClientResult | undefined;
+    const cpu: Record<'service' | 'reference', Record<string, number[]>> = { service: {}, reference: {} };
+    const meterOf = () => cpuMeter({ temporal: target.temporalPid, api: target.apiPid, worker: target.workerPid, referenceWorker: refWorker.pid });
+    const account = (who: 'service' | 'reference', usage: CpuUsage, lifecycles: number) => {
+      for (const [name, seconds] of Object.entries(usage.seconds)) (cpu[who][name] ??= []).push((seconds * 1000) / Math.max(1, lifecycles));
+      detail(`${who} CPU per lifecycle: ${Object.entries(usage.seconds).map(([n, sec]) => `${n} ${((sec * 1000) / Math.max(1, lifecycles)).toFixed(1)} ms`).join(', ')}; machine ${Math.round((usage.machineBusy ?? 0) * 100)}% busy`);
+    };
+    for (let round = 0; round < 2; round++) {
+      const order = round % 2 === 0 ? (['reference', 'service'] as const) : (['service', 'reference'] as const);
+      for (const who of order) {
+        await ctx.settle(`round ${round + 1} ${who}`);
+        const meter = meterOf();
+        if (who === 'service') {
+          svc = await lifecycle(ctx, target.url, skus, SATURATION_USERS, ctx.seconds(10), `round ${round + 1} service`, `r${ctx.run}s${round}`);
+          account(who, meter.stop(), svc.completed + svc.rate * ctx.seconds(2));
+        } else {
+          ref = await reference(SATURATION_USERS, ctx.seconds(10), `round ${round + 1} reference`, `ref-${ctx.run}-${round}`);
+          account(who, meter.stop(), ref.completed + ref.rate * ctx.seconds(2));
+        }
+      }
+      rounds.push({ rps: round3(svc!.rate), referenceRps: round3(ref!.rate), ratio: round3(svc!.rate / ref!.rate) });
+    }
+
+    progress('reservations: low load (one user at a time)');
+    await ctx.settle('low load');
+    const low = await lifecycle(ctx, target.url, skus, 1, ctx.seconds(8), 'low load service', `r${ctx.run}low`);
+    const refLow = await reference(1, ctx.seconds(5), 'low load reference', `ref-${ctx.run}-low`);
+
+    const data: ReservationsData = {
+      rps: round3(median(rounds.map((r) => r.rps))),
+      referenceRps: round3(median(rounds.map((r) => r.referenceRps))),
+      ratio: round3(median(rounds.map((r) => r.ratio))),
+      reserveP50Ms: round3(svc!.reserve.p50),
+      reserveP99Ms: round3(svc!.reserve.p99),
+      commitP50Ms: round3(svc!.commit.p50),
+      commitP99Ms: round3(svc!.commit.p99),
+      lowLoadReserveP50Ms: round3(low.reserve.p50),
+      lowLoadCommitP50Ms: round3(low.commit.p50),
+      users: SATURATION_USERS,
+      rounds,
+      latency: {
+        reserve: svc!.reserve,
+        commit: svc!.commit,
+        referenceReserve: ref!.reserve,
+        referenceCommit: ref!.commit,
+        lowLoadReserve: low.reserve,
+        lowLoadCommit: low.commit,
+        referenceLowLoadReserve: refLow.reserve,
+      },
+      failures: svc!.failures,
+      cpuMsPerLifecycle: {
+        service: Object.fromEntries(Object.entries(cpu.service).map(([n, v]) => [n, round3(median(v))])),
+        reference: Object.fromEntries(Object.entries(cpu.reference).map(([n, v]) => [n, round3(median(v))])),
+      },
+    };
+    const failed = Object.values(svc!.failures).reduce((a, n) => a + n, 0);
+    return { data, rows: reservationRows(data), failure: failed > 0 ? `reservations: ${failed} calls failed (${JSON.stringify(svc!.failures)})` : undefined };
+  } finally {
+    await refWorker.stop();
+  }
+}
+
+export function reservationRows(d: ReservationsData): Row[] {
+  return [
+    {
+      scenario: 'reservations',
+      measure: `reserve → commit, ${d.users} users`,
+      value: `${d.rps.toFixed(1)} /s`,
+      reference: `${d.referenceRps.toFixed(1)} /s`,
+      ratio: fmt.ratio(d.ratio),
+      goal: `≥ ${RESERVATION_GOALS.ratio}× ref`,
+      met: d.ratio >= RESERVATION_GOALS.ratio,
+    },
+    { scenario: 'reservations', measure: 'POST /v1/reservations p50 / p99', value: `${fmt.ms(d.reserveP50Ms)} / ${fmt.ms(d.reserveP99Ms)}`, reference: `${fmt.ms(d.latency.referenceReserve.p50)} / ${fmt.ms(d.latency.referenceReserve.p99)}` },
+    { scenario: 'reservations', measure: 'POST …/commit p50 / p99', value: `${fmt.ms(d.commitP50Ms)} / ${fmt.ms(d.commitP99Ms)}`, reference: `${fmt.ms(d.latency.referenceCommit.p50)} / ${fmt.ms(d.latency.referenceCommit.p99)}` },
+    {
+      scenario: 'reservations',
+      measure: 'POST /v1/reservations p50, low load',
+      value: fmt.ms(d.lowLoadReserveP50Ms),
+      reference: fmt.ms(d.latency.referenceLowLoadReserve.p50),
+      goal: `≤ ${RESERVATION_GOALS.lowLoadReserveP50Ms} ms`,
+      met: d.lowLoadReserveP50Ms <= RESERVATION_GOALS.lowLoadReserveP50Ms,
+    },
+  ];
+}
