@@ -1,13 +1,8 @@
 /** The few API calls the benchmark makes itself (setting up SKUs, checking counters). */
+import type { StockView } from '../../stock/store';
 import type { Target } from './stack';
 
-export interface StockView {
-  sku: string;
-  name: string;
-  total: number;
-  reserved: number;
-  available: number;
-}
+export type { StockView };
 
 async function call<T>(target: Target, token: string, method: string, path: string, body?: unknown, expect: number[] = [200, 201]): Promise<T> {
   const res = await fetch(`${target.url}${path}`, {
