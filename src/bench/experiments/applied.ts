@@ -17,7 +17,7 @@ function compiled(file: string): string {
 
 export function alreadyApplied(): { lightLogging: boolean; admission: boolean } {
   return {
-    lightLogging: !compiled('app.js').includes('pino-http'),
+    lightLogging: !/require\(["']pino-http["']\)/.test(compiled('app.js')),
     admission: /admission/i.test(compiled('reservations.js')),
   };
 }
