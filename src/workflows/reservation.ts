@@ -16,6 +16,7 @@ import {
   allHandlersFinished,
   condition,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -23,6 +24,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
 import type { ReservationActivities } from '../activities';
 import {
   awaitHoldUpdate,
@@ -52,10 +54,20 @@ const { holdStock } = proxyLocalActivities<ReservationActivities>({
 });
 
 // Commit and release must eventually happen: retried with backoff, without limit.
+const SETTLE_RETRY: RetryPolicy = { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: BUSINESS_CODES };
 const { commitStock, releaseStock, extendReservation } = proxyActivities<ReservationActivities>({
   startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: BUSINESS_CODES },
+  retry: SETTLE_RETRY,
 });
+// The commit is on the HTTP answer's critical path: as a local activity it runs in the workflow
+// task that received the update, saving a task round trip through the server (bench: commit
+// p50 39 ms against 10 ms for a bare update). Retried the same way, still idempotent.
+const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: SETTLE_RETRY,
+});
+/** Runs started before this change commit through a regular activity; replay must keep that. */
+const COMMIT_AS_LOCAL_ACTIVITY = 'commit-as-local-activity';
 
 const MAX_LINE_QUANTITY = 10_000;
 
@@ -148,7 +160,8 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   const commit = (items: ItemLine[] | undefined, paymentId: string | undefined) =>
     settle(async () => {
-      const committed = await commitStock({ reservationId, items, paymentId });
+      const args = { reservationId, items, paymentId };
+      const committed = patched(COMMIT_AS_LOCAL_ACTIVITY) ? await commitStockLocally(args) : await commitStock(args);
       lines = lines.map((l) => ({ ...l, committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0 }));
       become('COMMITTED');
     });
