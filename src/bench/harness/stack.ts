@@ -235,17 +235,12 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
 }
 
 /** A stack somebody else runs: the benchmark only sends it traffic (and starts its references). */
-export async function useRunningStack(opts: {
-  url: string;
-  adminToken: string;
-  clientToken: string;
-  temporalAddress: string;
-  namespace: string;
-  taskQueue: string;
-  redisUrl: string;
-  apiPid?: number;
-  workerPid?: number;
-}): Promise<Target> {
+export async function useRunningStack(
+  opts: Pick<Target, 'url' | 'adminToken' | 'clientToken' | 'temporalAddress' | 'namespace' | 'taskQueue' | 'redisUrl'> & {
+    apiPid?: number;
+    workerPid?: number;
+  },
+): Promise<Target> {
   assertLoopback(opts.url, '--url');
   assertLoopback(opts.temporalAddress, '--temporal');
   assertLoopback(opts.redisUrl, '--redis-url');
