@@ -1,3 +1,5 @@
+import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
+
 /** Configuration from the environment (API.md, "Configuration"), read in one place. */
 export interface Config {
   port: number;
@@ -38,7 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     temporalAddress: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
-    taskQueue: env.TEMPORAL_TASK_QUEUE || 'inventory-reservations',
+    taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     adminToken,
     apiToken,
     devTokens: !env.INVENTORY_ADMIN_TOKEN && !env.INVENTORY_API_TOKEN,

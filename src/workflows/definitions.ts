@@ -12,7 +12,6 @@ export const WORKFLOW_TYPE = 'reservationWorkflow';
 export const workflowIdOf = (reservationId: string): string => `reservation-${reservationId}`;
 
 export type ReservationStatus = 'PENDING' | 'HELD' | 'REJECTED' | 'COMMITTED' | 'CANCELLED' | 'EXPIRED';
-export const FINAL_STATUSES: readonly ReservationStatus[] = ['REJECTED', 'COMMITTED', 'CANCELLED', 'EXPIRED'];
 
 export interface ItemLine {
   sku: string;
