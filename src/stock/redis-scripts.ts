@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
+import { LUA_DIR } from '../paths';
 
 /** Key layout (DESIGN.md): every key of one SKU shares the `{SKU}` hash tag (one Cluster slot). */
 export const keys = {
@@ -34,7 +35,7 @@ export type ScriptReply = [ScriptCode, number, number];
 const SCRIPTS = ['hold', 'release', 'commit', 'restock', 'adjust', 'load'] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
-export const LUA_DIR = path.resolve(__dirname, '..', '..', 'lua');
+export { LUA_DIR };
 
 /** Reads a script's source; exported for benchmarks that compare raw EVALSHA. */
 export function luaSource(name: ScriptName): string {
