@@ -79,15 +79,6 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
         '',
       );
     }
-    if (a.lightLogging) {
-      const l = a.lightLogging;
-      md.push(
-        `Proposed change measured beside it in the same run (an API process with pino-http replaced by a light request logger): throughput ${fmt.int(l.rps)} req/s (${l.ratio.toFixed(3)}× the reference, against ${a.ratio.toFixed(3)}×); at 2,000 req/s p50 ${fmt.ms(l.at2000.p50)}, p99 ${fmt.ms(l.at2000.p99)}, p99.9 ${fmt.ms(l.at2000.p999)}` +
-          (l.apiCpuPerRequestUsAt2000 !== undefined ? `, ${l.apiCpuPerRequestUsAt2000} µs of CPU per request` : '') +
-          '.',
-        '',
-      );
-    }
     md.push('![availability latency](availability.svg)', '');
   }
 
@@ -98,7 +89,6 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
       { label: 'stock 100: losers (409)', points: curve(f.stock100.losers) },
       { label: 'bare Express 409 (reference)', points: curve(f.referenceLosers), dashed: true },
     ];
-    for (const [label, v] of Object.entries(f.variants ?? {})) series.push({ label: `${label}: losers`, points: curve(v.losers), dashed: true });
     writeFileSync(path.join(dir, 'flash-sale.svg'), percentileChart(`Flash sale: ${fmt.int(f.buyers)} buyers at once, loser latency`, series));
     md.push('## 2. Flash sale', '', stamp(f), '');
     md.push(`${fmt.int(f.buyers)} buyers POST /v1/reservations for one unit at the same moment, each on a fresh connection (Node's fetch from one separate process); wall time is from the first request to the last answer. The reference is the same storm against a bare Express route answering 409 from memory, run before and after the service's storms (wall ${f.referenceRuns.map((r) => fmt.s(r.wallS)).join(' and ')}).`, '');
@@ -106,7 +96,6 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     const storms: [string, typeof f.stock1][] = [
       ['stock 1', f.stock1],
       ['stock 100', f.stock100],
-      ...Object.entries(f.variants ?? {}),
     ];
     for (const [label, v] of storms) {
       md.push(
@@ -201,7 +190,7 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
 
   if (results.experiments && Object.keys(results.experiments).length > 0) {
     md.push('## Experiments: proposed changes, before and after', '');
-    md.push('Each before/after pair was measured in one run (the run and time are in the last column): the change ran in its own API process beside the service (src/bench/experiments/api-variant.ts), so both sides saw the same machine, stores and Temporal server.', '');
+    md.push('Each before/after pair was measured in one run (the run and time are in the last column): the change ran in its own API process beside the service, so both sides saw the same machine, stores and Temporal server.', '');
     md.push('| change | measure | before | after | change | measured |', '| --- | --- | ---: | ---: | ---: | --- |');
     for (const list of Object.values(results.experiments)) {
       for (const e of list) {

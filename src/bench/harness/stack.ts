@@ -32,10 +32,6 @@ export interface ApiHandle {
 export interface ApiOptions {
   name: string;
   logLevel?: string;
-  /** Another entry point than lib/api/server.js (a benchmark variant). */
-  script?: string;
-  env?: Record<string, string>;
-  nodeArgs?: string[];
 }
 
 export interface Target {
@@ -56,7 +52,7 @@ export interface Target {
   workerPid?: number;
   /** API log level of the own stack. */
   logLevel?: string;
-  /** Own stack only: another API process over the same stores (a variant, another log level). */
+  /** Own stack only: another API process over the same stores (e.g. at another log level). */
   startApi?(opts: ApiOptions): Promise<ApiHandle>;
   temporalPid?: number;
   /** Stops what the benchmark started; `keepLogs` leaves the own stack's logs (returns where). */
@@ -193,10 +189,10 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
 
     const startApi = async (o: ApiOptions): Promise<ApiHandle> => {
       const port = await freePort();
-      const api = spawnNode(o.script ?? path.join(LIB, 'api', 'server.js'), {
-        env: { ...baseEnv(port, o.logLevel ?? opts.logLevel), ...o.env },
+      const api = spawnNode(path.join(LIB, 'api', 'server.js'), {
+        env: baseEnv(port, o.logLevel ?? opts.logLevel),
         logFile: path.join(temp, `${o.name}.log`),
-        nodeArgs: [...profileArgs(o.name), ...(o.nodeArgs ?? [])],
+        nodeArgs: profileArgs(o.name),
       });
       const url = `http://127.0.0.1:${port}`;
       await waitFor(o.name, 60_000, () => ready(url), api);

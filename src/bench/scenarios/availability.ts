@@ -1,16 +1,14 @@
 /**
- * Scenario 1, availability: GET /v1/skus/:sku through the whole middleware chain (metrics, pino-http
+ * Scenario 1, availability: GET /v1/skus/:sku through the whole middleware chain (metrics, request
  * logging, auth, validation, Redis read), next to a bare Express route returning constant JSON.
  *   (a) throughput with 100 connections (autocannon), in alternating rounds with the reference;
  *   (b) latency percentiles at a fixed 2,000 req/s (open loop), for the service and the reference.
  */
 import type { AutocannonJob, AutocannonResult } from '../children/autocannon';
 import type { FixedRateJob, FixedRateResult } from '../children/fixed-rate';
-import nodePath from 'node:path';
 import { createSku } from '../harness/api';
 import { cpuMeter } from '../harness/cpu';
 import { nodeMetricsDelta, scrapeNodeMetrics } from '../harness/node-metrics';
-import { alreadyApplied } from '../experiments/applied';
 import { detail, progress } from '../harness/progress';
 import { runJob } from '../harness/procs';
 import { median, round2, round3, type LatencySummary } from '../harness/stats';
@@ -18,8 +16,7 @@ import { fmt, type Context, type Outcome, type Row } from './types';
 
 export const AVAILABILITY_GOALS = { throughputRatio: 0.75, p99MsAt2000: 5 };
 const CONNECTIONS = 100;
-export const VARIANT_SCRIPT = nodePath.resolve(__dirname, '..', 'experiments', 'api-variant.js');
-type Who = 'service' | 'reference' | 'variant';
+type Who = 'service' | 'reference';
 const RATE = 2_000;
 const WARMUP_S = 2;
 
@@ -35,8 +32,6 @@ export interface AvailabilityData {
   /** API CPU time per request during a saturated round. */
   apiCpuPerRequestUs?: number;
   throughputLatency: { service: AutocannonResult['latency']; reference: AutocannonResult['latency'] };
-  /** The proposed change measured beside the service (own stack only). */
-  lightLogging?: { rps: number; ratio: number; at2000: LatencySummary; apiCpuPerRequestUsAt2000?: number; node?: ReturnType<typeof nodeMetricsDelta> };
   at2000: {
     service: LatencySummary;
     reference: LatencySummary;
@@ -94,81 +89,57 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   const path = `/v1/skus/${sku}`;
   const ref = await ctx.referenceServer();
   const token = target.clientToken;
-  // The proposed change (light request logging), in its own API process beside the service's.
-  const applied = alreadyApplied().lightLogging;
-  if (ctx.experiments && applied) detail('light request logging is already in src/api: no before/after to run');
-  const variant = ctx.experiments && !applied && target.startApi ? await target.startApi({ name: 'api-light-logging', script: VARIANT_SCRIPT, env: { BENCH_API_VARIANTS: 'light-logging' } }) : undefined;
-  const urls = { service: target.url, reference: ref, ...(variant ? { variant: variant.url } : {}) } as Record<Who, string>;
-  const who: Who[] = variant ? ['reference', 'service', 'variant'] : ['reference', 'service'];
+  const urls: Record<Who, string> = { service: target.url, reference: ref };
+  const who: Who[] = ['reference', 'service'];
 
-  try {
-    progress(`availability (a): throughput, ${CONNECTIONS} connections, alternating with the bare Express reference${variant ? ' (and the light-logging variant)' : ''}`);
-    for (const w of who) await throughput(urls[w], path, token, ctx.seconds(2), `warm-up ${w}`);
-    const rounds: AvailabilityData['rounds'] = [];
-    const variantRatios: number[] = [];
-    const last: Partial<Record<Who, AutocannonResult>> = {};
-    let apiCpuPerRequestUs: number | undefined;
-    for (let round = 0; round < 2; round++) {
-      const order = round % 2 === 0 ? who : [...who].reverse();
-      const got: Partial<Record<Who, AutocannonResult>> = {};
-      for (const w of order) {
-        const meter = cpuMeter({ api: w === 'service' ? target.apiPid : w === 'variant' ? variant?.pid : undefined });
-        got[w] = await throughput(urls[w], path, token, ctx.seconds(8), `round ${round + 1} ${w}`);
-        const cpu = meter.stop();
-        if (w === 'service' && cpu.seconds.api !== undefined) apiCpuPerRequestUs = Math.round((cpu.seconds.api / got[w].requests) * 1e6);
-        detail(`round ${round + 1} ${w}: ${fmt.int(got[w].rps)} req/s, p99 ${fmt.ms(got[w].latency.p99)}${cpu.seconds.api !== undefined ? `, API CPU ${Math.round((cpu.seconds.api / got[w].requests) * 1e6)} µs/request` : ''}, machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
-      }
-      const s = got.service!;
-      const r = got.reference!;
-      rounds.push({ rps: Math.round(s.rps), referenceRps: Math.round(r.rps), ratio: round3(s.rps / r.rps) });
-      if (got.variant) variantRatios.push(got.variant.rps / r.rps);
-      Object.assign(last, got);
+  progress(`availability (a): throughput, ${CONNECTIONS} connections, alternating with the bare Express reference`);
+  for (const w of who) await throughput(urls[w], path, token, ctx.seconds(2), `warm-up ${w}`);
+  const rounds: AvailabilityData['rounds'] = [];
+  const last: Partial<Record<Who, AutocannonResult>> = {};
+  let apiCpuPerRequestUs: number | undefined;
+  for (let round = 0; round < 2; round++) {
+    const order = round % 2 === 0 ? who : [...who].reverse();
+    const got: Partial<Record<Who, AutocannonResult>> = {};
+    for (const w of order) {
+      const meter = cpuMeter({ api: w === 'service' ? target.apiPid : undefined });
+      got[w] = await throughput(urls[w], path, token, ctx.seconds(8), `round ${round + 1} ${w}`);
+      const cpu = meter.stop();
+      if (w === 'service' && cpu.seconds.api !== undefined) apiCpuPerRequestUs = Math.round((cpu.seconds.api / got[w].requests) * 1e6);
+      detail(`round ${round + 1} ${w}: ${fmt.int(got[w].rps)} req/s, p99 ${fmt.ms(got[w].latency.p99)}${cpu.seconds.api !== undefined ? `, API CPU ${Math.round((cpu.seconds.api / got[w].requests) * 1e6)} µs/request` : ''}, machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
     }
-
-    progress(`availability (b): latency at a fixed ${fmt.int(RATE)} req/s (open loop, keep-alive)`);
-    const svcM = await measuredFixedRate(target.url, path, token, ctx.seconds(15), 'service', target.apiPid);
-    const svc = svcM.r;
-    const refFixed = (await measuredFixedRate(ref, path, token, ctx.seconds(10), 'reference')).r;
-    const variantM = variant ? await measuredFixedRate(variant.url, path, token, ctx.seconds(15), 'light-logging variant', variant.pid) : undefined;
-    const variantFixed = variantM?.r;
-
-    const data: AvailabilityData = {
-      rps: Math.round(median(rounds.map((r) => r.rps))),
-      referenceRps: Math.round(median(rounds.map((r) => r.referenceRps))),
-      ratio: round3(median(rounds.map((r) => r.ratio))),
-      p50MsAt2000: round3(svc.latency.p50),
-      p99MsAt2000: round3(svc.latency.p99),
-      p999MsAt2000: round3(svc.latency.p999),
-      connections: CONNECTIONS,
-      rounds,
-      apiCpuPerRequestUs,
-      throughputLatency: { service: last.service!.latency, reference: last.reference!.latency },
-      at2000: {
-        service: svc.latency,
-        reference: refFixed.latency,
-        serviceFromSchedule: svc.fromSchedule,
-        achievedRate: round2(svc.achievedRate),
-        failed: svc.failed,
-        apiCpuPerRequestUs: svcM.apiCpuPerRequestUs,
-        node: svcM.node,
-      },
-      ...(variant && variantFixed
-        ? { lightLogging: { rps: Math.round(last.variant!.rps), ratio: round3(median(variantRatios)), at2000: variantFixed.latency, apiCpuPerRequestUsAt2000: variantM?.apiCpuPerRequestUs, node: variantM?.node } }
-        : {}),
-    };
-    if (data.lightLogging) {
-      const change = 'light request logging instead of pino-http (API)';
-      ctx.experiment('availability', { change, measure: 'GET /v1/skus/:sku throughput / reference', before: data.ratio, after: data.lightLogging.ratio, unit: '×' });
-      ctx.experiment('availability', { change, measure: 'GET /v1/skus/:sku p99 at 2,000 req/s', before: data.p99MsAt2000, after: round3(data.lightLogging.at2000.p99), unit: 'ms' });
-      ctx.experiment('availability', { change, measure: 'GET /v1/skus/:sku p50 at 2,000 req/s', before: data.p50MsAt2000, after: round3(data.lightLogging.at2000.p50), unit: 'ms' });
-      if (svcM.apiCpuPerRequestUs !== undefined && variantM?.apiCpuPerRequestUs !== undefined) {
-        ctx.experiment('availability', { change, measure: 'API CPU per GET at 2,000 req/s', before: svcM.apiCpuPerRequestUs, after: variantM.apiCpuPerRequestUs, unit: 'µs' });
-      }
-    }
-    return { data, rows: availabilityRows(data) };
-  } finally {
-    await variant?.stop();
+    const s = got.service!;
+    const r = got.reference!;
+    rounds.push({ rps: Math.round(s.rps), referenceRps: Math.round(r.rps), ratio: round3(s.rps / r.rps) });
+    Object.assign(last, got);
   }
+
+  progress(`availability (b): latency at a fixed ${fmt.int(RATE)} req/s (open loop, keep-alive)`);
+  const svcM = await measuredFixedRate(target.url, path, token, ctx.seconds(15), 'service', target.apiPid);
+  const svc = svcM.r;
+  const refFixed = (await measuredFixedRate(ref, path, token, ctx.seconds(10), 'reference')).r;
+
+  const data: AvailabilityData = {
+    rps: Math.round(median(rounds.map((r) => r.rps))),
+    referenceRps: Math.round(median(rounds.map((r) => r.referenceRps))),
+    ratio: round3(median(rounds.map((r) => r.ratio))),
+    p50MsAt2000: round3(svc.latency.p50),
+    p99MsAt2000: round3(svc.latency.p99),
+    p999MsAt2000: round3(svc.latency.p999),
+    connections: CONNECTIONS,
+    rounds,
+    apiCpuPerRequestUs,
+    throughputLatency: { service: last.service!.latency, reference: last.reference!.latency },
+    at2000: {
+      service: svc.latency,
+      reference: refFixed.latency,
+      serviceFromSchedule: svc.fromSchedule,
+      achievedRate: round2(svc.achievedRate),
+      failed: svc.failed,
+      apiCpuPerRequestUs: svcM.apiCpuPerRequestUs,
+      node: svcM.node,
+    },
+  };
+  return { data, rows: availabilityRows(data) };
 }
 
 export function availabilityRows(d: AvailabilityData): Row[] {

@@ -12,13 +12,10 @@ import { detail, progress } from '../harness/progress';
 import { cpuMeter } from '../harness/cpu';
 import { runJob } from '../harness/procs';
 import { round3, type LatencySummary } from '../harness/stats';
-import { alreadyApplied } from '../experiments/applied';
-import { VARIANT_SCRIPT } from './availability';
 import { fmt, type Context, type Outcome, type Row } from './types';
 
 export const FLASH_GOALS = { stock1Ratio: 1.5, stock100Ratio: 2.5 };
 const BUYERS = 10_000;
-const PROPOSED = 'admission,light-logging,backlog';
 
 export interface StormSummary {
   winners: number;
@@ -43,8 +40,6 @@ export interface FlashSaleData {
   referenceLosers: LatencySummary;
   stock1: StormSummary;
   stock100: StormSummary;
-  /** Extra storms of another configuration (e.g. another log level), keyed by label. */
-  variants?: Record<string, StormSummary>;
   /** 409s per second for a sold-out SKU over keep-alive connections, by API log level. */
   refusalsPerSecond?: { info: number; warn: number };
 }
@@ -60,13 +55,13 @@ export async function storm(url: string, token: string, sku: string, label: stri
 }
 
 /** Runs one storm against the service on a fresh SKU with `stock` units and checks the winners. */
-export async function serviceStorm(ctx: Context, url: string, stock: number, label: string, referenceWallS: number, apiPid?: number): Promise<{ summary: StormSummary; failure?: string }> {
+export async function serviceStorm(ctx: Context, stock: number, label: string, referenceWallS: number): Promise<{ summary: StormSummary; failure?: string }> {
   const { target } = ctx;
   const sku = `FLASH${stock}-${label.replace(/\W+/g, '')}-${ctx.run}`.slice(0, 64);
   await createSku(target, sku, stock, `flash sale benchmark, stock ${stock}`);
   await ctx.settle(label);
-  const meter = cpuMeter({ api: apiPid ?? target.apiPid, worker: target.workerPid, temporal: target.temporalPid });
-  const r = await storm(url, target.clientToken, sku, label);
+  const meter = cpuMeter({ api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid });
+  const r = await storm(target.url, target.clientToken, sku, label);
   const cpu = meter.stop();
   detail(`${label}: CPU used: ${Object.entries(cpu.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
   const after = await getStock(target, sku);
@@ -114,8 +109,8 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const refRuns: StormResult[] = [];
   refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 1'));
   const refWall = () => refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length;
-  const s1 = await serviceStorm(ctx, target.url, 1, 'stock 1', refWall());
-  const s100 = await serviceStorm(ctx, target.url, 100, 'stock 100', refWall());
+  const s1 = await serviceStorm(ctx, 1, 'stock 1', refWall());
+  const s100 = await serviceStorm(ctx, 100, 'stock 100', refWall());
   await ctx.settle('reference storm 2');
   refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 2'));
   const referenceWallS = round3(refWall());
@@ -132,30 +127,6 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   };
   const failures = [s1.failure, s100.failure];
 
-  const applied = alreadyApplied();
-  if (ctx.experiments && applied.admission) detail('the admission gate is already in src/api: no before/after storms to run');
-  if (ctx.experiments && target.startApi && !applied.admission) {
-    progress('flash sale: proposed changes, each in its own API process beside the service');
-    data.variants = {};
-    const proposed = await target.startApi({ name: 'api-admission', script: VARIANT_SCRIPT, env: { BENCH_API_VARIANTS: PROPOSED } });
-    try {
-      for (const stock of [1, 100]) {
-        const v = await serviceStorm(ctx, proposed.url, stock, `stock ${stock}, proposed`, referenceWallS, proposed.pid);
-        data.variants[`stock ${stock}, proposed (${PROPOSED})`] = v.summary;
-        if (v.failure) failures.push(`experiment: ${v.failure}`);
-        const before = stock === 1 ? data.stock1 : data.stock100;
-        const change = `admission gate + light logging + listen backlog 4096 (API)`;
-        ctx.experiment('flashSale', { change, measure: `stock ${stock}: wall time / reference`, before: before.ratio, after: v.summary.ratio, unit: '×' });
-        ctx.experiment('flashSale', { change, measure: `stock ${stock}: 503 answers + no answer`, before: (before.statuses['503'] ?? 0) + before.errors, after: (v.summary.statuses['503'] ?? 0) + v.summary.errors, unit: '' });
-        ctx.experiment('flashSale', { change, measure: `stock ${stock}: loser p99`, before: before.loserP99Ms, after: v.summary.loserP99Ms, unit: 'ms' });
-        if (before.cpuSeconds?.temporal !== undefined && v.summary.cpuSeconds?.temporal !== undefined) {
-          ctx.experiment('flashSale', { change, measure: `stock ${stock}: Temporal server CPU`, before: before.cpuSeconds.temporal, after: v.summary.cpuSeconds.temporal, unit: 's' });
-        }
-      }
-    } finally {
-      await proposed.stop();
-    }
-  }
   if (ctx.experiments && target.startApi) {
     // The logging cost of a refusal, without a storm's connection churn or Temporal in the way:
     // 409s for a sold-out SKU over 100 keep-alive connections, the service at its default level
