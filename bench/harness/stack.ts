@@ -4,24 +4,27 @@
  * Own stack: Redis logical DB 12 (flushed), PostgreSQL database `stockhold_bench` (recreated and
  * migrated with the service's migrate()), a Temporal dev server (startDevServer from
  * src/temporal.ts) on free ports with its state in a temporary directory, then the service's
- * own entry points as separate processes: `node lib/worker.js` and `node lib/api/server.js`.
- * Everything listens on and is reached at 127.0.0.1.
+ * own entry points from its shipped build as separate processes: `node lib/worker.js` and
+ * `node lib/api/server.js` (`npm run bench` runs `npm run build` first). Everything listens on
+ * and is reached at 127.0.0.1.
  */
-import { accessSync, appendFileSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { Redis } from 'ioredis';
-import { migrate } from '../../stock/database';
-import { startDevServer, type DevServer } from '../../temporal';
+import { PROJECT_ROOT } from '../../src/paths';
+import { migrate } from '../../src/stock/database';
+import { startDevServer, type DevServer } from '../../src/temporal';
 import { detail } from './progress';
 import { spawnNode, track, type ServiceProcess } from './procs';
 
 export const BENCH_REDIS_URL = 'redis://127.0.0.1:6379/12';
 export const BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench';
-const LIB = path.resolve(__dirname, '..', '..');
+/** The service's shipped build (`npm run build`): the benchmark measures what ships, not its own copy in build/. */
+const LIB = path.join(PROJECT_ROOT, 'lib');
 
 export interface ApiHandle {
   url: string;
@@ -130,6 +133,9 @@ function stateBase(): string {
 }
 
 export async function startOwnStack(opts: { logLevel: string; profileDir?: string }): Promise<Target> {
+  for (const entry of [path.join(LIB, 'worker.js'), path.join(LIB, 'api', 'server.js')]) {
+    if (!existsSync(entry)) throw new Error(`${path.relative(PROJECT_ROOT, entry)} not found: run \`npm run build\` first (\`npm run bench\` does)`);
+  }
   const temp = mkdtempSync(path.join(stateBase(), 'stockhold-bench-'));
   const closers: (() => Promise<void>)[] = [];
   const close = async (keepLogs = false) => {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../temporal';
+import { PROJECT_ROOT } from '../src/paths';
 import { progress } from './harness/progress';
 import { waitUntilQuiet } from './harness/cpu';
 import { killAllNow, startChildService, stopAll } from './harness/procs';
@@ -324,7 +324,7 @@ async function main(): Promise<number> {
 /** Only the benchmark's own stores (the strategies scenario needs no service). */
 async function startStoresOnly(): Promise<Target> {
   const { BENCH_DATABASE_URL, BENCH_REDIS_URL } = await import('./harness/stack');
-  const { migrate } = await import('../stock/database');
+  const { migrate } = await import('../src/stock/database');
   await migrate(BENCH_DATABASE_URL);
   return {
     own: true,

@@ -3,7 +3,7 @@
  * process spent its time, by package / file and by function (self time), and the inclusive time of
  * chosen frames (a middleware, a handler).
  *
- *   node lib/bench/profile-summary.js bench/results/api.cpuprofile [--top 25] [--focus name,name]
+ *   npm run build:tools && node build/bench/profile-summary.js bench/results/api.cpuprofile [--top 25] [--focus name,name]
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -97,7 +97,7 @@ if (require.main === module) {
   const valueAt = new Set([topAt, focusAt].filter((i) => i >= 0).map((i) => i + 1));
   const files = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i));
   if (files.length === 0) {
-    console.error('usage: node lib/bench/profile-summary.js FILE.cpuprofile [--top N] [--focus fn,pkg]');
+    console.error('usage: node build/bench/profile-summary.js FILE.cpuprofile [--top N] [--focus fn,pkg]');
     process.exit(2);
   }
   for (const f of files) console.log(`${summarizeProfile(f, top, focus)}\n`);

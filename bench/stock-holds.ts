@@ -10,7 +10,7 @@
  * (Redis only, no PostgreSQL rows) are dropped after each measurement so Redis memory stays
  * bounded. Everything the run holds is released at the end.
  *
- *   npm run build && node lib/bench/stock-holds.js
+ *   npm run bench:holds   (builds, then runs node build/bench/stock-holds.js)
  *
  * Environment: REDIS_URL (redis://127.0.0.1:6379/8), DATABASE_URL
  * (postgres://postgres@127.0.0.1:5432/stockhold_bench), BENCH_CONCURRENCY (64),
@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore } from '../stock';
+import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore } from '../src/stock';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/8';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench';

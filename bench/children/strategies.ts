@@ -10,7 +10,7 @@
  * one runs the service's lua/hold.lua on keys of its own in the benchmark's Redis database.
  */
 import { performance } from 'node:perf_hooks';
-import { createPool, createRedis, keys, lineKeys, ScriptCode } from '../../stock';
+import { createPool, createRedis, keys, lineKeys, ScriptCode } from '../../src/stock';
 import { serveJob } from './protocol';
 
 export type Strategy = 'naive' | 'conditional' | 'forUpdate' | 'lua';
