@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
 
-/** Tests use their own database and Redis logical database, so they never touch a running service's data. */
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_test';
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
-/** A Redis database of its own for the tests that wipe Redis, so they never disturb the others. */
-export const TEST_LOSSY_REDIS_URL = process.env.TEST_LOSSY_REDIS_URL ?? 'redis://127.0.0.1:6379/10';
+/**
+ * The run's own stores, set up by ./global-setup.ts (a database `stockhold_test_<random>`, a
+ * private redis-server, a second one for the tests that wipe Redis) and handed over in
+ * process.env; set these variables before running jest to use stores of your own instead.
+ */
+function fromSetup(name: 'TEST_DATABASE_URL' | 'TEST_REDIS_URL' | 'TEST_LOSSY_REDIS_URL'): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests through jest (its globalSetup, test/helpers/global-setup.ts, sets it) or set it yourself`);
+  return value;
+}
+
+export const TEST_DATABASE_URL = fromSetup('TEST_DATABASE_URL');
+export const TEST_REDIS_URL = fromSetup('TEST_REDIS_URL');
+/** A Redis of its own for the tests that wipe Redis, so they never disturb the others. */
+export const TEST_LOSSY_REDIS_URL = fromSetup('TEST_LOSSY_REDIS_URL');
 
 /** A SKU name of its own for each test, so tests never share counters. */
 export function uniqueSku(prefix = 'T'): string {
