@@ -12,11 +12,11 @@
     ARGV[3]  now, ms since the epoch
     ARGV[4]  forget `done` entries scored before this, ms
 
-  Returns {code, total, reserved}:
-     1  APPLIED          total changed; the figures after it
-     2  ALREADY_APPLIED  this movement was applied before: nothing changed
-    -2  NOT_LOADED       the SKU has no counters (Redis lost its data): nothing changed
-    -6  WOULD_OVERSELL   total + delta < reserved (or < 0): nothing changed; the figures now
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  total changed; the figures after it
+     AlreadyApplied   2  this movement was applied before: nothing changed
+     NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed
+     WouldOversell   -6  total + delta < reserved (or < 0): nothing changed; the figures now
 ]]
 local member = 'm:' .. ARGV[1]
 if redis.call('ZSCORE', KEYS[2], member) then

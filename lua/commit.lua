@@ -13,13 +13,13 @@
     ARGV[3]     forget `done` entries scored before this, ms
     ARGV[3+i]   units of line i to sell (integer 0..held)
 
-  Returns {code, line, held}:
-     1  COMMITTED         every line's sale applied, the rest of its hold released
-     2  ALREADY_FINISHED  this reservation was committed or released before: nothing changed
-    -2  NOT_LOADED        line `line` has no counters (Redis lost its data); nothing changed
-                          (the rebuild from PostgreSQL already reflects the durable sale)
-    -4  EXCEEDS_HOLD      line `line` would sell more than its `held` units: nothing changed
-    -5  NOT_HELD          the reservation holds nothing here and never finished: nothing changed
+  Returns {code, line, held}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  every line's sale applied, the rest of its hold released
+     AlreadyFinished -3  this reservation was committed or released before: nothing changed
+     NotLoaded       -2  line `line` has no counters (Redis lost its data): nothing changed
+     ExceedsHold     -4  line `line` would sell more than its `held` units: nothing changed
+     NotHeld         -5  line `line` holds nothing for this reservation, which never finished
+                         here: nothing changed
 ]]
 local id, now, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local lines = #KEYS / 3
@@ -33,7 +33,7 @@ for i = 1, lines do
   local h = redis.call('HGET', holds, id)
   if not h then
     if redis.call('ZSCORE', done, id) then
-      return {2, 0, 0}
+      return {-3, i, 0}
     end
     return {-5, i, 0}
   end

@@ -9,13 +9,13 @@
     ARGV[1]     reservationId
     ARGV[1+i]   quantity of line i (integer 1..10000; the caller validates)
 
-  Returns {code, line, available}:
-     1  HELD              every line is held now
-     2  ALREADY_HELD      this reservation already holds its lines (a retry): nothing changed
-    -1  INSUFFICIENT      line `line` (1-based) asks for more than `available`: nothing changed
-    -2  NOT_LOADED        line `line` has no counters (unknown SKU or Redis lost its data);
-                          never read as zero or as plenty: nothing changed
-    -3  ALREADY_FINISHED  this reservation was committed or released before: never hold it again
+  Returns {code, line, available}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  every line is held now
+     AlreadyApplied   2  this reservation already holds its lines (a retry): nothing changed
+     Insufficient    -1  line `line` (1-based) asks for more than `available`: nothing changed
+     NotLoaded       -2  line `line` has no counters (unknown SKU or Redis lost its data);
+                         never read as zero or as plenty: nothing changed
+     AlreadyFinished -3  this reservation was committed or released before: never hold it again
 ]]
 local id = ARGV[1]
 local lines = #KEYS / 3

@@ -12,9 +12,9 @@
     ARGV[3]  name
     ARGV[4], ARGV[5], ...  pairs of reservationId, quantity of the SKU's HELD reservations
 
-  Returns {code, total, reserved}:
-     1  LOADED          counters set; reserved = sum of the holds given
-     0  ALREADY_LOADED  mode "missing" and the SKU had counters: nothing changed; figures now
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  counters set; reserved = sum of the holds given
+     Unchanged        0  mode "missing" and the SKU had counters: nothing changed; figures now
 ]]
 if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then
   local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')

@@ -10,9 +10,9 @@
     ARGV[2]  now, ms since the epoch (score of the `done` entry)
     ARGV[3]  forget `done` entries scored before this, ms (bounds the zset's size)
 
-  Returns {code, units}:
-     1  RELEASED        `units` units went back to available
-     0  NOTHING_HELD    nothing was held (already released or committed, or never held)
+  Returns {code, units}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  `units` units went back to available
+     Unchanged        0  nothing was held (already released or committed, or never held)
   A line whose counters are missing (Redis lost its data) is skipped: the rebuild from
   PostgreSQL, where this reservation is no longer HELD, will not count it.
 ]]

@@ -11,10 +11,10 @@
     ARGV[3]  now, ms since the epoch
     ARGV[4]  forget `done` entries scored before this, ms
 
-  Returns {code, total, reserved}:
-     1  APPLIED          total raised; the figures after it
-     2  ALREADY_APPLIED  this movement was applied before: nothing changed
-    -2  NOT_LOADED       the SKU has no counters (Redis lost its data): nothing changed; the
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  total raised; the figures after it
+     AlreadyApplied   2  this movement was applied before: nothing changed
+     NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; the
                          rebuild from PostgreSQL includes the movement
 ]]
 local member = 'm:' .. ARGV[1]

@@ -1,5 +1,7 @@
-import { ApplicationFailure } from '@temporalio/activity';
-import { StockholdError, type CommittedLine, type Line, type ReleaseStatus, type StockStore } from '../stock';
+import { ApplicationFailure, log } from '@temporalio/activity';
+import { StockholdError } from '../domain/errors';
+import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
+import type { HoldInput, StockStore } from '../stock';
 
 /** Runs a stock call; business refusals become non-retryable failures typed with the contract's code. */
 async function refusalsAsFailures<T>(call: () => Promise<T>): Promise<T> {
@@ -15,19 +17,22 @@ async function refusalsAsFailures<T>(call: () => Promise<T>): Promise<T> {
 
 /**
  * The reservation activities: thin wrappers over the stock module, made by a factory so the
- * worker passes real clients and tests pass theirs. Each is idempotent by reservation id
- * (the stock module and the Lua scripts make a repeat a no-op), since Temporal runs them at least once.
+ * worker passes real clients and tests pass theirs. Each is idempotent by reservation id (the
+ * stock module and the Lua scripts make a repeat a no-op), since Temporal runs them at least once.
  */
 export function createActivities(stock: StockStore) {
   return {
     /** Redis Lua hold of every line (the decision), then the reservation row in PostgreSQL. */
-    async holdStock(input: { reservationId: string; items: Line[]; customerId?: string; expiresAt: string }): Promise<{ alreadyHeld: boolean }> {
+    async holdStock(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
       return refusalsAsFailures(() => stock.hold(input));
     },
 
     /** Sale rows and totals in PostgreSQL, then Redis; returns what each line sold. */
-    async commitStock(input: { reservationId: string; items?: Line[]; paymentId?: string }): Promise<CommittedLine[]> {
-      const { lines } = await refusalsAsFailures(() => stock.commit(input.reservationId, input.items, input.paymentId));
+    async commitStock(input: { reservationId: string; items?: CartLine[]; paymentId?: string }): Promise<ReservationLine[]> {
+      const { lines, redisBehind } = await refusalsAsFailures(() => stock.commit(input.reservationId, input.items, input.paymentId));
+      if (redisBehind) {
+        log.warn('sale recorded in PostgreSQL, but Redis had no hold to turn into it', { reservationId: input.reservationId, ...redisBehind });
+      }
       return lines;
     },
 

@@ -8,14 +8,11 @@
  * It never refuses by itself: refusals still come from Redis (the pre-check) or from the Lua
  * hold, so nothing is undersold, and a hold that fails gives its units back to the waiters.
  */
+import type { CartLine } from '../domain/types';
+
 interface Gate {
   inFlight: number;
   waiters: Set<() => void>;
-}
-
-export interface CartLine {
-  sku: string;
-  quantity: number;
 }
 
 export class AdmissionGate {

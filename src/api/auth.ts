@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { StockholdError } from '../stock/errors';
+import { StockholdError } from '../domain/errors';
 
 export type Role = 'client' | 'admin';
 

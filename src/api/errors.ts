@@ -1,6 +1,6 @@
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { ServiceError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import { isErrorCode, StockholdError, unavailable } from '../stock/errors';
+import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { isErrorCode, StockholdError, unavailable } from '../domain/errors';
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -17,13 +17,17 @@ export function isUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** The StockholdError a Temporal failure carries (its ApplicationFailure type is the contract's code). */
+/**
+ * The refusal a Temporal failure carries, however deep: an update handler rethrowing an activity's
+ * refusal arrives as WorkflowUpdateFailedError → ActivityFailure → ApplicationFailure, whose type
+ * is the contract's code.
+ */
 export function fromTemporal(err: unknown): StockholdError | undefined {
-  let cause: unknown = err;
-  if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError) cause = err.cause;
-  if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) {
-    const details = cause.details?.[0];
-    return new StockholdError(cause.type, cause.message, details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
+  for (let cause: unknown = err, depth = 0; cause instanceof Error && depth < 10; cause = cause.cause, depth++) {
+    if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) {
+      const details = cause.details?.[0];
+      return new StockholdError(cause.type, cause.message, details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
+    }
   }
   return undefined;
 }

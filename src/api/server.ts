@@ -45,7 +45,7 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   const app = createApp({
     config,
     stock: stock.stock,
-    reservations: new ReservationService(temporal, stock.redis, config),
+    reservations: new ReservationService(temporal, stock.stock, config),
     metrics: createMetrics(),
     logger,
     checks: {

@@ -1,6 +1,5 @@
-import { Client, Pool, type PoolConfig } from 'pg';
+import { Client, Pool, type PoolClient, type PoolConfig } from 'pg';
 import { runner } from 'node-pg-migrate';
-
 import { MIGRATIONS_DIR } from '../paths';
 
 export { MIGRATIONS_DIR };
@@ -48,4 +47,20 @@ export function createPool(databaseUrl: string, config: PoolConfig = {}): Pool {
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/** Runs `work` in one transaction on one connection: COMMIT when it returns, ROLLBACK when it throws. */
+export async function transaction<T>(db: Pool, work: (c: PoolClient) => Promise<T>): Promise<T> {
+  const c = await db.connect();
+  try {
+    await c.query('BEGIN');
+    const result = await work(c);
+    await c.query('COMMIT');
+    return result;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
+  }
 }

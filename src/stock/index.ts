@@ -1,33 +1,19 @@
-import { Redis, type RedisOptions } from 'ioredis';
+/**
+ * The stock module: PostgreSQL ledger (ledger.ts), Redis Lua scripts (scripts.ts), idempotency
+ * keys (idempotency.ts), and StockStore (store.ts), the façade the API and the activities call.
+ */
 import type { Pool } from 'pg';
 import { createPool } from './database';
-import { defineScripts, SCRIPT_COMMANDS, type StockRedis } from './redis-scripts';
+import { createRedis } from './redis';
+import type { StockRedis } from './scripts';
 import { StockStore, type StockStoreOptions } from './store';
 
-export * from './errors';
-export * from './redis-scripts';
-export * from './schemas';
+export * from '../domain/errors';
+export { createPool, ensureDatabase, migrate, transaction } from './database';
+export { keys, lineKeys } from './keys';
+export { createRedis } from './redis';
+export * from './scripts';
 export * from './store';
-export { createPool, ensureDatabase, migrate } from './database';
-
-/**
- * A Redis client for the hot path: auto-pipelining batches concurrent commands into one
- * round trip; a command fails after one reconnect attempt so callers answer 503 quickly
- * instead of hanging while Redis is down.
- */
-export function createRedis(url: string, options: RedisOptions = {}): StockRedis {
-  const redis = new Redis(url, {
-    enableAutoPipelining: true,
-    autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(times * 100, 2_000),
-    ...options,
-  });
-  // Connection errors surface on the commands that fail; an unhandled 'error' event would crash.
-  redis.on('error', () => undefined);
-  return defineScripts(redis);
-}
 
 export interface StockClients {
   redis: StockRedis;

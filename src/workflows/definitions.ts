@@ -1,44 +1,20 @@
 /**
- * The Temporal contract of a reservation (API.md, "Temporal contract"): names of the workflow,
- * its signals, updates, query and search attributes, and the shapes they carry. The workflow,
- * the API and the payment-service example all import this one module, so names cannot drift.
+ * The Temporal contract of a reservation (docs/API.md, "Temporal contract"): names of the workflow,
+ * its signals, updates, query and search attributes, and the shapes they carry. The workflow, the
+ * API and the payment-service example all import this one module, so names cannot drift.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CartLine, ReservationView } from '../domain/types';
+
+export { workflowIdOf } from '../domain/types';
 
 export const DEFAULT_TASK_QUEUE = 'inventory-reservations';
 export const WORKFLOW_TYPE = 'reservationWorkflow';
 
-export const workflowIdOf = (reservationId: string): string => `reservation-${reservationId}`;
-
-export type ReservationStatus = 'PENDING' | 'HELD' | 'REJECTED' | 'COMMITTED' | 'CANCELLED' | 'EXPIRED';
-
-export interface ItemLine {
-  sku: string;
-  quantity: number;
-}
-
-export interface ReservationLineView {
-  sku: string;
-  quantity: number;
-  committedQuantity: number;
-}
-
-/** The reservation view of API.md. */
-export interface ReservationView {
-  reservationId: string;
-  status: ReservationStatus;
-  items: ReservationLineView[];
-  customerId: string | null;
-  expiresAt: string;
-  createdAt: string;
-  updatedAt: string;
-  workflowId: string;
-}
-
 export interface ReservationInput {
   reservationId: string;
-  items: ItemLine[];
+  items: CartLine[];
   ttlSeconds: number;
   /** Upper bound for `extend` (RESERVATION_MAX_TTL_SECONDS of whoever started it). */
   maxTtlSeconds: number;
@@ -61,7 +37,7 @@ export interface HoldAnswer {
 
 export interface CommitArgs {
   paymentId?: string;
-  items?: ItemLine[];
+  items?: CartLine[];
 }
 
 export interface CancelArgs {
@@ -74,7 +50,7 @@ export interface ExtendArgs {
 
 export interface PaymentSucceededArgs {
   paymentId: string;
-  items?: ItemLine[];
+  items?: CartLine[];
 }
 
 export interface PaymentFailedArgs {

@@ -19,7 +19,7 @@ function appWith(stock: StockClients, lines: string[], checks?: Parameters<typeo
     },
   });
   return createApp({
-    config: { adminToken: ADMIN, apiToken: CLIENT },
+    config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
     stock: stock.stock,
     reservations: {} as ReservationService,
     metrics: createMetrics(),

@@ -1,31 +1,27 @@
 /**
  * A whole Stockhold stack in the test process: a real Temporal dev server (with the contract's
- * search attributes), a worker on a task queue of its own, and the Express API over real Redis
- * (db 9) and PostgreSQL (`stockhold_test`), listening on 127.0.0.1 on a free port.
+ * search attributes), a worker on a task queue of its own, and the Express API over the run's
+ * Redis and PostgreSQL (TEST_REDIS_URL, TEST_DATABASE_URL), listening on 127.0.0.1 on a free port.
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import type { StockClients, StockRedis } from '../../src/stock';
+import { StockStore, type StockClients, type StockRedis } from '../../src/stock';
 import { ensureSearchAttributes } from '../../src/temporal';
 import { testStock } from './stock';
-import { devServerEnv, taskQueue, workflowBundle } from './temporal';
+import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from './temporal';
 
 export const ADMIN_TOKEN = 'admin-secret';
 export const CLIENT_TOKEN = 'client-secret';
 
-/** Quiet Temporal's core and worker logs: refused holds are expected here (errors still show). Once per test file. */
-try {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-} catch {
-  // already installed in this module registry
-}
+// Quiet Temporal's core and worker logs: refused holds are expected here (errors still show).
+installTestRuntime();
 
 export interface ApiOptions {
   /** Bearer token; `null` sends no Authorization header. Defaults to the client token. */
@@ -94,7 +90,7 @@ function withFaults(redis: StockRedis, faults: Faults): StockRedis {
 export interface Stack {
   url: string;
   env: TestWorkflowEnvironment;
-  /** The stock clients the API and the worker use (Redis db 9, `stockhold_test`). */
+  /** The stock clients the API and the worker use (TEST_REDIS_URL, TEST_DATABASE_URL). */
   stock: StockClients;
   taskQueue: string;
   server: Server;
@@ -139,9 +135,9 @@ export async function startStack(): Promise<Stack> {
     running = worker.run();
     const faults: Faults = { counterReadDelayMs: 0 };
     const app = createApp({
-      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN },
+      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
       stock: stock.stock,
-      reservations: new ReservationService(env.client, withFaults(stock.redis, faults), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+      reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
       metrics: createMetrics(),
       logger: createLogger('silent'),
       checks: {

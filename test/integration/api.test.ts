@@ -128,7 +128,7 @@ describe('the last unit', () => {
     }
 
     const winner = answers.find((a) => a.status === 201)!.body;
-    expect(winner.items).toEqual([{ sku, quantity: 1, committedQuantity: 0 }]);
+    expect(winner.items).toEqual([{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }]);
     expect(await stockOf(sku)).toEqual({ sku, name: `item ${sku}`, total: 1, reserved: 1, available: 0 });
     const holds = await stack.admin('GET', `/v1/skus/${sku}/holds`);
     expect(holds.body.holds.map((h: { reservationId: string }) => h.reservationId)).toEqual([winner.reservationId]);
@@ -146,7 +146,7 @@ describe('reservations', () => {
     expect(Date.parse(view.expiresAt) - Date.parse(view.createdAt)).toBe(2_000);
 
     const expired = await pollReservation(reservationId, 'EXPIRED');
-    expect(expired.body).toMatchObject({ reservationId, status: 'EXPIRED', items: [{ sku, quantity: 2, committedQuantity: 0 }] });
+    expect(expired.body).toMatchObject({ reservationId, status: 'EXPIRED', items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }] });
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
 
     const commit = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
@@ -177,8 +177,8 @@ describe('reservations', () => {
       reservationId,
       status: 'COMMITTED',
       items: [
-        { sku: a, quantity: 3, committedQuantity: 1 },
-        { sku: b, quantity: 2, committedQuantity: 0 },
+        { sku: a, quantity: 3, committedQuantity: 1, returnedQuantity: 0 },
+        { sku: b, quantity: 2, committedQuantity: 0, returnedQuantity: 0 },
       ],
     });
     expect(await stockOf(a)).toMatchObject({ total: 9, reserved: 0, available: 9 });
@@ -196,7 +196,7 @@ describe('reservations', () => {
     const { reservationId } = await hold([{ sku, quantity: 2 }]);
     const res = await stack.api('POST', `/v1/reservations/${reservationId}/commit`);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2 }] });
+    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
     await expectConsistent(stack.stock, sku);
   });
@@ -241,8 +241,8 @@ describe('reservations', () => {
       status: 'HELD',
       customerId: 'cust-42',
       items: [
-        { sku: a, quantity: 2, committedQuantity: 0 },
-        { sku: b, quantity: 1, committedQuantity: 0 },
+        { sku: a, quantity: 2, committedQuantity: 0, returnedQuantity: 0 },
+        { sku: b, quantity: 1, committedQuantity: 0, returnedQuantity: 0 },
       ],
     });
     expect(view.workflowId).toBe(workflowIdOf(view.reservationId));
@@ -851,7 +851,7 @@ describe('malformed requests are 400 INVALID_REQUEST naming the bad field, and c
     expect((await stack.api('GET', `/v1/reservations/${reservationId}`)).body).toEqual(view);
     // The hold is intact: a fitting commit still works.
     const ok = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { items: [{ sku, quantity: 2 }] } });
-    expect(ok.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2 }] });
+    expect(ok.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
     await expectConsistent(stack.stock, sku);
   });
 
@@ -1002,7 +1002,7 @@ describe('the Temporal contract', () => {
     const handle = stack.env.client.workflow.getHandle(workflowIdOf(reservationId));
     await handle.signal(paymentSucceededSignal, { paymentId: 'p' });
     const res = await pollReservation(reservationId, 'COMMITTED');
-    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2 }] });
+    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
     // A duplicate is harmless: the workflow ignores it, or has already closed (then Temporal refuses the signal).
     await handle.signal(paymentSucceededSignal, { paymentId: 'p' }).catch((err: unknown) => expect(err).toBeInstanceOf(WorkflowNotFoundError));
     const again = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });

@@ -24,13 +24,11 @@ import {
   paymentSucceededSignal,
   WORKFLOW_TYPE,
   workflowIdOf,
-  type ItemLine,
-  type ReservationStatus,
-  type ReservationView,
 } from '../../src/workflows/definitions';
+import type { CartLine, ReservationStatus, ReservationView } from '../../src/domain/types';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
-import { devServerEnv, taskQueue } from '../helpers/temporal';
+import { callAborter, devServerEnv, taskQueue } from '../helpers/temporal';
 
 const WORKER_JS = path.join(PROJECT_ROOT, 'lib', 'worker.js');
 const SHORT_TTL_SECONDS = 4;
@@ -47,7 +45,7 @@ let client: Client;
  * so after a failure no call is left retrying on a closed connection (its "Channel has been shut
  * down" would otherwise surface in whichever test file runs next).
  */
-const aborter = new AbortController();
+const aborter = callAborter();
 const call = <T>(fn: () => Promise<T>): Promise<T> => client.withAbortSignal(aborter.signal, fn);
 
 // ---------------------------------------------------------------- build and worker processes
@@ -181,15 +179,15 @@ const EXPECTED: Record<Fate, ReservationStatus> = {
 interface Reservation {
   fate: Fate;
   reservationId: string;
-  items: ItemLine[];
+  items: CartLine[];
   /** What a partial commit sells (the first line's first unit). */
-  commitItems?: ItemLine[];
+  commitItems?: CartLine[];
   handle: Handle;
   held?: ReservationView;
 }
 
 /** Starts a reservation as the API does: update-with-start carrying the awaitHold update. */
-async function reserve(queue: string, fate: Fate, items: ItemLine[], ttlSeconds: number): Promise<Reservation> {
+async function reserve(queue: string, fate: Fate, items: CartLine[], ttlSeconds: number): Promise<Reservation> {
   const reservationId = uniqueId('crash');
   const startToken = randomUUID();
   const workflowId = workflowIdOf(reservationId);
@@ -240,7 +238,7 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     const [a, b, c] = [...initial.keys()] as [string, string, string];
 
     // 20 reservations over three SKUs; some with several lines.
-    const plan: [Fate, ItemLine[], number][] = [
+    const plan: [Fate, CartLine[], number][] = [
       ['commit-in-flight', [{ sku: a, quantity: 2 }], LONG_TTL_SECONDS],
       ['commit-in-flight', [{ sku: b, quantity: 1 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
       ['commit-in-flight', [{ sku: a, quantity: 1 }], LONG_TTL_SECONDS],

@@ -63,7 +63,7 @@ describe('retried steps apply once', () => {
     await stock.hold(hold);
     const first = await stock.commit(hold.reservationId);
     const second = await stock.commit(hold.reservationId);
-    expect(first.lines).toEqual([{ sku, quantity: 3, committedQuantity: 3 }]);
+    expect(first.lines).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
     expect(second).toEqual(first);
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 0, available: 7 });
     const sales = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale');
@@ -141,8 +141,8 @@ describe('partial commits', () => {
     const { lines } = await stock.commit(id, [{ sku: a, quantity: 1 }]);
     expect(lines).toEqual(
       expect.arrayContaining([
-        { sku: a, quantity: 4, committedQuantity: 1 },
-        { sku: b, quantity: 3, committedQuantity: 0 },
+        { sku: a, quantity: 4, committedQuantity: 1, returnedQuantity: 0 },
+        { sku: b, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
       ]),
     );
     expect(await stock.getStock(a)).toMatchObject({ total: 9, reserved: 0, available: 9 });

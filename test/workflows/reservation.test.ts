@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { createActivities, type ReservationActivities } from '../../src/activities';
 import { ReservationService } from '../../src/api/reservations';
 import type { StockholdError } from '../../src/stock';
@@ -21,9 +21,9 @@ import {
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, newSku, testStock } from '../helpers/stock';
 import { ensureSearchAttributes } from '../../src/temporal';
-import { taskQueue, timeSkippingEnv, workflowBundle } from '../helpers/temporal';
+import { installTestRuntime, taskQueue, timeSkippingEnv, workflowBundle } from '../helpers/temporal';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+installTestRuntime();
 
 const clients = testStock();
 let env: TestWorkflowEnvironment;
@@ -129,7 +129,7 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       await env.sleep(3_000);
       expect((await after.handle.query(getReservationQuery)).status).toBe('EXPIRED');
       // What the HTTP API answers for the late commit (the run has closed by now).
-      const service = new ReservationService(client, clients.redis, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
+      const service = new ReservationService(client, clients.stock, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
       const late = await service.commit(after.reservationId, {}).then(
         () => 'committed',
         (err: StockholdError) => err.code,
@@ -150,7 +150,7 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       await handle.signal(paymentFailedSignal, { reason: 'late' }).catch(() => undefined);
       const final = await handle.result();
       expect(final.status).toBe('COMMITTED');
-      expect(final.items).toEqual([{ sku, quantity: 2, committedQuantity: 2 }]);
+      expect(final.items).toEqual([{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }]);
       const sales = await clients.db.query(`SELECT * FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
       expect(sales.rowCount).toBe(1);
       expect(await clients.stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0 });
@@ -214,7 +214,7 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       const { handle, reservationId } = await start(queue, sku, 3);
       const view = await handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku, quantity: 2 }] }] });
       expect(view.status).toBe('COMMITTED');
-      expect(view.items).toEqual([{ sku, quantity: 3, committedQuantity: 2 }]);
+      expect(view.items).toEqual([{ sku, quantity: 3, committedQuantity: 2, returnedQuantity: 0 }]);
       expect(calls).toBe(3);
       const sales = await clients.db.query(`SELECT delta FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
       expect(sales.rows).toEqual([{ delta: '-2' }]);

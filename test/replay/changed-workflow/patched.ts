@@ -4,7 +4,8 @@
  * commands match; new runs take the new path and record the marker.
  */
 import { patched, sleep } from '@temporalio/workflow';
-import type { ReservationInput, ReservationView } from '../../../src/workflows/definitions';
+import type { ReservationView } from '../../../src/domain/types';
+import type { ReservationInput } from '../../../src/workflows/definitions';
 import { reservationWorkflow as realReservationWorkflow } from '../../../src/workflows/reservation';
 
 export const PATCH_ID = 'replay-test-sleep-before-hold';

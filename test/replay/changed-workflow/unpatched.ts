@@ -8,7 +8,8 @@
  * difference however the real workflow evolves.
  */
 import { sleep } from '@temporalio/workflow';
-import type { ReservationInput, ReservationView } from '../../../src/workflows/definitions';
+import type { ReservationView } from '../../../src/domain/types';
+import type { ReservationInput } from '../../../src/workflows/definitions';
 import { reservationWorkflow as realReservationWorkflow } from '../../../src/workflows/reservation';
 
 export async function reservationWorkflow(input: ReservationInput): Promise<ReservationView> {

@@ -1,0 +1,71 @@
+/**
+ * Stock routes (admin writes, client reads) and returns, with the body schemas they validate:
+ * handlers parse, call one StockStore method, answer.
+ */
+import { Router, type Request, type RequestHandler } from 'express';
+import { z } from 'zod';
+import { DEFAULT_MOVEMENTS, MAX_AVAILABILITY_SKUS, MAX_MOVEMENTS } from '../domain/limits';
+import {
+  deltaSchema,
+  idempotencyKeySchema,
+  linesSchema,
+  nameSchema,
+  parse,
+  positiveStockSchema,
+  reasonSchema,
+  reservationIdSchema,
+  skuSchema,
+  stockFigureSchema,
+} from '../domain/schemas';
+import type { StockStore } from '../stock';
+import { bodyOf, numberParam } from './http';
+
+export const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigureSchema, name: nameSchema.optional() });
+export const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });
+export const adjustmentBody = z.strictObject({ delta: deltaSchema, reason: reasonSchema });
+export const returnBody = z.strictObject({ reservationId: reservationIdSchema, items: linesSchema, reason: reasonSchema.optional() });
+const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
+const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
+
+const skuOf = (req: Request) => parse(skuSchema, req.params.sku, 'sku');
+const idempotencyKeyOf = (req: Request) => {
+  const key = req.get('Idempotency-Key');
+  return key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key');
+};
+
+export function stockRoutes(stock: StockStore, role: { client: RequestHandler; admin: RequestHandler }): Router {
+  const { client, admin } = role;
+  const router = Router();
+
+  router.post('/v1/skus', admin, async (req, res) => {
+    const body = bodyOf(req, createSkuBody);
+    res.status(201).json(await stock.createSku(body, idempotencyKeyOf(req)));
+  });
+  router.get('/v1/skus/:sku', client, async (req, res) => {
+    res.json(await stock.getStock(skuOf(req)));
+  });
+  router.get('/v1/availability', client, async (req, res) => {
+    const raw = typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;
+    res.json(await stock.getAvailability(parse(skusQuery, raw, 'skus')));
+  });
+  router.post('/v1/skus/:sku/restock', admin, async (req, res) => {
+    const sku = skuOf(req);
+    res.json(await stock.restock(sku, bodyOf(req, restockBody), idempotencyKeyOf(req)));
+  });
+  router.post('/v1/skus/:sku/adjustments', admin, async (req, res) => {
+    const sku = skuOf(req);
+    res.json(await stock.adjust(sku, bodyOf(req, adjustmentBody), idempotencyKeyOf(req)));
+  });
+  router.get('/v1/skus/:sku/holds', admin, async (req, res) => {
+    res.json(await stock.getHolds(skuOf(req)));
+  });
+  router.get('/v1/skus/:sku/movements', admin, async (req, res) => {
+    const sku = skuOf(req);
+    const limit = parse(limitQuery, req.query.limit === undefined ? DEFAULT_MOVEMENTS : numberParam(req.query.limit), 'limit');
+    res.json(await stock.getMovements(sku, limit));
+  });
+  router.post('/v1/returns', admin, async (req, res) => {
+    res.json(await stock.recordReturn(bodyOf(req, returnBody), idempotencyKeyOf(req)));
+  });
+  return router;
+}

@@ -1,0 +1,83 @@
+/**
+ * The domain's value rules as zod schemas: SKUs, ids, quantities, lines, free text. HTTP bodies
+ * (src/api) and Temporal message validators (src/workflows) are built from these, so a rule lives
+ * in one place. No I/O: safe to import from workflow code.
+ */
+import { z } from 'zod';
+import { StockholdError } from './errors';
+import {
+  MAX_CLIENT_ID_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_LINE_QUANTITY,
+  MAX_LINES,
+  MAX_NAME_LENGTH,
+  MAX_STOCK,
+  MAX_TEXT_LENGTH,
+  RESERVATION_ID_PATTERN,
+  SKU_PATTERN,
+} from './limits';
+
+export const skuSchema = z.string().regex(SKU_PATTERN, `must match ${SKU_PATTERN.source}`);
+export const reservationIdSchema = z.string().regex(RESERVATION_ID_PATTERN, `must match ${RESERVATION_ID_PATTERN.source}`);
+export const lineQuantitySchema = z.number().int().min(1).max(MAX_LINE_QUANTITY);
+export const stockFigureSchema = z.number().int().min(0).max(MAX_STOCK);
+export const positiveStockSchema = z.number().int().min(1).max(MAX_STOCK);
+export const deltaSchema = z
+  .number()
+  .int()
+  .min(-MAX_STOCK)
+  .max(MAX_STOCK)
+  .refine((d) => d !== 0, 'must not be zero');
+export const reasonSchema = z.string().min(1).max(MAX_TEXT_LENGTH);
+export const nameSchema = z.string().max(MAX_NAME_LENGTH);
+export const customerIdSchema = z.string().min(1).max(MAX_CLIENT_ID_LENGTH);
+export const paymentIdSchema = z.string().min(1).max(MAX_CLIENT_ID_LENGTH);
+export const idempotencyKeySchema = z
+  .string()
+  .regex(new RegExp(`^[\\x20-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`), `must be 1..${MAX_IDEMPOTENCY_KEY_LENGTH} printable characters`);
+export const ttlSecondsSchema = (maxTtlSeconds: number) => z.number().int().min(1).max(maxTtlSeconds);
+
+export const lineSchema = z.strictObject({ sku: skuSchema, quantity: lineQuantitySchema });
+
+/** Lines of a cart, a commit or a return: 1..50, each SKU at most once. */
+export const linesSchema = z
+  .array(lineSchema)
+  .min(1)
+  .max(MAX_LINES)
+  .superRefine((lines, ctx) => {
+    const seen = new Set<string>();
+    lines.forEach((line, i) => {
+      if (seen.has(line.sku)) {
+        ctx.addIssue({ code: 'custom', message: `sku ${line.sku} appears more than once`, path: [i, 'sku'] });
+      }
+      seen.add(line.sku);
+    });
+  });
+
+export interface InvalidField {
+  /** Dotted path of the first bad field (`items.0.quantity`), or `(body)`. */
+  field: string;
+  message: string;
+  issues: { field: string; message: string }[];
+}
+
+/** What is wrong, naming the first bad field: an unknown key is named itself, not its object. */
+export function describeIssues(error: z.ZodError, prefix: readonly (string | number)[] = []): InvalidField {
+  const pathOf = (i: z.core.$ZodIssue) => [...prefix, ...i.path, ...(i.code === 'unrecognized_keys' ? i.keys.slice(0, 1) : [])].map(String);
+  const issue = error.issues[0];
+  const path = issue ? pathOf(issue) : prefix.map(String);
+  const field = path.length > 0 ? path.join('.') : '(body)';
+  return {
+    field,
+    message: `${field}: ${issue?.message ?? 'invalid'}`,
+    issues: error.issues.slice(0, 10).map((i) => ({ field: pathOf(i).join('.'), message: i.message })),
+  };
+}
+
+/** Parses `value` or throws the contract's INVALID_REQUEST naming the bad field (under `field`, if given). */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, field?: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const { field: bad, message, issues } = describeIssues(result.error, field ? [field] : []);
+  throw new StockholdError('INVALID_REQUEST', message, { field: bad, issues });
+}

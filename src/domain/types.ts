@@ -1,0 +1,76 @@
+/** The shapes of the contract (docs/API.md): one name per concept, shared by every layer. */
+
+/** One SKU and a number of its units: a line of a cart, of a commit or of a return. */
+export interface CartLine {
+  sku: string;
+  quantity: number;
+}
+
+export const RESERVATION_STATUSES = ['PENDING', 'HELD', 'REJECTED', 'COMMITTED', 'CANCELLED', 'EXPIRED'] as const;
+export type ReservationStatus = (typeof RESERVATION_STATUSES)[number];
+/** Statuses a reservation never leaves. */
+export const FINAL_STATUSES: readonly ReservationStatus[] = ['REJECTED', 'COMMITTED', 'CANCELLED', 'EXPIRED'];
+/** How a hold ends without a sale. */
+export type ReleaseStatus = 'CANCELLED' | 'EXPIRED' | 'REJECTED';
+
+/** A line of a reservation view: held, sold (committed) and given back after the sale (returned). */
+export interface ReservationLine {
+  sku: string;
+  quantity: number;
+  committedQuantity: number;
+  returnedQuantity: number;
+}
+
+/** The reservation view. */
+export interface ReservationView {
+  reservationId: string;
+  status: ReservationStatus;
+  items: ReservationLine[];
+  customerId: string | null;
+  expiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+  workflowId: string;
+}
+
+/** The stock view: `available = total - reserved`. */
+export interface StockView {
+  sku: string;
+  name: string;
+  total: number;
+  reserved: number;
+  available: number;
+}
+
+export const MOVEMENT_KINDS = ['initial', 'restock', 'adjustment', 'sale', 'return'] as const;
+export type MovementKind = (typeof MOVEMENT_KINDS)[number];
+
+/** One row of a SKU's ledger. */
+export interface Movement {
+  id: string;
+  kind: MovementKind;
+  delta: number;
+  reservationId?: string;
+  reason?: string;
+  at: string;
+}
+
+export interface StockHold {
+  reservationId: string;
+  quantity: number;
+  /** The reservation's deadline, when PostgreSQL knows the reservation. */
+  expiresAt: string | null;
+}
+
+/** What a return gave back, per line. */
+export interface ReturnResult {
+  reservationId: string;
+  items: { sku: string; returnedQuantity: number }[];
+}
+
+export function stockView(sku: string, name: string, total: number, reserved: number): StockView {
+  return { sku, name, total, reserved, available: total - reserved };
+}
+
+/** Temporal's workflow id of a reservation. */
+export const workflowIdOf = (reservationId: string): string => `reservation-${reservationId}`;

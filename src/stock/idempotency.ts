@@ -1,0 +1,54 @@
+/**
+ * Idempotency keys of admin writes (restock, adjustment, return, new SKU): the first request's
+ * answer is stored in the same transaction as its change; a repeat with the same request gets it
+ * back and changes nothing; another request under the same key is IDEMPOTENCY_KEY_REUSED.
+ */
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { StockholdError } from '../domain/errors';
+import { transaction } from './database';
+
+/** A stable JSON form (sorted keys, undefined left out), so the same request always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function requestHash(request: unknown): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+/**
+ * Runs `work` in a transaction, under `key` when one is given. `fresh` is false when the answer
+ * is the stored one of an earlier request (then `work` did not run).
+ */
+export async function idempotent<T>(
+  db: Pool,
+  key: string | undefined,
+  request: unknown,
+  work: (c: PoolClient) => Promise<T>,
+): Promise<{ result: T; fresh: boolean }> {
+  return transaction(db, async (c) => {
+    if (key === undefined) return { result: await work(c), fresh: true };
+    const hash = requestHash(request);
+    // Serialises requests sharing a key; the second one sees the first one's stored answer.
+    await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+    const stored = await c.query<{ request_hash: string; response: T }>('SELECT request_hash, response FROM idempotency_keys WHERE key = $1', [key]);
+    const row = stored.rows[0];
+    if (row) {
+      if (row.request_hash !== hash) {
+        throw new StockholdError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
+      }
+      return { result: row.response, fresh: false };
+    }
+    const result = await work(c);
+    await c.query('INSERT INTO idempotency_keys (key, request_hash, response) VALUES ($1, $2, $3)', [key, hash, JSON.stringify(result)]);
+    return { result, fresh: true };
+  });
+}

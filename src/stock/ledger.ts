@@ -1,0 +1,241 @@
+/**
+ * The PostgreSQL ledger: every SQL statement of the stock module. `skus.total` changes only with
+ * a `stock_movements` row in the same transaction; reservations and their lines record holds,
+ * sales and returns. Methods taking a PoolClient run inside the caller's transaction.
+ */
+import type { Pool, PoolClient } from 'pg';
+import {
+  insufficientStock,
+  quantityExceedsHold,
+  reservationNotFound,
+  reservationNotHeld,
+  skuNotFound,
+  StockholdError,
+} from '../domain/errors';
+import { MAX_STOCK } from '../domain/limits';
+import type { CartLine, Movement, MovementKind, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
+import { workflowIdOf } from '../domain/types';
+
+type Db = Pool | PoolClient;
+
+/** One SKU as the rebuild loads it: PostgreSQL's total and the holds of its HELD reservations. */
+export interface SkuSnapshot {
+  sku: string;
+  name: string;
+  total: number;
+  holds: [string, number][];
+}
+
+export class Ledger {
+  constructor(readonly db: Pool) {}
+
+  // ---------------------------------------------------------------- SKUs and movements
+
+  /** Inserts a new SKU and its `initial` movement; SKU_EXISTS when it is there already. */
+  async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<void> {
+    const inserted = await c.query('INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING', [sku, name, total]);
+    if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
+    await c.query(`INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created')`, [sku, total]);
+  }
+
+  /** Locks a SKU's row for the transaction and returns it; SKU_NOT_FOUND when there is none. */
+  async lockSku(c: PoolClient, sku: string): Promise<{ total: number; name: string }> {
+    const row = (await c.query<{ total: string; name: string }>('SELECT total, name FROM skus WHERE sku = $1 FOR UPDATE', [sku])).rows[0];
+    if (!row) throw skuNotFound(sku);
+    return { total: Number(row.total), name: row.name };
+  }
+
+  /**
+   * Changes a SKU's total by `delta` with its ledger row; the total after it. The row lock comes
+   * before the movement's id, so movement ids of one SKU follow the order of their commits.
+   */
+  async move(
+    c: PoolClient,
+    movement: { sku: string; kind: Exclude<MovementKind, 'initial'>; delta: number; reservationId?: string; reason?: string },
+  ): Promise<{ movementId: string; total: number; name: string }> {
+    const updated = await c.query<{ total: string; name: string }>(
+      'UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 BETWEEN 0 AND $3 RETURNING total, name',
+      [movement.sku, movement.delta, MAX_STOCK],
+    );
+    const row = updated.rows[0];
+    if (!row) {
+      const current = await this.lockSku(c, movement.sku); // SKU_NOT_FOUND when there is none
+      if (current.total + movement.delta < 0) throw insufficientStock(movement.sku, -movement.delta, current.total);
+      const field = movement.kind === 'adjustment' ? 'delta' : 'quantity';
+      throw new StockholdError('INVALID_REQUEST', `${field}: total would exceed 2^31-1`, { field });
+    }
+    const inserted = await c.query<{ id: string }>(
+      'INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+      [movement.sku, movement.kind, movement.delta, movement.reservationId ?? null, movement.reason ?? null],
+    );
+    return { movementId: inserted.rows[0]!.id, total: Number(row.total), name: row.name };
+  }
+
+  /** A SKU's ledger, newest first; SKU_NOT_FOUND when it has none (every SKU has its `initial` row). */
+  async movements(sku: string, limit: number): Promise<Movement[]> {
+    const result = await this.db.query<{ id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date }>(
+      'SELECT id, kind, delta, reservation_id, reason, at FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2',
+      [sku, limit],
+    );
+    if (result.rowCount === 0) throw skuNotFound(sku);
+    return result.rows.map((r) => ({
+      id: String(r.id),
+      kind: r.kind,
+      delta: Number(r.delta),
+      ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
+      ...(r.reason ? { reason: r.reason } : {}),
+      at: r.at.toISOString(),
+    }));
+  }
+
+  /** Every SKU with its total and the holds of its HELD reservations: what a rebuild loads. */
+  async snapshot(): Promise<SkuSnapshot[]> {
+    const result = await this.db.query<{ sku: string; name: string; total: string; holds: [string, number][] }>(
+      `SELECT s.sku, s.name, s.total,
+              COALESCE(json_agg(json_build_array(h.reservation_id, h.quantity)) FILTER (WHERE h.reservation_id IS NOT NULL), '[]') AS holds
+         FROM skus s
+         LEFT JOIN (SELECT l.sku, l.reservation_id, l.quantity FROM reservation_lines l
+                      JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD') h ON h.sku = s.sku
+        GROUP BY s.sku`,
+    );
+    return result.rows.map((r) => ({ sku: r.sku, name: r.name, total: Number(r.total), holds: r.holds }));
+  }
+
+  // ---------------------------------------------------------------- reservations
+
+  /** Records a reservation whose hold Redis applied, as HELD with its lines; a repeat writes nothing. */
+  async recordHold(hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string; expiresAt: string }): Promise<void> {
+    await this.db.query(
+      `WITH r AS (
+         INSERT INTO reservations (id, status, customer_id, expires_at) VALUES ($1, 'HELD', $2, $3)
+         ON CONFLICT (id) DO NOTHING RETURNING id)
+       INSERT INTO reservation_lines (reservation_id, sku, quantity)
+       SELECT r.id, l.sku, l.quantity FROM r, unnest($4::text[], $5::int[]) AS l (sku, quantity)`,
+      [hold.reservationId, hold.customerId ?? null, hold.expiresAt, hold.lines.map((l) => l.sku), hold.lines.map((l) => l.quantity)],
+    );
+  }
+
+  /** Records how a reservation ended without a sale, unless it has ended already. */
+  async recordRelease(reservationId: string, status: ReleaseStatus, reason?: string): Promise<void> {
+    await this.db.query(
+      `UPDATE reservations SET status = $2, reason = COALESCE($3, reason), updated_at = now()
+        WHERE id = $1 AND status IN ('PENDING', 'HELD')`,
+      [reservationId, status, reason ?? null],
+    );
+  }
+
+  /** Moves a HELD reservation's deadline. */
+  async recordDeadline(reservationId: string, expiresAt: string): Promise<void> {
+    await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, expiresAt]);
+  }
+
+  /** Locks a reservation's row; RESERVATION_NOT_FOUND when there is none. */
+  async lockReservation(c: PoolClient, reservationId: string): Promise<ReservationStatus> {
+    const status = (await c.query<{ status: ReservationStatus }>('SELECT status FROM reservations WHERE id = $1 FOR UPDATE', [reservationId])).rows[0]?.status;
+    if (!status) throw reservationNotFound(reservationId);
+    return status;
+  }
+
+  /**
+   * The sale of a HELD reservation, in the caller's transaction: at most the held quantity of
+   * each line (all of it without `items`), a `sale` movement per sold line, status COMMITTED.
+   * A COMMITTED one answers its lines again (a retry).
+   */
+  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<ReservationLine[]> {
+    const status = await this.lockReservation(c, reservationId);
+    const rows = await this.lines(c, reservationId);
+    if (status === 'COMMITTED') return rows;
+    if (status !== 'HELD') throw reservationNotHeld(reservationId, status);
+    const wanted = new Map(items?.map((i) => [i.sku, i.quantity]));
+    for (const item of items ?? []) {
+      const held = rows.find((r) => r.sku === item.sku)?.quantity ?? 0;
+      if (item.quantity > held) throw quantityExceedsHold(item.sku, item.quantity, held);
+    }
+    const sold = rows.map((r) => ({ ...r, committedQuantity: items ? (wanted.get(r.sku) ?? 0) : r.quantity }));
+    for (const line of sold.filter((l) => l.committedQuantity > 0)) {
+      await this.move(c, { sku: line.sku, kind: 'sale', delta: -line.committedQuantity, reservationId });
+    }
+    await c.query(
+      `UPDATE reservation_lines l SET committed_quantity = v.q
+         FROM unnest($2::text[], $3::int[]) AS v (sku, q) WHERE l.reservation_id = $1 AND l.sku = v.sku`,
+      [reservationId, sold.map((l) => l.sku), sold.map((l) => l.committedQuantity)],
+    );
+    await c.query(`UPDATE reservations SET status = 'COMMITTED', payment_id = $2, updated_at = now() WHERE id = $1`, [reservationId, paymentId ?? null]);
+    return sold;
+  }
+
+  /**
+   * A return of sold units of a COMMITTED reservation, in the caller's transaction: returned
+   * quantities and a `return` movement per line; the movement ids in line order. The database's
+   * CHECK (returned <= committed) is what keeps racing or repeated returns within the sale.
+   */
+  async recordReturn(c: PoolClient, reservationId: string, items: readonly CartLine[], reason?: string): Promise<string[]> {
+    const status = await this.lockReservation(c, reservationId);
+    if (status !== 'COMMITTED') {
+      throw new StockholdError('RESERVATION_NOT_COMMITTED', `reservation ${reservationId} is ${status}, not COMMITTED`, { reservationId, status });
+    }
+    const ids: string[] = [];
+    for (const item of items) {
+      const line = (
+        await c.query<{ committed_quantity: number; returned_quantity: number }>(
+          'SELECT committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1 AND sku = $2 FOR UPDATE',
+          [reservationId, item.sku],
+        )
+      ).rows[0];
+      const returnable = line ? line.committed_quantity - line.returned_quantity : 0;
+      if (item.quantity > returnable) {
+        throw new StockholdError('RETURN_EXCEEDS_SALE', `return of ${item.quantity} ${item.sku} exceeds the ${returnable} sold and not yet returned`, {
+          sku: item.sku,
+          requested: item.quantity,
+          returnable,
+        });
+      }
+      await c.query('UPDATE reservation_lines SET returned_quantity = returned_quantity + $3 WHERE reservation_id = $1 AND sku = $2', [
+        reservationId,
+        item.sku,
+        item.quantity,
+      ]);
+      ids.push((await this.move(c, { sku: item.sku, kind: 'return', delta: item.quantity, reservationId, reason })).movementId);
+    }
+    return ids;
+  }
+
+  /** The deadlines of the reservations PostgreSQL knows among `ids`. */
+  async deadlines(ids: readonly string[]): Promise<Map<string, string>> {
+    const deadlines = new Map<string, string>();
+    if (ids.length === 0) return deadlines;
+    const rows = await this.db.query<{ id: string; expires_at: Date }>('SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])', [ids]);
+    for (const row of rows.rows) deadlines.set(row.id, row.expires_at.toISOString());
+    return deadlines;
+  }
+
+  /** A reservation as PostgreSQL has it (the view once Temporal has forgotten a closed workflow). */
+  async reservation(reservationId: string): Promise<ReservationView | undefined> {
+    const row = (
+      await this.db.query<{ status: ReservationStatus; customer_id: string | null; expires_at: Date; created_at: Date; updated_at: Date }>(
+        'SELECT status, customer_id, expires_at, created_at, updated_at FROM reservations WHERE id = $1',
+        [reservationId],
+      )
+    ).rows[0];
+    if (!row) return undefined;
+    return {
+      reservationId,
+      status: row.status,
+      items: await this.lines(this.db, reservationId),
+      customerId: row.customer_id,
+      expiresAt: row.expires_at.toISOString(),
+      createdAt: row.created_at.toISOString(),
+      updatedAt: row.updated_at.toISOString(),
+      workflowId: workflowIdOf(reservationId),
+    };
+  }
+
+  /** A reservation's lines as PostgreSQL has them, by SKU. */
+  async lines(db: Db, reservationId: string): Promise<ReservationLine[]> {
+    const rows = await db.query<{ sku: string; quantity: number; committed_quantity: number; returned_quantity: number }>(
+      'SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku',
+      [reservationId],
+    );
+    return rows.rows.map((r) => ({ sku: r.sku, quantity: r.quantity, committedQuantity: r.committed_quantity, returnedQuantity: r.returned_quantity }));
+  }
+}

@@ -1,0 +1,21 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { defineScripts, SCRIPT_COMMANDS, type StockRedis } from './scripts';
+
+/**
+ * A Redis client for the hot path, with the scripts defined: auto-pipelining batches concurrent
+ * reads into one round trip; a command fails after one reconnect attempt so callers answer 503
+ * quickly instead of hanging while Redis is down.
+ */
+export function createRedis(url: string, options: RedisOptions = {}): StockRedis {
+  const redis = new Redis(url, {
+    enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 100, 2_000),
+    ...options,
+  });
+  // Connection errors surface on the commands that fail; an unhandled 'error' event would crash.
+  redis.on('error', () => undefined);
+  return defineScripts(redis);
+}

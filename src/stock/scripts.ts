@@ -1,0 +1,229 @@
+/**
+ * The Redis Lua scripts of lua/ and everything about calling them, in one place (as BullMQ's
+ * Scripts class does): loading (defineCommand, then EVALSHA), building KEYS and ARGV, decoding
+ * each reply into a typed result, and `scriptRefusal`, the one function that turns a reply code
+ * into an error. Callers never build keys or read raw replies.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { insufficientStock, quantityExceedsHold, StockholdError, unavailable, wouldOversell } from '../domain/errors';
+import type { CartLine } from '../domain/types';
+import { LUA_DIR } from '../paths';
+import { keys, lineKeys } from './keys';
+
+/**
+ * Reply codes, one meaning each across every script; each script's header names the ones it
+ * returns. Non-negative codes are outcomes, negative ones refusals.
+ */
+export enum ScriptCode {
+  /** The change was made. */
+  Applied = 1,
+  /** Nothing needed changing (nothing held to release; counters already loaded). */
+  Unchanged = 0,
+  /** This very operation was applied before (a retry): nothing changed. */
+  AlreadyApplied = 2,
+  /** A line asks for more than is available. */
+  Insufficient = -1,
+  /** A SKU has no counters: unknown, or Redis lost its data. Never read as zero or as plenty. */
+  NotLoaded = -2,
+  /** The reservation was committed or released before. */
+  AlreadyFinished = -3,
+  /** A line would sell more than it holds. */
+  ExceedsHold = -4,
+  /** A line holds nothing for a reservation that never finished here. */
+  NotHeld = -5,
+  /** An adjustment would take total below reserved (or below zero). */
+  WouldOversell = -6,
+}
+
+/** Every reply is a list of three integers: a ScriptCode, then two figures whose meaning depends on the script. */
+export type ScriptReply = [ScriptCode, number, number];
+
+const SCRIPTS = ['hold', 'release', 'commit', 'restock', 'adjust', 'load'] as const;
+export type ScriptName = (typeof SCRIPTS)[number];
+
+/** Reads a script's source (benchmarks compare the store's call with a raw EVALSHA of it). */
+export function luaSource(name: ScriptName): string {
+  return readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8');
+}
+
+/** The client commands `defineScripts` adds (EVALSHA, falling back to EVAL once). */
+export interface ScriptCommands {
+  stockHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockRelease(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockCommit(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockRestock(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockAdjust(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockLoad(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+}
+
+export type StockRedis = Redis & ScriptCommands;
+
+const commandName = (name: ScriptName) => `stock${name[0]!.toUpperCase()}${name.slice(1)}`;
+
+/**
+ * The script commands. ioredis 5's auto-pipelining can misalign replies when an EVALSHA inside an
+ * auto-pipeline meets NOSCRIPT (redis/ioredis#1931, fixed only in 6.x), so these commands stay out
+ * of auto-pipelines: for stock decisions a wrong reply is never acceptable.
+ */
+export const SCRIPT_COMMANDS: readonly string[] = SCRIPTS.map(commandName);
+
+/** Defines every script of lua/ on a client once (`defineCommand`); idempotent. */
+export function defineScripts(redis: Redis): StockRedis {
+  const client = redis as StockRedis;
+  for (const name of SCRIPTS) {
+    const command = commandName(name);
+    if (typeof (client as unknown as Record<string, unknown>)[command] !== 'function') {
+      // No numberOfKeys: carts have a variable number of lines, so each call passes its key count.
+      client.defineCommand(command, { lua: luaSource(name) });
+    }
+  }
+  return client;
+}
+
+/** A SKU without counters. Whether it is unknown (404) or Redis lost its data (503) takes a look at the marker: see StockStore. */
+export class CountersMissing extends StockholdError {
+  constructor(readonly sku: string) {
+    super('UNAVAILABLE', `stock counters of ${sku} are not loaded in Redis`, { sku });
+    this.name = 'CountersMissing';
+  }
+}
+
+/** What a refused script call was about, so its refusal can name the line and the figures. */
+export interface RefusalContext {
+  script: ScriptName;
+  reservationId?: string;
+  /** The lines of the call, in the order the script numbered them (1-based `line` in the reply). */
+  lines?: readonly CartLine[];
+  sku?: string;
+  delta?: number;
+}
+
+/** The one place a refusal code becomes an error. Outcome codes (>= 0) are not refusals. */
+export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
+  const [code, line, figure] = reply;
+  const subject = ctx.lines?.[line - 1];
+  const sku = subject?.sku ?? ctx.sku ?? '?';
+  switch (code) {
+    case ScriptCode.Insufficient:
+      return insufficientStock(sku, subject?.quantity ?? 0, figure);
+    case ScriptCode.NotLoaded:
+      return new CountersMissing(sku);
+    case ScriptCode.AlreadyFinished:
+      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} already finished; it cannot hold again`, {
+        reservationId: ctx.reservationId,
+      });
+    case ScriptCode.ExceedsHold:
+      return quantityExceedsHold(sku, subject?.quantity ?? 0, figure);
+    case ScriptCode.NotHeld:
+      return unavailable(`Redis holds nothing of ${sku} for reservation ${ctx.reservationId}`, { sku });
+    case ScriptCode.WouldOversell:
+      // adjust.lua answers the figures it refused on: {code, total, reserved}.
+      return wouldOversell(sku, reply[1], reply[2], ctx.delta ?? 0);
+    case ScriptCode.Applied:
+    case ScriptCode.Unchanged:
+    case ScriptCode.AlreadyApplied:
+      return new Error(`${ctx.script}.lua: code ${code} is an outcome, not a refusal`);
+    default:
+      return new Error(`${ctx.script}.lua answered an unknown code ${String(code)}`);
+  }
+}
+
+export type CommitOutcome = 'committed' | 'alreadyFinished' | 'notLoaded' | 'notHeld';
+
+/** Counters a script leaves behind: a SKU's total and reserved units. */
+export interface Figures {
+  total: number;
+  reserved: number;
+}
+
+/**
+ * Typed calls of the scripts over one client. `now` and the retention of the `done` guard are the
+ * store's: `done` entries older than `retentionMs` are forgotten inside the scripts.
+ */
+export class StockScripts {
+  constructor(
+    readonly redis: StockRedis,
+    private readonly retentionMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Holds every line or none. `alreadyHeld` when this reservation held them before (a retry). */
+  async hold(reservationId: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean }> {
+    const skus = lines.map((l) => l.sku);
+    const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, ...lines.map((l) => l.quantity));
+    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) return { alreadyHeld: reply[0] === ScriptCode.AlreadyApplied };
+    throw scriptRefusal(reply, { script: 'hold', reservationId, lines });
+  }
+
+  /** Gives back what the reservation holds on these SKUs; the units released (0 when nothing was held). */
+  async release(reservationId: string, skus: readonly string[]): Promise<{ units: number }> {
+    const now = this.now();
+    const reply = await this.redis.stockRelease(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs);
+    if (reply[0] === ScriptCode.Applied) return { units: reply[1] };
+    if (reply[0] === ScriptCode.Unchanged) return { units: 0 };
+    throw scriptRefusal(reply, { script: 'release', reservationId, lines: skus.map((sku) => ({ sku, quantity: 0 })) });
+  }
+
+  /**
+   * Turns the holds into sales of `lines` (quantity = units sold, 0..held) and releases the rest.
+   * The outcome says what Redis found: `committed`; `alreadyFinished` (a retried commit); or, for
+   * line `line`, `notLoaded` (no counters: Redis lost its data) or `notHeld` (Redis lost this hold).
+   * In the last two Redis changed nothing; the caller decides, since the sale is already durable.
+   */
+  async commit(reservationId: string, lines: readonly CartLine[]): Promise<{ outcome: CommitOutcome; sku?: string }> {
+    const now = this.now();
+    const skus = lines.map((l) => l.sku);
+    const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...lines.map((l) => l.quantity));
+    const sku = lines[reply[1] - 1]?.sku;
+    switch (reply[0]) {
+      case ScriptCode.Applied:
+        return { outcome: 'committed' };
+      case ScriptCode.AlreadyFinished:
+        return { outcome: 'alreadyFinished' };
+      case ScriptCode.NotLoaded:
+        return { outcome: 'notLoaded', sku };
+      case ScriptCode.NotHeld:
+        return { outcome: 'notHeld', sku };
+      default:
+        throw scriptRefusal(reply, { script: 'commit', reservationId, lines });
+    }
+  }
+
+  /** Raises total by a movement recorded in PostgreSQL (restock or return); once per movement id. */
+  async raise(sku: string, movementId: string, quantity: number): Promise<Figures & { alreadyApplied: boolean }> {
+    const now = this.now();
+    const reply = await this.redis.stockRestock(2, keys.stock(sku), keys.done(sku), movementId, quantity, now, now - this.retentionMs);
+    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) {
+      return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
+    }
+    throw scriptRefusal(reply, { script: 'restock', sku });
+  }
+
+  /** Changes total by `delta` unless that leaves it below reserved; once per movement id. */
+  async adjust(sku: string, movementId: string, delta: number): Promise<Figures & { alreadyApplied: boolean }> {
+    const now = this.now();
+    const reply = await this.redis.stockAdjust(2, keys.stock(sku), keys.done(sku), movementId, delta, now, now - this.retentionMs);
+    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) {
+      return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
+    }
+    throw scriptRefusal(reply, { script: 'adjust', sku, delta });
+  }
+
+  /**
+   * Sets a SKU's counters and holds from PostgreSQL's figures. Mode "missing" loads only a SKU that
+   * has no counters (safe beside live traffic); "force" replaces them. `loaded` false: left as it was.
+   */
+  async load(
+    sku: string,
+    figures: { total: number; name: string; holds: readonly (readonly [string, number])[] },
+    mode: 'missing' | 'force',
+  ): Promise<Figures & { loaded: boolean }> {
+    const reply = await this.redis.stockLoad(2, keys.stock(sku), keys.holds(sku), mode, figures.total, figures.name, ...figures.holds.flat());
+    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.Unchanged) {
+      return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
+    }
+    throw scriptRefusal(reply, { script: 'load', sku });
+  }
+}
