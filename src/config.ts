@@ -12,6 +12,10 @@ export interface Config {
   apiToken: string;
   /** True when the tokens are the built-in development ones (none configured). */
   devTokens: boolean;
+  /** Where each token comes from: the environment, or the public development default. */
+  tokenSources: { admin: 'env' | 'dev'; api: 'env' | 'dev' };
+  /** The Temporal Web UI of a server the service did not start (TEMPORAL_UI_URL), if known. */
+  temporalUiUrl?: string;
   defaultTtlSeconds: number;
   maxTtlSeconds: number;
   logLevel: string;
@@ -44,6 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     apiToken,
     devTokens: !env.INVENTORY_ADMIN_TOKEN && !env.INVENTORY_API_TOKEN,
+    tokenSources: { admin: env.INVENTORY_ADMIN_TOKEN ? 'env' : 'dev', api: env.INVENTORY_API_TOKEN ? 'env' : 'dev' },
+    ...(env.TEMPORAL_UI_URL ? { temporalUiUrl: env.TEMPORAL_UI_URL.replace(/\/+$/, '') } : {}),
     defaultTtlSeconds: int(env, 'RESERVATION_DEFAULT_TTL_SECONDS', 600, 1, maxTtlSeconds),
     maxTtlSeconds,
     logLevel: env.LOG_LEVEL || 'info',

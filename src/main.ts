@@ -9,6 +9,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { onShutdownSignal, startApi } from './api/server';
+import { startupBanner } from './banner';
 import { loadConfig } from './config';
 import { createLogger } from './logger';
 import { migrate } from './stock/database';
@@ -22,7 +23,8 @@ async function main(): Promise<void> {
   logger.info('database migrated');
 
   let devServer: DevServer | undefined;
-  let uiUrl = process.env.TEMPORAL_UI_URL ?? '(the Web UI of your Temporal server)';
+  // The Web UI of a server we did not start is wherever TEMPORAL_UI_URL says (else not shown).
+  let uiUrl = config.temporalUiUrl;
   if (await temporalAnswers(config.temporalAddress)) {
     logger.info({ address: config.temporalAddress }, 'using the Temporal server already running');
   } else {
@@ -40,19 +42,7 @@ async function main(): Promise<void> {
   const workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const api = await startApi(config, logger);
 
-  const banner = [
-    '',
-    'Stockhold is running.',
-    `  API:              ${api.url}`,
-    `  Temporal Web UI:  ${uiUrl}/namespaces/${config.temporalNamespace}/workflows`,
-    `  Temporal server:  ${config.temporalAddress}${devServer ? ' (local dev server, state in .data/temporal.db)' : ''}`,
-    ...(config.devTokens
-      ? [`  Admin token:      ${config.adminToken}`, `  Client token:     ${config.apiToken}`, '  (development tokens: set INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN for real ones)']
-      : ['  Tokens:           from INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN']),
-    'Press Ctrl-C to stop.',
-    '',
-  ];
-  console.log(banner.join('\n'));
+  console.log(startupBanner(config, { apiUrl: api.url, uiUrl, devServer: devServer !== undefined }));
 
   onShutdownSignal(async () => {
     await api.close();

@@ -84,13 +84,23 @@ export async function startDevServer(opts: { address: string; namespace: string;
     ...searchAttributeFlags(),
   ];
   const child = spawn(TEMPORAL_CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const forward = (chunk: Buffer) => opts.log?.(chunk.toString().trimEnd());
+  // The last lines the server printed: its own reason when it cannot start.
+  const recent: string[] = [];
+  const forward = (chunk: Buffer) => {
+    const text = chunk.toString().trimEnd();
+    recent.push(...text.split('\n').filter((line) => line.trim() !== ''));
+    recent.splice(0, Math.max(0, recent.length - 20));
+    opts.log?.(text);
+  };
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const until = Date.now() + 60_000;
   while (!(await temporalAnswers(opts.address, 1_000))) {
-    if (child.exitCode !== null) throw new Error(`temporal server start-dev exited with ${child.exitCode}`);
+    if (child.exitCode !== null) {
+      const reason = recent.filter((line) => /error|fail|fatal|unable|can't|cannot/i.test(line)).at(-1) ?? recent.at(-1) ?? 'no output';
+      throw new Error(`temporal server start-dev exited with ${child.exitCode}: ${reason}`);
+    }
     if (Date.now() > until) throw new Error('temporal server start-dev did not answer within 60 s');
     await new Promise((r) => setTimeout(r, 300));
   }

@@ -1013,3 +1013,66 @@ describe('the Temporal contract', () => {
     await expectConsistent(stack.stock, sku);
   });
 });
+
+// ------------------------------------------------------------------ views, counters and messages
+
+describe('what clients read back', () => {
+  it('a reservation stays readable from PostgreSQL after Temporal dropped its closed workflow, returns included', async () => {
+    const sku = await createSku(5, 'GONE');
+    const { reservationId } = await hold([{ sku, quantity: 3 }], { customerId: 'cust-gone' });
+    expect((await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} })).status).toBe(200);
+    const returned = await stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity: 1 }] } });
+    expect(returned.status).toBe(200);
+    // While Temporal has the workflow, the view already shows the return (recorded after it closed).
+    const live = await stack.api('GET', `/v1/reservations/${reservationId}`);
+    expect(live.body.items).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 1 }]);
+
+    // What the namespace's retention does to a closed workflow.
+    const workflowId = workflowIdOf(reservationId);
+    await stack.env.client.workflowService.deleteWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId } });
+    await pollUntil(
+      () => stack.env.client.workflow.getHandle(workflowId).describe().then(() => 'there', () => 'gone'),
+      (state) => state === 'gone',
+    );
+    const res = await stack.api('GET', `/v1/reservations/${reservationId}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      reservationId,
+      status: 'COMMITTED',
+      items: [{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 1 }],
+      customerId: 'cust-gone',
+      expiresAt: expect.any(String),
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+      workflowId,
+    });
+  });
+
+  it('/metrics counts a repeated POST /v1/reservations as a repeat, not as a new HELD reservation', async () => {
+    const count = async (outcome: string) => {
+      const text = (await stack.api('GET', '/metrics', { token: null })).text;
+      const line = text.split('\n').find((l) => l.startsWith(`stockhold_reservation_results_total{outcome="${outcome}"}`));
+      return line ? Number(line.split(' ').at(-1)) : 0;
+    };
+    const sku = await createSku(5, 'MET');
+    const [held, repeats] = [await count('HELD'), await count('REPEAT')];
+    const body = { reservationId: uniqueId('met'), items: [{ sku, quantity: 1 }] };
+    expect((await reserve(body)).status).toBe(201);
+    expect((await reserve(body)).status).toBe(200);
+    expect(await count('HELD')).toBe(held + 1);
+    expect(await count('REPEAT')).toBe(repeats + 1);
+  });
+
+  it('a JSON body sent without its Content-Type is 400 saying the content type is missing', async () => {
+    const sku = await createSku(5, 'CT');
+    const res = await stack.api('POST', '/v1/reservations', {
+      rawBody: JSON.stringify({ items: [{ sku, quantity: 1 }] }),
+      headers: { 'content-type': '' },
+    });
+    expectError(res, 400, 'INVALID_REQUEST');
+    expect(res.body.error.message).toMatch(/Content-Type is missing/);
+    const typed = await stack.api('POST', '/v1/reservations', { rawBody: JSON.stringify({ items: [{ sku, quantity: 1 }] }), headers: { 'content-type': 'text/plain' } });
+    expect(typed.body.error.message).toMatch(/Content-Type must be application\/json, not text\/plain/);
+    expect(await stockOf(sku)).toMatchObject({ reserved: 0 });
+  });
+});
