@@ -3,7 +3,7 @@
  * which test/replay/replay.test.ts replays against the current workflow code to catch
  * non-deterministic changes before they reach running workflows.
  *
- *   npm run build && node lib/scripts/record-histories.js [scenario…]
+ *   npm run record-histories [-- scenario…]   (builds, then runs node build/scripts/record-histories.js)
  *
  * It starts its own Temporal dev server (the CLI installed by `npm run setup`, with the contract's
  * search attributes) and a worker with the real activities over Redis and PostgreSQL:
@@ -15,18 +15,15 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Client, WithStartWorkflowOperation, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
-import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities';
-import { createStock, migrate, type StockClients } from '../stock';
-import { PROJECT_ROOT, TEMPORAL_CLI } from '../temporal';
-import type { reservationWorkflow } from '../workflows';
+import { createActivities } from '../src/activities';
+import { PROJECT_ROOT, TEMPORAL_CLI } from '../src/paths';
+import { createStock, migrate, type StockClients } from '../src/stock';
+import type { reservationWorkflow } from '../src/workflows';
 import {
   awaitHoldUpdate,
   cancelUpdate,
@@ -41,7 +38,8 @@ import {
   type ItemLine,
   type ReservationStatus,
   type ReservationView,
-} from '../workflows/definitions';
+} from '../src/workflows/definitions';
+import { historyToJson } from '../test/replay/histories';
 
 export const HISTORIES_DIR = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
 
@@ -65,52 +63,6 @@ interface Started {
   /** The hold answer, or the refusal code when the hold was refused. */
   held?: ReservationView;
   refusal?: string;
-}
-
-// ---------------------------------------------------------------- history <-> JSON
-
-interface ProtoJson {
-  toJson(type: unknown, message: unknown): unknown;
-  fromJson(type: unknown, json: unknown, options?: { ignoreUnknownFields?: boolean }): unknown;
-}
-
-/**
- * The SDK's historyToJSON / historyFromJSON (@temporalio/common/lib/proto-utils) call protobufjs's
- * protojson with a Type built by @temporalio/proto. When npm installs two copies of protobufjs 8
- * (one under @temporalio/common, one under @temporalio/proto, because @grpc/proto-loader's
- * protobufjs 7 took the top-level slot), protojson's `instanceof Type` check fails with
- * "TypeError: type must be a Type". Then we use the protojson of the very copy @temporalio/proto
- * uses: the same function on the same Type, so the output is identical.
- */
-function sameCopyProtoJson(): ProtoJson {
-  return createRequire(require.resolve('@temporalio/proto'))('protobufjs/ext/protojson') as ProtoJson;
-}
-
-const isTypeMismatch = (err: unknown): boolean => err instanceof TypeError && /type must be a Type/.test(err.message);
-
-/** A history in proto3 JSON form (what `temporal workflow show -o json` prints), indented. */
-export function historyToJson(history: History): string {
-  let json: unknown;
-  try {
-    json = JSON.parse(historyToJSON(history));
-  } catch (err) {
-    if (!isTypeMismatch(err)) throw err;
-    const type = temporal.api.history.v1.History;
-    json = sameCopyProtoJson().toJson(type, type.fromObject(history));
-  }
-  return `${JSON.stringify(json, null, 2)}\n`;
-}
-
-/** Reads back what historyToJson wrote (or a history file from the Temporal CLI or Web UI). */
-export function historyFromJson(json: unknown): History {
-  try {
-    return historyFromJSON(json);
-  } catch (err) {
-    if (!isTypeMismatch(err)) throw err;
-    const history = sameCopyProtoJson().fromJson(temporal.api.history.v1.History, json, { ignoreUnknownFields: true });
-    if (!history) throw new TypeError('invalid history JSON');
-    return history as History;
-  }
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -274,7 +226,7 @@ export async function recordHistories(only: string[] = []): Promise<string[]> {
       namespace: 'default',
       taskQueue,
       identity: 'record-histories-worker',
-      workflowsPath: require.resolve('../workflows'),
+      workflowsPath: require.resolve('../src/workflows'),
       activities: createActivities(stock.stock),
     });
     mkdirSync(HISTORIES_DIR, { recursive: true });

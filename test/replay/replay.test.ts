@@ -1,6 +1,6 @@
 /**
  * Replay guard: every history in ./histories (recorded from real runs by
- * `npm run build && node lib/scripts/record-histories.js`) must replay against the current
+ * `npm run record-histories`, scripts/record-histories.ts) must replay against the current
  * workflow code without a determinism error. A change that alters the workflow's commands for
  * runs already in flight must go behind `patched()`; this test fails otherwise, as the negative
  * test below shows with a deliberately changed copy of the workflow.
@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { historyFromJson } from '../../src/scripts/record-histories';
+import { historyFromJson } from './histories';
 
 // The negative test's failures are expected: keep the SDK's (and its native core's) warnings about
 // the failed workflow tasks out of the output; real failures surface through the assertions.
