@@ -21,6 +21,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
+import type { CartLine, ReservationStatus, ReservationView } from '../src/domain';
 import { PROJECT_ROOT, TEMPORAL_CLI } from '../src/paths';
 import { createStock, migrate, type StockClients } from '../src/stock';
 import type { reservationWorkflow } from '../src/workflows';
@@ -35,9 +36,6 @@ import {
   searchAttributes,
   WORKFLOW_TYPE,
   workflowIdOf,
-  type ItemLine,
-  type ReservationStatus,
-  type ReservationView,
 } from '../src/workflows/definitions';
 import { historyToJson } from '../test/replay/histories';
 
@@ -70,7 +68,7 @@ interface Started {
 const hashOf = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex');
 
 /** Starts a reservation as the API does: update-with-start carrying the awaitHold update. */
-async function reserve(ctx: Context, scenario: string, items: ItemLine[], ttlSeconds = 600, customerId?: string): Promise<Started> {
+async function reserve(ctx: Context, scenario: string, items: CartLine[], ttlSeconds = 600, customerId?: string): Promise<Started> {
   const reservationId = `replay-${scenario}-${randomUUID().slice(0, 8)}`;
   const requestHash = hashOf({ items, ttlSeconds, customerId: customerId ?? null });
   const startToken = randomUUID();

@@ -1,5 +1,5 @@
 /** The few API calls the benchmark makes itself (setting up SKUs, checking counters). */
-import type { StockView } from '../../src/stock/store';
+import type { StockView } from '../../src/domain';
 import type { Target } from './stack';
 
 export type { StockView };
