@@ -31,4 +31,6 @@ fi
 
 echo "==> build"
 npm run --silent build
+# Benchmarks, dev tools and examples (not shipped) into build/, so `npm run pay` works right away.
+npm run --silent build:tools
 echo "==> setup done"

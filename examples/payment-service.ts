@@ -3,17 +3,19 @@
  * Temporal client (not the HTTP API). Signals are fire-and-forget and safe to repeat: the
  * workflow commits once and ignores duplicates and late arrivals.
  *
- *   node lib/examples/payment-service.js <reservationId> succeeded [paymentId]
- *   node lib/examples/payment-service.js <reservationId> failed ["reason"]
+ *   npm run pay -- <reservationId> succeeded [paymentId]
+ *   npm run pay -- <reservationId> failed ["reason"]
+ *
+ * (`npm run pay` runs build/examples/payment-service.js, compiled by `npm run build:tools`.)
  */
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../config';
-import { getReservationQuery, paymentFailedSignal, paymentSucceededSignal, workflowIdOf } from '../workflows/definitions';
+import { loadConfig } from '../src/config';
+import { getReservationQuery, paymentFailedSignal, paymentSucceededSignal, workflowIdOf } from '../src/workflows/definitions';
 
 async function main(): Promise<void> {
   const [reservationId, outcome, extra] = process.argv.slice(2);
   if (!reservationId || (outcome !== 'succeeded' && outcome !== 'failed')) {
-    console.error('usage: payment-service.js <reservationId> succeeded|failed [paymentId | reason]');
+    console.error('usage: npm run pay -- <reservationId> succeeded|failed [paymentId | reason]');
     process.exit(2);
   }
   const config = loadConfig();
