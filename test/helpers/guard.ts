@@ -33,10 +33,16 @@ function detachedGuard(command: string, args: string[]): Guard {
   };
 }
 
-// $1 the test process, $2 the guarded one. SIGCONT first: a frozen (SIGSTOPped) node must die too.
+// $1 the test process, $2 the guarded one. A process that has exited but is not reaped yet (a
+// zombie, e.g. while its parent is being killed too) still answers kill -0: /proc tells (Linux).
+// SIGCONT first: a frozen (SIGSTOPped) node must die too.
 const KILL_WHEN_ORPHANED = `
-while kill -0 "$1" 2>/dev/null; do
-  kill -0 "$2" 2>/dev/null || exit 0
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ "$(sed -n 's/^.*) \\(.\\).*$/\\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+while alive "$1"; do
+  alive "$2" || exit 0
   sleep 1
 done
 kill -CONT "$2" 2>/dev/null
@@ -52,7 +58,8 @@ export function killWhenOrphaned(pid: number, owner = process.pid): Guard {
 // argv: the test process's pid, the admin connection string, the database's name, the path of `pg`.
 const DROP_WHEN_ORPHANED = `
 const [owner, adminUrl, name, pgPath] = process.argv.slice(1);
-const alive = () => { try { process.kill(Number(owner), 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const zombie = () => { try { return /\\) Z [^)]*$/.test(require('fs').readFileSync('/proc/' + owner + '/stat', 'utf8')); } catch { return false; } };
+const alive = () => { try { process.kill(Number(owner), 0); return !zombie(); } catch (e) { return e.code === 'EPERM'; } };
 const timer = setInterval(async () => {
   if (alive()) return;
   clearInterval(timer);

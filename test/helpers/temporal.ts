@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { Connection } from '@temporalio/client';
@@ -24,10 +24,30 @@ export function installTestRuntime(): void {
   }
 }
 
-/** The time-skipping test server installed by `npm run setup` (never downloaded). */
-export function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+/**
+ * The time-skipping test server installed by `npm run setup` (never downloaded). The SDK starts it
+ * (teardown() kills it); it is guarded here too, so it cannot outlive a test process that dies first.
+ */
+export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
+  const port = env.address.split(':').at(-1);
+  for (const pid of childProcesses((args) => args[0] === TEMPORAL_TEST_SERVER && args.includes(port ?? ''))) killWhenOrphaned(pid);
+  return env;
+}
+
+/** This process's children whose command line satisfies `match` (from `ps`: the SDK does not tell its servers' pids). */
+function childProcesses(match: (args: string[]) => boolean): number[] {
+  let listing: string;
+  try {
+    listing = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return [];
+  }
+  return listing.split('\n').flatMap((line) => {
+    const [pid, ppid, ...args] = line.trim().split(/\s+/);
+    return Number(ppid) === process.pid && match(args) ? [Number(pid)] : [];
+  });
 }
 
 /**
