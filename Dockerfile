@@ -13,7 +13,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --no-audit --no-fund
 
-COPY tsconfig*.json ./
+# Only the shipped build's configs: tsconfig.build.json compiles src/ alone into lib/.
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY lua ./lua
 COPY migrations ./migrations
