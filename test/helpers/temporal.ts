@@ -32,12 +32,12 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
   const port = env.address.split(':').at(-1);
-  for (const pid of childProcesses((args) => args[0] === TEMPORAL_TEST_SERVER && args.includes(port ?? ''))) killWhenOrphaned(pid);
+  for (const pid of childProcesses((args) => args.startsWith(`${TEMPORAL_TEST_SERVER} `) && args.endsWith(` ${port}`))) killWhenOrphaned(pid);
   return env;
 }
 
 /** This process's children whose command line satisfies `match` (from `ps`: the SDK does not tell its servers' pids). */
-function childProcesses(match: (args: string[]) => boolean): number[] {
+function childProcesses(match: (args: string) => boolean): number[] {
   let listing: string;
   try {
     listing = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -45,8 +45,8 @@ function childProcesses(match: (args: string[]) => boolean): number[] {
     return [];
   }
   return listing.split('\n').flatMap((line) => {
-    const [pid, ppid, ...args] = line.trim().split(/\s+/);
-    return Number(ppid) === process.pid && match(args) ? [Number(pid)] : [];
+    const found = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    return found && Number(found[2]) === process.pid && match(found[3]!.trim()) ? [Number(found[1])] : [];
   });
 }
 
