@@ -208,7 +208,7 @@ async function main(): Promise<number> {
       }
       stopping = true;
       progress(`${signal}: stopping everything the benchmark started…`);
-      cleanup().finally(() => process.exit(130));
+      void cleanup().finally(() => process.exit(130));
     });
   }
   process.on('exit', killAllNow);

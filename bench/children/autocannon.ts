@@ -51,7 +51,7 @@ serveJob<AutocannonJob, AutocannonResult>(async (job, progress) => {
     timeout: 10,
   });
   let second = 0;
-  instance.on('tick', ({ counter }) => {
+  void instance.on('tick', ({ counter }) => {
     second += 1;
     if (second % 2 === 0) progress(`${second} s: ${counter.toLocaleString('en-US')} req/s`);
   });

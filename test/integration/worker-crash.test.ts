@@ -288,7 +288,7 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
       'commit updates accepted',
     );
     const inFlightCancels = by('cancel-in-flight').map((r) => call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })));
-    inFlightCancels.forEach((p) => p.catch(() => undefined)); // awaited below; no unhandled rejection meanwhile
+    for (const p of inFlightCancels) p.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
     await sleep(20);
 
     // ---- SIGKILL: no graceful shutdown, the sticky caches and any running activity die with it
