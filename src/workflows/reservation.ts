@@ -135,7 +135,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     let payment: string | undefined;
     try {
       items = commitItems(fieldOf(args, 'items'), state.lines);
-      payment = paymentId(fieldOf(args, 'paymentId'));
+      payment = paymentId(fieldOf(args, 'paymentId'), true);
     } catch (err) {
       return log.warn('paymentSucceeded ignored: its payload does not fit the hold', { error: String(err) });
     }

@@ -54,8 +54,9 @@ export function ttlSeconds(value: unknown, maxTtlSeconds: number): number {
   return check(ttlSecondsSchema(maxTtlSeconds), value, 'ttlSeconds');
 }
 
-export function paymentId(value: unknown): string | undefined {
-  return value === undefined ? undefined : check(paymentIdSchema, value, 'paymentId');
+/** An optional paymentId (the commit update); `required` for the paymentSucceeded signal, which must name its payment. */
+export function paymentId(value: unknown, required = false): string | undefined {
+  return value === undefined && !required ? undefined : check(paymentIdSchema, value, 'paymentId');
 }
 
 export function reason(value: unknown): string | undefined {

@@ -631,12 +631,15 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       });
     });
 
-    it('a paymentSucceeded whose paymentId is not a string or whose items exceed the hold is ignored', async () => {
+    it('a paymentSucceeded without a paymentId, with one that is not a string, or with items over the hold is ignored', async () => {
       const items = [{ sku: 'SKU-A', quantity: 2 }];
       const acts = mockActivities(items);
       await withWorker(acts, async (queue) => {
         const { handle, input } = await held(queue, items);
         await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({ paymentId: 42 }));
+        await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({}));
+        await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>(undefined));
+        await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({ items: [{ sku: 'SKU-A', quantity: 1 }] }));
         await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1', items: [{ sku: 'SKU-A', quantity: 3 }] });
         // An update after the signals is handled after them: a barrier that changes nothing.
         const after = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: input.startToken }] });
