@@ -86,7 +86,8 @@ async function startOnce(port: number, options: RedisServerOptions): Promise<Red
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    // 'close', not 'exit': by then its output has been read to the end (the reason it did not start).
+    child.once('close', (code, signal) => resolve({ code, signal }));
     // A spawn failure (no binary) emits 'error' and may never emit 'exit'.
     child.once('error', (err) => {
       keep(Buffer.from(`\n${String(err)}\n`));

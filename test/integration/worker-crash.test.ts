@@ -135,7 +135,10 @@ async function waitUntilPolling(worker: WorkerProcess, queue: string, timeoutMs 
 async function stopWorker(worker: WorkerProcess, graceMs = 5_000): Promise<void> {
   if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
   worker.child.kill('SIGTERM');
-  const stopped = await Promise.race([worker.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
+  const stopped = await Promise.race([worker.exited.then(() => true), graceOver]);
+  clearTimeout(timer); // a pending grace timer would keep jest from exiting
   if (!stopped) {
     worker.child.kill('SIGKILL');
     await worker.exited;

@@ -95,10 +95,34 @@ function gate() {
 
 // ------------------------------------------------------------------ worker and workflow
 
+/** Local activities' longest start-to-close timeout in the workflow (the commit's), and a margin. */
+const LOCAL_ACTIVITY_TIMEOUT_MS = 10_000 + 1_000;
+
+/**
+ * Runs `fn` with a fresh worker of these activities. A worker whose local activities failed stays
+ * up until their start-to-close timers have fired: SDK 1.24's core panics ("receive half not
+ * dropped") when such a timer fires after its worker shut down.
+ */
 async function withWorker<T>(activities: ReservationActivities, fn: (queue: string) => Promise<T>): Promise<T> {
   const queue = taskQueue('wf-mocked');
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities });
-  return worker.runUntil(fn(queue));
+  let lastFailure = 0;
+  const noted = <F extends (...args: never[]) => Promise<unknown>>(activity: F): F =>
+    (async (...args: Parameters<F>) => {
+      try {
+        return await activity(...args);
+      } catch (err) {
+        // Only attempts that will be retried leave such a timer behind.
+        if (!(err instanceof ApplicationFailure && err.nonRetryable)) lastFailure = Date.now();
+        throw err;
+      }
+    }) as F;
+  const watched: ReservationActivities = { ...activities, holdStock: noted(activities.holdStock), commitStock: noted(activities.commitStock) };
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities: watched });
+  return worker.runUntil(async () => {
+    const result = await fn(queue);
+    if (lastFailure > 0) await new Promise((resolve) => setTimeout(resolve, lastFailure + LOCAL_ACTIVITY_TIMEOUT_MS - Date.now()));
+    return result;
+  });
 }
 
 interface StartOptions {
