@@ -21,6 +21,22 @@ export interface Config {
   logLevel: string;
 }
 
+/** A configuration the service refuses to start with; its message names the variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads the configuration, or ends the process with the reason (no stack: it is the operator's to fix). */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`Stockhold cannot start: ${err.message}`);
+    process.exit(78); // EX_CONFIG
+  }
+}
+
 export const DEV_ADMIN_TOKEN = 'dev-admin-token';
 export const DEV_API_TOKEN = 'dev-api-token';
 
@@ -29,14 +45,42 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
 }
 
+/** At least this many characters in a configured token. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * The two bearer tokens: both from the environment (distinct, long enough), or, for local
+ * development only, neither (then the public development tokens apply). Anything else would leave
+ * a door open (a public admin token, or every client an admin), so it refuses to start.
+ */
+function tokensOf(env: NodeJS.ProcessEnv): Pick<Config, 'adminToken' | 'apiToken' | 'devTokens' | 'tokenSources'> {
+  const admin = env.INVENTORY_ADMIN_TOKEN ?? '';
+  const api = env.INVENTORY_API_TOKEN ?? '';
+  if (admin === '' && api === '') {
+    if (env.NODE_ENV === 'production') {
+      throw new ConfigError('INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must both be set when NODE_ENV=production (the development tokens are public)');
+    }
+    return { adminToken: DEV_ADMIN_TOKEN, apiToken: DEV_API_TOKEN, devTokens: true, tokenSources: { admin: 'dev', api: 'dev' } };
+  }
+  for (const [name, value] of [
+    ['INVENTORY_ADMIN_TOKEN', admin],
+    ['INVENTORY_API_TOKEN', api],
+  ] as const) {
+    if (value === '') throw new ConfigError(`${name} is not set: set both INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN, or neither (development tokens)`);
+    if (value.length < MIN_TOKEN_LENGTH) throw new ConfigError(`${name} must be at least ${MIN_TOKEN_LENGTH} characters`);
+    if (!/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(`${name} must be printable ASCII without spaces (it travels in an Authorization header)`);
+  }
+  if (admin === api) throw new ConfigError('INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must differ: with equal tokens every client is an admin');
+  return { adminToken: admin, apiToken: api, devTokens: false, tokenSources: { admin: 'env', api: 'env' } };
+}
+
+/** The configuration from the environment; throws a message naming the variable when it is wrong. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const adminToken = env.INVENTORY_ADMIN_TOKEN || DEV_ADMIN_TOKEN;
-  const apiToken = env.INVENTORY_API_TOKEN || DEV_API_TOKEN;
   const maxTtlSeconds = int(env, 'RESERVATION_MAX_TTL_SECONDS', 86_400, 1, 86_400 * 365);
   return {
     port: int(env, 'PORT', 3000, 0, 65_535),
@@ -45,10 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalAddress: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
-    adminToken,
-    apiToken,
-    devTokens: !env.INVENTORY_ADMIN_TOKEN && !env.INVENTORY_API_TOKEN,
-    tokenSources: { admin: env.INVENTORY_ADMIN_TOKEN ? 'env' : 'dev', api: env.INVENTORY_API_TOKEN ? 'env' : 'dev' },
+    ...tokensOf(env),
     ...(env.TEMPORAL_UI_URL ? { temporalUiUrl: env.TEMPORAL_UI_URL.replace(/\/+$/, '') } : {}),
     defaultTtlSeconds: int(env, 'RESERVATION_DEFAULT_TTL_SECONDS', 600, 1, maxTtlSeconds),
     maxTtlSeconds,

@@ -10,13 +10,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { onShutdownSignal, startApi } from './api/server';
 import { startupBanner } from './banner';
-import { loadConfig } from './config';
+import { loadConfigOrExit } from './config';
 import { createLogger } from './logger';
 import { migrate } from './stock/database';
 import { PROJECT_ROOT, startDevServer, temporalAnswers, type DevServer } from './temporal';
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, 'stockhold');
 
   await migrate(config.databaseUrl, (msg) => logger.debug(msg));

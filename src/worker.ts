@@ -4,7 +4,7 @@
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { loadConfig, type Config } from './config';
+import { loadConfigOrExit, type Config } from './config';
 import { createLogger } from './logger';
 import { createStock, type StockClients } from './stock';
 
@@ -41,7 +41,7 @@ export async function createWorker(config: Config, options: Partial<WorkerOption
 }
 
 if (require.main === module) {
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   const log = createLogger(config.logLevel, 'stockhold-worker');
   createWorker(config)
     .then(async ({ run }) => {

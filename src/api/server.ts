@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import { loadConfig, type Config } from '../config';
+import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { createStock, type StockClients } from '../stock';
 import { connectClient, ensureSearchAttributes } from '../temporal';
@@ -100,7 +100,7 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger): voi
 }
 
 if (require.main === module) {
-  const config = loadConfig();
+  const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, 'stockhold-api');
   startApi(config, logger)
     .then((api) => {

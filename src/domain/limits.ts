@@ -13,7 +13,7 @@ export const MAX_MOVEMENTS = 500;
 export const DEFAULT_MOVEMENTS = 50;
 /** Free text (a name, a reason) and identifiers a client chooses (a payment, a customer). */
 export const MAX_TEXT_LENGTH = 500;
-export const MAX_NAME_LENGTH = 200;
+export const MAX_NAME_LENGTH = 500;
 export const MAX_CLIENT_ID_LENGTH = 128;
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 /** TTL of a reservation when the request names none, and the largest one allowed (the service may lower it). */

@@ -28,10 +28,25 @@ export const deltaSchema = z
   .min(-MAX_STOCK)
   .max(MAX_STOCK)
   .refine((d) => d !== 0, 'must not be zero');
-export const reasonSchema = z.string().min(1).max(MAX_TEXT_LENGTH);
-export const nameSchema = z.string().max(MAX_NAME_LENGTH);
-export const customerIdSchema = z.string().min(1).max(MAX_CLIENT_ID_LENGTH);
-export const paymentIdSchema = z.string().min(1).max(MAX_CLIENT_ID_LENGTH);
+/** No control characters (NUL, newlines, escapes…) and no lone surrogates: text PostgreSQL and logs take as is. */
+const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
+
+/** Free text of `min..max` characters (code points) of printable Unicode. */
+export function textSchema(min: number, max: number) {
+  return z.string().superRefine((value, ctx) => {
+    if (!PRINTABLE.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'must be printable text: no control characters or lone surrogates' });
+      return;
+    }
+    const length = [...value].length;
+    if (length < min || length > max) ctx.addIssue({ code: 'custom', message: `must be ${min}..${max} characters` });
+  });
+}
+
+export const reasonSchema = textSchema(1, MAX_TEXT_LENGTH);
+export const nameSchema = textSchema(1, MAX_NAME_LENGTH);
+export const customerIdSchema = textSchema(1, MAX_CLIENT_ID_LENGTH);
+export const paymentIdSchema = textSchema(1, MAX_CLIENT_ID_LENGTH);
 export const idempotencyKeySchema = z
   .string()
   .regex(new RegExp(`^[\\x20-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`), `must be 1..${MAX_IDEMPOTENCY_KEY_LENGTH} printable characters`);

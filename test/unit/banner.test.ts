@@ -10,13 +10,6 @@ describe('the startup banner', () => {
     expect(text).toMatch(/Client token: +dev-api-token +\(public development token: set INVENTORY_API_TOKEN/);
   });
 
-  it('never says the admin token is configured when only INVENTORY_API_TOKEN is set', () => {
-    const text = startupBanner(loadConfig({ INVENTORY_API_TOKEN: 'client-token-of-the-shop' }), where);
-    expect(text).toMatch(/Admin token: +dev-admin-token +\(public development token/);
-    expect(text).toMatch(/Client token: +from INVENTORY_API_TOKEN/);
-    expect(text).not.toContain('client-token-of-the-shop');
-  });
-
   it('never prints configured tokens', () => {
     const config = loadConfig({ INVENTORY_ADMIN_TOKEN: 'admin-token-of-the-shop', INVENTORY_API_TOKEN: 'client-token-of-the-shop' });
     const text = startupBanner(config, where);
