@@ -1,0 +1,290 @@
+/**
+ * `npm run faults`: runs the real service (API and worker processes) against stores the harness
+ * owns and breaks them, one fault kind at a time and then combined at random, under a mixed
+ * workload; after each fault it waits for the service to heal and checks the invariants from
+ * PostgreSQL, Redis and Temporal directly. Prints a table, writes faults/results/latest.json, and
+ * exits non-zero when an invariant failed.
+ *
+ *   npm run faults                      every kind (~40 s of traffic each), then 3 random combinations
+ *   npm run faults -- redis-wipe pg-crash     some kinds only
+ *   npm run faults -- --soak 30m        steady traffic with a fault every few minutes, RSS over time
+ *   npm run faults -- --help
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../src/paths';
+import { FAULTS, FULL_TIMING, faultNamed, randomCombination, type FaultKind, type Timing } from './harness/faults';
+import { finalSweep, judge, probeHealth, RunState, runPhase, SETTLE_SLACK_MS, type PhaseResult } from './harness/phase';
+import { installExitHandlers, sleep, stopEverything } from './harness/procs';
+import { failureList, table, writeJson, type RssSeries, type RunReport } from './harness/report';
+import { rssOf } from './harness/service';
+import { startStack, type Stack } from './harness/stack';
+import { drift, sales, wedged } from './harness/checks';
+
+const HELP = `Usage: npm run faults -- [kind ...] [options]
+
+Kinds (default: all, then ${3} random combinations): ${FAULTS.map((f) => f.name).join(', ')}
+${FAULTS.map((f) => `  ${f.name.padEnd(14)} ${f.what}`).join('\n')}
+
+Options:
+  --combined N        random combinations after the single kinds (default 3; 0 with kinds given)
+  --soak DURATION     steady traffic for DURATION (e.g. 30m, 90s) with a fault every --every
+  --every DURATION    pause between soak faults (default 4m)
+  --heal-timeout S    seconds to wait for the service to heal after a fault (default 90)
+  --rev REV           run the service of this git revision (compiled afresh) instead of lib/
+  --out FILE          the JSON report (default faults/results/latest.json; soak: faults/results/soak.json)
+`;
+
+function duration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: ${text} (e.g. 30m, 90s)`);
+  return Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
+interface Args {
+  kinds: FaultKind[];
+  combined: number;
+  soakMs?: number;
+  everyMs: number;
+  healTimeoutMs: number;
+  out?: string;
+  rev?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { kinds: [], combined: -1, everyMs: 4 * 60_000, healTimeoutMs: 90_000 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--help' || a === '-h') {
+      console.log(HELP);
+      process.exit(0);
+    } else if (a === '--combined') args.combined = Number(value());
+    else if (a === '--soak') args.soakMs = duration(value());
+    else if (a === '--every') args.everyMs = duration(value());
+    else if (a === '--heal-timeout') args.healTimeoutMs = Number(value()) * 1000;
+    else if (a === '--out') args.out = path.resolve(value());
+    else if (a === '--rev') args.rev = value();
+    else {
+      const kind = faultNamed(a);
+      if (!kind) throw new Error(`unknown fault kind ${a}: one of ${FAULTS.map((f) => f.name).join(', ')}`);
+      args.kinds.push(kind);
+    }
+  }
+  if (args.combined < 0) args.combined = args.kinds.length > 0 ? 0 : 3;
+  if (args.kinds.length === 0 && args.soakMs === undefined) args.kinds = [...FAULTS];
+  return args;
+}
+
+const t0 = Date.now();
+const log = (msg: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${msg}`);
+
+function gitState(rev?: string): { commit: string; dirty: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', rev ?? 'HEAD'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+    if (rev) return { commit, dirty: false };
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'lua', 'migrations'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim() !== '';
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: false };
+  }
+}
+
+async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
+  const state = new RunState();
+  const phases: PhaseResult[] = [];
+  for (const kind of args.kinds) {
+    phases.push(await runPhase(stack, state, kind.name, [kind], FULL_TIMING, { healTimeoutMs: args.healTimeoutMs, log }));
+  }
+  for (let i = 1; i <= args.combined; i++) {
+    const kinds = randomCombination();
+    const name = `combined-${i}`;
+    log(`${name}: ${kinds.map((k) => k.name).join(' + ')}`);
+    const timing: Timing = { ...FULL_TIMING, beforeMs: 8_000, afterMs: 10_000 };
+    phases.push(await runPhase(stack, state, name, kinds, timing, { healTimeoutMs: args.healTimeoutMs, staggerMs: 8_000, log }));
+  }
+  const late = await finalSweep(stack, state, args.healTimeoutMs, log);
+  for (const [phase, found] of late) {
+    const p = phases.find((x) => x.name === phase);
+    if (!p) continue;
+    p.wedged.push(...found);
+    p.failures = judge(p);
+  }
+  return phases;
+}
+
+/** Steady traffic with a fault every `everyMs`, RSS sampled every 15 s; the invariants at the end. */
+async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[]; soak: NonNullable<RunReport['soak']> }> {
+  const soakMs = args.soakMs!;
+  // Faults that keep the API's and the worker's pids, so each RSS series is one process's life.
+  const kinds = FAULTS.filter((f) => f.target !== 'api' && f.target !== 'worker');
+  const name = 'soak';
+  const state = new RunState();
+  stack.recorder.phase = name;
+  const skus = await stack.workload.createSkus(name, `soak-${Date.now().toString(36).slice(-4)}`);
+  stack.workload.start(skus);
+  const start = Date.now();
+  const warmupMs = Math.min(5 * 60_000, soakMs * 0.2);
+  const series = new Map<number, RssSeries>();
+  const sampleRss = async () => {
+    const procs = [stack.service.api, stack.service.worker];
+    const pids = procs.map((p) => p.proc?.pid ?? -1).filter((p) => p > 0);
+    const rss = await rssOf(pids);
+    for (const p of procs) {
+      const pid = p.proc?.pid ?? -1;
+      const mb = rss.get(pid);
+      if (mb === undefined) continue;
+      let s = series.get(pid);
+      if (!s) series.set(pid, (s = { process: p.name, pid, samples: [] }));
+      s.samples.push({ t: Math.round((Date.now() - start) / 1000), mb: Math.round(mb) });
+    }
+  };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sampleRss();
+      await sleep(15_000);
+    }
+  })();
+  const lines: string[] = [];
+  const slog = (msg: string) => {
+    lines.push(msg);
+    log(`[soak +${((Date.now() - start) / 60_000).toFixed(1)}m] ${msg}`);
+  };
+  let next = start + Math.min(args.everyMs, soakMs / 3);
+  let n = 0;
+  while (Date.now() - start < soakMs) {
+    if (Date.now() >= next && Date.now() - start < soakMs - 60_000) {
+      const kind = kinds[n++ % kinds.length]!;
+      slog(`fault ${n}: ${kind.name}`);
+      await kind.inject({ stack, timing: FULL_TIMING, skus, log: slog }).catch((err: unknown) => slog(`fault failed: ${String(err)}`));
+      next = Date.now() + args.everyMs;
+    }
+    await sleep(1_000);
+  }
+  sampling = false;
+  await sampler;
+  await stack.workload.stop();
+  slog('traffic stopped; waiting for the service to heal');
+  const end = Date.now();
+  const healthy = async () => {
+    const p = await probeHealth(stack, state);
+    return p.ready && p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable ? p : undefined;
+  };
+  let healedAt: number | null = null;
+  while (Date.now() - end < args.healTimeoutMs) {
+    if (await healthy().catch(() => undefined)) {
+      healedAt = Date.now();
+      break;
+    }
+    await sleep(1_000);
+  }
+  const client = await stack.temporalClient();
+  const d = await drift(stack.pg.pool, stack.redis.client, stack.tracker.allSkus()).catch(() => []);
+  const w = await wedged(stack.pg.pool, client, stack.tracker, SETTLE_SLACK_MS).catch(() => ({ wedged: [], temporalUnreachable: true }));
+  const s = await sales(stack.pg.pool, stack.tracker, undefined, client);
+  const http = stack.recorder.stats(name);
+  const phase: PhaseResult = {
+    name,
+    faults: kinds.map((k) => k.name),
+    what: kinds.map((k) => `${k.name}: ${k.what}`),
+    startedAt: new Date(start).toISOString(),
+    trafficS: Math.round((end - start) / 1000),
+    faultS: 0,
+    operations: http.operations,
+    answers: http.byStatus,
+    http,
+    oversoldUnits: stack.sampler.oversoldUnits(name) + s.negativeTotals.length,
+    lostSales: s.lost,
+    doubledSales: s.doubled,
+    heardNotCommitted: s.heardNotCommitted,
+    temporalNotPg: s.temporalNotPg,
+    driftUnits: d.reduce((sum, x) => sum + x.units, 0),
+    drift: d,
+    carriedDrift: [],
+    wedged: w.wedged,
+    healS: healedAt === null ? null : Math.round((healedAt - end) / 100) / 10,
+    healTimeoutS: args.healTimeoutMs / 1000,
+    maxLatencyMs: http.maxMs,
+    brokenHolds: stack.tracker.brokenHolds.get(name) ?? 0,
+    unknownOutcomes: stack.tracker.unknownOutcomes.get(name) ?? 0,
+    reservations: stack.tracker.reservations.size,
+    log: lines,
+    failures: [],
+  };
+  phase.failures = judge(phase);
+  const non503 = Object.entries(http.byStatus)
+    .filter(([k]) => /^5\d\d$/.test(k) && k !== '503')
+    .reduce((sum, [, n]) => sum + n, 0);
+  const growthPct: Record<string, number | null> = {};
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const s of series.values()) {
+    const after = s.samples.filter((x) => x.t * 1000 >= warmupMs);
+    const key = `${s.process} (pid ${s.pid})`;
+    if (after.length < 6) {
+      growthPct[key] = null;
+      continue;
+    }
+    const base = median(after.slice(0, 3).map((x) => x.mb));
+    const last = median(after.slice(-3).map((x) => x.mb));
+    growthPct[key] = Math.round(((last - base) / base) * 1000) / 10;
+    if (growthPct[key]! >= 10) phase.failures.push(`${key} RSS grew ${growthPct[key]}% after warm-up (${base} → ${last} MB)`);
+  }
+  if (non503 > 0) phase.failures.push(`${non503} 5xx answers other than 503`);
+  return { phases: [phase], soak: { durationS: Math.round(soakMs / 1000), warmupS: Math.round(warmupMs / 1000), rss: [...series.values()], growthPct, non503ServerErrors: non503 } };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  installExitHandlers(log);
+  const out = args.out ?? path.join(PROJECT_ROOT, 'faults', 'results', args.soakMs ? 'soak.json' : 'latest.json');
+  const logDir = path.join(PROJECT_ROOT, 'faults', 'results', 'logs');
+  const { rmSync } = await import('node:fs');
+  rmSync(logDir, { recursive: true, force: true });
+  const git = gitState(args.rev);
+  log(`fault harness: ${args.soakMs ? `soak for ${args.soakMs / 60_000} min` : `${args.kinds.map((k) => k.name).join(', ')}${args.combined ? ` + ${args.combined} combined` : ''}`}; heal timeout ${args.healTimeoutMs / 1000} s; service at ${git.commit}${git.dirty ? ' (+ uncommitted changes in src/)' : ''}`);
+  const startedAt = new Date().toISOString();
+  let report: RunReport | undefined;
+  try {
+    const stack = await startStack({ logDir, log, rev: args.rev });
+    const { phases, soak } = args.soakMs ? await soakRun(stack, args) : { phases: await faultRun(stack, args), soak: undefined };
+    const failures = phases.flatMap((p) => p.failures.map((f) => `${p.name}: ${f}`));
+    report = {
+      mode: args.soakMs ? 'soak' : args.kinds.length === FAULTS.length ? 'full' : 'kinds',
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      durationS: Math.round((Date.now() - t0) / 1000),
+      ...git,
+      healTimeoutS: args.healTimeoutMs / 1000,
+      phases,
+      ...(soak ? { soak } : {}),
+      failures,
+      passed: failures.length === 0,
+    };
+  } finally {
+    log('stopping everything the harness started…');
+    await stopEverything();
+  }
+  writeJson(out, report);
+  console.log(`\n${table(report.phases)}\n`);
+  if (report.soak) {
+    console.log(`RSS growth after ${report.soak.warmupS} s warm-up: ${Object.entries(report.soak.growthPct).map(([k, v]) => `${k} ${v === null ? 'n/a' : `${v}%`}`).join(', ')}`);
+    console.log(`5xx other than 503: ${report.soak.non503ServerErrors}`);
+  }
+  console.log(failureList(report.phases));
+  console.log(`\n${report.durationS} s in all; report: ${path.relative(process.cwd(), out)}; logs: ${path.relative(process.cwd(), logDir)}`);
+  return report.passed ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    log(`fault harness failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await stopEverything();
+    process.exit(2);
+  },
+);

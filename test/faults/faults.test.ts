@@ -1,0 +1,77 @@
+/**
+ * The short version of `npm run faults`: one stack (the service's API and worker as processes
+ * from lib/, over a redis-server, a PostgreSQL 15 cluster and a Temporal dev server of the test's
+ * own), and for each fault kind a few seconds of mixed traffic, the fault, and the heal check from
+ * the stores themselves (faults/harness/phase.ts). A failure lists every invariant that broke.
+ * Logs of the service and the stores: build/faults/test-logs/.
+ */
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../src/paths';
+import { faultNamed, SHORT_TIMING } from '../../faults/harness/faults';
+import { RunState, runPhase, type PhaseResult } from '../../faults/harness/phase';
+import { stopEverything } from '../../faults/harness/procs';
+import { startStack, type Stack } from '../../faults/harness/stack';
+import { SHORT_WORKLOAD } from '../../faults/harness/workload';
+
+const LOG_DIR = path.join(PROJECT_ROOT, 'build', 'faults', 'test-logs');
+/** Most faults heal in seconds; partial loss waits for the reconciler's grace period and pass. */
+const HEAL_TIMEOUT_MS = 40_000;
+const RECONCILER_HEAL_TIMEOUT_MS = 60_000;
+
+let stack: Stack;
+const state = new RunState();
+const quiet = process.env.FAULTS_VERBOSE ? (msg: string) => console.log(msg) : () => undefined;
+
+beforeAll(async () => {
+  const { rmSync } = await import('node:fs');
+  rmSync(LOG_DIR, { recursive: true, force: true });
+  // FAULTS_REV=<git revision>: test that revision's service (compiled afresh) instead of lib/.
+  stack = await startStack({ logDir: LOG_DIR, workload: SHORT_WORKLOAD, log: quiet, rev: process.env.FAULTS_REV });
+}, 180_000);
+
+afterAll(async () => {
+  await stopEverything();
+}, 60_000);
+
+/** Runs one kind and returns what broke (an empty list when every invariant held). */
+async function broken(kind: string, healTimeoutMs = HEAL_TIMEOUT_MS): Promise<string[]> {
+  const fault = faultNamed(kind);
+  if (!fault) throw new Error(`no fault kind ${kind}`);
+  const result: PhaseResult = await runPhase(stack, state, kind, [fault], SHORT_TIMING, { healTimeoutMs, log: quiet });
+  expect(result.operations).toBeGreaterThan(0);
+  return result.failures;
+}
+
+const PHASE_TIMEOUT_MS = 150_000;
+
+test('a Redis wiped mid-sale (FLUSHALL, then kill -9 and an empty restart) heals to PostgreSQL\'s figures without overselling', async () => {
+  expect(await broken('redis-wipe')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('a Redis that lost some writes (old values restored over new ones, holds dropped) is repaired to PostgreSQL\'s figures', async () => {
+  expect(await broken('redis-partial', RECONCILER_HEAL_TIMEOUT_MS)).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('a frozen Redis gets 503s within the deadlines, never a hang, and loses nothing', async () => {
+  expect(await broken('redis-freeze')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('a PostgreSQL crash mid-commit loses no sale a client heard and leaves no reservation wedged', async () => {
+  expect(await broken('pg-crash')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('a Temporal server killed and restarted on its state file still finishes every reservation', async () => {
+  expect(await broken('temporal-kill')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('a worker killed at random moments finishes every reservation with exactly one sale per line', async () => {
+  expect(await broken('worker-kill')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('an API killed mid-request loses no sale, leaves no hold behind and answers again on restart', async () => {
+  expect(await broken('api-kill')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
+
+test('clients resending after their own timeouts, with and without a reservation id, never hold or sell twice', async () => {
+  expect(await broken('client-resend')).toEqual([]);
+}, PHASE_TIMEOUT_MS);
