@@ -1,56 +1,70 @@
 --[[
-  commit: turn a reservation's holds into sales. Line i sells at most what it holds; whatever it
-  held beyond that is released in the same step. Idempotent by reservation id.
-  The caller has already made the sale durable in PostgreSQL.
+  commit: turn a reservation's holds into sales, once the sales are durable in PostgreSQL. Line i
+  sells `sold` units (its ledger movement `movement`) and releases the rest of its hold.
+  Idempotent: the hold goes once, and each movement changes total once (see move.lua).
 
   KEYS, three per line i (all three share {SKU}):
-    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name
+    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
     KEYS[3i-1]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3i]    item:{SKU}:done    zset: finished reservation ids / applied movement ids -> ms
+    KEYS[3i]    item:{SKU}:done    zset: finished reservations -> ms
   ARGV:
     ARGV[1]     reservationId
-    ARGV[2]     now, ms since the epoch (score of the `done` entry)
+    ARGV[2]     now, ms since the epoch (score of the tombstone)
     ARGV[3]     forget `done` entries scored before this, ms
-    ARGV[3+i]   units of line i to sell (integer 0..held)
+    ARGV[2+2i]  units line i sells (0..held)
+    ARGV[3+2i]  the id of line i's `sale` movement (0 when it sells nothing)
 
   Returns {code, line, held}; code is a ScriptCode (src/stock/scripts.ts):
-     Applied          1  every line's sale applied, the rest of its hold released
-     AlreadyFinished -3  this reservation was committed or released before: nothing changed
-     NotLoaded       -2  line `line` has no counters (Redis lost its data): nothing changed
-     ExceedsHold     -4  line `line` would sell more than its `held` units: nothing changed
-     NotHeld         -5  line `line` holds nothing for this reservation, which never finished
-                         here: nothing changed
+     Applied          1  done: holds released, totals lowered by the sales not applied before.
+                         A line whose hold Redis lost still has its sale applied to total;
+                         one whose counters were rebuilt after the sale (mark >= movement) not.
+     AlreadyFinished -3  nothing left to do (a retried commit): nothing changed
+     NotLoaded       -2  line `line` has no counters (Redis lost its data): nothing changed;
+                         retry once they are rebuilt
+     ExceedsHold     -4  line `line` holds `held` units, fewer than it sells: nothing changed
 ]]
 local id, now, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local lines = #KEYS / 3
-local held = {}
 
+local function applied(stock, movement)
+  if movement == 0 then
+    return true
+  end
+  local mark = tonumber(redis.call('HGET', stock, 'mark') or '0')
+  return movement <= mark or redis.call('HEXISTS', stock, 'm:' .. movement) == 1
+end
+
+local changes = 0
 for i = 1, lines do
-  local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local stock, holds = KEYS[3 * i - 2], KEYS[3 * i - 1]
   if redis.call('EXISTS', stock) == 0 then
     return {-2, i, 0}
   end
-  local h = redis.call('HGET', holds, id)
-  if not h then
-    if redis.call('ZSCORE', done, id) then
-      return {-3, i, 0}
-    end
-    return {-5, i, 0}
+  local held = redis.call('HGET', holds, id)
+  local sold, movement = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  if held and sold > tonumber(held) then
+    return {-4, i, tonumber(held)}
   end
-  held[i] = tonumber(h)
-  if tonumber(ARGV[3 + i]) > held[i] then
-    return {-4, i, held[i]}
+  if held or not applied(stock, movement) then
+    changes = changes + 1
   end
+end
+if changes == 0 then
+  return {-3, 0, 0}
 end
 
 for i = 1, lines do
   local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local sold = tonumber(ARGV[3 + i])
-  if sold > 0 then
-    redis.call('HINCRBY', stock, 'total', -sold)
+  local sold, movement = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local held = redis.call('HGET', holds, id)
+  if held then
+    redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
+    redis.call('HDEL', holds, id)
   end
-  redis.call('HINCRBY', stock, 'reserved', -held[i])
-  redis.call('HDEL', holds, id)
+  if not applied(stock, movement) then
+    redis.call('HINCRBY', stock, 'total', -sold)
+    redis.call('HSET', stock, 'm:' .. movement, 1)
+  end
   redis.call('ZADD', done, now, id)
   redis.call('ZREMRANGEBYSCORE', done, '-inf', '(' .. cutoff)
 end

@@ -1,16 +1,17 @@
 --[[
-  load: set one SKU's counters and holds from PostgreSQL's figures (first load, or the rebuild
+  load: set one SKU's counters and holds from a PostgreSQL snapshot (a new SKU, or the rebuild
   after Redis lost its data).
 
   KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name
+    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
     KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
   ARGV:
-    ARGV[1]  mode: "missing" loads only when the SKU has no counters (safe beside live traffic);
-             "force" replaces them (only when nothing is in flight)
+    ARGV[1]  mode: "missing" loads only a SKU that has no counters (safe beside live traffic);
+             "force" replaces them (a new SKU, whose old counters are from a previous life)
     ARGV[2]  total (PostgreSQL skus.total)
     ARGV[3]  name
-    ARGV[4], ARGV[5], ...  pairs of reservationId, quantity of the SKU's HELD reservations
+    ARGV[4]  mark: the SKU's last ledger movement id in the snapshot (movements up to it are in total)
+    ARGV[5], ARGV[6], ...  pairs of reservationId, quantity of the SKU's HELD reservations
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
      Applied          1  counters set; reserved = sum of the holds given
@@ -20,11 +21,11 @@ if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then
   local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
   return {0, tonumber(c[1]), tonumber(c[2] or '0')}
 end
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
 local reserved = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   reserved = reserved + tonumber(ARGV[i + 1])
 end
-redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', reserved, 'name', ARGV[3])
+redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', reserved, 'name', ARGV[3], 'mark', ARGV[4])
 return {1, tonumber(ARGV[2]), reserved}

@@ -2,31 +2,42 @@
   release: give back every unit a reservation holds. Idempotent: a second release finds no hold.
 
   KEYS, three per line i (all three share {SKU}):
-    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name
+    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
     KEYS[3i-1]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3i]    item:{SKU}:done    zset: finished reservation ids / applied movement ids -> ms
+    KEYS[3i]    item:{SKU}:done    zset: finished reservations -> ms
   ARGV:
     ARGV[1]  reservationId
-    ARGV[2]  now, ms since the epoch (score of the `done` entry)
+    ARGV[2]  now, ms since the epoch (score of the tombstone)
     ARGV[3]  forget `done` entries scored before this, ms (bounds the zset's size)
+    ARGV[4]  tombstone: the member written to `done` so a late hold can never hold again:
+             the reservationId once it is final; reservationId@run when one run gave up (its
+             id stays usable); empty for none (a hold nobody owns, released by the reconciler)
 
   Returns {code, units}; code is a ScriptCode (src/stock/scripts.ts):
      Applied          1  `units` units went back to available
      Unchanged        0  nothing was held (already released or committed, or never held)
-  A line whose counters are missing (Redis lost its data) is skipped: the rebuild from
-  PostgreSQL, where this reservation is no longer HELD, will not count it.
+     NotLoaded       -2  line `units` has no counters (Redis lost its data): nothing changed;
+                         retry once they are rebuilt
 ]]
-local id, now, cutoff = ARGV[1], ARGV[2], ARGV[3]
+local id, now, cutoff, tombstone = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lines = #KEYS / 3
+for i = 1, lines do
+  if redis.call('EXISTS', KEYS[3 * i - 2]) == 0 then
+    return {-2, i}
+  end
+end
 local units = 0
-for i = 1, #KEYS / 3 do
+for i = 1, lines do
   local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local held = redis.call('HGET', holds, id)
-  if held and redis.call('EXISTS', stock) == 1 then
+  if held then
     redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
+    redis.call('HDEL', holds, id)
     units = units + tonumber(held)
   end
-  redis.call('HDEL', holds, id)
-  redis.call('ZADD', done, now, id)
+  if tombstone ~= '' then
+    redis.call('ZADD', done, now, tombstone)
+  end
   redis.call('ZREMRANGEBYSCORE', done, '-inf', '(' .. cutoff)
 end
 if units > 0 then

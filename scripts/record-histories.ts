@@ -24,6 +24,7 @@ import { createActivities } from '../src/activities';
 import type { CartLine, ReservationStatus, ReservationView } from '../src/domain';
 import { PROJECT_ROOT, TEMPORAL_CLI } from '../src/paths';
 import { createStock, migrate, type StockClients } from '../src/stock';
+import { rebuildIfLost } from '../src/stock/rebuild';
 import type { reservationWorkflow } from '../src/workflows';
 import {
   awaitHoldUpdate,
@@ -201,7 +202,7 @@ export async function recordHistories(only: string[] = []): Promise<string[]> {
   let env: TestWorkflowEnvironment | undefined;
   const written: string[] = [];
   try {
-    await stock.stock.ensureLoaded(); // a Redis without the loaded marker would refuse holds as UNAVAILABLE
+    await rebuildIfLost(stock.stock, { settleMs: 0 }); // a Redis without the loaded marker would refuse holds as UNAVAILABLE
     env = await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'existing-path', path: TEMPORAL_CLI }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1' },
     });

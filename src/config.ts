@@ -19,6 +19,10 @@ export interface Config {
   defaultTtlSeconds: number;
   maxTtlSeconds: number;
   logLevel: string;
+  /** Workflows a worker keeps in memory (≈150 KB each); evicted ones replay their short history. */
+  workerMaxCachedWorkflows: number;
+  /** The reconciler (src/activities/reconciler.ts): scan interval, grace period, rebuild settle time (ms). */
+  reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
 }
 
 /** A configuration the service refuses to start with; its message names the variable. */
@@ -94,5 +98,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultTtlSeconds: int(env, 'RESERVATION_DEFAULT_TTL_SECONDS', 600, 1, maxTtlSeconds),
     maxTtlSeconds,
     logLevel: env.LOG_LEVEL || 'info',
+    workerMaxCachedWorkflows: int(env, 'WORKER_MAX_CACHED_WORKFLOWS', 1_000, 0, 1_000_000),
+    reconcile: {
+      intervalMs: int(env, 'RECONCILE_INTERVAL_MS', 10_000, 100, 3_600_000),
+      // Longer than the longest hold, commit or release attempt (10 s): work in flight is never repaired.
+      graceMs: int(env, 'RECONCILE_GRACE_MS', 15_000, 0, 3_600_000),
+      // Longer than a hold attempt (5 s): holds that reached Redis before a loss have their row by then.
+      rebuildSettleMs: int(env, 'REBUILD_SETTLE_MS', 6_000, 0, 600_000),
+    },
   };
 }

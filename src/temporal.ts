@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TEMPORAL_CLI } from './paths';
+import { RECONCILER_WORKFLOW_ID, reconcilerWorkflow } from './workflows/reconciler';
 import { SEARCH_ATTRIBUTE_KEYS } from './workflows/definitions';
 
 export { PROJECT_ROOT, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from './paths';
@@ -53,6 +54,19 @@ export async function ensureSearchAttributes(client: Client, namespace: string):
   await client.connection.operatorService.addSearchAttributes({
     namespace,
     searchAttributes: Object.fromEntries(missing.map((k) => [k.name, types[k.type]!])),
+  });
+}
+
+/** How long one run of the reconcile activity lasts before the workflow schedules the next. */
+const RECONCILE_RUN_MS = 5 * 60_000;
+
+/** Starts the deployment's reconciler workflow unless it runs already (idempotent: any process may call it). */
+export async function ensureReconciler(client: Client, taskQueue: string): Promise<void> {
+  await client.workflow.start(reconcilerWorkflow, {
+    workflowId: RECONCILER_WORKFLOW_ID,
+    taskQueue,
+    args: [{ runMs: RECONCILE_RUN_MS }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
   });
 }
 

@@ -1,17 +1,33 @@
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { StockholdError } from '../domain/errors';
 import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
 import type { HoldInput, StockStore } from '../stock';
 
-/** Runs a stock call; business refusals become non-retryable failures typed with the contract's code. */
-async function refusalsAsFailures<T>(call: () => Promise<T>): Promise<T> {
+/**
+ * PostgreSQL error classes that no retry can change: data exceptions (22: a value it cannot
+ * store), integrity violations (23), syntax or access errors (42), configuration (F0), internal (XX).
+ * Connection and resource classes (08, 53, 57, 58) are transient.
+ */
+const PERMANENT_SQLSTATE = /^(22|23|42|F0|XX)/;
+
+/**
+ * Runs a stock call and classifies what goes wrong: a business refusal becomes a non-retryable
+ * failure typed with the contract's code; an error that will not go away (a value PostgreSQL
+ * refuses) a non-retryable INTERNAL; anything else (a store down, Redis not rebuilt yet) is
+ * transient and Temporal retries it with backoff.
+ */
+async function classified<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
     if (err instanceof StockholdError && err.code !== 'UNAVAILABLE') {
       throw ApplicationFailure.create({ type: err.code, message: err.message, details: [err.details], nonRetryable: true });
     }
-    throw err; // infrastructure trouble: Temporal retries with backoff
+    const sqlstate = (err as { code?: unknown } | null)?.code;
+    if (typeof sqlstate === 'string' && PERMANENT_SQLSTATE.test(sqlstate)) {
+      throw ApplicationFailure.create({ type: 'INTERNAL', message: `PostgreSQL refused the change (${sqlstate}): ${(err as Error).message}`, nonRetryable: true });
+    }
+    throw err;
   }
 }
 
@@ -24,27 +40,24 @@ export function createActivities(stock: StockStore) {
   return {
     /** Redis Lua hold of every line (the decision), then the reservation row in PostgreSQL. */
     async holdStock(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
-      return refusalsAsFailures(() => stock.hold(input));
+      return classified(() => stock.hold({ ...input, run: input.run ?? '' }));
     },
 
     /** Sale rows and totals in PostgreSQL, then Redis; returns what each line sold. */
     async commitStock(input: { reservationId: string; items?: CartLine[]; paymentId?: string }): Promise<ReservationLine[]> {
-      const { lines, redisBehind } = await refusalsAsFailures(() => stock.commit(input.reservationId, input.items, input.paymentId));
-      if (redisBehind) {
-        log.warn('sale recorded in PostgreSQL, but Redis had no hold to turn into it', { reservationId: input.reservationId, ...redisBehind });
-      }
+      const { lines } = await classified(() => stock.commit(input.reservationId, input.items, input.paymentId));
       return lines;
     },
 
     /** Final status in PostgreSQL, then the hold given back in Redis. */
-    async releaseStock(input: { reservationId: string; skus: string[]; status: ReleaseStatus; reason?: string }): Promise<number> {
-      const { units } = await refusalsAsFailures(() => stock.release(input.reservationId, input.skus, input.status, input.reason));
+    async releaseStock(input: { reservationId: string; skus: string[]; status: ReleaseStatus; reason?: string; run?: string }): Promise<number> {
+      const { units } = await classified(() => stock.release(input.reservationId, input.skus, input.status, input.reason, input.run));
       return units;
     },
 
     /** The moved deadline in PostgreSQL (the workflow's timer is the one that counts). */
     async extendReservation(input: { reservationId: string; expiresAt: string }): Promise<void> {
-      await refusalsAsFailures(() => stock.extend(input.reservationId, input.expiresAt));
+      await classified(() => stock.extend(input.reservationId, input.expiresAt));
     },
   };
 }

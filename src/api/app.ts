@@ -5,7 +5,7 @@ import type { Logger } from '../logger';
 import type { StockStore } from '../stock';
 import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
-import { jsonBody, requestLog, withTimeout } from './http';
+import { deadlines, jsonBody, requestLog, withTimeout } from './http';
 import type { Metrics } from './metrics';
 import { reservationRoutes } from './reservation-routes';
 import type { ReservationService } from './reservations';
@@ -41,6 +41,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   app.use(metrics.middleware);
   app.use(requestLog(logger));
+  app.use(deadlines());
 
   // ---------------------------------------------------------------- service endpoints (no token)
   app.get('/healthz', (_req, res) => {
@@ -72,6 +73,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const onError: ErrorRequestHandler = (err, req, res, _next) => {
+    if (res.headersSent) return; // answered already (its deadline passed): nothing more to say
     const type = (err as { type?: string } | null)?.type;
     let error: StockholdError | undefined;
     if (type === 'entity.too.large') error = new StockholdError('PAYLOAD_TOO_LARGE', 'request body is over 64 KiB');

@@ -10,12 +10,19 @@ export function isUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return false;
   const e = err as Error & { code?: unknown; name: string };
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')) return true;
-  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) {
+  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Command timed out|Query read timeout|canceling statement due to statement timeout/i.test(e.message)) {
     return true;
   }
-  if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  if (typeof e.code === 'number' && 'metadata' in e && TRANSIENT_GRPC.has(e.code)) return true; // a bare gRPC error
+  // A Temporal call that failed for the server's state (down, overloaded, timed out) is an
+  // outage; one it refused (INVALID_ARGUMENT, a limit...) is a fault of ours, not a 503.
+  if (err instanceof ServiceError) return TRANSIENT_GRPC.has((err.cause as { code?: unknown } | undefined)?.code as number);
   return false;
 }
+
+/** gRPC status codes of a server that cannot answer now: CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE. */
+const TRANSIENT_GRPC = new Set([1, 4, 8, 10, 14]);
 
 /**
  * The refusal a Temporal failure carries, however deep: an update handler rethrowing an activity's

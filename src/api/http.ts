@@ -68,3 +68,24 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
     clearTimeout(timer);
   }
 }
+
+/** The contract's deadlines: a read answers within 2 s, a write within 30 s, whatever a store does. */
+export const READ_DEADLINE_MS = 2_000;
+export const WRITE_DEADLINE_MS = 30_000;
+
+/**
+ * Answers 503 UNAVAILABLE when a request outlives its deadline (a frozen store, a stuck call), so
+ * a client never waits longer than the contract says; the late answer of the handler is dropped.
+ */
+export function deadlines(): RequestHandler {
+  return (req, res, next) => {
+    const ms = req.method === 'GET' || req.method === 'HEAD' ? READ_DEADLINE_MS : WRITE_DEADLINE_MS;
+    const timer = setTimeout(() => {
+      if (res.headersSent) return;
+      const message = `no answer from the stores within ${ms / 1000} s; retry shortly`;
+      res.status(503).json({ error: { code: 'UNAVAILABLE', message, details: { deadlineMs: ms } } });
+    }, ms);
+    res.once('close', () => clearTimeout(timer));
+    next();
+  };
+}

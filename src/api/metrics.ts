@@ -1,8 +1,17 @@
 import type { RequestHandler } from 'express';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Prometheus metrics of the API: request latency by route and status, reservation outcomes. */
-export function createMetrics() {
+/** The reconciler's counts by kind, from PostgreSQL (it runs in one worker of the deployment). */
+export type ReconcilerCounts = () => Promise<{ kind: string; count: number; lastAt: Date }[]>;
+
+/** How long a scrape waits for the reconciler's counts before leaving them out. */
+const COUNTS_TIMEOUT_MS = 1_000;
+
+/**
+ * Prometheus metrics of the API: request latency by route and status, reservation outcomes, and
+ * the deployment's reconciler: repairs and unexplained drift by kind, time of its last scan.
+ */
+export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requestSeconds = new Histogram({
@@ -19,6 +28,8 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  if (sources.reconcilerCounts) registerReconcilerMetrics(registry, sources.reconcilerCounts);
+
   const middleware: RequestHandler = (req, res, next) => {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
@@ -33,3 +44,44 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+function registerReconcilerMetrics(registry: Registry, counts: ReconcilerCounts): void {
+  let latest: Promise<{ kind: string; count: number; lastAt: Date }[]> | undefined;
+  // One read per scrape, shared by the three metrics, and never longer than COUNTS_TIMEOUT_MS.
+  const read = () => {
+    latest ??= Promise.race([
+      counts(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), COUNTS_TIMEOUT_MS).unref()),
+    ]).finally(() => setTimeout(() => (latest = undefined), 100).unref());
+    return latest.catch(() => []);
+  };
+  new Counter({
+    name: 'stockhold_reconcile_repairs_total',
+    help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, rebuild)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await read()) if (row.kind !== 'scan' && !row.kind.startsWith('unexplained:')) this.inc({ kind: row.kind }, row.count);
+    },
+  });
+  new Counter({
+    name: 'stockhold_reconcile_unexplained_total',
+    help: 'Drift the reconciler could not explain by work in flight (an alert), by kind',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await read()) if (row.kind.startsWith('unexplained:')) this.inc({ kind: row.kind.slice('unexplained:'.length) }, row.count);
+    },
+  });
+  new Gauge({
+    name: 'stockhold_reconcile_last_scan_timestamp_seconds',
+    help: 'When the reconciler last compared every SKU with PostgreSQL (alert when it stops moving)',
+    registers: [registry],
+    async collect() {
+      const scan = (await read()).find((row) => row.kind === 'scan');
+      if (scan) this.set(scan.lastAt.getTime() / 1000);
+    },
+  });
+}

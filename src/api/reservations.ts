@@ -17,6 +17,7 @@ import {
   commitUpdate,
   extendUpdate,
   getReservationQuery,
+  searchableSkus,
   searchAttributes,
   type CancelArgs,
   type CommitArgs,
@@ -25,8 +26,12 @@ import {
 import { AdmissionGate } from './admission';
 import { fromTemporal, isUnavailable } from './errors';
 
-/** How long an HTTP call waits on Temporal before answering 503. */
-const TEMPORAL_DEADLINE_MS = 30_000;
+/** How long a write waits on Temporal before answering 503 (within the contract's 30 s). */
+const TEMPORAL_DEADLINE_MS = 25_000;
+/** How long a read (the query) waits on Temporal (within the contract's 2 s). */
+const TEMPORAL_READ_DEADLINE_MS = 1_500;
+/** How long a POST /v1/reservations may take in all (gate and Temporal), within the contract's 30 s. */
+const CREATE_DEADLINE_MS = 28_000;
 /** How long a buyer waits at the admission gate before going to Temporal anyway. */
 const ADMISSION_WAIT_MS = 20_000;
 
@@ -55,7 +60,8 @@ export class ReservationService {
     const reservationId = input.reservationId ?? randomUUID();
     const ttlSeconds = input.ttlSeconds ?? this.config.defaultTtlSeconds;
     const requestHash = hashOf({ items: input.items, ttlSeconds, customerId: input.customerId ?? null });
-    const admitBy = Date.now() + ADMISSION_WAIT_MS;
+    const startedAt = Date.now();
+    const admitBy = startedAt + ADMISSION_WAIT_MS;
     let repeat = false;
     for (;;) {
       const { refusal, available } = await this.stock.precheck(input.items);
@@ -81,14 +87,16 @@ export class ReservationService {
       memo: { requestHash },
       typedSearchAttributes: [
         { key: searchAttributes.status, value: 'PENDING' },
-        { key: searchAttributes.skus, value: input.items.map((i) => i.sku) },
+        { key: searchAttributes.skus, value: searchableSkus(input.items.map((i) => i.sku)) },
         ...(input.customerId ? [{ key: searchAttributes.customerId, value: input.customerId }] : []),
       ],
     });
     const leave = this.admission.enter(input.items);
     let held = false;
     try {
-      const answer = await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () =>
+      // Whatever the admission gate took, the answer comes within the contract's 30 s.
+      const deadline = Math.min(Date.now() + TEMPORAL_DEADLINE_MS, startedAt + CREATE_DEADLINE_MS);
+      const answer = await this.client.withDeadline(deadline, () =>
         this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start }),
       );
       held = true;
@@ -110,7 +118,7 @@ export class ReservationService {
   async get(id: string): Promise<ReservationView> {
     let view: ReservationView;
     try {
-      view = await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () => this.client.workflow.getHandle(workflowIdOf(id)).query(getReservationQuery));
+      view = await this.client.withDeadline(Date.now() + TEMPORAL_READ_DEADLINE_MS, () => this.client.workflow.getHandle(workflowIdOf(id)).query(getReservationQuery));
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw this.mapped(err, id);
       const recorded = await this.stock.getReservation(id);

@@ -1,13 +1,13 @@
 /**
- * The API process: `node lib/api/server.js` (the service's main command runs it in-process).
- * Also runs the reconciler that rebuilds Redis's counters from PostgreSQL when Redis lost them.
+ * The API process: `node lib/api/server.js` (the service's main command runs it in-process). It
+ * also makes sure the deployment's one reconciler workflow runs.
  */
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { createStock, type StockClients } from '../stock';
-import { connectClient, ensureSearchAttributes } from '../temporal';
+import { connectClient, ensureReconciler, ensureSearchAttributes } from '../temporal';
 import { createApp } from './app';
 import { createMetrics } from './metrics';
 import { ReservationService } from './reservations';
@@ -22,31 +22,24 @@ export interface RunningApi {
 }
 
 export async function startApi(config: Config, logger: Logger = createLogger(config.logLevel, 'stockhold-api')): Promise<RunningApi> {
-  const stock = createStock(config);
+  const stock = createStock(config, { warn: (message, fields) => logger.warn(fields, message) });
   const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
   await ensureSearchAttributes(temporal, config.temporalNamespace).catch((err: unknown) =>
     logger.warn({ err }, 'could not register search attributes (the server may not allow it)'),
   );
-  await stock.stock.ensureLoaded();
-
-  // Redis keeps nothing on disk: when its counters vanish, rebuild them from PostgreSQL.
-  let reconciling = false;
-  const reconciler = setInterval(() => {
-    if (reconciling) return;
-    reconciling = true;
-    stock.stock
-      .ensureLoaded()
-      .then((rebuilt) => rebuilt && logger.warn('Redis had lost its stock counters: rebuilt them from PostgreSQL'))
-      .catch((err: unknown) => logger.debug({ err }, 'reconciler: stores not reachable'))
-      .finally(() => (reconciling = false));
-  }, 1_000);
-  reconciler.unref();
+  // One reconciler per deployment, as a Temporal workflow with a fixed id: every API process
+  // makes sure it runs (at start, then every minute), none runs one of its own.
+  const ensure = () =>
+    ensureReconciler(temporal, config.taskQueue).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not start the reconciler workflow; trying again'));
+  await ensure();
+  const reconcilerWatch = setInterval(() => void ensure(), 60_000);
+  reconcilerWatch.unref();
 
   const app = createApp({
     config,
     stock: stock.stock,
     reservations: new ReservationService(temporal, stock.stock, config),
-    metrics: createMetrics(),
+    metrics: createMetrics({ reconcilerCounts: () => stock.stock.ledger.counts() }),
     logger,
     checks: {
       redis: () => stock.redis.ping(),
@@ -68,7 +61,7 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     stock,
     temporal,
     async close(graceMs = 10_000) {
-      clearInterval(reconciler);
+      clearInterval(reconcilerWatch);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), graceMs);

@@ -42,8 +42,19 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
   });
 }
 
+/**
+ * A pool whose waits are bounded: a connection in 2 s, a statement in 10 s (enforced by the server,
+ * and by the client too, for a server that is frozen rather than down), so no caller hangs.
+ */
 export function createPool(databaseUrl: string, config: PoolConfig = {}): Pool {
-  const pool = new Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5_000, ...config });
+  const pool = new Pool({
+    connectionString: databaseUrl,
+    max: 10,
+    connectionTimeoutMillis: 2_000,
+    statement_timeout: 10_000,
+    query_timeout: 10_000,
+    ...config,
+  });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   return pool;

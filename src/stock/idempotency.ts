@@ -24,31 +24,46 @@ export function requestHash(request: unknown): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 
+/** What a keyed write did: its answer and the ledger movements it recorded. */
+export interface Outcome<T> {
+  result: T;
+  movementIds: string[];
+}
+
 /**
- * Runs `work` in a transaction, under `key` when one is given. `fresh` is false when the answer
- * is the stored one of an earlier request (then `work` did not run).
+ * Runs `work` in a transaction, under `key` when one is given. `fresh` is false when the outcome
+ * is the stored one of an earlier request (then `work` did not run; its movements are returned so
+ * the caller can make sure Redis has them).
  */
 export async function idempotent<T>(
   db: Pool,
   key: string | undefined,
   request: unknown,
-  work: (c: PoolClient) => Promise<T>,
-): Promise<{ result: T; fresh: boolean }> {
+  work: (c: PoolClient) => Promise<Outcome<T>>,
+): Promise<Outcome<T> & { fresh: boolean }> {
   return transaction(db, async (c) => {
-    if (key === undefined) return { result: await work(c), fresh: true };
+    if (key === undefined) return { ...(await work(c)), fresh: true };
     const hash = requestHash(request);
     // Serialises requests sharing a key; the second one sees the first one's stored answer.
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
-    const stored = await c.query<{ request_hash: string; response: T }>('SELECT request_hash, response FROM idempotency_keys WHERE key = $1', [key]);
+    const stored = await c.query<{ request_hash: string; response: T; movement_ids: string[] }>(
+      'SELECT request_hash, response, movement_ids::text[] AS movement_ids FROM idempotency_keys WHERE key = $1',
+      [key],
+    );
     const row = stored.rows[0];
     if (row) {
       if (row.request_hash !== hash) {
         throw new StockholdError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
       }
-      return { result: row.response, fresh: false };
+      return { result: row.response, movementIds: row.movement_ids, fresh: false };
     }
-    const result = await work(c);
-    await c.query('INSERT INTO idempotency_keys (key, request_hash, response) VALUES ($1, $2, $3)', [key, hash, JSON.stringify(result)]);
-    return { result, fresh: true };
+    const outcome = await work(c);
+    await c.query('INSERT INTO idempotency_keys (key, request_hash, response, movement_ids) VALUES ($1, $2, $3, $4::bigint[])', [
+      key,
+      hash,
+      JSON.stringify(outcome.result),
+      outcome.movementIds,
+    ]);
+    return { ...outcome, fresh: true };
   });
 }

@@ -4,6 +4,7 @@
  * sales and returns. Methods taking a PoolClient run inside the caller's transaction.
  */
 import type { Pool, PoolClient } from 'pg';
+import { transaction } from './database';
 import {
   insufficientStock,
   quantityExceedsHold,
@@ -15,16 +16,25 @@ import {
 import { MAX_STOCK } from '../domain/limits';
 import type { CartLine, Movement, MovementKind, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
 import { workflowIdOf } from '../domain/types';
+import type { SkuFigures } from './scripts';
 
 type Db = Pool | PoolClient;
 
-/** One SKU as the rebuild loads it: PostgreSQL's total and the holds of its HELD reservations. */
-export interface SkuSnapshot {
+/** One SKU as a rebuild loads it, from one consistent PostgreSQL snapshot. */
+export interface SkuSnapshot extends SkuFigures {
   sku: string;
-  name: string;
-  total: number;
-  holds: [string, number][];
 }
+
+/** A ledger row as the reconciler and a repeated request re-apply it. */
+export interface LedgerMovement {
+  id: string;
+  sku: string;
+  delta: number;
+  at: Date;
+}
+
+/** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
+export type SoldLine = ReservationLine & { movementId: string };
 
 export class Ledger {
   constructor(readonly db: Pool) {}
@@ -32,10 +42,14 @@ export class Ledger {
   // ---------------------------------------------------------------- SKUs and movements
 
   /** Inserts a new SKU and its `initial` movement; SKU_EXISTS when it is there already. */
-  async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<void> {
+  async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<{ movementId: string }> {
     const inserted = await c.query('INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING', [sku, name, total]);
     if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
-    await c.query(`INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created')`, [sku, total]);
+    const movement = await c.query<{ id: string }>(
+      `INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created') RETURNING id::text AS id`,
+      [sku, total],
+    );
+    return { movementId: movement.rows[0]!.id };
   }
 
   /** Locks a SKU's row for the transaction and returns it; SKU_NOT_FOUND when there is none. */
@@ -65,7 +79,7 @@ export class Ledger {
       throw new StockholdError('INVALID_REQUEST', `${field}: total would exceed 2^31-1`, { field });
     }
     const inserted = await c.query<{ id: string }>(
-      'INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+      'INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id::text AS id',
       [movement.sku, movement.kind, movement.delta, movement.reservationId ?? null, movement.reason ?? null],
     );
     return { movementId: inserted.rows[0]!.id, total: Number(row.total), name: row.name };
@@ -88,31 +102,148 @@ export class Ledger {
     }));
   }
 
-  /** Every SKU with its total and the holds of its HELD reservations: what a rebuild loads. */
-  async snapshot(): Promise<SkuSnapshot[]> {
-    const result = await this.db.query<{ sku: string; name: string; total: string; holds: [string, number][] }>(
-      `SELECT s.sku, s.name, s.total,
-              COALESCE(json_agg(json_build_array(h.reservation_id, h.quantity)) FILTER (WHERE h.reservation_id IS NOT NULL), '[]') AS holds
-         FROM skus s
-         LEFT JOIN (SELECT l.sku, l.reservation_id, l.quantity FROM reservation_lines l
-                      JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD') h ON h.sku = s.sku
-        GROUP BY s.sku`,
+  /** The SKU names, in pages of `limit` after `after` (for scans over every SKU). */
+  async skuPage(after: string, limit: number): Promise<string[]> {
+    const rows = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE sku > $1 ORDER BY sku LIMIT $2', [after, limit]);
+    return rows.rows.map((r) => r.sku);
+  }
+
+  /**
+   * A consistent snapshot of these SKUs: each one's total, name and holds of HELD reservations,
+   * and its mark, the id of its last movement. The rows are share-locked, so the snapshot waits
+   * for movements in flight; since a movement's id is taken after its SKU's row lock, every
+   * movement committed later has a larger id than the mark.
+   */
+  async snapshot(skus: readonly string[]): Promise<SkuSnapshot[]> {
+    return transaction(this.db, async (c) => {
+      const rows = await c.query<{ sku: string; name: string; total: string }>(
+        'SELECT sku, name, total FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku FOR SHARE',
+        [skus],
+      );
+      const marks = await c.query<{ sku: string; mark: string }>(
+        'SELECT sku, max(id)::text AS mark FROM stock_movements WHERE sku = ANY($1::text[]) GROUP BY sku',
+        [skus],
+      );
+      const held = await this.heldLines(skus, c);
+      const markOf = new Map(marks.rows.map((r) => [r.sku, r.mark]));
+      return rows.rows.map((r) => ({
+        sku: r.sku,
+        name: r.name,
+        total: Number(r.total),
+        mark: markOf.get(r.sku) ?? '0',
+        holds: (held.get(r.sku) ?? []).map((h) => [h.reservationId, h.quantity] as const),
+      }));
+    });
+  }
+
+  /** The lines of HELD reservations on these SKUs, with when their reservation last changed. */
+  async heldLines(skus: readonly string[], db: Db = this.db): Promise<Map<string, { reservationId: string; quantity: number; updatedAt: Date }[]>> {
+    const rows = await db.query<{ sku: string; reservation_id: string; quantity: number; updated_at: Date }>(
+      `SELECT l.sku, l.reservation_id, l.quantity, r.updated_at FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD'
+        WHERE l.sku = ANY($1::text[])`,
+      [skus],
     );
-    return result.rows.map((r) => ({ sku: r.sku, name: r.name, total: Number(r.total), holds: r.holds }));
+    const bySku = new Map<string, { reservationId: string; quantity: number; updatedAt: Date }[]>();
+    for (const r of rows.rows) {
+      const list = bySku.get(r.sku) ?? [];
+      list.push({ reservationId: r.reservation_id, quantity: r.quantity, updatedAt: r.updated_at });
+      bySku.set(r.sku, list);
+    }
+    return bySku;
+  }
+
+  /** Movements of each SKU after its mark (the ones Redis may not have applied yet), oldest first. */
+  async movementsAfter(marks: ReadonlyMap<string, string>): Promise<LedgerMovement[]> {
+    if (marks.size === 0) return [];
+    const rows = await this.db.query<{ id: string; sku: string; delta: string; at: Date }>(
+      `SELECT m.id::text AS id, m.sku, m.delta, m.at FROM stock_movements m
+         JOIN unnest($1::text[], $2::bigint[]) AS k (sku, mark) ON m.sku = k.sku AND m.id > k.mark
+        ORDER BY m.id`,
+      [[...marks.keys()], [...marks.values()]],
+    );
+    return rows.rows.map((r) => ({ id: r.id, sku: r.sku, delta: Number(r.delta), at: r.at }));
+  }
+
+  /** The movements with these ids. */
+  async movementsById(ids: readonly string[]): Promise<LedgerMovement[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.query<{ id: string; sku: string; delta: string; at: Date }>(
+      'SELECT id::text AS id, sku, delta, at FROM stock_movements WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [ids],
+    );
+    return rows.rows.map((r) => ({ id: r.id, sku: r.sku, delta: Number(r.delta), at: r.at }));
+  }
+
+  /** The totals of these SKUs. */
+  async totals(skus: readonly string[]): Promise<Map<string, number>> {
+    const rows = await this.db.query<{ sku: string; total: string }>('SELECT sku, total FROM skus WHERE sku = ANY($1::text[])', [skus]);
+    return new Map(rows.rows.map((r) => [r.sku, Number(r.total)]));
+  }
+
+  /** The statuses of these reservations (those PostgreSQL knows). */
+  async statuses(ids: readonly string[]): Promise<Map<string, ReservationStatus>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.query<{ id: string; status: ReservationStatus }>('SELECT id, status FROM reservations WHERE id = ANY($1::text[])', [ids]);
+    return new Map(rows.rows.map((r) => [r.id, r.status]));
+  }
+
+  /** HELD reservations unchanged for `olderThanMs`, after `afterId` in id order, with their SKUs and whether they expired. */
+  async staleHeld(olderThanMs: number, afterId: string, limit: number): Promise<{ reservationId: string; skus: string[]; expired: boolean }[]> {
+    const rows = await this.db.query<{ id: string; skus: string[]; expired: boolean }>(
+      `SELECT r.id, array_agg(l.sku ORDER BY l.sku) AS skus, r.expires_at < now() AS expired
+         FROM reservations r JOIN reservation_lines l ON l.reservation_id = r.id
+        WHERE r.status = 'HELD' AND r.id > $2 AND r.updated_at < now() - make_interval(secs => $1::double precision / 1000)
+        GROUP BY r.id ORDER BY r.id LIMIT $3`,
+      [olderThanMs, afterId, limit],
+    );
+    return rows.rows.map((r) => ({ reservationId: r.id, skus: r.skus, expired: r.expired }));
+  }
+
+  /** Adds to the reconciler's counts (see the reconciler_counts migration). */
+  async count(kind: string, n = 1): Promise<void> {
+    await this.db.query(
+      `INSERT INTO reconciler_counts (kind, count, last_at) VALUES ($1, $2, now())
+       ON CONFLICT (kind) DO UPDATE SET count = reconciler_counts.count + $2, last_at = now()`,
+      [kind, n],
+    );
+  }
+
+  /** The reconciler's counts by kind. */
+  async counts(): Promise<{ kind: string; count: number; lastAt: Date }[]> {
+    const rows = await this.db.query<{ kind: string; count: string; last_at: Date }>('SELECT kind, count, last_at FROM reconciler_counts');
+    return rows.rows.map((r) => ({ kind: r.kind, count: Number(r.count), lastAt: r.last_at }));
+  }
+
+  /** Whether PostgreSQL knows this SKU. */
+  async skuExists(sku: string): Promise<boolean> {
+    return ((await this.db.query('SELECT 1 FROM skus WHERE sku = $1', [sku])).rowCount ?? 0) > 0;
   }
 
   // ---------------------------------------------------------------- reservations
 
-  /** Records a reservation whose hold Redis applied, as HELD with its lines; a repeat writes nothing. */
+  /**
+   * Records a reservation whose hold Redis applied, as HELD with its lines; a repeat writes
+   * nothing. A REJECTED one (an earlier run gave up while the stores were down) is held again:
+   * the id stays usable after an outage.
+   */
   async recordHold(hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string; expiresAt: string }): Promise<void> {
-    await this.db.query(
-      `WITH r AS (
-         INSERT INTO reservations (id, status, customer_id, expires_at) VALUES ($1, 'HELD', $2, $3)
-         ON CONFLICT (id) DO NOTHING RETURNING id)
-       INSERT INTO reservation_lines (reservation_id, sku, quantity)
-       SELECT r.id, l.sku, l.quantity FROM r, unnest($4::text[], $5::int[]) AS l (sku, quantity)`,
-      [hold.reservationId, hold.customerId ?? null, hold.expiresAt, hold.lines.map((l) => l.sku), hold.lines.map((l) => l.quantity)],
-    );
+    await transaction(this.db, async (c) => {
+      const row = await c.query<{ status: string }>(
+        `INSERT INTO reservations (id, status, customer_id, expires_at) VALUES ($1, 'HELD', $2, $3)
+         ON CONFLICT (id) DO UPDATE SET status = 'HELD', customer_id = EXCLUDED.customer_id, expires_at = EXCLUDED.expires_at,
+                                        reason = NULL, updated_at = now()
+           WHERE reservations.status = 'REJECTED'
+         RETURNING status`,
+        [hold.reservationId, hold.customerId ?? null, hold.expiresAt],
+      );
+      if (row.rowCount === 0) return; // a retry: the reservation is recorded already
+      await c.query('DELETE FROM reservation_lines WHERE reservation_id = $1', [hold.reservationId]);
+      await c.query(
+        `INSERT INTO reservation_lines (reservation_id, sku, quantity) SELECT $1, l.sku, l.quantity FROM unnest($2::text[], $3::int[]) AS l (sku, quantity)`,
+        [hold.reservationId, hold.lines.map((l) => l.sku), hold.lines.map((l) => l.quantity)],
+      );
+    });
   }
 
   /** Records how a reservation ended without a sale, unless it has ended already. */
@@ -141,19 +272,28 @@ export class Ledger {
    * each line (all of it without `items`), a `sale` movement per sold line, status COMMITTED.
    * A COMMITTED one answers its lines again (a retry).
    */
-  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<ReservationLine[]> {
+  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<SoldLine[]> {
     const status = await this.lockReservation(c, reservationId);
     const rows = await this.lines(c, reservationId);
-    if (status === 'COMMITTED') return rows;
+    if (status === 'COMMITTED') {
+      const sales = await c.query<{ sku: string; id: string }>(`SELECT sku, id::text AS id FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [
+        reservationId,
+      ]);
+      const saleOf = new Map(sales.rows.map((r) => [r.sku, r.id]));
+      return rows.map((r) => ({ ...r, movementId: saleOf.get(r.sku) ?? '0' }));
+    }
     if (status !== 'HELD') throw reservationNotHeld(reservationId, status);
     const wanted = new Map(items?.map((i) => [i.sku, i.quantity]));
     for (const item of items ?? []) {
       const held = rows.find((r) => r.sku === item.sku)?.quantity ?? 0;
       if (item.quantity > held) throw quantityExceedsHold(item.sku, item.quantity, held);
     }
-    const sold = rows.map((r) => ({ ...r, committedQuantity: items ? (wanted.get(r.sku) ?? 0) : r.quantity }));
-    for (const line of sold.filter((l) => l.committedQuantity > 0)) {
-      await this.move(c, { sku: line.sku, kind: 'sale', delta: -line.committedQuantity, reservationId });
+    const sold: SoldLine[] = [];
+    for (const r of rows) {
+      const committedQuantity = items ? (wanted.get(r.sku) ?? 0) : r.quantity;
+      // PostgreSQL has the last word: a sale beyond total is refused (INSUFFICIENT_STOCK) here.
+      const movementId = committedQuantity > 0 ? (await this.move(c, { sku: r.sku, kind: 'sale', delta: -committedQuantity, reservationId })).movementId : '0';
+      sold.push({ ...r, committedQuantity, movementId });
     }
     await c.query(
       `UPDATE reservation_lines l SET committed_quantity = v.q

@@ -35,12 +35,14 @@ export enum ScriptCode {
   NotHeld = -5,
   /** An adjustment would take total below reserved (or below zero). */
   WouldOversell = -6,
+  /** The reservation holds another quantity of a line than the one asked for. */
+  HeldOtherwise = -7,
 }
 
 /** Every reply is a list of three integers: a ScriptCode, then two figures whose meaning depends on the script. */
 export type ScriptReply = [ScriptCode, number, number];
 
-const SCRIPTS = ['hold', 'release', 'commit', 'restock', 'adjust', 'load'] as const;
+const SCRIPTS = ['hold', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase'] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
 /** Reads a script's source (benchmarks compare the store's call with a raw EVALSHA of it). */
@@ -48,19 +50,22 @@ export function luaSource(name: ScriptName): string {
   return readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8');
 }
 
-/** The client commands `defineScripts` adds (EVALSHA, falling back to EVAL once). */
+/** The client commands `defineScripts` adds (EVALSHA, falling back to EVAL once): `stock` + the script's name in camel case. */
 export interface ScriptCommands {
   stockHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockRelease(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockCommit(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockRestock(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockMove(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockAdjust(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockLoad(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockRestoreHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockFixReserved(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockRebase(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
 }
 
 export type StockRedis = Redis & ScriptCommands;
 
-const commandName = (name: ScriptName) => `stock${name[0]!.toUpperCase()}${name.slice(1)}`;
+const commandName = (name: ScriptName) => `stock${name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
 
 /**
  * The script commands. ioredis 5's auto-pipelining can misalign replies when an EVALSHA inside an
@@ -118,6 +123,11 @@ export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
       return quantityExceedsHold(sku, subject?.quantity ?? 0, figure);
     case ScriptCode.NotHeld:
       return unavailable(`Redis holds nothing of ${sku} for reservation ${ctx.reservationId}`, { sku });
+    case ScriptCode.HeldOtherwise:
+      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} holds another quantity of ${sku}`, {
+        reservationId: ctx.reservationId,
+        sku,
+      });
     case ScriptCode.WouldOversell:
       // adjust.lua answers the figures it refused on: {code, total, reserved}.
       return wouldOversell(sku, reply[1], reply[2], ctx.delta ?? 0);
@@ -130,17 +140,26 @@ export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
   }
 }
 
-export type CommitOutcome = 'committed' | 'alreadyFinished' | 'notLoaded' | 'notHeld';
-
 /** Counters a script leaves behind: a SKU's total and reserved units. */
 export interface Figures {
   total: number;
   reserved: number;
 }
 
+/** A line of a commit: units sold and the id of their `sale` movement ('0' when it sells nothing). */
+export interface SaleLine {
+  sku: string;
+  sold: number;
+  movementId: string;
+}
+
+const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(reply[0]);
+
 /**
  * Typed calls of the scripts over one client. `now` and the retention of the `done` guard are the
- * store's: `done` entries older than `retentionMs` are forgotten inside the scripts.
+ * store's: `done` entries older than `retentionMs` are forgotten inside the scripts. Refusals are
+ * thrown through `scriptRefusal`; NotLoaded always as CountersMissing (transient: retry once the
+ * counters are rebuilt), never skipped.
  */
 export class StockScripts {
   constructor(
@@ -149,81 +168,94 @@ export class StockScripts {
     private readonly now: () => number,
   ) {}
 
-  /** Holds every line or none. `alreadyHeld` when this reservation held them before (a retry). */
-  async hold(reservationId: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean }> {
+  /** Holds every line or none, for one workflow `run`. `alreadyHeld` when it held them before (a retry). */
+  async hold(reservationId: string, run: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean }> {
     const skus = lines.map((l) => l.sku);
-    const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, ...lines.map((l) => l.quantity));
-    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) return { alreadyHeld: reply[0] === ScriptCode.AlreadyApplied };
+    const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, run, ...lines.map((l) => l.quantity));
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) return { alreadyHeld: reply[0] === ScriptCode.AlreadyApplied };
     throw scriptRefusal(reply, { script: 'hold', reservationId, lines });
   }
 
-  /** Gives back what the reservation holds on these SKUs; the units released (0 when nothing was held). */
-  async release(reservationId: string, skus: readonly string[]): Promise<{ units: number }> {
+  /**
+   * Gives back what the reservation holds on these SKUs; the units released (0 when nothing was
+   * held). `tombstone` (see release.lua) keeps late holds out: the id once final, id@run when
+   * one run gave up, '' for none.
+   */
+  async release(reservationId: string, skus: readonly string[], tombstone: string): Promise<{ units: number }> {
     const now = this.now();
-    const reply = await this.redis.stockRelease(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs);
+    const reply = await this.redis.stockRelease(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, tombstone);
     if (reply[0] === ScriptCode.Applied) return { units: reply[1] };
     if (reply[0] === ScriptCode.Unchanged) return { units: 0 };
-    throw scriptRefusal(reply, { script: 'release', reservationId, lines: skus.map((sku) => ({ sku, quantity: 0 })) });
+    // release.lua answers the line without counters in the second figure.
+    throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, lines: skus.map((sku) => ({ sku, quantity: 0 })) });
   }
 
-  /**
-   * Turns the holds into sales of `lines` (quantity = units sold, 0..held) and releases the rest.
-   * The outcome says what Redis found: `committed`; `alreadyFinished` (a retried commit); or, for
-   * line `line`, `notLoaded` (no counters: Redis lost its data) or `notHeld` (Redis lost this hold).
-   * In the last two Redis changed nothing; the caller decides, since the sale is already durable.
-   */
-  async commit(reservationId: string, lines: readonly CartLine[]): Promise<{ outcome: CommitOutcome; sku?: string }> {
+  /** Applies durable sales to Redis: holds released, totals lowered once. `alreadyFinished` for a retry. */
+  async commit(reservationId: string, lines: readonly SaleLine[]): Promise<{ alreadyFinished: boolean }> {
     const now = this.now();
     const skus = lines.map((l) => l.sku);
-    const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...lines.map((l) => l.quantity));
-    const sku = lines[reply[1] - 1]?.sku;
-    switch (reply[0]) {
-      case ScriptCode.Applied:
-        return { outcome: 'committed' };
-      case ScriptCode.AlreadyFinished:
-        return { outcome: 'alreadyFinished' };
-      case ScriptCode.NotLoaded:
-        return { outcome: 'notLoaded', sku };
-      case ScriptCode.NotHeld:
-        return { outcome: 'notHeld', sku };
-      default:
-        throw scriptRefusal(reply, { script: 'commit', reservationId, lines });
-    }
+    const perLine = lines.flatMap((l) => [l.sold, l.movementId]);
+    const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...perLine);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) return { alreadyFinished: reply[0] === ScriptCode.AlreadyFinished };
+    throw scriptRefusal(reply, { script: 'commit', reservationId, lines: lines.map((l) => ({ sku: l.sku, quantity: l.sold })) });
   }
 
-  /** Raises total by a movement recorded in PostgreSQL (restock or return); once per movement id. */
-  async raise(sku: string, movementId: string, quantity: number): Promise<Figures & { alreadyApplied: boolean }> {
-    const now = this.now();
-    const reply = await this.redis.stockRestock(2, keys.stock(sku), keys.done(sku), movementId, quantity, now, now - this.retentionMs);
-    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) {
+  /** Applies a durable ledger movement to total, once per movement id. */
+  async move(sku: string, movementId: string, delta: number): Promise<Figures & { alreadyApplied: boolean }> {
+    const reply = await this.redis.stockMove(1, keys.stock(sku), movementId, delta);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
-    throw scriptRefusal(reply, { script: 'restock', sku });
+    throw scriptRefusal(reply, { script: 'move', sku });
   }
 
-  /** Changes total by `delta` unless that leaves it below reserved; once per movement id. */
+  /** Lowers total by -`delta` unless that leaves it below reserved; once per movement id. */
   async adjust(sku: string, movementId: string, delta: number): Promise<Figures & { alreadyApplied: boolean }> {
-    const now = this.now();
-    const reply = await this.redis.stockAdjust(2, keys.stock(sku), keys.done(sku), movementId, delta, now, now - this.retentionMs);
-    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.AlreadyApplied) {
+    const reply = await this.redis.stockAdjust(1, keys.stock(sku), movementId, delta);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
     throw scriptRefusal(reply, { script: 'adjust', sku, delta });
   }
 
   /**
-   * Sets a SKU's counters and holds from PostgreSQL's figures. Mode "missing" loads only a SKU that
+   * Sets a SKU's counters and holds from a PostgreSQL snapshot. Mode "missing" loads only a SKU that
    * has no counters (safe beside live traffic); "force" replaces them. `loaded` false: left as it was.
    */
-  async load(
-    sku: string,
-    figures: { total: number; name: string; holds: readonly (readonly [string, number])[] },
-    mode: 'missing' | 'force',
-  ): Promise<Figures & { loaded: boolean }> {
-    const reply = await this.redis.stockLoad(2, keys.stock(sku), keys.holds(sku), mode, figures.total, figures.name, ...figures.holds.flat());
-    if (reply[0] === ScriptCode.Applied || reply[0] === ScriptCode.Unchanged) {
-      return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
-    }
+  async load(sku: string, snapshot: SkuFigures, mode: 'missing' | 'force'): Promise<Figures & { loaded: boolean }> {
+    const reply = await this.redis.stockLoad(2, keys.stock(sku), keys.holds(sku), mode, snapshot.total, snapshot.name, snapshot.mark, ...snapshot.holds.flat());
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
     throw scriptRefusal(reply, { script: 'load', sku });
   }
+
+  /** Puts back a hold Redis lost; false when it came back or finished meanwhile. */
+  async restoreHold(sku: string, reservationId: string, quantity: number): Promise<boolean> {
+    const reply = await this.redis.stockRestoreHold(3, keys.stock(sku), keys.holds(sku), keys.done(sku), reservationId, quantity);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return reply[0] === ScriptCode.Applied;
+    throw scriptRefusal(reply, { script: 'restore-hold', sku, reservationId });
+  }
+
+  /** Makes `reserved` the sum of the holds; the figures when it was wrong. */
+  async fixReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
+    const reply = await this.redis.stockFixReserved(2, keys.stock(sku), keys.holds(sku));
+    if (reply[0] === ScriptCode.Applied) return { before: reply[1], after: reply[2] };
+    if (reply[0] === ScriptCode.Unchanged) return undefined;
+    throw scriptRefusal(reply, { script: 'fix-reserved', sku });
+  }
+
+  /** Sets total and mark if total is still `observed` (compare-and-set); false when it moved. */
+  async rebase(sku: string, observed: number, total: number, mark: string): Promise<boolean> {
+    const reply = await this.redis.stockRebase(1, keys.stock(sku), observed, total, mark);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[0] === ScriptCode.Applied;
+    throw scriptRefusal(reply, { script: 'rebase', sku });
+  }
+}
+
+/** A SKU as a PostgreSQL snapshot has it: what `load` sets. */
+export interface SkuFigures {
+  total: number;
+  name: string;
+  /** The SKU's last ledger movement id in the snapshot: every movement up to it is in `total`. */
+  mark: string;
+  holds: readonly (readonly [string, number])[];
 }

@@ -1,7 +1,17 @@
 import type { Pool } from 'pg';
 import { insufficientStock, skuNotFound, unavailable, wouldOversell, type StockholdError } from '../domain/errors';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
-import { stockView, type CartLine, type Movement, type ReleaseStatus, type ReservationLine, type ReservationView, type ReturnResult, type StockHold, type StockView } from '../domain/types';
+import {
+  stockView,
+  type CartLine,
+  type Movement,
+  type ReleaseStatus,
+  type ReservationLine,
+  type ReservationView,
+  type ReturnResult,
+  type StockHold,
+  type StockView,
+} from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { keys } from './keys';
@@ -9,37 +19,39 @@ import { Ledger } from './ledger';
 import { CountersMissing, StockScripts, type StockRedis } from './scripts';
 
 export interface StockStoreOptions {
-  /** How long Redis remembers finished reservations and applied movements (retry window). */
+  /** How long Redis remembers finished reservations (the retry window of a late hold). */
   doneRetentionMs?: number;
   now?: () => number;
+  /** Where the store reports what it cannot say through its answers (Redis left behind). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 export interface HoldInput {
   reservationId: string;
+  /** The workflow run holding: a run that gave up is fenced off, a new run of the same id is not. */
+  run?: string;
   items: CartLine[];
   customerId?: string;
   expiresAt: string;
 }
 
-/** What a commit did in Redis once the sale was durable: `redisBehind` names a SKU whose counters missed it. */
-export interface CommitResult {
-  lines: ReservationLine[];
-  redisBehind?: { sku: string; why: 'notLoaded' | 'notHeld' };
-}
-
 const DAY_MS = 86_400_000;
+/** How long a write waits for Redis to take a durable movement before answering without it. */
+const APPLY_PATIENCE_MS = 2_000;
 
 /**
  * The stock module's façade, called by the API and the activities with validated input (the
  * rules are in src/domain; HTTP bodies are checked in src/api, Temporal messages in src/workflows).
  * PostgreSQL (Ledger) is the source of truth; Redis (StockScripts) holds the hot counters. Durable
  * changes go to PostgreSQL first, then Redis, except a negative adjustment, whose Redis check runs
- * inside the PostgreSQL transaction so that it can be refused.
+ * inside the PostgreSQL transaction so that it can be refused. Redis left behind by a failure is
+ * caught up by the movement's retry or by the reconciler (src/stock/reconciler.ts).
  */
 export class StockStore {
   readonly ledger: Ledger;
   readonly scripts: StockScripts;
   private readonly now: () => number;
+  private readonly warn: NonNullable<StockStoreOptions['warn']>;
 
   constructor(
     readonly redis: StockRedis,
@@ -47,6 +59,7 @@ export class StockStore {
     options: StockStoreOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.warn = options.warn ?? (() => undefined);
     this.ledger = new Ledger(db);
     this.scripts = new StockScripts(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
   }
@@ -131,65 +144,54 @@ export class StockStore {
   /** Creates a SKU with its initial stock (ledger `initial`), then loads its counters. */
   async createSku(input: { sku: string; total: number; name?: string }, idempotencyKey?: string): Promise<StockView> {
     const name = input.name ?? '';
-    const { result, fresh } = await idempotent(this.db, idempotencyKey, { op: 'createSku', input }, async (c) => {
-      await this.ledger.createSku(c, input.sku, name, input.total);
-      return stockView(input.sku, name, input.total, 0);
+    const { result, fresh, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'createSku', input }, async (c) => {
+      const { movementId } = await this.ledger.createSku(c, input.sku, name, input.total);
+      return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
     });
-    // A new SKU has no holds; "force" clears counters a previous life may have left in Redis.
-    if (fresh) await this.scripts.load(input.sku, { total: input.total, name, holds: [] }, 'force');
+    // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
+    // repeat loads it only if Redis missed it.
+    await this.scripts.load(input.sku, { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] }, fresh ? 'force' : 'missing');
     return result;
   }
 
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */
   async restock(sku: string, input: { quantity: number; reason?: string }, idempotencyKey?: string): Promise<StockView> {
-    let movementId = '';
-    const { result, fresh } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
+    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
       const moved = await this.ledger.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
-      movementId = moved.movementId;
-      return stockView(sku, moved.name, moved.total, await this.reservedOf(sku));
+      return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku)), movementIds: [moved.movementId] };
     });
-    if (fresh) await this.applyRaise(sku, movementId, input.quantity);
+    await this.applyMovements(movementIds);
     return result;
   }
 
   /**
-   * Changes total by a signed delta (ledger `adjustment`). The Redis step runs inside the
-   * PostgreSQL transaction: it is the atomic "total + delta >= reserved" check, and its refusal
-   * rolls the ledger row back. A failed COMMIT is undone in Redis.
+   * Changes total by a signed delta (ledger `adjustment`). A lowering runs its Redis check
+   * (`total + delta >= reserved`) inside the PostgreSQL transaction, so a refusal rolls the ledger
+   * row back; a raise goes PostgreSQL first, then Redis, as a restock does.
    */
   async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
-    let applied: string | undefined;
-    try {
-      const { result } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
-        const current = await this.ledger.lockSku(c, sku);
-        if (current.total + input.delta < 0) throw wouldOversell(sku, current.total, await this.reservedOf(sku), input.delta);
-        const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
-        const figures = await this.scripts.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
-          throw await this.explainMissing(err);
-        });
-        applied = movementId;
-        return stockView(sku, current.name, total, figures.reserved);
+    const { result, movementIds, fresh } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
+      const current = await this.ledger.lockSku(c, sku);
+      if (current.total + input.delta < 0) throw wouldOversell(sku, current.total, await this.reservedOf(sku), input.delta);
+      const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
+      if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku)), movementIds: [movementId] };
+      // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
+      const figures = await this.scripts.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
+        throw await this.explainMissing(err);
       });
-      return result;
-    } catch (err) {
-      if (applied) {
-        // Redis took the delta but PostgreSQL did not commit it: take it back out of Redis.
-        await this.scripts.adjust(sku, `${applied}:undo`, -input.delta).catch(() => undefined);
-      }
-      throw err;
-    }
+      return { result: stockView(sku, current.name, total, figures.reserved), movementIds: [movementId] };
+    });
+    if (input.delta > 0 || !fresh) await this.applyMovements(movementIds);
+    return result;
   }
 
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
   async recordReturn(input: { reservationId: string; items: CartLine[]; reason?: string }, idempotencyKey?: string): Promise<ReturnResult> {
-    let movementIds: string[] = [];
-    const { result, fresh } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
-      movementIds = await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason);
-      return { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) };
-    });
-    if (fresh) {
-      for (const [i, item] of input.items.entries()) await this.applyRaise(item.sku, movementIds[i]!, item.quantity);
-    }
+    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => ({
+      result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) },
+      movementIds: await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason),
+    }));
+    await this.applyMovements(movementIds);
     return result;
   }
 
@@ -202,7 +204,7 @@ export class StockStore {
   async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
     let held: { alreadyHeld: boolean };
     try {
-      held = await this.scripts.hold(input.reservationId, input.items);
+      held = await this.scripts.hold(input.reservationId, input.run ?? '', input.items);
     } catch (err) {
       throw await this.explainMissing(err);
     }
@@ -210,27 +212,31 @@ export class StockStore {
     return held;
   }
 
-  /** Records a reservation's final status, then gives back its hold. Idempotent. */
-  async release(reservationId: string, skus: readonly string[], status: ReleaseStatus, reason?: string): Promise<{ units: number }> {
-    await this.ledger.recordRelease(reservationId, status, reason);
-    return this.scripts.release(reservationId, skus);
+  /**
+   * Records a reservation's final status, then gives back its hold. Idempotent. A REJECTED one
+   * (its run gave up) fences off only that `run`, so the id can be used again.
+   */
+  async release(reservationId: string, skus: readonly string[], status: ReleaseStatus, reason?: string, run?: string): Promise<{ units: number }> {
+    await this.ledger.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
+      // A reason PostgreSQL cannot store must not keep the units held: release without it.
+      if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
+      await this.ledger.recordRelease(reservationId, status);
+    });
+    return this.scripts.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
   }
 
   /**
    * Sells at most the held quantity of each line (all of it without `items`) and releases the
-   * rest: the sale rows and totals in one PostgreSQL transaction first, then Redis. Idempotent: a
-   * repeat finds the reservation COMMITTED and Redis's step already done.
+   * rest: the sale rows and totals in one PostgreSQL transaction first (refused with
+   * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
-  async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<CommitResult> {
-    const lines = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
-    const { outcome, sku } = await this.scripts.commit(
+  async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ lines: ReservationLine[] }> {
+    const sold = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
+    await this.scripts.commit(
       reservationId,
-      lines.map((l) => ({ sku: l.sku, quantity: l.committedQuantity })),
+      sold.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
     );
-    // The sale is durable either way. Without counters (Redis lost its data) the rebuild from
-    // PostgreSQL includes it; a lost hold leaves Redis behind, which the caller reports.
-    if (outcome === 'notLoaded' || outcome === 'notHeld') return { lines, redisBehind: { sku: sku ?? '?', why: outcome } };
-    return { lines };
+    return { lines: sold.map(({ movementId: _, ...line }) => line) };
   }
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */
@@ -238,51 +244,45 @@ export class StockStore {
     await this.ledger.recordDeadline(reservationId, expiresAt);
   }
 
-  // ---------------------------------------------------------------- rebuild
-
-  /**
-   * Loads every SKU's counters from PostgreSQL: total from `skus`, holds from HELD reservations.
-   * Mode "missing" only fills SKUs that have no counters, so it is safe beside live traffic;
-   * "force" overwrites (use only when nothing is in flight).
-   */
-  async rebuild(mode: 'missing' | 'force' = 'missing'): Promise<{ skus: number; loaded: number }> {
-    const snapshot = await this.ledger.snapshot();
-    let loaded = 0;
-    for (const sku of snapshot) {
-      if ((await this.scripts.load(sku.sku, sku, mode)).loaded) loaded += 1;
-    }
-    await this.redis.set(keys.loaded, new Date(this.now()).toISOString());
-    return { skus: snapshot.length, loaded };
-  }
-
-  /** Rebuilds when Redis lost its data (the `loaded` marker is gone). Returns whether it rebuilt. */
-  async ensureLoaded(): Promise<boolean> {
-    if ((await this.redis.exists(keys.loaded)) === 1) return false;
-    await this.rebuild('missing');
-    return true;
-  }
-
   // ---------------------------------------------------------------- helpers
 
   /**
-   * A SKU without counters is unknown (404) while Redis is loaded, otherwise Redis lost its data
-   * (503). Other errors pass through.
+   * A SKU without counters is unknown (404) only if Redis is loaded and PostgreSQL does not know
+   * it either; otherwise Redis lost its counters (503 until they are rebuilt). Other errors pass.
    */
-  private async explainMissing(err: unknown): Promise<unknown> {
+  async explainMissing(err: unknown): Promise<unknown> {
     if (!(err instanceof CountersMissing)) return err;
-    if ((await this.redis.exists(keys.loaded)) === 1) return skuNotFound(err.sku);
-    return notLoaded();
+    if ((await this.redis.exists(keys.loaded)) !== 1 || (await this.ledger.skuExists(err.sku))) return notLoaded();
+    return skuNotFound(err.sku);
   }
 
   private async reservedOf(sku: string): Promise<number> {
     return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
   }
 
-  /** Applies a recorded raise (restock/return) to Redis; a SKU not loaded waits for the rebuild. */
-  private async applyRaise(sku: string, movementId: string, quantity: number): Promise<void> {
-    await this.scripts.raise(sku, movementId, quantity).catch((err: unknown) => {
-      if (!(err instanceof CountersMissing)) throw err;
-    });
+  /**
+   * Makes sure Redis has these durable movements (idempotent by id), retrying briefly while its
+   * counters are missing or it does not answer. The write is durable either way: if Redis stays
+   * behind, the reconciler applies the movement after its grace period.
+   */
+  private async applyMovements(movementIds: readonly string[]): Promise<void> {
+    if (movementIds.length === 0) return;
+    const movements = await this.ledger.movementsById(movementIds);
+    const until = this.now() + APPLY_PATIENCE_MS;
+    for (const movement of movements) {
+      for (;;) {
+        try {
+          await this.scripts.move(movement.sku, movement.id, movement.delta);
+          break;
+        } catch (err) {
+          if (this.now() > until) {
+            this.warn('Redis did not take a durable movement; the reconciler will apply it', { movement, error: String(err) });
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
   }
 }
 

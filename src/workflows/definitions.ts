@@ -74,3 +74,22 @@ export const searchAttributes = {
   customerId: defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD),
 };
 export const SEARCH_ATTRIBUTE_KEYS = Object.values(searchAttributes);
+
+/** Temporal refuses a search attribute value over 2 KB (its default `limit.searchAttributeValueSize`). */
+const SEARCH_VALUE_BYTES = 2_048 - 48;
+
+/**
+ * The cart's SKUs as the InventorySkus search attribute holds them: all of them, unless a long
+ * cart (up to 50 SKUs of 64 characters) would exceed Temporal's size limit; then the first ones
+ * that fit (the Web UI filter finds the reservation by those).
+ */
+export function searchableSkus(skus: readonly string[]): string[] {
+  const kept: string[] = [];
+  let bytes = 2; // []
+  for (const sku of skus) {
+    bytes += sku.length + 3; // "sku",  (SKUs are ASCII)
+    if (bytes > SEARCH_VALUE_BYTES) break;
+    kept.push(sku);
+  }
+  return kept;
+}

@@ -1,1 +1,2 @@
 export { reservationWorkflow } from './reservation';
+export { reconcilerWorkflow } from './reconciler';

@@ -11,7 +11,7 @@
  */
 import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
-import { searchAttributes, type ReservationInput } from './definitions';
+import { searchableSkus, searchAttributes, type ReservationInput } from './definitions';
 import { refusal } from './validators';
 
 export class ReservationState {
@@ -60,7 +60,7 @@ export class ReservationState {
     this.updatedAt = new Date(Date.now()).toISOString();
     upsertSearchAttributes([
       { key: searchAttributes.status, value: next },
-      { key: searchAttributes.skus, value: this.skus },
+      { key: searchAttributes.skus, value: searchableSkus(this.skus) },
       { key: searchAttributes.expiresAt, value: new Date(this.expiresAtMs) },
       ...(this.input.customerId ? [{ key: searchAttributes.customerId, value: this.input.customerId }] : []),
     ]);

@@ -14,6 +14,7 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertMemo,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { ReservationActivities } from '../activities';
@@ -48,6 +49,8 @@ const { commitStock, releaseStock, extendReservation } = proxyActivities<Reserva
 const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
 /** Runs started before this change commit through a regular activity; replay must keep that. */
 const COMMIT_AS_LOCAL_ACTIVITY = 'commit-as-local-activity';
+/** Runs before this change left a reservation HELD when PostgreSQL refused its sale. */
+const CANCEL_ON_REFUSED_SALE = 'cancel-on-refused-sale';
 
 export async function reservationWorkflow(input: ReservationInput): Promise<ReservationView> {
   const { reservationId } = input;
@@ -56,7 +59,18 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
   const commit = (items: CartLine[] | undefined, payment: string | undefined) =>
     state.settle(async () => {
       const args = { reservationId, items, paymentId: payment };
-      state.sold(patched(COMMIT_AS_LOCAL_ACTIVITY) ? await commitStockLocally(args) : await commitStock(args));
+      try {
+        state.sold(patched(COMMIT_AS_LOCAL_ACTIVITY) ? await commitStockLocally(args) : await commitStock(args));
+      } catch (err) {
+        // PostgreSQL has the last word: a sale it refuses for want of stock (only after a store
+        // lost a hold) ends the reservation, CANCELLED with that reason, and the caller hears 409.
+        const refused = businessRefusal(err);
+        if (refused?.type !== 'INSUFFICIENT_STOCK' || !patched(CANCEL_ON_REFUSED_SALE)) throw err;
+        log.error('sale refused by PostgreSQL: not enough stock; cancelling the reservation', { reservationId, refusal: refused.message });
+        await releaseStock({ reservationId, skus: state.skus, status: 'CANCELLED', reason: `INSUFFICIENT_STOCK: ${refused.message}` });
+        state.become('CANCELLED');
+        throw refusal(refused.type, refused.message, (refused.details?.[0] as Record<string, unknown>) ?? {});
+      }
       state.become('COMMITTED');
     });
 
@@ -151,13 +165,14 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     } catch (err) {
       log.warn('paymentFailed: its reason is not valid text; cancelling with the default reason', { error: String(err) });
     }
-    await release('CANCELLED', why);
+    await release('CANCELLED', why).catch((err: unknown) => log.error('release after paymentFailed failed', { error: String(err) }));
   });
 
   // ------------------------------------------------------------------ the hold
 
   try {
-    await holdStock({ reservationId, items: input.items, customerId: input.customerId, expiresAt: new Date(state.expiresAtMs).toISOString() });
+    const run = workflowInfo().runId;
+    await holdStock({ reservationId, run, items: input.items, customerId: input.customerId, expiresAt: new Date(state.expiresAtMs).toISOString() });
     state.become('HELD');
   } catch (err) {
     const business = businessRefusal(err);
@@ -171,9 +186,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
       return state.view();
     }
     // The stores were unreachable: the hold may or may not have applied, so give back whatever it
-    // may have held (retried until it is done), then fail the run as UNAVAILABLE.
+    // may have held (retried until it is done) and fence off this run's late attempts only, then
+    // fail the run as UNAVAILABLE: a failed run's id may start again, so the client's retry works.
     log.warn('hold failed; releasing whatever it may have held', { error: String(err) });
-    await releaseStock({ reservationId, skus: state.skus, status: 'REJECTED', reason: 'hold failed: stores unavailable' });
+    await releaseStock({ reservationId, skus: state.skus, status: 'REJECTED', reason: 'hold failed: stores unavailable', run: workflowInfo().runId });
     state.rejection = refusal('UNAVAILABLE', 'the stock stores are unavailable; retry shortly');
     state.become('REJECTED');
     await condition(allHandlersFinished);

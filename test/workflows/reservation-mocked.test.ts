@@ -232,7 +232,9 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         });
         expect(Date.parse(view.expiresAt) - Date.parse(view.createdAt)).toBe(600 * SECOND);
         expect(acts.holdStock).toHaveBeenCalledTimes(1);
-        expect(acts.holdStock).toHaveBeenCalledWith({ reservationId: input.reservationId, items, customerId: 'cust-7', expiresAt: view.expiresAt });
+        // `run` fences off the attempts of a run that gave up (see lua/hold.lua).
+        const { runId } = await handle.describe();
+        expect(acts.holdStock).toHaveBeenCalledWith({ reservationId: input.reservationId, run: runId, items, customerId: 'cust-7', expiresAt: view.expiresAt });
 
         // The server's clock is the time skipped plus the real time elapsed (a few hundred ms here).
         await env.sleep(10 * MINUTE - 5 * SECOND); // just before the deadline
@@ -331,7 +333,14 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(failed.type).toBe('UNAVAILABLE');
         expect(acts.holdStock).toHaveBeenCalledTimes(3); // the local activity's maximumAttempts
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A'], status: 'REJECTED', reason: 'hold failed: stores unavailable' });
+        // Only this run is fenced off (run), so the id stays usable for the client's retry.
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'REJECTED',
+          reason: 'hold failed: stores unavailable',
+          run: (await handle.describe()).runId,
+        });
         expect(acts.commitStock).not.toHaveBeenCalled();
       });
     });

@@ -1,0 +1,29 @@
+--[[
+  move: apply to a SKU's total a ledger movement already durable in PostgreSQL (a restock, a
+  return, a positive adjustment, or a sale or adjustment the reconciler completes). Idempotent by
+  movement id: a movement is in total when its id is at or below `mark` (the ledger position the
+  counters were last loaded or checked at) or it is listed as field m:<id>.
+
+  KEYS:
+    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
+  ARGV:
+    ARGV[1]  movement id (a stock_movements id)
+    ARGV[2]  delta (a non-zero integer)
+
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  total changed by delta; the figures after it
+     AlreadyApplied   2  this movement is in total already: nothing changed; the figures now
+     NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; retry
+                         once they are rebuilt
+]]
+local c = redis.call('HMGET', KEYS[1], 'total', 'reserved', 'mark')
+if not c[1] then
+  return {-2, 0, 0}
+end
+local movement = tonumber(ARGV[1])
+if movement <= tonumber(c[3] or '0') or redis.call('HEXISTS', KEYS[1], 'm:' .. ARGV[1]) == 1 then
+  return {2, tonumber(c[1]), tonumber(c[2] or '0')}
+end
+local total = redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], 1)
+return {1, total, tonumber(c[2] or '0')}

@@ -1,0 +1,33 @@
+--[[
+  rebase: set a SKU's total and mark from the reconciler's comparison with PostgreSQL, only if
+  total is still the figure it observed (compare-and-set). With the same total it is a
+  checkpoint: every movement up to `mark` is in total, so their m:<id> fields can go.
+
+  KEYS:
+    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
+  ARGV:
+    ARGV[1]  the total the reconciler observed
+    ARGV[2]  the total to set
+    ARGV[3]  the mark to set: every movement up to it is in the new total
+
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  total and mark set; the figures after it
+     Unchanged        0  total moved since it was observed: nothing changed; the figures now
+     NotLoaded       -2  the SKU has no counters: nothing changed
+]]
+local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
+if not c[1] then
+  return {-2, 0, 0}
+end
+if c[1] ~= ARGV[1] then
+  return {0, tonumber(c[1]), tonumber(c[2] or '0')}
+end
+local mark = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'total', ARGV[2], 'mark', mark)
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local id = string.match(field, '^m:(%d+)$')
+  if id and tonumber(id) <= mark then
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+return {1, tonumber(ARGV[2]), tonumber(c[2] or '0')}

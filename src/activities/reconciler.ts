@@ -1,0 +1,90 @@
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { workflowIdOf } from '../domain/types';
+import type { Logger } from '../logger';
+import type { StockStore } from '../stock';
+import { rebuildIfLost } from '../stock/rebuild';
+import { Reconciler, type ReconcilerEvent } from '../stock/reconciler';
+
+export interface ReconcilerSettings {
+  /** Pause between two comparisons of every SKU (ms). */
+  intervalMs: number;
+  /** How long a difference must last before it is repaired: longer than any hold, commit or release attempt (ms). */
+  graceMs: number;
+  /** How long a rebuild waits for holds in flight to land before reading PostgreSQL (ms). */
+  rebuildSettleMs: number;
+}
+
+/** How often the activity looks for a lost `loaded` marker (a full Redis loss) between scans. */
+const MARKER_CHECK_MS = 1_000;
+
+/** The reservations among `ids` whose workflow is running; when Temporal cannot tell, assume running. */
+async function runningReservations(client: Client, ids: readonly string[]): Promise<Set<string>> {
+  const running = new Set<string>();
+  for (let i = 0; i < ids.length; i += 20) {
+    await Promise.all(
+      ids.slice(i, i + 20).map(async (id) => {
+        try {
+          const description = await client.workflow.getHandle(workflowIdOf(id)).describe();
+          if (description.status.name === 'RUNNING') running.add(id);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) running.add(id); // unsure: never release on a guess
+        }
+      }),
+    );
+  }
+  return running;
+}
+
+/**
+ * The reconciler's activity (see src/workflows/reconciler.ts): for `runMs` it rebuilds Redis
+ * after a full loss (fenced) and compares every SKU with PostgreSQL every `intervalMs`,
+ * heartbeating as it goes. Store errors end nothing: an unreachable store is tried again next time.
+ */
+export function createReconcilerActivities(deps: { stock: StockStore; temporal: Client; logger: Logger; settings: ReconcilerSettings }) {
+  const { stock, temporal, logger, settings } = deps;
+  const report = (event: ReconcilerEvent) => {
+    const fields = { reconcile: event.kind, sku: event.sku, reservationId: event.reservationId, ...event.detail };
+    if (event.alert) logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)`);
+    else logger.info(fields, `reconciler: ${event.kind}`);
+    if (event.alert) void stock.ledger.count(`unexplained:${event.kind}`).catch(() => undefined);
+  };
+  const reconciler = new Reconciler(stock, {
+    graceMs: settings.graceMs,
+    running: (ids) => runningReservations(temporal, ids),
+    report,
+    progress: () => Context.current().heartbeat(),
+  });
+
+  return {
+    async reconcile(input: { runMs: number }): Promise<void> {
+      const context = Context.current();
+      const until = Date.now() + input.runMs;
+      let nextScan = 0;
+      while (Date.now() < until) {
+        context.heartbeat();
+        try {
+          const rebuilt = await rebuildIfLost(stock, { settleMs: settings.rebuildSettleMs });
+          if (rebuilt !== undefined) {
+            logger.warn({ skus: rebuilt }, 'reconciler: Redis had lost its counters: rebuilt them from PostgreSQL');
+            await stock.ledger.count('rebuild');
+          }
+          if (Date.now() >= nextScan) {
+            await reconciler.scan();
+            await stock.ledger.count('scan');
+            nextScan = Date.now() + settings.intervalMs;
+          }
+        } catch (err) {
+          logger.warn({ err: String(err) }, 'reconciler: a store is not reachable; trying again');
+        }
+        try {
+          await context.sleep(MARKER_CHECK_MS);
+        } catch {
+          return; // cancelled: the worker is shutting down
+        }
+      }
+    },
+  };
+}
+
+export type ReconcilerActivities = ReturnType<typeof createReconcilerActivities>;

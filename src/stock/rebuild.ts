@@ -1,0 +1,51 @@
+/**
+ * The rebuild after Redis lost everything (its `stockhold:loaded` marker is gone): fenced, so it
+ * runs once at a time across processes, and late, so holds in flight land first.
+ */
+import { randomUUID } from 'node:crypto';
+import { keys } from './keys';
+import type { StockStore } from './store';
+
+const LOCK = 'stockhold:rebuild';
+
+export interface RebuildOptions {
+  /**
+   * How long to wait before reading PostgreSQL: longer than a hold attempt (Redis, then its
+   * PostgreSQL row), so a hold that reached Redis before the loss has its row by then. Meanwhile
+   * every script answers NOT_LOADED (the counters are gone): holds are refused with 503, and
+   * releases, commits and restocks retry.
+   */
+  settleMs: number;
+  /** SKUs per PostgreSQL snapshot. */
+  pageSize?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Loads every SKU that has no counters from a consistent PostgreSQL snapshot (its total, its
+ * HELD reservations' holds, and its mark), then sets the marker. Returns the SKUs loaded, or
+ * undefined when Redis was not empty-handed (marker present) or another process holds the fence.
+ */
+export async function rebuildIfLost(store: StockStore, options: RebuildOptions): Promise<number | undefined> {
+  const { redis, ledger, scripts } = store;
+  if ((await redis.exists(keys.loaded)) === 1) return undefined;
+  const token = randomUUID();
+  if ((await redis.set(LOCK, token, 'PX', options.settleMs + 120_000, 'NX')) !== 'OK') return undefined;
+  try {
+    await (options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(options.settleMs);
+    let loaded = 0;
+    for (let after = ''; ; ) {
+      const page = await ledger.skuPage(after, options.pageSize ?? 500);
+      if (page.length === 0) break;
+      for (const sku of await ledger.snapshot(page)) {
+        if ((await scripts.load(sku.sku, sku, 'missing')).loaded) loaded += 1;
+      }
+      after = page.at(-1)!;
+    }
+    await redis.set(keys.loaded, new Date().toISOString());
+    return loaded;
+  } finally {
+    // Only our own fence: compare and delete in one step.
+    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, LOCK, token).catch(() => undefined);
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The reconciler: compares Redis with PostgreSQL per SKU and repairs what Redis lost or got
+ * wrong, without touching work in flight. It runs once per deployment (the reconcilerWorkflow's
+ * activity calls `scan` every few seconds).
+ *
+ * A difference is repaired only once it has been seen, unchanged, for longer than `graceMs`
+ * (longer than any hold, commit or release attempt), and every repair is a compare-and-set or
+ * idempotent script. Totals are checked exactly: Redis's total must be PostgreSQL's minus the
+ * ledger movements Redis has not applied yet (those after its mark that it does not list).
+ */
+import type { ReservationStatus } from '../domain/types';
+import { keys } from './keys';
+import type { LedgerMovement } from './ledger';
+import type { StockStore } from './store';
+
+export type RepairKind = 'lost_hold' | 'phantom_hold' | 'orphan' | 'pending_movement' | 'total' | 'reserved' | 'missing_sku';
+export type AlertKind = 'unexplained_drift' | 'negative_available' | 'hold_mismatch';
+
+export interface ReconcilerEvent {
+  kind: RepairKind | AlertKind;
+  /** True for drift the reconciler cannot explain: an alert (error log and metric), repaired or not. */
+  alert: boolean;
+  sku?: string;
+  reservationId?: string;
+  detail: Record<string, unknown>;
+}
+
+export interface ReconcilerOptions {
+  graceMs: number;
+  pageSize?: number;
+  /** Stale HELD reservations whose workflow is checked per scan. */
+  orphanChecks?: number;
+  now?: () => number;
+  /** The reservations among `ids` whose workflow is still running (Temporal). */
+  running: (ids: readonly string[]) => Promise<Set<string>>;
+  /** Logs an event; the reconciler also counts it in PostgreSQL (reconciler_counts). */
+  report: (event: ReconcilerEvent) => void;
+  /** Called after each page of SKUs (the activity heartbeats). */
+  progress?: () => void;
+}
+
+const FINAL: readonly ReservationStatus[] = ['COMMITTED', 'CANCELLED', 'EXPIRED'];
+
+export class Reconciler {
+  /** Differences seen in the last scan: key → when first seen and what exactly was seen. */
+  private seen = new Map<string, { since: number; what: string }>();
+  private next = new Map<string, { since: number; what: string }>();
+  private orphanCursor = '';
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: StockStore,
+    private readonly options: ReconcilerOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** One pass over every SKU, then over a batch of stale HELD reservations. The repairs made. */
+  async scan(): Promise<number> {
+    this.next = new Map();
+    let repairs = 0;
+    for (let after = ''; ; ) {
+      const page = await this.store.ledger.skuPage(after, this.options.pageSize ?? 200);
+      if (page.length === 0) break;
+      repairs += await this.scanPage(page);
+      this.options.progress?.();
+      after = page.at(-1)!;
+    }
+    repairs += await this.releaseOrphans();
+    this.seen = this.next;
+    return repairs;
+  }
+
+  /** True once `what` has been seen at `key` for longer than the grace period (and records it). */
+  private settled(key: string, what: string): boolean {
+    const before = this.seen.get(key);
+    const since = before && before.what === what ? before.since : this.now();
+    this.next.set(key, { since, what });
+    return this.now() - since >= this.options.graceMs;
+  }
+
+  private async record(event: ReconcilerEvent, n = 1): Promise<void> {
+    this.options.report(event);
+    await this.store.ledger.count(event.kind, n);
+  }
+
+  private async scanPage(skus: string[]): Promise<number> {
+    const { redis, ledger, scripts } = this.store;
+    // Redis first, then PostgreSQL: whatever Redis applied was durable in PostgreSQL before.
+    const pipeline = redis.pipeline();
+    for (const sku of skus) pipeline.hgetall(keys.stock(sku)).hgetall(keys.holds(sku));
+    const replies = (await pipeline.exec()) ?? [];
+    const redisOf = (i: number) => {
+      const [[e1, stock], [e2, holds]] = [replies[2 * i]!, replies[2 * i + 1]!];
+      if (e1 || e2) throw e1 ?? e2;
+      return { stock: stock as Record<string, string>, holds: holds as Record<string, string> };
+    };
+    const seenInRedis = skus.map((_, i) => redisOf(i));
+    const marks = new Map<string, string>();
+    skus.forEach((sku, i) => {
+      if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
+    });
+    const [totals, movements, held] = await Promise.all([ledger.totals(skus), ledger.movementsAfter(marks), ledger.heldLines(skus)]);
+    const movementsOf = new Map<string, LedgerMovement[]>();
+    for (const m of movements) movementsOf.set(m.sku, [...(movementsOf.get(m.sku) ?? []), m]);
+
+    let repairs = 0;
+    for (const [i, sku] of skus.entries()) {
+      const { stock, holds } = seenInRedis[i]!;
+      const pgTotal = totals.get(sku);
+      if (pgTotal === undefined) continue; // created after the page was listed
+      if (stock.total === undefined) {
+        repairs += await this.loadMissing(sku);
+        continue;
+      }
+      repairs += await this.checkTotal(sku, stock, pgTotal, movementsOf.get(sku) ?? []);
+      repairs += await this.checkHolds(sku, holds, held.get(sku) ?? []);
+      const fixed = await scripts.fixReserved(sku);
+      if (fixed) {
+        repairs += 1;
+        await this.record({ kind: 'reserved', alert: true, sku, detail: fixed });
+      }
+      const available = Number(stock.total) - Number(stock.reserved ?? 0);
+      if (available < 0) await this.record({ kind: 'negative_available', alert: true, sku, detail: { total: stock.total, reserved: stock.reserved } });
+    }
+    return repairs;
+  }
+
+  /** A SKU PostgreSQL has and Redis lost (its marker survived): loaded once it stays missing. */
+  private async loadMissing(sku: string): Promise<number> {
+    if (!this.settled(`missing:${sku}`, '')) return 0;
+    const [snapshot] = await this.store.ledger.snapshot([sku]);
+    if (!snapshot || !(await this.store.scripts.load(sku, snapshot, 'missing')).loaded) return 0;
+    await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
+    return 1;
+  }
+
+  /**
+   * Redis's total against PostgreSQL's, movement by movement. Movements Redis has not applied
+   * are completed once older than the grace period (a crash between the two writes); a
+   * difference no movement explains is drift: repaired (compare-and-set) once it persists.
+   */
+  private async checkTotal(sku: string, stock: Record<string, string>, pgTotal: number, after: LedgerMovement[]): Promise<number> {
+    const observed = Number(stock.total);
+    // Counters loaded before marks existed: take every movement as applied; the comparison with
+    // PostgreSQL's total then sets a mark (a checkpoint) or repairs.
+    const pending = stock.mark === undefined ? [] : after.filter((m) => stock[`m:${m.id}`] === undefined);
+    const expected = pgTotal - pending.reduce((sum, m) => sum + m.delta, 0);
+    const drift = observed - expected;
+    if (drift !== 0) {
+      if (!this.settled(`total:${sku}`, String(drift))) return 0;
+      const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
+      if (!(await this.store.scripts.rebase(sku, observed, expected, mark))) return 0;
+      await this.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
+      return 1;
+    }
+    const stale = pending.filter((m) => this.now() - m.at.getTime() >= this.options.graceMs);
+    for (const m of stale) {
+      const { alreadyApplied } = await this.store.scripts.move(sku, m.id, m.delta);
+      if (!alreadyApplied) await this.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta } });
+    }
+    if (pending.length === 0 && after.length > 0) {
+      // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
+      await this.store.scripts.rebase(sku, observed, observed, after.at(-1)!.id);
+    }
+    return stale.length;
+  }
+
+  /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
+  private async checkHolds(sku: string, holds: Record<string, string>, held: { reservationId: string; quantity: number; updatedAt: Date }[]): Promise<number> {
+    const { scripts, ledger } = this.store;
+    let repairs = 0;
+    const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
+    for (const h of held) {
+      const inRedis = holds[h.reservationId];
+      if (inRedis === undefined) {
+        if (this.settled(`lost:${sku}:${h.reservationId}`, String(h.quantity)) && (await scripts.restoreHold(sku, h.reservationId, h.quantity))) {
+          repairs += 1;
+          await this.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+        }
+      } else if (Number(inRedis) !== h.quantity && this.settled(`mismatch:${sku}:${h.reservationId}`, inRedis)) {
+        await this.record({ kind: 'hold_mismatch', alert: true, sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
+      }
+    }
+    const strays = Object.keys(holds).filter((id) => !inPg.has(id) && this.settled(`phantom:${sku}:${id}`, holds[id]!));
+    const statuses = await ledger.statuses(strays);
+    for (const id of strays) {
+      const status = statuses.get(id);
+      // A final reservation keeps its tombstone; an unknown or REJECTED one leaves its id usable.
+      const { units } = await scripts.release(id, [sku], status && FINAL.includes(status) ? id : '');
+      if (units > 0) {
+        repairs += 1;
+        await this.record({ kind: 'phantom_hold', alert: true, sku, reservationId: id, detail: { units, status: status ?? 'unknown' } });
+      }
+    }
+    return repairs;
+  }
+
+  /** HELD reservations whose workflow is gone (terminated, Temporal state lost): released. */
+  private async releaseOrphans(): Promise<number> {
+    const { ledger, scripts } = this.store;
+    const batch = await ledger.staleHeld(this.options.graceMs, this.orphanCursor, this.options.orphanChecks ?? 100);
+    this.orphanCursor = batch.length > 0 ? batch.at(-1)!.reservationId : '';
+    if (batch.length === 0) return 0;
+    const running = await this.options.running(batch.map((b) => b.reservationId));
+    let repairs = 0;
+    for (const orphan of batch.filter((b) => !running.has(b.reservationId))) {
+      const status = orphan.expired ? 'EXPIRED' : 'CANCELLED';
+      await ledger.recordRelease(orphan.reservationId, status, 'released by the reconciler: its workflow is gone');
+      const { units } = await scripts.release(orphan.reservationId, orphan.skus, orphan.reservationId);
+      repairs += 1;
+      await this.record({ kind: 'orphan', alert: true, reservationId: orphan.reservationId, detail: { status, units, skus: orphan.skus } });
+    }
+    return repairs;
+  }
+}
