@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { StockholdError } from '../domain/errors';
 import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
 import type { HoldInput, StockStore } from '../stock';
@@ -45,7 +45,19 @@ export function createActivities(stock: StockStore) {
 
     /** Sale rows and totals in PostgreSQL, then Redis; returns what each line sold. */
     async commitStock(input: { reservationId: string; items?: CartLine[]; paymentId?: string }): Promise<ReservationLine[]> {
-      const { lines } = await classified(() => stock.commit(input.reservationId, input.items, input.paymentId));
+      const { lines } = await classified(async () => {
+        try {
+          return await stock.commit(input.reservationId, input.items, input.paymentId);
+        } catch (err) {
+          // PostgreSQL refused the sale for want of stock: only after a store lost a hold. The
+          // workflow cancels the reservation; here it is logged and counted (stockhold_sales_refused_total).
+          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') {
+            log.error('sale refused by PostgreSQL: not enough stock', { reservationId: input.reservationId, ...err.details });
+            await stock.ledger.count('refused_sale').catch(() => undefined);
+          }
+          throw err;
+        }
+      });
       return lines;
     },
 

@@ -45,6 +45,9 @@ export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts } =
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** Rows of reconciler_counts that are not repairs. */
+const NOT_REPAIRS = new Set(['scan', 'refused_sale']);
+
 function registerReconcilerMetrics(registry: Registry, counts: ReconcilerCounts): void {
   let latest: Promise<{ kind: string; count: number; lastAt: Date }[]> | undefined;
   // One read per scrape, shared by the three metrics, and never longer than COUNTS_TIMEOUT_MS.
@@ -62,7 +65,7 @@ function registerReconcilerMetrics(registry: Registry, counts: ReconcilerCounts)
     registers: [registry],
     async collect() {
       this.reset();
-      for (const row of await read()) if (row.kind !== 'scan' && !row.kind.startsWith('unexplained:')) this.inc({ kind: row.kind }, row.count);
+      for (const row of await read()) if (!NOT_REPAIRS.has(row.kind) && !row.kind.startsWith('unexplained:')) this.inc({ kind: row.kind }, row.count);
     },
   });
   new Counter({
@@ -73,6 +76,16 @@ function registerReconcilerMetrics(registry: Registry, counts: ReconcilerCounts)
     async collect() {
       this.reset();
       for (const row of await read()) if (row.kind.startsWith('unexplained:')) this.inc({ kind: row.kind.slice('unexplained:'.length) }, row.count);
+    },
+  });
+  new Counter({
+    name: 'stockhold_sales_refused_total',
+    help: 'Sales PostgreSQL refused for want of stock (possible only after a store lost a hold); each reservation was cancelled',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const refused = (await read()).find((row) => row.kind === 'refused_sale');
+      if (refused) this.inc(refused.count);
     },
   });
   new Gauge({

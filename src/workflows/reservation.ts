@@ -4,22 +4,17 @@
  * the hold, and the wait for a commit, a cancel or the TTL. Deterministic code only: all I/O is
  * in activities.
  */
-import {
-  ApplicationFailure,
-  allHandlersFinished,
-  condition,
-  log,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  upsertMemo,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
-import type { ReservationActivities } from '../activities';
-import { BUSINESS_CODES } from '../domain/errors';
+import { ApplicationFailure, allHandlersFinished, condition, log, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { CartLine, ReservationView } from '../domain/types';
+import {
+  CANCEL_ON_REFUSED_SALE,
+  COMMIT_AS_LOCAL_ACTIVITY,
+  commitStock,
+  commitStockLocally,
+  extendReservation,
+  holdStock,
+  releaseStock,
+} from './stock-activities';
 import { untilDeadline } from './deadline';
 import {
   awaitHoldUpdate,
@@ -33,24 +28,6 @@ import {
 } from './definitions';
 import { ReservationState } from './reservation-state';
 import { businessRefusal, commitItems, fieldOf, paymentId, reason, refusal, ttlSeconds } from './validators';
-
-const NON_RETRYABLE = [...BUSINESS_CODES];
-// The hold is short and on the answer's critical path: a local activity, a few quick attempts.
-const { holdStock } = proxyLocalActivities<ReservationActivities>({
-  startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '50 ms', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
-});
-
-// Commit and release must eventually happen: retried with backoff, without limit.
-const SETTLE_RETRY: RetryPolicy = { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE };
-const { commitStock, releaseStock, extendReservation } = proxyActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
-// The commit is on the HTTP answer's critical path: as a local activity it runs in the workflow
-// task that received the update, saving a task round trip through the server. Same retries.
-const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
-/** Runs started before this change commit through a regular activity; replay must keep that. */
-const COMMIT_AS_LOCAL_ACTIVITY = 'commit-as-local-activity';
-/** Runs before this change left a reservation HELD when PostgreSQL refused its sale. */
-const CANCEL_ON_REFUSED_SALE = 'cancel-on-refused-sale';
 
 export async function reservationWorkflow(input: ReservationInput): Promise<ReservationView> {
   const { reservationId } = input;
