@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/paths';
 import { FAULTS, FULL_TIMING, faultNamed, randomCombination, type FaultKind, type Timing } from './harness/faults';
-import { finalSweep, judge, probeHealth, RunState, runPhase, SETTLE_SLACK_MS, type PhaseResult } from './harness/phase';
+import { finalSweep, gatherEvidence, judge, probeHealth, RunState, runPhase, SETTLE_SLACK_MS, type PhaseResult } from './harness/phase';
 import { installExitHandlers, sleep, stopEverything } from './harness/procs';
 import { failureList, table, writeJson, type RssSeries, type RunReport } from './harness/report';
 import { rssOf } from './harness/service';
@@ -100,8 +100,12 @@ async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
   for (const kind of args.kinds) {
     phases.push(await runPhase(stack, state, kind.name, [kind], FULL_TIMING, { healTimeoutMs: args.healTimeoutMs, log }));
   }
+  const tried = new Set<string>();
   for (let i = 1; i <= args.combined; i++) {
-    const kinds = randomCombination();
+    // A combination not run yet in this run (kinds sorted, so the order of picking does not count).
+    let kinds = randomCombination();
+    for (let n = 0; n < 50 && tried.has(kinds.map((k) => k.name).sort().join('+')); n++) kinds = randomCombination();
+    tried.add(kinds.map((k) => k.name).sort().join('+'));
     const name = `combined-${i}`;
     log(`${name}: ${kinds.map((k) => k.name).join(' + ')}`);
     const timing: Timing = { ...FULL_TIMING, beforeMs: 8_000, afterMs: 10_000 };
@@ -113,6 +117,7 @@ async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
     if (!p) continue;
     p.wedged.push(...found);
     p.failures = judge(p);
+    p.evidence = await gatherEvidence(stack, p);
   }
   return phases;
 }
@@ -199,6 +204,7 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
     answers: http.byStatus,
     http,
     oversoldUnits: stack.sampler.oversoldUnits(name) + s.negativeTotals.length,
+    oversold: { redisAvailableBelowZero: Object.fromEntries(stack.sampler.negative.get(name) ?? []), pgTotalBelowZero: s.negativeTotals },
     lostSales: s.lost,
     doubledSales: s.doubled,
     heardNotCommitted: s.heardNotCommitted,
@@ -210,13 +216,16 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
     healS: healedAt === null ? null : Math.round((healedAt - end) / 100) / 10,
     healTimeoutS: args.healTimeoutMs / 1000,
     maxLatencyMs: http.maxMs,
+    crashes: stack.service.crashes.map((c) => ({ process: c.process, pid: c.pid, atS: Math.round((c.at - start) / 100) / 10, exit: c.exit, reason: c.reason })),
     brokenHolds: stack.tracker.brokenHolds.get(name) ?? 0,
     unknownOutcomes: stack.tracker.unknownOutcomes.get(name) ?? 0,
     reservations: stack.tracker.reservations.size,
     log: lines,
+    evidence: [],
     failures: [],
   };
   phase.failures = judge(phase);
+  phase.evidence = await gatherEvidence(stack, phase);
   const non503 = Object.entries(http.byStatus)
     .filter(([k]) => /^5\d\d$/.test(k) && k !== '503')
     .reduce((sum, [, n]) => sum + n, 0);

@@ -239,9 +239,25 @@ export async function sales(db: Pool, tracker: Tracker, phase: string | undefine
 
 export interface Wedged {
   id: string;
-  where: 'postgres' | 'temporal';
+  /** Where it is not final: HELD/PENDING in PostgreSQL, Running in Temporal, or both. */
+  where: string;
   status: string;
   overdueS: number;
+}
+
+/** One entry per reservation (a reservation stuck in both stores is one wedged reservation). */
+function merged(found: Wedged[]): Wedged[] {
+  const byId = new Map<string, Wedged>();
+  for (const w of found) {
+    const seen = byId.get(w.id);
+    if (!seen) byId.set(w.id, { ...w });
+    else {
+      seen.where = `${seen.where} + ${w.where}`;
+      seen.status = `${seen.status} / ${w.status}`;
+      seen.overdueS = Math.max(seen.overdueS, w.overdueS);
+    }
+  }
+  return [...byId.values()];
 }
 
 /**
@@ -281,5 +297,53 @@ export async function wedged(db: Pool, temporal: Client | undefined, tracker: Tr
       temporalUnreachable = true;
     }
   }
-  return { wedged: out, temporalUnreachable };
+  return { wedged: merged(out), temporalUnreachable };
+}
+
+// ---------------------------------------------------------------- evidence
+
+/**
+ * What the stores say about one reservation that broke an invariant, for the report: its row and
+ * lines in PostgreSQL, its holds in Redis, and in Temporal its status, pending activities (with
+ * their attempts and last failure) and the last events of its history. A developer reads this
+ * instead of a stack that is gone by then.
+ */
+export async function evidence(db: Pool, redis: Redis, temporal: Client | undefined, id: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = { id };
+  try {
+    const row = (await db.query('SELECT status, reason, expires_at, created_at, updated_at FROM reservations WHERE id = $1', [id])).rows[0];
+    const lines = (await db.query('SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1', [id])).rows;
+    out.postgres = row ? { ...row, lines } : 'no row';
+    const skus = lines.map((l: { sku: string }) => l.sku);
+    out.redisHolds = Object.fromEntries(await Promise.all(skus.map(async (sku: string) => [sku, await redis.hget(keys.holds(sku), id)])));
+  } catch (err) {
+    out.postgres = `unreadable: ${String(err)}`;
+  }
+  if (temporal) {
+    try {
+      const handle = temporal.workflow.getHandle(`reservation-${id}`);
+      const d = await handle.describe();
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const raw = d.raw as any;
+      out.temporal = {
+        status: d.status.name,
+        historyLength: d.historyLength,
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        pendingActivities: (raw.pendingActivities ?? []).map((a: any) => ({ type: a.activityType?.name, attempt: a.attempt, state: a.state, lastFailure: a.lastFailure?.message })),
+        pendingWorkflowTask: raw.pendingWorkflowTask ? { attempt: raw.pendingWorkflowTask.attempt, state: raw.pendingWorkflowTask.state } : null,
+      };
+      const history = await handle.fetchHistory();
+      out.lastEvents = (history.events ?? []).slice(-12).map((e) => {
+        const attr = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k]);
+        const body = attr ? ((e as Record<string, unknown>)[attr] as Record<string, unknown>) : {};
+        const failure = (body.failure as { message?: string } | undefined)?.message;
+        const name = attr?.replace(/EventAttributes$/, '') ?? '?';
+        const detail = failure ?? (body.activityType as { name?: string } | undefined)?.name ?? (body.signalName as string | undefined) ?? '';
+        return `${Number(e.eventId)} ${name}${detail ? `: ${String(detail).slice(0, 200)}` : ''}`;
+      });
+    } catch (err) {
+      out.temporal = `unreadable: ${String(err).slice(0, 300)}`;
+    }
+  }
+  return out;
 }

@@ -6,7 +6,7 @@
  * status. Traffic goes on for `afterMs` after the fault and is then stopped (so drift can be told
  * from work in flight): heal time is therefore never below that plus the drain of in-flight requests.
  */
-import { drift, sales, wedged, type SkuDrift, type Wedged } from './checks';
+import { drift, evidence, sales, wedged, type SkuDrift, type Wedged } from './checks';
 import type { FaultContext, FaultKind, Timing } from './faults';
 import type { PhaseHttp } from './http';
 import { sleep } from './procs';
@@ -28,6 +28,8 @@ export interface PhaseResult {
   http: PhaseHttp;
   /** Units by which Redis `available` went below zero (sampled), plus negative PostgreSQL totals. */
   oversoldUnits: number;
+  /** The same, per SKU: the worst Redis `available` below zero seen, and PostgreSQL totals below zero. */
+  oversold: { redisAvailableBelowZero: Record<string, number>; pgTotalBelowZero: string[] };
   lostSales: string[];
   doubledSales: string[];
   heardNotCommitted: string[];
@@ -40,12 +42,16 @@ export interface PhaseResult {
   healS: number | null;
   healTimeoutS: number;
   maxLatencyMs: { read: number; write: number };
+  /** The service's processes that died on their own during the phase (each restarted by the harness). */
+  crashes: { process: string; pid: number; atS: number; exit: string; reason: string }[];
   /** Commits refused with INSUFFICIENT_STOCK after a 201 HELD (a hold a store failure lost). */
   brokenHolds: number;
   /** Creates without an id whose answer never came (may exist). */
   unknownOutcomes: number;
   reservations: number;
   log: string[];
+  /** What the stores say about a few of the reservations that broke an invariant (checks.ts, evidence). */
+  evidence: Record<string, unknown>[];
   failures: string[];
 }
 
@@ -173,6 +179,7 @@ export async function runPhase(stack: Stack, state: RunState, name: string, kind
     answers: http.byStatus,
     http,
     oversoldUnits,
+    oversold: { redisAvailableBelowZero: Object.fromEntries(stack.sampler.negative.get(name) ?? []), pgTotalBelowZero: s.negativeTotals },
     lostSales: s.lost,
     doubledSales: s.doubled,
     heardNotCommitted: s.heardNotCommitted,
@@ -184,21 +191,41 @@ export async function runPhase(stack: Stack, state: RunState, name: string, kind
     healS,
     healTimeoutS: options.healTimeoutMs / 1000,
     maxLatencyMs: http.maxMs,
+    crashes: stack.service.crashes.filter((c) => c.at >= t0).map((c) => ({ process: c.process, pid: c.pid, atS: Math.round((c.at - t0) / 100) / 10, exit: c.exit, reason: c.reason })),
     brokenHolds: stack.tracker.brokenHolds.get(name) ?? 0,
     unknownOutcomes: stack.tracker.unknownOutcomes.get(name) ?? 0,
     reservations: [...stack.tracker.reservations.values()].filter((r) => r.phase === name).length,
     log: lines,
+    evidence: [],
     failures: [...injectFailures],
   };
+  result.evidence = await gatherEvidence(stack, result);
   result.failures.push(...judge(result));
   for (const f of result.failures) log(`FAIL ${f}`);
   return result;
 }
 
+/** Evidence for up to 5 reservations named by the findings (wedged first, then sales). */
+export async function gatherEvidence(stack: Stack, r: PhaseResult): Promise<Record<string, unknown>[]> {
+  const ids = new Set<string>();
+  for (const w of r.wedged) ids.add(w.id);
+  for (const text of [...r.lostSales, ...r.doubledSales, ...r.heardNotCommitted, ...r.temporalNotPg]) ids.add(text.split(/[/:]/)[0]!);
+  const client = await stack.temporalClient().catch(() => undefined);
+  return Promise.all([...ids].slice(0, 5).map((id) => evidence(stack.pg.pool, stack.redis.client, client, id)));
+}
+
 /** The invariants a phase broke, one line each (empty: it passed). */
 export function judge(r: PhaseResult): string[] {
   const f: string[] = [];
-  if (r.oversoldUnits > 0) f.push(`oversold: ${r.oversoldUnits} unit(s) (Redis available < 0 or PostgreSQL total < 0)`);
+  for (const c of r.crashes) f.push(`${c.process} process crashed (${c.exit}) at +${c.atS} s: ${c.reason}`);
+  if (r.oversoldUnits > 0) {
+    const redis = Object.entries(r.oversold.redisAvailableBelowZero);
+    const where = [
+      ...(redis.length ? [`Redis available below zero on ${redis.length} SKU(s), worst ${Math.max(...redis.map(([, n]) => n))} (${redis[0]![0]})`] : []),
+      ...(r.oversold.pgTotalBelowZero.length ? [`PostgreSQL total below zero: ${r.oversold.pgTotalBelowZero.join(', ')}`] : []),
+    ];
+    f.push(`oversold: ${r.oversoldUnits} unit(s): ${where.join('; ')}`);
+  }
   if (r.lostSales.length > 0) f.push(`lost sales: ${r.lostSales.length} (e.g. ${r.lostSales[0]})`);
   if (r.doubledSales.length > 0) f.push(`doubled sales: ${r.doubledSales.length} (e.g. ${r.doubledSales[0]})`);
   if (r.heardNotCommitted.length > 0) f.push(`200 COMMITTED not a sale in PostgreSQL: ${r.heardNotCommitted.length} (e.g. ${r.heardNotCommitted[0]})`);

@@ -47,7 +47,7 @@ export function statusSummary(answers: Record<string, number>): string {
 }
 
 export function table(phases: PhaseResult[]): string {
-  const header = ['phase', 'ops', 'answers', 'oversold', 'lost', 'doubled', 'drift', 'wedged', 'heal s', 'max read ms', 'max write ms', 'result'];
+  const header = ['phase', 'ops', 'answers', 'oversold', 'lost', 'doubled', 'drift', 'wedged', 'crashes', 'heal s', 'max read ms', 'max write ms', 'result'];
   const rows = phases.map((p) => [
     p.name,
     String(p.operations),
@@ -57,6 +57,7 @@ export function table(phases: PhaseResult[]): string {
     String(p.doubledSales.length),
     String(p.driftUnits),
     String(p.wedged.length),
+    String(p.crashes.length),
     p.healS === null ? `>${p.healTimeoutS}` : p.healS.toFixed(1),
     String(p.maxLatencyMs.read),
     String(p.maxLatencyMs.write),

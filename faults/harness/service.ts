@@ -54,9 +54,23 @@ export function snapshotService(rev?: string): string {
   return path.join(dir, 'lib');
 }
 
+/** A process of the service that exited without being told to: a crash, whatever the harness did to its stores. */
+export interface Crash {
+  process: 'api' | 'worker';
+  pid: number;
+  at: number;
+  exit: string;
+  /** The error it died of, from the end of its log. */
+  reason: string;
+}
+
 /** One of the service's processes (API or worker), restartable; every incarnation logs to one file. */
 class ServiceProcess {
   proc?: Managed;
+  /** Set while the harness itself stops or kills it, so that exit is not taken for a crash. */
+  expectExit = false;
+  /** Called when it exits on its own (a crash). */
+  onCrash?: (crash: Crash) => void;
   /** pids of every incarnation, in order (RSS samples are per pid). */
   readonly pids: number[] = [];
   restarts = 0;
@@ -74,6 +88,20 @@ class ServiceProcess {
     this.proc = spawnManaged(this.name, process.execPath, [this.script], { env: this.env(), stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.pids.push(this.proc.pid);
+    this.expectExit = false;
+    const proc = this.proc;
+    proc.child.once('exit', (code, signal) => {
+      if (this.expectExit || proc !== this.proc) return;
+      const tail = this.logSince(offset).slice(-6_000);
+      const reason =
+        tail
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => /^(\w*Error|throw|Unhandled|FATAL|panic)/.test(l) || /"level":60/.test(l))
+          .slice(-3)
+          .join(' | ') || tail.split('\n').slice(-3).join(' | ');
+      this.onCrash?.({ process: this.name, pid: proc.pid, at: Date.now(), exit: signal ?? `code ${code}`, reason: reason.slice(0, 600) });
+    });
     return offset;
   }
 
@@ -98,11 +126,13 @@ class ServiceProcess {
   }
 
   async kill9(): Promise<void> {
+    this.expectExit = true;
     this.proc?.signal('SIGKILL');
     await this.proc?.exited;
   }
 
   async stop(): Promise<void> {
+    this.expectExit = true;
     await this.proc?.stop(12_000);
   }
 }
@@ -113,6 +143,9 @@ export class Service {
   readonly api: ServiceProcess;
   readonly worker: ServiceProcess;
   port = 0;
+  /** Every crash of either process; each is restarted a second later, as a supervisor would. */
+  readonly crashes: Crash[] = [];
+  private stopping = false;
 
   constructor(
     private readonly lib: string,
@@ -134,6 +167,25 @@ export class Service {
     });
     this.api = new ServiceProcess('api', path.join(lib, 'api', 'server.js'), () => env(this.port, 'warn')(), path.join(config.logDir, 'api.log'));
     this.worker = new ServiceProcess('worker', path.join(lib, 'worker.js'), env(0, 'info'), path.join(config.logDir, 'worker.log'));
+    const supervise = (p: ServiceProcess, restart: () => Promise<void>) => {
+      p.onCrash = (crash) => {
+        this.crashes.push(crash);
+        if (this.stopping) return;
+        void (async () => {
+          for (let attempt = 1; attempt <= 30 && !this.stopping && !p.running(); attempt++) {
+            await sleep(1_000);
+            if (p.running() || this.stopping) return;
+            try {
+              await restart();
+            } catch {
+              // the stores may still be down: try again
+            }
+          }
+        })();
+      };
+    };
+    supervise(this.api, () => this.startApi());
+    supervise(this.worker, () => this.startWorker());
     onCleanUp(() => this.stop());
   }
 
@@ -195,6 +247,7 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await Promise.allSettled([this.api.stop(), this.worker.stop()]);
   }
 }

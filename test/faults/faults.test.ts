@@ -14,9 +14,16 @@ import { startStack, type Stack } from '../../faults/harness/stack';
 import { SHORT_WORKLOAD } from '../../faults/harness/workload';
 
 const LOG_DIR = path.join(PROJECT_ROOT, 'build', 'faults', 'test-logs');
-/** Most faults heal in seconds; partial loss waits for the reconciler's grace period and pass. */
+/** Most faults heal in seconds; partial loss waits for the reconciler's grace period and a scan. */
 const HEAL_TIMEOUT_MS = 40_000;
 const RECONCILER_HEAL_TIMEOUT_MS = 60_000;
+
+/**
+ * The reconciler scans every 2 s instead of 10 s, with a 10 s grace period instead of 15 s: the
+ * same repairs, sooner. The grace stays above the longest hold, commit or release attempt
+ * (10 s start-to-close), so work in flight is still never "repaired".
+ */
+const RECONCILER_ENV = { RECONCILE_INTERVAL_MS: '2000', RECONCILE_GRACE_MS: '10000' };
 
 let stack: Stack;
 const state = new RunState();
@@ -26,7 +33,7 @@ beforeAll(async () => {
   const { rmSync } = await import('node:fs');
   rmSync(LOG_DIR, { recursive: true, force: true });
   // FAULTS_REV=<git revision>: test that revision's service (compiled afresh) instead of lib/.
-  stack = await startStack({ logDir: LOG_DIR, workload: SHORT_WORKLOAD, log: quiet, rev: process.env.FAULTS_REV });
+  stack = await startStack({ logDir: LOG_DIR, workload: SHORT_WORKLOAD, log: quiet, rev: process.env.FAULTS_REV, serviceEnv: RECONCILER_ENV });
 }, 180_000);
 
 afterAll(async () => {
