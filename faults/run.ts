@@ -188,6 +188,10 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
     }
     await sleep(1_000);
   }
+  // Reservations still ahead of their deadline at the end: wait for it, then check them too.
+  const latest = Math.max(0, ...[...stack.tracker.reservations.values()].map((r) => r.expiresAtMs));
+  const wait = Math.min(args.healTimeoutMs, latest + SETTLE_SLACK_MS + 1_000 - Date.now());
+  if (wait > 0) await sleep(wait);
   const client = await stack.temporalClient();
   const d = await drift(stack.pg.pool, stack.redis.client, stack.tracker.allSkus()).catch(() => []);
   const w = await wedged(stack.pg.pool, client, stack.tracker, SETTLE_SLACK_MS).catch(() => ({ wedged: [], temporalUnreachable: true }));

@@ -3,7 +3,7 @@
  * resolving when the broken thing is back (the moment "heal time" is measured from). Each names
  * its target so that combined runs never put two faults on one target at once.
  */
-import { sleep } from './procs';
+import { assertNotStopping, sleep } from './procs';
 import type { Stack } from './stack';
 
 export type Target = 'redis' | 'postgres' | 'temporal' | 'worker' | 'api' | 'clients';
@@ -158,6 +158,7 @@ export const FAULTS: FaultKind[] = [
       log(`pg_ctl -m immediate stop (${stack.workload.commitsInFlight} commits in flight); down for ${timing.pgDownMs / 1000} s`);
       await stack.pg.cluster.crash();
       await sleep(timing.pgDownMs);
+      assertNotStopping('PostgreSQL');
       await stack.pg.cluster.start();
       log('PostgreSQL started again (crash recovery done)');
     },

@@ -25,9 +25,21 @@ export interface Managed {
 
 const live = new Set<Managed>();
 const cleanups = new Set<() => Promise<void> | void>();
+let stopping = false;
+
+/** True once `stopEverything` has begun: nothing new may be started (a fault's restart included). */
+export function isStopping(): boolean {
+  return stopping;
+}
+
+/** Throws when the harness is stopping, so a fault in progress does not start a process after the clean-up. */
+export function assertNotStopping(what: string): void {
+  if (stopping) throw new Error(`not starting ${what}: the harness is stopping`);
+}
 
 /** Spawns `command` in a process group of its own, registered and guarded. */
 export function spawnManaged(name: string, command: string, args: string[], options: SpawnOptions = {}): Managed {
+  assertNotStopping(name);
   const child = spawn(command, args, { ...options, detached: true });
   child.on('error', () => undefined); // reported through `exited`/`running()`; never crash the harness
   const guard: Guard | undefined = child.pid === undefined ? undefined : killWhenOrphaned(child.pid);
@@ -83,6 +95,7 @@ export function onCleanUp(fn: () => Promise<void> | void): () => void {
 
 /** Stops every registered process and runs every clean-up; safe to call twice. */
 export async function stopEverything(): Promise<void> {
+  stopping = true;
   await Promise.allSettled([...live].map((m) => m.stop(5_000)));
   for (const fn of [...cleanups].reverse()) {
     cleanups.delete(fn);
@@ -105,13 +118,13 @@ export function killEverythingNow(): void {
  * the same with exit 1; the `exit` event SIGKILLs whatever is left.
  */
 export function installExitHandlers(log: (msg: string) => void): void {
-  let stopping = false;
+  let bailing = false;
   const bail = (why: string, code: number) => {
-    if (stopping) {
+    if (bailing) {
       killEverythingNow();
       process.exit(code);
     }
-    stopping = true;
+    bailing = true;
     log(`${why}: stopping everything the harness started…`);
     void stopEverything().finally(() => process.exit(code));
   };

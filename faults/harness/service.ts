@@ -12,7 +12,7 @@ import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSyn
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/paths';
-import { onCleanUp, sleep, spawnManaged, type Managed } from './procs';
+import { isStopping, onCleanUp, sleep, spawnManaged, type Managed } from './procs';
 import { freePort } from '../../test/helpers/redis-server';
 
 const run = promisify(execFile);
@@ -169,12 +169,12 @@ export class Service {
     this.worker = new ServiceProcess('worker', path.join(lib, 'worker.js'), env(0, 'info'), path.join(config.logDir, 'worker.log'));
     const supervise = (p: ServiceProcess, restart: () => Promise<void>) => {
       p.onCrash = (crash) => {
+        if (this.stopping || isStopping()) return; // the harness's own clean-up, not a crash
         this.crashes.push(crash);
-        if (this.stopping) return;
         void (async () => {
-          for (let attempt = 1; attempt <= 30 && !this.stopping && !p.running(); attempt++) {
+          for (let attempt = 1; attempt <= 30 && !p.running(); attempt++) {
             await sleep(1_000);
-            if (p.running() || this.stopping) return;
+            if (p.running() || this.stopping || isStopping()) return;
             try {
               await restart();
             } catch {

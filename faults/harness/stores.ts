@@ -14,7 +14,7 @@ import { Pool } from 'pg';
 import { startPostgresCluster, type PostgresCluster } from '../../test/helpers/postgres-cluster';
 import { freePort, startRedisServer, type RedisServer } from '../../test/helpers/redis-server';
 import { searchAttributeFlags, TEMPORAL_CLI } from '../../src/temporal';
-import { onCleanUp, sleep, spawnManaged, type Managed } from './procs';
+import { assertNotStopping, onCleanUp, sleep, spawnManaged, type Managed } from './procs';
 import { openSync, closeSync } from 'node:fs';
 
 export const DATABASE = 'stockhold';
@@ -58,6 +58,7 @@ export class RedisStore {
     this.node.kill('SIGKILL');
     await this.node.exited;
     for (let attempt = 1; ; attempt++) {
+      assertNotStopping('redis-server');
       try {
         this.node = await startRedisServer({ port: this.port });
         return;
