@@ -6,7 +6,7 @@
  * exits non-zero when an invariant failed.
  *
  *   npm run faults                      every kind (~40 s of traffic each), then 3 random combinations
- *   npm run faults -- redis-wipe pg-crash     some kinds only
+ *   npm run faults -- redis-wipe pg-crash     some kinds only (a kind given twice runs twice)
  *   npm run faults -- --soak 30m        steady traffic with a fault every few minutes, RSS over time
  *   npm run faults -- --help
  */
@@ -97,8 +97,13 @@ function gitState(rev?: string): { commit: string; dirty: boolean } {
 async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
   const state = new RunState();
   const phases: PhaseResult[] = [];
+  const runs = new Map<string, number>();
   for (const kind of args.kinds) {
-    phases.push(await runPhase(stack, state, kind.name, [kind], FULL_TIMING, { healTimeoutMs: args.healTimeoutMs, log }));
+    // A kind given twice runs twice, as "pg-crash", "pg-crash#2", … (phase names key the figures).
+    const n = (runs.get(kind.name) ?? 0) + 1;
+    runs.set(kind.name, n);
+    const name = n === 1 ? kind.name : `${kind.name}#${n}`;
+    phases.push(await runPhase(stack, state, name, [kind], FULL_TIMING, { healTimeoutMs: args.healTimeoutMs, log }));
   }
   const tried = new Set<string>();
   for (let i = 1; i <= args.combined; i++) {
