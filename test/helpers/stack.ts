@@ -8,12 +8,14 @@ import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
+import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
 import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import { StockStore, type StockClients, type StockRedis } from '../../src/stock';
-import { ensureSearchAttributes } from '../../src/temporal';
+import { createStock, StockStore, type StockClients, type StockRedis } from '../../src/stock';
+import { ensureReconciler, ensureSearchAttributes } from '../../src/temporal';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { testStock } from './stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from './temporal';
 
@@ -104,9 +106,24 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackOptions {
+  /**
+   * Runs the deployment's reconciler on the stack's worker (its activity, and reconcilerWorkflow
+   * started on the stack's task queue as the API does) with these settings, and shows its counts
+   * in /metrics. Off by default.
+   */
+  reconciler?: ReconcilerSettings;
+  /** Stores of the stack's own instead of the run's (TEST_REDIS_URL, TEST_DATABASE_URL). */
+  redisUrl?: string;
+  databaseUrl?: string;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const env = await devServerEnv();
-  const stock = testStock();
+  const stock =
+    options.redisUrl || options.databaseUrl
+      ? createStock({ redisUrl: options.redisUrl ?? TEST_REDIS_URL, databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL })
+      : testStock();
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   let server: Server | undefined;
@@ -129,16 +146,22 @@ export async function startStack(): Promise<Stack> {
       connection: env.nativeConnection,
       taskQueue: queue,
       workflowBundle: await workflowBundle(),
-      activities: createActivities(stock.stock),
+      activities: {
+        ...createActivities(stock.stock),
+        ...(options.reconciler
+          ? createReconcilerActivities({ stock: stock.stock, temporal: env.client, logger: createLogger('silent'), settings: options.reconciler })
+          : {}),
+      },
       shutdownGraceTime: '2 seconds',
     });
     running = worker.run();
+    if (options.reconciler) await ensureReconciler(env.client, queue);
     const faults: Faults = { counterReadDelayMs: 0 };
     const app = createApp({
       config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
       stock: stock.stock,
       reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-      metrics: createMetrics(),
+      metrics: createMetrics(options.reconciler ? { reconcilerCounts: () => stock.stock.ledger.counts() } : {}),
       logger: createLogger('silent'),
       checks: {
         redis: () => stock.redis.ping(),
