@@ -85,7 +85,8 @@ const log = (msg: string) => console.log(`${new Date().toISOString().slice(11, 1
 
 function gitState(rev?: string): { commit: string; dirty: boolean } {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', rev ?? 'HEAD'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+    // The last commit that changed the service (src/, lua/, migrations/), not the harness's own.
+    const commit = execFileSync('git', ['log', '-1', '--format=%h', rev ?? 'HEAD', '--', 'src', 'lua', 'migrations'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
     if (rev) return { commit, dirty: false };
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'lua', 'migrations'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim() !== '';
     return { commit, dirty };
