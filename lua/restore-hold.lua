@@ -1,6 +1,9 @@
 --[[
   restore-hold: put back a hold Redis lost (the reconciler found the reservation HELD in
-  PostgreSQL and no hold here, twice, a grace period apart).
+  PostgreSQL and no hold here, twice, a grace period apart). It sets the hold only: `reserved`
+  is made the sum of the holds by fix-reserved.lua, so a hold whose units `reserved` still
+  counted is not counted twice. Never beyond total: if others took the units meanwhile, the hold
+  stays lost (its commit is then refused by PostgreSQL, and the reservation cancelled).
 
   KEYS:
     KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
@@ -10,13 +13,15 @@
     ARGV[1]  reservationId
     ARGV[2]  quantity PostgreSQL holds for it
 
-  Returns {code, reserved, 0}; code is a ScriptCode (src/stock/scripts.ts):
-     Applied          1  the hold is back; reserved after it
+  Returns {code, available, 0}; code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  the hold is back (reserved not yet changed)
      Unchanged        0  the hold is there (it came back meanwhile): nothing changed
      AlreadyFinished -3  the reservation finished meanwhile: nothing changed
+     Insufficient    -1  fewer than the quantity are free besides the other holds: nothing changed
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local total = redis.call('HGET', KEYS[1], 'total')
+if not total then
   return {-2, 0, 0}
 end
 if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
@@ -25,5 +30,13 @@ end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   return {0, 0, 0}
 end
+local others = 0
+for _, quantity in ipairs(redis.call('HVALS', KEYS[2])) do
+  others = others + tonumber(quantity)
+end
+local available = tonumber(total) - others
+if available < tonumber(ARGV[2]) then
+  return {-1, available, 0}
+end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return {1, redis.call('HINCRBY', KEYS[1], 'reserved', tonumber(ARGV[2])), 0}
+return {1, available, 0}

@@ -100,7 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     workerMaxCachedWorkflows: int(env, 'WORKER_MAX_CACHED_WORKFLOWS', 1_000, 0, 1_000_000),
     reconcile: {
-      intervalMs: int(env, 'RECONCILE_INTERVAL_MS', 10_000, 100, 3_600_000),
+      // Often: after a partial loss, Redis may promise stock until the next comparison.
+      intervalMs: int(env, 'RECONCILE_INTERVAL_MS', 2_000, 100, 3_600_000),
       // Longer than the longest hold, commit or release attempt (10 s): work in flight is never repaired.
       graceMs: int(env, 'RECONCILE_GRACE_MS', 15_000, 0, 3_600_000),
       // Longer than a hold attempt (5 s): holds that reached Redis before a loss have their row by then.

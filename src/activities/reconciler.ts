@@ -45,9 +45,8 @@ export function createReconcilerActivities(deps: { stock: StockStore; temporal: 
   const { stock, temporal, logger, settings } = deps;
   const report = (event: ReconcilerEvent) => {
     const fields = { reconcile: event.kind, sku: event.sku, reservationId: event.reservationId, ...event.detail };
-    if (event.alert) logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)`);
+    if (event.alert) logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)${event.repaired ? ', repaired' : ''}`);
     else logger.info(fields, `reconciler: ${event.kind}`);
-    if (event.alert) void stock.ledger.count(`unexplained:${event.kind}`).catch(() => undefined);
   };
   const reconciler = new Reconciler(stock, {
     graceMs: settings.graceMs,

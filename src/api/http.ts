@@ -72,6 +72,7 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
 /** The contract's deadlines: a read answers within 2 s, a write within 30 s, whatever a store does. */
 export const READ_DEADLINE_MS = 2_000;
 export const WRITE_DEADLINE_MS = 30_000;
+const DEADLINE_MARGIN_MS = 200;
 
 /**
  * Answers 503 UNAVAILABLE when a request outlives its deadline (a frozen store, a stuck call), so
@@ -80,11 +81,12 @@ export const WRITE_DEADLINE_MS = 30_000;
 export function deadlines(): RequestHandler {
   return (req, res, next) => {
     const ms = req.method === 'GET' || req.method === 'HEAD' ? READ_DEADLINE_MS : WRITE_DEADLINE_MS;
+    // Fired a little early, so the answer is on the wire before the deadline, not just after it.
     const timer = setTimeout(() => {
       if (res.headersSent) return;
       const message = `no answer from the stores within ${ms / 1000} s; retry shortly`;
       res.status(503).json({ error: { code: 'UNAVAILABLE', message, details: { deadlineMs: ms } } });
-    }, ms);
+    }, ms - DEADLINE_MARGIN_MS);
     res.once('close', () => clearTimeout(timer));
     next();
   };

@@ -63,15 +63,25 @@ export function createPool(databaseUrl: string, config: PoolConfig = {}): Pool {
 /** Runs `work` in one transaction on one connection: COMMIT when it returns, ROLLBACK when it throws. */
 export async function transaction<T>(db: Pool, work: (c: PoolClient) => Promise<T>): Promise<T> {
   const c = await db.connect();
+  // The pool stops listening to a client it has lent out: a connection that drops mid-transaction
+  // (PostgreSQL crashed) would emit an unhandled 'error' and kill the process. Fail the work instead.
+  let lost: unknown;
+  const onError = (err: unknown) => (lost = err);
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const result = await work(c);
     await c.query('COMMIT');
     return result;
   } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
+    lost ??= await c.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackFailed: unknown) => rollbackFailed,
+    );
     throw err;
   } finally {
-    c.release();
+    c.off('error', onError);
+    // A broken connection is destroyed, not handed to the next caller.
+    c.release(lost instanceof Error ? lost : lost === undefined ? undefined : new Error(String(lost)));
   }
 }

@@ -3,10 +3,12 @@
  * wrong, without touching work in flight. It runs once per deployment (the reconcilerWorkflow's
  * activity calls `scan` every few seconds).
  *
- * A difference is repaired only once it has been seen, unchanged, for longer than `graceMs`
- * (longer than any hold, commit or release attempt), and every repair is a compare-and-set or
- * idempotent script. Totals are checked exactly: Redis's total must be PostgreSQL's minus the
- * ledger movements Redis has not applied yet (those after its mark that it does not list).
+ * What only a loss can explain is repaired at once with idempotent scripts: a ledger movement
+ * Redis has not applied (those after its mark that it does not list), a HELD reservation without
+ * its hold. A difference that work in flight could explain (a hold without its row yet, a total
+ * off by something no movement explains, reserved apart from the holds) is repaired only once it
+ * has been seen, unchanged, for longer than `graceMs` (longer than any hold, commit or release
+ * attempt), with compare-and-set scripts.
  */
 import type { ReservationStatus } from '../domain/types';
 import { keys } from './keys';
@@ -14,12 +16,14 @@ import type { LedgerMovement } from './ledger';
 import type { StockStore } from './store';
 
 export type RepairKind = 'lost_hold' | 'phantom_hold' | 'orphan' | 'pending_movement' | 'total' | 'reserved' | 'missing_sku';
-export type AlertKind = 'unexplained_drift' | 'negative_available' | 'hold_mismatch';
+export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {
   kind: RepairKind | AlertKind;
   /** True for drift the reconciler cannot explain: an alert (error log and metric), repaired or not. */
   alert: boolean;
+  /** False for an alert that repairs nothing (it is counted once per incident, not per scan). */
+  repaired: boolean;
   sku?: string;
   reservationId?: string;
   detail: Record<string, unknown>;
@@ -79,9 +83,21 @@ export class Reconciler {
     return this.now() - since >= this.options.graceMs;
   }
 
-  private async record(event: ReconcilerEvent, n = 1): Promise<void> {
-    this.options.report(event);
-    await this.store.ledger.count(event.kind, n);
+  /** Logs and counts a repair (kind) and, when it is drift nobody explains, an alert (unexplained:kind). */
+  private async record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void> {
+    this.options.report({ ...event, repaired: true });
+    await this.store.ledger.count(event.kind);
+    if (event.alert) await this.store.ledger.count(`unexplained:${event.kind}`);
+  }
+
+  /** Logs and counts an alert that repairs nothing, once per incident: while `key` stays seen, it is not repeated. */
+  private async alert(key: string, event: Omit<ReconcilerEvent, 'repaired' | 'alert'>): Promise<void> {
+    const incident = `alerted:${key}`;
+    const already = this.seen.has(incident);
+    this.next.set(incident, { since: this.seen.get(incident)?.since ?? this.now(), what: '' });
+    if (already) return;
+    this.options.report({ ...event, alert: true, repaired: false });
+    await this.store.ledger.count(`unexplained:${event.kind}`);
   }
 
   private async scanPage(skus: string[]): Promise<number> {
@@ -114,14 +130,23 @@ export class Reconciler {
         continue;
       }
       repairs += await this.checkTotal(sku, stock, pgTotal, movementsOf.get(sku) ?? []);
-      repairs += await this.checkHolds(sku, holds, held.get(sku) ?? []);
-      const fixed = await scripts.fixReserved(sku);
-      if (fixed) {
-        repairs += 1;
-        await this.record({ kind: 'reserved', alert: true, sku, detail: fixed });
+      const restored = await this.checkHolds(sku, holds, held.get(sku) ?? []);
+      repairs += restored;
+      // `reserved` must be the sum of the holds: fixed right after holds came back, otherwise
+      // once the same difference has lasted the grace period (a hold in flight never parts them:
+      // every script changes both at once).
+      const sum = Object.values(holds).reduce((n, q) => n + Number(q), 0);
+      const apart = Number(stock.reserved ?? 0) !== sum && this.settled(`reserved:${sku}`, `${stock.reserved}/${sum}`);
+      if (restored > 0 || apart) {
+        const fixed = await scripts.fixReserved(sku);
+        // After restored holds this completes their repair; on its own it is a repair of its own.
+        if (fixed && restored === 0) {
+          repairs += 1;
+          await this.record({ kind: 'reserved', alert: true, sku, detail: fixed });
+        }
       }
       const available = Number(stock.total) - Number(stock.reserved ?? 0);
-      if (available < 0) await this.record({ kind: 'negative_available', alert: true, sku, detail: { total: stock.total, reserved: stock.reserved } });
+      if (available < 0) await this.alert(`negative:${sku}`, { kind: 'negative_available', sku, detail: { total: stock.total, reserved: stock.reserved } });
     }
     return repairs;
   }
@@ -154,16 +179,22 @@ export class Reconciler {
       await this.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
       return 1;
     }
-    const stale = pending.filter((m) => this.now() - m.at.getTime() >= this.options.graceMs);
-    for (const m of stale) {
+    // A movement durable in PostgreSQL and missing from Redis is applied now, not after a grace
+    // period: it is idempotent by id, so the request still applying it finds it done. Waiting
+    // would leave Redis promising stock that was sold (a restored, lagging copy of the counters).
+    let applied = 0;
+    for (const m of pending) {
       const { alreadyApplied } = await this.store.scripts.move(sku, m.id, m.delta);
-      if (!alreadyApplied) await this.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta } });
+      if (alreadyApplied) continue;
+      applied += 1;
+      const late = this.now() - m.at.getTime() >= this.options.graceMs;
+      await this.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta, late } });
     }
     if (pending.length === 0 && after.length > 0) {
       // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
       await this.store.scripts.rebase(sku, observed, observed, after.at(-1)!.id);
     }
-    return stale.length;
+    return applied;
   }
 
   /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
@@ -174,12 +205,18 @@ export class Reconciler {
     for (const h of held) {
       const inRedis = holds[h.reservationId];
       if (inRedis === undefined) {
-        if (this.settled(`lost:${sku}:${h.reservationId}`, String(h.quantity)) && (await scripts.restoreHold(sku, h.reservationId, h.quantity))) {
+        // Never work in flight: a hold lands in Redis before its row, and a release or commit
+        // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
+        const restored = await scripts.restoreHold(sku, h.reservationId, h.quantity);
+        if (restored === 'restored') {
           repairs += 1;
           await this.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+        } else if (restored === 'short') {
+          // Others hold the units now: the reservation's commit will be refused by PostgreSQL.
+          await this.alert(`short:${sku}:${h.reservationId}`, { kind: 'unrestorable_hold', sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
         }
       } else if (Number(inRedis) !== h.quantity && this.settled(`mismatch:${sku}:${h.reservationId}`, inRedis)) {
-        await this.record({ kind: 'hold_mismatch', alert: true, sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
+        await this.alert(`mismatch:${sku}:${h.reservationId}`, { kind: 'hold_mismatch', sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
       }
     }
     const strays = Object.keys(holds).filter((id) => !inPg.has(id) && this.settled(`phantom:${sku}:${id}`, holds[id]!));

@@ -228,10 +228,15 @@ export class StockScripts {
     throw scriptRefusal(reply, { script: 'load', sku });
   }
 
-  /** Puts back a hold Redis lost; false when it came back or finished meanwhile. */
-  async restoreHold(sku: string, reservationId: string, quantity: number): Promise<boolean> {
+  /**
+   * Puts back a hold Redis lost (reserved follows through fixReserved): `restored`, `unchanged`
+   * (it came back or finished meanwhile), or `short` when others hold the units now.
+   */
+  async restoreHold(sku: string, reservationId: string, quantity: number): Promise<'restored' | 'unchanged' | 'short'> {
     const reply = await this.redis.stockRestoreHold(3, keys.stock(sku), keys.holds(sku), keys.done(sku), reservationId, quantity);
-    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return reply[0] === ScriptCode.Applied;
+    if (reply[0] === ScriptCode.Applied) return 'restored';
+    if (outcome(reply, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return 'unchanged';
+    if (reply[0] === ScriptCode.Insufficient) return 'short';
     throw scriptRefusal(reply, { script: 'restore-hold', sku, reservationId });
   }
 

@@ -195,6 +195,59 @@ describe('the reconciler repairs what Redis lost', () => {
     await expectConsistent(stack.stock, sku);
   });
 
+  test("a hold whose field Redis lost while reserved kept its units keeps them reserved until the hold is back", async () => {
+    const sku = await createSku(10);
+    const reservationId = await hold(sku, 4);
+    const before = await counted();
+
+    // Only the holds field is lost: reserved still counts the 4 units, which PostgreSQL holds.
+    await redis().hdel(keys.holds(sku), reservationId);
+    // Never freed in between: the reconciler must not lower reserved to the sum of what is left.
+    const seen: number[] = [];
+    const restored = await pollUntil(
+      async () => {
+        seen.push(await available(sku));
+        return redis().hget(keys.holds(sku), reservationId);
+      },
+      (q) => q === '4',
+      HEAL_MS,
+      50,
+    );
+    expect(restored).toBe('4');
+    expect(new Set(seen)).toEqual(new Set([6]));
+    await expectConsistent(stack.stock, sku);
+    await expectCounted(before, { 'repairs:lost_hold': 1, 'unexplained:lost_hold': 1 });
+  });
+
+  test('a lost hold whose units others took meanwhile is not restored beyond total; PostgreSQL sells them once, to the first to commit', async () => {
+    const sku = await createSku(10);
+    const reservationId = await hold(sku, 4);
+    const before = await counted();
+    await redis().multi().hdel(keys.holds(sku), reservationId).hincrby(keys.stock(sku), 'reserved', -4).exec();
+    const other = await hold(sku, 10); // the lost units looked free
+    // Scans go by: the hold cannot come back without taking reserved above total.
+    await fullScans(3);
+    const f = await figures(stack.stock, sku);
+    expect(f.redisReserved).toBeLessThanOrEqual(f.redisTotal!);
+    expect(await redis().hget(keys.holds(sku), reservationId)).toBeNull();
+    await expectCounted(before, { 'unexplained:unrestorable_hold': 1 });
+
+    // Both were promised; PostgreSQL has 10 units: the first commit sells, the second is refused
+    // and its reservation cancelled. Never more sold than exists.
+    const first = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
+    expect({ status: first.status, reservation: first.body?.status }).toEqual({ status: 200, reservation: 'COMMITTED' });
+    const second = await stack.api('POST', `/v1/reservations/${other}/commit`, { body: {} });
+    expect({ status: second.status, code: second.body?.error?.code }).toEqual({ status: 409, code: 'INSUFFICIENT_STOCK' });
+    expect((await statusOf(other))?.status).toBe('CANCELLED');
+    expect(await saleRows(other)).toBe(0);
+    const sold = await stack.stock.db.query<{ total: string }>('SELECT total FROM skus WHERE sku = $1', [sku]);
+    expect(Number(sold.rows[0]!.total)).toBe(6);
+    await expectConsistent(stack.stock, sku);
+    // Between the two commits Redis showed less than nothing available (an alert, if a scan saw
+    // it); let any such count land here, not in the next test.
+    await fullScans(1);
+  });
+
   test('a phantom hold (an id nobody reserved) is released after the grace period, not before', async () => {
     const sku = await createSku(10);
     const ghost = uniqueId('ghost');
@@ -250,18 +303,16 @@ describe('the reconciler repairs what Redis lost', () => {
     await expectCounted(before, { 'repairs:total': 1, 'unexplained:total': 1 });
   });
 
-  test('a restock whose Redis step never happened is applied once, after the grace period', async () => {
+  test('a restock whose Redis step never happened is applied once, at the next comparison (idempotent, so no grace is needed)', async () => {
     const sku = await createSku(10);
     const before = await counted();
 
     // PostgreSQL's half of a restock (as Ledger.move writes it); the process died before Redis.
-    const startedAt = Date.now();
     await transaction(stack.stock.db, (c) => ledger().move(c, { sku, kind: 'restock', delta: 5, reason: 'Redis step lost' }));
     expect(await available(sku)).toBe(10);
 
     const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t !== '10', HEAL_MS, 25);
     expect(total).toBe('15');
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(GRACE);
     await expectCounted(before, { 'repairs:pending_movement': 1 });
     expect(await redis().hget(keys.stock(sku), 'total')).toBe('15');
     await expectConsistent(stack.stock, sku);
