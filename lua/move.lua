@@ -4,18 +4,45 @@
   movement id: a movement is in total when its id is at or below `mark` (the ledger position the
   counters were last loaded or checked at) or it is listed as field m:<id>.
 
+  A lowering that leaves fewer units than are held (only after a loss) drops holds to fit.
+
   KEYS:
     KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
+    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
   ARGV:
     ARGV[1]  movement id (a stock_movements id)
     ARGV[2]  delta (a non-zero integer)
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
-     Applied          1  total changed by delta; the figures after it
+     Applied          1  total changed by delta; the figures after it (holds dropped to fit, if any)
      AlreadyApplied   2  this movement is in total already: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; retry
                          once they are rebuilt
 ]]
+-- Keeps reserved <= total when a loss made promises collide (a lowered total below the units
+-- held): drops holds until they fit. Their reservations stay HELD in PostgreSQL, which decides
+-- their commits (a sale beyond its total is refused, and the reservation cancelled); the
+-- reconciler puts a dropped hold back if units free up. Returns the holds dropped.
+local function fit(stock, holds)
+  local c = redis.call('HMGET', stock, 'total', 'reserved')
+  local total, reserved = tonumber(c[1]), tonumber(c[2] or '0')
+  if reserved <= total then
+    return 0
+  end
+  local dropped = 0
+  local all = redis.call('HGETALL', holds)
+  for i = 1, #all, 2 do
+    if reserved <= total then
+      break
+    end
+    redis.call('HDEL', holds, all[i])
+    reserved = reserved - tonumber(all[i + 1])
+    dropped = dropped + 1
+  end
+  redis.call('HSET', stock, 'reserved', reserved)
+  return dropped
+end
+
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved', 'mark')
 if not c[1] then
   return {-2, 0, 0}
@@ -26,4 +53,5 @@ if movement <= tonumber(c[3] or '0') or redis.call('HEXISTS', KEYS[1], 'm:' .. A
 end
 local total = redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], 1)
-return {1, total, tonumber(c[2] or '0')}
+fit(KEYS[1], KEYS[2])
+return {1, total, tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')}

@@ -3,8 +3,11 @@
   total is still the figure it observed (compare-and-set). With the same total it is a
   checkpoint: every movement up to `mark` is in total, so their m:<id> fields can go.
 
+  A total set below the units held drops holds to fit (see move.lua).
+
   KEYS:
     KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
+    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
   ARGV:
     ARGV[1]  the total the reconciler observed
     ARGV[2]  the total to set
@@ -15,6 +18,30 @@
      Unchanged        0  total moved since it was observed: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
+-- Keeps reserved <= total when a loss made promises collide (a lowered total below the units
+-- held): drops holds until they fit. Their reservations stay HELD in PostgreSQL, which decides
+-- their commits (a sale beyond its total is refused, and the reservation cancelled); the
+-- reconciler puts a dropped hold back if units free up. Returns the holds dropped.
+local function fit(stock, holds)
+  local c = redis.call('HMGET', stock, 'total', 'reserved')
+  local total, reserved = tonumber(c[1]), tonumber(c[2] or '0')
+  if reserved <= total then
+    return 0
+  end
+  local dropped = 0
+  local all = redis.call('HGETALL', holds)
+  for i = 1, #all, 2 do
+    if reserved <= total then
+      break
+    end
+    redis.call('HDEL', holds, all[i])
+    reserved = reserved - tonumber(all[i + 1])
+    dropped = dropped + 1
+  end
+  redis.call('HSET', stock, 'reserved', reserved)
+  return dropped
+end
+
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
 if not c[1] then
   return {-2, 0, 0}
@@ -30,4 +57,5 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     redis.call('HDEL', KEYS[1], field)
   end
 end
-return {1, tonumber(ARGV[2]), tonumber(c[2] or '0')}
+fit(KEYS[1], KEYS[2])
+return {1, tonumber(ARGV[2]), tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')}

@@ -202,7 +202,7 @@ export class StockScripts {
 
   /** Applies a durable ledger movement to total, once per movement id. */
   async move(sku: string, movementId: string, delta: number): Promise<Figures & { alreadyApplied: boolean }> {
-    const reply = await this.redis.stockMove(1, keys.stock(sku), movementId, delta);
+    const reply = await this.redis.stockMove(2, keys.stock(sku), keys.holds(sku), movementId, delta);
     if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
@@ -250,7 +250,7 @@ export class StockScripts {
 
   /** Sets total and mark if total is still `observed` (compare-and-set); false when it moved. */
   async rebase(sku: string, observed: number, total: number, mark: string): Promise<boolean> {
-    const reply = await this.redis.stockRebase(1, keys.stock(sku), observed, total, mark);
+    const reply = await this.redis.stockRebase(2, keys.stock(sku), keys.holds(sku), observed, total, mark);
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[0] === ScriptCode.Applied;
     throw scriptRefusal(reply, { script: 'rebase', sku });
   }
