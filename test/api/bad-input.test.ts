@@ -578,6 +578,56 @@ describe('other bad fields are refused and change nothing', () => {
   });
 });
 
+// ------------------------------------------------------------------ free text
+
+describe('free text that is not printable text, or is over its limit, is refused naming the field and changes nothing', () => {
+  /** Not printable text: NUL, other control characters (C0, ESC, DEL, a newline) and a lone surrogate. */
+  const unprintable = cases(['a\u0000b', 'a\u0001b', '\u001b[31mred', 'a\u007fb', 'line 1\nline 2', 'a\ud800b', '\udc00']);
+  /** Each field with its limit in characters (ids 1..128, other text 1..500): one character over. */
+  const tooLong = { paymentId: 'p'.repeat(129), customerId: 'c'.repeat(129), reason: 'r'.repeat(501), name: 'n'.repeat(501) };
+
+  it.each([...unprintable, ...cases([tooLong.paymentId])])('a commit whose paymentId is %s leaves the reservation held', async (_, paymentId) => {
+    await expectRefused(() => api.commit(held.reservationId, { paymentId }), 'paymentId');
+  });
+
+  it.each([...unprintable, ...cases([tooLong.reason])])('a cancel whose reason is %s leaves the reservation held', async (_, reason) => {
+    await expectRefused(() => api.cancel(held.reservationId, { reason }), 'reason');
+  });
+
+  it.each([...unprintable, ...cases([tooLong.reason])])('a restock whose reason is %s', async (_, reason) => {
+    await expectRefused(() => api.restock(A, { quantity: 1, reason }), 'reason');
+  });
+
+  it.each([...unprintable, ...cases([tooLong.reason])])('an adjustment whose reason is %s', async (_, reason) => {
+    await expectRefused(() => api.adjust(A, { delta: -1, reason }), 'reason');
+  });
+
+  it.each([...unprintable, ...cases([tooLong.reason])])('a return whose reason is %s', async (_, reason) => {
+    await expectRefused(() => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: 1 }], reason }), 'reason');
+  });
+
+  it.each([...unprintable, ...cases([tooLong.customerId])])('a hold whose customerId is %s', async (_, customerId) => {
+    const reservationId = uniqueId('bad');
+    await expectRefused(() => api.hold({ reservationId, items: [{ sku: A, quantity: 1 }], customerId }), 'customerId');
+    expect(await clients.db.query('SELECT 1 FROM reservations WHERE id = $1', [reservationId])).toMatchObject({ rowCount: 0 });
+  });
+
+  it.each([...unprintable, ...cases([tooLong.name])])('a new SKU whose name is %s is not created', async (_, name) => {
+    const sku = uniqueSku('BAD');
+    await expectRefused(() => api.createSku({ sku, total: 1, name }), 'name');
+    await expectNoSku(sku);
+  });
+
+  it('the limit counts characters, not UTF-16 units: a reason of 500 astral characters is taken as is', async () => {
+    const own = uniqueSku('TXT');
+    await stock.createSku({ sku: own, total: 1 });
+    const reason = '\u{1F4E6}'.repeat(500); // 1,000 UTF-16 units
+    const res = await api.restock(own, { quantity: 1, reason });
+    expect({ status: res.status, body: res.body as unknown }).toEqual({ status: 200, body: expect.objectContaining({ total: 2 }) });
+    expect((await stock.getMovements(own)).movements[0]).toMatchObject({ kind: 'restock', reason });
+  });
+});
+
 // ------------------------------------------------------------------ bodies that are not JSON
 
 describe('bodies that are not JSON, or not sent as JSON, are refused naming (body) and change nothing', () => {

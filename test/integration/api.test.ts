@@ -4,9 +4,10 @@
  * Assertions are on behaviour; the only waits are bounded polls for things that are eventually
  * visible (an expired TTL, Temporal's visibility, a signal's effect).
  */
+import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { keys } from '../../src/stock';
-import { paymentSucceededSignal, workflowIdOf } from '../../src/workflows/definitions';
+import { paymentSucceededSignal, searchAttributes, workflowIdOf } from '../../src/workflows/definitions';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { ADMIN_TOKEN, CLIENT_TOKEN, pollUntil, startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent } from '../helpers/stock';
@@ -1003,14 +1004,76 @@ describe('the Temporal contract', () => {
     await handle.signal(paymentSucceededSignal, { paymentId: 'p' });
     const res = await pollReservation(reservationId, 'COMMITTED');
     expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
-    // A duplicate is harmless: the workflow ignores it, or has already closed (then Temporal refuses the signal).
-    await handle.signal(paymentSucceededSignal, { paymentId: 'p' }).catch((err: unknown) => expect(err).toBeInstanceOf(WorkflowNotFoundError));
+    // A late duplicate, once the run has closed, is refused by Temporal (WorkflowNotFoundError) and changes nothing.
+    expect((await handle.result()).status).toBe('COMMITTED');
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    await expect(handle.signal(paymentSucceededSignal, { paymentId: 'p' })).rejects.toBeInstanceOf(WorkflowNotFoundError);
     const again = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(res.body);
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
     expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([expect.objectContaining({ delta: -2, reservationId })]);
     await expectConsistent(stack.stock, sku);
+  });
+});
+
+describe('PostgreSQL has the last word on a sale', () => {
+  it('a commit PostgreSQL\'s stock cannot cover is 409 INSUFFICIENT_STOCK with details; the reservation is then CANCELLED with that reason, its units released in Redis, nothing sold', async () => {
+    const sku = await createSku(5, 'LAST');
+    const { reservationId } = await hold([{ sku, quantity: 3 }]);
+    // Behind Redis's back, as after a store failure that lost a hold: PostgreSQL has 2 left.
+    await stack.stock.db.query('UPDATE skus SET total = 2 WHERE sku = $1', [sku]);
+
+    const res = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-1' } });
+    expectError(res, 409, 'INSUFFICIENT_STOCK');
+    expect(res.body.error.details).toEqual({ sku, requested: 3, available: 2 });
+
+    const got = await stack.api('GET', `/v1/reservations/${reservationId}`);
+    expect({ status: got.status, body: got.body }).toEqual({
+      status: 200,
+      body: expect.objectContaining({ reservationId, status: 'CANCELLED', items: [{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }] }),
+    });
+    const row = await stack.stock.db.query<{ status: string; reason: string }>('SELECT status, reason FROM reservations WHERE id = $1', [reservationId]);
+    expect(row.rows).toEqual([{ status: 'CANCELLED', reason: expect.stringMatching(/^INSUFFICIENT_STOCK: /) }]);
+    expect(await stack.stock.redis.hexists(keys.holds(sku), reservationId)).toBe(0);
+    expect(await stockOf(sku)).toMatchObject({ reserved: 0 });
+    expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([]);
+    const sales = await stack.stock.db.query(`SELECT 1 FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
+    expect(sales.rowCount).toBe(0);
+    // The outcome is final: a repeat of the commit is refused as for any cancelled reservation.
+    expectError(await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-1' } }), 409, 'RESERVATION_CANCELLED');
+    expect((await stack.env.client.workflow.getHandle(workflowIdOf(reservationId)).result()).status).toBe('CANCELLED');
+    // (Redis's total is still 5 against PostgreSQL's 2: drift for the reconciler, which no test runs here.)
+  });
+});
+
+describe('the longest cart the contract allows', () => {
+  it('a 50-line cart of 64-character SKUs is 201 HELD, and its InventorySkus holds the first SKUs that fit in Temporal\'s 2 KB', async () => {
+    const skus = Array.from({ length: 50 }, (_, i) => `CART${String(i).padStart(2, '0')}-${randomUUID()}`.padEnd(64, 'x'));
+    for (const sku of skus) {
+      expect(sku).toMatch(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/);
+      expect(sku).toHaveLength(64);
+      expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: 2 } })).status).toBe(201);
+    }
+    const items = skus.map((sku) => ({ sku, quantity: 1 }));
+    const { reservationId, view } = await hold(items);
+    expect(view.items).toHaveLength(50);
+
+    const workflowId = workflowIdOf(reservationId);
+    const kept = (await stack.env.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(searchAttributes.skus);
+    expect(kept).toBeDefined();
+    // The first SKUs of the cart, as many as fit in 2 KB (30 of 64 characters at most, as a JSON list).
+    expect(kept).toEqual(skus.slice(0, kept!.length));
+    expect(Buffer.byteLength(JSON.stringify(kept))).toBeLessThanOrEqual(2_048);
+    expect(kept!.length).toBeGreaterThanOrEqual(29);
+    await expectVisible(`InventorySkus="${skus[0]}"`, workflowId);
+
+    const committed = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
+    expect({ status: committed.status, reservationStatus: committed.body.status }).toEqual({ status: 200, reservationStatus: 'COMMITTED' });
+    for (const sku of [skus[0]!, skus[49]!]) {
+      expect(await stockOf(sku)).toMatchObject({ total: 1, reserved: 0 });
+      await expectConsistent(stack.stock, sku);
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle, type WorkflowUpdateHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { keys } from '../../src/stock';
@@ -28,6 +28,7 @@ import {
 import type { CartLine, ReservationStatus, ReservationView } from '../../src/domain/types';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
+import { pollUntil } from '../helpers/stack';
 import { callAborter, devServerEnv, taskQueue } from '../helpers/temporal';
 
 const WORKER_JS = path.join(PROJECT_ROOT, 'lib', 'worker.js');
@@ -230,7 +231,7 @@ afterAll(async () => {
 });
 
 describe('worker crash (SIGKILL) and restart, dev server, real Redis and PostgreSQL', () => {
-  it('every reservation reaches its final state and the stock figures are exact', async () => {
+  it('every reservation reaches its final state, the settlements in flight at the kill finish after the restart, and the stock figures are exact', async () => {
     const queue = taskQueue('crash');
     const initial = new Map<string, number>([
       [uniqueSku('CRASH-A'), 40],
@@ -266,13 +267,14 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     expect(plan).toHaveLength(20);
     const by = (...fates: Fate[]) => reservations.filter((r) => fates.includes(r.fate));
 
-    // ---- first worker: hold everything
+    // ---- first worker: hold everything (the short TTLs last, just before the kill, so they run out after it)
     const first = spawnWorker(queue);
     await waitUntilPolling(first, queue);
-    const reservations = await within(
-      Promise.all(plan.map(([fate, items, ttl]) => reserve(queue, fate, items, ttl))),
+    const longPlan = plan.filter(([fate]) => fate !== 'expire-during-crash');
+    let reservations = await within(
+      Promise.all(longPlan.map(([fate, items, ttl]) => reserve(queue, fate, items, ttl))),
       20_000,
-      'holding the 20 reservations',
+      'holding the 16 long reservations',
     );
     for (const r of reservations) expect([r.fate, r.held?.status]).toEqual([r.fate, 'HELD']);
     for (const [sku] of initial) {
@@ -280,34 +282,84 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
       expect((await clients.stock.getStock(sku)).reserved).toBe(heldUnits);
     }
 
-    // ---- in flight at the kill: commits the workflows have accepted, cancels merely sent
-    const inFlightCommits = await within(
-      Promise.all(
-        by('commit-in-flight').map((r) =>
-          call(() => r.handle.startUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}` }], waitForStage: WorkflowUpdateStage.ACCEPTED })),
-        ),
-      ),
-      10_000,
-      'commit updates accepted',
-    );
-    const inFlightCancels = by('cancel-in-flight').map((r) => call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })));
-    for (const p of inFlightCancels) p.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
-    await sleep(20);
+    // ---- in flight at the kill: commits the workflows have accepted, and cancels whose release
+    // activity is running: it waits on a row lock this test holds on their reservations, so it cannot
+    // finish before the worker dies.
+    let inFlightCommits: WorkflowUpdateHandle<ReservationView>[] = [];
+    let inFlightCancels: Promise<ReservationView>[] = [];
+    let cancelsAnswered = 0;
+    let killedAt = 0;
+    const locker = await clients.db.connect();
+    let locked = true;
+    const unlock = async () => {
+      if (!locked) return;
+      locked = false;
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+    };
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT id FROM reservations WHERE id = ANY($1) FOR UPDATE', [by('cancel-in-flight').map((r) => r.reservationId)]);
+      const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
 
-    // ---- SIGKILL: no graceful shutdown, the sticky caches and any running activity die with it
-    first.child.kill('SIGKILL');
-    await first.exited;
-    const killedAt = Date.now();
-    expect(first.child.signalCode).toBe('SIGKILL');
+      inFlightCommits = await within(
+        Promise.all(
+          by('commit-in-flight').map((r) =>
+            call(() => r.handle.startUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}` }], waitForStage: WorkflowUpdateStage.ACCEPTED })),
+          ),
+        ),
+        10_000,
+        'commit updates accepted',
+      );
+      inFlightCancels = by('cancel-in-flight').map((r) =>
+        call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })).then((view) => {
+          cancelsAnswered += 1;
+          return view;
+        }),
+      );
+      for (const p of inFlightCancels) p.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+      // Each cancel's releaseStock has started: its UPDATE of the reservation waits on our lock.
+      const blocked = await pollUntil(
+        async () => Number((await clients.db.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [lockerPid])).rows[0]!.n),
+        (n) => n >= by('cancel-in-flight').length,
+        10_000,
+        50,
+      );
+      expect(blocked).toBe(by('cancel-in-flight').length);
+
+      // The short TTLs start now: they run out while no worker is alive.
+      const short = await within(
+        Promise.all(plan.filter(([fate]) => fate === 'expire-during-crash').map(([fate, items, ttl]) => reserve(queue, fate, items, ttl))),
+        10_000,
+        'holding the 4 short reservations',
+      );
+      for (const r of short) expect([r.fate, r.held?.status]).toEqual([r.fate, 'HELD']);
+      reservations = [...reservations, ...short];
+      expect(reservations).toHaveLength(20);
+
+      // ---- SIGKILL: no graceful shutdown, the sticky caches and any running activity die with it
+      first.child.kill('SIGKILL');
+      await first.exited;
+      killedAt = Date.now();
+      expect(first.child.signalCode).toBe('SIGKILL');
+      // The settlements were in flight when it landed: no cancel had been answered, none was recorded.
+      expect(cancelsAnswered).toBe(0);
+      const rows = await clients.db.query<{ status: string }>('SELECT status FROM reservations WHERE id = ANY($1)', [by('cancel-in-flight').map((r) => r.reservationId)]);
+      expect(rows.rows.map((row) => row.status)).toEqual(by('cancel-in-flight').map(() => 'HELD'));
+    } finally {
+      await unlock();
+    }
 
     // ---- while no worker is alive: payment signals arrive, the short TTLs run out
     for (const r of by('signal-commit-during-crash')) await call(() => r.handle.signal(paymentSucceededSignal, { paymentId: `pay-${r.reservationId}` }));
     for (const r of by('signal-cancel-during-crash')) await call(() => r.handle.signal(paymentFailedSignal, { reason: 'card declined' }));
     const lastShortDeadline = Math.max(...by('expire-during-crash').map((r) => Date.parse(r.held!.expiresAt)));
     await sleep(Math.max(0, lastShortDeadline - Date.now()) + 500);
-    for (const r of by('expire-during-crash').filter((x) => Date.parse(x.held!.expiresAt) > killedAt)) {
+    const expiredWhileDown = by('expire-during-crash').filter((x) => Date.parse(x.held!.expiresAt) > killedAt);
+    expect(expiredWhileDown).toHaveLength(by('expire-during-crash').length);
+    for (const r of expiredWhileDown) {
       // No worker was alive at its deadline: the hold outlives it until a restarted worker replays
-      // the run and handles the fired timer. (One that ran out before the kill, on a slow machine, is skipped.)
+      // the run and handles the fired timer.
       expect([r.reservationId, await clients.redis.hexists(keys.holds(r.items[0]!.sku), r.reservationId)]).toEqual([r.reservationId, 1]);
     }
 
@@ -330,6 +382,18 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
       30_000,
       'every reservation final',
     );
+
+    // ---- the cancels in flight at the kill: their releaseStock started on the killed worker and
+    // completed on the new one, as its second (or later) attempt, after its start-to-close timeout
+    for (const r of by('cancel-in-flight')) {
+      const { events } = await call(() => r.handle.fetchHistory());
+      const scheduled = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseStock');
+      expect([r.reservationId, scheduled]).toEqual([r.reservationId, [expect.anything()]]);
+      const id = String(scheduled[0]!.eventId);
+      const started = (events ?? []).find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === id);
+      const completed = (events ?? []).find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === id);
+      expect([r.reservationId, (started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2, completed !== undefined]).toEqual([r.reservationId, true, true]);
+    }
 
     // ---- each update answered its final view
     for (const view of answers) expect(['COMMITTED', 'CANCELLED']).toContain(view.status);

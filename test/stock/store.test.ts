@@ -318,3 +318,186 @@ describe('availability of many SKUs', () => {
     });
   });
 });
+
+describe('a reservation id used again', () => {
+  it('with another cart is never "already held" for a line it never held: the new line is held, or the conflict is reported', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 10);
+    await newSku(clients, b, 10);
+    const id = uniqueId();
+    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
+    const again = { reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }] };
+    const outcome = await stock.hold(again).then(
+      (held) => ({ held }),
+      (err: unknown) => ({ refused: (err as StockholdError).code }),
+    );
+    if ('refused' in outcome) {
+      expect(outcome.refused).toBe('RESERVATION_ID_CONFLICT');
+      expect(await clients.redis.hexists(keys.holds(b), id)).toBe(0);
+      expect((await stock.getStock(b)).reserved).toBe(0);
+    } else {
+      // Held: then B really is held for it (the old script answered "already held" and held nothing).
+      expect(outcome.held).toEqual({ alreadyHeld: false });
+      expect(await clients.redis.hget(keys.holds(b), id)).toBe('1');
+      expect((await stock.getStock(b)).reserved).toBe(1);
+    }
+    // Line A is held once either way.
+    expect(await clients.redis.hget(keys.holds(a), id)).toBe('2');
+    expect((await stock.getStock(a)).reserved).toBe(2);
+  });
+
+  // KNOWN DEFECT (src/stock/ledger.ts recordHold): the cart above gets B held in Redis, but the
+  // reservation's PostgreSQL row is HELD already, so recordHold writes nothing and B has no line
+  // there: Redis holds a unit PostgreSQL does not know (invariant 3), and a commit, which sells
+  // PostgreSQL's lines, leaves that hold behind. `failing` until recordHold (or hold.lua) is fixed;
+  // then drop `.failing`.
+  it.failing('with another cart keeps Redis and PostgreSQL in agreement (a line held in Redis is a line of the reservation in PostgreSQL)', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 10);
+    await newSku(clients, b, 10);
+    const id = uniqueId();
+    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
+    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }] }).catch(() => undefined);
+    await expectConsistent(clients, a);
+    await expectConsistent(clients, b);
+  });
+
+  it('with another quantity on a line it holds is RESERVATION_ID_CONFLICT and changes nothing', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const hold = holdOf(sku, 2);
+    await stock.hold(hold);
+    for (const quantity of [3, 1]) {
+      const err = await refusal(stock.hold({ ...hold, items: [{ sku, quantity }] }));
+      expect(err.code).toBe('RESERVATION_ID_CONFLICT');
+      expect(err.details).toMatchObject({ reservationId: hold.reservationId, sku });
+    }
+    expect(await clients.redis.hget(keys.holds(sku), hold.reservationId)).toBe('2');
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2 });
+    await expectConsistent(clients, sku);
+  });
+
+  it('after a run gave up (REJECTED for run r1), only r1\'s late attempts are fenced: r1 is RESERVATION_ID_CONFLICT, r2 holds, and the REJECTED row is HELD again with r2\'s lines', async () => {
+    const [a, b] = [uniqueSku(), uniqueSku()];
+    await newSku(clients, a, 10);
+    await newSku(clients, b, 10);
+    const id = uniqueId();
+    // Run r1's hold reached Redis, then the run gave up (the stores looked down) and released it.
+    await stock.hold({ reservationId: id, run: 'r1', expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
+    expect(await stock.release(id, [a], 'REJECTED', 'hold failed: stores unavailable', 'r1')).toEqual({ units: 2 });
+    const row = () => clients.db.query<{ status: string; reason: string | null }>('SELECT status, reason FROM reservations WHERE id = $1', [id]);
+    expect((await row()).rows).toEqual([{ status: 'REJECTED', reason: 'hold failed: stores unavailable' }]);
+
+    // A late attempt of r1 (its local activity still running when the run gave up) holds nothing.
+    expect((await refusal(stock.hold({ reservationId: id, run: 'r1', expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] }))).code).toBe(
+      'RESERVATION_ID_CONFLICT',
+    );
+    expect((await stock.getStock(a)).reserved).toBe(0);
+
+    // The client's retry starts run r2, with another cart: it holds, in Redis and in PostgreSQL.
+    const expiresAt = expiresIn();
+    const items = [
+      { sku: a, quantity: 1 },
+      { sku: b, quantity: 3 },
+    ];
+    expect(await stock.hold({ reservationId: id, run: 'r2', expiresAt, items })).toEqual({ alreadyHeld: false });
+    expect((await row()).rows).toEqual([{ status: 'HELD', reason: null }]);
+    expect(await stock.ledger.lines(clients.db, id)).toEqual(
+      [
+        { sku: a, quantity: 1, committedQuantity: 0, returnedQuantity: 0 },
+        { sku: b, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
+      ].sort((x, y) => x.sku.localeCompare(y.sku)),
+    );
+    expect(await stock.getStock(a)).toMatchObject({ total: 10, reserved: 1 });
+    expect(await stock.getStock(b)).toMatchObject({ total: 10, reserved: 3 });
+    await expectConsistent(clients, a);
+    await expectConsistent(clients, b);
+
+    // Once the reservation is final, every run is fenced off.
+    await stock.release(id, [a, b], 'CANCELLED');
+    expect((await refusal(stock.hold({ reservationId: id, run: 'r3', expiresAt: expiresIn(), items }))).code).toBe('RESERVATION_ID_CONFLICT');
+    expect((await stock.getStock(b)).reserved).toBe(0);
+  });
+});
+
+describe('Redis left behind a durable movement catches up once', () => {
+  it('an Idempotency-Key repeat of a restock whose Redis step was lost applies it once, and a further repeat changes nothing', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 4);
+    const key = uniqueId('key');
+    const body = { quantity: 5, reason: 'truck' };
+    const first = await stock.restock(sku, body, key);
+    expect(first).toMatchObject({ total: 9 });
+    const [restock] = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'restock');
+    // The Redis step lost: total back where it was, and the movement not marked applied.
+    await clients.redis.hincrby(keys.stock(sku), 'total', -5);
+    expect(await clients.redis.hdel(keys.stock(sku), `m:${restock!.id}`)).toBe(1);
+    expect((await stock.getStock(sku)).total).toBe(4);
+
+    expect(await stock.restock(sku, body, key)).toEqual(first);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 9, reserved: 0 });
+    expect(await stock.restock(sku, body, key)).toEqual(first);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 9, reserved: 0 });
+    expect((await stock.getMovements(sku)).movements.filter((m) => m.kind === 'restock')).toHaveLength(1);
+    await expectConsistent(clients, sku);
+  });
+
+  it('a commit whose hold Redis lost still lowers Redis\'s total by the sale, once; a commit after a rebuild that has the sale (mark >= it) does not lower it again', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const other = holdOf(sku, 2);
+    await stock.hold(other);
+    const lost = holdOf(sku, 3);
+    await stock.hold(lost);
+    // Redis loses that hold (a failover to a replica that missed it): the hold and its units in reserved.
+    await clients.redis.hdel(keys.holds(sku), lost.reservationId);
+    await clients.redis.hincrby(keys.stock(sku), 'reserved', -3);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2 });
+
+    expect((await stock.commit(lost.reservationId)).lines).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
+    await stock.commit(lost.reservationId); // a retry
+    expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
+    await expectConsistent(clients, sku);
+
+    // A sale durable in PostgreSQL whose Redis step failed; then Redis loses the SKU and it is rebuilt
+    // from PostgreSQL, sale included; then the commit is retried.
+    const late = holdOf(sku, 1);
+    await stock.hold(late);
+    const spy = jest.spyOn(clients.redis, 'stockCommit').mockRejectedValueOnce(new Error('connection lost'));
+    try {
+      await expect(stock.commit(late.reservationId)).rejects.toThrow('connection lost');
+    } finally {
+      spy.mockRestore();
+    }
+    const [sale] = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale' && m.reservationId === late.reservationId);
+    await clients.redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku));
+    const [snapshot] = await stock.ledger.snapshot([sku]);
+    expect(BigInt(snapshot!.mark)).toBeGreaterThanOrEqual(BigInt(sale!.id));
+    expect((await stock.scripts.load(sku, snapshot!, 'missing')).loaded).toBe(true);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 6, reserved: 2 });
+
+    await stock.commit(late.reservationId);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 6, reserved: 2 });
+    await expectConsistent(clients, sku);
+  });
+});
+
+describe('PostgreSQL has the last word on a sale', () => {
+  it('a commit PostgreSQL\'s total cannot cover (lowered behind Redis\'s back) is INSUFFICIENT_STOCK and sells nothing', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 5);
+    const hold = holdOf(sku, 3);
+    await stock.hold(hold);
+    await clients.db.query('UPDATE skus SET total = 2 WHERE sku = $1', [sku]);
+
+    const err = await refusal(stock.commit(hold.reservationId));
+    expect(err.code).toBe('INSUFFICIENT_STOCK');
+    expect(err.details).toEqual({ sku, requested: 3, available: 2 });
+    expect((await stock.getMovements(sku)).movements.map((m) => m.kind)).toEqual(['initial']);
+    const row = await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId]);
+    expect(row.rows).toEqual([{ status: 'HELD' }]);
+    expect(await stock.ledger.lines(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
+    expect(await figures(clients, sku)).toMatchObject({ pgTotal: 2, redisTotal: 5, redisReserved: 3, sumOfHolds: 3 });
+  });
+});

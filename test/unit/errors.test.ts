@@ -1,6 +1,6 @@
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { toContractError } from '../../src/api/errors';
+import { ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isUnavailable, toContractError } from '../../src/api/errors';
 
 /** An update handler that rethrows an activity's refusal: WorkflowUpdateFailedError → ActivityFailure → ApplicationFailure. */
 function refusalThroughAnActivity(code: string): Error {
@@ -22,5 +22,28 @@ describe('toContractError', () => {
   it('ignores failure types that are not contract codes', () => {
     const other = new WorkflowUpdateFailedError('update failed', ApplicationFailure.create({ type: 'SomeBug', message: 'bug' }));
     expect(toContractError(other)).toBeUndefined();
+  });
+});
+
+/** A Temporal client call that failed with gRPC status `code`, as the client wraps it: ServiceError whose cause is the gRPC error. */
+function temporalCallFailed(code: number, details: string): ServiceError {
+  const grpc = Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} });
+  return new ServiceError(`Temporal call failed: ${details}`, { cause: grpc });
+}
+
+describe('isUnavailable: only a Temporal that cannot answer now is an outage (503)', () => {
+  it('a call Temporal refused (3 INVALID_ARGUMENT, e.g. a search attribute over its size limit) is not unavailable, so it is not answered 503', () => {
+    const refused = temporalCallFailed(3, 'INVALID_ARGUMENT: search attribute InventorySkus exceeds size limit');
+    expect(isUnavailable(refused)).toBe(false);
+    expect(toContractError(refused)).toBeUndefined(); // a fault of ours: 500, not a retry-me 503
+  });
+
+  it.each([
+    [14, 'UNAVAILABLE: no connection established'],
+    [4, 'DEADLINE_EXCEEDED: deadline exceeded'],
+  ])('a call that failed with gRPC code %i (%s) is unavailable: 503 UNAVAILABLE', (code, details) => {
+    const failed = temporalCallFailed(code, details);
+    expect(isUnavailable(failed)).toBe(true);
+    expect(toContractError(failed)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
   });
 });

@@ -620,6 +620,8 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
           [{ items: 'SKU-A' }, 'items'],
           [{ items: [] }, 'items'],
           [{ paymentId: 42 }, 'paymentId'],
+          [{ paymentId: 'pay\u0000-1' }, 'paymentId'],
+          [{ paymentId: 'pay\ud800' }, 'paymentId'],
         ];
         for (const [args, field] of cases) {
           const refused = await refusal(handle.executeUpdate(commitUpdate, { args: [malformed<CommitArgs>(args)] }));
@@ -636,7 +638,7 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       const acts = mockActivities(items);
       await withWorker(acts, async (queue) => {
         const { handle } = await held(queue, items);
-        for (const reason of [42, '', 'x'.repeat(501)]) {
+        for (const reason of [42, '', 'x'.repeat(501), 'changed\u0000mind', 'changed\u001bmind', 'a\ud800']) {
           const refused = await refusal(handle.executeUpdate(cancelUpdate, { args: [malformed<CancelArgs>({ reason })] }));
           expect({ reason, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({ reason, type: 'INVALID_REQUEST', field: 'reason' });
         }
@@ -684,7 +686,29 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       });
     });
 
+    it('a paymentSucceeded whose paymentId holds a NUL (or a lone surrogate) is ignored: nothing is committed', async () => {
+      const items = [{ sku: 'SKU-A', quantity: 2 }];
+      const acts = mockActivities(items);
+      await withWorker(acts, async (queue) => {
+        const { handle, input } = await held(queue, items);
+        await handle.signal(paymentSucceededSignal, { paymentId: 'pay\u0000-1' });
+        await handle.signal(paymentSucceededSignal, { paymentId: 'pay-\udc00' });
+        // An update after the signals is handled after them: a barrier that changes nothing.
+        const after = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: input.startToken }] });
+        expect(after.reservation.status).toBe('HELD');
+        expect(acts.commitStock).not.toHaveBeenCalled();
+        // The reservation is untouched: a valid payment still commits it.
+        await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1' });
+        expect((await handle.result()).status).toBe('COMMITTED');
+        expect(acts.commitStock).toHaveBeenCalledTimes(1);
+        expect(acts.commitStock).toHaveBeenCalledWith({ reservationId: input.reservationId, paymentId: 'pay-1' });
+      });
+    });
+
     it.each([
+      ['with a reason holding a NUL', { paymentId: 'pay-1', reason: 'card\u0000declined' }],
+      ['with a reason holding a control character', { reason: 'card\u0007declined' }],
+      ['with a reason of 501 characters', { reason: 'r'.repeat(501) }],
       ['without a reason', { paymentId: 'pay-1' }],
       ['with an empty reason', { reason: '' }],
       ['with a reason that is not text', { reason: 42 }],

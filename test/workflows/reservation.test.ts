@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import { ApplicationFailure, type Duration } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities, type ReservationActivities } from '../../src/activities';
@@ -54,7 +54,23 @@ async function withWorker<T>(fn: (queue: string) => Promise<T>, activities: Rese
   return worker.runUntil(fn(queue));
 }
 
-async function start(queue: string, sku: string, quantity = 1, ttlSeconds = 600) {
+/**
+ * The commit is a local activity: while it runs, the worker holds the workflow task and hands the
+ * server a heartbeat only at 80% of the task timeout; a message sent meanwhile waits for it. The
+ * tests that deliver a message while the commit runs shorten the task timeout to get it in a second.
+ */
+const LA_HEARTBEAT_TASK_TIMEOUT: Duration = '1 second';
+
+/** A promise the test opens when it chooses, and one that tells when the activity was entered. */
+function gate() {
+  let open!: () => void;
+  let entered!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (entered = resolve));
+  return { open, opened, entered, reached };
+}
+
+async function start(queue: string, sku: string, quantity = 1, ttlSeconds = 600, workflowTaskTimeout?: Duration) {
   const reservationId = uniqueId();
   const input: ReservationInput = {
     reservationId,
@@ -64,7 +80,12 @@ async function start(queue: string, sku: string, quantity = 1, ttlSeconds = 600)
     requestHash: 'h',
     startToken: randomUUID(),
   };
-  const handle = await client.workflow.start(reservationWorkflow, { workflowId: workflowIdOf(reservationId), taskQueue: queue, args: [input] });
+  const handle = await client.workflow.start(reservationWorkflow, {
+    workflowId: workflowIdOf(reservationId),
+    taskQueue: queue,
+    args: [input],
+    ...(workflowTaskTimeout ? { workflowTaskTimeout } : {}),
+  });
   const answer = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken: input.startToken }] });
   return { handle, reservationId, answer };
 }
@@ -140,17 +161,22 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await expectConsistent(clients, sku);
   });
 
-  it('duplicate paymentSucceeded signals sell once, and a late paymentFailed changes nothing', async () => {
+  it('duplicate paymentSucceeded signals sell once; a paymentFailed after the run closed COMMITTED is refused by Temporal (WorkflowNotFoundError) and changes nothing', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 5);
     await withWorker(async (queue) => {
       const { handle, reservationId } = await start(queue, sku, 2);
       await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1' });
       await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1' });
-      await handle.signal(paymentFailedSignal, { reason: 'late' }).catch(() => undefined);
       const final = await handle.result();
       expect(final.status).toBe('COMMITTED');
       expect(final.items).toEqual([{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }]);
+      expect((await handle.describe()).status.name).toBe('COMPLETED');
+
+      // Truly late: the run has closed, so the server refuses the signal at the sender.
+      await expect(handle.signal(paymentFailedSignal, { reason: 'late decline' })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      expect(await reservationStatus(reservationId)).toBe('COMMITTED');
+      expect((await handle.describe()).status.name).toBe('COMPLETED');
       const sales = await clients.db.query(`SELECT * FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
       expect(sales.rowCount).toBe(1);
       expect(await clients.stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0 });
@@ -171,7 +197,73 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await expectConsistent(clients, sku);
   });
 
-  it('cancel racing commit: exactly one wins and the stock matches the winner', async () => {
+  it('a cancel delivered while the commit runs (in an activation of its own) waits for it and is refused RESERVATION_COMMITTED; the sale stands', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const real = createActivities(clients.stock);
+    const commitGate = gate();
+    const gated: ReservationActivities = {
+      ...real,
+      async commitStock(input) {
+        commitGate.entered();
+        await commitGate.opened;
+        return real.commitStock(input);
+      },
+    };
+    await withWorker(async (queue) => {
+      const { handle, reservationId } = await start(queue, sku, 2, 600, LA_HEARTBEAT_TASK_TIMEOUT);
+      const commit = handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }] });
+      await commitGate.reached;
+      // Accepted: the workflow ran the cancel's handler while the commit was in flight.
+      const cancel = await handle.startUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      expect(await reservationStatus(reservationId)).toBe('HELD');
+      commitGate.open();
+      expect((await commit).status).toBe('COMMITTED');
+      expect(await refusalCode(cancel.result())).toBe('RESERVATION_COMMITTED');
+      expect((await handle.result()).status).toBe('COMMITTED');
+      expect(await reservationStatus(reservationId)).toBe('COMMITTED');
+    }, gated);
+    const sales = await clients.db.query<{ delta: string }>(`SELECT delta FROM stock_movements WHERE sku = $1 AND kind = 'sale'`, [sku]);
+    expect(sales.rows).toEqual([{ delta: '-2' }]);
+    expect(await clients.stock.getStock(sku)).toMatchObject({ total: 8, reserved: 0 });
+    await expectConsistent(clients, sku);
+  });
+
+  it('a commit delivered while the cancel releases (in an activation of its own) waits for it and is refused RESERVATION_CANCELLED; nothing is sold', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 10);
+    const real = createActivities(clients.stock);
+    const releaseGate = gate();
+    const gated: ReservationActivities = {
+      ...real,
+      async releaseStock(input) {
+        releaseGate.entered();
+        await releaseGate.opened;
+        return real.releaseStock(input);
+      },
+    };
+    await withWorker(async (queue) => {
+      const { handle, reservationId } = await start(queue, sku, 2);
+      const cancel = handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] });
+      await releaseGate.reached;
+      const commit = await handle.startUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      expect((await clients.stock.getStock(sku)).reserved).toBe(2);
+      releaseGate.open();
+      expect((await cancel).status).toBe('CANCELLED');
+      expect(await refusalCode(commit.result())).toBe('RESERVATION_CANCELLED');
+      expect((await handle.result()).status).toBe('CANCELLED');
+      expect(await reservationStatus(reservationId)).toBe('CANCELLED');
+    }, gated);
+    const sales = await clients.db.query(`SELECT 1 FROM stock_movements WHERE sku = $1 AND kind = 'sale'`, [sku]);
+    expect(sales.rowCount).toBe(0);
+    expect(await clients.stock.getStock(sku)).toMatchObject({ total: 10, reserved: 0 });
+    await expectConsistent(clients, sku);
+  });
+
+  // Both updates sent at once usually reach the workflow in one activation, so this proves that the
+  // handlers exclude each other (one settlement, the other refused with its status), not a race
+  // with a settlement in flight (the two tests above deliver them while the other one runs).
+  it('a commit and a cancel sent at once: exactly one settles, the other is refused with the winner\'s status, and the stock matches the winner', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 10);
     await withWorker(async (queue) => {
