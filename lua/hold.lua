@@ -19,8 +19,9 @@
      NotLoaded       -2  line `line` has no counters (unknown SKU or Redis lost its data);
                          never read as zero or as plenty: nothing changed
      AlreadyFinished -3  this reservation (or this run) finished before: never hold it again
-     HeldOtherwise   -7  line `line` holds another quantity for this id: nothing changed
-  A retry after a partial loss holds the lines it lost again (if available) and keeps the others.
+     HeldOtherwise   -7  line `line` holds another quantity for this id, or the id holds some of
+                         the lines but not line `line` (another cart under the same id):
+                         nothing changed
 ]]
 local id, run = ARGV[1], ARGV[1] .. '@' .. ARGV[2]
 local lines = #KEYS / 3
@@ -53,6 +54,11 @@ end
 
 if missing == 0 then
   return {2, 0, 0}
+end
+if missing < lines then
+  -- Some lines held, others not: not a retry of this cart (a lost line comes back through the
+  -- reconciler, from the reservation's lines in PostgreSQL).
+  return {-7, todo[1], 0}
 end
 for _, i in ipairs(todo) do
   local quantity = tonumber(ARGV[2 + i])

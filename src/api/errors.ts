@@ -10,7 +10,7 @@ export function isUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return false;
   const e = err as Error & { code?: unknown; name: string };
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')) return true;
-  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Command timed out|Query read timeout|canceling statement due to statement timeout/i.test(e.message)) {
+  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Command timed out|Query read timeout|canceling statement due to statement timeout|is not queryable/i.test(e.message)) {
     return true;
   }
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;

@@ -187,10 +187,13 @@ export class StockStore {
 
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
   async recordReturn(input: { reservationId: string; items: CartLine[]; reason?: string }, idempotencyKey?: string): Promise<ReturnResult> {
-    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => ({
-      result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) },
-      movementIds: await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason),
-    }));
+    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
+      const movementIds = await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason);
+      // Redis must answer before the return commits (as a restock's does): with Redis down the
+      // return is 503 and changes nothing, rather than recorded with Redis left behind.
+      await this.redis.exists(keys.loaded);
+      return { result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) }, movementIds };
+    });
     await this.applyMovements(movementIds);
     return result;
   }

@@ -334,8 +334,6 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
           'GET /v1/reservations/:id': 200,
           'POST /v1/reservations/:id/extend': 200,
         },
-        // Answers 200 instead: see the KNOWN DEFECT test below.
-        ['POST /v1/returns'],
       );
     } finally {
       await redis.up();
@@ -403,12 +401,7 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     await expectConsistent(stock, f.sku);
   }, 120_000);
 
-  // KNOWN DEFECT (src/stock/store.ts recordReturn/applyMovements): with Redis down a return is
-  // recorded in PostgreSQL and answered 200 after applyMovements gives up on Redis (2 s), leaving
-  // Redis's total behind until the reconciler's grace period; the contract asks for 503 (and a
-  // restock, in the same situation, answers 503: it reads `reserved` from Redis inside its
-  // transaction). `failing` until the return answers 503; then drop `.failing` and the skip above.
-  it.failing('Redis down: POST /v1/returns answers 503 UNAVAILABLE', async () => {
+  it('Redis down: POST /v1/returns answers 503 UNAVAILABLE', async () => {
     const f = await fixtures();
     await redis.down();
     try {
@@ -446,15 +439,10 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
 });
 
 describe('PostgreSQL lost in the middle of a transaction', () => {
-  // KNOWN DEFECT, two parts. (1) src/stock/database.ts transaction(): the client it takes with
-  // pool.connect() had no 'error' listener (pool.query() adds one, pool.connect() does not), so a
-  // connection ending mid-transaction (PostgreSQL restarts or fails over) emitted 'error' to nobody:
-  // an uncaught exception that ends the API or worker process. (2) When the connection drops between
-  // two statements (here while the transaction waits on Redis), the next statement fails with pg's
-  // "Client has encountered a connection error and is not queryable", which src/api/errors.ts
-  // isUnavailable does not know: the API answers 500 INTERNAL, not 503. `failing` until both hold;
-  // then drop `.failing`.
-  it.failing('fails that call with 503 UNAVAILABLE, and no pg client emits an error nobody listens to (which would end the process)', async () => {
+  // Two ways this went wrong: transaction()'s client had no 'error' listener (pool.connect() does
+  // not add one), so a connection ending mid-transaction ended the process; and the next statement's
+  // "Client has encountered a connection error and is not queryable" was answered 500, not 503.
+  it('fails that call with 503 UNAVAILABLE, and no pg client emits an error nobody listens to (which would end the process)', async () => {
     const postgres = new Outage(targetOf(TEST_DATABASE_URL));
     await postgres.up();
     const lost = createStock({ redisUrl: TEST_REDIS_URL, databaseUrl: postgres.url(TEST_DATABASE_URL) });

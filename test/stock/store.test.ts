@@ -346,12 +346,7 @@ describe('a reservation id used again', () => {
     expect((await stock.getStock(a)).reserved).toBe(2);
   });
 
-  // KNOWN DEFECT (src/stock/ledger.ts recordHold): the cart above gets B held in Redis, but the
-  // reservation's PostgreSQL row is HELD already, so recordHold writes nothing and B has no line
-  // there: Redis holds a unit PostgreSQL does not know (invariant 3), and a commit, which sells
-  // PostgreSQL's lines, leaves that hold behind. `failing` until recordHold (or hold.lua) is fixed;
-  // then drop `.failing`.
-  it.failing('with another cart keeps Redis and PostgreSQL in agreement (a line held in Redis is a line of the reservation in PostgreSQL)', async () => {
+  it('with another cart keeps Redis and PostgreSQL in agreement (a line held in Redis is a line of the reservation in PostgreSQL)', async () => {
     const [a, b] = [uniqueSku(), uniqueSku()];
     await newSku(clients, a, 10);
     await newSku(clients, b, 10);
