@@ -1,4 +1,4 @@
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { StockholdError } from '../domain/errors';
 import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
 import type { HoldInput, StockStore } from '../stock';
@@ -50,11 +50,8 @@ export function createActivities(stock: StockStore) {
           return await stock.commit(input.reservationId, input.items, input.paymentId);
         } catch (err) {
           // PostgreSQL refused the sale for want of stock: only after a store lost a hold. The
-          // workflow cancels the reservation; here it is logged and counted (stockhold_sales_refused_total).
-          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') {
-            log.error('sale refused by PostgreSQL: not enough stock', { reservationId: input.reservationId, ...err.details });
-            await stock.ledger.count('refused_sale').catch(() => undefined);
-          }
+          // workflow logs it and cancels the reservation; here it is counted (stockhold_sales_refused_total).
+          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') await stock.ledger.count('refused_sale').catch(() => undefined);
           throw err;
         }
       });

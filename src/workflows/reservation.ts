@@ -43,7 +43,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
         // lost a hold) ends the reservation, CANCELLED with that reason, and the caller hears 409.
         const refused = businessRefusal(err);
         if (refused?.type !== 'INSUFFICIENT_STOCK' || !patched(CANCEL_ON_REFUSED_SALE)) throw err;
-        log.error('sale refused by PostgreSQL: not enough stock; cancelling the reservation', { reservationId, refusal: refused.message });
+        log.warn('sale refused by PostgreSQL: not enough stock; cancelling the reservation', { reservationId, refusal: refused.message });
         await releaseStock({ reservationId, skus: state.skus, status: 'CANCELLED', reason: `INSUFFICIENT_STOCK: ${refused.message}` });
         state.become('CANCELLED');
         throw refusal(refused.type, refused.message, (refused.details?.[0] as Record<string, unknown>) ?? {});
