@@ -66,11 +66,11 @@ export function createReconcilerActivities(deps: { stock: StockStore; temporal: 
           const rebuilt = await rebuildIfLost(stock, { settleMs: settings.rebuildSettleMs });
           if (rebuilt !== undefined) {
             logger.warn({ skus: rebuilt }, 'reconciler: Redis had lost its counters: rebuilt them from PostgreSQL');
-            await stock.ledger.count('rebuild');
+            await stock.scan.count('rebuild');
           }
           if (Date.now() >= nextScan) {
             await reconciler.scan();
-            await stock.ledger.count('scan');
+            await stock.scan.count('scan');
             nextScan = Date.now() + settings.intervalMs;
           }
         } catch (err) {

@@ -39,7 +39,7 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     config,
     stock: stock.stock,
     reservations: new ReservationService(temporal, stock.stock, config),
-    metrics: createMetrics({ reconcilerCounts: () => stock.stock.ledger.counts() }),
+    metrics: createMetrics({ reconcilerCounts: () => stock.stock.scan.counts() }),
     logger,
     checks: {
       redis: () => stock.redis.ping(),

@@ -27,7 +27,7 @@ export interface RebuildOptions {
  * undefined when Redis was not empty-handed (marker present) or another process holds the fence.
  */
 export async function rebuildIfLost(store: StockStore, options: RebuildOptions): Promise<number | undefined> {
-  const { redis, ledger, scripts } = store;
+  const { redis, scan, scripts } = store;
   if ((await redis.exists(keys.loaded)) === 1) return undefined;
   const token = randomUUID();
   if ((await redis.set(LOCK, token, 'PX', options.settleMs + 120_000, 'NX')) !== 'OK') return undefined;
@@ -35,9 +35,9 @@ export async function rebuildIfLost(store: StockStore, options: RebuildOptions):
     await (options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(options.settleMs);
     let loaded = 0;
     for (let after = ''; ; ) {
-      const page = await ledger.skuPage(after, options.pageSize ?? 500);
+      const page = await scan.skuPage(after, options.pageSize ?? 500);
       if (page.length === 0) break;
-      for (const sku of await ledger.snapshot(page)) {
+      for (const sku of await scan.snapshot(page)) {
         if ((await scripts.load(sku.sku, sku, 'missing')).loaded) loaded += 1;
       }
       after = page.at(-1)!;

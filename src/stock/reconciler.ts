@@ -64,7 +64,7 @@ export class Reconciler {
     this.next = new Map();
     let repairs = 0;
     for (let after = ''; ; ) {
-      const page = await this.store.ledger.skuPage(after, this.options.pageSize ?? 200);
+      const page = await this.store.scan.skuPage(after, this.options.pageSize ?? 200);
       if (page.length === 0) break;
       repairs += await this.scanPage(page);
       this.options.progress?.();
@@ -86,8 +86,8 @@ export class Reconciler {
   /** Logs and counts a repair (kind) and, when it is drift nobody explains, an alert (unexplained:kind). */
   private async record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void> {
     this.options.report({ ...event, repaired: true });
-    await this.store.ledger.count(event.kind);
-    if (event.alert) await this.store.ledger.count(`unexplained:${event.kind}`);
+    await this.store.scan.count(event.kind);
+    if (event.alert) await this.store.scan.count(`unexplained:${event.kind}`);
   }
 
   /** Logs and counts an alert that repairs nothing, once per incident: while `key` stays seen, it is not repeated. */
@@ -97,11 +97,11 @@ export class Reconciler {
     this.next.set(incident, { since: this.seen.get(incident)?.since ?? this.now(), what: '' });
     if (already) return;
     this.options.report({ ...event, alert: true, repaired: false });
-    await this.store.ledger.count(`unexplained:${event.kind}`);
+    await this.store.scan.count(`unexplained:${event.kind}`);
   }
 
   private async scanPage(skus: string[]): Promise<number> {
-    const { redis, ledger, scripts } = this.store;
+    const { redis, scan, scripts } = this.store;
     // Redis first, then PostgreSQL: whatever Redis applied was durable in PostgreSQL before.
     const pipeline = redis.pipeline();
     for (const sku of skus) pipeline.hgetall(keys.stock(sku)).hgetall(keys.holds(sku));
@@ -116,7 +116,7 @@ export class Reconciler {
     skus.forEach((sku, i) => {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
     });
-    const [totals, movements, held] = await Promise.all([ledger.totals(skus), ledger.movementsAfter(marks), ledger.heldLines(skus)]);
+    const [totals, movements, held] = await Promise.all([scan.totals(skus), scan.movementsAfter(marks), scan.heldLines(skus)]);
     const movementsOf = new Map<string, LedgerMovement[]>();
     for (const m of movements) movementsOf.set(m.sku, [...(movementsOf.get(m.sku) ?? []), m]);
 
@@ -154,7 +154,7 @@ export class Reconciler {
   /** A SKU PostgreSQL has and Redis lost (its marker survived): loaded once it stays missing. */
   private async loadMissing(sku: string): Promise<number> {
     if (!this.settled(`missing:${sku}`, '')) return 0;
-    const [snapshot] = await this.store.ledger.snapshot([sku]);
+    const [snapshot] = await this.store.scan.snapshot([sku]);
     if (!snapshot || !(await this.store.scripts.load(sku, snapshot, 'missing')).loaded) return 0;
     await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
     return 1;
@@ -199,7 +199,7 @@ export class Reconciler {
 
   /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
   private async checkHolds(sku: string, holds: Record<string, string>, held: { reservationId: string; quantity: number; updatedAt: Date }[]): Promise<number> {
-    const { scripts, ledger } = this.store;
+    const { scripts, scan } = this.store;
     let repairs = 0;
     const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
     for (const h of held) {
@@ -220,7 +220,7 @@ export class Reconciler {
       }
     }
     const strays = Object.keys(holds).filter((id) => !inPg.has(id) && this.settled(`phantom:${sku}:${id}`, holds[id]!));
-    const statuses = await ledger.statuses(strays);
+    const statuses = await scan.statuses(strays);
     for (const id of strays) {
       const status = statuses.get(id);
       // A final reservation keeps its tombstone; an unknown or REJECTED one leaves its id usable.
@@ -235,8 +235,8 @@ export class Reconciler {
 
   /** HELD reservations whose workflow is gone (terminated, Temporal state lost): released. */
   private async releaseOrphans(): Promise<number> {
-    const { ledger, scripts } = this.store;
-    const batch = await ledger.staleHeld(this.options.graceMs, this.orphanCursor, this.options.orphanChecks ?? 100);
+    const { ledger, scan, scripts } = this.store;
+    const batch = await scan.staleHeld(this.options.graceMs, this.orphanCursor, this.options.orphanChecks ?? 100);
     this.orphanCursor = batch.length > 0 ? batch.at(-1)!.reservationId : '';
     if (batch.length === 0) return 0;
     const running = await this.options.running(batch.map((b) => b.reservationId));

@@ -16,6 +16,7 @@ import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { keys } from './keys';
 import { Ledger } from './ledger';
+import { LedgerScan } from './ledger-scan';
 import { CountersMissing, StockScripts, type StockRedis } from './scripts';
 
 export interface StockStoreOptions {
@@ -49,6 +50,8 @@ const APPLY_PATIENCE_MS = 2_000;
  */
 export class StockStore {
   readonly ledger: Ledger;
+  /** The ledger as the rebuild and the reconciler read it. */
+  readonly scan: LedgerScan;
   readonly scripts: StockScripts;
   private readonly now: () => number;
   private readonly warn: NonNullable<StockStoreOptions['warn']>;
@@ -61,6 +64,7 @@ export class StockStore {
     this.now = options.now ?? Date.now;
     this.warn = options.warn ?? (() => undefined);
     this.ledger = new Ledger(db);
+    this.scan = new LedgerScan(db);
     this.scripts = new StockScripts(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
   }
 

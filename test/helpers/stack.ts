@@ -161,7 +161,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
       stock: stock.stock,
       reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-      metrics: createMetrics(options.reconciler ? { reconcilerCounts: () => stock.stock.ledger.counts() } : {}),
+      metrics: createMetrics(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
       logger: createLogger('silent'),
       checks: {
         redis: () => stock.redis.ping(),

@@ -65,6 +65,7 @@ afterAll(async () => {
 
 const redis = () => stack.stock.redis;
 const ledger = () => stack.stock.stock.ledger;
+const scan = () => stack.stock.stock.scan;
 
 /** A new SKU through the API (admin) with `total` units. */
 async function createSku(total: number, prefix = 'REC'): Promise<string> {
@@ -128,7 +129,7 @@ function delta(before: Record<string, number>, after: Record<string, number>): R
 
 /** Completed scans so far (the reconciler counts one after each pass over every SKU). */
 async function scans(): Promise<number> {
-  return (await ledger().counts()).find((c) => c.kind === 'scan')?.count ?? 0;
+  return (await scan().counts()).find((c) => c.kind === 'scan')?.count ?? 0;
 }
 
 /** Waits until `n` whole scans have run that started after this call (a scan under way now does not count). */
@@ -480,7 +481,7 @@ describe('a full loss of Redis', () => {
       await expectConsistent(stack.stock, sku);
       await expectCounted(before, { 'repairs:rebuild': 1 });
       // Every SKU of the database is back, as PostgreSQL has it.
-      for (const other of await ledger().skuPage('', 1_000)) await expectConsistent(stack.stock, other);
+      for (const other of await scan().skuPage('', 1_000)) await expectConsistent(stack.stock, other);
     } finally {
       await stack.stock.stock.release(inFlight, [sku], 'CANCELLED', 'test cleanup').catch(() => undefined);
       await placeholder.terminate('test cleanup').catch(() => undefined);
@@ -499,13 +500,13 @@ describe('a full loss of Redis', () => {
     try {
       await stores[0]!.redis.flushdb();
       const results = await Promise.all(stores.map((s) => rebuildIfLost(s.stock, { settleMs: 300 })));
-      const skuCount = (await ledger().skuPage('', 1_000)).length;
+      const skuCount = (await scan().skuPage('', 1_000)).length;
       expect(results.filter((r) => r === undefined)).toHaveLength(1);
       expect(results.find((r) => r !== undefined)).toBe(skuCount);
       // Loaded: a later call finds the marker and does nothing.
       expect(await rebuildIfLost(stores[1]!.stock, { settleMs: 300 })).toBeUndefined();
       expect(await stores[0]!.redis.hgetall(keys.holds(sku))).toEqual({ [reservationId]: '3' });
-      for (const other of await ledger().skuPage('', 1_000)) await expectConsistent(stores[0]!, other);
+      for (const other of await scan().skuPage('', 1_000)) await expectConsistent(stores[0]!, other);
     } finally {
       await stores[0]!.redis.flushdb().catch(() => undefined);
       await Promise.allSettled(stores.map((s) => s.close()));

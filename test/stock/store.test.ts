@@ -467,7 +467,7 @@ describe('Redis left behind a durable movement catches up once', () => {
     }
     const [sale] = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale' && m.reservationId === late.reservationId);
     await clients.redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku));
-    const [snapshot] = await stock.ledger.snapshot([sku]);
+    const [snapshot] = await stock.scan.snapshot([sku]);
     expect(BigInt(snapshot!.mark)).toBeGreaterThanOrEqual(BigInt(sale!.id));
     expect((await stock.scripts.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await stock.getStock(sku)).toMatchObject({ total: 6, reserved: 2 });
