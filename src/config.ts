@@ -5,6 +5,8 @@ export interface Config {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES=host:port,…); when set it wins over redisUrl. */
+  redisClusterNodes?: { host: string; port: number }[];
   temporalAddress: string;
   temporalNamespace: string;
   taskQueue: string;
@@ -54,6 +56,19 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   return value;
 }
 
+/** REDIS_CLUSTER_NODES: `host:port,host:port,…` (seed nodes; the cluster tells the rest). */
+function clusterNodesOf(env: NodeJS.ProcessEnv): Pick<Config, 'redisClusterNodes'> {
+  const raw = env.REDIS_CLUSTER_NODES?.trim();
+  if (!raw) return {};
+  const nodes = raw.split(',').map((entry) => {
+    const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65_535) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port[,host:port…], got ${JSON.stringify(entry)}`);
+    return { host: match[1]!, port };
+  });
+  return { redisClusterNodes: nodes };
+}
+
 /** At least this many characters in a configured token. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -90,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: int(env, 'PORT', 3000, 0, 65_535),
     databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/stockhold',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    ...clusterNodesOf(env),
     temporalAddress: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
