@@ -11,7 +11,7 @@ import { StockStore, type StockStoreOptions } from './store';
 export * from '../domain/errors';
 export { createPool, ensureDatabase, migrate, transaction } from './database';
 export { keys, lineKeys } from './keys';
-export { createRedis } from './redis';
+export { createRedis, type RedisTarget } from './redis';
 export * from './scripts';
 export * from './store';
 
@@ -23,8 +23,11 @@ export interface StockClients {
 }
 
 /** Creates the Redis and PostgreSQL clients and the store over them. */
-export function createStock(config: { redisUrl: string; databaseUrl: string }, options: StockStoreOptions = {}): StockClients {
-  const redis = createRedis(config.redisUrl);
+export function createStock(
+  config: { redisUrl: string; redisClusterNodes?: { host: string; port: number }[]; databaseUrl: string },
+  options: StockStoreOptions = {},
+): StockClients {
+  const redis = createRedis(config.redisClusterNodes ?? config.redisUrl);
   const db = createPool(config.databaseUrl);
   const stock = new StockStore(redis, db, options);
   return {

@@ -103,15 +103,13 @@ export class Reconciler {
   private async scanPage(skus: string[]): Promise<number> {
     const { redis, scan, scripts } = this.store;
     // Redis first, then PostgreSQL: whatever Redis applied was durable in PostgreSQL before.
-    const pipeline = redis.pipeline();
-    for (const sku of skus) pipeline.hgetall(keys.stock(sku)).hgetall(keys.holds(sku));
-    const replies = (await pipeline.exec()) ?? [];
-    const redisOf = (i: number) => {
-      const [[e1, stock], [e2, holds]] = [replies[2 * i]!, replies[2 * i + 1]!];
-      if (e1 || e2) throw e1 ?? e2;
-      return { stock: stock as Record<string, string>, holds: holds as Record<string, string> };
-    };
-    const seenInRedis = skus.map((_, i) => redisOf(i));
+    // Plain commands, auto-pipelined per node (a pipeline could not span a cluster's slots).
+    const seenInRedis = await Promise.all(
+      skus.map(async (sku) => {
+        const [stock, holds] = await Promise.all([redis.hgetall(keys.stock(sku)), redis.hgetall(keys.holds(sku))]);
+        return { stock, holds };
+      }),
+    );
     const marks = new Map<string, string>();
     skus.forEach((sku, i) => {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');

@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { insufficientStock, quantityExceedsHold, StockholdError, unavailable, wouldOversell } from '../domain/errors';
 import type { CartLine } from '../domain/types';
 import { LUA_DIR } from '../paths';
@@ -45,9 +46,14 @@ export type ScriptReply = [ScriptCode, number, number];
 const SCRIPTS = ['hold', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase'] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
-/** Reads a script's source (benchmarks compare the store's call with a raw EVALSHA of it). */
+/**
+ * A script's source with its includes inlined: a line `--- @include "includes/x"` (as BullMQ's
+ * scripts have) is replaced by lua/includes/x.lua, so scripts share code yet each is one script.
+ */
 export function luaSource(name: ScriptName): string {
-  return readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8');
+  return readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8').replace(/^--- @include "([\w/-]+)"$/gm, (_, include: string) =>
+    readFileSync(path.join(LUA_DIR, `${include}.lua`), 'utf8'),
+  );
 }
 
 /** The client commands `defineScripts` adds (EVALSHA, falling back to EVAL once): `stock` + the script's name in camel case. */
@@ -63,7 +69,8 @@ export interface ScriptCommands {
   stockRebase(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
 }
 
-export type StockRedis = Redis & ScriptCommands;
+/** A client of one Redis or of a Redis Cluster, with the scripts defined. */
+export type StockRedis = (Redis | Cluster) & ScriptCommands;
 
 const commandName = (name: ScriptName) => `stock${name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
 
@@ -75,7 +82,7 @@ const commandName = (name: ScriptName) => `stock${name.replace(/(^|-)([a-z])/g, 
 export const SCRIPT_COMMANDS: readonly string[] = SCRIPTS.map(commandName);
 
 /** Defines every script of lua/ on a client once (`defineCommand`); idempotent. */
-export function defineScripts(redis: Redis): StockRedis {
+export function defineScripts(redis: Redis | Cluster): StockRedis {
   const client = redis as StockRedis;
   for (const name of SCRIPTS) {
     const command = commandName(name);
@@ -168,36 +175,77 @@ export class StockScripts {
     private readonly now: () => number,
   ) {}
 
-  /** Holds every line or none, for one workflow `run`. `alreadyHeld` when it held them before (a retry). */
+  /**
+   * The cart split by Redis Cluster slot (a script touches one slot): one group on a single Redis,
+   * so a whole cart is one atomic script there. Line order is kept within and across groups.
+   */
+  private groups<T extends { sku: string }>(lines: readonly T[]): T[][] {
+    if (!(this.redis as { isCluster?: boolean }).isCluster) return [[...lines]];
+    const bySlot = new Map<number, T[]>();
+    for (const line of lines) {
+      const slot = calculateSlot(keys.stock(line.sku));
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), line]);
+    }
+    return [...bySlot.values()];
+  }
+
+  /**
+   * Holds every line or none, for one workflow `run`. `alreadyHeld` when it held them before (a
+   * retry). On a cluster the cart is held slot group by slot group; when a group is refused, the
+   * groups taken before it are given back (no tombstone: the id stays usable), so the caller
+   * still sees all or nothing.
+   */
   async hold(reservationId: string, run: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean }> {
-    const skus = lines.map((l) => l.sku);
-    const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, run, ...lines.map((l) => l.quantity));
-    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) return { alreadyHeld: reply[0] === ScriptCode.AlreadyApplied };
-    throw scriptRefusal(reply, { script: 'hold', reservationId, lines });
+    const taken: CartLine[][] = [];
+    let already = true;
+    for (const group of this.groups(lines)) {
+      const skus = group.map((l) => l.sku);
+      const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, run, ...group.map((l) => l.quantity));
+      if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
+        already &&= reply[0] === ScriptCode.AlreadyApplied;
+        taken.push(group);
+        continue;
+      }
+      for (const done of taken) await this.release(reservationId, done.map((l) => l.sku), '');
+      throw scriptRefusal(reply, { script: 'hold', reservationId, lines: group });
+    }
+    return { alreadyHeld: already };
   }
 
   /**
    * Gives back what the reservation holds on these SKUs; the units released (0 when nothing was
    * held). `tombstone` (see release.lua) keeps late holds out: the id once final, id@run when
-   * one run gave up, '' for none.
+   * one run gave up, '' for none. Slot group by slot group on a cluster; idempotent.
    */
   async release(reservationId: string, skus: readonly string[], tombstone: string): Promise<{ units: number }> {
-    const now = this.now();
-    const reply = await this.redis.stockRelease(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, tombstone);
-    if (reply[0] === ScriptCode.Applied) return { units: reply[1] };
-    if (reply[0] === ScriptCode.Unchanged) return { units: 0 };
-    // release.lua answers the line without counters in the second figure.
-    throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, lines: skus.map((sku) => ({ sku, quantity: 0 })) });
+    let units = 0;
+    for (const group of this.groups(skus.map((sku) => ({ sku })))) {
+      const now = this.now();
+      const groupSkus = group.map((l) => l.sku);
+      const reply = await this.redis.stockRelease(groupSkus.length * 3, ...lineKeys(groupSkus), reservationId, now, now - this.retentionMs, tombstone);
+      if (reply[0] === ScriptCode.Applied) units += reply[1];
+      else if (reply[0] !== ScriptCode.Unchanged) {
+        // release.lua answers the line without counters in the second figure.
+        throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, lines: groupSkus.map((sku) => ({ sku, quantity: 0 })) });
+      }
+    }
+    return { units };
   }
 
   /** Applies durable sales to Redis: holds released, totals lowered once. `alreadyFinished` for a retry. */
   async commit(reservationId: string, lines: readonly SaleLine[]): Promise<{ alreadyFinished: boolean }> {
-    const now = this.now();
-    const skus = lines.map((l) => l.sku);
-    const perLine = lines.flatMap((l) => [l.sold, l.movementId]);
-    const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...perLine);
-    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) return { alreadyFinished: reply[0] === ScriptCode.AlreadyFinished };
-    throw scriptRefusal(reply, { script: 'commit', reservationId, lines: lines.map((l) => ({ sku: l.sku, quantity: l.sold })) });
+    let finished = true;
+    for (const group of this.groups(lines)) {
+      const now = this.now();
+      const skus = group.map((l) => l.sku);
+      const perLine = group.flatMap((l) => [l.sold, l.movementId]);
+      const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...perLine);
+      if (!outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) {
+        throw scriptRefusal(reply, { script: 'commit', reservationId, lines: group.map((l) => ({ sku: l.sku, quantity: l.sold })) });
+      }
+      finished &&= reply[0] === ScriptCode.AlreadyFinished;
+    }
+    return { alreadyFinished: finished };
   }
 
   /** Applies a durable ledger movement to total, once per movement id. */

@@ -80,20 +80,20 @@ export class StockStore {
   /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
   async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
     const unique = [...new Set(skus)];
-    const pipeline = this.redis.pipeline();
-    for (const sku of unique) pipeline.hmget(keys.stock(sku), 'total', 'reserved', 'name');
-    pipeline.exists(keys.loaded);
-    const replies = (await pipeline.exec()) ?? [];
+    // One command per SKU: auto-pipelining sends them in one round trip per node (a pipeline of
+    // its own could not span the slots of a Redis Cluster).
+    const [counters, loaded] = await Promise.all([
+      Promise.all(unique.map((sku) => this.redis.hmget(keys.stock(sku), 'total', 'reserved', 'name'))),
+      this.redis.exists(keys.loaded),
+    ]);
     const items: StockView[] = [];
     const missing: string[] = [];
     unique.forEach((sku, i) => {
-      const [err, value] = replies[i] ?? [new Error('no reply'), null];
-      if (err) throw err;
-      const [total, reserved, name] = value as (string | null)[];
+      const [total, reserved, name] = counters[i]!;
       if (total === null || total === undefined) missing.push(sku);
       else items.push(stockView(sku, name ?? '', Number(total), Number(reserved ?? 0)));
     });
-    if (missing.length > 0 && replies[unique.length]?.[1] !== 1) throw notLoaded();
+    if (missing.length > 0 && loaded !== 1) throw notLoaded();
     return { items, missing };
   }
 
