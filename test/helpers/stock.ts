@@ -1,8 +1,11 @@
 import { createStock, keys, StockholdError, type StockClients } from '../../src/stock';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId } from './env';
+import { TEST_DATABASE_URL, TEST_REDIS_TARGET, uniqueId } from './env';
 
-export function testStock(redisUrl = TEST_REDIS_URL): StockClients {
-  return createStock({ redisUrl, databaseUrl: TEST_DATABASE_URL });
+/** The stock module over the run's stores: its single Redis, or its cluster in a cluster-mode file. */
+export function testStock(redis: string | { host: string; port: number }[] = TEST_REDIS_TARGET): StockClients {
+  return typeof redis === 'string'
+    ? createStock({ redisUrl: redis, databaseUrl: TEST_DATABASE_URL })
+    : createStock({ redisUrl: '', redisClusterNodes: redis, databaseUrl: TEST_DATABASE_URL });
 }
 
 /** Figures of one SKU as both stores see them, to check DESIGN.md's invariants. */
