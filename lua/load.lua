@@ -13,10 +13,14 @@
     ARGV[4]  mark: the SKU's last ledger movement id in the snapshot (movements up to it are in total)
     ARGV[5], ARGV[6], ...  pairs of reservationId, quantity of the SKU's HELD reservations
 
+  Holds beyond total (possible only after a loss, see includes/fit.lua) are not all loaded.
+
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
-     Applied          1  counters set; reserved = sum of the holds given
+     Applied          1  counters set; reserved = sum of the holds loaded
      Unchanged        0  mode "missing" and the SKU had counters: nothing changed; figures now
 ]]
+--- @include "includes/fit"
+
 if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then
   local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
   return {0, tonumber(c[1]), tonumber(c[2] or '0')}
@@ -28,4 +32,5 @@ for i = 5, #ARGV, 2 do
   reserved = reserved + tonumber(ARGV[i + 1])
 end
 redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', reserved, 'name', ARGV[3], 'mark', ARGV[4])
-return {1, tonumber(ARGV[2]), reserved}
+fit(KEYS[1], KEYS[2])
+return {1, tonumber(ARGV[2]), tonumber(redis.call('HGET', KEYS[1], 'reserved'))}

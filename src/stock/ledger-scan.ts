@@ -6,7 +6,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { ReservationStatus } from '../domain/types';
 import { transaction } from './database';
-import type { LedgerMovement, SkuSnapshot } from './ledger';
+import { movementOf, type LedgerMovement, type SkuSnapshot } from './ledger';
 
 type Db = Pool | PoolClient;
 
@@ -67,19 +67,26 @@ export class LedgerScan {
   /** Movements of each SKU after its mark (the ones Redis may not have applied yet), oldest first. */
   async movementsAfter(marks: ReadonlyMap<string, string>): Promise<LedgerMovement[]> {
     if (marks.size === 0) return [];
-    const rows = await this.db.query<{ id: string; sku: string; delta: string; at: Date }>(
-      `SELECT m.id::text AS id, m.sku, m.delta, m.at FROM stock_movements m
+    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(
+      `SELECT m.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, m.at FROM stock_movements m
          JOIN unnest($1::text[], $2::bigint[]) AS k (sku, mark) ON m.sku = k.sku AND m.id > k.mark
         ORDER BY m.id`,
       [[...marks.keys()], [...marks.values()]],
     );
-    return rows.rows.map((r) => ({ id: r.id, sku: r.sku, delta: Number(r.delta), at: r.at }));
+    return rows.rows.map(movementOf);
   }
 
   /** The totals of these SKUs. */
   async totals(skus: readonly string[]): Promise<Map<string, number>> {
     const rows = await this.db.query<{ sku: string; total: string }>('SELECT sku, total FROM skus WHERE sku = ANY($1::text[])', [skus]);
     return new Map(rows.rows.map((r) => [r.sku, Number(r.total)]));
+  }
+
+  /** Those of these SKUs PostgreSQL knows. */
+  async existing(skus: readonly string[]): Promise<Set<string>> {
+    if (skus.length === 0) return new Set();
+    const rows = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE sku = ANY($1::text[])', [skus]);
+    return new Set(rows.rows.map((r) => r.sku));
   }
 
   /** The statuses of these reservations (those PostgreSQL knows). */

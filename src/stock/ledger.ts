@@ -29,8 +29,17 @@ export interface SkuSnapshot extends SkuFigures {
 export interface LedgerMovement {
   id: string;
   sku: string;
+  kind: MovementKind;
   delta: number;
+  /** The reservation of a `sale` or `return`. */
+  reservationId: string | null;
   at: Date;
+}
+
+/** The columns of a LedgerMovement, and the row → movement mapping. */
+export const MOVEMENT_COLUMNS = 'id::text AS id, sku, kind, delta, reservation_id, at';
+export function movementOf(r: { id: string; sku: string; kind: MovementKind; delta: string; reservation_id: string | null; at: Date }): LedgerMovement {
+  return { id: r.id, sku: r.sku, kind: r.kind, delta: Number(r.delta), reservationId: r.reservation_id, at: r.at };
 }
 
 /** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
@@ -109,11 +118,8 @@ export class Ledger {
   /** The movements with these ids. */
   async movementsById(ids: readonly string[]): Promise<LedgerMovement[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db.query<{ id: string; sku: string; delta: string; at: Date }>(
-      'SELECT id::text AS id, sku, delta, at FROM stock_movements WHERE id = ANY($1::bigint[]) ORDER BY id',
-      [ids],
-    );
-    return rows.rows.map((r) => ({ id: r.id, sku: r.sku, delta: Number(r.delta), at: r.at }));
+    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(`SELECT ${MOVEMENT_COLUMNS} FROM stock_movements WHERE id = ANY($1::bigint[]) ORDER BY id`, [ids]);
+    return rows.rows.map(movementOf);
   }
 
 

@@ -182,7 +182,12 @@ export class Reconciler {
     // would leave Redis promising stock that was sold (a restored, lagging copy of the counters).
     let applied = 0;
     for (const m of pending) {
-      const { alreadyApplied } = await this.store.scripts.move(sku, m.id, m.delta);
+      // A sale is completed as its commit would: the hold released with it, so the same units
+      // are never taken from available twice (which could drop another reservation's hold).
+      const alreadyApplied =
+        m.kind === 'sale' && m.reservationId
+          ? (await this.store.scripts.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }])).alreadyFinished
+          : (await this.store.scripts.move(sku, m.id, m.delta)).alreadyApplied;
       if (alreadyApplied) continue;
       applied += 1;
       const late = this.now() - m.at.getTime() >= this.options.graceMs;

@@ -93,7 +93,9 @@ export class StockStore {
       if (total === null || total === undefined) missing.push(sku);
       else items.push(stockView(sku, name ?? '', Number(total), Number(reserved ?? 0)));
     });
-    if (missing.length > 0 && loaded !== 1) throw notLoaded();
+    // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
+    // either; otherwise its counters were lost and are being restored.
+    if (missing.length > 0 && (loaded !== 1 || (await this.scan.existing(missing)).size > 0)) throw notLoaded();
     return { items, missing };
   }
 

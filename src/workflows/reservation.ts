@@ -4,10 +4,11 @@
  * the hold, and the wait for a commit, a cancel or the TTL. Deterministic code only: all I/O is
  * in activities.
  */
-import { ApplicationFailure, allHandlersFinished, condition, log, patched, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, log, patched, setHandler, sleep, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { CartLine, ReservationView } from '../domain/types';
 import {
   CANCEL_ON_REFUSED_SALE,
+  PAUSE_AFTER_FAILED_RELEASE,
   COMMIT_AS_LOCAL_ACTIVITY,
   commitStock,
   commitStockLocally,
@@ -179,7 +180,15 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     if (state.settlement) await state.settlement.catch(() => undefined);
     if (state.status !== 'HELD') break;
     const expired = await untilDeadline(() => state.expiresAtMs, () => state.settlement !== undefined);
-    if (expired) await release('EXPIRED').catch(() => undefined);
+    if (expired) {
+      // A release that failed for good (it is retried with backoff until then) is tried again
+      // after a pause, not at once: the reconciler releases the hold meanwhile if it must.
+      const released = await release('EXPIRED').then(
+        () => true,
+        () => false,
+      );
+      if (!released && patched(PAUSE_AFTER_FAILED_RELEASE)) await sleep('1 minute');
+    }
   }
   await condition(allHandlersFinished);
   return state.view();

@@ -22,6 +22,8 @@ export const { commitStock, releaseStock, extendReservation } = proxyActivities<
 export const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
 /** Runs started before this change commit through a regular activity; replay must keep that. */
 export const COMMIT_AS_LOCAL_ACTIVITY = 'commit-as-local-activity';
+/** Runs before this change retried a release that failed for good at once, in a loop. */
+export const PAUSE_AFTER_FAILED_RELEASE = 'pause-after-failed-release';
 /** Runs before this change left a reservation HELD when PostgreSQL refused its sale. */
 export const CANCEL_ON_REFUSED_SALE = 'cancel-on-refused-sale';
 
