@@ -149,7 +149,16 @@ export class Ledger {
          RETURNING status`,
         [hold.reservationId, hold.customerId ?? null, hold.expiresAt],
       );
-      if (row.rowCount === 0) return; // a retry: the reservation is recorded already
+      if (row.rowCount === 0) {
+        // A retry finds its own lines; another cart under the same id is a conflict.
+        const recorded = await this.lines(c, hold.reservationId);
+        const same =
+          recorded.length === hold.lines.length && hold.lines.every((l) => recorded.some((r) => r.sku === l.sku && r.quantity === l.quantity));
+        if (!same) {
+          throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} holds another cart`, { reservationId: hold.reservationId });
+        }
+        return;
+      }
       await c.query('DELETE FROM reservation_lines WHERE reservation_id = $1', [hold.reservationId]);
       await c.query(
         `INSERT INTO reservation_lines (reservation_id, sku, quantity) SELECT $1, l.sku, l.quantity FROM unnest($2::text[], $3::int[]) AS l (sku, quantity)`,

@@ -195,21 +195,21 @@ export class StockScripts {
    * groups taken before it are given back (no tombstone: the id stays usable), so the caller
    * still sees all or nothing.
    */
-  async hold(reservationId: string, run: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean }> {
+  async hold(reservationId: string, run: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
     const taken: CartLine[][] = [];
-    let already = true;
+    const newlyHeld: CartLine[] = [];
     for (const group of this.groups(lines)) {
       const skus = group.map((l) => l.sku);
       const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, run, ...group.map((l) => l.quantity));
       if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
-        already &&= reply[0] === ScriptCode.AlreadyApplied;
+        if (reply[0] === ScriptCode.Applied) newlyHeld.push(...group);
         taken.push(group);
         continue;
       }
       for (const done of taken) await this.release(reservationId, done.map((l) => l.sku), '');
       throw scriptRefusal(reply, { script: 'hold', reservationId, lines: group });
     }
-    return { alreadyHeld: already };
+    return { alreadyHeld: newlyHeld.length === 0, newlyHeld };
   }
 
   /**

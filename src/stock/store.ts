@@ -211,14 +211,23 @@ export class StockStore {
    * PostgreSQL. Idempotent by reservation id: a retry finds the hold and writes nothing new.
    */
   async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
-    let held: { alreadyHeld: boolean };
+    let held: { alreadyHeld: boolean; newlyHeld: CartLine[] };
     try {
       held = await this.scripts.hold(input.reservationId, input.run ?? '', input.items);
     } catch (err) {
       throw await this.explainMissing(err);
     }
-    await this.ledger.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
-    return held;
+    try {
+      await this.ledger.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
+    } catch (err) {
+      // Another cart under an id already recorded (on a cluster the scripts see one slot group
+      // at a time): give back what this call held, keep the recorded reservation's holds.
+      if ((err as StockholdError).code === 'RESERVATION_ID_CONFLICT' && held.newlyHeld.length > 0) {
+        await this.scripts.release(input.reservationId, held.newlyHeld.map((l) => l.sku), '');
+      }
+      throw err;
+    }
+    return { alreadyHeld: held.alreadyHeld };
   }
 
   /**

@@ -1,0 +1,3 @@
+/** test/stock/property.test.ts against the run's 3-master Redis Cluster (carts span slots there). */
+import '../helpers/cluster-mode';
+import '../stock/property.test';

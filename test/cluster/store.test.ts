@@ -1,0 +1,3 @@
+/** test/stock/store.test.ts against the run's 3-master Redis Cluster (carts span slots there). */
+import '../helpers/cluster-mode';
+import '../stock/store.test';
