@@ -113,16 +113,21 @@ export interface StackOptions {
    * in /metrics. Off by default.
    */
   reconciler?: ReconcilerSettings;
-  /** Stores of the stack's own instead of the run's (TEST_REDIS_URL, TEST_DATABASE_URL). */
+  /** Stores of the stack's own instead of the run's (TEST_REDIS_URL, TEST_DATABASE_URL); a cluster's seeds win over the URL. */
   redisUrl?: string;
+  redisClusterNodes?: { host: string; port: number }[];
   databaseUrl?: string;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const env = await devServerEnv();
   const stock =
-    options.redisUrl || options.databaseUrl
-      ? createStock({ redisUrl: options.redisUrl ?? TEST_REDIS_URL, databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL })
+    options.redisUrl || options.redisClusterNodes || options.databaseUrl
+      ? createStock({
+          redisUrl: options.redisUrl ?? TEST_REDIS_URL,
+          ...(options.redisClusterNodes ? { redisClusterNodes: options.redisClusterNodes } : {}),
+          databaseUrl: options.databaseUrl ?? TEST_DATABASE_URL,
+        })
       : testStock();
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
