@@ -7,9 +7,15 @@
  *   npm run pay -- <reservationId> failed ["reason"]
  *
  * (`npm run pay` runs build/examples/payment-service.js, compiled by `npm run build:tools`.)
+ *
+ * It reaches Temporal as the service does, from the same variables: TEMPORAL_ADDRESS,
+ * TEMPORAL_NAMESPACE and, for Temporal Cloud or a secured cluster, TEMPORAL_API_KEY or
+ * TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY (TEMPORAL_TLS_CA, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS).
+ * It reads only those: a payment service has no business with the inventory's tokens.
  */
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../src/config';
+import { loadTemporalConfig } from '../src/config';
+import { temporalConnectionOptions } from '../src/temporal';
 import { getReservationQuery, paymentFailedSignal, paymentSucceededSignal, workflowIdOf } from '../src/workflows/definitions';
 
 async function main(): Promise<void> {
@@ -18,8 +24,8 @@ async function main(): Promise<void> {
     console.error('usage: npm run pay -- <reservationId> succeeded|failed [paymentId | reason]');
     process.exit(2);
   }
-  const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress });
+  const config = loadTemporalConfig();
+  const connection = await Connection.connect(temporalConnectionOptions(config));
   try {
     const client = new Client({ connection, namespace: config.temporalNamespace });
     const handle = client.workflow.getHandle(workflowIdOf(reservationId));

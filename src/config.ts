@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 
 /** Configuration from the environment (API.md, "Configuration"), read in one place. */
@@ -9,7 +11,15 @@ export interface Config {
   redisClusterNodes?: { host: string; port: number }[];
   temporalAddress: string;
   temporalNamespace: string;
+  /** TLS to Temporal (Temporal Cloud, a self-hosted cluster); absent: plaintext, as to the dev server. */
+  temporalTls?: TemporalTls;
+  /** Temporal API key (TEMPORAL_API_KEY), sent as `Authorization: Bearer …`; implies TLS. */
+  temporalApiKey?: string;
   taskQueue: string;
+  /** How many API processes `npm start` runs, sharing the port (API_PROCESSES, 1..64). */
+  apiProcesses: number;
+  /** How many worker processes `npm start` runs (WORKER_PROCESSES, 1..64). */
+  workerProcesses: number;
   adminToken: string;
   apiToken: string;
   /** True when the tokens are the built-in development ones (none configured). */
@@ -26,6 +36,23 @@ export interface Config {
   /** The reconciler (src/activities/reconciler.ts): scan interval, grace period, rebuild settle time (ms). */
   reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
 }
+
+/**
+ * TLS to Temporal. The files are read when the configuration is loaded, so a wrong path stops the
+ * service at start with the variable's name rather than at its first connection attempt; the
+ * paths are kept for the Temporal CLI, which takes paths (src/scripts/search-attributes.ts).
+ */
+export interface TemporalTls {
+  /** mTLS client certificate and its private key (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY). */
+  clientCert?: { certPath: string; keyPath: string; crt: Buffer; key: Buffer };
+  /** The CA that signed the server's certificate (TEMPORAL_TLS_CA), when the system's CAs do not. */
+  serverCa?: { path: string; pem: Buffer };
+  /** The name checked against the server's certificate, and sent as SNI (TEMPORAL_TLS_SERVER_NAME). */
+  serverName?: string;
+}
+
+/** The Temporal part of the configuration: all a Temporal client needs (the payment example, the scripts). */
+export type TemporalConfig = Pick<Config, 'temporalAddress' | 'temporalNamespace' | 'temporalTls' | 'temporalApiKey' | 'taskQueue'>;
 
 /** A configuration the service refuses to start with; its message names the variable. */
 export class ConfigError extends Error {
@@ -69,6 +96,106 @@ function clusterNodesOf(env: NodeJS.ProcessEnv): Pick<Config, 'redisClusterNodes
   return { redisClusterNodes: nodes };
 }
 
+/** TEMPORAL_TLS: `true`/`false` (also 1/0, yes/no); unset is neither, and TLS follows the other settings. */
+function booleanOf(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return undefined;
+  if (['true', '1', 'yes'].includes(raw)) return true;
+  if (['false', '0', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(env[name])}`);
+}
+
+/** The file a variable names, read now: an unreadable one refuses the start, naming the variable. */
+function fileOf(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : String((err as Error).message);
+    throw new ConfigError(`${name} names a file that cannot be read: ${file} (${why})`);
+  }
+}
+
+/**
+ * TLS and the API key for Temporal. What the SDK would only report at the first connection, as a
+ * bare handshake failure, is refused here by variable name: half an mTLS pair, an unreadable or
+ * non-PEM file, a key that does not belong to the certificate, and TEMPORAL_TLS=false next to
+ * settings that only make sense with TLS (an API key sent in clear text would be readable by
+ * anyone on the path). An API key together with an mTLS pair is accepted: the SDK (1.24, client
+ * and worker alike) sends both, the certificate in the handshake and the key as a header, and
+ * the server checks whichever its namespace is set up for.
+ */
+function temporalSecurityOf(env: NodeJS.ProcessEnv): Pick<Config, 'temporalTls' | 'temporalApiKey'> {
+  const forced = booleanOf(env, 'TEMPORAL_TLS');
+  const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
+  if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw new ConfigError('TEMPORAL_API_KEY must be printable ASCII without spaces (it travels in an Authorization header)');
+  }
+  const certPath = env.TEMPORAL_TLS_CERT?.trim() || undefined;
+  const keyPath = env.TEMPORAL_TLS_KEY?.trim() || undefined;
+  const caPath = env.TEMPORAL_TLS_CA?.trim() || undefined;
+  const serverName = env.TEMPORAL_TLS_SERVER_NAME?.trim() || undefined;
+  if (certPath && !keyPath) throw new ConfigError('TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is not: mTLS needs the client certificate and its private key');
+  if (keyPath && !certPath) throw new ConfigError('TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is not: mTLS needs the client certificate and its private key');
+  if (serverName !== undefined && !/^[A-Za-z0-9.-]+$/.test(serverName)) {
+    throw new ConfigError(`TEMPORAL_TLS_SERVER_NAME must be a host name, got ${JSON.stringify(serverName)}`);
+  }
+  if (forced === false) {
+    const needsTls = [
+      ['TEMPORAL_API_KEY', apiKey, ' (the key would travel in clear text)'],
+      ['TEMPORAL_TLS_CERT', certPath, ''],
+      ['TEMPORAL_TLS_CA', caPath, ''],
+      ['TEMPORAL_TLS_SERVER_NAME', serverName, ''],
+    ].find(([, value]) => value !== undefined);
+    if (needsTls) throw new ConfigError(`TEMPORAL_TLS=false contradicts ${needsTls[0]}, which needs TLS${needsTls[2]}: unset one of them`);
+  }
+
+  const tls: TemporalTls = {};
+  if (certPath && keyPath) {
+    const crt = fileOf('TEMPORAL_TLS_CERT', certPath);
+    const key = fileOf('TEMPORAL_TLS_KEY', keyPath);
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(crt);
+    } catch {
+      throw new ConfigError(`TEMPORAL_TLS_CERT (${certPath}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    }
+    let privateKey: ReturnType<typeof createPrivateKey>;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch {
+      throw new ConfigError(`TEMPORAL_TLS_KEY (${keyPath}) holds no unencrypted PEM private key (-----BEGIN … PRIVATE KEY-----)`);
+    }
+    if (!certificate.checkPrivateKey(privateKey)) {
+      throw new ConfigError(`TEMPORAL_TLS_KEY (${keyPath}) is not the private key of the certificate in TEMPORAL_TLS_CERT (${certPath})`);
+    }
+    tls.clientCert = { certPath, keyPath, crt, key };
+  }
+  if (caPath) {
+    const pem = fileOf('TEMPORAL_TLS_CA', caPath);
+    try {
+      new X509Certificate(pem);
+    } catch {
+      throw new ConfigError(`TEMPORAL_TLS_CA (${caPath}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    }
+    tls.serverCa = { path: caPath, pem };
+  }
+  if (serverName) tls.serverName = serverName;
+  // TLS is on when asked for, or when anything configured needs it (an API key: as the SDK does).
+  const tlsOn = forced ?? (apiKey !== undefined || Object.keys(tls).length > 0);
+  return { ...(tlsOn ? { temporalTls: tls } : {}), ...(apiKey !== undefined ? { temporalApiKey: apiKey } : {}) };
+}
+
+/** The Temporal settings alone (no tokens, no stores): for clients that are not the service. */
+export function loadTemporalConfig(env: NodeJS.ProcessEnv = process.env): TemporalConfig {
+  return {
+    temporalAddress: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
+    temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
+    ...temporalSecurityOf(env),
+    taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+  };
+}
+
 /** At least this many characters in a configured token. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -106,9 +233,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/stockhold',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     ...clusterNodesOf(env),
-    temporalAddress: env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
-    temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
-    taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+    ...loadTemporalConfig(env),
+    // One of each by default: a laptop; more where there are cores (the API is stateless, and
+    // what must happen once per deployment runs as one Temporal workflow, not per process).
+    apiProcesses: int(env, 'API_PROCESSES', 1, 1, 64),
+    workerProcesses: int(env, 'WORKER_PROCESSES', 1, 1, 64),
     ...tokensOf(env),
     ...(env.TEMPORAL_UI_URL ? { temporalUiUrl: env.TEMPORAL_UI_URL.replace(/\/+$/, '') } : {}),
     defaultTtlSeconds: int(env, 'RESERVATION_DEFAULT_TTL_SECONDS', 600, 1, maxTtlSeconds),

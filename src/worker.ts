@@ -2,13 +2,14 @@
  * The worker: runs reservationWorkflow and the reconcilerWorkflow with their activities on the
  * task queue. `node lib/worker.js` (the service's main command starts it as a child process).
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { createReconcilerActivities } from './activities/reconciler';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
+import { reportReady, supervisedAs, takeShutdownSignals } from './processes';
 import { createStock, type StockClients } from './stock';
-import { connectClient } from './temporal';
+import { connectClient, temporalConnectionOptions } from './temporal';
 
 export interface RunningWorker {
   worker: Worker;
@@ -23,9 +24,10 @@ export async function createWorker(
   logger: Logger = createLogger(config.logLevel, 'stockhold-worker'),
 ): Promise<RunningWorker> {
   const stock = createStock(config);
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  // The same TLS and API key as every other connection of the service (src/temporal.ts).
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   // The reconciler asks Temporal whether a reservation's workflow still runs.
-  const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
+  const temporal = await connectClient(config);
   const worker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
@@ -55,11 +57,18 @@ export async function createWorker(
 if (require.main === module) {
   const config = loadConfigOrExit();
   const log = createLogger(config.logLevel, 'stockhold-worker');
+  // The SDK stops the worker gracefully on a shutdown signal. Under `npm start` that is SIGTERM
+  // only, sent by the supervisor once the API processes have stopped (src/processes.ts); run on
+  // its own, the SDK's defaults apply.
+  if (supervisedAs()) Runtime.install({ shutdownSignals: takeShutdownSignals() });
   createWorker(config, {}, log)
     .then(async ({ run }) => {
       log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace, address: config.temporalAddress }, 'worker running');
+      reportReady();
       await run;
       log.info('worker stopped');
+      // Everything is closed; under `npm start` the channel to the supervisor would keep it alive.
+      process.exit(0);
     })
     .catch((err: unknown) => {
       log.error({ err }, 'worker failed');

@@ -1,11 +1,12 @@
 /**
- * The API process: `node lib/api/server.js` (the service's main command runs it in-process). It
- * also makes sure the deployment's one reconciler workflow runs.
+ * The API process: `node lib/api/server.js` (`npm start` runs API_PROCESSES of them sharing the
+ * port, src/processes.ts). Each also makes sure the deployment's one reconciler workflow runs.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
+import { supervisedAs, takeShutdownSignals } from '../processes';
 import { createStock, type StockClients } from '../stock';
 import { connectClient, ensureReconciler, ensureSearchAttributes } from '../temporal';
 import { createApp } from './app';
@@ -23,7 +24,7 @@ export interface RunningApi {
 
 export async function startApi(config: Config, logger: Logger = createLogger(config.logLevel, 'stockhold-api')): Promise<RunningApi> {
   const stock = createStock(config, { warn: (message, fields) => logger.warn(fields, message) });
-  const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
+  const temporal = await connectClient(config);
   await ensureSearchAttributes(temporal, config.temporalNamespace).catch((err: unknown) =>
     logger.warn({ err }, 'could not register search attributes (the server may not allow it)'),
   );
@@ -52,6 +53,10 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     const s = app.listen(config.port, '0.0.0.0', 4096, () => resolve(s)).on('error', reject);
   });
   server.keepAliveTimeout = 65_000;
+  // Under `npm start`, which of its API processes answered (`api-2`): for an operator chasing one
+  // misbehaving process behind the shared port, and for the test that checks the port is shared.
+  const label = supervisedAs();
+  if (label) server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('X-Stockhold-Process', label));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
 
@@ -73,8 +78,8 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   };
 }
 
-/** Stops `stop` on the first SIGINT/SIGTERM; a second signal exits at once. */
-export function onShutdownSignal(stop: () => Promise<void>, logger: Logger): void {
+/** Runs `stop` on the first of `signals` (SIGINT, SIGTERM); a second signal exits at once. */
+export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) process.exit(1);
@@ -88,17 +93,18 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger): voi
       },
     );
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const signal of signals) process.on(signal, handler);
 }
 
 if (require.main === module) {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, 'stockhold-api');
+  // Under `npm start`, SIGTERM only: the supervisor stops the processes in order (src/processes.ts).
+  const signals = takeShutdownSignals();
   startApi(config, logger)
     .then((api) => {
       logger.info({ url: api.url }, 'API listening');
-      onShutdownSignal(() => api.close(), logger);
+      onShutdownSignal(() => api.close(), logger, signals);
     })
     .catch((err: unknown) => {
       logger.error({ err }, 'API failed to start');
