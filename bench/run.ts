@@ -23,6 +23,7 @@ import { assertLoopback, startOwnStack, useRunningStack, type Target } from './h
 import { textTable } from './harness/table';
 import { availability } from './scenarios/availability';
 import { flashSale } from './scenarios/flash-sale';
+import { holds } from './scenarios/holds';
 import { memory } from './scenarios/memory';
 import { reservations } from './scenarios/reservations';
 import { strategies } from './scenarios/strategies';
@@ -33,10 +34,11 @@ const SCENARIOS = {
   'flash-sale': { key: 'flashSale', run: flashSale, needsService: true },
   reservations: { key: 'reservations', run: reservations, needsService: true },
   strategies: { key: 'strategies', run: strategies, needsService: false },
+  holds: { key: 'holds', run: holds, needsService: false },
   memory: { key: 'memory', run: memory, needsService: true },
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
-const ALIASES: Record<string, ScenarioName> = { flash: 'flash-sale', flashsale: 'flash-sale', flashSale: 'flash-sale', strategy: 'strategies', reservation: 'reservations', mem: 'memory' };
+const ALIASES: Record<string, ScenarioName> = { flash: 'flash-sale', flashsale: 'flash-sale', flashSale: 'flash-sale', strategy: 'strategies', reservation: 'reservations', mem: 'memory', hold: 'holds', cluster: 'flash-sale' };
 
 const HELP = `Usage: npm run bench -- [scenario ...] [options]
 

@@ -3,24 +3,35 @@
  *   (a) StockStore.hold: the hold.lua decision in Redis, then the reservation row in PostgreSQL;
  *   (b) raw EVALSHA of lua/hold.lua, sent like the store's script commands (no auto-pipelining);
  *   (b2) raw EVALSHA, auto-pipelined (what ioredis does for EVALSHA by default), for reference;
- *   (c) redis.stockHold: the store's script command alone (the Redis part of (a)).
+ *   (c) redis.stockHold: the store's script command alone (the Redis part of (a));
+ *   (d) StockStore.hold on a Redis Cluster: (a) with the service's cluster client (REDIS_CLUSTER_NODES);
+ *   (e) redis.stockHold on the Redis Cluster: (c) with the cluster client.
  * Each mode runs with the same number of concurrent callers, in several alternating rounds
  * (the machine is noisy); the table shows the median over rounds and each mode's median
- * per-round ratio to (b). (a) holds one SKU; (b), (b2) and (c) share a second one, whose holds
- * (Redis only, no PostgreSQL rows) are dropped after each measurement so Redis memory stays
- * bounded. Everything the run holds is released at the end.
+ * per-round ratio to (b), and the cluster modes' to their single-Redis twin ((d) to (a), (e) to
+ * (c)). (a) and (d) each hold one SKU; (b), (b2) and (c) share a second one and (e) has its own,
+ * whose holds (Redis only, no PostgreSQL rows) are dropped after each measurement so Redis memory
+ * stays bounded. Everything the run holds is released at the end.
+ *
+ * By default both Redis shapes are private, started for the run from the system redis-server on
+ * spare ports the way the tests start theirs (test/helpers/redis-server.ts, redis-cluster.ts): one
+ * node, and a 3-master cluster. Neither shares a core's time with anybody else's Redis traffic.
  *
  *   npm run bench:holds   (builds, then runs node build/bench/stock-holds.js)
  *
- * Environment: REDIS_URL (redis://127.0.0.1:6379/8), DATABASE_URL
+ * Environment: REDIS_URL (a Redis to use instead of the private node), REDIS_CLUSTER_NODES
+ * (host:port,… of a cluster to use instead of the private one), DATABASE_URL
  * (postgres://postgres@127.0.0.1:5432/stockhold_bench), BENCH_CONCURRENCY (64),
- * BENCH_ROUNDS (5), BENCH_ROUND_MS (1500).
+ * BENCH_ROUNDS (5), BENCH_ROUND_MS (1500), BENCH_HOLDS_JSON (a file to write the figures to, for
+ * `npm run bench -- holds`).
  */
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore } from '../src/stock';
+import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore, type StockRedis } from '../src/stock';
+import { startRedisCluster } from '../test/helpers/redis-cluster';
+import { startRedisServer } from '../test/helpers/redis-server';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/8';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench';
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 64);
 const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
@@ -48,8 +59,10 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+type ModeKey = 'a' | 'b' | 'b2' | 'c' | 'd' | 'e';
+
 interface Mode {
-  key: 'a' | 'b' | 'b2' | 'c';
+  key: ModeKey;
   label: string;
   /** One hold of one unit under a fresh reservation id; true when it was applied. */
   hold(id: string): Promise<boolean>;
@@ -80,64 +93,116 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
+/** Where the run's Redis shapes are: REDIS_URL / REDIS_CLUSTER_NODES, or private servers it started (and stops). */
+async function redisShapes(): Promise<{ url: string; cluster: { host: string; port: number }[]; describe: string; stop(): Promise<void> }> {
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    await Promise.allSettled(stops.map((s) => s()));
+  };
+  try {
+    let url = process.env.REDIS_URL;
+    let single = url ? where(url) : '';
+    if (!url) {
+      const node = await startRedisServer();
+      stops.push(() => node.stop());
+      url = node.url;
+      single = `a private redis-server on ${node.port}`;
+    }
+    let seeds = process.env.REDIS_CLUSTER_NODES?.trim();
+    let clustered = seeds ?? '';
+    if (!seeds) {
+      const c = await startRedisCluster(3);
+      stops.push(() => c.stop());
+      seeds = c.seeds;
+      clustered = `a private 3-master Redis Cluster on ${c.nodes.map((n) => n.port).join(', ')}`;
+    }
+    const cluster = seeds.split(',').map((entry) => {
+      const [host, port] = entry.trim().split(':');
+      return { host: host!, port: Number(port) };
+    });
+    return { url, cluster, describe: `single Redis: ${single}; cluster: ${clustered}`, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Figures of one run, as BENCH_HOLDS_JSON gets them. */
+export interface HoldsFigures {
+  concurrency: number;
+  rounds: number;
+  roundMs: number;
+  modes: { key: ModeKey; label: string; median: number; min: number; max: number; vsB: number; vsSingle?: number }[];
+  consistent: boolean;
+}
+
 async function main(): Promise<void> {
   await migrate(DATABASE_URL);
-  const redis = createRedis(REDIS_URL);
+  const shapes = await redisShapes();
+  const redis = createRedis(shapes.url);
   // Same settings as the store's client, with EVALSHA kept out of auto-pipelines like the script commands.
-  const plain = createRedis(REDIS_URL, { autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS, 'evalsha'] });
+  const plain = createRedis(shapes.url, { autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS, 'evalsha'] });
+  const clusterRedis = createRedis(shapes.cluster);
   const db = createPool(DATABASE_URL);
   const store = new StockStore(redis, db);
+  const clusterStore = new StockStore(clusterRedis, db);
 
   const run = randomUUID().replace(/-/g, '').slice(0, 10);
   const sku = `BENCH-${run}`; // held through the store: (a)
   const rawSku = `BENCH-${run}-raw`; // held through Redis only: (b), (b2), (c)
+  const clusterSku = `BENCH-${run}-cluster`; // held through the store on the cluster: (d)
+  const clusterRawSku = `BENCH-${run}-cluster-raw`; // held through the cluster client only: (e)
   const prefix = `bh${run}`;
   const skuKeys = lineKeys([rawSku]);
+  const clusterSkuKeys = lineKeys([clusterRawSku]);
   let seq = 0;
   const nextId = (mode: string) => () => `${prefix}${mode}_${(seq++).toString(36)}`;
-  let storeHeld = 0;
+  const storeHeld: Partial<Record<ModeKey, number>> = {};
   let rawHeld = 0;
   let mismatches = 0;
+  let consistent = false;
 
   try {
     await store.createSku({ sku, total: MAX_STOCK, name: 'benchmark: holds through the store' });
     await store.createSku({ sku: rawSku, total: MAX_STOCK, name: 'benchmark: raw holds' });
+    await clusterStore.createSku({ sku: clusterSku, total: MAX_STOCK, name: 'benchmark: holds through the store on a cluster' });
+    await clusterStore.createSku({ sku: clusterRawSku, total: MAX_STOCK, name: 'benchmark: raw holds on a cluster' });
     const sha = String(await redis.script('LOAD', luaSource('hold')));
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const storeHold = (s: StockStore, line: string) => (id: string) =>
+      s.hold({ reservationId: id, items: [{ sku: line, quantity: 1 }], expiresAt }).then(
+        () => true,
+        () => false,
+      );
 
     const modes: Mode[] = [
-      {
-        key: 'a',
-        label: '(a) StockStore.hold (Redis + PostgreSQL row)',
-        hold: (id) =>
-          store.hold({ reservationId: id, items: [{ sku, quantity: 1 }], expiresAt }).then(
-            () => true,
-            () => false,
-          ),
-      },
-      { key: 'b', label: '(b) raw EVALSHA hold.lua', hold: async (id) => applied(await plain.evalsha(sha, 3, ...skuKeys, id, 1)) },
-      { key: 'b2', label: '(b2) raw EVALSHA, auto-pipelined', hold: async (id) => applied(await redis.evalsha(sha, 3, ...skuKeys, id, 1)) },
-      { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(3, ...skuKeys, id, 1)) },
+      { key: 'a', label: '(a) StockStore.hold (Redis + PostgreSQL row)', hold: storeHold(store, sku) },
+      { key: 'b', label: '(b) raw EVALSHA hold.lua', hold: async (id) => applied(await plain.evalsha(sha, 3, ...skuKeys, id, '', 1)) },
+      { key: 'b2', label: '(b2) raw EVALSHA, auto-pipelined', hold: async (id) => applied(await redis.evalsha(sha, 3, ...skuKeys, id, '', 1)) },
+      { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(3, ...skuKeys, id, '', 1)) },
+      { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
+      { key: 'e', label: '(e) redis.stockHold on Redis Cluster', hold: async (id) => applied(await clusterRedis.stockHold(3, ...clusterSkuKeys, id, '', 1)) },
     ];
+    const twin: Partial<Record<ModeKey, ModeKey>> = { d: 'a', e: 'c' };
 
     console.log(
       `stock-holds: ${CONCURRENCY} concurrent callers, ${ROUNDS} rounds x ${ROUND_MS} ms per mode, node ${process.version}\n` +
-        `  redis ${where(REDIS_URL)}, postgres ${where(DATABASE_URL)}, sku ${sku}`,
+        `  ${shapes.describe}\n  postgres ${where(DATABASE_URL)}, skus ${sku}, ${clusterSku}`,
     );
 
     const rates = new Map<string, number[]>(modes.map((m) => [m.key, []]));
     /** Checks a measurement's holds are all in Redis; drops the Redis-only ones (they have no rows). */
     const count = async (mode: Mode, r: { held: number; failed: number }) => {
       if (r.failed > 0) throw new Error(`${mode.label}: ${r.failed} holds were not applied`);
-      if (mode.key === 'a') {
-        storeHeld += r.held;
+      if (mode.key === 'a' || mode.key === 'd') {
+        storeHeld[mode.key] = (storeHeld[mode.key] ?? 0) + r.held;
         return;
       }
       rawHeld += r.held;
-      const [reserved, holds] = await Promise.all([redis.hget(keys.stock(rawSku), 'reserved'), redis.hlen(keys.holds(rawSku))]);
+      const [client, line] = mode.key === 'e' ? [clusterRedis, clusterRawSku] : [redis, rawSku];
+      const [reserved, holds] = await Promise.all([client.hget(keys.stock(line), 'reserved'), client.hlen(keys.holds(line))]);
       if (Number(reserved) !== r.held || holds !== r.held) mismatches += 1;
-      // UNLINK frees the big hash in the background instead of blocking Redis.
-      await redis.multi().unlink(keys.holds(rawSku)).hset(keys.stock(rawSku), 'reserved', 0).exec();
+      await dropHolds(client, line);
     };
     for (const mode of modes) await count(mode, await measure(mode, WARMUP_MS, nextId(mode.key)));
     for (let round = 0; round < ROUNDS; round++) {
@@ -153,31 +218,47 @@ async function main(): Promise<void> {
       console.log(`  round ${round + 1}: ${line.join(', ')} holds/s`);
     }
 
-    const base = rates.get('b')!;
-    const rows = [['mode', 'median holds/s', 'min', 'max', 'vs (b)']];
-    for (const mode of modes) {
+    // Paired per-round ratios: the rounds interleave, so each ratio compares like with like.
+    const pairedRatio = (of: ModeKey, to: ModeKey) => {
+      const base = rates.get(to)!;
+      return median(rates.get(of)!.map((v, i) => v / base[i]!));
+    };
+    const figures: HoldsFigures['modes'] = modes.map((mode) => {
       const values = rates.get(mode.key)!;
-      // Paired per-round ratios: the rounds interleave, so each ratio compares like with like.
-      const ratio = median(values.map((v, i) => v / base[i]!));
-      rows.push([mode.label, String(Math.round(median(values))), String(Math.round(Math.min(...values))), String(Math.round(Math.max(...values))), ratio.toFixed(2)]);
-    }
+      const t = twin[mode.key];
+      return { key: mode.key, label: mode.label, median: Math.round(median(values)), min: Math.round(Math.min(...values)), max: Math.round(Math.max(...values)), vsB: pairedRatio(mode.key, 'b'), vsSingle: t ? pairedRatio(mode.key, t) : undefined };
+    });
+    const rows = [['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis']];
+    for (const f of figures) rows.push([f.label, String(f.median), String(f.min), String(f.max), f.vsB.toFixed(2), f.vsSingle === undefined ? '' : `${f.vsSingle.toFixed(2)} (${twin[f.key]})`]);
     console.log(`\n${table(rows)}\n`);
 
     // Every hold of the run is accounted for: Redis reserved, its holds hash, PostgreSQL's HELD rows.
-    const [reserved, holdCount, pgHeld] = await Promise.all([
-      redis.hget(keys.stock(sku), 'reserved'),
-      redis.hlen(keys.holds(sku)),
-      db.query<{ n: string }>(`SELECT count(*) AS n FROM reservations WHERE starts_with(id, $1) AND status = 'HELD'`, [prefix]),
-    ]);
-    const consistent = mismatches === 0 && Number(reserved) === storeHeld && holdCount === storeHeld && Number(pgHeld.rows[0]!.n) === storeHeld;
-    console.log(
-      `check: ${storeHeld} holds through the store (Redis reserved ${reserved}, holds ${holdCount}, PostgreSQL HELD ${pgHeld.rows[0]!.n}); ` +
-        `${rawHeld} Redis-only holds, ${mismatches} measurements miscounted: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
+    const checks = await Promise.all(
+      (
+        [
+          ['a', redis, sku],
+          ['d', clusterRedis, clusterSku],
+        ] as const
+      ).map(async ([key, client, line]) => {
+        const [reserved, holdCount, pgHeld] = await Promise.all([
+          client.hget(keys.stock(line), 'reserved'),
+          client.hlen(keys.holds(line)),
+          db.query<{ n: string }>(`SELECT count(*) AS n FROM reservations r WHERE starts_with(r.id, $1) AND r.status = 'HELD'`, [`${prefix}${key}_`]),
+        ]);
+        const held = storeHeld[key] ?? 0;
+        const ok = Number(reserved) === held && holdCount === held && Number(pgHeld.rows[0]!.n) === held;
+        return { ok, text: `(${key}) ${held} holds through the store (Redis reserved ${reserved}, holds ${holdCount}, PostgreSQL HELD ${pgHeld.rows[0]!.n})` };
+      }),
     );
+    consistent = mismatches === 0 && checks.every((c) => c.ok);
+    console.log(`check: ${checks.map((c) => c.text).join('; ')}; ${rawHeld} Redis-only holds, ${mismatches} measurements miscounted: ${consistent ? 'consistent' : 'INCONSISTENT'}`);
     if (!consistent) process.exitCode = 1;
+    const out = process.env.BENCH_HOLDS_JSON;
+    if (out) writeFileSync(out, `${JSON.stringify({ concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, modes: figures, consistent } satisfies HoldsFigures)}\n`);
   } finally {
-    // Release everything this run held: its reservations become CANCELLED, and the SKU's counters
-    // are reloaded from PostgreSQL with no holds (the SKU and its ledger stay: the ledger is append-only).
+    // Release everything this run held: its reservations become CANCELLED, and the SKUs' holds
+    // are dropped from Redis (nothing else holds these SKUs; the SKUs and their ledger stay: the
+    // ledger is append-only).
     await db
       .query(
         `UPDATE reservations SET status = 'CANCELLED', reason = 'benchmark cleanup', updated_at = now()
@@ -185,17 +266,23 @@ async function main(): Promise<void> {
         [prefix],
       )
       .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
-    const rows = await db
-      .query<{ sku: string; total: string; name: string }>('SELECT sku, total, name FROM skus WHERE sku = ANY($1::text[])', [[sku, rawSku]])
-      .catch(() => undefined);
-    for (const row of rows?.rows ?? []) {
-      await redis
-        .unlink(keys.holds(row.sku))
-        .then(() => redis.stockLoad(2, keys.stock(row.sku), keys.holds(row.sku), 'force', row.total, row.name))
-        .catch((err: unknown) => console.error('cleanup (Redis) failed:', err));
+    for (const [client, line] of [
+      [redis, sku],
+      [redis, rawSku],
+      [clusterRedis, clusterSku],
+      [clusterRedis, clusterRawSku],
+    ] as const) {
+      await dropHolds(client, line).catch((err: unknown) => console.error('cleanup (Redis) failed:', err));
     }
-    await Promise.allSettled([redis.quit(), plain.quit(), db.end()]);
+    await Promise.allSettled([redis.quit(), plain.quit(), clusterRedis.quit(), db.end()]);
+    await shapes.stop();
   }
+}
+
+/** Drops a benchmark SKU's holds from Redis (UNLINK frees the big hash in the background instead of blocking Redis). */
+async function dropHolds(client: StockRedis, line: string): Promise<void> {
+  // Both keys share the SKU's hash tag, so this transaction is one slot on a cluster too.
+  await client.multi().unlink(keys.holds(line)).hset(keys.stock(line), 'reserved', 0).exec();
 }
 
 main().catch((err: unknown) => {

@@ -9,7 +9,8 @@ import { Samples, summarize, type LatencySummary } from '../harness/stats';
 import { serveJob } from './protocol';
 
 export interface StormJob {
-  url: string;
+  /** Where buyers go; with several URLs (API processes on their own ports) buyer i goes to url i mod n, as a round-robin balancer would send them. */
+  urls: string[];
   headers: Record<string, string>;
   buyers: number;
   sku: string;
@@ -40,10 +41,10 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
 
   const start = performance.now();
   const reporter = setInterval(() => progress(`${((performance.now() - start) / 1000).toFixed(0)} s: ${answered.toLocaleString('en-US')} of ${job.buyers.toLocaleString('en-US')} answered`), 2_000);
-  const buyer = async () => {
+  const buyer = async (i: number) => {
     const t = performance.now();
     try {
-      const res = await fetch(job.url, { method: 'POST', headers, body });
+      const res = await fetch(job.urls[i % job.urls.length]!, { method: 'POST', headers, body });
       const text = await res.text();
       const ms = performance.now() - t;
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
@@ -59,7 +60,7 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
     }
   };
   const pending: Promise<void>[] = [];
-  for (let i = 0; i < job.buyers; i++) pending.push(buyer());
+  for (let i = 0; i < job.buyers; i++) pending.push(buyer(i));
   const launchS = (performance.now() - start) / 1000;
   await Promise.all(pending);
   const wallS = (performance.now() - start) / 1000;

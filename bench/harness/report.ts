@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { availabilityRows } from '../scenarios/availability';
 import { flashSaleRows } from '../scenarios/flash-sale';
+import { holdsRows } from '../scenarios/holds';
 import { memoryRows } from '../scenarios/memory';
 import { reservationRows } from '../scenarios/reservations';
 import { strategyRows } from '../scenarios/strategies';
@@ -19,6 +20,7 @@ export function allRows(results: Results): Row[] {
     ...(s.flashSale ? flashSaleRows(s.flashSale) : []),
     ...(s.reservations ? reservationRows(s.reservations) : []),
     ...(s.strategies ? strategyRows(s.strategies) : []),
+    ...(s.holds ? holdsRows(s.holds) : []),
     ...(s.memory ? memoryRows(s.memory) : []),
   ];
 }
@@ -87,20 +89,35 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     const series = [
       { label: 'stock 1: losers (409)', points: curve(f.stock1.losers) },
       { label: 'stock 100: losers (409)', points: curve(f.stock100.losers) },
+      ...(f.cluster ? [{ label: `Redis Cluster, ${f.cluster.apiProcesses} APIs, stock 100: losers (409)`, points: curve(f.cluster.stock100.losers) }] : []),
       { label: 'bare Express 409 (reference)', points: curve(f.referenceLosers), dashed: true },
     ];
     writeFileSync(path.join(dir, 'flash-sale.svg'), percentileChart(`Flash sale: ${fmt.int(f.buyers)} buyers at once, loser latency`, series));
     md.push('## 2. Flash sale', '', stamp(f), '');
-    md.push(`${fmt.int(f.buyers)} buyers POST /v1/reservations for one unit at the same moment, each on a fresh connection (Node's fetch from one separate process); wall time is from the first request to the last answer. The reference is the same storm against a bare Express route answering 409 from memory, run before and after the service's storms (wall ${f.referenceRuns.map((r) => fmt.s(r.wallS)).join(' and ')}).`, '');
+    md.push(
+      `${fmt.int(f.buyers)} buyers POST /v1/reservations for one unit at the same moment, each on a fresh connection (Node's fetch from one separate process); wall time is from the first request to the last answer. The reference is the same storm against a bare Express route answering 409 from memory, run before and after the service's storms (wall ${f.referenceRuns.map((r) => fmt.s(r.wallS)).join(' and ')}).` +
+        (f.cluster
+          ? ` The Redis Cluster storms go through the service's other shape, between the same reference storms: ${f.cluster.apiProcesses} API processes (\`node lib/api/server.js\`, each on its own port; buyer i goes to process i mod ${f.cluster.apiProcesses}, as a round-robin balancer would send them) and their own worker, with REDIS_CLUSTER_NODES pointing at a private ${f.cluster.masters}-master Redis Cluster and their own database.`
+          : f.clusterError
+            ? ` The Redis Cluster storms did not run: ${f.clusterError}.`
+            : ''),
+      '',
+    );
     md.push('| storm | winners | Redis reserved after | wall | vs reference | answers | loser p50 | loser p99 |', '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
     const storms: [string, typeof f.stock1][] = [
       ['stock 1', f.stock1],
       ['stock 100', f.stock100],
     ];
+    if (f.cluster) storms.push([`Redis Cluster, ${f.cluster.apiProcesses} API processes, stock 1`, f.cluster.stock1], [`Redis Cluster, ${f.cluster.apiProcesses} API processes, stock 100`, f.cluster.stock100]);
     for (const [label, v] of storms) {
       md.push(
         `| ${label} | ${v.winners} | ${v.reservedAfter} | ${fmt.s(v.wallS)} | ${fmt.ratio(v.ratio)} | ${Object.entries(v.statuses).map(([c, n]) => `${fmt.int(n)}× ${c}`).join(', ')}${v.errors ? `, ${v.errors} errors` : ''} | ${fmt.ms(v.loserP50Ms)} | ${fmt.ms(v.loserP99Ms)} |`,
       );
+    }
+    const withCpu = storms.filter(([, v]) => v.cpuSeconds);
+    if (withCpu.length > 0) {
+      md.push('', 'CPU seconds each process used during each storm (from /proc):', '');
+      for (const [label, v] of withCpu) md.push(`- ${label}: ${Object.entries(v.cpuSeconds!).map(([name, sec]) => `${name} ${sec.toFixed(2)} s`).join(', ')}`);
     }
     if (f.refusalsPerSecond) {
       md.push('', `Logging cost of a refusal: 409s for a sold-out SKU over 100 keep-alive connections (no storm, no Temporal): ${fmt.int(f.refusalsPerSecond.info)}/s at the default LOG_LEVEL=info (each 409 is a log line) against ${fmt.int(f.refusalsPerSecond.warn)}/s at LOG_LEVEL=warn.`);
@@ -179,10 +196,22 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     md.push('', '![strategies](strategies.svg)', '');
   }
 
+  if (s.holds) {
+    const h = s.holds;
+    md.push('## 5. Holds per second: single Redis and Redis Cluster', '', stamp(h), '');
+    md.push(
+      `\`npm run bench:holds\`'s program (bench/stock-holds.ts) in its own process: ${h.concurrency} concurrent callers, ${h.rounds} alternating rounds of ${fmt.int(h.roundMs)} ms per mode (the order rotates each round), on private Redis servers started for it from the system redis-server: one node, and a 3-master Redis Cluster that the service's cluster client (REDIS_CLUSTER_NODES) reaches; one SKU per mode (one SKU lives on one master). Ratios are medians of the per-round ratios.`,
+      '',
+    );
+    md.push('| mode | median holds/s | min | max | vs (b) | cluster / single Redis |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const m of h.modes) md.push(`| ${m.label} | ${fmt.int(m.median)} | ${fmt.int(m.min)} | ${fmt.int(m.max)} | ${m.vsB.toFixed(2)} | ${m.vsSingle === undefined ? '' : fmt.ratio(m.vsSingle)} |`);
+    md.push('');
+  }
+
   if (s.memory) {
     const mm = s.memory;
     const mb = (v: number | null) => (v === null ? 'n/a' : fmt.mb(v));
-    md.push('## 5. Memory with 10,000 live holds', '', stamp(mm), '');
+    md.push('## 6. Memory with 10,000 live holds', '', stamp(mm), '');
     md.push(`${fmt.int(mm.liveHolds)} HELD reservations made through the API (64 at a time, ${mm.holdsPerSecond.toFixed(0)} per second), each a running workflow waiting on its TTL timer (the worker caches up to 10,000). RSS from /proc; Redis \`used_memory\` is the whole instance's, so the delta is what the holds added.`, '');
     md.push('| process | before | with the holds |', '| --- | ---: | ---: |');
     md.push(`| API RSS | ${mb(mm.before.apiRssMb)} | ${mb(mm.apiRssMb)} |`, `| worker RSS | ${mb(mm.before.workerRssMb)} | ${mb(mm.workerRssMb)} |`, `| Redis used_memory | ${fmt.mb(mm.before.redisUsedMb)} | ${fmt.mb(mm.redisUsedMb)} (+${fmt.mb(mm.redisDeltaMb)}) |`, '');
@@ -206,7 +235,7 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
   md.push('## Running it', '');
   md.push('```sh');
   md.push('npm run bench                        # everything, on its own stack (about 10 minutes)');
-  md.push('npm run bench -- availability        # one scenario: availability | flash-sale | reservations | strategies | memory');
+  md.push('npm run bench -- availability        # one scenario: availability | flash-sale | reservations | strategies | holds | memory');
   md.push('npm run bench -- --profile flash-sale  # CPU-profile the API and the worker (bench/results/*.cpuprofile)');
   md.push('npm run bench -- --url http://127.0.0.1:3000 --admin-token dev-admin-token --client-token dev-api-token');
   md.push('```', '');

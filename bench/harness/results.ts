@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AvailabilityData } from '../scenarios/availability';
 import type { FlashSaleData } from '../scenarios/flash-sale';
+import type { HoldsData } from '../scenarios/holds';
 import type { MemoryData } from '../scenarios/memory';
 import type { ReservationsData } from '../scenarios/reservations';
 import type { StrategiesData } from '../scenarios/strategies';
@@ -29,6 +30,7 @@ export interface Scenarios {
   flashSale?: Stamped<FlashSaleData>;
   reservations?: Stamped<ReservationsData>;
   strategies?: Stamped<StrategiesData>;
+  holds?: Stamped<HoldsData>;
   memory?: Stamped<MemoryData>;
 }
 

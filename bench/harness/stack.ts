@@ -7,7 +7,12 @@
  * own entry points from its shipped build as separate processes: `node lib/worker.js` and
  * `node lib/api/server.js` (`npm run bench` runs `npm run build` first). Everything listens on
  * and is reached at 127.0.0.1.
+ *
+ * A scenario can add a second shape of the service on the same Temporal server (startShape): its
+ * own worker on its own task queue, N API processes each on its own port, its own database, and
+ * e.g. REDIS_CLUSTER_NODES pointing at a private Redis Cluster the scenario started.
  */
+import { randomBytes } from 'node:crypto';
 import { accessSync, appendFileSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -23,6 +28,8 @@ import { spawnNode, track, type ServiceProcess } from './procs';
 
 export const BENCH_REDIS_URL = 'redis://127.0.0.1:6379/12';
 export const BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench';
+/** The database of a second shape beside the main stack (the Redis Cluster flash sale). */
+export const BENCH_SHAPE_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench_shape';
 /** The service's shipped build (`npm run build`): the benchmark measures what ships, not its own copy in build/. */
 const LIB = path.join(PROJECT_ROOT, 'lib');
 
@@ -35,6 +42,26 @@ export interface ApiHandle {
 export interface ApiOptions {
   name: string;
   logLevel?: string;
+}
+
+/** Another shape of the service beside the main one: its own worker and API processes over other stores. */
+export interface ShapeOptions {
+  /** Names its processes' logs and its task queue. */
+  name: string;
+  /** How many API processes (each on its own port). */
+  apis: number;
+  /** REDIS_CLUSTER_NODES of the shape (`host:port,…`); the main stack's Redis when absent. */
+  redisClusterNodes?: string;
+  /** Its own PostgreSQL database (recreated and migrated), so the main stack's reconciler never sees its SKUs. */
+  databaseUrl: string;
+}
+
+export interface ShapeHandle {
+  urls: string[];
+  apiPids: number[];
+  workerPid: number;
+  taskQueue: string;
+  stop(): Promise<void>;
 }
 
 export interface Target {
@@ -57,9 +84,20 @@ export interface Target {
   logLevel?: string;
   /** Own stack only: another API process over the same stores (e.g. at another log level). */
   startApi?(opts: ApiOptions): Promise<ApiHandle>;
+  /** Own stack only: a worker and `apis` API processes on their own task queue and stores (e.g. Redis Cluster). */
+  startShape?(opts: ShapeOptions): Promise<ShapeHandle>;
   temporalPid?: number;
   /** Stops what the benchmark started; `keepLogs` leaves the own stack's logs (returns where). */
   close(keepLogs?: boolean): Promise<string | undefined>;
+}
+
+/**
+ * The benchmark's processes get their stores from the benchmark alone: a REDIS_CLUSTER_NODES in
+ * the caller's environment (it wins over REDIS_URL) must not point the main stack elsewhere.
+ */
+function withoutStoreSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { REDIS_CLUSTER_NODES: _cluster, API_PROCESSES: _apis, WORKER_PROCESSES: _workers, ...rest } = env;
+  return rest;
 }
 
 /** Only loopback targets: the benchmark never sends load anywhere else. */
@@ -103,9 +141,10 @@ async function hasPollers(client: Client, namespace: string, taskQueue: string):
   return (r.pollers?.length ?? 0) > 0;
 }
 
-/** Drops and recreates the benchmark's database, then applies the service's migrations. */
-async function freshDatabase(url: string): Promise<void> {
+/** Drops the benchmark's database `url` names (it must be one of the benchmark's own). */
+export async function dropDatabase(url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1);
+  if (!name.startsWith('stockhold_bench')) throw new Error(`refusing to drop ${name}: not a benchmark database`);
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const pg = new PgClient({ connectionString: admin.toString() });
@@ -115,6 +154,11 @@ async function freshDatabase(url: string): Promise<void> {
   } finally {
     await pg.end();
   }
+}
+
+/** Drops and recreates the benchmark's database, then applies the service's migrations. */
+async function freshDatabase(url: string): Promise<void> {
+  await dropDatabase(url);
   await migrate(url);
 }
 
@@ -169,11 +213,12 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
     track(dev.process);
     closers.push(() => dev.stop());
 
-    const adminToken = `bench-admin-${process.pid}`;
-    const clientToken = `bench-client-${process.pid}`;
+    // Random, and long enough for the service's minimum token length (16 characters).
+    const adminToken = `bench-admin-${randomBytes(12).toString('hex')}`;
+    const clientToken = `bench-client-${randomBytes(12).toString('hex')}`;
     const taskQueue = 'stockhold-bench';
     const baseEnv = (port: number, logLevel: string): NodeJS.ProcessEnv => ({
-      ...process.env,
+      ...withoutStoreSettings(process.env),
       PORT: String(port),
       REDIS_URL: BENCH_REDIS_URL,
       DATABASE_URL: BENCH_DATABASE_URL,
@@ -227,6 +272,44 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
         const extra = await startApi(o);
         closers.push(() => extra.stop());
         return extra;
+      },
+      startShape: async (o) => {
+        const shapeQueue = `${taskQueue}-${o.name}`;
+        const env = (port: number, logLevel: string): NodeJS.ProcessEnv => ({
+          ...baseEnv(port, logLevel),
+          DATABASE_URL: o.databaseUrl,
+          TEMPORAL_TASK_QUEUE: shapeQueue,
+          ...(o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : {}),
+        });
+        detail(`${o.name}: PostgreSQL ${o.databaseUrl}: recreating and migrating`);
+        await freshDatabase(o.databaseUrl);
+        const stops: (() => Promise<void>)[] = [() => dropDatabase(o.databaseUrl)];
+        const stop = async () => {
+          for (const s of stops.reverse()) await s().catch(() => undefined);
+          stops.length = 0;
+        };
+        closers.push(stop);
+        try {
+          detail(`${o.name}: worker on task queue ${shapeQueue}${o.redisClusterNodes ? `, REDIS_CLUSTER_NODES=${o.redisClusterNodes}` : ''}`);
+          const w = spawnNode(path.join(LIB, 'worker.js'), { env: env(0, 'warn'), logFile: path.join(temp, `${o.name}-worker.log`), nodeArgs: profileArgs(`${o.name}-worker`) });
+          stops.push(() => w.stop(15_000));
+          await waitFor(`the ${o.name} worker`, 120_000, () => hasPollers(temporal, namespace, shapeQueue), w);
+          const apis: ApiHandle[] = [];
+          for (let i = 1; i <= o.apis; i++) {
+            const name = `${o.name}-api-${i}`;
+            const port = await freePort();
+            detail(`${o.name}: API ${i} of ${o.apis}: node lib/api/server.js on port ${port}`);
+            const p = spawnNode(path.join(LIB, 'api', 'server.js'), { env: env(port, opts.logLevel), logFile: path.join(temp, `${name}.log`), nodeArgs: profileArgs(name) });
+            stops.push(() => p.stop());
+            const url = `http://127.0.0.1:${port}`;
+            await waitFor(name, 60_000, () => ready(url), p);
+            apis.push({ url, pid: p.pid, stop: () => p.stop() });
+          }
+          return { urls: apis.map((a) => a.url), apiPids: apis.map((a) => a.pid), workerPid: w.pid, taskQueue: shapeQueue, stop };
+        } catch (err) {
+          await stop();
+          throw err;
+        }
       },
       close,
     };

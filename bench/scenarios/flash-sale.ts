@@ -4,18 +4,28 @@
  * process). Exactly `stock` buyers must win (201) and Redis must show exactly `stock` reserved,
  * or the scenario fails loudly. The reference is the same storm from the same client against a
  * bare Express route that answers 409 from memory, run before and after the service's storms.
+ *
+ * The same two storms then go through the service's other shape: two API processes
+ * (`node lib/api/server.js` each on its own port, buyers alternating between them as a
+ * round-robin balancer would send them) and their own worker, on a private 3-master Redis
+ * Cluster (REDIS_CLUSTER_NODES; started like the tests' one, test/helpers/redis-cluster.ts) and
+ * their own database, on the same Temporal server, between the same two reference storms.
  */
 import type { StormJob, StormResult } from '../children/storm';
 import type { AutocannonJob, AutocannonResult } from '../children/autocannon';
+import { startRedisCluster, type RedisCluster } from '../../test/helpers/redis-cluster';
 import { cancelReservation, createSku, eachLimited, getStock } from '../harness/api';
 import { detail, progress } from '../harness/progress';
-import { cpuMeter } from '../harness/cpu';
+import { cpuMeter, waitUntilQuiet } from '../harness/cpu';
 import { runJob } from '../harness/procs';
+import { BENCH_SHAPE_DATABASE_URL, type ShapeHandle, type Target } from '../harness/stack';
 import { round3, type LatencySummary } from '../harness/stats';
 import { fmt, type Context, type Outcome, type Row } from './types';
 
-export const FLASH_GOALS = { stock1Ratio: 1.5, stock100Ratio: 2.5 };
+export const FLASH_GOALS = { stock1Ratio: 1.2, stock100Ratio: 1.4, clusterRatio: 1.5 };
 const BUYERS = 10_000;
+const CLUSTER_APIS = 2;
+const CLUSTER_MASTERS = 3;
 
 export interface StormSummary {
   winners: number;
@@ -40,12 +50,16 @@ export interface FlashSaleData {
   referenceLosers: LatencySummary;
   stock1: StormSummary;
   stock100: StormSummary;
+  /** The same storms through CLUSTER_APIS API processes on a Redis Cluster (absent when it could not start: clusterError). */
+  cluster?: { apiProcesses: number; masters: number; stock1: StormSummary; stock100: StormSummary };
+  clusterError?: string;
   /** 409s per second for a sold-out SKU over keep-alive connections, by API log level. */
   refusalsPerSecond?: { info: number; warn: number };
 }
 
-export async function storm(url: string, token: string, sku: string, label: string): Promise<StormResult> {
-  const job: StormJob = { url: `${url}/v1/reservations`, headers: { authorization: `Bearer ${token}` }, buyers: BUYERS, sku };
+export async function storm(url: string | string[], token: string, sku: string, label: string): Promise<StormResult> {
+  const urls = (Array.isArray(url) ? url : [url]).map((u) => `${u}/v1/reservations`);
+  const job: StormJob = { urls, headers: { authorization: `Bearer ${token}` }, buyers: BUYERS, sku };
   const r = await runJob<StormResult>('storm', job, { timeoutMs: 180_000, onProgress: (t) => detail(`${label}: ${t}`) });
   detail(
     `${label}: answered everyone in ${fmt.s(r.wallS)}; ${Object.entries(r.statuses).map(([s, n]) => `${fmt.int(n)}× ${s}`).join(', ')}` +
@@ -54,14 +68,45 @@ export async function storm(url: string, token: string, sku: string, label: stri
   return r;
 }
 
-/** Runs one storm against the service on a fresh SKU with `stock` units and checks the winners. */
-export async function serviceStorm(ctx: Context, stock: number, label: string, referenceWallS: number): Promise<{ summary: StormSummary; failure?: string }> {
+/** Where a storm goes: the main stack, or another shape of the service (its API URLs and processes). */
+interface StormTarget {
+  /** For the set-up calls (SKU, stock, cancels): an API of this shape. */
+  target: Target;
+  urls: string[];
+  /** The processes whose CPU the storm reports, by name. */
+  pids: Record<string, number | undefined>;
+  settle(label: string): Promise<void>;
+}
+
+function mainStormTarget(ctx: Context): StormTarget {
   const { target } = ctx;
+  return { target, urls: [target.url], pids: { api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid }, settle: (label) => ctx.settle(label) };
+}
+
+function shapeStormTarget(ctx: Context, shape: ShapeHandle, cluster: RedisCluster): StormTarget {
+  const { target } = ctx;
+  const pids: Record<string, number | undefined> = { temporal: target.temporalPid, worker: shape.workerPid };
+  shape.apiPids.forEach((pid, i) => (pids[`api-${i + 1}`] = pid));
+  cluster.nodes.forEach((n, i) => (pids[`redis-${i + 1}`] = n.pid));
+  return {
+    target: { ...target, url: shape.urls[0]!, apiPid: shape.apiPids[0], workerPid: shape.workerPid },
+    urls: shape.urls,
+    pids,
+    async settle(label) {
+      const waited = await waitUntilQuiet(Object.values(pids));
+      if (waited > 3) progress(`    waited ${waited.toFixed(0)} s for the stack to be quiet before ${label}`);
+    },
+  };
+}
+
+/** Runs one storm against the service on a fresh SKU with `stock` units and checks the winners. */
+async function serviceStorm(ctx: Context, where: StormTarget, stock: number, label: string, referenceWallS: number): Promise<{ summary: StormSummary; failure?: string }> {
+  const { target } = where;
   const sku = `FLASH${stock}-${label.replace(/\W+/g, '')}-${ctx.run}`.slice(0, 64);
   await createSku(target, sku, stock, `flash sale benchmark, stock ${stock}`);
-  await ctx.settle(label);
-  const meter = cpuMeter({ api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid });
-  const r = await storm(target.url, target.clientToken, sku, label);
+  await where.settle(label);
+  const meter = cpuMeter(where.pids);
+  const r = await storm(where.urls, target.clientToken, sku, label);
   const cpu = meter.stop();
   detail(`${label}: CPU used: ${Object.entries(cpu.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
   const after = await getStock(target, sku);
@@ -102,30 +147,73 @@ export async function serviceStorm(ctx: Context, stock: number, label: string, r
   return { summary };
 }
 
+/** The private Redis Cluster and the service's second shape on it; undefined (and why) when they could not start. */
+async function startClusterShape(ctx: Context): Promise<{ shape: ShapeHandle; cluster: RedisCluster } | { error: string }> {
+  if (!ctx.target.startShape) return { error: 'needs the benchmark’s own stack' };
+  let cluster: RedisCluster | undefined;
+  try {
+    detail(`Redis Cluster: ${CLUSTER_MASTERS} masters from the system redis-server on spare ports`);
+    cluster = await startRedisCluster(CLUSTER_MASTERS);
+    detail(`Redis Cluster up: ${cluster.seeds}`);
+    const shape = await ctx.target.startShape({ name: 'cluster', apis: CLUSTER_APIS, redisClusterNodes: cluster.seeds, databaseUrl: BENCH_SHAPE_DATABASE_URL });
+    return { shape, cluster };
+  } catch (err) {
+    await cluster?.stop();
+    const error = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    progress(`!!    flash sale on Redis Cluster: could not start it: ${error}`);
+    return { error };
+  }
+}
+
 export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const { target } = ctx;
   const ref = await ctx.referenceServer();
-  progress(`flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, reference)`);
+  progress(`flash sale: starting ${CLUSTER_APIS} API processes and a worker on a private ${CLUSTER_MASTERS}-master Redis Cluster`);
+  const clustered = await startClusterShape(ctx);
+  progress(`flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, on Redis Cluster stock 1 and 100, reference)`);
   const refRuns: StormResult[] = [];
-  refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 1'));
-  const refWall = () => refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length;
-  const s1 = await serviceStorm(ctx, 1, 'stock 1', refWall());
-  const s100 = await serviceStorm(ctx, 100, 'stock 100', refWall());
+  const failures: (string | undefined)[] = [];
+  let s1: StormSummary;
+  let s100: StormSummary;
+  let cluster: FlashSaleData['cluster'];
+  try {
+    await ctx.settle('reference storm 1');
+    refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 1'));
+    const refWall = () => refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length;
+    const main = mainStormTarget(ctx);
+    const one = await serviceStorm(ctx, main, 1, 'stock 1', refWall());
+    const hundred = await serviceStorm(ctx, main, 100, 'stock 100', refWall());
+    failures.push(one.failure, hundred.failure);
+    [s1, s100] = [one.summary, hundred.summary];
+    if ('shape' in clustered) {
+      const where = shapeStormTarget(ctx, clustered.shape, clustered.cluster);
+      const c1 = await serviceStorm(ctx, where, 1, `cluster stock 1`, refWall());
+      const c100 = await serviceStorm(ctx, where, 100, `cluster stock 100`, refWall());
+      failures.push(c1.failure, c100.failure);
+      cluster = { apiProcesses: CLUSTER_APIS, masters: CLUSTER_MASTERS, stock1: c1.summary, stock100: c100.summary };
+    }
+  } finally {
+    if ('shape' in clustered) {
+      await clustered.shape.stop();
+      await clustered.cluster.stop();
+    }
+  }
   await ctx.settle('reference storm 2');
   refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 2'));
-  const referenceWallS = round3(refWall());
+  const referenceWallS = round3(refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length);
   // Ratios against the mean of both reference storms.
-  for (const s of [s1.summary, s100.summary]) s.ratio = round3(s.wallS / referenceWallS);
+  for (const s of [s1, s100, cluster?.stock1, cluster?.stock100]) if (s) s.ratio = round3(s.wallS / referenceWallS);
   const best = refRuns.reduce((a, b) => (a.losers.count >= b.losers.count ? a : b));
   const data: FlashSaleData = {
     buyers: BUYERS,
     referenceWallS,
     referenceRuns: refRuns.map((r) => ({ wallS: round3(r.wallS), loserP50Ms: round3(r.losers.p50), loserP99Ms: round3(r.losers.p99), errors: r.errors })),
     referenceLosers: best.losers,
-    stock1: s1.summary,
-    stock100: s100.summary,
+    stock1: s1,
+    stock100: s100,
+    cluster,
+    clusterError: 'error' in clustered ? clustered.error : undefined,
   };
-  const failures = [s1.failure, s100.failure];
 
   if (ctx.experiments && target.startApi) {
     // The logging cost of a refusal, without a storm's connection churn or Temporal in the way:
@@ -183,14 +271,17 @@ export function flashSaleRows(d: FlashSaleData): Row[] {
   const refP50 = refLoser.reduce((a, r) => a + r.loserP50Ms, 0) / refLoser.length;
   const refP99 = refLoser.reduce((a, r) => a + r.loserP99Ms, 0) / refLoser.length;
   const rows: Row[] = [];
-  for (const [stock, s, goal] of [
-    [1, d.stock1, FLASH_GOALS.stock1Ratio],
-    [100, d.stock100, FLASH_GOALS.stock100Ratio],
-  ] as const) {
+  const storms: [string, number, StormSummary, number][] = [
+    ['', 1, d.stock1, FLASH_GOALS.stock1Ratio],
+    ['', 100, d.stock100, FLASH_GOALS.stock100Ratio],
+  ];
+  const shape = d.cluster ? `Redis Cluster (${d.cluster.masters} masters), ${d.cluster.apiProcesses} API processes, ` : '';
+  if (d.cluster) storms.push([shape, 1, d.cluster.stock1, FLASH_GOALS.clusterRatio], [shape, 100, d.cluster.stock100, FLASH_GOALS.clusterRatio]);
+  for (const [prefix, stock, s, goal] of storms) {
     rows.push(
       {
         scenario: 'flash sale',
-        measure: `stock ${stock}: wall time, ${fmt.int(d.buyers)} buyers`,
+        measure: `${prefix}stock ${stock}: wall time, ${fmt.int(d.buyers)} buyers`,
         value: fmt.s(s.wallS),
         reference: fmt.s(d.referenceWallS),
         ratio: fmt.ratio(s.ratio),
@@ -199,14 +290,15 @@ export function flashSaleRows(d: FlashSaleData): Row[] {
       },
       {
         scenario: 'flash sale',
-        measure: `stock ${stock}: winners`,
+        measure: `${prefix}stock ${stock}: winners`,
         value: String(s.winners),
         goal: `= ${stock}`,
         met: s.winners === stock && s.reservedAfter === stock,
         note: unansweredOf(s) || undefined,
       },
-      { scenario: 'flash sale', measure: `stock ${stock}: loser p50 / p99`, value: `${fmt.ms(s.loserP50Ms)} / ${fmt.ms(s.loserP99Ms)}`, reference: `${fmt.ms(refP50)} / ${fmt.ms(refP99)}` },
+      { scenario: 'flash sale', measure: `${prefix}stock ${stock}: loser p50 / p99`, value: `${fmt.ms(s.loserP50Ms)} / ${fmt.ms(s.loserP99Ms)}`, reference: `${fmt.ms(refP50)} / ${fmt.ms(refP99)}` },
     );
   }
+  if (d.clusterError) rows.push({ scenario: 'flash sale', measure: 'Redis Cluster, 2 API processes', value: 'not run', goal: `≤ ${FLASH_GOALS.clusterRatio}× ref`, met: false, note: d.clusterError });
   return rows;
 }

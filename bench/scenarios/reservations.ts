@@ -16,7 +16,7 @@ import { runJob, startChildService } from '../harness/procs';
 import { median, round3, type LatencySummary } from '../harness/stats';
 import { fmt, type Context, type Outcome, type Row } from './types';
 
-export const RESERVATION_GOALS = { ratio: 0.8, lowLoadReserveP50Ms: 20 };
+export const RESERVATION_GOALS = { ratio: 0.8, lowLoadReserveRatio: 1.2 };
 export const SATURATION_USERS = 32;
 const SKUS = 100;
 
@@ -29,6 +29,8 @@ export interface ReservationsData {
   commitP50Ms: number;
   commitP99Ms: number;
   lowLoadReserveP50Ms: number;
+  /** The bare update-with-start's p50 at low load (one user), measured right after the service's. */
+  lowLoadReferenceReserveP50Ms: number;
   lowLoadCommitP50Ms: number;
   users: number;
   rounds: { rps: number; referenceRps: number; ratio: number }[];
@@ -125,6 +127,7 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
       commitP50Ms: round3(svc!.commit.p50),
       commitP99Ms: round3(svc!.commit.p99),
       lowLoadReserveP50Ms: round3(low.reserve.p50),
+      lowLoadReferenceReserveP50Ms: round3(refLow.reserve.p50),
       lowLoadCommitP50Ms: round3(low.commit.p50),
       users: SATURATION_USERS,
       rounds,
@@ -151,6 +154,8 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
 }
 
 export function reservationRows(d: ReservationsData): Row[] {
+  // Results of runs before the reference's p50 was recorded on its own carry it in the latency summary.
+  const lowLoadRef = d.lowLoadReferenceReserveP50Ms ?? d.latency.referenceLowLoadReserve.p50;
   return [
     {
       scenario: 'reservations',
@@ -167,9 +172,10 @@ export function reservationRows(d: ReservationsData): Row[] {
       scenario: 'reservations',
       measure: 'POST /v1/reservations p50, low load',
       value: fmt.ms(d.lowLoadReserveP50Ms),
-      reference: fmt.ms(d.latency.referenceLowLoadReserve.p50),
-      goal: `≤ ${RESERVATION_GOALS.lowLoadReserveP50Ms} ms`,
-      met: d.lowLoadReserveP50Ms <= RESERVATION_GOALS.lowLoadReserveP50Ms,
+      reference: fmt.ms(lowLoadRef),
+      ratio: fmt.ratio(d.lowLoadReserveP50Ms / lowLoadRef),
+      goal: `≤ ${RESERVATION_GOALS.lowLoadReserveRatio}× ref`,
+      met: d.lowLoadReserveP50Ms / lowLoadRef <= RESERVATION_GOALS.lowLoadReserveRatio,
     },
   ];
 }
