@@ -7,6 +7,9 @@ import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
 import type { Metrics } from './metrics';
+import { buildOpenApiDocument } from './openapi';
+import { renderDocsPage } from './openapi-html';
+import { apiDescription, serviceVersion } from './openapi-operations';
 import { reservationRoutes } from './reservation-routes';
 import type { ReservationService } from './reservations';
 import { stockRoutes } from './stock-routes';
@@ -64,6 +67,16 @@ export function createApp(deps: AppDeps): Express {
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  // The contract as OpenAPI 3.1, built from the routes' own schemas (openapi-operations.ts).
+  const openapi = buildOpenApiDocument(apiDescription(deps.config), { version: serviceVersion() });
+  const openapiJson = JSON.stringify(openapi);
+  const docsPage = renderDocsPage(openapi);
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openapiJson);
+  });
+  app.get('/docs', (_req, res) => {
+    res.type('html').send(docsPage);
   });
 
   app.use(stockRoutes(deps.stock, role));

@@ -24,8 +24,8 @@ export const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigure
 export const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });
 export const adjustmentBody = z.strictObject({ delta: deltaSchema, reason: reasonSchema });
 export const returnBody = z.strictObject({ reservationId: reservationIdSchema, items: linesSchema, reason: reasonSchema.optional() });
-const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
-const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
+export const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
+export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
 
 const skuOf = (req: Request) => parse(skuSchema, req.params.sku, 'sku');
 const idempotencyKeyOf = (req: Request) => {

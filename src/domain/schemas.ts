@@ -27,20 +27,28 @@ export const deltaSchema = z
   .int()
   .min(-MAX_STOCK)
   .max(MAX_STOCK)
-  .refine((d) => d !== 0, 'must not be zero');
+  .refine((d) => d !== 0, 'must not be zero')
+  // A refinement is invisible to z.toJSONSchema: its JSON Schema form goes with it (src/api/openapi.ts).
+  .meta({ not: { const: 0 } });
 /** No control characters (NUL, newlines, escapes…) and no lone surrogates: text PostgreSQL and logs take as is. */
 const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
 
 /** Free text of `min..max` characters (code points) of printable Unicode. */
 export function textSchema(min: number, max: number) {
-  return z.string().superRefine((value, ctx) => {
-    if (!PRINTABLE.test(value)) {
-      ctx.addIssue({ code: 'custom', message: 'must be printable text: no control characters or lone surrogates' });
-      return;
-    }
-    const length = [...value].length;
-    if (length < min || length > max) ctx.addIssue({ code: 'custom', message: `must be ${min}..${max} characters` });
-  });
+  return (
+    z
+      .string()
+      .superRefine((value, ctx) => {
+        if (!PRINTABLE.test(value)) {
+          ctx.addIssue({ code: 'custom', message: 'must be printable text: no control characters or lone surrogates' });
+          return;
+        }
+        const length = [...value].length;
+        if (length < min || length > max) ctx.addIssue({ code: 'custom', message: `must be ${min}..${max} characters` });
+      })
+      // The same rule for the OpenAPI document: JSON Schema counts code points too, and its patterns are `u` regexes.
+      .meta({ minLength: min, maxLength: max, pattern: PRINTABLE.source })
+  );
 }
 
 export const reasonSchema = textSchema(1, MAX_TEXT_LENGTH);
@@ -67,7 +75,9 @@ export const linesSchema = z
       }
       seen.add(line.sku);
     });
-  });
+  })
+  // JSON Schema has no "unique by a property": the document says it in words.
+  .meta({ description: 'each SKU at most once (a repeated SKU is 400 INVALID_REQUEST)' });
 
 export interface InvalidField {
   /** Dotted path of the first bad field (`items.0.quantity`), or `(body)`. */

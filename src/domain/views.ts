@@ -1,0 +1,122 @@
+/**
+ * The contract's answers as zod schemas: the stock view, the reservation view, the error envelope
+ * and the rest (docs/API.md). The OpenAPI document (src/api/openapi.ts) is generated from them, and
+ * the types below are checked against the interfaces of types.ts, so the document, the code and the
+ * answers cannot drift apart unnoticed. No I/O: safe to import from workflow code.
+ */
+import { z } from 'zod';
+import { ERROR_STATUS, type ErrorCode } from './errors';
+import { MAX_AVAILABILITY_SKUS, MAX_LINE_QUANTITY, MAX_LINES, MAX_MOVEMENTS, MAX_STOCK } from './limits';
+import { reservationIdSchema, skuSchema } from './schemas';
+import { MOVEMENT_KINDS, RESERVATION_STATUSES, type Movement, type ReservationView, type ReturnResult, type StockHold, type StockView } from './types';
+
+/** A time as the service writes it: ISO 8601 in UTC with milliseconds (`Date.prototype.toISOString`). */
+const timestamp = z.iso.datetime().meta({ description: 'ISO 8601 time in UTC', examples: ['2026-11-24T10:15:00.000Z'] });
+const count = (max: number) => z.number().int().min(0).max(max);
+
+export const stockViewSchema = z
+  .strictObject({
+    sku: skuSchema,
+    name: z.string().meta({ description: 'empty when the SKU was created without one' }),
+    total: count(MAX_STOCK).meta({ description: 'units not yet sold' }),
+    reserved: count(MAX_STOCK).meta({ description: 'units held by live reservations' }),
+    available: z.number().int().min(-MAX_STOCK).max(MAX_STOCK).meta({ description: 'total - reserved' }),
+  })
+  .meta({ description: 'A SKU\'s stock figures, read from Redis.' });
+
+export const availabilitySchema = z.strictObject({
+  items: z.array(stockViewSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs that exist, each once' }),
+  missing: z.array(skuSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs asked for that do not exist' }),
+});
+
+export const movementSchema = z
+  .strictObject({
+    id: z.string().regex(/^\d+$/).meta({ description: 'digits; increasing with time per SKU' }),
+    kind: z.enum(MOVEMENT_KINDS),
+    delta: z.number().int().min(-MAX_STOCK).max(MAX_STOCK),
+    reservationId: reservationIdSchema.optional().meta({ description: 'for `sale` and `return`' }),
+    reason: z.string().optional().meta({ description: 'when one was given (`initial` has "created")' }),
+    at: timestamp,
+  })
+  .meta({ description: 'One row of a SKU\'s append-only ledger.' });
+
+export const movementsPageSchema = z.strictObject({
+  movements: z.array(movementSchema).max(MAX_MOVEMENTS).meta({ description: 'newest first' }),
+});
+
+export const stockHoldSchema = z.strictObject({
+  reservationId: reservationIdSchema,
+  quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY),
+  expiresAt: timestamp.nullable().meta({ description: 'null while the reservation row is not written yet' }),
+});
+
+export const holdsSchema = z.strictObject({
+  sku: skuSchema,
+  holds: z.array(stockHoldSchema).meta({ description: 'earliest deadline first; those without one first' }),
+});
+
+export const reservationLineSchema = z.strictObject({
+  sku: skuSchema,
+  quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).meta({ description: 'what the line held' }),
+  committedQuantity: count(MAX_LINE_QUANTITY).meta({ description: 'what was sold (0 until the commit)' }),
+  returnedQuantity: count(MAX_LINE_QUANTITY).meta({ description: 'what came back through POST /v1/returns after the sale' }),
+});
+
+export const reservationViewSchema = z
+  .strictObject({
+    reservationId: reservationIdSchema,
+    status: z.enum(RESERVATION_STATUSES),
+    items: z.array(reservationLineSchema).min(1).max(MAX_LINES),
+    customerId: z.string().nullable().meta({ description: 'null when the reservation was made without one' }),
+    expiresAt: timestamp,
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    workflowId: z.string().regex(/^reservation-[A-Za-z0-9_-]{1,64}$/).meta({ description: 'the Temporal workflow id: reservation-<reservationId>' }),
+  })
+  .meta({ description: 'A reservation: PENDING -> HELD | REJECTED; HELD -> COMMITTED | CANCELLED | EXPIRED.' });
+
+export const returnResultSchema = z.strictObject({
+  reservationId: reservationIdSchema,
+  items: z
+    .array(z.strictObject({ sku: skuSchema, returnedQuantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).meta({ description: 'returned by this call' }) }))
+    .min(1)
+    .max(MAX_LINES),
+});
+
+export const healthSchema = z.strictObject({ status: z.literal('ok') });
+
+const checkState = z.enum(['ok', 'down']);
+export const readinessSchema = z.strictObject({
+  status: checkState.meta({ description: '"ok" when every check is' }),
+  checks: z.strictObject({ redis: checkState, postgres: checkState, temporal: checkState }),
+});
+
+/** Every code an answer's `error.code` can carry: the domain's, and INTERNAL for a fault of the service itself. */
+export const ANSWER_CODES = [...(Object.keys(ERROR_STATUS) as ErrorCode[]), 'INTERNAL'] as const;
+export type AnswerCode = (typeof ANSWER_CODES)[number];
+
+/** HTTP status of every code an answer can carry. */
+export const statusOfCode = (code: AnswerCode): number => (code === 'INTERNAL' ? 500 : ERROR_STATUS[code]);
+
+/** The error envelope `{"error": {"code", "message", "details"}}`, with `code` one of `codes`. */
+export function errorEnvelopeSchema(codes: readonly [AnswerCode, ...AnswerCode[]] = ANSWER_CODES as unknown as [AnswerCode, ...AnswerCode[]]) {
+  return z.strictObject({
+    error: z.strictObject({
+      code: z.enum(codes).meta({ description: 'stable, for programs' }),
+      message: z.string().min(1).meta({ description: 'a sentence for people; may change' }),
+      details: z.record(z.string(), z.unknown()).meta({ description: 'an object, empty when there is nothing to add; for 400 `field` and `issues`' }),
+    }),
+  });
+}
+
+// Every field a schema promises is in the interface the code answers with (types.ts), with the
+// same type. The other way round (a field the code writes that a schema lacks) is caught at run
+// time: the schemas are strict objects, and the test suites check every answer against the
+// document (test/helpers/conformance.ts).
+type Covers<Code, Schema> = [Code] extends [Schema] ? true : false;
+const covers = <Code, Schema>(proof: Covers<Code, Schema>) => proof;
+covers<StockView, z.output<typeof stockViewSchema>>(true);
+covers<Movement, z.output<typeof movementSchema>>(true);
+covers<StockHold, z.output<typeof stockHoldSchema>>(true);
+covers<ReservationView, z.output<typeof reservationViewSchema>>(true);
+covers<ReturnResult, z.output<typeof returnResultSchema>>(true);
