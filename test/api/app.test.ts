@@ -20,6 +20,8 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { pollUntil, request as call, type ApiAnswer, type ApiOptions } from '../helpers/stack';
 import { expectConsistent } from '../helpers/stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from '../helpers/temporal';
+// Every answer below is checked against the OpenAPI document (GET /openapi.json).
+import '../helpers/conformance';
 
 installTestRuntime();
 

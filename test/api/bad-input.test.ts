@@ -8,6 +8,8 @@ import { ReservationService } from '../../src/api/reservations';
 import { keys } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expiresIn, figures, testStock } from '../helpers/stock';
+// Every answer below is checked against the OpenAPI document (GET /openapi.json).
+import '../helpers/conformance';
 
 /**
  * Bad input is refused at the API's edge: 400 INVALID_REQUEST in the contract's error shape,

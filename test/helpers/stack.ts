@@ -15,6 +15,7 @@ import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
 import { createStock, StockStore, type StockClients, type StockRedis } from '../../src/stock';
 import { ensureReconciler, ensureSearchAttributes } from '../../src/temporal';
+import { expectConforming } from './conformance';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { testStock } from './stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from './temporal';
@@ -43,7 +44,7 @@ export interface ApiAnswer<T = any> {
   headers: Headers;
 }
 
-/** One HTTP call to the API; the body is parsed as JSON when it is JSON. */
+/** One HTTP call to the API; the body is parsed as JSON when it is JSON. Throws when the answer does not match the OpenAPI document. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function request<T = any>(baseUrl: string, method: string, path: string, options: ApiOptions = {}): Promise<ApiAnswer<T>> {
   const token = options.token === undefined ? CLIENT_TOKEN : options.token;
@@ -56,6 +57,7 @@ export async function request<T = any>(baseUrl: string, method: string, path: st
   Object.assign(headers, options.headers ?? {});
   const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
   const text = await res.text();
+  expectConforming({ method, url: path, status: res.status, contentType: res.headers.get('content-type'), text });
   let parsed: unknown = text;
   if ((res.headers.get('content-type') ?? '').includes('application/json')) {
     try {
