@@ -9,13 +9,34 @@
  *
  * Exactly one settlement (commit or release) ever runs; whoever comes second waits for it.
  */
+import type { SearchAttributePair } from '@temporalio/common';
 import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
 import { searchableSkus, searchAttributes, type ReservationInput } from './definitions';
 import { refusal } from './validators';
 
+/**
+ * Runs started before this change upserted every search attribute at each status change and
+ * started a new TTL timer at every extend: each upsert and each timer is a billable Temporal Cloud
+ * Action (docs/CAPACITY.md). Newer runs send only what changed and keep a timer that is still early
+ * enough; replay keeps the older runs on their path.
+ */
+export const FEWER_ACTIONS = 'fewer-actions';
+
+/** Whether a search attribute already shows `value` (a Datetime by its instant, a list element by element). */
+function sameValue(shown: unknown, value: unknown): boolean {
+  if (shown instanceof Date && value instanceof Date) return shown.getTime() === value.getTime();
+  if (Array.isArray(shown) && Array.isArray(value)) return shown.length === value.length && shown.every((x, i) => x === value[i]);
+  return shown === value;
+}
+
 export class ReservationState {
   status: ReservationStatus = 'PENDING';
+  /**
+   * Set for runs behind FEWER_ACTIONS: `become()` upserts only the attributes whose value differs
+   * from what the run already shows (the start's attributes included), and none when nothing does.
+   */
+  onlyChangedAttributes = false;
   lines: ReservationLine[];
   expiresAtMs: number;
   readonly createdAt: string;
@@ -54,16 +75,24 @@ export class ReservationState {
     };
   }
 
-  /** Enters `next` and shows it to the Web UI's search attributes. */
+  /**
+   * Enters `next` and shows it to the Web UI's search attributes. The Web UI sees the same values
+   * either way: an upsert merges, so an attribute left out keeps what the start or an earlier
+   * upsert set.
+   */
   become(next: ReservationStatus): void {
     this.status = next;
     this.updatedAt = new Date(Date.now()).toISOString();
-    upsertSearchAttributes([
+    const wanted: SearchAttributePair[] = [
       { key: searchAttributes.status, value: next },
       { key: searchAttributes.skus, value: searchableSkus(this.skus) },
       { key: searchAttributes.expiresAt, value: new Date(this.expiresAtMs) },
       ...(this.input.customerId ? [{ key: searchAttributes.customerId, value: this.input.customerId }] : []),
-    ]);
+    ];
+    if (!this.onlyChangedAttributes) return upsertSearchAttributes(wanted);
+    const shown = workflowInfo().typedSearchAttributes;
+    const changed = wanted.filter((pair) => !sameValue(shown.get(pair.key), pair.value));
+    if (changed.length > 0) upsertSearchAttributes(changed);
   }
 
   /** Starts the one settlement; a failed one is cleared so that HELD can settle again. */
