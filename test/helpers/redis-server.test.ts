@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer } from './redis-server';
+import { alive } from './processes';
 
 const nodes: RedisServer[] = [];
 const clients: Redis[] = [];
@@ -23,14 +24,6 @@ function client(url: string): Redis {
   return redis;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 afterAll(async () => {
   for (const c of clients) c.disconnect();

@@ -19,13 +19,14 @@
  * (`npm test` empties it) cannot break a restart in the middle of the test.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { closeSync, cpSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { get } from 'node:http';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { PROJECT_ROOT, TEMPORAL_CLI } from '../../src/temporal';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueSku } from '../helpers/env';
 import { killWhenOrphaned, type Guard } from '../helpers/guard';
+import { alive, buildIfStale } from '../helpers/processes';
 import { freePort } from '../helpers/redis-server';
 import { expectConsistent, figures, testStock } from '../helpers/stock';
 import { devServerEnv, taskQueue } from '../helpers/temporal';
@@ -44,26 +45,9 @@ let snapshot: string | undefined;
 
 // ---------------------------------------------------------------- the service as processes
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
 /** lib/ compiled from src/ when older (`npm test` builds first), then copied with lua/, migrations/, package.json. */
 function snapshotService(): string {
-  const mainJs = path.join(PROJECT_ROOT, 'lib', 'main.js');
-  if (!existsSync(mainJs) || statSync(mainJs).mtimeMs < newestMtime(path.join(PROJECT_ROOT, 'src'))) {
-    try {
-      execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 180_000 });
-    } catch (err) {
-      // tsc emits JavaScript despite type errors elsewhere (which `npm test`'s typecheck reports).
-      if (!existsSync(mainJs)) throw new Error(`build failed:\n${String((err as { stdout?: Buffer }).stdout ?? err)}`);
-    }
-  }
+  buildIfStale(path.join(PROJECT_ROOT, 'lib', 'main.js'));
   // Under the project, so that node_modules/ is found above it; src/paths.ts takes it for the root.
   const dir = path.join(PROJECT_ROOT, 'build', 'test-processes', `service-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
@@ -150,14 +134,6 @@ class Service {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ---------------------------------------------------------------- HTTP
 

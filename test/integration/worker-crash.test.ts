@@ -6,9 +6,8 @@
  * The worker runs as a separate OS process (`node lib/worker.js`, built here when lib/ is older than
  * src/) against a real Temporal dev server, the test Redis database and the test PostgreSQL database.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle, type WorkflowUpdateHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -28,6 +27,7 @@ import {
 import type { CartLine, ReservationStatus, ReservationView } from '../../src/domain/types';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
+import { buildIfStale } from '../helpers/processes';
 import { pollUntil } from '../helpers/stack';
 import { callAborter, devServerEnv, taskQueue } from '../helpers/temporal';
 
@@ -50,31 +50,6 @@ const aborter = callAborter();
 const call = <T>(fn: () => Promise<T>): Promise<T> => client.withAbortSignal(aborter.signal, fn);
 
 // ---------------------------------------------------------------- build and worker processes
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
-/** `npm run build` when lib/worker.js is missing or older than any file of src/ (`npm test` builds first). */
-function buildIfStale(): void {
-  if (existsSync(WORKER_JS) && statSync(WORKER_JS).mtimeMs >= newestMtime(path.join(PROJECT_ROOT, 'src'))) return;
-  const startedAt = Date.now();
-  try {
-    execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
-  } catch (err) {
-    const e = err as { stdout?: Buffer; stderr?: Buffer };
-    const report = `${String(e.stdout ?? '')}${String(e.stderr ?? '')}`;
-    // tsc still emits JavaScript for files with type errors; a type error elsewhere in src/ (which
-    // `npm test`'s typecheck reports anyway) must not stop this test from running the fresh worker.
-    if (!existsSync(WORKER_JS) || statSync(WORKER_JS).mtimeMs < startedAt - 1_000) throw new Error(`build failed:\n${report}`);
-    console.warn(`build reported type errors; running the emitted lib/worker.js anyway:\n${report}`);
-  }
-}
 
 interface WorkerProcess {
   child: ChildProcess;
@@ -218,7 +193,7 @@ function expectedSold(r: Reservation): Map<string, number> {
 // ---------------------------------------------------------------- the test
 
 beforeAll(async () => {
-  buildIfStale();
+  buildIfStale(WORKER_JS);
   env = await devServerEnv();
   client = env.client;
 }, 150_000);

@@ -9,6 +9,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import { alive } from '../helpers/processes';
 import { restartDelay, Supervisor, type SupervisorOptions } from '../../src/processes';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'stockhold-supervisor-'));
@@ -95,14 +96,6 @@ function answerOn(port: number): Promise<string> {
 }
 
 const pidOf = (label: string) => supervisor?.processes().find((p) => p.label === label)?.pid;
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('the supervisor', () => {
   it('runs the API processes on one port, restarts a crashed process after a short delay, and stops them all', async () => {
