@@ -21,7 +21,7 @@
  *
  * Environment: REDIS_URL (a Redis to use instead of the private node), REDIS_CLUSTER_NODES
  * (host:port,… of a cluster to use instead of the private one), DATABASE_URL
- * (postgres://postgres@127.0.0.1:5432/stockhold_bench), BENCH_CONCURRENCY (64),
+ * (postgres://postgres@127.0.0.1:5432/stockhold_bench_holds, created when missing), BENCH_CONCURRENCY (64),
  * BENCH_ROUNDS (5), BENCH_ROUND_MS (1500), BENCH_HOLDS_JSON (a file to write the figures to, for
  * `npm run bench -- holds`).
  */
@@ -32,7 +32,9 @@ import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COM
 import { startRedisCluster } from '../test/helpers/redis-cluster';
 import { startRedisServer } from '../test/helpers/redis-server';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench';
+// A database of its own: no reconciler of a running benchmark stack must see these HELD rows
+// (with no workflow behind them, it would release them as orphans after its grace period).
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench_holds';
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 64);
 const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
 const ROUND_MS = positiveInt('BENCH_ROUND_MS', 1_500);
