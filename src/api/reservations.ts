@@ -105,7 +105,13 @@ export class ReservationService {
       if (err instanceof WorkflowExecutionAlreadyStartedError || (err instanceof WorkflowUpdateFailedError && err.cause instanceof WorkflowExecutionAlreadyStartedError)) {
         return { created: false, reservation: await this.closedRepeat(workflowId, requestHash) };
       }
-      throw this.mapped(err, reservationId);
+      const mapped = this.mapped(err, reservationId);
+      // The workflow may have held by now (an answer lost to a deadline). The id lets the client
+      // retry into that hold, or cancel it, even when it sent none and the id was made here.
+      if (mapped instanceof StockholdError && mapped.code === 'UNAVAILABLE') {
+        throw unavailable(`${mapped.message}; retry with reservationId ${reservationId}`, { ...mapped.details, reservationId });
+      }
+      throw mapped;
     } finally {
       leave(held);
     }

@@ -41,3 +41,26 @@ describe('ReservationService.get', () => {
     await expect(service.get('r1')).rejects.toMatchObject({ code: 'RESERVATION_NOT_FOUND', status: 404 });
   });
 });
+
+describe('ReservationService.create', () => {
+  it('answers 503 with the reservation id when Temporal does not answer in time, so a client that sent no id can retry into the hold', async () => {
+    const deadlineExceeded = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4, metadata: {} });
+    const client = {
+      withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn(),
+      workflow: { executeUpdateWithStart: () => Promise.reject(deadlineExceeded) },
+    } as unknown as Client;
+    const stock = { precheck: jest.fn(async () => ({ refusal: undefined, available: [5], allowance: [undefined] })) } as unknown as StockStore;
+    const service = new ReservationService(client, stock, { taskQueue: 'q', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
+
+    const refusal = (await service.create({ items: [{ sku: 'A', quantity: 1 }] }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )) as { code: string; status: number; message: string; details: { reservationId?: string } };
+    expect(refusal).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+    expect(refusal.details.reservationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(refusal.message).toContain(`retry with reservationId ${refusal.details.reservationId}`);
+
+    // An id the client sent comes back as it was.
+    await expect(service.create({ reservationId: 'order-9', items: [{ sku: 'A', quantity: 1 }] })).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { reservationId: 'order-9' } });
+  });
+});
