@@ -2,7 +2,9 @@
  * Load generator child: a flash-sale storm. `buyers` POSTs are launched at once with Node's
  * fetch (each on its own fresh connection, as independent shoppers would be), and the child
  * reports the wall time until the last one was answered, the answers by status, the winners'
- * reservation ids, and the latency of the losers (409).
+ * reservation ids, and the latency of the losers (409). A buyer answered 503 does what a client
+ * does: it tries again (up to 5 times, 250 ms apart) with the reservation id the 503 carries, and
+ * its final answer is the one counted (a retry that finds its hold, 200 HELD, is a winner).
  */
 import { performance } from 'node:perf_hooks';
 import { Samples, summarize, type LatencySummary } from '../harness/stats';
@@ -21,6 +23,8 @@ export interface StormResult {
   /** Time until every request was handed to fetch (the launch itself takes a while). */
   launchS: number;
   statuses: Record<string, number>;
+  /** Buyers first answered 503, who then tried again with the id it carried. */
+  retried: number;
   winners: string[];
   errors: number;
   errorSamples: string[];
@@ -36,6 +40,7 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   const errorSamples: string[] = [];
   let errors = 0;
   let answered = 0;
+  let retried = 0;
   const body = JSON.stringify({ items: [{ sku: job.sku, quantity: 1 }] });
   const headers = { ...job.headers, 'content-type': 'application/json' };
 
@@ -44,12 +49,22 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   const buyer = async (i: number) => {
     const t = performance.now();
     try {
-      const res = await fetch(job.urls[i % job.urls.length]!, { method: 'POST', headers, body });
-      const text = await res.text();
+      const url = job.urls[i % job.urls.length]!;
+      let res = await fetch(url, { method: 'POST', headers, body });
+      let text = await res.text();
+      for (let attempt = 1; res.status === 503 && attempt <= 5; attempt++) {
+        const id = (JSON.parse(text) as { error?: { details?: { reservationId?: string } } }).error?.details?.reservationId;
+        if (!id) break;
+        if (attempt === 1) retried += 1;
+        await new Promise((r) => setTimeout(r, 250));
+        res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ reservationId: id, items: [{ sku: job.sku, quantity: 1 }] }) });
+        text = await res.text();
+      }
       const ms = performance.now() - t;
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       all.push(ms);
-      if (res.status === 201) winners.push((JSON.parse(text) as { reservationId: string }).reservationId);
+      const view = res.status === 201 || res.status === 200 ? (JSON.parse(text) as { reservationId: string; status?: string }) : undefined;
+      if (view && (res.status === 201 || view.status === 'HELD')) winners.push(view.reservationId);
       else if (res.status === 409) losers.push(ms);
     } catch (err) {
       errors += 1;
@@ -65,5 +80,5 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   await Promise.all(pending);
   const wallS = (performance.now() - start) / 1000;
   clearInterval(reporter);
-  return { wallS, launchS, statuses, winners, errors, errorSamples, losers: summarize(losers.values()), all: summarize(all.values()) };
+  return { wallS, launchS, statuses, retried, winners, errors, errorSamples, losers: summarize(losers.values()), all: summarize(all.values()) };
 });

@@ -28,7 +28,10 @@ const CLUSTER_APIS = 2;
 const CLUSTER_MASTERS = 3;
 
 export interface StormSummary {
+  /** Buyers holding at the end: 201s, and those whose retry after a 503 found their hold. */
   winners: number;
+  /** Buyers first answered 503, who tried again with the reservation id it carried. */
+  retried503?: number;
   wallS: number;
   ratio: number;
   loserP50Ms: number;
@@ -113,7 +116,9 @@ async function serviceStorm(ctx: Context, where: StormTarget, stock: number, lab
   // Give the stock back so later scenarios see a quiet service.
   await eachLimited(r.winners, 16, (id) => cancelReservation(target, id));
   const summary: StormSummary = {
-    winners: r.statuses['201'] ?? 0,
+    // 201s, and buyers whose retry after a 503 found their hold (200 HELD).
+    winners: r.winners.length,
+    retried503: r.retried,
     wallS: round3(r.wallS),
     ratio: round3(r.wallS / referenceWallS),
     loserP50Ms: round3(r.losers.p50),
@@ -132,7 +137,8 @@ async function serviceStorm(ctx: Context, where: StormTarget, stock: number, lab
   const problems: string[] = [];
   if (summary.winners !== stock) problems.push(`${summary.winners} winners for a stock of ${stock}`);
   if (after.reserved !== stock) problems.push(`Redis shows ${after.reserved} reserved for a stock of ${stock}`);
-  const others = Object.keys(r.statuses).filter((s) => s !== '201' && s !== '409');
+  if (r.retried > 0) progress(`      ${label}: ${fmt.int(r.retried)} buyers answered 503 tried again with the id it carried`);
+  const others = Object.keys(r.statuses).filter((s) => s !== '201' && s !== '409' && s !== '200');
   const unanswered = [
     ...others.map((s) => `${fmt.int(r.statuses[s]!)}× ${s}`),
     ...(r.errors > 0 ? [`${fmt.int(r.errors)} without an answer (${r.errorSamples[0]})`] : []),
