@@ -1,18 +1,23 @@
 --[[
   commit: turn a reservation's holds into sales, once the sales are durable in PostgreSQL. Line i
   sells `sold` units (its ledger movement `movement`) and releases the rest of its hold.
-  Idempotent: the hold goes once, and each movement changes total once (see move.lua).
+  Idempotent: the hold goes once, and each movement changes total once (see move.lua). The
+  customer's held count goes with the hold, and on a SKU with a per-customer limit the sale is
+  added to what the customer bought, together with total, so also once per movement.
 
-  KEYS, three per line i (all three share {SKU}):
-    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[3i-1]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3i]    item:{SKU}:done    zset: finished reservations -> ms
+  KEYS, four per line i (all four share {SKU}):
+    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
+                                      maxPerCustomer, bmark, ...
+    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
+    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations -> ms
+    KEYS[4i]    item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
   ARGV:
     ARGV[1]     reservationId
     ARGV[2]     now, ms since the epoch (score of the tombstone)
     ARGV[3]     forget `done` entries scored before this, ms
-    ARGV[2+2i]  units line i sells (0..held)
-    ARGV[3+2i]  the id of line i's `sale` movement (0 when it sells nothing)
+    ARGV[4]     the reservation's customerId ('' for none): whose bought count the sales raise
+    ARGV[3+2i]  units line i sells (0..held)
+    ARGV[4+2i]  the id of line i's `sale` movement (0 when it sells nothing)
 
   Returns {code, line, held}; code is a ScriptCode (src/stock/scripts.ts):
      Applied          1  done: holds released, totals lowered by the sales not applied before.
@@ -24,10 +29,14 @@
                          retry once they are rebuilt
      ExceedsHold     -4  line `line` holds `held` units, fewer than it sells: nothing changed
 ]]
+--- @include "includes/customers"
 --- @include "includes/fit"
 
-local id, now, cutoff = ARGV[1], ARGV[2], ARGV[3]
-local lines = #KEYS / 3
+if #KEYS % 4 ~= 0 then
+  return redis.error_reply('commit: KEYS must be four per line (stock, holds, done, customers)')
+end
+local id, now, cutoff, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lines = #KEYS / 4
 
 local function applied(stock, movement)
   if movement == 0 then
@@ -39,12 +48,12 @@ end
 
 local changes = 0
 for i = 1, lines do
-  local stock, holds = KEYS[3 * i - 2], KEYS[3 * i - 1]
+  local stock, holds = KEYS[4 * i - 3], KEYS[4 * i - 2]
   if redis.call('EXISTS', stock) == 0 then
     return {-2, i, 0}
   end
   local held = redis.call('HGET', holds, id)
-  local sold, movement = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local sold, movement = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
   if held and sold > tonumber(held) then
     return {-4, i, tonumber(held)}
   end
@@ -57,17 +66,19 @@ if changes == 0 then
 end
 
 for i = 1, lines do
-  local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local sold, movement = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local stock, holds, done, customers = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local sold, movement = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
   local held = redis.call('HGET', holds, id)
   if held then
     redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
     redis.call('HDEL', holds, id)
+    forget_hold(customers, id, tonumber(held))
   end
   if not applied(stock, movement) then
     redis.call('HINCRBY', stock, 'total', -sold)
     redis.call('HSET', stock, 'm:' .. movement, 1)
-    fit(stock, holds)
+    add_bought(stock, customers, customer, movement, sold)
+    fit(stock, holds, customers)
   end
   redis.call('ZADD', done, now, id)
   redis.call('ZREMRANGEBYSCORE', done, '-inf', '(' .. cutoff)

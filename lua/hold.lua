@@ -1,19 +1,25 @@
 --[[
-  hold: hold every line of one reservation, or none of them.
+  hold: hold every line of one reservation, or none of them; on a SKU with a per-customer limit,
+  only while the customer's held plus bought units stay within it (checked in this same step).
 
-  KEYS, three per line i (i = 1..n, in the reservation's line order; all three share {SKU}):
-    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[3i-1]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3i]    item:{SKU}:done    zset: finished reservations (reservationId, or
-                                   reservationId@run for one run that gave up) -> ms
+  KEYS, four per line i (i = 1..n, in the reservation's line order; all four share {SKU}):
+    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
+                                      maxPerCustomer, bmark, lowStockThreshold
+    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
+    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations (reservationId, or
+                                      reservationId@run for one run that gave up) -> ms
+    KEYS[4i]    item:{SKU}:customers  hash: h:<customerId>, b:<customerId>, o:<reservationId>
+                                      (see includes/customers.lua)
   ARGV:
     ARGV[1]     reservationId
     ARGV[2]     run: the workflow run holding (a run that gave up is tombstoned as id@run, so
                 its late attempts are refused while a new run of the same id may hold)
-    ARGV[2+i]   quantity of line i (integer 1..10000; the caller validates)
+    ARGV[3]     customerId ('' for none)
+    ARGV[3+i]   quantity of line i (integer 1..10000; the caller validates)
 
-  Returns {code, line, available}; code is a ScriptCode (src/stock/scripts.ts):
-     Applied          1  every line is held now
+  Returns {code, line, available} or, for CustomerLimit, {code, line, limit, held, bought};
+  code is a ScriptCode (src/stock/scripts.ts):
+     Applied          1  every line is held now (and counted for the customer, if any)
      AlreadyApplied   2  this reservation already holds every line (a retry): nothing changed
      Insufficient    -1  line `line` (1-based) asks for more than `available`: nothing changed
      NotLoaded       -2  line `line` has no counters (unknown SKU or Redis lost its data);
@@ -22,18 +28,26 @@
      HeldOtherwise   -7  line `line` holds another quantity for this id, or the id holds some of
                          the lines but not line `line` (another cart under the same id):
                          nothing changed
+     CustomerLimit   -8  line `line`'s SKU has the limit `limit` per customer and the customer
+                         holds `held` and has bought `bought` units of it, too many with this
+                         line's quantity; or no customer was given (customerId ''): nothing changed
 ]]
-local id, run = ARGV[1], ARGV[1] .. '@' .. ARGV[2]
-local lines = #KEYS / 3
+--- @include "includes/customers"
+
+if #KEYS % 4 ~= 0 then
+  return redis.error_reply('hold: KEYS must be four per line (stock, holds, done, customers)')
+end
+local id, run, customer = ARGV[1], ARGV[1] .. '@' .. ARGV[2], ARGV[3]
+local lines = #KEYS / 4
 local todo, missing = {}, 0
 
 for i = 1, lines do
-  local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local quantity = tonumber(ARGV[2 + i])
+  local stock, holds, done, customers = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local quantity = tonumber(ARGV[3 + i])
   if redis.call('ZSCORE', done, id) or redis.call('ZSCORE', done, run) then
     return {-3, i, 0}
   end
-  local counters = redis.call('HMGET', stock, 'total', 'reserved')
+  local counters = redis.call('HMGET', stock, 'total', 'reserved', 'maxPerCustomer')
   if not counters[1] then
     return {-2, i, 0}
   end
@@ -43,6 +57,17 @@ for i = 1, lines do
       return {-7, i, 0}
     end
   else
+    if counters[3] then
+      local limit = tonumber(counters[3])
+      if customer == '' then
+        return {-8, i, limit, 0, 0}
+      end
+      local c = redis.call('HMGET', customers, 'h:' .. customer, 'b:' .. customer)
+      local h, b = tonumber(c[1] or '0'), tonumber(c[2] or '0')
+      if h + b + quantity > limit then
+        return {-8, i, limit, h, b}
+      end
+    end
     local available = tonumber(counters[1]) - tonumber(counters[2] or '0')
     if available < quantity then
       return {-1, i, available}
@@ -61,8 +86,9 @@ if missing < lines then
   return {-7, todo[1], 0}
 end
 for _, i in ipairs(todo) do
-  local quantity = tonumber(ARGV[2 + i])
-  redis.call('HINCRBY', KEYS[3 * i - 2], 'reserved', quantity)
-  redis.call('HSET', KEYS[3 * i - 1], id, quantity)
+  local quantity = tonumber(ARGV[3 + i])
+  redis.call('HINCRBY', KEYS[4 * i - 3], 'reserved', quantity)
+  redis.call('HSET', KEYS[4 * i - 2], id, quantity)
+  note_hold(KEYS[4 * i], id, customer, quantity)
 end
 return {1, 0, 0}

@@ -4,14 +4,19 @@
   movement id: a movement is in total when its id is at or below `mark` (the ledger position the
   counters were last loaded or checked at) or it is listed as field m:<id>.
 
-  A lowering that leaves fewer units than are held (only after a loss) drops holds to fit.
+  A lowering that leaves fewer units than are held (only after a loss) drops holds to fit. A
+  sale or return of a customer's reservation changes what the customer bought (on a SKU with a
+  per-customer limit), together with total, so once.
 
   KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
+    KEYS[1]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>, maxPerCustomer, bmark, ...
+    KEYS[2]  item:{SKU}:holds      hash: reservationId -> held quantity
+    KEYS[3]  item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
   ARGV:
     ARGV[1]  movement id (a stock_movements id)
     ARGV[2]  delta (a non-zero integer)
+    ARGV[3]  for a sale or return: the customerId of its reservation, whose bought count moves by
+             -delta; '' otherwise
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
      Applied          1  total changed by delta; the figures after it (holds dropped to fit, if any)
@@ -19,6 +24,7 @@
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; retry
                          once they are rebuilt
 ]]
+--- @include "includes/customers"
 --- @include "includes/fit"
 
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved', 'mark')
@@ -31,5 +37,6 @@ if movement <= tonumber(c[3] or '0') or redis.call('HEXISTS', KEYS[1], 'm:' .. A
 end
 local total = redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], 1)
-fit(KEYS[1], KEYS[2])
+add_bought(KEYS[1], KEYS[3], ARGV[3] or '', movement, -tonumber(ARGV[2]))
+fit(KEYS[1], KEYS[2], KEYS[3])
 return {1, total, tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')}

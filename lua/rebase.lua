@@ -8,6 +8,7 @@
   KEYS:
     KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
     KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
+    KEYS[3]  item:{SKU}:customers  hash: h:, b:, o: (a dropped hold lowers its customer's h:)
   ARGV:
     ARGV[1]  the total the reconciler observed
     ARGV[2]  the total to set
@@ -18,6 +19,7 @@
      Unchanged        0  total moved since it was observed: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
+--- @include "includes/customers"
 --- @include "includes/fit"
 
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
@@ -35,5 +37,5 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     redis.call('HDEL', KEYS[1], field)
   end
 end
-fit(KEYS[1], KEYS[2])
+fit(KEYS[1], KEYS[2], KEYS[3])
 return {1, tonumber(ARGV[2]), tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')}

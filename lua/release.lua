@@ -1,10 +1,12 @@
 --[[
   release: give back every unit a reservation holds. Idempotent: a second release finds no hold.
 
-  KEYS, three per line i (all three share {SKU}):
-    KEYS[3i-2]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[3i-1]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3i]    item:{SKU}:done    zset: finished reservations -> ms
+  KEYS, four per line i (all four share {SKU}):
+    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>, ...
+    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
+    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations -> ms
+    KEYS[4i]    item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua); the hold's
+                                      customer's held count is lowered with it
   ARGV:
     ARGV[1]  reservationId
     ARGV[2]  now, ms since the epoch (score of the tombstone)
@@ -19,20 +21,26 @@
      NotLoaded       -2  line `units` has no counters (Redis lost its data): nothing changed;
                          retry once they are rebuilt
 ]]
+--- @include "includes/customers"
+
+if #KEYS % 4 ~= 0 then
+  return redis.error_reply('release: KEYS must be four per line (stock, holds, done, customers)')
+end
 local id, now, cutoff, tombstone = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local lines = #KEYS / 3
+local lines = #KEYS / 4
 for i = 1, lines do
-  if redis.call('EXISTS', KEYS[3 * i - 2]) == 0 then
+  if redis.call('EXISTS', KEYS[4 * i - 3]) == 0 then
     return {-2, i}
   end
 end
 local units = 0
 for i = 1, lines do
-  local stock, holds, done = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local stock, holds, done, customers = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local held = redis.call('HGET', holds, id)
   if held then
     redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
     redis.call('HDEL', holds, id)
+    forget_hold(customers, id, tonumber(held))
     units = units + tonumber(held)
   end
   if tombstone ~= '' then

@@ -9,9 +9,11 @@
     KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
     KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
     KEYS[3]  item:{SKU}:done    zset: finished reservations -> ms
+    KEYS[4]  item:{SKU}:customers  hash: h:, b:, o: (the restored hold counts for its customer)
   ARGV:
     ARGV[1]  reservationId
     ARGV[2]  quantity PostgreSQL holds for it
+    ARGV[3]  the reservation's customerId ('' for none)
 
   Returns {code, available, 0}; code is a ScriptCode (src/stock/scripts.ts):
      Applied          1  the hold is back (reserved not yet changed)
@@ -20,6 +22,8 @@
      Insufficient    -1  fewer than the quantity are free besides the other holds: nothing changed
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
+--- @include "includes/customers"
+
 local total = redis.call('HGET', KEYS[1], 'total')
 if not total then
   return {-2, 0, 0}
@@ -39,4 +43,8 @@ if available < tonumber(ARGV[2]) then
   return {-1, available, 0}
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+-- The customers hash may have kept the hold's count (another key than the holds): never twice.
+if redis.call('HEXISTS', KEYS[4], 'o:' .. ARGV[1]) == 0 then
+  note_hold(KEYS[4], ARGV[1], ARGV[3] or '', tonumber(ARGV[2]))
+end
 return {1, available, 0}

@@ -27,7 +27,7 @@ import {
 import { PROJECT_ROOT } from '../paths';
 import type { ApiDescription, ApiOperation } from './openapi';
 import { reservationBodies } from './reservation-routes';
-import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery } from './stock-routes';
+import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './stock-routes';
 
 /** What GET /openapi.json answers: an OpenAPI 3.1 document (its full shape is the OpenAPI specification's). */
 const openApiDocumentSchema = z.looseObject({
@@ -117,6 +117,19 @@ function stockOperations(): ApiOperation[] {
       errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
     },
     {
+      method: 'patch',
+      path: '/v1/skus/:sku',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Change a SKU\'s name and settings',
+      description:
+        'The fields given change, at least one; `null` unsets a setting. `maxPerCustomer` limits what one customer may hold plus have bought of the SKU (see POST /v1/reservations); `lowStockThreshold` is stored and shown.',
+      pathParams: sku,
+      body: { schema: updateSkuBody, required: true },
+      responses: { 200: { description: 'the stock view with the new settings', json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
       method: 'get',
       path: '/v1/availability',
       access: 'client',
@@ -203,7 +216,7 @@ function reservationOperations(bodies: ReturnType<typeof reservationBodies>): Ap
         201: { description: 'held: the view, status HELD, after the hold is applied in Redis', json: reservationViewSchema },
         200: { description: 'a repeat (same id and body): the current view; nothing more is held', json: reservationViewSchema },
       },
-      errors: ['SKU_NOT_FOUND', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT', 'UNAVAILABLE'],
+      errors: ['SKU_NOT_FOUND', 'CUSTOMER_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT', 'UNAVAILABLE'],
     },
     {
       method: 'get',
@@ -271,6 +284,7 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       OpenApiDocument: openApiDocumentSchema,
       Error: errorEnvelopeSchema(),
       CreateSkuBody: createSkuBody,
+      UpdateSkuBody: updateSkuBody,
       RestockBody: restockBody,
       AdjustmentBody: adjustmentBody,
       ReturnBody: returnBody,

@@ -46,8 +46,17 @@ function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
 }
 
+/** The admission gate's key of one customer's units of a SKU limited per customer. */
+const customerGate = (sku: string, customerId: string) => `${sku}\n${customerId}`;
+
 export class ReservationService {
   private readonly admission = new AdmissionGate();
+  /**
+   * The same gate per customer and limited SKU: at most the units the customer may still take
+   * are in flight into Temporal at once, so a customer's storm of requests for a drop starts one
+   * workflow, and the rest are refused from Redis once its hold has landed.
+   */
+  private readonly customerAdmission = new AdmissionGate();
 
   constructor(
     private readonly client: Client,
@@ -63,17 +72,22 @@ export class ReservationService {
     const startedAt = Date.now();
     const admitBy = startedAt + ADMISSION_WAIT_MS;
     let repeat = false;
+    let limited: CartLine[] = [];
     for (;;) {
-      const { refusal, available } = await this.stock.precheck(input.items);
+      const { refusal, available, allowance } = await this.stock.precheck(input.items, input.customerId);
       // A repeat of a reservation that already holds (or finished) is not refused for the stock it
       // holds itself. Checked after the shortfall, so a hold that landed in between is seen.
       if (refusal) {
         repeat = Boolean(input.reservationId && (await this.stock.knowsReservation(input.reservationId, input.items[0]!.sku)));
         if (!repeat) throw refusal;
       }
+      const customerId = input.customerId;
+      const mayTake = allowance.filter((a): a is number => a !== undefined);
+      limited = customerId ? input.items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
       const blocked = repeat ? undefined : this.admission.blocked(input.items, available);
-      if (!blocked || Date.now() > admitBy) break;
-      await this.admission.wait(blocked, 1_000);
+      const blockedCustomer = repeat || blocked ? undefined : this.customerAdmission.blocked(limited, mayTake);
+      if ((!blocked && !blockedCustomer) || Date.now() > admitBy) break;
+      await (blocked ? this.admission.wait(blocked, 1_000) : this.customerAdmission.wait(blockedCustomer!, 1_000));
     }
     const startToken = randomUUID();
     const workflowId = workflowIdOf(reservationId);
@@ -91,7 +105,12 @@ export class ReservationService {
         ...(input.customerId ? [{ key: searchAttributes.customerId, value: input.customerId }] : []),
       ],
     });
-    const leave = this.admission.enter(input.items);
+    const leaveStock = this.admission.enter(input.items);
+    const leaveCustomer = this.customerAdmission.enter(limited);
+    const leave = (held: boolean) => {
+      leaveStock(held);
+      leaveCustomer(held);
+    };
     let held = false;
     try {
       // Whatever the admission gate took, the answer comes within the contract's 30 s.

@@ -9,6 +9,8 @@ import {
   deltaSchema,
   idempotencyKeySchema,
   linesSchema,
+  lowStockThresholdSchema,
+  maxPerCustomerSchema,
   nameSchema,
   parse,
   positiveStockSchema,
@@ -23,6 +25,16 @@ import { bodyOf, numberParam } from './http';
 export const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigureSchema, name: nameSchema.optional() });
 export const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });
 export const adjustmentBody = z.strictObject({ delta: deltaSchema, reason: reasonSchema });
+/** PATCH /v1/skus/:sku: the fields to change, at least one; null unsets a setting. */
+export const updateSkuBody = z
+  .strictObject({
+    name: nameSchema.optional(),
+    lowStockThreshold: lowStockThresholdSchema.nullable().optional(),
+    maxPerCustomer: maxPerCustomerSchema.nullable().optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, 'give at least one of name, lowStockThreshold, maxPerCustomer')
+  // The refinement in JSON Schema terms, for a document generated from this schema.
+  .meta({ minProperties: 1 });
 export const returnBody = z.strictObject({ reservationId: reservationIdSchema, items: linesSchema, reason: reasonSchema.optional() });
 export const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
 export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
@@ -43,6 +55,10 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
   });
   router.get('/v1/skus/:sku', client, async (req, res) => {
     res.json(await stock.getStock(skuOf(req)));
+  });
+  router.patch('/v1/skus/:sku', admin, async (req, res) => {
+    const sku = skuOf(req);
+    res.json(await stock.updateSku(sku, bodyOf(req, updateSkuBody)));
   });
   router.get('/v1/availability', client, async (req, res) => {
     const raw = typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;

@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   SKU_EXISTS: 409,
   WOULD_OVERSELL: 409,
   INSUFFICIENT_STOCK: 409,
+  CUSTOMER_LIMIT_EXCEEDED: 409,
   RESERVATION_ID_CONFLICT: 409,
   RESERVATION_EXPIRED: 409,
   RESERVATION_CANCELLED: 409,
@@ -79,6 +80,27 @@ export function insufficientStock(sku: string, requested: number, available: num
     requested,
     available: Math.max(available, 0),
   });
+}
+
+/** What a customer holds and has bought of a limited SKU, against its limit. */
+export interface CustomerCounts {
+  limit: number;
+  held: number;
+  bought: number;
+}
+
+/** A hold refused because the customer would hold plus have bought more than the SKU's `maxPerCustomer`. */
+export function customerLimitExceeded(sku: string, customerId: string, requested: number, counts: CustomerCounts): StockholdError {
+  return new StockholdError(
+    'CUSTOMER_LIMIT_EXCEEDED',
+    `${sku} is limited to ${counts.limit} per customer; customer ${customerId} holds ${counts.held} and has bought ${counts.bought}, ${requested} requested`,
+    { sku, customerId, limit: counts.limit, held: counts.held, bought: counts.bought, requested },
+  );
+}
+
+/** A cart with a SKU that has a per-customer limit names no customer. */
+export function customerIdRequired(sku: string): StockholdError {
+  return new StockholdError('INVALID_REQUEST', `customerId: required, since ${sku} is limited per customer`, { field: 'customerId', sku });
 }
 
 export function reservationNotHeld(reservationId: string, status: string): StockholdError {

@@ -6,6 +6,8 @@ export const MAX_LINE_QUANTITY = 10_000;
 export const MAX_LINES = 50;
 /** Any stock figure (total, reserved, a restock, an adjustment's size): a PostgreSQL integer. */
 export const MAX_STOCK = 2 ** 31 - 1;
+/** A SKU's per-customer limit (`maxPerCustomer`): units one customer may hold plus have bought. */
+export const MAX_PER_CUSTOMER = 10_000;
 /** SKUs one availability read may ask for. */
 export const MAX_AVAILABILITY_SKUS = 100;
 /** Ledger rows one movements read may return, and the default. */

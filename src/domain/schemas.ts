@@ -11,6 +11,7 @@ import {
   MAX_LINE_QUANTITY,
   MAX_LINES,
   MAX_NAME_LENGTH,
+  MAX_PER_CUSTOMER,
   MAX_STOCK,
   MAX_TEXT_LENGTH,
   RESERVATION_ID_PATTERN,
@@ -22,6 +23,10 @@ export const reservationIdSchema = z.string().regex(RESERVATION_ID_PATTERN, `mus
 export const lineQuantitySchema = z.number().int().min(1).max(MAX_LINE_QUANTITY);
 export const stockFigureSchema = z.number().int().min(0).max(MAX_STOCK);
 export const positiveStockSchema = z.number().int().min(1).max(MAX_STOCK);
+/** A SKU's per-customer limit; null (in a PATCH) removes it. */
+export const maxPerCustomerSchema = z.number().int().min(1).max(MAX_PER_CUSTOMER);
+/** A SKU's low-stock threshold (available units); null (in a PATCH) removes it. */
+export const lowStockThresholdSchema = stockFigureSchema;
 export const deltaSchema = z
   .number()
   .int()

@@ -33,8 +33,14 @@ export interface ReservationView {
   workflowId: string;
 }
 
-/** The stock view: `available = total - reserved`. */
-export interface StockView {
+/** A SKU's settings (PATCH /v1/skus/:sku); null when unset. */
+export interface SkuSettings {
+  lowStockThreshold: number | null;
+  maxPerCustomer: number | null;
+}
+
+/** The stock view: `available = total - reserved`, and the SKU's settings. */
+export interface StockView extends SkuSettings {
   sku: string;
   name: string;
   total: number;
@@ -68,8 +74,10 @@ export interface ReturnResult {
   items: { sku: string; returnedQuantity: number }[];
 }
 
-export function stockView(sku: string, name: string, total: number, reserved: number): StockView {
-  return { sku, name, total, reserved, available: total - reserved };
+const NO_SETTINGS: SkuSettings = { lowStockThreshold: null, maxPerCustomer: null };
+
+export function stockView(sku: string, name: string, total: number, reserved: number, settings: SkuSettings = NO_SETTINGS): StockView {
+  return { sku, name, total, reserved, available: total - reserved, lowStockThreshold: settings.lowStockThreshold, maxPerCustomer: settings.maxPerCustomer };
 }
 
 /** Temporal's workflow id of a reservation. */

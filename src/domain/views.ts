@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from './errors';
-import { MAX_AVAILABILITY_SKUS, MAX_LINE_QUANTITY, MAX_LINES, MAX_MOVEMENTS, MAX_STOCK } from './limits';
+import { MAX_AVAILABILITY_SKUS, MAX_LINE_QUANTITY, MAX_LINES, MAX_MOVEMENTS, MAX_PER_CUSTOMER, MAX_STOCK } from './limits';
 import { reservationIdSchema, skuSchema } from './schemas';
 import { MOVEMENT_KINDS, RESERVATION_STATUSES, type Movement, type ReservationView, type ReturnResult, type StockHold, type StockView } from './types';
 
@@ -21,8 +21,16 @@ export const stockViewSchema = z
     total: count(MAX_STOCK).meta({ description: 'units not yet sold' }),
     reserved: count(MAX_STOCK).meta({ description: 'units held by live reservations' }),
     available: z.number().int().min(-MAX_STOCK).max(MAX_STOCK).meta({ description: 'total - reserved' }),
+    lowStockThreshold: count(MAX_STOCK).nullable().meta({ description: 'the SKU\'s low-stock threshold (PATCH); null when unset' }),
+    maxPerCustomer: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_PER_CUSTOMER)
+      .nullable()
+      .meta({ description: 'units one customer may hold plus have bought (PATCH); null when unset' }),
   })
-  .meta({ description: 'A SKU\'s stock figures, read from Redis.' });
+  .meta({ description: 'A SKU\'s stock figures and settings, read from Redis.' });
 
 export const availabilitySchema = z.strictObject({
   items: z.array(stockViewSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs that exist, each once' }),

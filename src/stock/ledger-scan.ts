@@ -6,9 +6,17 @@
 import type { Pool, PoolClient } from 'pg';
 import type { ReservationStatus } from '../domain/types';
 import { transaction } from './database';
-import { movementOf, type LedgerMovement, type SkuSnapshot } from './ledger';
+import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuRow, type SkuSnapshot } from './ledger';
 
 type Db = Pool | PoolClient;
+
+/** A line of a HELD reservation. */
+export interface HeldLine {
+  reservationId: string;
+  quantity: number;
+  customerId: string | null;
+  updatedAt: Date;
+}
 
 export class LedgerScan {
   constructor(readonly db: Pool) {}
@@ -20,15 +28,16 @@ export class LedgerScan {
   }
 
   /**
-   * A consistent snapshot of these SKUs: each one's total, name and holds of HELD reservations,
-   * and its mark, the id of its last movement. The rows are share-locked, so the snapshot waits
-   * for movements in flight; since a movement's id is taken after its SKU's row lock, every
-   * movement committed later has a larger id than the mark.
+   * A consistent snapshot of these SKUs: each one's total, name, settings and holds of HELD
+   * reservations (with their customers), what each customer bought of a limited SKU, and its
+   * mark, the id of its last movement. The rows are share-locked, so the snapshot waits for
+   * movements in flight; since a movement's id is taken after its SKU's row lock, every movement
+   * committed later has a larger id than the mark.
    */
   async snapshot(skus: readonly string[]): Promise<SkuSnapshot[]> {
     return transaction(this.db, async (c) => {
-      const rows = await c.query<{ sku: string; name: string; total: string }>(
-        'SELECT sku, name, total FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku FOR SHARE',
+      const rows = await c.query<{ sku: string; name: string; total: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
+        'SELECT sku, name, total, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku FOR SHARE',
         [skus],
       );
       const marks = await c.query<{ sku: string; mark: string }>(
@@ -36,29 +45,54 @@ export class LedgerScan {
         [skus],
       );
       const held = await this.heldLines(skus, c);
+      const bought = await this.bought(
+        rows.rows.filter((r) => r.max_per_customer !== null).map((r) => r.sku),
+        c,
+      );
       const markOf = new Map(marks.rows.map((r) => [r.sku, r.mark]));
       return rows.rows.map((r) => ({
         sku: r.sku,
         name: r.name,
         total: Number(r.total),
+        lowStockThreshold: r.low_stock_threshold,
+        maxPerCustomer: r.max_per_customer,
         mark: markOf.get(r.sku) ?? '0',
-        holds: (held.get(r.sku) ?? []).map((h) => [h.reservationId, h.quantity] as const),
+        holds: (held.get(r.sku) ?? []).map((h) => [h.reservationId, h.quantity, h.customerId] as const),
+        bought: [...(bought.get(r.sku) ?? new Map<string, number>())],
       }));
     });
   }
 
-  /** The lines of HELD reservations on these SKUs, with when their reservation last changed. */
-  async heldLines(skus: readonly string[], db: Db = this.db): Promise<Map<string, { reservationId: string; quantity: number; updatedAt: Date }[]>> {
-    const rows = await db.query<{ sku: string; reservation_id: string; quantity: number; updated_at: Date }>(
-      `SELECT l.sku, l.reservation_id, l.quantity, r.updated_at FROM reservation_lines l
+  /** What each customer bought (sales minus returns) of these SKUs, by SKU; customers with none left out. */
+  async bought(skus: readonly string[], db: Db = this.db): Promise<Map<string, Map<string, number>>> {
+    const bySku = new Map<string, Map<string, number>>();
+    if (skus.length === 0) return bySku;
+    const rows = await db.query<{ sku: string; customer_id: string; bought: string }>(
+      `SELECT m.sku, r.customer_id, -sum(m.delta) AS bought FROM stock_movements m JOIN reservations r ON r.id = m.reservation_id
+        WHERE m.sku = ANY($1::text[]) AND m.kind IN ('sale', 'return') AND r.customer_id IS NOT NULL
+        GROUP BY m.sku, r.customer_id HAVING sum(m.delta) <> 0`,
+      [skus],
+    );
+    for (const r of rows.rows) {
+      const of = bySku.get(r.sku) ?? new Map<string, number>();
+      of.set(r.customer_id, Number(r.bought));
+      bySku.set(r.sku, of);
+    }
+    return bySku;
+  }
+
+  /** The lines of HELD reservations on these SKUs, with their customer and when their reservation last changed. */
+  async heldLines(skus: readonly string[], db: Db = this.db): Promise<Map<string, HeldLine[]>> {
+    const rows = await db.query<{ sku: string; reservation_id: string; quantity: number; customer_id: string | null; updated_at: Date }>(
+      `SELECT l.sku, l.reservation_id, l.quantity, r.customer_id, r.updated_at FROM reservation_lines l
          JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD'
         WHERE l.sku = ANY($1::text[])`,
       [skus],
     );
-    const bySku = new Map<string, { reservationId: string; quantity: number; updatedAt: Date }[]>();
+    const bySku = new Map<string, HeldLine[]>();
     for (const r of rows.rows) {
       const list = bySku.get(r.sku) ?? [];
-      list.push({ reservationId: r.reservation_id, quantity: r.quantity, updatedAt: r.updated_at });
+      list.push({ reservationId: r.reservation_id, quantity: r.quantity, customerId: r.customer_id, updatedAt: r.updated_at });
       bySku.set(r.sku, list);
     }
     return bySku;
@@ -68,7 +102,7 @@ export class LedgerScan {
   async movementsAfter(marks: ReadonlyMap<string, string>): Promise<LedgerMovement[]> {
     if (marks.size === 0) return [];
     const rows = await this.db.query<Parameters<typeof movementOf>[0]>(
-      `SELECT m.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, m.at FROM stock_movements m
+      `SELECT ${MOVEMENT_COLUMNS} FROM ${MOVEMENT_FROM}
          JOIN unnest($1::text[], $2::bigint[]) AS k (sku, mark) ON m.sku = k.sku AND m.id > k.mark
         ORDER BY m.id`,
       [[...marks.keys()], [...marks.values()]],
@@ -76,10 +110,15 @@ export class LedgerScan {
     return rows.rows.map(movementOf);
   }
 
-  /** The totals of these SKUs. */
-  async totals(skus: readonly string[]): Promise<Map<string, number>> {
-    const rows = await this.db.query<{ sku: string; total: string }>('SELECT sku, total FROM skus WHERE sku = ANY($1::text[])', [skus]);
-    return new Map(rows.rows.map((r) => [r.sku, Number(r.total)]));
+  /** The rows of these SKUs: name, total and settings. */
+  async skus(skus: readonly string[]): Promise<Map<string, SkuRow>> {
+    const rows = await this.db.query<{ sku: string; name: string; total: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
+      'SELECT sku, name, total, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[])',
+      [skus],
+    );
+    return new Map(
+      rows.rows.map((r) => [r.sku, { name: r.name, total: Number(r.total), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer }]),
+    );
   }
 
   /** Those of these SKUs PostgreSQL knows. */

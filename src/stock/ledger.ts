@@ -14,7 +14,7 @@ import {
   StockholdError,
 } from '../domain/errors';
 import { MAX_STOCK } from '../domain/limits';
-import type { CartLine, Movement, MovementKind, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
+import type { CartLine, Movement, MovementKind, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView, SkuSettings } from '../domain/types';
 import { workflowIdOf } from '../domain/types';
 import type { SkuFigures } from './scripts';
 
@@ -33,13 +33,35 @@ export interface LedgerMovement {
   delta: number;
   /** The reservation of a `sale` or `return`. */
   reservationId: string | null;
+  /** That reservation's customer, if it names one (whose bought count the movement changes). */
+  customerId: string | null;
   at: Date;
 }
 
-/** The columns of a LedgerMovement, and the row → movement mapping. */
-export const MOVEMENT_COLUMNS = 'id::text AS id, sku, kind, delta, reservation_id, at';
-export function movementOf(r: { id: string; sku: string; kind: MovementKind; delta: string; reservation_id: string | null; at: Date }): LedgerMovement {
-  return { id: r.id, sku: r.sku, kind: r.kind, delta: Number(r.delta), reservationId: r.reservation_id, at: r.at };
+/** The columns of a LedgerMovement (`m`, joined with its reservation `r`), and the row → movement mapping. */
+export const MOVEMENT_COLUMNS = 'm.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, r.customer_id, m.at';
+export const MOVEMENT_FROM = 'stock_movements m LEFT JOIN reservations r ON r.id = m.reservation_id';
+export function movementOf(r: {
+  id: string;
+  sku: string;
+  kind: MovementKind;
+  delta: string;
+  reservation_id: string | null;
+  customer_id: string | null;
+  at: Date;
+}): LedgerMovement {
+  return { id: r.id, sku: r.sku, kind: r.kind, delta: Number(r.delta), reservationId: r.reservation_id, customerId: r.customer_id, at: r.at };
+}
+
+/** A SKU's row: its name, total and settings. */
+export interface SkuRow extends SkuSettings {
+  name: string;
+  total: number;
+}
+
+const SKU_COLUMNS = 'name, total, low_stock_threshold, max_per_customer';
+function skuRowOf(r: { name: string; total: string; low_stock_threshold: number | null; max_per_customer: number | null }): SkuRow {
+  return { name: r.name, total: Number(r.total), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer };
 }
 
 /** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
@@ -62,10 +84,55 @@ export class Ledger {
   }
 
   /** Locks a SKU's row for the transaction and returns it; SKU_NOT_FOUND when there is none. */
-  async lockSku(c: PoolClient, sku: string): Promise<{ total: number; name: string }> {
-    const row = (await c.query<{ total: string; name: string }>('SELECT total, name FROM skus WHERE sku = $1 FOR UPDATE', [sku])).rows[0];
+  async lockSku(c: PoolClient, sku: string): Promise<SkuRow> {
+    const row = (await c.query<Parameters<typeof skuRowOf>[0]>(`SELECT ${SKU_COLUMNS} FROM skus WHERE sku = $1 FOR UPDATE`, [sku])).rows[0];
     if (!row) throw skuNotFound(sku);
-    return { total: Number(row.total), name: row.name };
+    return skuRowOf(row);
+  }
+
+  /**
+   * Changes a SKU's name and settings (the fields given; null unsets a setting) and returns its
+   * row, locked for the transaction; SKU_NOT_FOUND when there is none.
+   */
+  async updateSku(c: PoolClient, sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<SkuRow> {
+    const row = (
+      await c.query<Parameters<typeof skuRowOf>[0]>(
+        `UPDATE skus SET name = CASE WHEN $2 THEN $3 ELSE name END,
+                         low_stock_threshold = CASE WHEN $4 THEN $5::integer ELSE low_stock_threshold END,
+                         max_per_customer = CASE WHEN $6 THEN $7::integer ELSE max_per_customer END,
+                         updated_at = now()
+          WHERE sku = $1 RETURNING ${SKU_COLUMNS}`,
+        [
+          sku,
+          patch.name !== undefined,
+          patch.name ?? null,
+          patch.lowStockThreshold !== undefined,
+          patch.lowStockThreshold ?? null,
+          patch.maxPerCustomer !== undefined,
+          patch.maxPerCustomer ?? null,
+        ],
+      )
+    ).rows[0];
+    if (!row) throw skuNotFound(sku);
+    return skuRowOf(row);
+  }
+
+  /**
+   * What each customer bought of a SKU (its sales minus returns, customers with none left out), and
+   * the SKU's last movement id: call it with the SKU's row locked, so no sale or return commits
+   * in between and every later one has a larger id (see `move`).
+   */
+  async bought(c: PoolClient, sku: string): Promise<{ mark: string; bought: [string, number][] }> {
+    const [mark, rows] = await Promise.all([
+      c.query<{ mark: string | null }>('SELECT max(id)::text AS mark FROM stock_movements WHERE sku = $1', [sku]),
+      c.query<{ customer_id: string; bought: string }>(
+        `SELECT r.customer_id, -sum(m.delta) AS bought FROM stock_movements m JOIN reservations r ON r.id = m.reservation_id
+          WHERE m.sku = $1 AND m.kind IN ('sale', 'return') AND r.customer_id IS NOT NULL
+          GROUP BY r.customer_id HAVING sum(m.delta) <> 0`,
+        [sku],
+      ),
+    ]);
+    return { mark: mark.rows[0]?.mark ?? '0', bought: rows.rows.map((r) => [r.customer_id, Number(r.bought)]) };
   }
 
   /**
@@ -75,9 +142,9 @@ export class Ledger {
   async move(
     c: PoolClient,
     movement: { sku: string; kind: Exclude<MovementKind, 'initial'>; delta: number; reservationId?: string; reason?: string },
-  ): Promise<{ movementId: string; total: number; name: string }> {
-    const updated = await c.query<{ total: string; name: string }>(
-      'UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 BETWEEN 0 AND $3 RETURNING total, name',
+  ): Promise<{ movementId: string } & SkuRow> {
+    const updated = await c.query<Parameters<typeof skuRowOf>[0]>(
+      `UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 BETWEEN 0 AND $3 RETURNING ${SKU_COLUMNS}`,
       [movement.sku, movement.delta, MAX_STOCK],
     );
     const row = updated.rows[0];
@@ -91,7 +158,7 @@ export class Ledger {
       'INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id::text AS id',
       [movement.sku, movement.kind, movement.delta, movement.reservationId ?? null, movement.reason ?? null],
     );
-    return { movementId: inserted.rows[0]!.id, total: Number(row.total), name: row.name };
+    return { movementId: inserted.rows[0]!.id, ...skuRowOf(row) };
   }
 
   /** A SKU's ledger, newest first; SKU_NOT_FOUND when it has none (every SKU has its `initial` row). */
@@ -118,7 +185,9 @@ export class Ledger {
   /** The movements with these ids. */
   async movementsById(ids: readonly string[]): Promise<LedgerMovement[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(`SELECT ${MOVEMENT_COLUMNS} FROM stock_movements WHERE id = ANY($1::bigint[]) ORDER BY id`, [ids]);
+    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(`SELECT ${MOVEMENT_COLUMNS} FROM ${MOVEMENT_FROM} WHERE m.id = ANY($1::bigint[]) ORDER BY m.id`, [
+      ids,
+    ]);
     return rows.rows.map(movementOf);
   }
 
@@ -181,20 +250,26 @@ export class Ledger {
     await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, expiresAt]);
   }
 
-  /** Locks a reservation's row; RESERVATION_NOT_FOUND when there is none. */
-  async lockReservation(c: PoolClient, reservationId: string): Promise<ReservationStatus> {
-    const status = (await c.query<{ status: ReservationStatus }>('SELECT status FROM reservations WHERE id = $1 FOR UPDATE', [reservationId])).rows[0]?.status;
-    if (!status) throw reservationNotFound(reservationId);
-    return status;
+  /** Locks a reservation's row; its status and customer. RESERVATION_NOT_FOUND when there is none. */
+  async lockReservation(c: PoolClient, reservationId: string): Promise<{ status: ReservationStatus; customerId: string | null }> {
+    const row = (
+      await c.query<{ status: ReservationStatus; customer_id: string | null }>('SELECT status, customer_id FROM reservations WHERE id = $1 FOR UPDATE', [reservationId])
+    ).rows[0];
+    if (!row) throw reservationNotFound(reservationId);
+    return { status: row.status, customerId: row.customer_id };
   }
 
   /**
    * The sale of a HELD reservation, in the caller's transaction: at most the held quantity of
    * each line (all of it without `items`), a `sale` movement per sold line, status COMMITTED.
-   * A COMMITTED one answers its lines again (a retry).
+   * A COMMITTED one answers its lines again (a retry). Also the reservation's customer.
    */
-  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<SoldLine[]> {
-    const status = await this.lockReservation(c, reservationId);
+  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<{ lines: SoldLine[]; customerId: string | null }> {
+    const { status, customerId } = await this.lockReservation(c, reservationId);
+    return { lines: await this.sell(c, reservationId, status, items, paymentId), customerId };
+  }
+
+  private async sell(c: PoolClient, reservationId: string, status: ReservationStatus, items: readonly CartLine[] | undefined, paymentId?: string): Promise<SoldLine[]> {
     const rows = await this.lines(c, reservationId);
     if (status === 'COMMITTED') {
       const sales = await c.query<{ sku: string; id: string }>(`SELECT sku, id::text AS id FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [
@@ -231,7 +306,7 @@ export class Ledger {
    * CHECK (returned <= committed) is what keeps racing or repeated returns within the sale.
    */
   async recordReturn(c: PoolClient, reservationId: string, items: readonly CartLine[], reason?: string): Promise<string[]> {
-    const status = await this.lockReservation(c, reservationId);
+    const { status } = await this.lockReservation(c, reservationId);
     if (status !== 'COMMITTED') {
       throw new StockholdError('RESERVATION_NOT_COMMITTED', `reservation ${reservationId} is ${status}, not COMMITTED`, { reservationId, status });
     }

@@ -9,13 +9,28 @@
  * off by something no movement explains, reserved apart from the holds) is repaired only once it
  * has been seen, unchanged, for longer than `graceMs` (longer than any hold, commit or release
  * attempt), with compare-and-set scripts.
+ *
+ * Per-customer counts (item:{SKU}:customers) are compared too: each customer's held units with
+ * the live holds, and on a limited SKU what each bought with the ledger; and a SKU's settings with
+ * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
 import type { ReservationStatus } from '../domain/types';
 import { keys } from './keys';
-import type { LedgerMovement } from './ledger';
+import type { LedgerMovement, SkuRow } from './ledger';
+import type { HeldLine } from './ledger-scan';
 import type { StockStore } from './store';
 
-export type RepairKind = 'lost_hold' | 'phantom_hold' | 'orphan' | 'pending_movement' | 'total' | 'reserved' | 'missing_sku';
+export type RepairKind =
+  | 'lost_hold'
+  | 'phantom_hold'
+  | 'orphan'
+  | 'pending_movement'
+  | 'total'
+  | 'reserved'
+  | 'missing_sku'
+  | 'settings'
+  | 'customer_held'
+  | 'customer_bought';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {
@@ -106,27 +121,30 @@ export class Reconciler {
     // Plain commands, auto-pipelined per node (a pipeline could not span a cluster's slots).
     const seenInRedis = await Promise.all(
       skus.map(async (sku) => {
-        const [stock, holds] = await Promise.all([redis.hgetall(keys.stock(sku)), redis.hgetall(keys.holds(sku))]);
-        return { stock, holds };
+        const [stock, holds, customers] = await Promise.all([redis.hgetall(keys.stock(sku)), redis.hgetall(keys.holds(sku)), redis.hgetall(keys.customers(sku))]);
+        return { stock, holds, customers };
       }),
     );
     const marks = new Map<string, string>();
     skus.forEach((sku, i) => {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
     });
-    const [totals, movements, held] = await Promise.all([scan.totals(skus), scan.movementsAfter(marks), scan.heldLines(skus)]);
+    const limited = skus.filter((_, i) => seenInRedis[i]!.stock.maxPerCustomer !== undefined);
+    const [rows, movements, held, bought] = await Promise.all([scan.skus(skus), scan.movementsAfter(marks), scan.heldLines(skus), scan.bought(limited)]);
     const movementsOf = new Map<string, LedgerMovement[]>();
     for (const m of movements) movementsOf.set(m.sku, [...(movementsOf.get(m.sku) ?? []), m]);
 
     let repairs = 0;
     for (const [i, sku] of skus.entries()) {
-      const { stock, holds } = seenInRedis[i]!;
-      const pgTotal = totals.get(sku);
-      if (pgTotal === undefined) continue; // created after the page was listed
+      const { stock, holds, customers } = seenInRedis[i]!;
+      const row = rows.get(sku);
+      if (row === undefined) continue; // created after the page was listed
+      const pgTotal = row.total;
       if (stock.total === undefined) {
         repairs += await this.loadMissing(sku);
         continue;
       }
+      repairs += await this.checkCustomers(sku, { stock, holds, customers }, row, movementsOf.get(sku) ?? [], held.get(sku) ?? [], bought.get(sku));
       repairs += await this.checkTotal(sku, stock, pgTotal, movementsOf.get(sku) ?? []);
       const restored = await this.checkHolds(sku, holds, held.get(sku) ?? []);
       repairs += restored;
@@ -145,6 +163,75 @@ export class Reconciler {
       }
       const available = Number(stock.total) - Number(stock.reserved ?? 0);
       if (available < 0) await this.alert(`negative:${sku}`, { kind: 'negative_available', sku, detail: { total: stock.total, reserved: stock.reserved } });
+    }
+    return repairs;
+  }
+
+  /**
+   * A SKU's settings and per-customer counts, as Redis showed them, against PostgreSQL: the
+   * settings with the row; each customer's held units (h:) and each hold's customer (o:) with the
+   * live holds (PostgreSQL naming the customer of a hold whose o: was lost); on a limited SKU, what
+   * each customer bought (b:) with the ledger, less the movements Redis had not applied yet. Each
+   * difference is repaired once it has lasted the grace period: the held counts by
+   * fix-customers.lua (from the holds, in one step), the settings and bought counts by loading
+   * them again under the SKU's row lock (StockStore.applySettings).
+   */
+  private async checkCustomers(
+    sku: string,
+    redis: { stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> },
+    row: SkuRow,
+    after: LedgerMovement[],
+    held: HeldLine[],
+    bought: Map<string, number> | undefined,
+  ): Promise<number> {
+    const { stock, holds, customers } = redis;
+    let repairs = 0;
+    const setting = (value: number | null) => (value === null ? '' : String(value));
+    const settings = [row.name, setting(row.lowStockThreshold), setting(row.maxPerCustomer)].join('|');
+    const inRedis = [stock.name ?? '', stock.lowStockThreshold ?? '', stock.maxPerCustomer ?? ''].join('|');
+    if (settings !== inRedis && this.settled(`settings:${sku}`, `${inRedis}>${settings}`)) {
+      await this.store.applySettings(sku);
+      await this.record({ kind: 'settings', alert: true, sku, detail: { redis: inRedis, postgres: settings } });
+      return 1; // the bought counts were loaded again with them
+    }
+
+    // Held units: what the holds add up to per customer, against the h: and o: fields.
+    const customerOf = new Map(held.filter((h) => h.customerId).map((h) => [h.reservationId, h.customerId!]));
+    const want = new Map<string, string>();
+    for (const [id, quantity] of Object.entries(holds)) {
+      const customer = customers[`o:${id}`] ?? customerOf.get(id);
+      if (!customer) continue;
+      want.set(`o:${id}`, customer);
+      want.set(`h:${customer}`, String(Number(want.get(`h:${customer}`) ?? 0) + Number(quantity)));
+    }
+    const have = Object.entries(customers).filter(([field]) => field.startsWith('h:') || field.startsWith('o:'));
+    const wrong = have.filter(([field, value]) => want.get(field) !== value).map(([field]) => field);
+    wrong.push(...[...want.keys()].filter((field) => customers[field] === undefined));
+    if (wrong.length > 0 && this.settled(`customer_held:${sku}`, wrong.sort().join(','))) {
+      const changed = await this.store.scripts.fixCustomers(sku, [...customerOf]);
+      if (changed > 0) {
+        repairs += 1;
+        await this.record({ kind: 'customer_held', alert: true, sku, detail: { fields: changed } });
+      }
+    }
+
+    // Bought units, on a SKU limited in both stores: the ledger's figures less the sales and
+    // returns after `bmark` that Redis had not applied when it was read.
+    if (row.maxPerCustomer === null || stock.maxPerCustomer === undefined) return repairs;
+    const expected = new Map(bought ?? []);
+    const bmark = BigInt(stock.bmark ?? '0');
+    for (const m of after) {
+      const pending = stock.mark !== undefined && stock[`m:${m.id}`] === undefined;
+      if (!pending || !m.customerId || BigInt(m.id) <= bmark || (m.kind !== 'sale' && m.kind !== 'return')) continue;
+      expected.set(m.customerId, (expected.get(m.customerId) ?? 0) + m.delta);
+    }
+    const off: string[] = [];
+    for (const [customer, units] of expected) if (units !== 0 && customers[`b:${customer}`] !== String(units)) off.push(customer);
+    for (const field of Object.keys(customers)) if (field.startsWith('b:') && !expected.get(field.slice(2))) off.push(field.slice(2));
+    if (off.length > 0 && this.settled(`customer_bought:${sku}`, off.sort().map((c) => `${c}=${customers[`b:${c}`] ?? 0}`).join(','))) {
+      await this.store.applySettings(sku);
+      repairs += 1;
+      await this.record({ kind: 'customer_bought', alert: true, sku, detail: { customers: off.length } });
     }
     return repairs;
   }
@@ -186,8 +273,8 @@ export class Reconciler {
       // are never taken from available twice (which could drop another reservation's hold).
       const alreadyApplied =
         m.kind === 'sale' && m.reservationId
-          ? (await this.store.scripts.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }])).alreadyFinished
-          : (await this.store.scripts.move(sku, m.id, m.delta)).alreadyApplied;
+          ? (await this.store.scripts.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
+          : (await this.store.scripts.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
       if (alreadyApplied) continue;
       applied += 1;
       const late = this.now() - m.at.getTime() >= this.options.graceMs;
@@ -201,7 +288,7 @@ export class Reconciler {
   }
 
   /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
-  private async checkHolds(sku: string, holds: Record<string, string>, held: { reservationId: string; quantity: number; updatedAt: Date }[]): Promise<number> {
+  private async checkHolds(sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
     const { scripts, scan } = this.store;
     let repairs = 0;
     const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
@@ -210,7 +297,7 @@ export class Reconciler {
       if (inRedis === undefined) {
         // Never work in flight: a hold lands in Redis before its row, and a release or commit
         // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
-        const restored = await scripts.restoreHold(sku, h.reservationId, h.quantity);
+        const restored = await scripts.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
         if (restored === 'restored') {
           repairs += 1;
           await this.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });

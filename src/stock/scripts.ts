@@ -8,8 +8,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { insufficientStock, quantityExceedsHold, StockholdError, unavailable, wouldOversell } from '../domain/errors';
-import type { CartLine } from '../domain/types';
+import {
+  customerIdRequired,
+  customerLimitExceeded,
+  insufficientStock,
+  quantityExceedsHold,
+  StockholdError,
+  unavailable,
+  wouldOversell,
+} from '../domain/errors';
+import type { CartLine, SkuSettings } from '../domain/types';
 import { LUA_DIR } from '../paths';
 import { keys, lineKeys } from './keys';
 
@@ -38,12 +46,17 @@ export enum ScriptCode {
   WouldOversell = -6,
   /** The reservation holds another quantity of a line than the one asked for. */
   HeldOtherwise = -7,
+  /** A line's SKU is limited per customer: the customer would exceed it, or none was given. */
+  CustomerLimit = -8,
 }
 
-/** Every reply is a list of three integers: a ScriptCode, then two figures whose meaning depends on the script. */
-export type ScriptReply = [ScriptCode, number, number];
+/**
+ * Every reply is a list of integers: a ScriptCode, then two figures whose meaning depends on the
+ * script (hold's CustomerLimit adds two more: see hold.lua).
+ */
+export type ScriptReply = [ScriptCode, number, number, ...number[]];
 
-const SCRIPTS = ['hold', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase'] as const;
+const SCRIPTS = ['hold', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase', 'settings', 'fix-customers'] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
 /**
@@ -67,6 +80,8 @@ export interface ScriptCommands {
   stockRestoreHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockFixReserved(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockRebase(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockSettings(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockFixCustomers(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
 }
 
 /** A client of one Redis or of a Redis Cluster, with the scripts defined. */
@@ -110,6 +125,8 @@ export interface RefusalContext {
   lines?: readonly CartLine[];
   sku?: string;
   delta?: number;
+  /** The customer of a hold ('' or absent for none). */
+  customerId?: string;
 }
 
 /** The one place a refusal code becomes an error. Outcome codes (>= 0) are not refusals. */
@@ -135,6 +152,11 @@ export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
         reservationId: ctx.reservationId,
         sku,
       });
+    case ScriptCode.CustomerLimit: {
+      // hold.lua answers {code, line, limit, held, bought}.
+      if (!ctx.customerId) return customerIdRequired(sku);
+      return customerLimitExceeded(sku, ctx.customerId, subject?.quantity ?? 0, { limit: reply[2], held: reply[3] ?? 0, bought: reply[4] ?? 0 });
+    }
     case ScriptCode.WouldOversell:
       // adjust.lua answers the figures it refused on: {code, total, reserved}.
       return wouldOversell(sku, reply[1], reply[2], ctx.delta ?? 0);
@@ -195,19 +217,19 @@ export class StockScripts {
    * groups taken before it are given back (no tombstone: the id stays usable), so the caller
    * still sees all or nothing.
    */
-  async hold(reservationId: string, run: string, lines: readonly CartLine[]): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
+  async hold(reservationId: string, run: string, lines: readonly CartLine[], customerId = ''): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
     const taken: CartLine[][] = [];
     const newlyHeld: CartLine[] = [];
     for (const group of this.groups(lines)) {
       const skus = group.map((l) => l.sku);
-      const reply = await this.redis.stockHold(skus.length * 3, ...lineKeys(skus), reservationId, run, ...group.map((l) => l.quantity));
+      const reply = await this.redis.stockHold(skus.length * 4, ...lineKeys(skus), reservationId, run, customerId, ...group.map((l) => l.quantity));
       if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
         if (reply[0] === ScriptCode.Applied) newlyHeld.push(...group);
         taken.push(group);
         continue;
       }
       for (const done of taken) await this.release(reservationId, done.map((l) => l.sku), '');
-      throw scriptRefusal(reply, { script: 'hold', reservationId, lines: group });
+      throw scriptRefusal(reply, { script: 'hold', reservationId, lines: group, customerId });
     }
     return { alreadyHeld: newlyHeld.length === 0, newlyHeld };
   }
@@ -222,7 +244,7 @@ export class StockScripts {
     for (const group of this.groups(skus.map((sku) => ({ sku })))) {
       const now = this.now();
       const groupSkus = group.map((l) => l.sku);
-      const reply = await this.redis.stockRelease(groupSkus.length * 3, ...lineKeys(groupSkus), reservationId, now, now - this.retentionMs, tombstone);
+      const reply = await this.redis.stockRelease(groupSkus.length * 4, ...lineKeys(groupSkus), reservationId, now, now - this.retentionMs, tombstone);
       if (reply[0] === ScriptCode.Applied) units += reply[1];
       else if (reply[0] !== ScriptCode.Unchanged) {
         // release.lua answers the line without counters in the second figure.
@@ -232,14 +254,17 @@ export class StockScripts {
     return { units };
   }
 
-  /** Applies durable sales to Redis: holds released, totals lowered once. `alreadyFinished` for a retry. */
-  async commit(reservationId: string, lines: readonly SaleLine[]): Promise<{ alreadyFinished: boolean }> {
+  /**
+   * Applies durable sales to Redis: holds released, totals lowered once, and on limited SKUs the
+   * sales added to what `customerId` bought, with them. `alreadyFinished` for a retry.
+   */
+  async commit(reservationId: string, lines: readonly SaleLine[], customerId = ''): Promise<{ alreadyFinished: boolean }> {
     let finished = true;
     for (const group of this.groups(lines)) {
       const now = this.now();
       const skus = group.map((l) => l.sku);
       const perLine = group.flatMap((l) => [l.sold, l.movementId]);
-      const reply = await this.redis.stockCommit(skus.length * 3, ...lineKeys(skus), reservationId, now, now - this.retentionMs, ...perLine);
+      const reply = await this.redis.stockCommit(skus.length * 4, ...lineKeys(skus), reservationId, now, now - this.retentionMs, customerId, ...perLine);
       if (!outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) {
         throw scriptRefusal(reply, { script: 'commit', reservationId, lines: group.map((l) => ({ sku: l.sku, quantity: l.sold })) });
       }
@@ -248,9 +273,12 @@ export class StockScripts {
     return { alreadyFinished: finished };
   }
 
-  /** Applies a durable ledger movement to total, once per movement id. */
-  async move(sku: string, movementId: string, delta: number): Promise<Figures & { alreadyApplied: boolean }> {
-    const reply = await this.redis.stockMove(2, keys.stock(sku), keys.holds(sku), movementId, delta);
+  /**
+   * Applies a durable ledger movement to total, once per movement id; a sale's or return's
+   * `customerId` (of its reservation) has its bought count moved with it on a limited SKU.
+   */
+  async move(sku: string, movementId: string, delta: number, customerId = ''): Promise<Figures & { alreadyApplied: boolean }> {
+    const reply = await this.redis.stockMove(3, keys.stock(sku), keys.holds(sku), keys.customers(sku), movementId, delta, customerId);
     if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
@@ -271,7 +299,21 @@ export class StockScripts {
    * has no counters (safe beside live traffic); "force" replaces them. `loaded` false: left as it was.
    */
   async load(sku: string, snapshot: SkuFigures, mode: 'missing' | 'force'): Promise<Figures & { loaded: boolean }> {
-    const reply = await this.redis.stockLoad(2, keys.stock(sku), keys.holds(sku), mode, snapshot.total, snapshot.name, snapshot.mark, ...snapshot.holds.flat());
+    const reply = await this.redis.stockLoad(
+      3,
+      keys.stock(sku),
+      keys.holds(sku),
+      keys.customers(sku),
+      mode,
+      snapshot.total,
+      snapshot.name,
+      snapshot.mark,
+      snapshot.maxPerCustomer ?? '',
+      snapshot.lowStockThreshold ?? '',
+      snapshot.holds.length,
+      ...snapshot.holds.flatMap(([id, quantity, customerId]) => [id, quantity, customerId ?? '']),
+      ...(snapshot.maxPerCustomer ? (snapshot.bought ?? []).flat() : []),
+    );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
     throw scriptRefusal(reply, { script: 'load', sku });
   }
@@ -280,8 +322,8 @@ export class StockScripts {
    * Puts back a hold Redis lost (reserved follows through fixReserved): `restored`, `unchanged`
    * (it came back or finished meanwhile), or `short` when others hold the units now.
    */
-  async restoreHold(sku: string, reservationId: string, quantity: number): Promise<'restored' | 'unchanged' | 'short'> {
-    const reply = await this.redis.stockRestoreHold(3, keys.stock(sku), keys.holds(sku), keys.done(sku), reservationId, quantity);
+  async restoreHold(sku: string, reservationId: string, quantity: number, customerId = ''): Promise<'restored' | 'unchanged' | 'short'> {
+    const reply = await this.redis.stockRestoreHold(4, keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku), reservationId, quantity, customerId);
     if (reply[0] === ScriptCode.Applied) return 'restored';
     if (outcome(reply, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return 'unchanged';
     if (reply[0] === ScriptCode.Insufficient) return 'short';
@@ -298,17 +340,49 @@ export class StockScripts {
 
   /** Sets total and mark if total is still `observed` (compare-and-set); false when it moved. */
   async rebase(sku: string, observed: number, total: number, mark: string): Promise<boolean> {
-    const reply = await this.redis.stockRebase(2, keys.stock(sku), keys.holds(sku), observed, total, mark);
+    const reply = await this.redis.stockRebase(3, keys.stock(sku), keys.holds(sku), keys.customers(sku), observed, total, mark);
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[0] === ScriptCode.Applied;
     throw scriptRefusal(reply, { script: 'rebase', sku });
+  }
+
+  /**
+   * Sets a SKU's name and settings as PostgreSQL has them; with a limit, the bought counts are
+   * replaced by `bought`, a snapshot up to the ledger position `bmark` taken under the SKU's row lock.
+   */
+  async settings(sku: string, settings: SkuSettings & { name: string }, bmark: string, bought: readonly (readonly [string, number])[]): Promise<Figures> {
+    const reply = await this.redis.stockSettings(
+      2,
+      keys.stock(sku),
+      keys.customers(sku),
+      settings.name,
+      settings.lowStockThreshold ?? '',
+      settings.maxPerCustomer ?? '',
+      bmark,
+      ...(settings.maxPerCustomer ? bought.flat() : []),
+    );
+    if (reply[0] === ScriptCode.Applied) return { total: reply[1], reserved: reply[2] };
+    throw scriptRefusal(reply, { script: 'settings', sku });
+  }
+
+  /**
+   * Makes the customers' held counts the sums of their live holds again; `customerOf` maps held
+   * reservations to their customers (PostgreSQL's), for holds whose o: field was lost. The fields changed.
+   */
+  async fixCustomers(sku: string, customerOf: readonly (readonly [string, string])[]): Promise<number> {
+    const reply = await this.redis.stockFixCustomers(2, keys.holds(sku), keys.customers(sku), ...customerOf.flat());
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[1];
+    throw scriptRefusal(reply, { script: 'fix-customers', sku });
   }
 }
 
 /** A SKU as a PostgreSQL snapshot has it: what `load` sets. */
-export interface SkuFigures {
+export interface SkuFigures extends Partial<SkuSettings> {
   total: number;
   name: string;
-  /** The SKU's last ledger movement id in the snapshot: every movement up to it is in `total`. */
+  /** The SKU's last ledger movement id in the snapshot: every movement up to it is in `total` (and in `bought`). */
   mark: string;
-  holds: readonly (readonly [string, number])[];
+  /** The HELD reservations' holds: reservation id, quantity, and its customer when it names one. */
+  holds: readonly (readonly [string, number, (string | null)?])[];
+  /** With a limit: units each customer bought minus returned, up to `mark`. */
+  bought?: readonly (readonly [string, number])[];
 }

@@ -1,5 +1,13 @@
-import type { Pool } from 'pg';
-import { insufficientStock, skuNotFound, unavailable, wouldOversell, type StockholdError } from '../domain/errors';
+import type { Pool, PoolClient } from 'pg';
+import {
+  customerIdRequired,
+  customerLimitExceeded,
+  insufficientStock,
+  skuNotFound,
+  unavailable,
+  wouldOversell,
+  type StockholdError,
+} from '../domain/errors';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
 import {
   stockView,
@@ -9,13 +17,14 @@ import {
   type ReservationLine,
   type ReservationView,
   type ReturnResult,
+  type SkuSettings,
   type StockHold,
   type StockView,
 } from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { keys } from './keys';
-import { Ledger } from './ledger';
+import { Ledger, type SkuRow } from './ledger';
 import { LedgerScan } from './ledger-scan';
 import { CountersMissing, StockScripts, type StockRedis } from './scripts';
 
@@ -72,9 +81,9 @@ export class StockStore {
 
   /** One SKU's figures, from Redis only (the page-load path). */
   async getStock(sku: string): Promise<StockView> {
-    const [total, reserved, name] = await this.redis.hmget(keys.stock(sku), 'total', 'reserved', 'name');
-    if (total === null) throw await this.explainMissing(new CountersMissing(sku));
-    return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0));
+    const counters = await this.redis.hmget(keys.stock(sku), ...VIEW_FIELDS);
+    if (counters[0] === null) throw await this.explainMissing(new CountersMissing(sku));
+    return viewOf(sku, counters);
   }
 
   /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
@@ -83,15 +92,15 @@ export class StockStore {
     // One command per SKU: auto-pipelining sends them in one round trip per node (a pipeline of
     // its own could not span the slots of a Redis Cluster).
     const [counters, loaded] = await Promise.all([
-      Promise.all(unique.map((sku) => this.redis.hmget(keys.stock(sku), 'total', 'reserved', 'name'))),
+      Promise.all(unique.map((sku) => this.redis.hmget(keys.stock(sku), ...VIEW_FIELDS))),
       this.redis.exists(keys.loaded),
     ]);
     const items: StockView[] = [];
     const missing: string[] = [];
     unique.forEach((sku, i) => {
-      const [total, reserved, name] = counters[i]!;
-      if (total === null || total === undefined) missing.push(sku);
-      else items.push(stockView(sku, name ?? '', Number(total), Number(reserved ?? 0)));
+      const view = counters[i]!;
+      if (view[0] === null || view[0] === undefined) missing.push(sku);
+      else items.push(viewOf(sku, view));
     });
     // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
     // either; otherwise its counters were lost and are being restored.
@@ -101,18 +110,33 @@ export class StockStore {
 
   /**
    * The flash-sale pre-check of a cart, from Redis: the refusal the cart would get now, if any
-   * (unknown SKU, not enough available), and each line's available units. The Lua hold still
-   * decides; this only spares Temporal and PostgreSQL the carts that cannot be held.
+   * (unknown SKU, no customer on a SKU limited per customer, the customer's limit reached, not
+   * enough available, in hold.lua's order), each line's available units, and on limited SKUs the
+   * units the customer may still take. The Lua hold still decides; this only spares Temporal and
+   * PostgreSQL the carts that cannot be held.
    */
-  async precheck(items: readonly CartLine[]): Promise<{ refusal?: StockholdError; available: number[] }> {
-    const counters = await Promise.all(items.map((i) => this.redis.hmget(keys.stock(i.sku), 'total', 'reserved')));
+  async precheck(items: readonly CartLine[], customerId?: string): Promise<{ refusal?: StockholdError; available: number[]; allowance: (number | undefined)[] }> {
+    const counters = await Promise.all(items.map((i) => this.redis.hmget(keys.stock(i.sku), 'total', 'reserved', 'maxPerCustomer')));
     const available = counters.map(([total, reserved]) => Number(total ?? 0) - Number(reserved ?? 0));
+    const limited = counters.map(([, , limit]) => (limit === null ? undefined : Number(limit)));
+    const counts = await Promise.all(
+      items.map((i, n) =>
+        limited[n] !== undefined && customerId ? this.redis.hmget(keys.customers(i.sku), `h:${customerId}`, `b:${customerId}`) : undefined,
+      ),
+    );
+    const allowance = limited.map((limit, n) => (limit === undefined ? undefined : limit - Number(counts[n]?.[0] ?? 0) - Number(counts[n]?.[1] ?? 0)));
     for (const [i, [total]] of counters.entries()) {
       const item = items[i]!;
-      if (total === null) return { refusal: (await this.explainMissing(new CountersMissing(item.sku))) as StockholdError, available };
-      if (available[i]! < item.quantity) return { refusal: insufficientStock(item.sku, item.quantity, available[i]!), available };
+      if (total === null) return { refusal: (await this.explainMissing(new CountersMissing(item.sku))) as StockholdError, available, allowance };
+      const limit = limited[i];
+      if (limit !== undefined && !customerId) return { refusal: customerIdRequired(item.sku), available, allowance };
+      if (limit !== undefined && allowance[i]! < item.quantity) {
+        const [held, bought] = [Number(counts[i]?.[0] ?? 0), Number(counts[i]?.[1] ?? 0)];
+        return { refusal: customerLimitExceeded(item.sku, customerId!, item.quantity, { limit, held, bought }), available, allowance };
+      }
+      if (available[i]! < item.quantity) return { refusal: insufficientStock(item.sku, item.quantity, available[i]!), available, allowance };
     }
-    return { available };
+    return { available, allowance };
   }
 
   /** Whether Redis knows this reservation on `sku`: holding, or finished. */
@@ -164,7 +188,7 @@ export class StockStore {
   async restock(sku: string, input: { quantity: number; reason?: string }, idempotencyKey?: string): Promise<StockView> {
     const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
       const moved = await this.ledger.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
-      return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku)), movementIds: [moved.movementId] };
+      return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved), movementIds: [moved.movementId] };
     });
     await this.applyMovements(movementIds);
     return result;
@@ -180,15 +204,49 @@ export class StockStore {
       const current = await this.ledger.lockSku(c, sku);
       if (current.total + input.delta < 0) throw wouldOversell(sku, current.total, await this.reservedOf(sku), input.delta);
       const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
-      if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku)), movementIds: [movementId] };
+      if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
       // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
       const figures = await this.scripts.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
         throw await this.explainMissing(err);
       });
-      return { result: stockView(sku, current.name, total, figures.reserved), movementIds: [movementId] };
+      return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
     });
     if (input.delta > 0 || !fresh) await this.applyMovements(movementIds);
     return result;
+  }
+
+  /**
+   * Changes a SKU's name and settings (PATCH: the fields given; null unsets a setting). Redis
+   * takes them inside the PostgreSQL transaction, under the SKU's row lock, so a refusal or an
+   * unreachable Redis changes nothing, and the bought counts a limit needs are a snapshot no sale
+   * or return can slip past (see `applySettings`).
+   */
+  async updateSku(sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<StockView> {
+    return transaction(this.db, async (c) => {
+      const row = await this.ledger.updateSku(c, sku, patch);
+      const figures = await this.settingsToRedis(c, sku, row);
+      return stockView(sku, row.name, row.total, figures.reserved, row);
+    });
+  }
+
+  /**
+   * Gives Redis a SKU's settings and, with a limit, its customers' bought counts again, as
+   * PostgreSQL has them (the reconciler's repair of settings or bought counts that drifted).
+   */
+  async applySettings(sku: string): Promise<void> {
+    await transaction(this.db, async (c) => this.settingsToRedis(c, sku, await this.ledger.lockSku(c, sku)));
+  }
+
+  /**
+   * The Redis step of a settings change, with the SKU's row locked in `c`: no sale or return of
+   * the SKU commits until the transaction ends, so the bought counts read now and the ledger
+   * position `bmark` agree with every later movement (which the scripts add as they apply it).
+   */
+  private async settingsToRedis(c: PoolClient, sku: string, row: SkuRow): Promise<{ total: number; reserved: number }> {
+    const { mark, bought } = row.maxPerCustomer ? await this.ledger.bought(c, sku) : { mark: '0', bought: [] };
+    return this.scripts.settings(sku, row, mark, bought).catch(async (err: unknown) => {
+      throw await this.explainMissing(err);
+    });
   }
 
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
@@ -213,7 +271,7 @@ export class StockStore {
   async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
     let held: { alreadyHeld: boolean; newlyHeld: CartLine[] };
     try {
-      held = await this.scripts.hold(input.reservationId, input.run ?? '', input.items);
+      held = await this.scripts.hold(input.reservationId, input.run ?? '', input.items, input.customerId ?? '');
     } catch (err) {
       throw await this.explainMissing(err);
     }
@@ -249,12 +307,13 @@ export class StockStore {
    * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
   async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ lines: ReservationLine[] }> {
-    const sold = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
+    const sale = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
     await this.scripts.commit(
       reservationId,
-      sold.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
+      sale.lines.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
+      sale.customerId ?? '',
     );
-    return { lines: sold.map(({ movementId: _, ...line }) => line) };
+    return { lines: sale.lines.map(({ movementId: _, ...line }) => line) };
   }
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */
@@ -290,7 +349,7 @@ export class StockStore {
     for (const movement of movements) {
       for (;;) {
         try {
-          await this.scripts.move(movement.sku, movement.id, movement.delta);
+          await this.scripts.move(movement.sku, movement.id, movement.delta, movement.customerId ?? '');
           break;
         } catch (err) {
           if (this.now() > until) {
@@ -302,6 +361,17 @@ export class StockStore {
       }
     }
   }
+}
+
+/** The stock hash's fields of a stock view, in viewOf's order. */
+const VIEW_FIELDS = ['total', 'reserved', 'name', 'lowStockThreshold', 'maxPerCustomer'] as const;
+
+function viewOf(sku: string, [total, reserved, name, lowStockThreshold, maxPerCustomer]: (string | null)[]): StockView {
+  const settings: SkuSettings = {
+    lowStockThreshold: lowStockThreshold == null ? null : Number(lowStockThreshold),
+    maxPerCustomer: maxPerCustomer == null ? null : Number(maxPerCustomer),
+  };
+  return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
 }
 
 function notLoaded(): StockholdError {

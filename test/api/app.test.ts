@@ -505,7 +505,7 @@ describe('deadlines with a store that accepts connections and never answers', ()
         node.kill('SIGCONT');
       }
       const after = await pollUntil(() => on.client('GET', `/v1/skus/${sku}`), (res) => res.status === 200, 5_000, 100);
-      expect(after.body).toEqual({ sku, name: '', total: 7, reserved: 0, available: 7 });
+      expect(after.body).toEqual({ sku, name: '', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
       expect((await frozen.db.query('SELECT kind FROM stock_movements WHERE sku = $1', [sku])).rows).toEqual([{ kind: 'initial' }]);
       await expectConsistent(frozen, sku);
     } finally {

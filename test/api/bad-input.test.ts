@@ -680,7 +680,7 @@ describe('strings that look like SQL are data, stored verbatim', () => {
       ['initial', 10, 'created'],
     ]);
     const read = await api.getStock(sku);
-    expect({ status: read.status, body: read.body as unknown }).toEqual({ status: 200, body: { sku, name, total: 9, reserved: 0, available: 9 } });
+    expect({ status: read.status, body: read.body as unknown }).toEqual({ status: 200, body: { sku, name, total: 9, reserved: 0, available: 9, lowStockThreshold: null, maxPerCustomer: null } });
     const stored = await clients.db.query<{ name: string; customer_id: string; payment_id: string }>(
       'SELECT s.name, r.customer_id, r.payment_id FROM skus s, reservations r WHERE s.sku = $1 AND r.id = $2',
       [sku, hold.reservationId],

@@ -130,7 +130,7 @@ describe('the last unit', () => {
 
     const winner = answers.find((a) => a.status === 201)!.body;
     expect(winner.items).toEqual([{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }]);
-    expect(await stockOf(sku)).toEqual({ sku, name: `item ${sku}`, total: 1, reserved: 1, available: 0 });
+    expect(await stockOf(sku)).toEqual({ sku, name: `item ${sku}`, total: 1, reserved: 1, available: 0, lowStockThreshold: null, maxPerCustomer: null });
     const holds = await stack.admin('GET', `/v1/skus/${sku}/holds`);
     expect(holds.body.holds.map((h: { reservationId: string }) => h.reservationId)).toEqual([winner.reservationId]);
     await expectConsistent(stack.stock, sku);
@@ -446,10 +446,10 @@ describe('the stock contract', () => {
     const sku = uniqueSku('NEW');
     const res = await stack.admin('POST', '/v1/skus', { body: { sku, total: 7, name: 'Seven' } });
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7 });
+    expect(res.body).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
     const again = await stack.admin('POST', '/v1/skus', { body: { sku, total: 9, name: 'Nine' } });
     expectError(again, 409, 'SKU_EXISTS');
-    expect(await stockOf(sku)).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7 });
+    expect(await stockOf(sku)).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
     // name is optional, total 0 is a valid figure
     const bare = uniqueSku('NEW');
     const noName = await stack.admin('POST', '/v1/skus', { body: { sku: bare, total: 0 } });
@@ -463,7 +463,7 @@ describe('the stock contract', () => {
     await hold([{ sku, quantity: 3 }]);
     const res = await stack.api('GET', `/v1/skus/${sku}`);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 4, reserved: 3, available: 1 });
+    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 4, reserved: 3, available: 1, lowStockThreshold: null, maxPerCustomer: null });
     const missing = uniqueSku('NOPE');
     const unknown = await stack.api('GET', `/v1/skus/${missing}`);
     expectError(unknown, 404, 'SKU_NOT_FOUND');
@@ -478,8 +478,8 @@ describe('the stock contract', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       items: [
-        { sku: a, name: `item ${a}`, total: 3, reserved: 0, available: 3 },
-        { sku: b, name: `item ${b}`, total: 0, reserved: 0, available: 0 },
+        { sku: a, name: `item ${a}`, total: 3, reserved: 0, available: 3, lowStockThreshold: null, maxPerCustomer: null },
+        { sku: b, name: `item ${b}`, total: 0, reserved: 0, available: 0, lowStockThreshold: null, maxPerCustomer: null },
       ],
       missing: [x],
     });
@@ -501,7 +501,7 @@ describe('the stock contract', () => {
     await hold([{ sku, quantity: 2 }]);
     const res = await stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 5, reason: 'truck' } });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 7, reserved: 2, available: 5 });
+    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 7, reserved: 2, available: 5, lowStockThreshold: null, maxPerCustomer: null });
     expect(await stockOf(sku)).toEqual(res.body);
     expect((await movements(sku))[0]).toMatchObject({ kind: 'restock', delta: 5, reason: 'truck' });
     expectError(await stack.admin('POST', `/v1/skus/${uniqueSku('NOPE')}/restock`, { body: { quantity: 5 } }), 404, 'SKU_NOT_FOUND');
@@ -513,7 +513,7 @@ describe('the stock contract', () => {
     await hold([{ sku, quantity: 3 }]);
     const down = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: -4, reason: 'broken in store' } });
     expect(down.status).toBe(200);
-    expect(down.body).toEqual({ sku, name: `item ${sku}`, total: 6, reserved: 3, available: 3 });
+    expect(down.body).toEqual({ sku, name: `item ${sku}`, total: 6, reserved: 3, available: 3, lowStockThreshold: null, maxPerCustomer: null });
     const up = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: 1, reason: 'found one' } });
     expect(up.body).toMatchObject({ total: 7, reserved: 3, available: 4 });
 

@@ -405,7 +405,7 @@ describe('the reconciler repairs what Redis lost', () => {
     expect({ status: reserve.status, code: reserve.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
 
     const loaded = await pollUntil(() => stockOf(sku), (r) => r.status !== 503, HEAL_MS);
-    expect({ status: loaded.status, body: loaded.body }).toEqual({ status: 200, body: { sku, name: `item ${sku}`, total: 10, reserved: 3, available: 7 } });
+    expect({ status: loaded.status, body: loaded.body }).toEqual({ status: 200, body: { sku, name: `item ${sku}`, total: 10, reserved: 3, available: 7, lowStockThreshold: null, maxPerCustomer: null } });
     expect(await redis().hgetall(keys.holds(sku))).toEqual({ [reservationId]: '3' });
     await expectConsistent(stack.stock, sku);
     await expectCounted(before, { 'repairs:missing_sku': 1, 'unexplained:missing_sku': 1 });

@@ -251,7 +251,7 @@ describe('admin writes', () => {
     const sku = uniqueSku();
     const key = uniqueId('key');
     const first = await stock.createSku({ sku, total: 3, name: 'Widget' }, key);
-    expect(first).toEqual({ sku, name: 'Widget', total: 3, reserved: 0, available: 3 });
+    expect(first).toEqual({ sku, name: 'Widget', total: 3, reserved: 0, available: 3, lowStockThreshold: null, maxPerCustomer: null });
     expect(await stock.createSku({ sku, total: 3, name: 'Widget' }, key)).toEqual(first);
     expect((await refusal(stock.createSku({ sku, total: 3, name: 'Widget' }))).code).toBe('SKU_EXISTS');
     expect((await stock.getMovements(sku)).movements).toEqual([expect.objectContaining({ kind: 'initial', delta: 3 })]);
@@ -311,8 +311,8 @@ describe('availability of many SKUs', () => {
     const missing = uniqueSku('NONE');
     expect(await stock.getAvailability([a, missing, b])).toEqual({
       items: [
-        { sku: a, name: 'A', total: 5, reserved: 0, available: 5 },
-        { sku: b, name: 'B', total: 0, reserved: 0, available: 0 },
+        { sku: a, name: 'A', total: 5, reserved: 0, available: 5, lowStockThreshold: null, maxPerCustomer: null },
+        { sku: b, name: 'B', total: 0, reserved: 0, available: 0, lowStockThreshold: null, maxPerCustomer: null },
       ],
       missing: [missing],
     });

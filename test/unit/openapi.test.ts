@@ -154,7 +154,7 @@ describe('the OpenAPI document', () => {
 
     const create = doc.paths['/v1/reservations'].post;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['200', '201', '404', '409', '503']));
-    expect(create.responses['409'].content['application/json'].schema.properties.error.properties.code.enum.sort()).toEqual(['INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT']);
+    expect(create.responses['409'].content['application/json'].schema.properties.error.properties.code.enum.sort()).toEqual(['CUSTOMER_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT']);
     expect(doc.paths['/v1/reservations/{id}/commit'].post.requestBody.required).toBe(false);
     expect(doc.components.schemas.ExtendBody.properties.ttlSeconds).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_TTL_SECONDS });
     expect(doc.paths['/metrics'].get.responses['200'].content).toEqual({ 'text/plain': { schema: { type: 'string' } } });
@@ -270,7 +270,7 @@ describe('GET /openapi.json and GET /docs', () => {
 });
 
 describe('the conformance check of the test suites', () => {
-  const stockView = { sku: 'A', name: '', total: 3, reserved: 1, available: 2 };
+  const stockView = { sku: 'A', name: '', total: 3, reserved: 1, available: 2, lowStockThreshold: null, maxPerCustomer: null };
   const answer = (status: number, body: unknown, url = '/v1/skus/A', method = 'GET') => ({
     method,
     url,
