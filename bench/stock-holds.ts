@@ -179,11 +179,11 @@ async function main(): Promise<void> {
 
     const modes: Mode[] = [
       { key: 'a', label: '(a) StockStore.hold (Redis + PostgreSQL row)', hold: storeHold(store, sku) },
-      { key: 'b', label: '(b) raw EVALSHA hold.lua', hold: async (id) => applied(await plain.evalsha(sha, 3, ...skuKeys, id, '', 1)) },
-      { key: 'b2', label: '(b2) raw EVALSHA, auto-pipelined', hold: async (id) => applied(await redis.evalsha(sha, 3, ...skuKeys, id, '', 1)) },
-      { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(3, ...skuKeys, id, '', 1)) },
+      { key: 'b', label: '(b) raw EVALSHA hold.lua', hold: async (id) => applied(await plain.evalsha(sha, 4, ...skuKeys, id, '', '', 1)) },
+      { key: 'b2', label: '(b2) raw EVALSHA, auto-pipelined', hold: async (id) => applied(await redis.evalsha(sha, 4, ...skuKeys, id, '', '', 1)) },
+      { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', 1)) },
       { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
-      { key: 'e', label: '(e) redis.stockHold on Redis Cluster', hold: async (id) => applied(await clusterRedis.stockHold(3, ...clusterSkuKeys, id, '', 1)) },
+      { key: 'e', label: '(e) redis.stockHold on Redis Cluster', hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)) },
     ];
     const twin: Partial<Record<ModeKey, ModeKey>> = { d: 'a', e: 'c' };
 

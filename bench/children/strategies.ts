@@ -88,7 +88,7 @@ serveJob<StrategyJob, StrategyResult>(async (job, progress) => {
       }
     },
     lua: async () => {
-      const [code] = await redis.stockHold(3, ...skuKeys, `${idPrefix}_${(seq++).toString(36)}`, '', 1);
+      const [code] = await redis.stockHold(4, ...skuKeys, `${idPrefix}_${(seq++).toString(36)}`, '', '', 1);
       if (code === ScriptCode.Applied) return true;
       if (code === ScriptCode.Insufficient) return false;
       throw new Error(`hold.lua answered ${code}`);
