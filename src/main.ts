@@ -28,8 +28,11 @@ const SAME_SIGNAL_MS = 1_000;
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, 'stockhold');
+  // What the children learn only once Temporal is settled (read when each one is forked).
+  const childEnv: Record<string, string> = {};
   // Built now (it starts nothing yet) so that a signal at any moment of the start finds it.
   const supervisor = new Supervisor({
+    env: childEnv,
     scripts: { api: path.join(__dirname, 'api', 'server.js'), worker: path.join(__dirname, 'worker.js') },
     counts: { api: config.apiProcesses, worker: config.workerProcesses },
     logger,
@@ -72,6 +75,8 @@ async function main(): Promise<void> {
   if (stopping) return;
   // The Web UI of a server we did not start is wherever TEMPORAL_UI_URL says (else not shown).
   const uiUrl = dev?.uiUrl ?? config.temporalUiUrl;
+  // The ops page links reservations to their workflows in the Web UI of the dev server started here.
+  if (uiUrl) childEnv.TEMPORAL_UI_URL = uiUrl;
 
   let port: number;
   try {

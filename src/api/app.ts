@@ -10,6 +10,7 @@ import type { Metrics } from './metrics';
 import { buildOpenApiDocument } from './openapi';
 import { renderDocsPage } from './openapi-html';
 import { apiDescription, serviceVersion } from './openapi-operations';
+import { opsRoutes } from './ops-routes';
 import { reservationRoutes } from './reservation-routes';
 import type { ReservationService } from './reservations';
 import { stockRoutes } from './stock-routes';
@@ -17,7 +18,7 @@ import { stockRoutes } from './stock-routes';
 export type Check = 'redis' | 'postgres' | 'temporal';
 
 export interface AppDeps {
-  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'>;
+  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> & Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace'>>;
   stock: StockStore;
   reservations: ReservationService;
   metrics: Metrics;
@@ -81,6 +82,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(stockRoutes(deps.stock, role));
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
+  app.use(opsRoutes(deps.stock, role.admin, { temporalUiUrl: deps.config.temporalUiUrl, temporalNamespace: deps.config.temporalNamespace ?? 'default' }));
 
   app.use((req, _res, next) => {
     next(new StockholdError('NOT_FOUND', `no route for ${req.method} ${req.path}`));

@@ -26,6 +26,7 @@ import {
 } from '../domain/views';
 import { PROJECT_ROOT } from '../paths';
 import type { ApiDescription, ApiOperation } from './openapi';
+import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from './ops-routes';
 import { reservationBodies } from './reservation-routes';
 import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './stock-routes';
 
@@ -78,6 +79,15 @@ function serviceOperations(): ApiOperation[] {
       tag: 'Service',
       summary: 'This document',
       responses: { 200: { description: 'OpenAPI 3.1, generated from the schemas the routes validate with', json: openApiDocumentSchema } },
+    },
+    {
+      method: 'get',
+      path: '/ops',
+      access: 'public',
+      tag: 'Service',
+      summary: 'The ops page',
+      description: 'Asks for the admin token in the browser and calls the admin routes with it; the page itself carries no data.',
+      responses: { 200: { description: 'a self-contained HTML page (inline script, talks to this origin only)', mediaType: 'text/html' } },
     },
     {
       method: 'get',
@@ -187,6 +197,20 @@ function stockOperations(): ApiOperation[] {
       errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
     },
     {
+      method: 'get',
+      path: '/v1/skus',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Every SKU, a page at a time (for the ops page)',
+      description: 'An addition to the contract: the SKUs PostgreSQL knows in SKU order, with their figures from Redis.',
+      query: {
+        limit: { schema: skuPageLimitQuery, default: MAX_SKU_PAGE, description: 'at most this many SKUs, written as digits' },
+        after: { schema: skuSchema, description: 'the `next` of the previous page' },
+      },
+      responses: { 200: { description: 'one page of stock views', json: skuPageSchema } },
+      errors: ['UNAVAILABLE'],
+    },
+    {
       method: 'post',
       path: '/v1/returns',
       access: 'admin',
@@ -276,6 +300,7 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       StockView: stockViewSchema,
       Availability: availabilitySchema,
       MovementsPage: movementsPageSchema,
+      SkuPage: skuPageSchema,
       Holds: holdsSchema,
       ReservationView: reservationViewSchema,
       ReturnResult: returnResultSchema,

@@ -9,6 +9,7 @@ import type { StockRedis } from './scripts';
 import { StockStore, type StockStoreOptions } from './store';
 
 export * from '../domain/errors';
+export { skuPage } from './catalog';
 export { createPool, ensureDatabase, migrate, transaction } from './database';
 export { keys, lineKeys } from './keys';
 export { createRedis, type RedisTarget } from './redis';

@@ -19,6 +19,7 @@ import { expectConforming } from './conformance';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { testStock } from './stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from './temporal';
+import { freePort } from './redis-server';
 
 export const ADMIN_TOKEN = 'admin-secret';
 export const CLIENT_TOKEN = 'client-secret';
@@ -93,6 +94,8 @@ function withFaults(redis: StockRedis, faults: Faults): StockRedis {
 
 export interface Stack {
   url: string;
+  /** The dev server's Web UI, with `ui: true`. */
+  uiUrl?: string;
   env: TestWorkflowEnvironment;
   /** The stock clients the API and the worker use (TEST_REDIS_URL, TEST_DATABASE_URL). */
   stock: StockClients;
@@ -119,10 +122,14 @@ export interface StackOptions {
   redisUrl?: string;
   redisClusterNodes?: { host: string; port: number }[];
   databaseUrl?: string;
+  /** Runs the dev server's Web UI on a port of its own, and tells the app where it is (`uiUrl`). */
+  ui?: boolean;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const env = await devServerEnv();
+  const uiPort = options.ui ? await freePort() : undefined;
+  const uiUrl = uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`;
+  const env = await devServerEnv({ uiPort });
   const stock =
     options.redisUrl || options.redisClusterNodes || options.databaseUrl
       ? createStock({
@@ -165,7 +172,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     if (options.reconciler) await ensureReconciler(env.client, queue);
     const faults: Faults = { counterReadDelayMs: 0 };
     const app = createApp({
-      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
+      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400, temporalNamespace: 'default', ...(uiUrl ? { temporalUiUrl: uiUrl } : {}) },
       stock: stock.stock,
       reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
       metrics: createMetrics(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
@@ -187,6 +194,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     return {
       url,
+      uiUrl,
       env,
       stock,
       taskQueue: queue,

@@ -63,11 +63,11 @@ const EXPECTED_SERVER_OUTPUT = /^\s*$|\bmsg="service failures"/;
  * its output goes through EXPECTED_SERVER_OUTPUT and it cannot outlive the test process (a guard
  * kills it if the process dies without `teardown()`). `teardown()` stops it.
  */
-export async function devServerEnv(): Promise<TestWorkflowEnvironment> {
+export async function devServerEnv(options: { uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startDevServer(await freePort());
+      return await startDevServer(await freePort(), options.uiPort);
     } catch (err) {
       if (!(err instanceof PortTaken) || attempt >= 5) throw err;
     }
@@ -76,14 +76,15 @@ export async function devServerEnv(): Promise<TestWorkflowEnvironment> {
 
 class PortTaken extends Error {}
 
-async function startDevServer(port: number): Promise<TestWorkflowEnvironment> {
+async function startDevServer(port: number, uiPort?: number): Promise<TestWorkflowEnvironment> {
   const address = `127.0.0.1:${port}`;
   const args = [
     'server', 'start-dev',
     '--ip', '127.0.0.1',
     '--port', String(port),
     '--namespace', 'default',
-    '--headless',
+    // The Web UI only for a test that opens it (the ops page's links).
+    ...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]),
     '--log-format', 'text',
     '--log-level', 'error',
     '--output', 'none', // no banner

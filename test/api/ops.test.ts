@@ -1,0 +1,92 @@
+/**
+ * The ops page's routes over HTTP to the real app with real Redis and PostgreSQL: GET /ops (the
+ * page, no token) and GET /v1/skus (every SKU's stock view, a page at a time). The page itself, in
+ * a browser, is test/browser/ops-page.browser.ts (`npm run test:browser`).
+ */
+import { Client, Connection } from '@temporalio/client';
+import pino from 'pino';
+import request from 'supertest';
+import { createApp } from '../../src/api/app';
+import { createMetrics } from '../../src/api/metrics';
+import { ReservationService } from '../../src/api/reservations';
+import '../helpers/conformance';
+import { uniqueSku } from '../helpers/env';
+import { newSku, testStock } from '../helpers/stock';
+
+const ADMIN = 'ops-routes-admin-token';
+const CLIENT = 'ops-routes-client-token';
+
+const clients = testStock();
+const { stock } = clients;
+const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
+const app = createApp({
+  config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400, temporalUiUrl: 'http://ui.example:8233', temporalNamespace: 'shop' },
+  stock,
+  reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'ops-routes', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+  metrics: createMetrics(),
+  logger: pino({ level: 'silent' }),
+  checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: async () => undefined },
+});
+
+afterAll(async () => {
+  await connection.close();
+  await clients.close();
+});
+
+const admin = (path: string) => request(app).get(path).set('authorization', `Bearer ${ADMIN}`);
+
+describe('GET /ops', () => {
+  it('serves the page without a token, locked to this origin, with the Web UI it links reservations to', async () => {
+    const res = await request(app).get('/ops');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.headers['content-security-policy']).toContain("connect-src 'self'");
+    expect(res.text).toContain('<title>Stockhold ops</title>');
+    expect(res.text).toContain('const SETTINGS = {"temporalUiUrl":"http://ui.example:8233","temporalNamespace":"shop"};');
+    // The page carries no data and no token: it asks for the admin token in the browser.
+    expect(res.text).not.toContain(ADMIN);
+  });
+});
+
+describe('GET /v1/skus', () => {
+  it('lists every SKU in SKU order with its stock view, a page at a time', async () => {
+    const prefix = `${uniqueSku('LIST')}-`;
+    const skus = ['a', 'b', 'c', 'd', 'e'].map((s) => `${prefix}${s}`);
+    for (const [i, sku] of skus.entries()) await newSku(clients, sku, i + 1, `item ${i}`);
+    await stock.updateSku(skus[1]!, { lowStockThreshold: 3 });
+
+    const first = await admin(`/v1/skus?limit=2&after=${prefix}`);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({
+      skus: [
+        { sku: skus[0], name: 'item 0', total: 1, reserved: 0, available: 1, lowStockThreshold: null, maxPerCustomer: null },
+        { sku: skus[1], name: 'item 1', total: 2, reserved: 0, available: 2, lowStockThreshold: 3, maxPerCustomer: null },
+      ],
+      next: skus[1],
+    });
+    const second = await admin(`/v1/skus?limit=2&after=${first.body.next}`);
+    expect(second.body.skus.map((v: { sku: string }) => v.sku)).toEqual([skus[2], skus[3]]);
+    const third = await admin(`/v1/skus?limit=2&after=${second.body.next}`);
+    expect(third.body.skus[0].sku).toBe(skus[4]);
+  });
+
+  it('answers an empty last page with next null', async () => {
+    const res = await admin('/v1/skus?after=zzzzzzzz');
+    expect(res.body).toEqual({ skus: [], next: null });
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=201', 'limit'],
+    ['limit=two', 'limit'],
+    ['after=-bad', 'after'],
+  ])('?%s is 400 INVALID_REQUEST naming %s', async (query, field) => {
+    const res = await admin(`/v1/skus?${query}`);
+    expect({ status: res.status, code: res.body.error?.code, field: res.body.error?.details?.field }).toEqual({ status: 400, code: 'INVALID_REQUEST', field });
+  });
+
+  it('is for admins: the client token is 403, none is 401', async () => {
+    expect((await request(app).get('/v1/skus').set('authorization', `Bearer ${CLIENT}`)).status).toBe(403);
+    expect((await request(app).get('/v1/skus')).status).toBe(401);
+  });
+});
