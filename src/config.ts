@@ -35,6 +35,8 @@ export interface Config {
   workerMaxCachedWorkflows: number;
   /** The reconciler (src/activities/reconciler.ts): scan interval, grace period, rebuild settle time (ms). */
   reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
+  /** Webhook delivery (src/activities/webhooks.ts): how long a receiver has to answer (ms, at most the contract's 10 s). */
+  webhooks: { timeoutMs: number; retryDelaysMs?: number[] };
 }
 
 /**
@@ -81,6 +83,17 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
     throw new ConfigError(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** WEBHOOK_RETRY_DELAYS_MS: `ms,ms,…`, the waits after the 1st, 2nd… failed attempt (for tests; the default is the contract's schedule). */
+function retryDelaysOf(env: NodeJS.ProcessEnv): { retryDelaysMs?: number[] } {
+  const raw = env.WEBHOOK_RETRY_DELAYS_MS?.trim();
+  if (!raw) return {};
+  const delays = raw.split(',').map(Number);
+  if (delays.some((d) => !Number.isInteger(d) || d < 0 || d > 3_600_000)) {
+    throw new ConfigError(`WEBHOOK_RETRY_DELAYS_MS must be integers in 0..3600000 separated by commas, got ${JSON.stringify(raw)}`);
+  }
+  return { retryDelaysMs: delays };
 }
 
 /** REDIS_CLUSTER_NODES: `host:port,host:port,…` (seed nodes; the cluster tells the rest). */
@@ -252,5 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // Longer than a hold attempt (5 s): holds that reached Redis before a loss have their row by then.
       rebuildSettleMs: int(env, 'REBUILD_SETTLE_MS', 6_000, 0, 600_000),
     },
+    // The contract gives a receiver 10 s; shorter only for tests (WEBHOOK_TIMEOUT_MS).
+    webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000), ...retryDelaysOf(env) },
   };
 }

@@ -7,6 +7,7 @@ import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { TemporalConfig } from './config';
 import { TEMPORAL_CLI } from './paths';
 import { RECONCILER_WORKFLOW_ID, reconcilerWorkflow } from './workflows/reconciler';
+import { WEBHOOK_DISPATCHER_WORKFLOW_ID, webhookDispatcherWorkflow } from './workflows/webhook-dispatcher';
 import { SEARCH_ATTRIBUTE_KEYS } from './workflows/definitions';
 
 export { PROJECT_ROOT, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from './paths';
@@ -143,6 +144,19 @@ export async function ensureReconciler(client: Client, taskQueue: string): Promi
     workflowId: RECONCILER_WORKFLOW_ID,
     taskQueue,
     args: [{ runMs: RECONCILE_RUN_MS }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+}
+
+/** How long one run of the dispatchWebhooks activity lasts before the workflow schedules the next. */
+const WEBHOOK_RUN_MS = 5 * 60_000;
+
+/** Starts the deployment's webhook dispatcher workflow unless it runs already (idempotent: any process may call it). */
+export async function ensureWebhookDispatcher(client: Client, taskQueue: string, runMs = WEBHOOK_RUN_MS): Promise<void> {
+  await client.workflow.start(webhookDispatcherWorkflow, {
+    workflowId: WEBHOOK_DISPATCHER_WORKFLOW_ID,
+    taskQueue,
+    args: [{ runMs }],
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
 }

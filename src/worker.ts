@@ -1,10 +1,11 @@
 /**
- * The worker: runs reservationWorkflow and the reconcilerWorkflow with their activities on the
+ * The worker: runs reservationWorkflow, the reconcilerWorkflow and the webhookDispatcherWorkflow with their activities on the
  * task queue. `node lib/worker.js` (the service's main command starts it as a child process).
  */
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { createReconcilerActivities } from './activities/reconciler';
+import { createWebhookActivities } from './activities/webhooks';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { reportReady, supervisedAs, takeShutdownSignals } from './processes';
@@ -36,6 +37,7 @@ export async function createWorker(
     activities: {
       ...createActivities(stock.stock),
       ...createReconcilerActivities({ stock: stock.stock, temporal, logger, settings: config.reconcile }),
+      ...createWebhookActivities({ db: stock.db, logger, settings: config.webhooks }),
     },
     // A cached workflow costs ~150 KB of worker memory (1.7 GB RSS at 10,000 live holds with a
     // 10,000 cache). A reservation mostly sleeps on its timer, and replaying its short history

@@ -14,6 +14,7 @@ import { opsRoutes } from './ops-routes';
 import { reservationRoutes } from './reservation-routes';
 import type { ReservationService } from './reservations';
 import { stockRoutes } from './stock-routes';
+import { webhookRoutes } from './webhook-routes';
 
 export type Check = 'redis' | 'postgres' | 'temporal';
 
@@ -27,7 +28,7 @@ export interface AppDeps {
   checks: Record<Check, () => Promise<unknown>>;
 }
 
-/** The contract's HTTP API (docs/API.md): service endpoints, the stock and reservation routes, one error handler. */
+/** The contract's HTTP API (docs/API.md): service endpoints, the stock, reservation and webhook routes, one error handler. */
 export function createApp(deps: AppDeps): Express {
   const { metrics, logger } = deps;
   const requireRole = createAuth(deps.config);
@@ -82,6 +83,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(stockRoutes(deps.stock, role));
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
+  app.use(webhookRoutes(deps.stock.db, role.admin));
   app.use(opsRoutes(deps.stock, role.admin, { temporalUiUrl: deps.config.temporalUiUrl, temporalNamespace: deps.config.temporalNamespace ?? 'default' }));
 
   app.use((req, _res, next) => {

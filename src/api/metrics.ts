@@ -11,7 +11,7 @@ const COUNTS_TIMEOUT_MS = 1_000;
  * Prometheus metrics of the API: request latency by route and status, reservation outcomes, and
  * the deployment's reconciler: repairs and unexplained drift by kind, time of its last scan.
  */
-export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts } = {}) {
+export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts; webhookCounts?: WebhookCounts } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requestSeconds = new Histogram({
@@ -29,6 +29,7 @@ export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts } =
   });
 
   if (sources.reconcilerCounts) registerReconcilerMetrics(registry, sources.reconcilerCounts);
+  if (sources.webhookCounts) registerWebhookMetrics(registry, sources.webhookCounts);
 
   const middleware: RequestHandler = (req, res, next) => {
     const start = process.hrtime.bigint();
@@ -44,6 +45,40 @@ export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts } =
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Webhook delivery outcomes by result and the pending deliveries, from PostgreSQL (the dispatcher runs in a worker). */
+export type WebhookCounts = () => Promise<{ results: { result: string; count: number }[]; pending: number }>;
+
+function registerWebhookMetrics(registry: Registry, counts: WebhookCounts): void {
+  let latest: ReturnType<WebhookCounts> | undefined;
+  // One read per scrape, shared by both metrics, and never longer than COUNTS_TIMEOUT_MS.
+  const read = () => {
+    latest ??= Promise.race([
+      counts(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), COUNTS_TIMEOUT_MS).unref()),
+    ]).finally(() => setTimeout(() => (latest = undefined), 100).unref());
+    return latest.catch(() => undefined);
+  };
+  new Counter({
+    name: 'stockhold_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by result: delivered, retry (failed, will be tried again), failed (given up after 24 hours)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await read())?.results ?? []) this.inc({ result: row.result }, row.count);
+    },
+  });
+  new Gauge({
+    name: 'stockhold_webhook_deliveries_pending',
+    help: 'Webhook deliveries not yet delivered nor failed',
+    registers: [registry],
+    async collect() {
+      const value = await read();
+      if (value) this.set(value.pending);
+    },
+  });
+}
 
 /** Rows of reconciler_counts that are not repairs. */
 const NOT_REPAIRS = new Set(['scan', 'refused_sale']);

@@ -29,6 +29,7 @@ import type { ApiDescription, ApiOperation } from './openapi';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from './ops-routes';
 import { reservationBodies } from './reservation-routes';
 import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './stock-routes';
+import { createdWebhookSchema, createWebhookBody, deliveryListSchema, deliveryStatusQuery, MAX_DELIVERIES_LISTED, webhookListSchema } from './webhook-routes';
 
 /** What GET /openapi.json answers: an OpenAPI 3.1 document (its full shape is the OpenAPI specification's). */
 const openApiDocumentSchema = z.looseObject({
@@ -291,11 +292,74 @@ function reservationOperations(bodies: ReturnType<typeof reservationBodies>): Ap
   ];
 }
 
+const webhookId = { id: { schema: z.string(), description: 'the webhook id (a UUID); any other value is 404 NOT_FOUND' } };
+
+/** The routes of webhook-routes.ts. */
+function webhookOperations(): ApiOperation[] {
+  return [
+    {
+      method: 'post',
+      path: '/v1/webhooks',
+      access: 'admin',
+      tag: 'Webhooks',
+      summary: 'Subscribe a URL to events',
+      description:
+        'Every event of the listed types (or `["*"]`: all) committed from now on is POSTed to `url`, signed with `secret` (`Stockhold-Signature`). The secret is generated when left out, and shown only in this answer.',
+      body: { schema: createWebhookBody, required: true },
+      responses: { 201: { description: 'the subscription with its secret', json: createdWebhookSchema } },
+      errors: ['UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/webhooks',
+      access: 'admin',
+      tag: 'Webhooks',
+      summary: 'The subscriptions (without their secrets)',
+      responses: { 200: { description: 'the subscriptions, oldest first', json: webhookListSchema } },
+      errors: ['UNAVAILABLE'],
+    },
+    {
+      method: 'delete',
+      path: '/v1/webhooks/:id',
+      access: 'admin',
+      tag: 'Webhooks',
+      summary: 'Unsubscribe',
+      description: 'Its pending deliveries stop (they become `failed`, last error "subscription deleted").',
+      pathParams: webhookId,
+      responses: { 204: { description: 'deleted' } },
+      errors: ['NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/webhooks/:id/deliveries',
+      access: 'admin',
+      tag: 'Webhooks',
+      summary: 'Deliveries of a subscription, newest event first',
+      description: `At most ${MAX_DELIVERIES_LISTED}.`,
+      pathParams: webhookId,
+      query: { status: { schema: deliveryStatusQuery, description: 'only deliveries in this status' } },
+      responses: { 200: { description: 'the deliveries', json: deliveryListSchema } },
+      errors: ['NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'post',
+      path: '/v1/webhooks/:id/deliveries/:deliveryId/retry',
+      access: 'admin',
+      tag: 'Webhooks',
+      summary: 'Send a delivery again',
+      description: 'It becomes `pending`, due now, with a new 24-hour retry window, in its place in event order.',
+      pathParams: { ...webhookId, deliveryId: { schema: z.string(), description: 'the delivery id (a UUID)' } },
+      responses: { 202: { description: 'queued' } },
+      errors: ['NOT_FOUND', 'UNAVAILABLE'],
+    },
+  ];
+}
+
 /** The whole HTTP API; `maxTtlSeconds` is the service's RESERVATION_MAX_TTL_SECONDS, as the routes use it. */
 export function apiDescription(config: { maxTtlSeconds: number }): ApiDescription {
   const bodies = reservationBodies(config.maxTtlSeconds);
   return {
-    operations: [...serviceOperations(), ...stockOperations(), ...reservationOperations(bodies)],
+    operations: [...serviceOperations(), ...stockOperations(), ...reservationOperations(bodies), ...webhookOperations()],
     components: {
       StockView: stockViewSchema,
       Availability: availabilitySchema,
@@ -317,6 +381,10 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       CommitBody: bodies.commit,
       CancelBody: bodies.cancel,
       ExtendBody: bodies.extend,
+      CreateWebhookBody: createWebhookBody,
+      CreatedWebhook: createdWebhookSchema,
+      WebhookList: webhookListSchema,
+      DeliveryList: deliveryListSchema,
     },
     errorComponent: 'Error',
     idempotencyKey: idempotencyKeySchema,

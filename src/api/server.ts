@@ -8,8 +8,9 @@ import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { supervisedAs, takeShutdownSignals } from '../processes';
 import { createStock, type StockClients } from '../stock';
-import { connectClient, ensureReconciler, ensureSearchAttributes } from '../temporal';
+import { connectClient, ensureReconciler, ensureSearchAttributes, ensureWebhookDispatcher } from '../temporal';
 import { createApp } from './app';
+import { webhookCounts } from './webhook-routes';
 import { createMetrics } from './metrics';
 import { ReservationService } from './reservations';
 
@@ -30,8 +31,14 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   );
   // One reconciler per deployment, as a Temporal workflow with a fixed id: every API process
   // makes sure it runs (at start, then every minute), none runs one of its own.
+  // The same for the webhook dispatcher.
   const ensure = () =>
-    ensureReconciler(temporal, config.taskQueue).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not start the reconciler workflow; trying again'));
+    Promise.all([
+      ensureReconciler(temporal, config.taskQueue).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not start the reconciler workflow; trying again')),
+      ensureWebhookDispatcher(temporal, config.taskQueue).catch((err: unknown) =>
+        logger.warn({ err: String(err) }, 'could not start the webhook dispatcher workflow; trying again'),
+      ),
+    ]);
   await ensure();
   const reconcilerWatch = setInterval(() => void ensure(), 60_000);
   reconcilerWatch.unref();
@@ -40,7 +47,7 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     config,
     stock: stock.stock,
     reservations: new ReservationService(temporal, stock.stock, config),
-    metrics: createMetrics({ reconcilerCounts: () => stock.stock.scan.counts() }),
+    metrics: createMetrics({ reconcilerCounts: () => stock.stock.scan.counts(), webhookCounts: () => webhookCounts(stock.db) }),
     logger,
     checks: {
       redis: () => stock.redis.ping(),

@@ -1,2 +1,3 @@
 export { reservationWorkflow } from './reservation';
 export { reconcilerWorkflow } from './reconciler';
+export { webhookDispatcherWorkflow } from './webhook-dispatcher';
