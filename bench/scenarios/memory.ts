@@ -2,6 +2,9 @@
  * Scenario 5, memory: RSS of the API and the worker processes and Redis `used_memory`, before and
  * with 10,000 live holds (10,000 HELD reservations, i.e. 10,000 running workflows waiting on their
  * TTL timer, which the worker keeps cached). The holds are made through the API.
+ *
+ * BENCH_MEMORY_HOLDS sets the number of holds (default 10,000; a multiple of 10): 2,500 already fill
+ * the worker's default cache of 1,000 workflows and take a minute or two, for comparing commits.
  */
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -12,8 +15,14 @@ import { runJob } from '../harness/procs';
 import { round2 } from '../harness/stats';
 import { fmt, type Context, type Outcome, type Row } from './types';
 
-const HOLDS = 10_000;
 const SKUS = 10;
+
+function holdsFromEnv(value: string | undefined): number {
+  if (value === undefined || value === '') return 10_000;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < SKUS || n % SKUS !== 0) throw new Error(`BENCH_MEMORY_HOLDS must be a positive multiple of ${SKUS}, got ${value}`);
+  return n;
+}
 
 export interface MemoryData {
   apiRssMb: number | null;
@@ -48,13 +57,14 @@ async function redisUsedMb(url: string): Promise<number> {
 
 export async function memory(ctx: Context): Promise<Outcome<MemoryData>> {
   const { target } = ctx;
+  const holds = holdsFromEnv(process.env.BENCH_MEMORY_HOLDS);
   const skus = Array.from({ length: SKUS }, (_, i) => `MEM-${ctx.run}-${i}`);
-  for (const sku of skus) await createSku(target, sku, HOLDS / SKUS, 'memory benchmark');
+  for (const sku of skus) await createSku(target, sku, holds / SKUS, 'memory benchmark');
   const before = { apiRssMb: rssMb(target.apiPid), workerRssMb: rssMb(target.workerPid), redisUsedMb: await redisUsedMb(target.redisUrl) };
-  progress(`memory: before: API ${fmtMb(before.apiRssMb)}, worker ${fmtMb(before.workerRssMb)}, Redis used_memory ${fmt.mb(before.redisUsedMb)}; making ${fmt.int(HOLDS)} live holds`);
+  progress(`memory: before: API ${fmtMb(before.apiRssMb)}, worker ${fmtMb(before.workerRssMb)}, Redis used_memory ${fmt.mb(before.redisUsedMb)}; making ${fmt.int(holds)} live holds`);
 
   const idPrefix = `m${ctx.run}`;
-  const job: LifecycleJob = { mode: 'reserve', url: target.url, headers: { authorization: `Bearer ${target.clientToken}` }, concurrency: 64, skus, idPrefix, ttlSeconds: 3_600, count: HOLDS };
+  const job: LifecycleJob = { mode: 'reserve', url: target.url, headers: { authorization: `Bearer ${target.clientToken}` }, concurrency: 64, skus, idPrefix, ttlSeconds: 3_600, count: holds };
   const made = await runJob<LifecycleResult>('lifecycle', job, { timeoutMs: 600_000, onProgress: (t) => detail(`holds: ${t}`) });
   detail(`holds: ${fmt.int(made.completed)} made in ${fmt.s(made.seconds)} (${made.rate.toFixed(0)}/s)`);
   const reserved = (await Promise.all(skus.map((sku) => getStock(target, sku)))).reduce((a, v) => a + v.reserved, 0);
@@ -76,7 +86,7 @@ export async function memory(ctx: Context): Promise<Outcome<MemoryData>> {
     detail(`cancelling the ${fmt.int(made.completed)} holds (a running stack keeps no benchmark leftovers)`);
     await runJob<LifecycleResult>('lifecycle', { ...job, mode: 'cancel' } satisfies LifecycleJob, { timeoutMs: 600_000, onProgress: (t) => detail(`cancel: ${t}`) });
   }
-  const failure = reserved !== HOLDS || made.completed !== HOLDS ? `memory: ${made.completed} holds made, Redis shows ${reserved} reserved, expected ${HOLDS}` : undefined;
+  const failure = reserved !== holds || made.completed !== holds ? `memory: ${made.completed} holds made, Redis shows ${reserved} reserved, expected ${holds}` : undefined;
   return { data, rows: memoryRows(data), failure };
 }
 
