@@ -8,6 +8,7 @@ import {
   wouldOversell,
   type StockholdError,
 } from '../domain/errors';
+import type { StockholdEvent } from '../domain/events';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
 import {
   stockView,
@@ -26,6 +27,7 @@ import { idempotent } from './idempotency';
 import { keys } from './keys';
 import { Ledger, type SkuRow } from './ledger';
 import { LedgerScan } from './ledger-scan';
+import { readEvents } from './outbox';
 import { CountersMissing, StockScripts, type StockRedis } from './scripts';
 
 export interface StockStoreOptions {
@@ -34,6 +36,8 @@ export interface StockStoreOptions {
   now?: () => number;
   /** Where the store reports what it cannot say through its answers (Redis left behind). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** false writes no events to the outbox: only bench:outbox's baseline, to measure their cost. */
+  outbox?: boolean;
 }
 
 export interface HoldInput {
@@ -72,7 +76,7 @@ export class StockStore {
   ) {
     this.now = options.now ?? Date.now;
     this.warn = options.warn ?? (() => undefined);
-    this.ledger = new Ledger(db);
+    this.ledger = new Ledger(db, options.outbox ?? true);
     this.scan = new LedgerScan(db);
     this.scripts = new StockScripts(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
   }
@@ -162,6 +166,15 @@ export class StockStore {
   /** The ledger of a SKU, newest first. */
   async getMovements(sku: string, limit = DEFAULT_MOVEMENTS): Promise<{ movements: Movement[] }> {
     return { movements: await this.ledger.movements(sku, limit) };
+  }
+
+  /**
+   * Committed events in outbox order (`seq`), optionally only a SKU's and after a `seq` (for tests
+   * and operators; webhook delivery reads the table itself). A `seq` order across SKUs is not a
+   * commit order: per SKU it is (see docs/DESIGN.md "Events (outbox)").
+   */
+  events(query: { sku?: string; afterSeq?: string; limit: number }): Promise<StockholdEvent[]> {
+    return readEvents(this.db, query);
   }
 
   /** A reservation as PostgreSQL records it; undefined when it never got past the hold. */
