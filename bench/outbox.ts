@@ -20,20 +20,13 @@ import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
 import { createPool, createRedis, migrate, StockStore } from '../src/stock';
 import { startRedisServer } from '../test/helpers/redis-server';
+import { positiveInt } from './harness/env';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench_outbox';
 const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 32);
 const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
 const ROUND_MS = positiveInt('BENCH_ROUND_MS', 1_500);
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -27,19 +27,12 @@ import { performance } from 'node:perf_hooks';
 import calculateSlot from 'cluster-key-slot';
 import { createPool, createRedis, keys, migrate, StockStore, type StockRedis } from '../src/stock';
 import { startRedisCluster } from '../test/helpers/redis-cluster';
+import { positiveInt } from './harness/env';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench_carts';
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 64);
 const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
 const ROUND_MS = positiveInt('BENCH_ROUND_MS', 1_500);
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);

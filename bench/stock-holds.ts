@@ -31,6 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore, type StockRedis } from '../src/stock';
 import { startRedisCluster } from '../test/helpers/redis-cluster';
 import { startRedisServer } from '../test/helpers/redis-server';
+import { positiveInt } from './harness/env';
 
 // A database of its own: no reconciler of a running benchmark stack must see these HELD rows
 // (with no workflow behind them, it would release them as orphans after its grace period).
@@ -40,14 +41,6 @@ const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
 const ROUND_MS = positiveInt('BENCH_ROUND_MS', 1_500);
 const WARMUP_MS = 300;
 const MAX_STOCK = 2 ** 31 - 1;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 /** Where a URL points, without any credentials it may carry. */
 function where(url: string): string {
