@@ -14,12 +14,25 @@ export function isUnavailable(err: unknown): boolean {
     return true;
   }
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
-  if (typeof e.code === 'number' && 'metadata' in e && TRANSIENT_GRPC.has(e.code)) return true; // a bare gRPC error
+  if (typeof e.code === 'number' && 'metadata' in e) return isTransientGrpc(e as Error & { code: number }); // a bare gRPC error
   // A Temporal call that failed for the server's state (down, overloaded, timed out) is an
   // outage; one it refused (INVALID_ARGUMENT, a limit...) is a fault of ours, not a 503.
-  if (err instanceof ServiceError) return TRANSIENT_GRPC.has((err.cause as { code?: unknown } | undefined)?.code as number);
+  if (err instanceof ServiceError && err.cause instanceof Error) return isTransientGrpc(err.cause as Error & { code?: unknown });
   return false;
 }
+
+function isTransientGrpc(grpc: Error & { code?: unknown; details?: unknown }): boolean {
+  if (typeof grpc.code !== 'number') return false;
+  if (TRANSIENT_GRPC.has(grpc.code)) return true;
+  // FAILED_PRECONDITION is a refusal, but for one message: the server aborts an update whose workflow
+  // task failed (a worker killed mid-task, a history the restarted server is still reloading). The
+  // update was not accepted, the workflow task is retried, and the same update sent again works.
+  const text = typeof grpc.details === 'string' ? grpc.details : grpc.message;
+  return grpc.code === FAILED_PRECONDITION && UPDATE_ABORTED_BY_TASK_FAILURE.test(text);
+}
+
+const FAILED_PRECONDITION = 9;
+const UPDATE_ABORTED_BY_TASK_FAILURE = /update due to unexpected workflow task failure/i;
 
 /** gRPC status codes of a server that cannot answer now: CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE. */
 const TRANSIENT_GRPC = new Set([1, 4, 8, 10, 14]);

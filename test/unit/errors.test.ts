@@ -46,4 +46,15 @@ describe('isUnavailable: only a Temporal that cannot answer now is an outage (50
     expect(isUnavailable(failed)).toBe(true);
     expect(toContractError(failed)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
   });
+
+  it('an update the server aborted because its workflow task failed (9 FAILED_PRECONDITION, seen with Temporal killed mid-commit) is unavailable: 503, the same update sent again works', () => {
+    const aborted = temporalCallFailed(9, 'Unable to perform workflow execution update due to unexpected workflow task failure.');
+    expect(isUnavailable(aborted)).toBe(true);
+    expect(toContractError(aborted)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+  });
+
+  it('any other FAILED_PRECONDITION (e.g. a workflow already completed) stays a refusal, not an outage', () => {
+    const refused = temporalCallFailed(9, 'workflow execution already completed');
+    expect(isUnavailable(refused)).toBe(false);
+  });
 });
