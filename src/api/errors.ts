@@ -24,15 +24,17 @@ export function isUnavailable(err: unknown): boolean {
 function isTransientGrpc(grpc: Error & { code?: unknown; details?: unknown }): boolean {
   if (typeof grpc.code !== 'number') return false;
   if (TRANSIENT_GRPC.has(grpc.code)) return true;
-  // FAILED_PRECONDITION is a refusal, but for one message: the server aborts an update whose workflow
-  // task failed (a worker killed mid-task, a history the restarted server is still reloading). The
-  // update was not accepted, the workflow task is retried, and the same update sent again works.
+  // FAILED_PRECONDITION is a refusal, but not for the workflow task's state: while a workflow task
+  // is being retried after a failure or a timeout (a worker killed mid-task, a store frozen under
+  // its local activities), the server refuses queries and updates ("Workflow Task in failed state")
+  // and aborts an update in flight ("unexpected workflow task failure"). Nothing was accepted, the
+  // task is retried, and the same call sent again works: the contract's 503.
   const text = typeof grpc.details === 'string' ? grpc.details : grpc.message;
-  return grpc.code === FAILED_PRECONDITION && UPDATE_ABORTED_BY_TASK_FAILURE.test(text);
+  return grpc.code === FAILED_PRECONDITION && WORKFLOW_TASK_RETRYING.test(text);
 }
 
 const FAILED_PRECONDITION = 9;
-const UPDATE_ABORTED_BY_TASK_FAILURE = /update due to unexpected workflow task failure/i;
+const WORKFLOW_TASK_RETRYING = /due to unexpected workflow task failure|due to Workflow Task in failed state/i;
 
 /** gRPC status codes of a server that cannot answer now: CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE. */
 const TRANSIENT_GRPC = new Set([1, 4, 8, 10, 14]);

@@ -47,10 +47,14 @@ describe('isUnavailable: only a Temporal that cannot answer now is an outage (50
     expect(toContractError(failed)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
   });
 
-  it('an update the server aborted because its workflow task failed (9 FAILED_PRECONDITION, seen with Temporal killed mid-commit) is unavailable: 503, the same update sent again works', () => {
-    const aborted = temporalCallFailed(9, 'Unable to perform workflow execution update due to unexpected workflow task failure.');
-    expect(isUnavailable(aborted)).toBe(true);
-    expect(toContractError(aborted)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+  it.each([
+    'Unable to perform workflow execution update due to unexpected workflow task failure.',
+    'Unable to perform workflow execution update due to Workflow Task in failed state.',
+    'Unable to query workflow due to Workflow Task in failed state.',
+  ])('a call refused while the workflow task is retried (9 FAILED_PRECONDITION "%s", seen with workers killed and stores frozen) is unavailable: 503, the same call sent again works', (details) => {
+    const refused = temporalCallFailed(9, details);
+    expect(isUnavailable(refused)).toBe(true);
+    expect(toContractError(refused)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
   });
 
   it('any other FAILED_PRECONDITION (e.g. a workflow already completed) stays a refusal, not an outage', () => {
