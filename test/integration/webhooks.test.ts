@@ -7,62 +7,37 @@
  * The worker runs with WEBHOOK_TIMEOUT_MS=1000 (the contract's 10 s, shortened) and
  * WEBHOOK_RETRY_DELAYS_MS=200,400,800 (the contract's 5 s, 30 s… schedule, shortened).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Pool } from 'pg';
 import { verifySignature } from '../../src/activities/webhook-signature';
-import { ensureWebhookDispatcher, PROJECT_ROOT } from '../../src/temporal';
+import { ensureWebhookDispatcher } from '../../src/temporal';
 import { WEBHOOK_DISPATCHER_WORKFLOW_ID } from '../../src/workflows/webhook-dispatcher';
 import { TEST_REDIS_URL, uniqueSku } from '../helpers/env';
-import { buildIfStale } from '../helpers/processes';
+import { buildIfStale, killWorkers, spawnWorker as spawnWorkerProcess, WORKER_JS, type WorkerProcess } from '../helpers/processes';
 import { pollUntil } from '../helpers/stack';
 import { devServerEnv, taskQueue } from '../helpers/temporal';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database';
+import { closeReceivers, deliveredIds, startReceiver, type Receiver } from '../helpers/webhook-receiver';
 
-const WORKER_JS = path.join(PROJECT_ROOT, 'lib', 'worker.js');
 const TIMEOUT_MS = 1_000;
 
 let env: TestWorkflowEnvironment | undefined;
 let database: TestDatabase | undefined;
 let db: Pool;
 let queue = '';
-const children = new Set<ChildProcess>();
 
 // ---------------------------------------------------------------- the worker process
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<void>;
-}
-
 function spawnWorker(): WorkerProcess {
-  const child = spawn(process.execPath, [WORKER_JS], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: env!.address,
-      TEMPORAL_NAMESPACE: 'default',
-      TEMPORAL_TASK_QUEUE: queue,
-      REDIS_URL: TEST_REDIS_URL,
-      DATABASE_URL: database!.url,
-      WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
-      WEBHOOK_RETRY_DELAYS_MS: '200,400,800',
-      LOG_LEVEL: 'warn',
-    },
+  return spawnWorkerProcess({
+    TEMPORAL_ADDRESS: env!.address,
+    TEMPORAL_TASK_QUEUE: queue,
+    REDIS_URL: TEST_REDIS_URL,
+    DATABASE_URL: database!.url,
+    WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+    WEBHOOK_RETRY_DELAYS_MS: '200,400,800',
   });
-  children.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => (children.delete(child), resolve())));
-  return { child, output: () => output, exited };
 }
 
 let worker: WorkerProcess;
@@ -78,53 +53,20 @@ interface Received {
   status: number;
 }
 
-/** What a receiver answers to the n-th request (0-based): a status, after an optional delay. */
-type Behaviour = (n: number, req: IncomingMessage) => { status: number; delayMs?: number };
-
-interface Receiver {
-  url: string;
-  received: Received[];
-  behaviour: Behaviour;
-  close(): Promise<void>;
-}
-
 /** Event id → its seq and SKUs, as inserted. */
 const inserted = new Map<string, { seq: number; skus: string[]; at: number }>();
-const servers = new Set<Server>();
 
-async function startReceiver(secret: () => string, behaviour: Behaviour = () => ({ status: 200 })): Promise<Receiver> {
-  const receiver: Receiver = { url: '', received: [], behaviour, close: async () => undefined };
-  let n = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const body = JSON.parse(raw) as { id: string; type: string; createdAt: string; data: unknown };
-      const known = inserted.get(body.id);
-      const valid =
-        verifySignature(secret(), raw, req.headers['stockhold-signature'] as string | undefined) &&
-        req.headers['stockhold-event-id'] === body.id &&
-        typeof body.createdAt === 'string' &&
-        known !== undefined;
-      const { status, delayMs } = receiver.behaviour(n++, req);
-      receiver.received.push({ eventId: body.id, seq: known?.seq ?? -1, skus: known?.skus ?? [], at: Date.now(), valid, status });
-      const answer = () => {
-        if (!res.destroyed) res.writeHead(status).end();
-      };
-      if (delayMs) setTimeout(answer, delayMs).unref();
-      else answer();
-    });
+/** What `receiver` got so far, each request checked against `secret` and against the events inserted. */
+function received(receiver: Receiver, secret: string): Received[] {
+  return receiver.requests.map((r) => {
+    const known = inserted.get(r.event.id);
+    const valid =
+      verifySignature(secret, r.raw, r.headers['stockhold-signature'] as string | undefined) &&
+      r.headers['stockhold-event-id'] === r.event.id &&
+      typeof r.event.createdAt === 'string' &&
+      known !== undefined;
+    return { eventId: r.event.id, seq: known?.seq ?? -1, skus: known?.skus ?? [], at: r.at, valid, status: r.status };
   });
-  servers.add(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  receiver.close = async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    servers.delete(server);
-  };
-  return receiver;
 }
 
 async function subscribe(url: string, events: string[] = ['*']): Promise<{ id: string; secret: string }> {
@@ -152,11 +94,11 @@ async function emit(type: string, skus: string[]): Promise<string> {
  * The contract's order: when an event is received, every earlier event (lower seq) sharing a SKU
  * with it was received before (at least once). Duplicates are allowed (at least once).
  */
-function orderViolations(received: Received[], ids: string[]): string[] {
+function orderViolations(got: Received[], ids: string[]): string[] {
   const ours = new Set(ids);
   const seen = new Set<string>();
   const problems: string[] = [];
-  for (const r of received.filter((x) => ours.has(x.eventId))) {
+  for (const r of got.filter((x) => ours.has(x.eventId))) {
     for (const id of ids) {
       const e = inserted.get(id)!;
       if (e.seq < r.seq && e.skus.some((s) => r.skus.includes(s)) && !seen.has(id)) problems.push(`${r.eventId} (seq ${r.seq}) before ${id} (seq ${e.seq})`);
@@ -165,8 +107,6 @@ function orderViolations(received: Received[], ids: string[]): string[] {
   }
   return problems;
 }
-
-const deliveredIds = (r: Receiver) => new Set(r.received.filter((x) => x.status >= 200 && x.status < 300).map((x) => x.eventId));
 
 async function statuses(subscription: string): Promise<Record<string, number>> {
   const { rows } = await db.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM webhook_deliveries WHERE subscription_id = $1 GROUP BY status', [subscription]);
@@ -185,20 +125,17 @@ beforeAll(async () => {
   worker = spawnWorker();
   await ensureWebhookDispatcher(env.client, queue, 20_000);
   // Warm up: the first delivery waits for the worker process to start and pick up the activity.
-  const warm = await startReceiver(() => '');
+  const warm = await startReceiver();
   const sub = await subscribe(warm.url);
   await emit('stock.changed', [uniqueSku('W')]);
-  await pollUntil(async () => warm.received.length, (n) => n > 0, 60_000, 50);
+  await pollUntil(async () => warm.requests.length, (n) => n > 0, 60_000, 50);
   await unsubscribe(sub.id);
   await warm.close();
 }, 150_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  for (const server of servers) {
-    server.closeAllConnections();
-    server.close();
-  }
+  killWorkers();
+  await closeReceivers();
   await env?.teardown();
   await db?.end();
   await database?.drop();
@@ -206,10 +143,8 @@ afterAll(async () => {
 
 describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP receivers)', () => {
   it('delivers signed events in order per SKU, with the Stockhold-Event-Id header, and measures the latency', async () => {
-    let secret = '';
-    const receiver = await startReceiver(() => secret);
+    const receiver = await startReceiver();
     const sub = await subscribe(receiver.url);
-    secret = sub.secret;
     const skus = [uniqueSku('A'), uniqueSku('B'), uniqueSku('C')];
     const ids: string[] = [];
     for (let i = 0; i < 150; i++) {
@@ -220,13 +155,13 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
     }
     await pollUntil(async () => deliveredIds(receiver).size, (n) => n === ids.length, 30_000, 100);
     expect(deliveredIds(receiver).size).toBe(ids.length);
-    expect(receiver.received.every((r) => r.valid)).toBe(true);
-    expect(orderViolations(receiver.received, ids)).toEqual([]);
+    expect(received(receiver, sub.secret).every((r) => r.valid)).toBe(true);
+    expect(orderViolations(received(receiver, sub.secret), ids)).toEqual([]);
     await pollUntil(() => statuses(sub.id), (s) => s.delivered === ids.length, 5_000, 100);
     expect(await statuses(sub.id)).toEqual({ delivered: ids.length });
 
     const firstReceipt = new Map<string, number>();
-    for (const r of receiver.received) if (!firstReceipt.has(r.eventId)) firstReceipt.set(r.eventId, r.at);
+    for (const r of receiver.requests) if (!firstReceipt.has(r.event.id)) firstReceipt.set(r.event.id, r.at);
     const latencies = ids.map((id) => firstReceipt.get(id)! - inserted.get(id)!.at).sort((a, b) => a - b);
     console.log(`webhook delivery latency, commit to receipt, ${latencies.length} events: p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms`);
     await unsubscribe(sub.id);
@@ -234,14 +169,10 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
   }, 60_000);
 
   it('retries a receiver that answers 500 for a while, keeping the order, and sends other SKUs and subscriptions meanwhile', async () => {
-    let secret = '';
-    const failing = await startReceiver(() => secret, (n) => ({ status: n < 6 ? 500 : 200 }));
+    const failing = await startReceiver((n) => ({ status: n < 6 ? 500 : 200 }));
     const sub = await subscribe(failing.url);
-    secret = sub.secret;
-    let healthySecret = '';
-    const healthy = await startReceiver(() => healthySecret);
+    const healthy = await startReceiver();
     const healthySub = await subscribe(healthy.url);
-    healthySecret = healthySub.secret;
     const sku = uniqueSku('R');
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push(await emit('stock.changed', [sku]));
@@ -250,9 +181,9 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
     expect(deliveredIds(healthy).size).toBe(ids.length);
     await pollUntil(async () => deliveredIds(failing).size, (n) => n === ids.length, 30_000, 100);
     expect(deliveredIds(failing).size).toBe(ids.length);
-    expect(orderViolations(failing.received.filter((r) => r.status === 200), ids)).toEqual([]);
+    expect(orderViolations(received(failing, sub.secret).filter((r) => r.status === 200), ids)).toEqual([]);
     // While the first event failed, nothing after it was sent: the six failures are all of it.
-    expect(failing.received.slice(0, 6).map((r) => r.eventId)).toEqual(Array(6).fill(ids[0]));
+    expect(failing.requests.slice(0, 6).map((r) => r.event.id)).toEqual(Array(6).fill(ids[0]));
     const { rows } = await db.query<{ attempts: number; last_error: string | null }>('SELECT attempts, last_error FROM webhook_deliveries WHERE subscription_id = $1 AND event_id = $2', [sub.id, ids[0]]);
     expect(rows[0]).toEqual({ attempts: 7, last_error: null });
     await unsubscribe(sub.id);
@@ -262,14 +193,10 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
   }, 60_000);
 
   it('counts a receiver slower than the timeout as a failure and retries; a slow one does not hold up another subscription', async () => {
-    let secret = '';
-    const slow = await startReceiver(() => secret, (n) => ({ status: 200, delayMs: n === 0 ? TIMEOUT_MS * 3 : 300 }));
+    const slow = await startReceiver((n) => ({ status: 200, delayMs: n === 0 ? TIMEOUT_MS * 3 : 300 }));
     const sub = await subscribe(slow.url);
-    secret = sub.secret;
-    let fastSecret = '';
-    const fast = await startReceiver(() => fastSecret);
+    const fast = await startReceiver();
     const fastSub = await subscribe(fast.url);
-    fastSecret = fastSub.secret;
     const sku = uniqueSku('S');
     const ids = [await emit('stock.low', [sku]), await emit('stock.sold_out', [sku]), await emit('stock.back_in_stock', [sku])];
     await pollUntil(async () => deliveredIds(fast).size, (n) => n === 3, 5_000, 50);
@@ -282,7 +209,7 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
       { event_id: ids[1], attempts: 1 },
       { event_id: ids[2], attempts: 1 },
     ]);
-    expect(orderViolations(slow.received, ids)).toEqual([]);
+    expect(orderViolations(received(slow, sub.secret), ids)).toEqual([]);
     await unsubscribe(sub.id);
     await unsubscribe(fastSub.id);
     await slow.close();
@@ -290,26 +217,24 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
   }, 60_000);
 
   it('resumes after the worker process is killed mid-delivery: every event arrives, at least once, in order', async () => {
-    let secret = '';
     // Each answer takes 100 ms, so there is always a delivery in flight to kill.
-    const receiver = await startReceiver(() => secret, () => ({ status: 200, delayMs: 100 }));
+    const receiver = await startReceiver(() => ({ status: 200, delayMs: 100 }));
     const sub = await subscribe(receiver.url);
-    secret = sub.secret;
     const skus = [uniqueSku('K'), uniqueSku('L')];
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) ids.push(await emit('stock.changed', [skus[i % 2]!]));
     await pollUntil(async () => deliveredIds(receiver).size, (n) => n >= 10, 20_000, 20);
     worker.child.kill('SIGKILL');
     await worker.exited;
-    const atKill = receiver.received.length;
+    const atKill = receiver.requests.length;
     for (let i = 0; i < 20; i++) ids.push(await emit('stock.changed', [skus[i % 2]!]));
     await sleep(500);
-    expect(receiver.received.length - atKill).toBeLessThanOrEqual(2); // nothing sends while no worker runs (but answers in flight)
+    expect(receiver.requests.length - atKill).toBeLessThanOrEqual(2); // nothing sends while no worker runs (but answers in flight)
     worker = spawnWorker();
     await pollUntil(async () => deliveredIds(receiver).size, (n) => n === ids.length, 60_000, 100);
     expect(deliveredIds(receiver).size).toBe(ids.length);
-    expect(orderViolations(receiver.received, ids)).toEqual([]);
-    expect(receiver.received.every((r) => r.valid)).toBe(true);
+    expect(orderViolations(received(receiver, sub.secret), ids)).toEqual([]);
+    expect(received(receiver, sub.secret).every((r) => r.valid)).toBe(true);
     await pollUntil(() => statuses(sub.id), (s) => s.delivered === ids.length, 10_000, 100);
     // Still one dispatcher workflow, running.
     const description = await env!.client.workflow.getHandle(WEBHOOK_DISPATCHER_WORKFLOW_ID).describe();

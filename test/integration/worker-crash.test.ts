@@ -6,14 +6,10 @@
  * The worker runs as a separate OS process (`node lib/worker.js`, built here when lib/ is older than
  * src/) against a real Temporal dev server, the test Redis database and the test PostgreSQL database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle, type WorkflowUpdateHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { keys } from '../../src/stock';
-import { PROJECT_ROOT } from '../../src/temporal';
 import type { reservationWorkflow } from '../../src/workflows';
 import {
   awaitHoldUpdate,
@@ -27,18 +23,16 @@ import {
 import type { CartLine, ReservationStatus, ReservationView } from '../../src/domain/types';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
-import { buildIfStale } from '../helpers/processes';
+import { buildIfStale, killWorkers, spawnWorker as spawnWorkerProcess, waitUntilPolling as waitUntilPollingOf, WORKER_JS, type WorkerProcess } from '../helpers/processes';
 import { pollUntil } from '../helpers/stack';
 import { callAborter, devServerEnv, taskQueue } from '../helpers/temporal';
 
-const WORKER_JS = path.join(PROJECT_ROOT, 'lib', 'worker.js');
 const SHORT_TTL_SECONDS = 4;
 const LONG_TTL_SECONDS = 600;
 
 type Handle = WorkflowHandle<typeof reservationWorkflow>;
 
 const clients = testStock();
-const children = new Set<ChildProcess>();
 let env: TestWorkflowEnvironment | undefined;
 let client: Client;
 /**
@@ -51,62 +45,13 @@ const call = <T>(fn: () => Promise<T>): Promise<T> => client.withAbortSignal(abo
 
 // ---------------------------------------------------------------- build and worker processes
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<void>;
-}
-
+/** A worker process on `queue`, over the test Redis and PostgreSQL databases. */
 function spawnWorker(queue: string): WorkerProcess {
-  const child = spawn(process.execPath, [WORKER_JS], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: env!.address,
-      TEMPORAL_NAMESPACE: 'default',
-      TEMPORAL_TASK_QUEUE: queue,
-      REDIS_URL: TEST_REDIS_URL,
-      DATABASE_URL: TEST_DATABASE_URL,
-      LOG_LEVEL: 'warn',
-    },
-  });
-  children.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-  return { child, output: () => output, exited };
+  return spawnWorkerProcess({ TEMPORAL_ADDRESS: env!.address, TEMPORAL_TASK_QUEUE: queue, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL });
 }
 
 /** Waits until the worker process polls both the workflow and the activity task queue. */
-async function waitUntilPolling(worker: WorkerProcess, queue: string, timeoutMs = 30_000): Promise<void> {
-  const prefix = `${worker.child.pid}@`;
-  const types = [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
-      throw new Error(`worker exited (${worker.child.exitCode ?? worker.child.signalCode}) before polling:\n${worker.output()}`);
-    }
-    const polling = await Promise.all(
-      types.map(async (taskQueueType) => {
-        const described = await call(() => client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: queue }, taskQueueType }));
-        return (described.pollers ?? []).some((p) => p.identity?.startsWith(prefix));
-      }),
-    );
-    if (polling.every(Boolean)) return;
-    if (Date.now() > until) throw new Error(`worker did not poll ${queue} within ${timeoutMs} ms:\n${worker.output()}`);
-    await sleep(200);
-  }
-}
+const waitUntilPolling = (worker: WorkerProcess, queue: string) => waitUntilPollingOf(worker, client, queue, { signal: aborter.signal });
 
 async function stopWorker(worker: WorkerProcess, graceMs = 5_000): Promise<void> {
   if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
@@ -200,7 +145,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   aborter.abort();
-  for (const child of children) child.kill('SIGKILL');
+  killWorkers();
   await env?.teardown();
   await clients.close();
 });
