@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Client } from 'pg';
+import { Client, type Pool } from 'pg';
 import { createPool, createRedis, migrate, StockStore } from '../src/stock';
 import { startRedisServer } from '../test/helpers/redis-server';
 import { positiveInt } from './harness/env';
@@ -102,10 +102,54 @@ async function main(): Promise<void> {
       `SELECT COALESCE(sum(l.quantity), 0) FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id WHERE l.sku = $1 AND r.status = 'HELD'`,
     );
     console.log(`  reserved of a SKU with ${held.rows[0]!.n} reservation lines: column ${column.toFixed(3)} ms, summed ${summed.toFixed(3)} ms per read`);
+
+    await statusCountCost(db, stores.events, sku, expiresAt);
   } finally {
     await Promise.allSettled([redis.quit(), db.end()]);
     await node?.stop();
     if (DATABASE_URL === DEFAULT_DATABASE_URL) await dropDatabase(DATABASE_URL);
+  }
+}
+
+/**
+ * What counting reservations by status costs a hold (migrations/1765100000000_metrics.sql), with
+ * the callers spread over SKUs of their own, where a counter would be the one row they all share:
+ * the trigger as migrated (64 rows by backend pid), the same counting into one row, and no
+ * counting at all, in alternating rounds.
+ */
+async function statusCountCost(db: Pool, store: StockStore, sku: (name: string) => string, expiresAt: string): Promise<void> {
+  const skus = Array.from({ length: CONCURRENCY }, (_, i) => sku(`spread-${i}`));
+  for (const s of skus) await store.createSku({ sku: s, total: 1_000_000_000 });
+  let next = 0;
+  const hold = () => store.hold({ reservationId: randomUUID(), items: [{ sku: skus[next++ % skus.length]!, quantity: 1 }], expiresAt });
+  const counting = (shard: string) => `CREATE OR REPLACE FUNCTION count_reservation_status() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN RETURN NULL; END IF;
+      INSERT INTO reservation_status_counts (status, shard, count) VALUES (NEW.status, ${shard}, 1)
+      ON CONFLICT (status, shard) DO UPDATE SET count = reservation_status_counts.count + 1;
+      RETURN NULL;
+    END $$`;
+  const variants: Record<string, string[]> = {
+    '64 rows (as migrated)': ['ALTER TABLE reservations ENABLE TRIGGER count_reservation_status', counting('pg_backend_pid() % 64')],
+    'one row': ['ALTER TABLE reservations ENABLE TRIGGER count_reservation_status', counting('0')],
+    'not counted': ['ALTER TABLE reservations DISABLE TRIGGER count_reservation_status'],
+  };
+  const rates = new Map<string, number[]>(Object.keys(variants).map((k) => [k, []]));
+  await measure(hold, 300);
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = Object.entries(variants);
+    if (round % 2 === 1) order.reverse();
+    for (const [name, statements] of order) {
+      for (const sql of statements) await db.query(sql);
+      rates.get(name)!.push(await measure(hold, ROUND_MS));
+    }
+  }
+  for (const sql of variants['64 rows (as migrated)']!) await db.query(sql);
+  const base = median(rates.get('not counted')!);
+  console.log(`  hold over ${skus.length} SKUs, reservations counted by status (median ops/s, ratio to not counted):`);
+  for (const name of Object.keys(variants)) {
+    const rate = median(rates.get(name)!);
+    console.log(`    ${name.padEnd(22)} ${rate.toFixed(0).padStart(6)}/s   ratio ${(rate / base).toFixed(2)}`);
   }
 }
 

@@ -37,6 +37,8 @@ export interface Config {
   reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
   /** Webhook delivery (src/activities/webhooks.ts): how long a receiver has to answer (ms, at most the contract's 10 s). */
   webhooks: { timeoutMs: number; retryDelaysMs?: number[] };
+  /** How many SKUs an admin may watch at once: each has stock gauges in /metrics (METRICS_WATCHED_SKUS_MAX). */
+  metricsWatchedSkusMax: number;
 }
 
 /**
@@ -267,5 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     // The contract gives a receiver 10 s; shorter only for tests (WEBHOOK_TIMEOUT_MS).
     webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000), ...retryDelaysOf(env) },
+    // Four series per watched SKU: a few hundred series at most by default.
+    metricsWatchedSkusMax: int(env, 'METRICS_WATCHED_SKUS_MAX', 50, 0, 1_000),
   };
 }

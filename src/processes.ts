@@ -17,11 +17,12 @@
  * cluster children: when the main process dies without stopping them (SIGKILL, OOM), they exit as
  * soon as their channel to it closes, instead of polling on as orphans nobody supervises.
  *
- * Metrics are per process: GET /metrics through the shared port answers with the counters of
- * whichever API process took the connection, so with API_PROCESSES > 1 a Prometheus scrape sees
- * one process at a time (counters seem to jump). Where metrics matter, run one API process per
- * container (docker-compose.yml does) or add an aggregating endpoint to the main process (not
- * done: prom-client's AggregatorRegistry would do it).
+ * Metrics are the machine's: GET /metrics through the shared port reaches one API process, which
+ * asks the supervisor, which asks every API process for its registry and answers with them
+ * combined (prom-client's AggregatorRegistry.aggregate: a process's own counters add up, figures
+ * read from PostgreSQL are taken once). So a scrape sees the same counters whichever process took
+ * it, and they never jump back. Several machines (or one API process per container, as
+ * docker-compose.yml runs them) are scraped one by one and summed by Prometheus.
  *
  * Nothing in a child is once-per-deployment work: the API is stateless (each process makes sure
  * the one reconciler workflow runs, an idempotent start with a fixed workflow id, and registers
@@ -29,6 +30,7 @@
  * once by the main process before any child starts, and the rebuild of Redis is fenced.
  */
 import cluster, { type Worker as ClusterChild } from 'node:cluster';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Logger } from './logger';
 
 export type Role = 'api' | 'worker';
@@ -38,6 +40,52 @@ export const PROCESS_ENV = 'STOCKHOLD_PROCESS';
 
 /** A child's message to the supervisor when it is ready (a worker polls its task queue). */
 const READY_MESSAGE = { stockhold: 'ready' } as const;
+
+/**
+ * The machine's metrics (see the top): an API process asks with METRICS_REQUEST, the supervisor
+ * sends METRICS_COLLECT to every API process, each answers METRICS_PART with its registry as JSON,
+ * and the supervisor answers the asker with METRICS_ANSWER, the combined text. A process that does
+ * not answer within METRICS_WAIT_MS is left out of that scrape.
+ */
+const METRICS = { request: 'metrics-request', collect: 'metrics-collect', part: 'metrics-part', answer: 'metrics-answer' } as const;
+const METRICS_WAIT_MS = 1_500;
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+type MetricsMessage =
+  | { stockhold: typeof METRICS.request; id: number }
+  | { stockhold: typeof METRICS.collect; id: number }
+  | { stockhold: typeof METRICS.part; id: number; metrics: MetricsJson }
+  | { stockhold: typeof METRICS.answer; id: number; text?: string };
+
+/**
+ * In an API process under `npm start`: answers the supervisor's METRICS_COLLECT with `registry`,
+ * and returns how to read the machine's metrics (undefined when the process runs on its own).
+ */
+export function shareMetrics(registry: { getMetricsAsJSON(): Promise<MetricsJson> }): (() => Promise<string | undefined>) | undefined {
+  if (!supervisedAs() || !process.send) return undefined;
+  const waiting = new Map<number, (text: string | undefined) => void>();
+  let next = 0;
+  process.on('message', (message: MetricsMessage) => {
+    if (message?.stockhold === METRICS.collect) {
+      void registry.getMetricsAsJSON().then((metrics) => process.send?.({ stockhold: METRICS.part, id: message.id, metrics }));
+    } else if (message?.stockhold === METRICS.answer) {
+      waiting.get(message.id)?.(message.text);
+      waiting.delete(message.id);
+    }
+  });
+  return () =>
+    new Promise<string | undefined>((resolve) => {
+      const id = next++;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        resolve(undefined);
+      }, METRICS_WAIT_MS + 1_000).unref();
+      waiting.set(id, (text) => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      process.send!({ stockhold: METRICS.request, id });
+    });
+}
 
 /** Exit code of a process that refuses its configuration (EX_CONFIG): restarting cannot help. */
 export const EXIT_CONFIG = 78;
@@ -125,6 +173,8 @@ export class Supervisor {
   private stopping = false;
   private port?: number;
   private startWaiter?: { resolve: () => void; reject: (err: Error) => void };
+  private metricsRound = 0;
+  private readonly metricsParts = new Map<number, (metrics: MetricsJson) => void>();
 
   constructor(private readonly options: SupervisorOptions) {
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -214,6 +264,10 @@ export class Supervisor {
         this.port ??= address.port;
         ready();
       });
+      child.on('message', (message: MetricsMessage) => {
+        if (message?.stockhold === METRICS.request) void this.answerMetrics(child, message.id);
+        else if (message?.stockhold === METRICS.part) this.metricsParts.get(message.id)?.(message.metrics);
+      });
     } else {
       child.on('message', (message: unknown) => {
         if ((message as { stockhold?: string } | null)?.stockhold === READY_MESSAGE.stockhold) ready();
@@ -222,6 +276,32 @@ export class Supervisor {
     // A failed signal or message must not take the supervisor down (an unhandled 'error' would).
     child.on('error', (err) => logger.warn({ process: slot.label, pid: child.process.pid, err: String(err) }, `${slot.label}: ${String(err)}`));
     child.once('exit', (code, signal) => this.exited(slot, child, code, signal));
+  }
+
+  /** Collects every live API process's metrics and sends `asker` their combination. */
+  private async answerMetrics(asker: ClusterChild, id: number): Promise<void> {
+    const children = this.slots.flatMap((s) => (s.role === 'api' && s.child && this.alive(s.child) && s.child.isConnected() ? [s.child] : []));
+    const round = this.metricsRound++;
+    const parts: MetricsJson[] = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, METRICS_WAIT_MS);
+      this.metricsParts.set(round, (metrics) => {
+        parts.push(metrics);
+        if (parts.length === children.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      for (const child of children) child.send({ stockhold: METRICS.collect, id: round });
+    });
+    this.metricsParts.delete(round);
+    let text: string | undefined;
+    try {
+      text = parts.length > 0 ? await AggregatorRegistry.aggregate(parts).metrics() : undefined;
+    } catch (err) {
+      this.options.logger.warn({ err: String(err) }, 'could not combine the API processes\' metrics');
+    }
+    if (asker.isConnected()) asker.send({ stockhold: METRICS.answer, id, text });
   }
 
   private checkStarted(): void {

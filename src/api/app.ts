@@ -7,6 +7,7 @@ import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
 import type { Metrics } from './metrics';
+import { metricsRoutes } from './metrics-routes';
 import { buildOpenApiDocument } from './openapi';
 import { renderDocsPage } from './openapi-html';
 import { apiDescription, serviceVersion } from './openapi-operations';
@@ -19,7 +20,7 @@ import { webhookRoutes } from './webhook-routes';
 export type Check = 'redis' | 'postgres' | 'temporal';
 
 export interface AppDeps {
-  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> & Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace'>>;
+  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> & Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace' | 'metricsWatchedSkusMax'>>;
   stock: StockStore;
   reservations: ReservationService;
   metrics: Metrics;
@@ -68,7 +69,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'down', checks: Object.fromEntries(entries) });
   });
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metrics.text());
   });
   // The contract as OpenAPI 3.1, built from the routes' own schemas (openapi-operations.ts).
   const openapi = buildOpenApiDocument(apiDescription(deps.config), { version: serviceVersion() });
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(stockRoutes(deps.stock, role));
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
   app.use(webhookRoutes(deps.stock.db, role.admin));
+  app.use(metricsRoutes(deps.stock.db, role.admin, deps.config.metricsWatchedSkusMax ?? 50));
   app.use(opsRoutes(deps.stock, role.admin, { temporalUiUrl: deps.config.temporalUiUrl, temporalNamespace: deps.config.temporalNamespace ?? 'default' }));
 
   app.use((req, _res, next) => {

@@ -26,6 +26,7 @@ import {
 } from '../domain/views';
 import { PROJECT_ROOT } from '../paths';
 import type { ApiDescription, ApiOperation } from './openapi';
+import { watchedSkusSchema } from './metrics-routes';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from './ops-routes';
 import { reservationBodies } from './reservation-routes';
 import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './stock-routes';
@@ -211,6 +212,7 @@ function stockOperations(): ApiOperation[] {
       responses: { 200: { description: 'one page of stock views', json: skuPageSchema } },
       errors: ['UNAVAILABLE'],
     },
+    ...watchedSkuOperations(),
     {
       method: 'post',
       path: '/v1/returns',
@@ -365,6 +367,7 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       Availability: availabilitySchema,
       MovementsPage: movementsPageSchema,
       SkuPage: skuPageSchema,
+      WatchedSkus: watchedSkusSchema,
       Holds: holdsSchema,
       ReservationView: reservationViewSchema,
       ReturnResult: returnResultSchema,
@@ -398,4 +401,43 @@ export function serviceVersion(): string {
   } catch {
     return '0.0.0';
   }
+}
+
+/** GET, PUT and DELETE of the SKUs watched for /metrics (src/api/metrics-routes.ts). */
+function watchedSkuOperations(): ApiOperation[] {
+  const answer = (description: string) => ({ 200: { description, json: watchedSkusSchema } });
+  return [
+    {
+      method: 'get',
+      path: '/v1/metrics/watched-skus',
+      access: 'admin',
+      tag: 'Metrics',
+      summary: 'The SKUs with stock gauges in /metrics',
+      description: 'An addition to the contract: `/metrics` has `stockhold_stock_units{sku}` for these SKUs only, so its series stay bounded.',
+      responses: answer('the watched SKUs'),
+      errors: ['UNAVAILABLE'],
+    },
+    {
+      method: 'put',
+      path: '/v1/metrics/watched-skus/:sku',
+      access: 'admin',
+      tag: 'Metrics',
+      summary: 'Watch a SKU',
+      description: 'Idempotent. At most `limit` SKUs (METRICS_WATCHED_SKUS_MAX) at once: one more is 409 `WATCH_LIMIT_REACHED`.',
+      pathParams: sku,
+      responses: answer('the watched SKUs, this one included'),
+      errors: ['SKU_NOT_FOUND', 'WATCH_LIMIT_REACHED', 'UNAVAILABLE'],
+    },
+    {
+      method: 'delete',
+      path: '/v1/metrics/watched-skus/:sku',
+      access: 'admin',
+      tag: 'Metrics',
+      summary: 'Stop watching a SKU',
+      description: 'Idempotent: a SKU not watched is no error. Its series leave `/metrics` at the next scrape.',
+      pathParams: sku,
+      responses: answer('the watched SKUs, this one left out'),
+      errors: ['UNAVAILABLE'],
+    },
+  ];
 }

@@ -189,14 +189,14 @@ function pick(sku) {
   void refreshDetail();
 }
 
-/** Sum of this API process's reservation refusals (every outcome but HELD) from /metrics. */
+/** Reservation refusals so far (every code), from /metrics: the whole machine's under npm start (src/processes.ts). */
 async function refusalsSoFar() {
   const res = await fetch("/metrics");
   const text = await res.text();
   let sum = 0;
   for (const line of text.split("\\n")) {
-    const m = /^stockhold_reservation_results_total\\{outcome="([^"]+)"\\} (\\d+(?:\\.\\d+)?)/.exec(line);
-    if (m && m[1] !== "HELD") sum += Number(m[2]);
+    const m = /^stockhold_reservation_refusals_total\\{code="([^"]+)"\\} (\\d+(?:\\.\\d+)?)/.exec(line);
+    if (m) sum += Number(m[2]);
   }
   return sum;
 }

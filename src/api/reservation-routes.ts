@@ -36,10 +36,10 @@ export function reservationRoutes(service: ReservationService, maxTtlSeconds: nu
     try {
       const { created, reservation } = await service.create(bodyOf(req, bodies.create));
       // A repeat of the same request is not a new hold.
-      metrics.reservations.inc({ outcome: created ? 'HELD' : 'REPEAT' });
+      metrics.reservationAnswered({ created });
       res.status(created ? 201 : 200).json(reservation);
     } catch (err) {
-      metrics.reservations.inc({ outcome: toContractError(err)?.code ?? 'ERROR' });
+      metrics.reservationAnswered({ code: toContractError(err)?.code ?? 'ERROR' });
       throw err;
     }
   });

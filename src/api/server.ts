@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { supervisedAs, takeShutdownSignals } from '../processes';
-import { createStock, type StockClients } from '../stock';
+import { createStock, deploymentFigures, type StockClients } from '../stock';
 import { connectClient, ensureReconciler, ensureSearchAttributes, ensureWebhookDispatcher } from '../temporal';
 import { createApp } from './app';
 import { webhookCounts } from './webhook-routes';
@@ -47,7 +47,11 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
     config,
     stock: stock.stock,
     reservations: new ReservationService(temporal, stock.stock, config),
-    metrics: createMetrics({ reconcilerCounts: () => stock.stock.scan.counts(), webhookCounts: () => webhookCounts(stock.db) }),
+    metrics: createMetrics({
+      reconcilerCounts: () => stock.stock.scan.counts(),
+      webhookCounts: () => webhookCounts(stock.db),
+      figures: () => deploymentFigures(stock.db),
+    }),
     logger,
     checks: {
       redis: () => stock.redis.ping(),

@@ -10,6 +10,7 @@ import { StockStore, type StockStoreOptions } from './store';
 
 export * from '../domain/errors';
 export { skuPage } from './catalog';
+export { deploymentFigures, unwatchSku, watchedSkus, watchSku, type DeploymentFigures } from './figures';
 export { createPool, ensureDatabase, migrate, transaction } from './database';
 export { keys, lineKeys } from './keys';
 export { createRedis, type RedisTarget } from './redis';

@@ -13,7 +13,7 @@ import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import { createStock, StockStore, type StockClients, type StockRedis } from '../../src/stock';
+import { createStock, deploymentFigures, StockStore, type StockClients, type StockRedis } from '../../src/stock';
 import { ensureReconciler, ensureSearchAttributes } from '../../src/temporal';
 import { expectConforming } from './conformance';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
@@ -124,6 +124,8 @@ export interface StackOptions {
   databaseUrl?: string;
   /** Runs the dev server's Web UI on a port of its own, and tells the app where it is (`uiUrl`). */
   ui?: boolean;
+  /** METRICS_WATCHED_SKUS_MAX of the stack's API (the service's default, 50, when left out). */
+  watchedSkusMax?: number;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -172,10 +174,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     if (options.reconciler) await ensureReconciler(env.client, queue);
     const faults: Faults = { counterReadDelayMs: 0 };
     const app = createApp({
-      config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400, temporalNamespace: 'default', ...(uiUrl ? { temporalUiUrl: uiUrl } : {}) },
+      config: {
+        adminToken: ADMIN_TOKEN,
+        apiToken: CLIENT_TOKEN,
+        maxTtlSeconds: 86_400,
+        temporalNamespace: 'default',
+        ...(uiUrl ? { temporalUiUrl: uiUrl } : {}),
+        ...(options.watchedSkusMax === undefined ? {} : { metricsWatchedSkusMax: options.watchedSkusMax }),
+      },
       stock: stock.stock,
       reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-      metrics: createMetrics(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
+      metrics: createMetrics({
+        figures: () => deploymentFigures(stock.db),
+        ...(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
+      }),
       logger: createLogger('silent'),
       checks: {
         redis: () => stock.redis.ping(),

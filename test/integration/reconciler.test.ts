@@ -16,16 +16,15 @@ import { createActivities } from '../../src/activities';
 import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
 import { workflowIdOf } from '../../src/domain/types';
 import { createLogger } from '../../src/logger';
-import { createRedis, createStock, keys, transaction, type StockClients } from '../../src/stock';
+import { createStock, keys, transaction, type StockClients } from '../../src/stock';
 import { rebuildIfLost } from '../../src/stock/rebuild';
 import { ensureReconciler } from '../../src/temporal';
 import { RECONCILER_WORKFLOW_ID } from '../../src/workflows/reconciler';
 import { uniqueId, uniqueSku } from '../helpers/env';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { pollUntil, startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent, expiresIn, figures } from '../helpers/stock';
 import { workflowBundle } from '../helpers/temporal';
-import { createTestDatabase, type TestDatabase } from '../helpers/test-database';
+import { startPrivateStores, type PrivateStores } from '../helpers/private-stores';
 
 const SETTINGS: ReconcilerSettings = { intervalMs: 300, graceMs: 1_000, rebuildSettleMs: 1_000 };
 const GRACE = SETTINGS.graceMs;
@@ -33,23 +32,15 @@ const GRACE = SETTINGS.graceMs;
 const HEAL_MS = 15_000;
 const ORPHAN_REASON = 'released by the reconciler: its workflow is gone';
 
-let database: TestDatabase | undefined;
-let redisServer: RedisServer | undefined;
+/** This file's own database and redis-server. */
+let own: PrivateStores | undefined;
 let stack: Stack;
 /** A second worker on the stack's task queue (the last test replaces the stack's worker with it). */
 let replacement: { worker: Worker; run: Promise<void> } | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase('stockhold_reconciler');
-  redisServer = await startRedisServer();
-  // The database is empty, so empty counters are complete: mark them loaded (as global-setup does).
-  const redis = createRedis(redisServer.url);
-  try {
-    await redis.set(keys.loaded, 'reconciler test setup');
-  } finally {
-    await redis.quit();
-  }
-  stack = await startStack({ redisUrl: redisServer.url, databaseUrl: database.url, reconciler: SETTINGS });
+  own = await startPrivateStores('stockhold_reconciler');
+  stack = await startStack({ redisUrl: own.redisUrl, databaseUrl: own.databaseUrl, reconciler: SETTINGS });
 }, 120_000);
 
 afterAll(async () => {
@@ -58,7 +49,7 @@ afterAll(async () => {
     await replacement.run.catch(() => undefined);
   }
   await stack?.close();
-  await Promise.allSettled([redisServer?.stop(), database?.drop()]);
+  await own?.stop();
 }, 60_000);
 
 // ------------------------------------------------------------------ helpers
@@ -495,8 +486,8 @@ describe('a full loss of Redis', () => {
     const sku = await createSku(10);
     const reservationId = await hold(sku, 3);
     // Another logical database of this file's redis-server: an empty Redis the stack's reconciler never sees.
-    const lost = `${redisServer!.url}/1`;
-    const stores: StockClients[] = [createStock({ redisUrl: lost, databaseUrl: database!.url }), createStock({ redisUrl: lost, databaseUrl: database!.url })];
+    const lost = `${own!.redisUrl}/1`;
+    const stores: StockClients[] = [createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl }), createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl })];
     try {
       await stores[0]!.redis.flushdb();
       const results = await Promise.all(stores.map((s) => rebuildIfLost(s.stock, { settleMs: 300 })));
