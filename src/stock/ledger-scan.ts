@@ -8,6 +8,11 @@ import type { ReservationStatus } from '../domain/types';
 import { transaction } from './database';
 import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuRow, type SkuSnapshot } from './ledger';
 
+/** A SKU's row as the reconciler reads it. */
+export interface ScannedSku extends SkuRow {
+  reserved: number;
+}
+
 type Db = Pool | PoolClient;
 
 /** A line of a HELD reservation. */
@@ -110,15 +115,40 @@ export class LedgerScan {
     return rows.rows.map(movementOf);
   }
 
-  /** The rows of these SKUs: name, total and settings. */
-  async skus(skus: readonly string[]): Promise<Map<string, SkuRow>> {
-    const rows = await this.db.query<{ sku: string; name: string; total: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
-      'SELECT sku, name, total, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[])',
+  /** The rows of these SKUs: name, total, settings, and `reserved` (what HELD reservations hold, kept by the writers). */
+  async skus(skus: readonly string[]): Promise<Map<string, ScannedSku>> {
+    const rows = await this.db.query<{ sku: string; name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
+      'SELECT sku, name, total, reserved, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[])',
       [skus],
     );
     return new Map(
-      rows.rows.map((r) => [r.sku, { name: r.name, total: Number(r.total), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer }]),
+      rows.rows.map((r) => [
+        r.sku,
+        { name: r.name, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer },
+      ]),
     );
+  }
+
+  /**
+   * Sets `skus.reserved` of a SKU to what its HELD reservations hold, under the SKU's row lock (which
+   * every writer of `reserved` takes first, so nothing moves it meanwhile): {before, after} when it
+   * changed, undefined when it was right.
+   */
+  async fixLedgerReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
+    return transaction(this.db, async (c) => {
+      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR UPDATE', [sku]);
+      if (row.rowCount === 0) return undefined;
+      const held = await c.query<{ n: string }>(
+        `SELECT COALESCE(sum(l.quantity), 0) AS n FROM reservation_lines l
+           JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD' WHERE l.sku = $1`,
+        [sku],
+      );
+      const before = Number(row.rows[0]!.reserved);
+      const after = Number(held.rows[0]!.n);
+      if (before === after) return undefined;
+      await c.query('UPDATE skus SET reserved = $2 WHERE sku = $1', [sku, after]);
+      return { before, after };
+    });
   }
 
   /** Those of these SKUs PostgreSQL knows. */

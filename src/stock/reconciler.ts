@@ -30,7 +30,8 @@ export type RepairKind =
   | 'missing_sku'
   | 'settings'
   | 'customer_held'
-  | 'customer_bought';
+  | 'customer_bought'
+  | 'ledger_reserved';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {
@@ -161,6 +162,7 @@ export class Reconciler {
           await this.record({ kind: 'reserved', alert: true, sku, detail: fixed });
         }
       }
+      repairs += await this.checkLedgerReserved(sku, row.reserved, held.get(sku) ?? []);
       const available = Number(stock.total) - Number(stock.reserved ?? 0);
       if (available < 0) await this.alert(`negative:${sku}`, { kind: 'negative_available', sku, detail: { total: stock.total, reserved: stock.reserved } });
     }
@@ -237,6 +239,21 @@ export class Reconciler {
   }
 
   /** A SKU PostgreSQL has and Redis lost (its marker survived): loaded once it stays missing. */
+  /**
+   * PostgreSQL against itself: `skus.reserved` (what the threshold events and the stock gauges read)
+   * must be the sum of the SKU's HELD lines. Every writer changes both in one transaction, so a
+   * difference that lasts the grace period is drift nobody explains (a hand edit, a bug): it is
+   * recomputed under the SKU's row lock, and alerted on.
+   */
+  private async checkLedgerReserved(sku: string, reserved: number, held: HeldLine[]): Promise<number> {
+    const sum = held.reduce((n, h) => n + h.quantity, 0);
+    if (reserved === sum || !this.settled(`ledger-reserved:${sku}`, `${reserved}/${sum}`)) return 0;
+    const fixed = await this.store.scan.fixLedgerReserved(sku);
+    if (!fixed) return 0;
+    await this.record({ kind: 'ledger_reserved', alert: true, sku, detail: fixed });
+    return 1;
+  }
+
   private async loadMissing(sku: string): Promise<number> {
     if (!this.settled(`missing:${sku}`, '')) return 0;
     const [snapshot] = await this.store.scan.snapshot([sku]);

@@ -295,6 +295,19 @@ describe('the reconciler repairs what Redis lost', () => {
     await expectCounted(before, { 'repairs:total': 1, 'unexplained:total': 1 });
   });
 
+  test('skus.reserved in PostgreSQL set wrong by hand is recomputed from the HELD reservations, counted as unexplained drift', async () => {
+    const sku = await createSku(10);
+    await hold(sku, 3);
+    const before = await counted();
+    const reserved = async () => Number((await stack.stock.db.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1', [sku])).rows[0]!.reserved);
+    expect(await reserved()).toBe(3);
+
+    await stack.stock.db.query('UPDATE skus SET reserved = reserved + 4 WHERE sku = $1', [sku]);
+    expect(await pollUntil(reserved, (n) => n === 3, HEAL_MS)).toBe(3);
+    await expectCounted(before, { 'repairs:ledger_reserved': 1, 'unexplained:ledger_reserved': 1 });
+    await expectConsistent(stack.stock, sku);
+  });
+
   test('a restock whose Redis step never happened is applied once, at the next comparison (idempotent, so no grace is needed)', async () => {
     const sku = await createSku(10);
     const before = await counted();
