@@ -1,4 +1,4 @@
-/** The part of autocannon 8's programmatic API the benchmark uses (the package ships no types). */
+/** The part of autocannon 8's programmatic API the benchmark and examples/flash-sale.ts use (the package ships no types). */
 declare module 'autocannon' {
   interface Options {
     url: string;
@@ -9,6 +9,15 @@ declare module 'autocannon' {
     body?: string;
     pipelining?: number;
     timeout?: number;
+    /** Stop after this many requests in all (instead of `duration`). */
+    amount?: number;
+    /** The requests each connection sends in turn; `onResponse` sees each answer. */
+    requests?: {
+      method?: string;
+      headers?: Record<string, string>;
+      body?: string;
+      onResponse?: (status: number, body: string) => void;
+    }[];
   }
   interface Histogram {
     average: number;
