@@ -1,7 +1,8 @@
 /**
  * A webhook receiver to watch Stockhold's events arrive: it checks each delivery's signature over
  * the raw body, drops repeats by event id (delivery is at least once), checks that each SKU's
- * events come in order (`createdAt` never goes back), and prints one line per event.
+ * events come in order (`createdAt` never goes back), and prints one line per event with how long
+ * after its commit it arrived.
  *
  *   STOCKHOLD_WEBHOOK_SECRET=<the secret POST /v1/webhooks answered> npm run receiver [-- <port>]
  *
@@ -30,6 +31,9 @@ let failFirst = Number(process.env.RECEIVER_FAIL_FIRST ?? 0);
 const seen = new Set<string>();
 const lastAt = new Map<string, string>();
 const counts = { received: 0, events: 0, repeats: 0, badSignatures: 0, outOfOrder: 0, failedOnPurpose: 0 };
+/** How long after its commit each event arrived (ms). */
+const lags: number[] = [];
+const percentile = (p: number) => [...lags].sort((a, b) => a - b)[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? 0;
 
 const skusOf = (e: Event) => (e.data.sku ? [e.data.sku] : (e.data.items ?? []).map((i) => i.sku));
 
@@ -75,12 +79,14 @@ const server = createServer((req, res) => {
       lastAt.set(sku, event.createdAt);
     }
     counts.outOfOrder += order.length;
-    console.log(`${event.createdAt}  signed ✓  ${event.type.padEnd(22)} ${skusOf(event).join(',').padEnd(20)} ${describe(event)} ${order.join(' ')}`);
+    const lag = Date.now() - Date.parse(event.createdAt);
+    lags.push(lag);
+    console.log(`${event.createdAt}  +${String(lag).padStart(5)} ms  signed ✓  ${event.type.padEnd(22)} ${skusOf(event).join(',').padEnd(20)} ${describe(event)} ${order.join(' ')}`);
   });
 });
 
 server.listen(port, '127.0.0.1', () => console.log(`receiving Stockhold events at http://127.0.0.1:${port}/hooks/stock (Ctrl-C for a summary)`));
 process.on('SIGINT', () => {
-  console.log(`\n${JSON.stringify(counts)}`);
+  console.log(`\n${JSON.stringify({ ...counts, lagMs: { p50: percentile(50), p99: percentile(99), max: percentile(100) } })}`);
   process.exit(counts.badSignatures + counts.outOfOrder > 0 ? 1 : 0);
 });

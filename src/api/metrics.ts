@@ -48,7 +48,7 @@ export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts; we
   });
   const refusals = new Counter({
     name: 'stockhold_reservation_refusals_total',
-    help: 'Reservation requests refused, by error code (OUT_OF_STOCK, CUSTOMER_LIMIT_EXCEEDED, UNAVAILABLE, ...): the rejected ones',
+    help: 'Reservation requests refused, by error code (INSUFFICIENT_STOCK, CUSTOMER_LIMIT_EXCEEDED, UNAVAILABLE, ...): the rejected ones',
     labelNames: ['code'] as const,
     registers: [registry],
   });

@@ -4,7 +4,7 @@
  * the API with it:
  *   - every SKU's stock (GET /v1/skus): total, reserved, available, low-stock state;
  *   - for the SKU picked: a live view of a sale (units left, holds/s from the fall of available,
- *     refusals/s from this API process's /metrics), its live holds with countdowns, each linking
+ *     refusals/s from /metrics, every API process of the machine), its live holds with countdowns, each linking
  *     to its workflow in the Temporal Web UI, and its recent movements;
  *   - webhook subscriptions and their failed deliveries, with a retry button, when the webhook
  *     routes exist.
@@ -76,7 +76,7 @@ export function renderOpsPage(settings: OpsPageSettings): string {
     <div class="figures">
       <div><span>units left</span><b class="big" id="units-left">–</b></div>
       <div><span>holds / s</span><b class="big" id="holds-rate">–</b></div>
-      <div><span>refusals / s (this API process)</span><b class="big" id="refusals-rate">–</b></div>
+      <div><span>refusals / s</span><b class="big" id="refusals-rate">–</b></div>
       <div><span>state</span><b id="picked-state">–</b></div>
     </div>
     <h2>Live holds <span class="muted" id="hold-count"></span></h2>
