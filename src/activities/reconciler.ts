@@ -4,7 +4,9 @@ import { workflowIdOf } from '../domain/types';
 import type { Logger } from '../logger';
 import type { StockStore } from '../stock';
 import { rebuildIfLost } from '../stock/rebuild';
-import { Reconciler, type ReconcilerEvent } from '../stock/reconciler';
+import { Reconciler, type Observation, type ReconcilerEvent } from '../stock/reconciler';
+
+export type { Observation };
 
 export interface ReconcilerSettings {
   /** Pause between two comparisons of every SKU (ms). */
@@ -13,6 +15,11 @@ export interface ReconcilerSettings {
   graceMs: number;
   /** How long a rebuild waits for holds in flight to land before reading PostgreSQL (ms). */
   rebuildSettleMs: number;
+}
+
+/** What the reconcile activity heartbeats and returns: the differences it has seen (see Reconciler.observations). */
+export interface ReconcilerProgress {
+  seen: Observation[];
 }
 
 /** How often the activity looks for a lost `loaded` marker (a full Redis loss) between scans. */
@@ -48,20 +55,29 @@ export function createReconcilerActivities(deps: { stock: StockStore; temporal: 
     if (event.alert) logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)${event.repaired ? ', repaired' : ''}`);
     else logger.info(fields, `reconciler: ${event.kind}`);
   };
-  const reconciler = new Reconciler(stock, {
+  // Every heartbeat carries what the reconciler has seen: a retry of the activity (its worker
+  // died) reads it back from the last heartbeat, so the grace periods under way go on.
+  const beat = () => Context.current().heartbeat({ seen: reconciler.observations() } satisfies ReconcilerProgress);
+  const reconciler: Reconciler = new Reconciler(stock, {
     graceMs: settings.graceMs,
     running: (ids) => runningReservations(temporal, ids),
     report,
-    progress: () => Context.current().heartbeat(),
+    progress: beat,
   });
 
   return {
-    async reconcile(input: { runMs: number }): Promise<void> {
+    /**
+     * Runs for `runMs`, going on from `seen` (the previous run's observations), or from the last
+     * heartbeat of this same activity when it is a retry; returns its observations for the next run.
+     */
+    async reconcile(input: { runMs: number; seen?: Observation[] }): Promise<ReconcilerProgress> {
       const context = Context.current();
+      const resumed = (context.info.heartbeatDetails as ReconcilerProgress | undefined)?.seen ?? input.seen;
+      if (resumed) reconciler.restore(resumed);
       const until = Date.now() + input.runMs;
       let nextScan = 0;
       while (Date.now() < until) {
-        context.heartbeat();
+        beat();
         try {
           const rebuilt = await rebuildIfLost(stock, { settleMs: settings.rebuildSettleMs });
           if (rebuilt !== undefined) {
@@ -79,9 +95,10 @@ export function createReconcilerActivities(deps: { stock: StockStore; temporal: 
         try {
           await context.sleep(MARKER_CHECK_MS);
         } catch {
-          return; // cancelled: the worker is shutting down
+          break; // cancelled: the worker is shutting down
         }
       }
+      return { seen: reconciler.observations() };
     },
   };
 }

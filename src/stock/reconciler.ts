@@ -61,6 +61,16 @@ export interface ReconcilerOptions {
 
 const FINAL: readonly ReservationStatus[] = ['COMMITTED', 'CANCELLED', 'EXPIRED'];
 
+/** A difference the reconciler has seen, since when, and exactly what (see `settled`). */
+export interface Observation {
+  key: string;
+  since: number;
+  what: string;
+}
+
+/** The most observations carried from one reconciler run to the next (heartbeat details and workflow input stay small). */
+const MAX_CARRIED = 1_000;
+
 export class Reconciler {
   /** Differences seen in the last scan: key → when first seen and what exactly was seen. */
   private seen = new Map<string, { since: number; what: string }>();
@@ -73,6 +83,20 @@ export class Reconciler {
     private readonly options: ReconcilerOptions,
   ) {
     this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * The differences seen by the last scan, for the next run of the reconciler to go on from (its
+   * activity heartbeats them and returns them): a reconciler restarted on another worker keeps
+   * counting the grace period from when a difference was first seen, instead of from zero.
+   */
+  observations(): Observation[] {
+    return [...this.seen].slice(0, MAX_CARRIED).map(([key, { since, what }]) => ({ key, since, what }));
+  }
+
+  /** Goes on from a previous run's observations (replacing this one's). */
+  restore(observations: readonly Observation[]): void {
+    this.seen = new Map(observations.slice(0, MAX_CARRIED).map((o) => [o.key, { since: o.since, what: o.what }]));
   }
 
   /** One pass over every SKU, then over a batch of stale HELD reservations. The repairs made. */
