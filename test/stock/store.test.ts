@@ -12,9 +12,22 @@ describe('concurrent holds never oversell', () => {
   it.each([1, 100])('10,000 concurrent holds of 1 unit on stock %i: exactly that many succeed', async (units) => {
     const sku = uniqueSku();
     await newSku(clients, sku, units);
-    const results = await Promise.allSettled(Array.from({ length: 10_000 }, () => stock.hold(holdOf(sku, 1))));
+    const holds = Array.from({ length: 10_000 }, () => holdOf(sku, 1));
+    const results = await Promise.allSettled(holds.map((h) => stock.hold(h)));
+    // 10,000 commands queued at once in one client can outlast its 1.5 s command timeout on a busy
+    // machine: that caller hears UNAVAILABLE although its hold may have landed. As a client does,
+    // it tries again with the same reservation id (a hold that landed answers alreadyHeld).
+    const refused = (r: PromiseSettledResult<unknown>) => r.status === 'rejected' && (r.reason as StockholdError).code === 'INSUFFICIENT_STOCK';
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const again = results.flatMap((r, i) => (r.status === 'rejected' && !refused(r) ? [i] : []));
+      for (let b = 0; b < again.length; b += 500) {
+        const batch = again.slice(b, b + 500);
+        const answers = await Promise.allSettled(batch.map((i) => stock.hold(holds[i]!)));
+        batch.forEach((i, k) => (results[i] = answers[k]!));
+      }
+    }
     const won = results.filter((r) => r.status === 'fulfilled').length;
-    const lost = results.filter((r) => r.status === 'rejected' && (r.reason as StockholdError).code === 'INSUFFICIENT_STOCK').length;
+    const lost = results.filter(refused).length;
     expect(won).toBe(units);
     expect(lost).toBe(10_000 - units);
     const f = await figures(clients, sku);
