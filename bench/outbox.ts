@@ -17,10 +17,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Client, type Pool } from 'pg';
+import type { Pool } from 'pg';
 import { createPool, createRedis, migrate, StockStore } from '../src/stock';
 import { startRedisServer } from '../test/helpers/redis-server';
+import { closedLoop } from './harness/closed-loop';
 import { positiveInt } from './harness/env';
+import { dropDatabase } from './harness/stack';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/stockhold_bench_outbox';
 const DATABASE_URL = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
@@ -37,17 +39,11 @@ function median(values: number[]): number {
 /** Runs `op` with CONCURRENCY callers for `ms`; operations per second. */
 async function measure(op: () => Promise<unknown>, ms: number): Promise<number> {
   let done = 0;
-  const start = performance.now();
-  const deadline = start + ms;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < deadline) {
-        await op();
-        done += 1;
-      }
-    }),
-  );
-  return done / ((performance.now() - start) / 1000);
+  const seconds = await closedLoop(CONCURRENCY, ms, async () => {
+    await op();
+    done += 1;
+  });
+  return done / seconds;
 }
 
 async function main(): Promise<void> {
@@ -150,19 +146,6 @@ async function statusCountCost(db: Pool, store: StockStore, sku: (name: string) 
   for (const name of Object.keys(variants)) {
     const rate = median(rates.get(name)!);
     console.log(`    ${name.padEnd(22)} ${rate.toFixed(0).padStart(6)}/s   ratio ${(rate / base).toFixed(2)}`);
-  }
-}
-
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new URL(url);
-  const name = admin.pathname.slice(1);
-  admin.pathname = '/postgres';
-  const client = new Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await client.end();
   }
 }
 

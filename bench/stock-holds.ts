@@ -27,10 +27,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore, type StockRedis } from '../src/stock';
 import { startRedisCluster } from '../test/helpers/redis-cluster';
 import { startRedisServer } from '../test/helpers/redis-server';
+import { closedLoop } from './harness/closed-loop';
 import { positiveInt } from './harness/env';
 
 // A database of its own: no reconciler of a running benchmark stack must see these HELD rows
@@ -69,17 +69,10 @@ const applied = (reply: unknown) => Array.isArray(reply) && reply[0] === ScriptC
 async function measure(mode: Mode, ms: number, nextId: () => string): Promise<{ rate: number; held: number; failed: number }> {
   let held = 0;
   let failed = 0;
-  const start = performance.now();
-  const deadline = start + ms;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < deadline) {
-        if (await mode.hold(nextId())) held += 1;
-        else failed += 1;
-      }
-    }),
-  );
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = await closedLoop(CONCURRENCY, ms, async () => {
+    if (await mode.hold(nextId())) held += 1;
+    else failed += 1;
+  });
   return { rate: held / seconds, held, failed };
 }
 
