@@ -21,16 +21,18 @@ export interface DeploymentFigures {
 export async function deploymentFigures(db: Pool): Promise<DeploymentFigures> {
   const [reservations, outbox, watched] = await Promise.all([
     db.query<{ status: string; count: string }>('SELECT status, sum(count)::bigint AS count FROM reservation_status_counts GROUP BY status'),
-    // The lag: the oldest due delivery still pending, by its event's time. One index probe per
+    // The lag: the oldest delivery still pending, by its event's time. One index probe per active
     // subscription (the partial index on pending deliveries), however long the queues are.
     db.query<{ events: string; lag: number | null }>(
       `SELECT (SELECT coalesce(max(seq), 0) FROM events) AS events,
               (SELECT extract(epoch FROM now() - min(e.created_at))::float8
                  FROM webhook_subscriptions s
+                 -- a deleted subscription's deliveries stopped (failed) with it
                  CROSS JOIN LATERAL (SELECT event_id FROM webhook_deliveries d
                                       WHERE d.subscription_id = s.id AND d.status = 'pending'
                                       ORDER BY d.event_seq LIMIT 1) head
-                 JOIN events e ON e.id = head.event_id) AS lag`,
+                 JOIN events e ON e.id = head.event_id
+                WHERE s.deleted_at IS NULL) AS lag`,
     ),
     db.query<{ sku: string; total: string; reserved: string; low_stock_threshold: number | null }>(
       'SELECT s.sku, s.total, s.reserved, s.low_stock_threshold FROM metrics_watched_skus w JOIN skus s USING (sku) ORDER BY s.sku',
