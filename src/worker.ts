@@ -24,7 +24,10 @@ export async function createWorker(
   options: Partial<WorkerOptions> = {},
   logger: Logger = createLogger(config.logLevel, 'stockhold-worker'),
 ): Promise<RunningWorker> {
-  const stock = createStock(config);
+  const stock = createStock(config, {
+    warn: (message, fields) => logger.warn(fields, message),
+    alert: (message, fields) => logger.error(fields, message),
+  });
   // The same TLS and API key as every other connection of the service (src/temporal.ts).
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   // The reconciler asks Temporal whether a reservation's workflow still runs.

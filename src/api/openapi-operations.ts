@@ -265,7 +265,7 @@ function reservationOperations(bodies: ReturnType<typeof reservationBodies>): Ap
       pathParams: reservationId,
       body: { schema: bodies.commit, required: false },
       responses: { 200: { description: 'the view, status COMMITTED, after the sale is durable in PostgreSQL', json: reservationViewSchema } },
-      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_EXPIRED', 'RESERVATION_CANCELLED', 'RESERVATION_REJECTED', 'INSUFFICIENT_STOCK', 'QUANTITY_EXCEEDS_HOLD', 'UNAVAILABLE'],
+      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_EXPIRED', 'RESERVATION_CANCELLED', 'RESERVATION_REJECTED', 'QUANTITY_EXCEEDS_HOLD', 'UNAVAILABLE'],
     },
     {
       method: 'post',

@@ -24,7 +24,7 @@ export interface RunningApi {
 }
 
 export async function startApi(config: Config, logger: Logger = createLogger(config.logLevel, 'stockhold-api')): Promise<RunningApi> {
-  const stock = createStock(config, { warn: (message, fields) => logger.warn(fields, message) });
+  const stock = createStock(config, { warn: (message, fields) => logger.warn(fields, message), alert: (message, fields) => logger.error(fields, message) });
   const temporal = await connectClient(config);
   await ensureSearchAttributes(temporal, config.temporalNamespace).catch((err: unknown) =>
     logger.warn({ err }, 'could not register search attributes (the server may not allow it)'),

@@ -6,6 +6,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { transaction } from './database';
 import {
+  customerIdRequired,
+  customerLimitExceeded,
   insufficientStock,
   quantityExceedsHold,
   reservationNotFound,
@@ -89,6 +91,17 @@ interface LockedReservation {
   lines: ReservationLine[];
   /** The rows of its SKUs when they were locked: the "before" of the change's threshold events. */
   before: Map<string, SkuState>;
+}
+
+/**
+ * A hold PostgreSQL refused although Redis had applied it: the two stores disagree (Redis lost
+ * another reservation's hold), which only a store failure explains. `refusal` is what the buyer hears.
+ */
+export class LedgerRefusal extends Error {
+  constructor(readonly refusal: StockholdError) {
+    super(`PostgreSQL refused a hold Redis applied: ${refusal.message}`);
+    this.name = 'LedgerRefusal';
+  }
 }
 
 /** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
@@ -327,6 +340,9 @@ export class Ledger {
         }
         return;
       }
+      // PostgreSQL's last word on the promise: the hold must fit what it counts itself, whatever
+      // Redis answered (Redis may have lost another buyer's hold). Checked on the rows locked above.
+      await this.checkHold(c, hold, before);
       await c.query('DELETE FROM reservation_lines WHERE reservation_id = $1', [hold.reservationId]);
       await c.query(
         `INSERT INTO reservation_lines (reservation_id, sku, quantity) SELECT $1, l.sku, l.quantity FROM unnest($2::text[], $3::int[]) AS l (sku, quantity)`,
@@ -350,6 +366,36 @@ export class Ledger {
       };
       await this.writeEvents(c, before, [], { type: 'reservation.held', reservationId: hold.reservationId, view }, after);
     });
+  }
+
+  /**
+   * Refuses a new hold PostgreSQL cannot back (LedgerRefusal): a line that would take the SKU's
+   * `reserved` above its `total`, or, on a SKU with `maxPerCustomer`, the customer's held plus
+   * bought units above the limit as PostgreSQL counts them. `before` holds the SKUs' rows, locked;
+   * the reservation's own row is already written (as HELD, with no lines yet, so it counts nothing).
+   */
+  private async checkHold(c: PoolClient, hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string }, before: Map<string, SkuState>): Promise<void> {
+    for (const line of hold.lines) {
+      const row = before.get(line.sku)!;
+      if (row.reserved + line.quantity > row.total) throw new LedgerRefusal(insufficientStock(line.sku, line.quantity, row.total - row.reserved));
+    }
+    const limited = hold.lines.filter((l) => before.get(l.sku)!.maxPerCustomer !== null);
+    if (limited.length === 0) return;
+    if (!hold.customerId) throw new LedgerRefusal(customerIdRequired(limited[0]!.sku));
+    const counts = await c.query<{ sku: string; held: string; bought: string }>(
+      `SELECT l.sku, sum(CASE WHEN r.status = 'HELD' THEN l.quantity ELSE 0 END) AS held,
+              sum(l.committed_quantity - l.returned_quantity) AS bought
+         FROM reservations r JOIN reservation_lines l ON l.reservation_id = r.id
+        WHERE r.customer_id = $1 AND l.sku = ANY($2::text[]) GROUP BY l.sku`,
+      [hold.customerId, limited.map((l) => l.sku)],
+    );
+    for (const line of limited) {
+      const row = counts.rows.find((r) => r.sku === line.sku);
+      const [held, bought, limit] = [Number(row?.held ?? 0), Number(row?.bought ?? 0), before.get(line.sku)!.maxPerCustomer!];
+      if (held + bought + line.quantity > limit) {
+        throw new LedgerRefusal(customerLimitExceeded(line.sku, hold.customerId, line.quantity, { limit, held, bought }));
+      }
+    }
   }
 
   /**

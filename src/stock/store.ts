@@ -25,7 +25,7 @@ import {
 import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { keys } from './keys';
-import { Ledger, type SkuRow } from './ledger';
+import { Ledger, LedgerRefusal, type SkuRow } from './ledger';
 import { LedgerScan } from './ledger-scan';
 import { readEvents } from './outbox';
 import { CountersMissing, StockScripts, type StockRedis } from './scripts';
@@ -36,6 +36,8 @@ export interface StockStoreOptions {
   now?: () => number;
   /** Where the store reports what it cannot say through its answers (Redis left behind). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** Where the store reports drift only a store failure explains (an error log: an alert). */
+  alert?: (message: string, fields: Record<string, unknown>) => void;
   /** false writes no events to the outbox: only bench:outbox's baseline, to measure their cost. */
   outbox?: boolean;
 }
@@ -50,6 +52,8 @@ export interface HoldInput {
 }
 
 const DAY_MS = 86_400_000;
+/** The unexplained-drift kind (reconciler_counts `unexplained:refused_hold`) of a hold PostgreSQL refused after Redis applied it. */
+export const REFUSED_HOLD = 'refused_hold';
 /** How long a write waits for Redis to take a durable movement before answering without it. */
 const APPLY_PATIENCE_MS = 2_000;
 
@@ -68,6 +72,7 @@ export class StockStore {
   readonly scripts: StockScripts;
   private readonly now: () => number;
   private readonly warn: NonNullable<StockStoreOptions['warn']>;
+  private readonly alert: NonNullable<StockStoreOptions['alert']>;
 
   constructor(
     readonly redis: StockRedis,
@@ -76,6 +81,7 @@ export class StockStore {
   ) {
     this.now = options.now ?? Date.now;
     this.warn = options.warn ?? (() => undefined);
+    this.alert = options.alert ?? this.warn;
     this.ledger = new Ledger(db, options.outbox ?? true);
     this.scan = new LedgerScan(db);
     this.scripts = new StockScripts(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
@@ -215,7 +221,10 @@ export class StockStore {
   async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
     const { result, movementIds, fresh } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
       const current = await this.ledger.lockSku(c, sku);
-      if (current.total + input.delta < 0) throw wouldOversell(sku, current.total, await this.reservedOf(sku), input.delta);
+      // PostgreSQL's own HELD units count too: Redis may have lost a hold that is still promised.
+      if (current.total + input.delta < Math.max(current.reserved, 0)) {
+        throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
+      }
       const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
       if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
       // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
@@ -291,6 +300,7 @@ export class StockStore {
     try {
       await this.ledger.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
     } catch (err) {
+      if (err instanceof LedgerRefusal) throw await this.refusedByLedger(input, err);
       // Another cart under an id already recorded (on a cluster the scripts see one slot group
       // at a time): give back what this call held, keep the recorded reservation's holds.
       if ((err as StockholdError).code === 'RESERVATION_ID_CONFLICT' && held.newlyHeld.length > 0) {
@@ -299,6 +309,25 @@ export class StockStore {
       throw err;
     }
     return { alreadyHeld: held.alreadyHeld };
+  }
+
+  /**
+   * PostgreSQL refused a hold Redis had applied: Redis lost units another reservation holds (a
+   * failover to a lagging replica), so the buyer is refused, never promised units already
+   * promised. Gives back every line Redis holds for this run (fencing off its late attempts,
+   * as a run that gave up is), reports the disagreement as drift nothing in flight explains (the
+   * reconciler puts the lost hold back), and returns the refusal the buyer hears.
+   */
+  private async refusedByLedger(input: HoldInput, err: LedgerRefusal): Promise<StockholdError> {
+    const { reservationId, items } = input;
+    await this.scripts.release(reservationId, items.map((l) => l.sku), `${reservationId}@${input.run ?? ''}`);
+    this.alert('PostgreSQL refused a hold Redis applied (Redis lost a hold): refused, and given back in Redis', {
+      reservationId,
+      refusal: err.refusal.code,
+      details: err.refusal.details,
+    });
+    await this.scan.count(`unexplained:${REFUSED_HOLD}`).catch(() => undefined);
+    return err.refusal;
   }
 
   /**

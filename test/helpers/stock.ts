@@ -65,3 +65,24 @@ export async function refusal(promise: Promise<unknown>): Promise<StockholdError
   }
   throw new Error('expected a refusal, but the call succeeded');
 }
+
+// Drops a reservation's hold of a SKU as a replica that missed its writes would have it: the
+// hold, `reserved` lowered by it, and its customer's held count. KEYS: stock, holds, customers.
+// ARGV: reservationId. Returns the units dropped (0 when it held nothing).
+const LOSE_HOLD = `
+local quantity = redis.call('HGET', KEYS[2], ARGV[1])
+if not quantity then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(quantity))
+local customer = redis.call('HGET', KEYS[3], 'o:' .. ARGV[1])
+if customer then
+  redis.call('HDEL', KEYS[3], 'o:' .. ARGV[1])
+  redis.call('HINCRBY', KEYS[3], 'h:' .. customer, -tonumber(quantity))
+end
+return tonumber(quantity)
+`;
+
+/** Makes Redis lose a reservation's hold of `sku` (a failover to a lagging replica); the units dropped. */
+export async function loseHold(redis: StockClients['redis'], sku: string, reservationId: string): Promise<number> {
+  return Number(await redis.eval(LOSE_HOLD, 3, keys.stock(sku), keys.holds(sku), keys.customers(sku), reservationId));
+}

@@ -526,6 +526,28 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
       });
     });
+    it('a sale PostgreSQL refuses for want of stock (a hold it never recorded) cancels the reservation with that reason and gives the hold back', async () => {
+      const items = [{ sku: 'SKU-A', quantity: 3 }];
+      const acts = mockActivities(items);
+      const shortfall = { sku: 'SKU-A', requested: 3, available: 2 };
+      acts.commitStock.mockImplementation(async () => {
+        throw ApplicationFailure.create({ type: 'INSUFFICIENT_STOCK', message: 'only 2 of SKU-A available, 3 requested', nonRetryable: true, details: [shortfall] });
+      });
+      await withWorker(acts, async (queue) => {
+        const { handle, input } = await held(queue, items);
+        const refused = await refusal(handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }] }));
+        expect({ type: refused.type, details: refused.details }).toEqual({ type: 'INSUFFICIENT_STOCK', details: shortfall });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'CANCELLED',
+          reason: 'INSUFFICIENT_STOCK: only 2 of SKU-A available, 3 requested',
+        });
+        // Final: the run ends CANCELLED (the API answers a repeated commit 409 RESERVATION_CANCELLED from then on).
+        expect((await handle.result()).status).toBe('CANCELLED');
+        expect(acts.commitStock).toHaveBeenCalledTimes(1);
+      });
+    });
   });
 
   describe('payment signals', () => {
