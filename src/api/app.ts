@@ -7,6 +7,7 @@ import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
 import type { Metrics } from './metrics';
+import { stateOf, type ReadinessCheck } from './readiness';
 import { metricsRoutes } from './metrics-routes';
 import { buildOpenApiDocument } from './openapi';
 import { renderDocsPage } from './openapi-html';
@@ -25,8 +26,8 @@ export interface AppDeps {
   reservations: ReservationService;
   metrics: Metrics;
   logger: Logger;
-  /** Each backing store's health, for /readyz. */
-  checks: Record<Check, () => Promise<unknown>>;
+  /** Each backing store's readiness, for /readyz (readiness.ts). */
+  checks: Record<Check, ReadinessCheck>;
 }
 
 /** The contract's HTTP API (docs/API.md): service endpoints, the stock, reservation and webhook routes, one error handler. */
@@ -58,8 +59,7 @@ export function createApp(deps: AppDeps): Express {
       Object.entries(deps.checks).map(async ([name, check]) => {
         try {
           // Within the read deadline (2 s), so /readyz always answers with its checks.
-          await withTimeout(check(), 1_500);
-          return [name, 'ok'] as const;
+          return [name, stateOf(await withTimeout(check(), 1_500))] as const;
         } catch {
           return [name, 'down'] as const;
         }

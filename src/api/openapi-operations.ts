@@ -60,10 +60,11 @@ function serviceOperations(): ApiOperation[] {
       access: 'public',
       tag: 'Service',
       summary: 'Readiness of Redis, PostgreSQL and Temporal',
-      description: 'Each check has 1.5 s.',
+      description:
+        'Each check has 1.5 s. Ready means a client is served now: Redis is "loading" while its counters are rebuilt after a loss (stock reads answer 503 then), Temporal is "no-worker" while no worker polls the task queue.',
       responses: {
         200: { description: 'every check is ok', json: readinessSchema },
-        503: { description: 'a check failed: it is marked "down"', json: readinessSchema },
+        503: { description: 'a check failed: it is marked "down", "loading" or "no-worker"', json: readinessSchema },
       },
     },
     {

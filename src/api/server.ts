@@ -12,6 +12,7 @@ import { connectClient, ensureReconciler, ensureSearchAttributes, ensureWebhookD
 import { createApp } from './app';
 import { webhookCounts } from './webhook-routes';
 import { createMetrics } from './metrics';
+import { readinessChecks } from './readiness';
 import { ReservationService } from './reservations';
 
 export interface RunningApi {
@@ -53,11 +54,7 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
       figures: () => deploymentFigures(stock.db),
     }),
     logger,
-    checks: {
-      redis: () => stock.redis.ping(),
-      postgres: () => stock.db.query('SELECT 1'),
-      temporal: () => temporal.workflowService.getSystemInfo({}),
-    },
+    checks: readinessChecks(stock, temporal, config.temporalNamespace, config.taskQueue),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     // A backlog above Node's default 511, so a storm of new connections is queued, not reset.

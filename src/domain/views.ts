@@ -93,7 +93,9 @@ export const returnResultSchema = z.strictObject({
 
 export const healthSchema = z.strictObject({ status: z.literal('ok') });
 
-const checkState = z.enum(['ok', 'down']);
+const checkState = z.enum(['ok', 'down', 'loading', 'no-worker']).meta({
+  description: '"down": it does not answer; "loading" (redis): its counters are being rebuilt from PostgreSQL after a loss; "no-worker" (temporal): no worker polls the task queue',
+});
 export const readinessSchema = z.strictObject({
   status: checkState.meta({ description: '"ok" when every check is' }),
   checks: z.strictObject({ redis: checkState, postgres: checkState, temporal: checkState }),

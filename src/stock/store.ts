@@ -149,6 +149,11 @@ export class StockStore {
     return { available, allowance };
   }
 
+  /** Whether Redis holds counters loaded from PostgreSQL (false while they are rebuilt after a loss). */
+  async countersLoaded(): Promise<boolean> {
+    return (await this.redis.exists(keys.loaded)) === 1;
+  }
+
   /** Whether Redis knows this reservation on `sku`: holding, or finished. */
   async knowsReservation(reservationId: string, sku: string): Promise<boolean> {
     const [held, done] = await Promise.all([this.redis.hexists(keys.holds(sku), reservationId), this.redis.zscore(keys.done(sku), reservationId)]);

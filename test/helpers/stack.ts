@@ -11,6 +11,7 @@ import { createActivities } from '../../src/activities';
 import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
 import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
+import { readinessChecks } from '../../src/api/readiness';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
 import { createStock, deploymentFigures, StockStore, type StockClients, type StockRedis } from '../../src/stock';
@@ -189,11 +190,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
       }),
       logger: createLogger('silent'),
-      checks: {
-        redis: () => stock.redis.ping(),
-        postgres: () => stock.db.query('SELECT 1'),
-        temporal: () => env.client.workflowService.getSystemInfo({}),
-      },
+      checks: readinessChecks(stock, env.client, 'default', queue),
     });
     server = await new Promise<Server>((resolve, reject) => {
       // A deep accept queue: a test opens a couple of thousand connections at once.
