@@ -6,6 +6,10 @@
  *   (c) redis.stockHold: the store's script command alone (the Redis part of (a));
  *   (d) StockStore.hold on a Redis Cluster: (a) with the service's cluster client (REDIS_CLUSTER_NODES);
  *   (e) redis.stockHold on the Redis Cluster: (c) with the cluster client.
+ * With BENCH_BASELINE_REV (a git revision), one more mode:
+ *   (a0) StockStore.hold of that revision, built beside this one (bench/harness/revision.ts), on a
+ *        SKU of its own in the same stores: (a) before a change, in the same rounds, so the
+ *        table's "vs (a0)" is the change's cost or gain.
  * Each mode runs with the same number of concurrent callers, in several alternating rounds
  * (the machine is noisy); the table shows the median over rounds and each mode's median
  * per-round ratio to (b), and the cluster modes' to their single-Redis twin ((d) to (a), (e) to
@@ -22,15 +26,17 @@
  * Environment: REDIS_URL (a Redis to use instead of the private node), REDIS_CLUSTER_NODES
  * (host:port,… of a cluster to use instead of the private one), DATABASE_URL
  * (postgres://postgres@127.0.0.1:5432/stockhold_bench_holds, created when missing), BENCH_CONCURRENCY (64),
- * BENCH_ROUNDS (5), BENCH_ROUND_MS (1500), BENCH_HOLDS_JSON (a file to write the figures to, for
+ * BENCH_ROUNDS (5), BENCH_ROUND_MS (1500), BENCH_BASELINE_REV (none), BENCH_HOLDS_JSON (a file to write the figures to, for
  * `npm run bench -- holds`).
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore, type StockRedis } from '../src/stock';
 import { startRedisCluster } from '../test/helpers/redis-cluster';
 import { startRedisServer } from '../test/helpers/redis-server';
 import { closedLoop } from './harness/closed-loop';
+import { buildRevision } from './harness/revision';
 import { positiveInt } from './harness/env';
 
 // A database of its own: no reconciler of a running benchmark stack must see these HELD rows
@@ -54,7 +60,7 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-type ModeKey = 'a' | 'b' | 'b2' | 'c' | 'd' | 'e';
+type ModeKey = 'a' | 'a0' | 'b' | 'b2' | 'c' | 'd' | 'e';
 
 interface Mode {
   key: ModeKey;
@@ -120,7 +126,9 @@ export interface HoldsFigures {
   concurrency: number;
   rounds: number;
   roundMs: number;
-  modes: { key: ModeKey; label: string; median: number; min: number; max: number; vsB: number; vsSingle?: number }[];
+  modes: { key: ModeKey; label: string; median: number; min: number; max: number; vsB: number; vsSingle?: number; vsBaseline?: number }[];
+  /** The revision (a0) measured, when BENCH_BASELINE_REV was given. */
+  baseline?: string;
   consistent: boolean;
 }
 
@@ -134,12 +142,20 @@ async function main(): Promise<void> {
   const db = createPool(DATABASE_URL);
   const store = new StockStore(redis, db);
   const clusterStore = new StockStore(clusterRedis, db);
+  // (a0): the baseline revision's own stock module, with its own Redis client (its script commands).
+  const baselineRev = process.env.BENCH_BASELINE_REV;
+  const baseline = baselineRev ? buildRevision(baselineRev) : undefined;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const baseModule = baseline ? (require(path.join(baseline.lib, 'stock')) as typeof import('../src/stock')) : undefined;
+  const baseRedis = baseModule?.createRedis(shapes.url);
+  const baseStore = baseModule && baseRedis ? new baseModule.StockStore(baseRedis, db) : undefined;
 
   const run = randomUUID().replace(/-/g, '').slice(0, 10);
   const sku = `BENCH-${run}`; // held through the store: (a)
   const rawSku = `BENCH-${run}-raw`; // held through Redis only: (b), (b2), (c)
   const clusterSku = `BENCH-${run}-cluster`; // held through the store on the cluster: (d)
   const clusterRawSku = `BENCH-${run}-cluster-raw`; // held through the cluster client only: (e)
+  const baseSku = `BENCH-${run}-baseline`; // held through the baseline revision's store: (a0)
   const prefix = `bh${run}`;
   const skuKeys = lineKeys([rawSku]);
   const clusterSkuKeys = lineKeys([clusterRawSku]);
@@ -155,9 +171,10 @@ async function main(): Promise<void> {
     await store.createSku({ sku: rawSku, total: MAX_STOCK, name: 'benchmark: raw holds' });
     await clusterStore.createSku({ sku: clusterSku, total: MAX_STOCK, name: 'benchmark: holds through the store on a cluster' });
     await clusterStore.createSku({ sku: clusterRawSku, total: MAX_STOCK, name: 'benchmark: raw holds on a cluster' });
+    if (baseStore) await baseStore.createSku({ sku: baseSku, total: MAX_STOCK, name: `benchmark: holds through the store of ${baseline!.commit}` });
     const sha = String(await redis.script('LOAD', luaSource('hold')));
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
-    const storeHold = (s: StockStore, line: string) => (id: string) =>
+    const storeHold = (s: Pick<StockStore, 'hold'>, line: string) => (id: string) =>
       s.hold({ reservationId: id, items: [{ sku: line, quantity: 1 }], expiresAt }).then(
         () => true,
         () => false,
@@ -170,6 +187,7 @@ async function main(): Promise<void> {
       { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', 1)) },
       { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
       { key: 'e', label: '(e) redis.stockHold on Redis Cluster', hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)) },
+      ...(baseStore ? [{ key: 'a0' as const, label: `(a0) StockStore.hold at ${baseline!.commit} (before)`, hold: storeHold(baseStore, baseSku) }] : []),
     ];
     const twin: Partial<Record<ModeKey, ModeKey>> = { d: 'a', e: 'c' };
 
@@ -182,7 +200,7 @@ async function main(): Promise<void> {
     /** Checks a measurement's holds are all in Redis; drops the Redis-only ones (they have no rows). */
     const count = async (mode: Mode, r: { held: number; failed: number }) => {
       if (r.failed > 0) throw new Error(`${mode.label}: ${r.failed} holds were not applied`);
-      if (mode.key === 'a' || mode.key === 'd') {
+      if (mode.key === 'a' || mode.key === 'a0' || mode.key === 'd') {
         storeHeld[mode.key] = (storeHeld[mode.key] ?? 0) + r.held;
         return;
       }
@@ -214,10 +232,29 @@ async function main(): Promise<void> {
     const figures: HoldsFigures['modes'] = modes.map((mode) => {
       const values = rates.get(mode.key)!;
       const t = twin[mode.key];
-      return { key: mode.key, label: mode.label, median: Math.round(median(values)), min: Math.round(Math.min(...values)), max: Math.round(Math.max(...values)), vsB: pairedRatio(mode.key, 'b'), vsSingle: t ? pairedRatio(mode.key, t) : undefined };
+      return {
+        key: mode.key,
+        label: mode.label,
+        median: Math.round(median(values)),
+        min: Math.round(Math.min(...values)),
+        max: Math.round(Math.max(...values)),
+        vsB: pairedRatio(mode.key, 'b'),
+        vsSingle: t ? pairedRatio(mode.key, t) : undefined,
+        vsBaseline: baseStore && mode.key === 'a' ? pairedRatio('a', 'a0') : undefined,
+      };
     });
-    const rows = [['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis']];
-    for (const f of figures) rows.push([f.label, String(f.median), String(f.min), String(f.max), f.vsB.toFixed(2), f.vsSingle === undefined ? '' : `${f.vsSingle.toFixed(2)} (${twin[f.key]})`]);
+    const rows = [['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis', ...(baseStore ? ['vs (a0)'] : [])]];
+    for (const f of figures) {
+      rows.push([
+        f.label,
+        String(f.median),
+        String(f.min),
+        String(f.max),
+        f.vsB.toFixed(2),
+        f.vsSingle === undefined ? '' : `${f.vsSingle.toFixed(2)} (${twin[f.key]})`,
+        ...(baseStore ? [f.vsBaseline === undefined ? '' : f.vsBaseline.toFixed(2)] : []),
+      ]);
+    }
     console.log(`\n${table(rows)}\n`);
 
     // Every hold of the run is accounted for: Redis reserved, its holds hash, PostgreSQL's HELD rows.
@@ -226,6 +263,7 @@ async function main(): Promise<void> {
         [
           ['a', redis, sku],
           ['d', clusterRedis, clusterSku],
+          ...(baseRedis ? [['a0', baseRedis, baseSku] as const] : []),
         ] as const
       ).map(async ([key, client, line]) => {
         const [reserved, holdCount, pgHeld] = await Promise.all([
@@ -242,7 +280,10 @@ async function main(): Promise<void> {
     console.log(`check: ${checks.map((c) => c.text).join('; ')}; ${rawHeld} Redis-only holds, ${mismatches} measurements miscounted: ${consistent ? 'consistent' : 'INCONSISTENT'}`);
     if (!consistent) process.exitCode = 1;
     const out = process.env.BENCH_HOLDS_JSON;
-    if (out) writeFileSync(out, `${JSON.stringify({ concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, modes: figures, consistent } satisfies HoldsFigures)}\n`);
+    if (out) {
+      const written: HoldsFigures = { concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, modes: figures, consistent, ...(baseline ? { baseline: baseline.commit } : {}) };
+      writeFileSync(out, `${JSON.stringify(written)}\n`);
+    }
   } finally {
     // Release everything this run held: its reservations become CANCELLED, and the SKUs' holds
     // are dropped from Redis (nothing else holds these SKUs; the SKUs and their ledger stay: the
@@ -259,10 +300,11 @@ async function main(): Promise<void> {
       [redis, rawSku],
       [clusterRedis, clusterSku],
       [clusterRedis, clusterRawSku],
+      ...(baseRedis ? [[baseRedis, baseSku] as const] : []),
     ] as const) {
       await dropHolds(client, line).catch((err: unknown) => console.error('cleanup (Redis) failed:', err));
     }
-    await Promise.allSettled([redis.quit(), plain.quit(), clusterRedis.quit(), db.end()]);
+    await Promise.allSettled([redis.quit(), plain.quit(), clusterRedis.quit(), db.end(), ...(baseRedis ? [baseRedis.quit()] : [])]);
     await shapes.stop();
   }
 }
