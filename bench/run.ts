@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/paths';
 import { progress } from './harness/progress';
+import { buildRevision } from './harness/revision';
 import { waitUntilQuiet } from './harness/cpu';
 import { killAllNow, startChildService, stopAll } from './harness/procs';
 import { allRows, writeReport } from './harness/report';
@@ -55,6 +56,9 @@ Options:
   --log-level LEVEL     API log level of the own stack (default: info, the service's default)
   --profile             CPU-profile the own stack's API and worker (bench/results/*.cpuprofile)
   --no-experiments      skip the before/after runs of proposed changes (own stack only)
+  --baseline REV        also measure git revision REV (built beside lib/) where a scenario can,
+                        side by side with this build in the same run (flash-sale: its storms;
+                        an experiment "this build vs REV")
   --quick               shorter measurements (a smoke run; figures are noisier)
   --out DIR             results directory (default: bench/results)
   --report-only         only re-render REPORT.md and the charts from latest.json
@@ -74,6 +78,7 @@ interface Options {
   profile: boolean;
   quick: boolean;
   experiments: boolean;
+  baseline?: string;
   reportOnly: boolean;
   out: string;
 }
@@ -148,6 +153,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--report-only':
         o.reportOnly = true;
+        break;
+      case '--baseline':
+        o.baseline = value();
         break;
       case '--no-experiments':
         o.experiments = false;
@@ -245,6 +253,7 @@ async function main(): Promise<number> {
       target,
       run,
       experiments: opts.experiments && target.own && target.startApi !== undefined,
+      baseline: opts.baseline ? { rev: opts.baseline, ...buildRevision(opts.baseline) } : undefined,
       settle: async (label) => {
         const t = target!;
         const waited = await waitUntilQuiet([t.temporalPid, t.workerPid, t.apiPid]);

@@ -21,6 +21,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../../src/paths';
+import { createRedis, keys } from '../../src/stock';
 import { migrate } from '../../src/stock/database';
 import { startDevServer, type DevServer } from '../../src/temporal';
 import { detail } from './progress';
@@ -52,6 +53,10 @@ export interface ShapeOptions {
   apis: number;
   /** REDIS_CLUSTER_NODES of the shape (`host:port,…`); the main stack's Redis when absent. */
   redisClusterNodes?: string;
+  /** REDIS_URL of the shape (a Redis of its own); the main stack's Redis when absent. */
+  redisUrl?: string;
+  /** The build the shape runs (another revision's lib/, bench/harness/revision.ts); the shipped lib/ when absent. */
+  lib?: string;
   /** Its own PostgreSQL database (recreated and migrated), so the main stack's reconciler never sees its SKUs. */
   databaseUrl: string;
 }
@@ -156,6 +161,19 @@ export async function dropDatabase(url: string): Promise<void> {
   }
 }
 
+/**
+ * Marks fresh, empty counters as loaded (as a rebuild would once done): the database is new too,
+ * so they are complete, and /readyz (which waits for the marker) need not wait for a rebuild.
+ */
+async function markLoaded(target: string): Promise<void> {
+  const redis = createRedis(target.includes('://') ? target : target.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) })));
+  try {
+    await redis.set(keys.loaded, 'benchmark: fresh stores');
+  } finally {
+    await redis.quit().catch(() => undefined);
+  }
+}
+
 /** Drops and recreates the benchmark's database, then applies the service's migrations. */
 async function freshDatabase(url: string): Promise<void> {
   await dropDatabase(url);
@@ -198,6 +216,7 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
     detail(`Redis ${BENCH_REDIS_URL}: flushing`);
     const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: 1 });
     await redis.flushdb();
+    await markLoaded(BENCH_REDIS_URL);
     closers.push(async () => {
       await redis.flushdb().catch(() => undefined);
       await redis.quit();
@@ -280,9 +299,12 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
           DATABASE_URL: o.databaseUrl,
           TEMPORAL_TASK_QUEUE: shapeQueue,
           ...(o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : {}),
+          ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
         });
+        const lib = o.lib ?? LIB;
         detail(`${o.name}: PostgreSQL ${o.databaseUrl}: recreating and migrating`);
         await freshDatabase(o.databaseUrl);
+        if (o.redisClusterNodes ?? o.redisUrl) await markLoaded((o.redisClusterNodes ?? o.redisUrl)!);
         const stops: (() => Promise<void>)[] = [() => dropDatabase(o.databaseUrl)];
         const stop = async () => {
           for (const s of stops.reverse()) await s().catch(() => undefined);
@@ -291,15 +313,15 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
         closers.push(stop);
         try {
           detail(`${o.name}: worker on task queue ${shapeQueue}${o.redisClusterNodes ? `, REDIS_CLUSTER_NODES=${o.redisClusterNodes}` : ''}`);
-          const w = spawnNode(path.join(LIB, 'worker.js'), { env: env(0, 'warn'), logFile: path.join(temp, `${o.name}-worker.log`), nodeArgs: profileArgs(`${o.name}-worker`) });
+          const w = spawnNode(path.join(lib, 'worker.js'), { env: env(0, 'warn'), logFile: path.join(temp, `${o.name}-worker.log`), nodeArgs: profileArgs(`${o.name}-worker`) });
           stops.push(() => w.stop(15_000));
           await waitFor(`the ${o.name} worker`, 120_000, () => hasPollers(temporal, namespace, shapeQueue), w);
           const apis: ApiHandle[] = [];
           for (let i = 1; i <= o.apis; i++) {
             const name = `${o.name}-api-${i}`;
             const port = await freePort();
-            detail(`${o.name}: API ${i} of ${o.apis}: node lib/api/server.js on port ${port}`);
-            const p = spawnNode(path.join(LIB, 'api', 'server.js'), { env: env(port, opts.logLevel), logFile: path.join(temp, `${name}.log`), nodeArgs: profileArgs(name) });
+            detail(`${o.name}: API ${i} of ${o.apis}: node ${path.relative(PROJECT_ROOT, lib)}/api/server.js on port ${port}`);
+            const p = spawnNode(path.join(lib, 'api', 'server.js'), { env: env(port, opts.logLevel), logFile: path.join(temp, `${name}.log`), nodeArgs: profileArgs(name) });
             stops.push(() => p.stop());
             const url = `http://127.0.0.1:${port}`;
             await waitFor(name, 60_000, () => ready(url), p);

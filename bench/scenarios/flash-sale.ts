@@ -10,10 +10,15 @@
  * round-robin balancer would send them) and their own worker, on a private 3-master Redis
  * Cluster (REDIS_CLUSTER_NODES; started like the tests' one, test/helpers/redis-cluster.ts) and
  * their own database, on the same Temporal server, between the same two reference storms.
+ *
+ * With --baseline REV, this build and REV's (bench/harness/revision.ts) each run as a shape of
+ * one API process and a worker on a private redis-server and a database of their own, and both
+ * storms run on each in the order this, REV, REV, this: an experiment "this build vs REV".
  */
 import type { StormJob, StormResult } from '../children/storm';
 import type { AutocannonJob, AutocannonResult } from '../children/autocannon';
 import { startRedisCluster, type RedisCluster } from '../../test/helpers/redis-cluster';
+import { startRedisServer, type RedisServer } from '../../test/helpers/redis-server';
 import { cancelReservation, createSku, eachLimited, getStock } from '../harness/api';
 import { detail, progress } from '../harness/progress';
 import { cpuMeter, waitUntilQuiet } from '../harness/cpu';
@@ -56,6 +61,8 @@ export interface FlashSaleData {
   /** The same storms through CLUSTER_APIS API processes on a Redis Cluster (absent when it could not start: clusterError). */
   cluster?: { apiProcesses: number; masters: number; stock1: StormSummary; stock100: StormSummary };
   clusterError?: string;
+  /** With --baseline: the two storms' wall seconds on this build and on the baseline revision, same shape, same run. */
+  baseline?: { rev: string; stock1: { current: number[]; baseline: number[] }; stock100: { current: number[]; baseline: number[] } };
   /** 409s per second for a sold-out SKU over keep-alive connections, by API log level. */
   refusalsPerSecond?: { info: number; warn: number };
 }
@@ -86,11 +93,11 @@ function mainStormTarget(ctx: Context): StormTarget {
   return { target, urls: [target.url], pids: { api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid }, settle: (label) => ctx.settle(label) };
 }
 
-function shapeStormTarget(ctx: Context, shape: ShapeHandle, cluster: RedisCluster): StormTarget {
+function shapeStormTarget(ctx: Context, shape: ShapeHandle, redisNodes: readonly { pid: number }[]): StormTarget {
   const { target } = ctx;
   const pids: Record<string, number | undefined> = { temporal: target.temporalPid, worker: shape.workerPid };
   shape.apiPids.forEach((pid, i) => (pids[`api-${i + 1}`] = pid));
-  cluster.nodes.forEach((n, i) => (pids[`redis-${i + 1}`] = n.pid));
+  redisNodes.forEach((n, i) => (pids[`redis-${i + 1}`] = n.pid));
   return {
     target: { ...target, url: shape.urls[0]!, apiPid: shape.apiPids[0], workerPid: shape.workerPid },
     urls: shape.urls,
@@ -192,7 +199,7 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
     failures.push(one.failure, hundred.failure);
     [s1, s100] = [one.summary, hundred.summary];
     if ('shape' in clustered) {
-      const where = shapeStormTarget(ctx, clustered.shape, clustered.cluster);
+      const where = shapeStormTarget(ctx, clustered.shape, clustered.cluster.nodes);
       const c1 = await serviceStorm(ctx, where, 1, `cluster stock 1`, refWall());
       const c100 = await serviceStorm(ctx, where, 100, `cluster stock 100`, refWall());
       failures.push(c1.failure, c100.failure);
@@ -220,6 +227,12 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
     cluster,
     clusterError: 'error' in clustered ? clustered.error : undefined,
   };
+
+  if (ctx.baseline && target.startShape) {
+    const compared = await baselineStorms(ctx, referenceWallS);
+    failures.push(...compared.failures);
+    data.baseline = compared.data;
+  }
 
   if (ctx.experiments && target.startApi) {
     // The logging cost of a refusal, without a storm's connection churn or Temporal in the way:
@@ -264,6 +277,57 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   }
   const failure = failures.filter(Boolean).join('; ') || undefined;
   return { data, rows: flashSaleRows(data), failure };
+}
+
+/**
+ * This build against the --baseline revision, same shape (one API, a worker, a private
+ * redis-server, a database of its own each), both storms on each in the order this, REV, REV,
+ * this, so drift of the machine during the comparison falls on both alike.
+ */
+async function baselineStorms(ctx: Context, referenceWallS: number): Promise<{ data: NonNullable<FlashSaleData['baseline']>; failures: string[] }> {
+  const base = ctx.baseline!;
+  progress(`flash sale: this build against ${base.rev} (${base.commit}), one API process each on a private redis-server`);
+  const servers: RedisServer[] = [];
+  const shapes: ShapeHandle[] = [];
+  const failures: string[] = [];
+  const data: NonNullable<FlashSaleData['baseline']> = { rev: base.commit, stock1: { current: [], baseline: [] }, stock100: { current: [], baseline: [] } };
+  try {
+    const side = async (name: 'current' | 'baseline') => {
+      const redis = await startRedisServer();
+      servers.push(redis);
+      const shape = await ctx.target.startShape!({
+        name,
+        apis: 1,
+        redisUrl: redis.url,
+        databaseUrl: `postgres://postgres@127.0.0.1:5432/stockhold_bench_${name}`,
+        ...(name === 'baseline' ? { lib: base.lib } : {}),
+      });
+      shapes.push(shape);
+      return shapeStormTarget(ctx, shape, [redis]);
+    };
+    const sides = { current: await side('current'), baseline: await side('baseline') };
+    for (const stock of [1, 100] as const) {
+      for (const name of ['current', 'baseline', 'baseline', 'current'] as const) {
+        const label = `${name === 'current' ? 'this build' : base.commit} stock ${stock}`;
+        const r = await serviceStorm(ctx, sides[name], stock, label, referenceWallS);
+        if (r.failure) failures.push(r.failure);
+        data[stock === 1 ? 'stock1' : 'stock100'][name].push(r.summary.wallS);
+      }
+      const mean = (v: number[]) => round3(v.reduce((a, b) => a + b, 0) / v.length);
+      const figures = data[stock === 1 ? 'stock1' : 'stock100'];
+      ctx.experiment('flashSale', {
+        change: `this build instead of ${base.rev} (${base.commit})`,
+        measure: `flash sale stock ${stock}, ${fmt.int(BUYERS)} buyers, wall s (mean of 2, one API)`,
+        before: mean(figures.baseline),
+        after: mean(figures.current),
+        unit: 's',
+      });
+    }
+  } finally {
+    for (const shape of shapes) await shape.stop();
+    for (const server of servers) await server.stop();
+  }
+  return { data, failures };
 }
 
 /** Buyers answered neither 201 nor 409 (e.g. 503 when Temporal did not answer in time), or not at all. */

@@ -14,6 +14,8 @@ export interface Context {
   settle(label: string): Promise<void>;
   /** True when before/after experiments run (own stack only, unless --no-experiments). */
   experiments: boolean;
+  /** Another revision to measure side by side (--baseline): its lib/, built beside this one. */
+  baseline?: { rev: string; commit: string; lib: string };
   /** Records one before/after measurement of a proposed change. */
   experiment(group: string, e: Omit<Experiment, 'measuredAt'>): void;
 }
