@@ -331,6 +331,14 @@ export class Ledger {
         [hold.reservationId, hold.customerId ?? null, hold.expiresAt],
       );
       if (row.rowCount === 0) {
+        // A finished reservation never holds again, also once Redis has forgotten its tombstone
+        // (pruned after the retention, or lost with Redis's data): the caller gives back what Redis took.
+        const { status } = (await c.query<{ status: ReservationStatus }>('SELECT status FROM reservations WHERE id = $1', [hold.reservationId])).rows[0]!;
+        if (status !== 'HELD') {
+          throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} already finished; it cannot hold again`, {
+            reservationId: hold.reservationId,
+          });
+        }
         // A retry finds its own lines; another cart under the same id is a conflict.
         const recorded = await this.lines(c, hold.reservationId);
         const same =
@@ -372,7 +380,8 @@ export class Ledger {
    * Refuses a new hold PostgreSQL cannot back (LedgerRefusal): a line that would take the SKU's
    * `reserved` above its `total`, or, on a SKU with `maxPerCustomer`, the customer's held plus
    * bought units above the limit as PostgreSQL counts them. `before` holds the SKUs' rows, locked;
-   * the reservation's own row is already written (as HELD, with no lines yet, so it counts nothing).
+   * the reservation's own row is already written as HELD (its lines, if a REJECTED run left any,
+   * are about to be replaced: they never count).
    */
   private async checkHold(c: PoolClient, hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string }, before: Map<string, SkuState>): Promise<void> {
     for (const line of hold.lines) {
@@ -386,8 +395,8 @@ export class Ledger {
       `SELECT l.sku, sum(CASE WHEN r.status = 'HELD' THEN l.quantity ELSE 0 END) AS held,
               sum(l.committed_quantity - l.returned_quantity) AS bought
          FROM reservations r JOIN reservation_lines l ON l.reservation_id = r.id
-        WHERE r.customer_id = $1 AND l.sku = ANY($2::text[]) GROUP BY l.sku`,
-      [hold.customerId, limited.map((l) => l.sku)],
+        WHERE r.customer_id = $1 AND l.sku = ANY($2::text[]) AND r.id <> $3 GROUP BY l.sku`,
+      [hold.customerId, limited.map((l) => l.sku), hold.reservationId],
     );
     for (const line of limited) {
       const row = counts.rows.find((r) => r.sku === line.sku);
