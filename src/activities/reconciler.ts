@@ -25,14 +25,22 @@ export interface ReconcilerProgress {
 /** How often the activity looks for a lost `loaded` marker (a full Redis loss) between scans. */
 const MARKER_CHECK_MS = 1_000;
 
+/**
+ * How long a scan waits for Temporal to say which stale reservations run. A Temporal that does not
+ * answer must not hold the scan (every other repair, and the rebuild, wait behind it, and the
+ * activity's heartbeats stop): past it, the rest count as running (unsure).
+ */
+const RUNNING_CHECK_DEADLINE_MS = 5_000;
+
 /** The reservations among `ids` whose workflow is running; when Temporal cannot tell, assume running. */
 async function runningReservations(client: Client, ids: readonly string[]): Promise<Set<string>> {
   const running = new Set<string>();
+  const deadline = Date.now() + RUNNING_CHECK_DEADLINE_MS;
   for (let i = 0; i < ids.length; i += 20) {
     await Promise.all(
       ids.slice(i, i + 20).map(async (id) => {
         try {
-          const description = await client.workflow.getHandle(workflowIdOf(id)).describe();
+          const description = await client.withDeadline(deadline, () => client.workflow.getHandle(workflowIdOf(id)).describe());
           if (description.status.name === 'RUNNING') running.add(id);
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) running.add(id); // unsure: never release on a guess
