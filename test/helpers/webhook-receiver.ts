@@ -6,8 +6,12 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** What a receiver answers to the n-th request (0-based): a status, after an optional delay. */
-export type Behaviour = (n: number, req: IncomingMessage) => { status: number; delayMs?: number };
+/**
+ * What a receiver answers to the n-th request (0-based), given the event it carries: a status,
+ * after an optional delay, or once `after` settles (a gate the test opens: the request stays
+ * unanswered until then, whatever the sender's timeout).
+ */
+export type Behaviour = (n: number, req: IncomingMessage, event: DeliveredEvent) => { status: number; delayMs?: number; after?: Promise<unknown> };
 
 /** The event a delivery carries (docs/API.md, "A delivery"). */
 export interface DeliveredEvent {
@@ -26,8 +30,8 @@ export interface ReceivedRequest {
   headers: IncomingHttpHeaders;
   /** The status the receiver answered (or meant to, when the sender gave up first). */
   status: number;
-  /** Date.now() when the body was complete. */
-  at: number;
+  /** Whether that answer was written (false while a gate or delay holds it, or when the sender left first). */
+  answered: boolean;
 }
 
 export interface Receiver {
@@ -50,12 +54,17 @@ export async function startReceiver(behaviour: Behaviour = ok): Promise<Receiver
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
-      const { status, delayMs } = behaviour(n++, req);
-      requests.push({ raw, event: JSON.parse(raw) as DeliveredEvent, headers: req.headers, status, at: Date.now() });
+      const event = JSON.parse(raw) as DeliveredEvent;
+      const { status, delayMs, after } = behaviour(n++, req, event);
+      const received: ReceivedRequest = { raw, event, headers: req.headers, status, answered: false };
+      requests.push(received);
       const answer = () => {
-        if (!res.destroyed) res.writeHead(status).end();
+        if (res.destroyed) return;
+        res.writeHead(status).end();
+        received.answered = true;
       };
-      if (delayMs) setTimeout(answer, delayMs).unref();
+      if (after) void after.then(answer, answer);
+      else if (delayMs) setTimeout(answer, delayMs).unref();
       else answer();
     });
   });
@@ -79,7 +88,7 @@ export async function closeReceivers(): Promise<void> {
   await Promise.all([...open].map(closeServer));
 }
 
-/** The ids of the events the receiver answered with a 2xx. */
+/** The ids of the events the receiver answered with a 2xx (an answer written, not one a gate still holds). */
 export function deliveredIds(receiver: Receiver): Set<string> {
-  return new Set(receiver.requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.event.id));
+  return new Set(receiver.requests.filter((r) => r.answered && r.status >= 200 && r.status < 300).map((r) => r.event.id));
 }
