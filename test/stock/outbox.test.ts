@@ -261,7 +261,7 @@ describe('an event exists only for a change that committed, once', () => {
 });
 
 describe('per-SKU order', () => {
-  it('concurrent changes of one SKU get increasing seq and non-decreasing createdAt in commit order', async () => {
+  it('concurrent changes of one SKU: along seq (the commit order), createdAt never decreases and movement ids increase', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 1000);
     await stock.updateSku(sku, { lowStockThreshold: 500 });
@@ -275,8 +275,9 @@ describe('per-SKU order', () => {
     const events = await eventsOf(sku);
     expect(events.filter((e) => e.type === 'reservation.held')).toHaveLength(40);
     expect(events.filter((e) => e.type === 'stock.low')).toHaveLength(1);
+    // The events come back ordered by seq (the query's ORDER BY), so seq itself proves nothing
+    // here; what the row lock guarantees is that the clock read at each insert follows it.
     for (let i = 1; i < events.length; i++) {
-      expect(BigInt(events[i]!.seq)).toBeGreaterThan(BigInt(events[i - 1]!.seq));
       expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
     }
     // Movement ids are taken under the row lock too: in seq order they increase (the commit order).
