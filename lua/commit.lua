@@ -29,7 +29,6 @@
                          retry once they are rebuilt
      ExceedsHold     -4  line `line` holds `held` units, fewer than it sells: nothing changed
 ]]
---- @include "includes/customers"
 --- @include "includes/fit"
 
 if #KEYS % 4 ~= 0 then

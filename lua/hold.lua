@@ -33,6 +33,7 @@
                          line's quantity; or no customer was given (customerId ''): nothing changed
 ]]
 --- @include "includes/customers"
+--- @include "includes/decide"
 
 if #KEYS % 4 ~= 0 then
   return redis.error_reply('hold: KEYS must be four per line (stock, holds, done, customers)')
@@ -47,8 +48,8 @@ for i = 1, lines do
   if redis.call('ZSCORE', done, id) or redis.call('ZSCORE', done, run) then
     return {-3, i, 0}
   end
-  local counters = redis.call('HMGET', stock, 'total', 'reserved', 'maxPerCustomer')
-  if not counters[1] then
+  local state = line_state(stock, customers, customer)
+  if not state then
     return {-2, i, 0}
   end
   local held = redis.call('HGET', holds, id)
@@ -57,20 +58,9 @@ for i = 1, lines do
       return {-7, i, 0}
     end
   else
-    if counters[3] then
-      local limit = tonumber(counters[3])
-      if customer == '' then
-        return {-8, i, limit, 0, 0}
-      end
-      local c = redis.call('HMGET', customers, 'h:' .. customer, 'b:' .. customer)
-      local h, b = tonumber(c[1] or '0'), tonumber(c[2] or '0')
-      if h + b + quantity > limit then
-        return {-8, i, limit, h, b}
-      end
-    end
-    local available = tonumber(counters[1]) - tonumber(counters[2] or '0')
-    if available < quantity then
-      return {-1, i, available}
+    local refusal = line_refusal(state, i, customer, quantity)
+    if refusal then
+      return refusal
     end
     missing = missing + 1
     todo[missing] = i

@@ -27,7 +27,6 @@
      Applied          1  counters set; reserved = sum of the holds loaded
      Unchanged        0  mode "missing" and the SKU had counters: nothing changed; figures now
 ]]
---- @include "includes/customers"
 --- @include "includes/fit"
 
 if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then

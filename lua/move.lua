@@ -24,7 +24,6 @@
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; retry
                          once they are rebuilt
 ]]
---- @include "includes/customers"
 --- @include "includes/fit"
 
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved', 'mark')

@@ -19,7 +19,6 @@
      Unchanged        0  total moved since it was observed: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
---- @include "includes/customers"
 --- @include "includes/fit"
 
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')

@@ -15,7 +15,7 @@
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { keys } from '../../src/stock/keys';
+import { keys } from '../../src/stock';
 import { sleep } from './procs';
 import type { Tracker } from './workload';
 

@@ -5,7 +5,7 @@
     b:<customerId>     units bought minus returned, kept only while the SKU has `maxPerCustomer`:
                        loaded from PostgreSQL up to the stock hash's `bmark` (a ledger position),
                        and raised or lowered by each sale or return movement after it, once
-  Included with `--- @include "includes/customers"` (before includes/fit, which uses it).
+  Included with `--- @include "includes/customers"` (includes/fit includes it too).
 ]]
 -- Records a new live hold of `customer` ('' for none).
 local function note_hold(customers, id, customer, quantity)

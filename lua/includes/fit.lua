@@ -1,8 +1,8 @@
 --[[
   fit(stock, holds, customers): included by the scripts that lower a total applied from PostgreSQL
-  (move, rebase, commit) and by load, with `--- @include "includes/fit"` after
-  `--- @include "includes/customers"` (src/stock/scripts.ts inlines both on load).
+  (move, rebase, commit) and by load. Keys: see src/stock/keys.ts.
 ]]
+--- @include "includes/customers"
 -- Keeps reserved <= total when a loss made promises collide (a lowered total below the units
 -- held): drops holds until they fit (and their customers' held counts with them). Their
 -- reservations stay HELD in PostgreSQL, which decides their commits (a sale beyond its total is

@@ -3,11 +3,12 @@
  * query), except the cheap refusal of a cart that Redis already shows cannot be held, and the view
  * of a reservation Temporal no longer keeps (PostgreSQL has it).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from '../config';
 import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../domain/errors';
+import { reservationRequestHash } from '../domain/request-hash';
 import { FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../domain/types';
 import type { StockStore } from '../stock';
 import { reservationWorkflow } from '../workflows';
@@ -42,8 +43,12 @@ export interface CreateReservation {
   customerId?: string;
 }
 
-function hashOf(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+/** A reservation request as its workflow starts: the client's, with the id and TTL filled in. */
+interface StartRequest {
+  reservationId: string;
+  items: CartLine[];
+  ttlSeconds: number;
+  customerId?: string;
 }
 
 /** The admission gate's key of one customer's units of a SKU limited per customer. */
@@ -64,62 +69,88 @@ export class ReservationService {
     private readonly config: Pick<Config, 'taskQueue' | 'defaultTtlSeconds' | 'maxTtlSeconds'>,
   ) {}
 
-  /** POST /v1/reservations: `created` for a new HELD reservation, not for a repeat of the same request. */
+  /**
+   * POST /v1/reservations: `created` for a new HELD reservation, not for a repeat of the same
+   * request. Three steps: the pre-check and the admission gates (`admit`), then the workflow's
+   * update-with-start, whose answer carries the hold's decision (`start`).
+   */
   async create(input: CreateReservation): Promise<{ created: boolean; reservation: ReservationView }> {
-    const reservationId = input.reservationId ?? randomUUID();
-    const ttlSeconds = input.ttlSeconds ?? this.config.defaultTtlSeconds;
-    const requestHash = hashOf({ items: input.items, ttlSeconds, customerId: input.customerId ?? null });
     const startedAt = Date.now();
-    const admitBy = startedAt + ADMISSION_WAIT_MS;
-    let repeat = false;
-    let limited: CartLine[] = [];
+    const request: StartRequest = {
+      reservationId: input.reservationId ?? randomUUID(),
+      items: input.items,
+      ttlSeconds: input.ttlSeconds ?? this.config.defaultTtlSeconds,
+      customerId: input.customerId,
+    };
+    const admitted = await this.admit(request, Boolean(input.reservationId), startedAt + ADMISSION_WAIT_MS);
+    try {
+      const answer = await this.start(request, startedAt);
+      admitted.leave(true);
+      return answer;
+    } catch (err) {
+      admitted.leave(false);
+      throw err;
+    }
+  }
+
+  /**
+   * The pre-check (a cart Redis shows cannot be held is refused here, without Temporal or
+   * PostgreSQL, unless it repeats a reservation the workflow answers), then the admission gates:
+   * at most `available` units per SKU, and per customer on a limited SKU the units it may still
+   * take, go into Temporal at once; others wait for those to settle and check again (until `admitBy`).
+   * Returns how to leave the gates once the hold is decided.
+   */
+  private async admit(request: StartRequest, named: boolean, admitBy: number): Promise<{ leave(held: boolean): void }> {
+    const { items, customerId } = request;
     for (;;) {
-      const { refusal, available, allowance } = await this.stock.precheck(input.items, input.customerId);
-      // A repeat of a reservation that already holds (or finished) is not refused for the stock it
-      // holds itself. Checked after the shortfall, so a hold that landed in between is seen.
-      if (refusal) {
-        repeat = Boolean(input.reservationId && (await this.stock.knowsReservation(input.reservationId, input.items[0]!.sku)));
-        if (!repeat) throw refusal;
+      const { refusal, repeat, available, allowance } = await this.stock.precheck(items, customerId, named ? request.reservationId : undefined);
+      if (refusal) throw refusal;
+      const limited = customerId ? items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
+      const blocked = repeat ? undefined : this.admission.blocked(items, available);
+      const blockedCustomer = repeat || blocked ? undefined : this.customerAdmission.blocked(limited, allowance.filter((a): a is number => a !== undefined));
+      if ((!blocked && !blockedCustomer) || Date.now() > admitBy) {
+        const leaveStock = this.admission.enter(items);
+        const leaveCustomer = this.customerAdmission.enter(limited);
+        return {
+          leave(held) {
+            leaveStock(held);
+            leaveCustomer(held);
+          },
+        };
       }
-      const customerId = input.customerId;
-      const mayTake = allowance.filter((a): a is number => a !== undefined);
-      limited = customerId ? input.items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
-      const blocked = repeat ? undefined : this.admission.blocked(input.items, available);
-      const blockedCustomer = repeat || blocked ? undefined : this.customerAdmission.blocked(limited, mayTake);
-      if ((!blocked && !blockedCustomer) || Date.now() > admitBy) break;
       await (blocked ? this.admission.wait(blocked, 1_000) : this.customerAdmission.wait(blockedCustomer!, 1_000));
     }
+  }
+
+  /**
+   * The reservation's workflow, started (or joined, for a repeat) with update-with-start: the
+   * answer comes once the hold is decided, within the contract's 30 s from `startedAt`.
+   */
+  private async start(request: StartRequest, startedAt: number): Promise<{ created: boolean; reservation: ReservationView }> {
+    const { reservationId, items, ttlSeconds, customerId } = request;
+    const requestHash = reservationRequestHash({ items, ttlSeconds, customerId });
     const startToken = randomUUID();
     const workflowId = workflowIdOf(reservationId);
-    const start = new WithStartWorkflowOperation(reservationWorkflow, {
+    const operation = new WithStartWorkflowOperation(reservationWorkflow, {
       workflowId,
       taskQueue: this.config.taskQueue,
-      args: [{ reservationId, items: input.items, ttlSeconds, maxTtlSeconds: this.config.maxTtlSeconds, customerId: input.customerId, requestHash, startToken }],
+      args: [{ reservationId, items, ttlSeconds, maxTtlSeconds: this.config.maxTtlSeconds, customerId, requestHash, startToken }],
       // A repeat joins the running workflow; a closed one's id is reused only after a failed run.
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       memo: { requestHash },
       typedSearchAttributes: [
         { key: searchAttributes.status, value: 'PENDING' },
-        { key: searchAttributes.skus, value: searchableSkus(input.items.map((i) => i.sku)) },
-        ...(input.customerId ? [{ key: searchAttributes.customerId, value: input.customerId }] : []),
+        { key: searchAttributes.skus, value: searchableSkus(items.map((i) => i.sku)) },
+        ...(customerId ? [{ key: searchAttributes.customerId, value: customerId }] : []),
       ],
     });
-    const leaveStock = this.admission.enter(input.items);
-    const leaveCustomer = this.customerAdmission.enter(limited);
-    const leave = (held: boolean) => {
-      leaveStock(held);
-      leaveCustomer(held);
-    };
-    let held = false;
     try {
       // Whatever the admission gate took, the answer comes within the contract's 30 s.
       const deadline = Math.min(Date.now() + TEMPORAL_DEADLINE_MS, startedAt + CREATE_DEADLINE_MS);
-      const answer = await this.client.withDeadline(deadline, () =>
-        this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start }),
+      return await this.client.withDeadline(deadline, () =>
+        this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: operation }),
       );
-      held = true;
-      return answer;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError || (err instanceof WorkflowUpdateFailedError && err.cause instanceof WorkflowExecutionAlreadyStartedError)) {
         return { created: false, reservation: await this.closedRepeat(workflowId, requestHash) };
@@ -131,8 +162,6 @@ export class ReservationService {
         throw unavailable(`${mapped.message}; retry with reservationId ${reservationId}`, { ...mapped.details, reservationId });
       }
       throw mapped;
-    } finally {
-      leave(held);
     }
   }
 

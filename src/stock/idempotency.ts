@@ -3,26 +3,10 @@
  * answer is stored in the same transaction as its change; a repeat with the same request gets it
  * back and changes nothing; another request under the same key is IDEMPOTENCY_KEY_REUSED.
  */
-import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { StockholdError } from '../domain/errors';
+import { requestHash } from '../domain/request-hash';
 import { transaction } from './database';
-
-/** A stable JSON form (sorted keys, undefined left out), so the same request always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-export function requestHash(request: unknown): string {
-  return createHash('sha256').update(canonicalJson(request)).digest('hex');
-}
 
 /** What a keyed write did: its answer and the ledger movements it recorded. */
 export interface Outcome<T> {

@@ -4,17 +4,18 @@
  */
 import type { Pool } from 'pg';
 import { createPool } from './database';
-import { createRedis } from './redis';
-import type { StockRedis } from './scripts';
+import { createRedis } from './redis/client';
+import type { StockRedis } from './redis/scripts';
 import { StockStore, type StockStoreOptions } from './store';
 
 export * from '../domain/errors';
 export { skuPage } from './catalog';
 export { deploymentFigures, unwatchSku, watchedSkus, watchSku, type DeploymentFigures } from './figures';
 export { createPool, ensureDatabase, migrate, transaction } from './database';
-export { keys, lineKeys } from './keys';
-export { createRedis, type RedisTarget } from './redis';
-export * from './scripts';
+export { keys, lineKeys } from './redis/keys';
+export { createRedis, type RedisTarget } from './redis/client';
+export * from './redis/scripts';
+export * from './redis/counters';
 export * from './store';
 
 export interface StockClients {

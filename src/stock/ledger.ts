@@ -20,7 +20,7 @@ import type { ReservationEventType } from '../domain/events';
 import type { CartLine, Movement, MovementKind, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView, SkuSettings } from '../domain/types';
 import { workflowIdOf } from '../domain/types';
 import { changeEvents, recordEvents, type SkuState } from './outbox';
-import type { SkuFigures } from './scripts';
+import type { SkuFigures } from './redis/counters';
 
 type Db = Pool | PoolClient;
 

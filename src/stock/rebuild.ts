@@ -3,10 +3,8 @@
  * runs once at a time across processes, and late, so holds in flight land first.
  */
 import { randomUUID } from 'node:crypto';
-import { keys } from './keys';
 import type { StockStore } from './store';
 
-const LOCK = 'stockhold:rebuild';
 
 export interface RebuildOptions {
   /**
@@ -27,10 +25,10 @@ export interface RebuildOptions {
  * undefined when Redis was not empty-handed (marker present) or another process holds the fence.
  */
 export async function rebuildIfLost(store: StockStore, options: RebuildOptions): Promise<number | undefined> {
-  const { redis, scan, scripts } = store;
-  if ((await redis.exists(keys.loaded)) === 1) return undefined;
+  const { scan, counters } = store;
+  if (await counters.loaded()) return undefined;
   const token = randomUUID();
-  if ((await redis.set(LOCK, token, 'PX', options.settleMs + 120_000, 'NX')) !== 'OK') return undefined;
+  if (!(await counters.takeRebuildFence(token, options.settleMs + 120_000))) return undefined;
   try {
     await (options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(options.settleMs);
     let loaded = 0;
@@ -38,14 +36,13 @@ export async function rebuildIfLost(store: StockStore, options: RebuildOptions):
       const page = await scan.skuPage(after, options.pageSize ?? 500);
       if (page.length === 0) break;
       for (const sku of await scan.snapshot(page)) {
-        if ((await scripts.load(sku.sku, sku, 'missing')).loaded) loaded += 1;
+        if ((await counters.load(sku.sku, sku, 'missing')).loaded) loaded += 1;
       }
       after = page.at(-1)!;
     }
-    await redis.set(keys.loaded, new Date().toISOString());
+    await counters.markLoaded(new Date().toISOString());
     return loaded;
   } finally {
-    // Only our own fence: compare and delete in one step.
-    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, LOCK, token).catch(() => undefined);
+    await counters.releaseRebuildFence(token).catch(() => undefined);
   }
 }

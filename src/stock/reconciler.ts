@@ -15,7 +15,6 @@
  * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
 import type { ReservationStatus } from '../domain/types';
-import { keys } from './keys';
 import type { LedgerMovement, SkuRow } from './ledger';
 import type { HeldLine } from './ledger-scan';
 import type { StockStore } from './store';
@@ -141,15 +140,9 @@ export class Reconciler {
   }
 
   private async scanPage(skus: string[]): Promise<number> {
-    const { redis, scan, scripts } = this.store;
+    const { scan, counters } = this.store;
     // Redis first, then PostgreSQL: whatever Redis applied was durable in PostgreSQL before.
-    // Plain commands, auto-pipelined per node (a pipeline could not span a cluster's slots).
-    const seenInRedis = await Promise.all(
-      skus.map(async (sku) => {
-        const [stock, holds, customers] = await Promise.all([redis.hgetall(keys.stock(sku)), redis.hgetall(keys.holds(sku)), redis.hgetall(keys.customers(sku))]);
-        return { stock, holds, customers };
-      }),
-    );
+    const seenInRedis = await Promise.all(skus.map((sku) => counters.raw(sku)));
     const marks = new Map<string, string>();
     skus.forEach((sku, i) => {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
@@ -179,7 +172,7 @@ export class Reconciler {
       const sum = Object.values(holds).reduce((n, q) => n + Number(q), 0);
       const apart = Number(stock.reserved ?? 0) !== sum && this.settled(`reserved:${sku}`, `${stock.reserved}/${sum}`);
       if (restored > 0 || apart) {
-        const fixed = await scripts.fixReserved(sku);
+        const fixed = await counters.fixReserved(sku);
         // After restored holds this completes their repair; on its own it is a repair of its own.
         if (fixed && restored === 0) {
           repairs += 1;
@@ -234,7 +227,7 @@ export class Reconciler {
     const wrong = have.filter(([field, value]) => want.get(field) !== value).map(([field]) => field);
     wrong.push(...[...want.keys()].filter((field) => customers[field] === undefined));
     if (wrong.length > 0 && this.settled(`customer_held:${sku}`, wrong.sort().join(','))) {
-      const changed = await this.store.scripts.fixCustomers(sku, [...customerOf]);
+      const changed = await this.store.counters.fixCustomers(sku, [...customerOf]);
       if (changed > 0) {
         repairs += 1;
         await this.record({ kind: 'customer_held', alert: true, sku, detail: { fields: changed } });
@@ -281,7 +274,7 @@ export class Reconciler {
   private async loadMissing(sku: string): Promise<number> {
     if (!this.settled(`missing:${sku}`, '')) return 0;
     const [snapshot] = await this.store.scan.snapshot([sku]);
-    if (!snapshot || !(await this.store.scripts.load(sku, snapshot, 'missing')).loaded) return 0;
+    if (!snapshot || !(await this.store.counters.load(sku, snapshot, 'missing')).loaded) return 0;
     await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
     return 1;
   }
@@ -301,7 +294,7 @@ export class Reconciler {
     if (drift !== 0) {
       if (!this.settled(`total:${sku}`, String(drift))) return 0;
       const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
-      if (!(await this.store.scripts.rebase(sku, observed, expected, mark))) return 0;
+      if (!(await this.store.counters.rebase(sku, observed, expected, mark))) return 0;
       await this.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
       return 1;
     }
@@ -314,8 +307,8 @@ export class Reconciler {
       // are never taken from available twice (which could drop another reservation's hold).
       const alreadyApplied =
         m.kind === 'sale' && m.reservationId
-          ? (await this.store.scripts.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
-          : (await this.store.scripts.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
+          ? (await this.store.counters.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
+          : (await this.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
       if (alreadyApplied) continue;
       applied += 1;
       const late = this.now() - m.at.getTime() >= this.options.graceMs;
@@ -323,14 +316,14 @@ export class Reconciler {
     }
     if (pending.length === 0 && after.length > 0) {
       // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
-      await this.store.scripts.rebase(sku, observed, observed, after.at(-1)!.id);
+      await this.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
     }
     return applied;
   }
 
   /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
   private async checkHolds(sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
-    const { scripts, scan } = this.store;
+    const { counters, scan } = this.store;
     let repairs = 0;
     const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
     for (const h of held) {
@@ -338,7 +331,7 @@ export class Reconciler {
       if (inRedis === undefined) {
         // Never work in flight: a hold lands in Redis before its row, and a release or commit
         // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
-        const restored = await scripts.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
+        const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
         if (restored === 'restored') {
           repairs += 1;
           await this.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
@@ -355,7 +348,7 @@ export class Reconciler {
     for (const id of strays) {
       const status = statuses.get(id);
       // A final reservation keeps its tombstone; an unknown or REJECTED one leaves its id usable.
-      const { units } = await scripts.release(id, [sku], status && FINAL.includes(status) ? id : '');
+      const { units } = await counters.release(id, [sku], status && FINAL.includes(status) ? id : '');
       if (units > 0) {
         repairs += 1;
         await this.record({ kind: 'phantom_hold', alert: true, sku, reservationId: id, detail: { units, status: status ?? 'unknown' } });
@@ -366,7 +359,7 @@ export class Reconciler {
 
   /** HELD reservations whose workflow is gone (terminated, Temporal state lost): released. */
   private async releaseOrphans(): Promise<number> {
-    const { ledger, scan, scripts } = this.store;
+    const { ledger, scan, counters } = this.store;
     const batch = await scan.staleHeld(this.options.graceMs, this.orphanCursor, this.options.orphanChecks ?? 100);
     this.orphanCursor = batch.length > 0 ? batch.at(-1)!.reservationId : '';
     if (batch.length === 0) return 0;
@@ -375,7 +368,7 @@ export class Reconciler {
     for (const orphan of batch.filter((b) => !running.has(b.reservationId))) {
       const status = orphan.expired ? 'EXPIRED' : 'CANCELLED';
       await ledger.recordRelease(orphan.reservationId, status, 'released by the reconciler: its workflow is gone');
-      const { units } = await scripts.release(orphan.reservationId, orphan.skus, orphan.reservationId);
+      const { units } = await counters.release(orphan.reservationId, orphan.skus, orphan.reservationId);
       repairs += 1;
       await this.record({ kind: 'orphan', alert: true, reservationId: orphan.reservationId, detail: { status, units, skus: orphan.skus } });
     }

@@ -1,8 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
 import {
-  customerIdRequired,
-  customerLimitExceeded,
-  insufficientStock,
   skuNotFound,
   unavailable,
   wouldOversell,
@@ -24,11 +21,11 @@ import {
 } from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
-import { keys } from './keys';
 import { Ledger, LedgerRefusal, type SkuRow } from './ledger';
 import { LedgerScan } from './ledger-scan';
 import { readEvents } from './outbox';
-import { CountersMissing, StockScripts, type StockRedis } from './scripts';
+import { Counters } from './redis/counters';
+import { CountersMissing, type StockRedis } from './redis/scripts';
 
 export interface StockStoreOptions {
   /** How long Redis remembers finished reservations (the retry window of a late hold). */
@@ -69,7 +66,8 @@ export class StockStore {
   readonly ledger: Ledger;
   /** The ledger as the rebuild and the reconciler read it. */
   readonly scan: LedgerScan;
-  readonly scripts: StockScripts;
+  /** Redis: the one door to the counters and the scripts. */
+  readonly counters: Counters;
   private readonly now: () => number;
   private readonly warn: NonNullable<StockStoreOptions['warn']>;
   private readonly alert: NonNullable<StockStoreOptions['alert']>;
@@ -84,27 +82,22 @@ export class StockStore {
     this.alert = options.alert ?? this.warn;
     this.ledger = new Ledger(db, options.outbox ?? true);
     this.scan = new LedgerScan(db);
-    this.scripts = new StockScripts(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
+    this.counters = new Counters(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
   }
 
   // ---------------------------------------------------------------- reads (Redis only)
 
   /** One SKU's figures, from Redis only (the page-load path). */
   async getStock(sku: string): Promise<StockView> {
-    const counters = await this.redis.hmget(keys.stock(sku), ...VIEW_FIELDS);
-    if (counters[0] === null) throw await this.explainMissing(new CountersMissing(sku));
-    return viewOf(sku, counters);
+    const [fields] = await this.counters.stockFields([sku], VIEW_FIELDS);
+    if (fields![0] === null) throw await this.explainMissing(new CountersMissing(sku));
+    return viewOf(sku, fields!);
   }
 
   /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
   async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
     const unique = [...new Set(skus)];
-    // One command per SKU: auto-pipelining sends them in one round trip per node (a pipeline of
-    // its own could not span the slots of a Redis Cluster).
-    const [counters, loaded] = await Promise.all([
-      Promise.all(unique.map((sku) => this.redis.hmget(keys.stock(sku), ...VIEW_FIELDS))),
-      this.redis.exists(keys.loaded),
-    ]);
+    const [counters, loaded] = await Promise.all([this.counters.stockFields(unique, VIEW_FIELDS), this.counters.loaded()]);
     const items: StockView[] = [];
     const missing: string[] = [];
     unique.forEach((sku, i) => {
@@ -114,62 +107,38 @@ export class StockStore {
     });
     // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
     // either; otherwise its counters were lost and are being restored.
-    if (missing.length > 0 && (loaded !== 1 || (await this.scan.existing(missing)).size > 0)) throw notLoaded();
+    if (missing.length > 0 && (!loaded || (await this.scan.existing(missing)).size > 0)) throw notLoaded();
     return { items, missing };
   }
 
   /**
-   * The flash-sale pre-check of a cart, from Redis: the refusal the cart would get now, if any
-   * (unknown SKU, no customer on a SKU limited per customer, the customer's limit reached, not
-   * enough available, in hold.lua's order), each line's available units, and on limited SKUs the
-   * units the customer may still take. The Lua hold still decides; this only spares Temporal and
-   * PostgreSQL the carts that cannot be held.
+   * The flash-sale pre-check of a cart, from Redis (precheck.lua: hold.lua's own rule, changing
+   * nothing): the refusal the cart would get now, if any, unless it is a repeat of a reservation
+   * that holds or finished (its workflow answers that); each line's available units, and on
+   * limited SKUs the units the customer may still take. The Lua hold still decides; this only
+   * spares Temporal and PostgreSQL the carts that cannot be held.
    */
-  async precheck(items: readonly CartLine[], customerId?: string): Promise<{ refusal?: StockholdError; available: number[]; allowance: (number | undefined)[] }> {
-    const counters = await Promise.all(items.map((i) => this.redis.hmget(keys.stock(i.sku), 'total', 'reserved', 'maxPerCustomer')));
-    const available = counters.map(([total, reserved]) => Number(total ?? 0) - Number(reserved ?? 0));
-    const limited = counters.map(([, , limit]) => (limit === null ? undefined : Number(limit)));
-    const counts = await Promise.all(
-      items.map((i, n) =>
-        limited[n] !== undefined && customerId ? this.redis.hmget(keys.customers(i.sku), `h:${customerId}`, `b:${customerId}`) : undefined,
-      ),
-    );
-    const allowance = limited.map((limit, n) => (limit === undefined ? undefined : limit - Number(counts[n]?.[0] ?? 0) - Number(counts[n]?.[1] ?? 0)));
-    for (const [i, [total]] of counters.entries()) {
-      const item = items[i]!;
-      if (total === null) return { refusal: (await this.explainMissing(new CountersMissing(item.sku))) as StockholdError, available, allowance };
-      const limit = limited[i];
-      if (limit !== undefined && !customerId) return { refusal: customerIdRequired(item.sku), available, allowance };
-      if (limit !== undefined && allowance[i]! < item.quantity) {
-        const [held, bought] = [Number(counts[i]?.[0] ?? 0), Number(counts[i]?.[1] ?? 0)];
-        return { refusal: customerLimitExceeded(item.sku, customerId!, item.quantity, { limit, held, bought }), available, allowance };
-      }
-      if (available[i]! < item.quantity) return { refusal: insufficientStock(item.sku, item.quantity, available[i]!), available, allowance };
-    }
-    return { available, allowance };
+  async precheck(
+    items: readonly CartLine[],
+    customerId?: string,
+    reservationId?: string,
+  ): Promise<{ refusal?: StockholdError; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
+    const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '');
+    return { ...verdict, refusal: verdict.refusal && ((await this.explainMissing(verdict.refusal)) as StockholdError) };
   }
 
-  /** Whether Redis holds counters loaded from PostgreSQL (false while they are rebuilt after a loss). */
-  async countersLoaded(): Promise<boolean> {
-    return (await this.redis.exists(keys.loaded)) === 1;
-  }
-
-  /** Whether Redis knows this reservation on `sku`: holding, or finished. */
-  async knowsReservation(reservationId: string, sku: string): Promise<boolean> {
-    const [held, done] = await Promise.all([this.redis.hexists(keys.holds(sku), reservationId), this.redis.zscore(keys.done(sku), reservationId)]);
-    return held === 1 || done !== null;
+  /** Whether the counters are loaded from PostgreSQL (false while they are rebuilt after a loss). */
+  countersLoaded(): Promise<boolean> {
+    return this.counters.loaded();
   }
 
   /** Who holds a SKU's stock now: Redis's holds, with each reservation's deadline from PostgreSQL. */
   async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
-    const [[, exists], [, held]] = ((await this.redis.multi().exists(keys.stock(sku)).hgetall(keys.holds(sku)).exec()) ?? []) as [
-      [unknown, number],
-      [unknown, Record<string, string>],
-    ];
-    if (exists !== 1) throw await this.explainMissing(new CountersMissing(sku));
+    const held = await this.counters.holds(sku);
+    if (!held) throw await this.explainMissing(new CountersMissing(sku));
     const deadlines = await this.ledger.deadlines(Object.keys(held));
     const holds = Object.entries(held)
-      .map(([reservationId, quantity]) => ({ reservationId, quantity: Number(quantity), expiresAt: deadlines.get(reservationId) ?? null }))
+      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
       .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
     return { sku, holds };
   }
@@ -204,7 +173,7 @@ export class StockStore {
     });
     // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
     // repeat loads it only if Redis missed it.
-    await this.scripts.load(input.sku, { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] }, fresh ? 'force' : 'missing');
+    await this.counters.load(input.sku, { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] }, fresh ? 'force' : 'missing');
     return result;
   }
 
@@ -233,7 +202,7 @@ export class StockStore {
       const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
       if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
       // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
-      const figures = await this.scripts.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
+      const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
         throw await this.explainMissing(err);
       });
       return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
@@ -271,7 +240,7 @@ export class StockStore {
    */
   private async settingsToRedis(c: PoolClient, sku: string, row: SkuRow): Promise<{ total: number; reserved: number }> {
     const { mark, bought } = row.maxPerCustomer ? await this.ledger.bought(c, sku) : { mark: '0', bought: [] };
-    return this.scripts.settings(sku, row, mark, bought).catch(async (err: unknown) => {
+    return this.counters.settings(sku, row, mark, bought).catch(async (err: unknown) => {
       throw await this.explainMissing(err);
     });
   }
@@ -282,7 +251,7 @@ export class StockStore {
       const movementIds = await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason);
       // Redis must answer before the return commits (as a restock's does): with Redis down the
       // return is 503 and changes nothing, rather than recorded with Redis left behind.
-      await this.redis.exists(keys.loaded);
+      await this.counters.loaded();
       return { result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) }, movementIds };
     });
     await this.applyMovements(movementIds);
@@ -298,7 +267,7 @@ export class StockStore {
   async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
     let held: { alreadyHeld: boolean; newlyHeld: CartLine[] };
     try {
-      held = await this.scripts.hold(input.reservationId, input.run ?? '', input.items, input.customerId ?? '');
+      held = await this.counters.hold(input.reservationId, input.run ?? '', input.items, input.customerId ?? '');
     } catch (err) {
       throw await this.explainMissing(err);
     }
@@ -309,7 +278,7 @@ export class StockStore {
       // Another cart under an id already recorded (on a cluster the scripts see one slot group
       // at a time): give back what this call held, keep the recorded reservation's holds.
       if ((err as StockholdError).code === 'RESERVATION_ID_CONFLICT' && held.newlyHeld.length > 0) {
-        await this.scripts.release(input.reservationId, held.newlyHeld.map((l) => l.sku), '');
+        await this.counters.release(input.reservationId, held.newlyHeld.map((l) => l.sku), '');
       }
       throw err;
     }
@@ -325,7 +294,7 @@ export class StockStore {
    */
   private async refusedByLedger(input: HoldInput, err: LedgerRefusal): Promise<StockholdError> {
     const { reservationId, items } = input;
-    await this.scripts.release(reservationId, items.map((l) => l.sku), `${reservationId}@${input.run ?? ''}`);
+    await this.counters.release(reservationId, items.map((l) => l.sku), `${reservationId}@${input.run ?? ''}`);
     this.alert('PostgreSQL refused a hold Redis applied (Redis lost a hold): refused, and given back in Redis', {
       reservationId,
       refusal: err.refusal.code,
@@ -345,7 +314,7 @@ export class StockStore {
       if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
       await this.ledger.recordRelease(reservationId, status);
     });
-    return this.scripts.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
+    return this.counters.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
   }
 
   /**
@@ -355,7 +324,7 @@ export class StockStore {
    */
   async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ lines: ReservationLine[] }> {
     const sale = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
-    await this.scripts.commit(
+    await this.counters.commit(
       reservationId,
       sale.lines.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
       sale.customerId ?? '',
@@ -376,12 +345,12 @@ export class StockStore {
    */
   async explainMissing(err: unknown): Promise<unknown> {
     if (!(err instanceof CountersMissing)) return err;
-    if ((await this.redis.exists(keys.loaded)) !== 1 || (await this.ledger.skuExists(err.sku))) return notLoaded();
+    if (!(await this.counters.loaded()) || (await this.ledger.skuExists(err.sku))) return notLoaded();
     return skuNotFound(err.sku);
   }
 
-  private async reservedOf(sku: string): Promise<number> {
-    return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
+  private reservedOf(sku: string): Promise<number> {
+    return this.counters.reserved(sku);
   }
 
   /**
@@ -396,7 +365,7 @@ export class StockStore {
     for (const movement of movements) {
       for (;;) {
         try {
-          await this.scripts.move(movement.sku, movement.id, movement.delta, movement.customerId ?? '');
+          await this.counters.move(movement.sku, movement.id, movement.delta, movement.customerId ?? '');
           break;
         } catch (err) {
           if (this.now() > until) {

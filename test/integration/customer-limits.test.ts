@@ -81,7 +81,7 @@ describe('a drop limited to 1 per customer', () => {
 describe('refusals through the workflow (the pre-check bypassed: the Lua hold decides)', () => {
   /** Lets every cart past the API's Redis pre-check and per-customer admission, for one call. */
   async function withoutPrecheck<T>(call: () => Promise<T>): Promise<T> {
-    const spy = jest.spyOn(StockStore.prototype, 'precheck').mockImplementation(async (items) => ({ available: items.map(() => 1e9), allowance: [] }));
+    const spy = jest.spyOn(StockStore.prototype, 'precheck').mockImplementation(async (items) => ({ repeat: false, available: items.map(() => 1e9), allowance: [] }));
     try {
       return await call();
     } finally {

@@ -445,7 +445,7 @@ describe('a full loss of Redis', () => {
       args: [],
     });
     try {
-      await stack.stock.stock.scripts.hold(inFlight, 'run-1', [{ sku, quantity: 4 }]);
+      await stack.stock.stock.counters.hold(inFlight, 'run-1', [{ sku, quantity: 4 }]);
       const before = await counted();
 
       await redis().flushdb();

@@ -135,7 +135,7 @@ describe('the limit in the hold', () => {
     const customers = Array.from({ length: 2_000 }, (_, i) => `storm-${i}`);
     // The Redis step alone (the decision), so the PostgreSQL pool does not pace the storm.
     const results = await Promise.allSettled(
-      Array.from({ length: 10_000 }, (_, i) => stock.scripts.hold(uniqueId(), '', [{ sku, quantity: 1 }], customers[i % 2_000])),
+      Array.from({ length: 10_000 }, (_, i) => stock.counters.hold(uniqueId(), '', [{ sku, quantity: 1 }], customers[i % 2_000])),
     );
     const refused = results.filter((r) => r.status === 'rejected').map((r) => (r.reason as StockholdError).code);
     expect(results.length - refused.length).toBe(2_000);
@@ -243,7 +243,7 @@ describe('after a loss', () => {
 
     await redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku));
     const [snapshot] = await stock.scan.snapshot([sku]);
-    expect((await stock.scripts.load(sku, snapshot!, 'missing')).loaded).toBe(true);
+    expect((await stock.counters.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await counts(sku)).toEqual(before);
     expect(await stock.getStock(sku)).toMatchObject({ total: 8, reserved: 3, maxPerCustomer: 3 });
     expect((await refusal(stock.hold(holdFor('max', [{ sku, quantity: 1 }])))).details).toMatchObject({ limit: 3, held: 1, bought: 2 });

@@ -482,7 +482,7 @@ describe('Redis left behind a durable movement catches up once', () => {
     await clients.redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku));
     const [snapshot] = await stock.scan.snapshot([sku]);
     expect(BigInt(snapshot!.mark)).toBeGreaterThanOrEqual(BigInt(sale!.id));
-    expect((await stock.scripts.load(sku, snapshot!, 'missing')).loaded).toBe(true);
+    expect((await stock.counters.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await stock.getStock(sku)).toMatchObject({ total: 6, reserved: 2 });
 
     await stock.commit(late.reservationId);

@@ -49,7 +49,7 @@ describe('ReservationService.create', () => {
       withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn(),
       workflow: { executeUpdateWithStart: () => Promise.reject(deadlineExceeded) },
     } as unknown as Client;
-    const stock = { precheck: jest.fn(async () => ({ refusal: undefined, available: [5], allowance: [undefined] })) } as unknown as StockStore;
+    const stock = { precheck: jest.fn(async () => ({ refusal: undefined, repeat: false, available: [5], allowance: [undefined] })) } as unknown as StockStore;
     const service = new ReservationService(client, stock, { taskQueue: 'q', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
 
     const refusal = (await service.create({ items: [{ sku: 'A', quantity: 1 }] }).then(

@@ -1,173 +1,12 @@
 /**
- * The Redis Lua scripts of lua/ and everything about calling them, in one place (as BullMQ's
- * Scripts class does): loading (defineCommand, then EVALSHA), building KEYS and ARGV, decoding
- * each reply into a typed result, and `scriptRefusal`, the one function that turns a reply code
- * into an error. Callers never build keys or read raw replies.
+ * The one door to Redis: every script call (keys and arguments built here, replies decoded into
+ * typed results, refusals through scriptRefusal) and every direct read of the counters. The key
+ * layout is keys.ts; the scripts are lua/ (loaded by scripts.ts).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import {
-  customerIdRequired,
-  customerLimitExceeded,
-  insufficientStock,
-  quantityExceedsHold,
-  StockholdError,
-  unavailable,
-  wouldOversell,
-} from '../domain/errors';
-import type { CartLine, SkuSettings } from '../domain/types';
-import { LUA_DIR } from '../paths';
+import type { CartLine, SkuSettings } from '../../domain/types';
 import { keys, lineKeys } from './keys';
-
-/**
- * Reply codes, one meaning each across every script; each script's header names the ones it
- * returns. Non-negative codes are outcomes, negative ones refusals.
- */
-export enum ScriptCode {
-  /** The change was made. */
-  Applied = 1,
-  /** Nothing needed changing (nothing held to release; counters already loaded). */
-  Unchanged = 0,
-  /** This very operation was applied before (a retry): nothing changed. */
-  AlreadyApplied = 2,
-  /** A line asks for more than is available. */
-  Insufficient = -1,
-  /** A SKU has no counters: unknown, or Redis lost its data. Never read as zero or as plenty. */
-  NotLoaded = -2,
-  /** The reservation was committed or released before. */
-  AlreadyFinished = -3,
-  /** A line would sell more than it holds. */
-  ExceedsHold = -4,
-  /** A line holds nothing for a reservation that never finished here. */
-  NotHeld = -5,
-  /** An adjustment would take total below reserved (or below zero). */
-  WouldOversell = -6,
-  /** The reservation holds another quantity of a line than the one asked for. */
-  HeldOtherwise = -7,
-  /** A line's SKU is limited per customer: the customer would exceed it, or none was given. */
-  CustomerLimit = -8,
-}
-
-/**
- * Every reply is a list of integers: a ScriptCode, then two figures whose meaning depends on the
- * script (hold's CustomerLimit adds two more: see hold.lua).
- */
-export type ScriptReply = [ScriptCode, number, number, ...number[]];
-
-const SCRIPTS = ['hold', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase', 'settings', 'fix-customers'] as const;
-export type ScriptName = (typeof SCRIPTS)[number];
-
-/**
- * A script's source with its includes inlined: a line `--- @include "includes/x"` (as BullMQ's
- * scripts have) is replaced by lua/includes/x.lua, so scripts share code yet each is one script.
- */
-export function luaSource(name: ScriptName): string {
-  return readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8').replace(/^--- @include "([\w/-]+)"$/gm, (_, include: string) =>
-    readFileSync(path.join(LUA_DIR, `${include}.lua`), 'utf8'),
-  );
-}
-
-/** The client commands `defineScripts` adds (EVALSHA, falling back to EVAL once): `stock` + the script's name in camel case. */
-export interface ScriptCommands {
-  stockHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockRelease(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockCommit(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockMove(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockAdjust(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockLoad(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockRestoreHold(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockFixReserved(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockRebase(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockSettings(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  stockFixCustomers(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-}
-
-/** A client of one Redis or of a Redis Cluster, with the scripts defined. */
-export type StockRedis = (Redis | Cluster) & ScriptCommands;
-
-const commandName = (name: ScriptName) => `stock${name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
-
-/**
- * The script commands. ioredis 5's auto-pipelining can misalign replies when an EVALSHA inside an
- * auto-pipeline meets NOSCRIPT (redis/ioredis#1931, fixed only in 6.x), so these commands stay out
- * of auto-pipelines: for stock decisions a wrong reply is never acceptable.
- */
-export const SCRIPT_COMMANDS: readonly string[] = SCRIPTS.map(commandName);
-
-/** Defines every script of lua/ on a client once (`defineCommand`); idempotent. */
-export function defineScripts(redis: Redis | Cluster): StockRedis {
-  const client = redis as StockRedis;
-  for (const name of SCRIPTS) {
-    const command = commandName(name);
-    if (typeof (client as unknown as Record<string, unknown>)[command] !== 'function') {
-      // No numberOfKeys: carts have a variable number of lines, so each call passes its key count.
-      client.defineCommand(command, { lua: luaSource(name) });
-    }
-  }
-  return client;
-}
-
-/** A SKU without counters. Whether it is unknown (404) or Redis lost its data (503) takes a look at the marker: see StockStore. */
-export class CountersMissing extends StockholdError {
-  constructor(readonly sku: string) {
-    super('UNAVAILABLE', `stock counters of ${sku} are not loaded in Redis`, { sku });
-    this.name = 'CountersMissing';
-  }
-}
-
-/** What a refused script call was about, so its refusal can name the line and the figures. */
-export interface RefusalContext {
-  script: ScriptName;
-  reservationId?: string;
-  /** The lines of the call, in the order the script numbered them (1-based `line` in the reply). */
-  lines?: readonly CartLine[];
-  sku?: string;
-  delta?: number;
-  /** The customer of a hold ('' or absent for none). */
-  customerId?: string;
-}
-
-/** The one place a refusal code becomes an error. Outcome codes (>= 0) are not refusals. */
-export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
-  const [code, line, figure] = reply;
-  const subject = ctx.lines?.[line - 1];
-  const sku = subject?.sku ?? ctx.sku ?? '?';
-  switch (code) {
-    case ScriptCode.Insufficient:
-      return insufficientStock(sku, subject?.quantity ?? 0, figure);
-    case ScriptCode.NotLoaded:
-      return new CountersMissing(sku);
-    case ScriptCode.AlreadyFinished:
-      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} already finished; it cannot hold again`, {
-        reservationId: ctx.reservationId,
-      });
-    case ScriptCode.ExceedsHold:
-      return quantityExceedsHold(sku, subject?.quantity ?? 0, figure);
-    case ScriptCode.NotHeld:
-      return unavailable(`Redis holds nothing of ${sku} for reservation ${ctx.reservationId}`, { sku });
-    case ScriptCode.HeldOtherwise:
-      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} holds another quantity of ${sku}`, {
-        reservationId: ctx.reservationId,
-        sku,
-      });
-    case ScriptCode.CustomerLimit: {
-      // hold.lua answers {code, line, limit, held, bought}.
-      if (!ctx.customerId) return customerIdRequired(sku);
-      return customerLimitExceeded(sku, ctx.customerId, subject?.quantity ?? 0, { limit: reply[2], held: reply[3] ?? 0, bought: reply[4] ?? 0 });
-    }
-    case ScriptCode.WouldOversell:
-      // adjust.lua answers the figures it refused on: {code, total, reserved}.
-      return wouldOversell(sku, reply[1], reply[2], ctx.delta ?? 0);
-    case ScriptCode.Applied:
-    case ScriptCode.Unchanged:
-    case ScriptCode.AlreadyApplied:
-      return new Error(`${ctx.script}.lua: code ${code} is an outcome, not a refusal`);
-    default:
-      return new Error(`${ctx.script}.lua answered an unknown code ${String(code)}`);
-  }
-}
+import { ScriptCode, scriptRefusal, type ScriptReply, type StockRedis } from './scripts';
 
 /** Counters a script leaves behind: a SKU's total and reserved units. */
 export interface Figures {
@@ -185,12 +24,12 @@ export interface SaleLine {
 const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(reply[0]);
 
 /**
- * Typed calls of the scripts over one client. `now` and the retention of the `done` guard are the
- * store's: `done` entries older than `retentionMs` are forgotten inside the scripts. Refusals are
- * thrown through `scriptRefusal`; NotLoaded always as CountersMissing (transient: retry once the
- * counters are rebuilt), never skipped.
+ * Typed calls of the scripts and reads of the counters over one client. `now` and the retention of
+ * the `done` guard are the store's: `done` entries older than `retentionMs` are forgotten inside
+ * the scripts. Refusals are thrown through `scriptRefusal`; NotLoaded always as CountersMissing
+ * (transient: retry once the counters are rebuilt), never skipped.
  */
-export class StockScripts {
+export class Counters {
   constructor(
     readonly redis: StockRedis,
     private readonly retentionMs: number,
@@ -209,6 +48,93 @@ export class StockScripts {
       bySlot.set(slot, [...(bySlot.get(slot) ?? []), line]);
     }
     return [...bySlot.values()];
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Whether the counters are loaded from PostgreSQL (the marker; gone after a loss until the rebuild sets it). */
+  async loaded(): Promise<boolean> {
+    return (await this.redis.exists(keys.loaded)) === 1;
+  }
+
+  /**
+   * These fields of each SKU's stock hash (null where absent; a SKU without counters has a null
+   * `total`): one HMGET per SKU, which auto-pipelining sends in one round trip per node (a
+   * pipeline of its own could not span the slots of a Redis Cluster).
+   */
+  stockFields<F extends string>(skus: readonly string[], fields: readonly F[]): Promise<(string | null)[][]> {
+    return Promise.all(skus.map((sku) => this.redis.hmget(keys.stock(sku), ...fields)));
+  }
+
+  /** The units Redis counts as held of a SKU (0 without counters). */
+  async reserved(sku: string): Promise<number> {
+    return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
+  }
+
+  /** A SKU's holds (reservation id → units), or undefined when it has no counters; read in one step. */
+  async holds(sku: string): Promise<Record<string, number> | undefined> {
+    const [[, exists], [, held]] = ((await this.redis.multi().exists(keys.stock(sku)).hgetall(keys.holds(sku)).exec()) ?? []) as [
+      [unknown, number],
+      [unknown, Record<string, string>],
+    ];
+    if (exists !== 1) return undefined;
+    return Object.fromEntries(Object.entries(held).map(([id, quantity]) => [id, Number(quantity)]));
+  }
+
+  /** Everything Redis keeps of a SKU, raw, as the reconciler compares it: its stock, holds and customers hashes. */
+  async raw(sku: string): Promise<{ stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> }> {
+    const [stock, holds, customers] = await Promise.all([this.redis.hgetall(keys.stock(sku)), this.redis.hgetall(keys.holds(sku)), this.redis.hgetall(keys.customers(sku))]);
+    return { stock, holds, customers };
+  }
+
+  // ---------------------------------------------------------------- the rebuild's fence and marker
+
+  /** Takes the rebuild's fence for `ms` with `token`; false when another process holds it. */
+  async takeRebuildFence(token: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(keys.rebuildFence, token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Drops the rebuild's fence if it is still `token`'s (compare and delete in one step). */
+  async releaseRebuildFence(token: string): Promise<void> {
+    await this.redis.stockReleaseFence(1, keys.rebuildFence, token);
+  }
+
+  /** Sets the loaded marker: every SKU's counters are loaded from PostgreSQL. */
+  async markLoaded(note: string): Promise<void> {
+    await this.redis.set(keys.loaded, note);
+  }
+
+  // ---------------------------------------------------------------- scripts
+
+  /**
+   * What hold.lua would decide for the cart now, changing nothing (precheck.lua): the first refusal
+   * in line order (slot group by slot group on a cluster), or `repeat` when the reservation holds
+   * or finished on one of the lines; and per line the units available and, on a SKU limited per
+   * customer, the units the customer may still take.
+   */
+  async precheck(
+    reservationId: string,
+    lines: readonly CartLine[],
+    customerId = '',
+  ): Promise<{ refusal?: Error; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
+    const available: number[] = [];
+    const allowance: (number | undefined)[] = [];
+    let repeat = false;
+    let refusal: { at: number; error: Error } | undefined;
+    for (const group of this.groups(lines.map((line, at) => ({ ...line, at })))) {
+      const reply = await this.redis.stockPrecheck(group.length * 4, ...lineKeys(group.map((l) => l.sku)), reservationId, customerId, ...group.map((l) => l.quantity));
+      const [code, line, f1, f2, f3] = reply.map((n) => n ?? 0) as number[];
+      group.forEach((l, i) => {
+        available[l.at] = reply[5 + 2 * i] ?? 0;
+        allowance[l.at] = reply[6 + 2 * i] ?? undefined;
+      });
+      if (code === ScriptCode.AlreadyApplied) repeat = true;
+      else if (code !== ScriptCode.Applied) {
+        const at = group[line! - 1]!.at;
+        if (!refusal || at < refusal.at) refusal = { at, error: scriptRefusal([code!, at + 1, f1!, f2!, f3!], { script: 'precheck', reservationId, lines, customerId }) };
+      }
+    }
+    return { ...(refusal && !repeat ? { refusal: refusal.error } : {}), repeat, available, allowance };
   }
 
   /**

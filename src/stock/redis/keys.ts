@@ -1,0 +1,37 @@
+/**
+ * The Redis key layout, written down once (every script header points here). Every key of one SKU
+ * shares the `{SKU}` hash tag, so a script over a SKU's keys runs on one slot of a Redis Cluster.
+ *
+ *   item:{SKU}:stock      hash: the SKU's counters and settings
+ *                           total            units not yet sold (PostgreSQL's `skus.total`)
+ *                           reserved         units held by live holds (the sum of :holds)
+ *                           name             the SKU's name
+ *                           mark             the last ledger movement id the counters were loaded up to
+ *                           m:<movement id>  a movement applied since `mark` (each applies once)
+ *                           maxPerCustomer   the SKU's per-customer limit (absent: none)
+ *                           bmark            the ledger position the customers' bought counts are loaded up to
+ *                           lowStockThreshold  the low-stock threshold (absent: none)
+ *   item:{SKU}:holds      hash: reservationId -> units it holds of the SKU
+ *   item:{SKU}:done       zset: finished reservation ids (and id@run of a run that gave up) -> ms;
+ *                         the guard that keeps a late, retried hold from holding again
+ *   item:{SKU}:customers  hash: per-customer counts of a SKU (see lua/includes/customers.lua)
+ *                           h:<customerId>     units the customer's live holds hold
+ *                           o:<reservationId>  the customer of a live hold
+ *                           b:<customerId>     units bought minus returned (limited SKUs only)
+ *   stockhold:loaded      string: present while the counters are loaded from PostgreSQL; gone after
+ *                         a loss (then every script answers NotLoaded until the rebuild sets it)
+ *   stockhold:rebuild     string: the rebuild's fence (a token, with an expiry)
+ */
+export const keys = {
+  stock: (sku: string) => `item:{${sku}}:stock`,
+  holds: (sku: string) => `item:{${sku}}:holds`,
+  done: (sku: string) => `item:{${sku}}:done`,
+  customers: (sku: string) => `item:{${sku}}:customers`,
+  loaded: 'stockhold:loaded',
+  rebuildFence: 'stockhold:rebuild',
+};
+
+/** The four keys of each line, in line order: what hold, precheck, release and commit take as KEYS. */
+export function lineKeys(skus: readonly string[]): string[] {
+  return skus.flatMap((sku) => [keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku)]);
+}
