@@ -367,7 +367,7 @@ export class Reconciler {
     let repairs = 0;
     for (const orphan of batch.filter((b) => !running.has(b.reservationId))) {
       const status = orphan.expired ? 'EXPIRED' : 'CANCELLED';
-      await ledger.recordRelease(orphan.reservationId, status, 'released by the reconciler: its workflow is gone');
+      await ledger.reservations.recordRelease(orphan.reservationId, status, 'released by the reconciler: its workflow is gone');
       const { units } = await counters.release(orphan.reservationId, orphan.skus, orphan.reservationId);
       repairs += 1;
       await this.record({ kind: 'orphan', alert: true, reservationId: orphan.reservationId, detail: { status, units, skus: orphan.skus } });

@@ -136,7 +136,7 @@ export class StockStore {
   async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
     const held = await this.counters.holds(sku);
     if (!held) throw await this.explainMissing(new CountersMissing(sku));
-    const deadlines = await this.ledger.deadlines(Object.keys(held));
+    const deadlines = await this.ledger.reservations.deadlines(Object.keys(held));
     const holds = Object.entries(held)
       .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
       .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
@@ -145,7 +145,7 @@ export class StockStore {
 
   /** The ledger of a SKU, newest first. */
   async getMovements(sku: string, limit = DEFAULT_MOVEMENTS): Promise<{ movements: Movement[] }> {
-    return { movements: await this.ledger.movements(sku, limit) };
+    return { movements: await this.ledger.movements.list(sku, limit) };
   }
 
   /**
@@ -159,7 +159,7 @@ export class StockStore {
 
   /** A reservation as PostgreSQL records it; undefined when it never got past the hold. */
   getReservation(reservationId: string): Promise<ReservationView | undefined> {
-    return this.ledger.reservation(reservationId);
+    return this.ledger.reservations.reservation(reservationId);
   }
 
   // ---------------------------------------------------------------- admin writes
@@ -168,7 +168,7 @@ export class StockStore {
   async createSku(input: { sku: string; total: number; name?: string }, idempotencyKey?: string): Promise<StockView> {
     const name = input.name ?? '';
     const { result, fresh, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'createSku', input }, async (c) => {
-      const { movementId } = await this.ledger.createSku(c, input.sku, name, input.total);
+      const { movementId } = await this.ledger.movements.createSku(c, input.sku, name, input.total);
       return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
     });
     // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
@@ -180,7 +180,7 @@ export class StockStore {
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */
   async restock(sku: string, input: { quantity: number; reason?: string }, idempotencyKey?: string): Promise<StockView> {
     const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
-      const moved = await this.ledger.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
+      const moved = await this.ledger.movements.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
       return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved), movementIds: [moved.movementId] };
     });
     await this.applyMovements(movementIds);
@@ -194,12 +194,12 @@ export class StockStore {
    */
   async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
     const { result, movementIds, fresh } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
-      const current = await this.ledger.lockSku(c, sku);
+      const current = await this.ledger.skus.lockSku(c, sku);
       // PostgreSQL's own HELD units count too: Redis may have lost a hold that is still promised.
       if (current.total + input.delta < Math.max(current.reserved, 0)) {
         throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
       }
-      const { movementId, total } = await this.ledger.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
+      const { movementId, total } = await this.ledger.movements.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
       if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
       // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
       const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
@@ -219,7 +219,7 @@ export class StockStore {
    */
   async updateSku(sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<StockView> {
     return transaction(this.db, async (c) => {
-      const row = await this.ledger.updateSku(c, sku, patch);
+      const row = await this.ledger.skus.updateSku(c, sku, patch);
       const figures = await this.settingsToRedis(c, sku, row);
       return stockView(sku, row.name, row.total, figures.reserved, row);
     });
@@ -230,7 +230,7 @@ export class StockStore {
    * PostgreSQL has them (the reconciler's repair of settings or bought counts that drifted).
    */
   async applySettings(sku: string): Promise<void> {
-    await transaction(this.db, async (c) => this.settingsToRedis(c, sku, await this.ledger.lockSku(c, sku)));
+    await transaction(this.db, async (c) => this.settingsToRedis(c, sku, await this.ledger.skus.lockSku(c, sku)));
   }
 
   /**
@@ -239,7 +239,7 @@ export class StockStore {
    * position `bmark` agree with every later movement (which the scripts add as they apply it).
    */
   private async settingsToRedis(c: PoolClient, sku: string, row: SkuRow): Promise<{ total: number; reserved: number }> {
-    const { mark, bought } = row.maxPerCustomer ? await this.ledger.bought(c, sku) : { mark: '0', bought: [] };
+    const { mark, bought } = row.maxPerCustomer ? await this.ledger.skus.bought(c, sku) : { mark: '0', bought: [] };
     return this.counters.settings(sku, row, mark, bought).catch(async (err: unknown) => {
       throw await this.explainMissing(err);
     });
@@ -248,7 +248,7 @@ export class StockStore {
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
   async recordReturn(input: { reservationId: string; items: CartLine[]; reason?: string }, idempotencyKey?: string): Promise<ReturnResult> {
     const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
-      const movementIds = await this.ledger.recordReturn(c, input.reservationId, input.items, input.reason);
+      const movementIds = await this.ledger.reservations.recordReturn(c, input.reservationId, input.items, input.reason);
       // Redis must answer before the return commits (as a restock's does): with Redis down the
       // return is 503 and changes nothing, rather than recorded with Redis left behind.
       await this.counters.loaded();
@@ -272,7 +272,7 @@ export class StockStore {
       throw await this.explainMissing(err);
     }
     try {
-      await this.ledger.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
+      await this.ledger.holds.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
     } catch (err) {
       if (err instanceof LedgerRefusal) throw await this.refusedByLedger(input, err);
       // Another cart under an id already recorded (on a cluster the scripts see one slot group
@@ -309,10 +309,10 @@ export class StockStore {
    * (its run gave up) fences off only that `run`, so the id can be used again.
    */
   async release(reservationId: string, skus: readonly string[], status: ReleaseStatus, reason?: string, run?: string): Promise<{ units: number }> {
-    await this.ledger.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
+    await this.ledger.reservations.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
       // A reason PostgreSQL cannot store must not keep the units held: release without it.
       if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
-      await this.ledger.recordRelease(reservationId, status);
+      await this.ledger.reservations.recordRelease(reservationId, status);
     });
     return this.counters.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
   }
@@ -323,7 +323,7 @@ export class StockStore {
    * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
   async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ lines: ReservationLine[] }> {
-    const sale = await transaction(this.db, (c) => this.ledger.recordSale(c, reservationId, items, paymentId));
+    const sale = await transaction(this.db, (c) => this.ledger.reservations.recordSale(c, reservationId, items, paymentId));
     await this.counters.commit(
       reservationId,
       sale.lines.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
@@ -334,7 +334,7 @@ export class StockStore {
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */
   async extend(reservationId: string, expiresAt: string): Promise<void> {
-    await this.ledger.recordDeadline(reservationId, expiresAt);
+    await this.ledger.reservations.recordDeadline(reservationId, expiresAt);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -345,7 +345,7 @@ export class StockStore {
    */
   async explainMissing(err: unknown): Promise<unknown> {
     if (!(err instanceof CountersMissing)) return err;
-    if (!(await this.counters.loaded()) || (await this.ledger.skuExists(err.sku))) return notLoaded();
+    if (!(await this.counters.loaded()) || (await this.ledger.skus.skuExists(err.sku))) return notLoaded();
     return skuNotFound(err.sku);
   }
 
@@ -360,7 +360,7 @@ export class StockStore {
    */
   private async applyMovements(movementIds: readonly string[]): Promise<void> {
     if (movementIds.length === 0) return;
-    const movements = await this.ledger.movementsById(movementIds);
+    const movements = await this.ledger.movements.movementsById(movementIds);
     const until = this.now() + APPLY_PATIENCE_MS;
     for (const movement of movements) {
       for (;;) {

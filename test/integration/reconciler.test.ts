@@ -306,7 +306,7 @@ describe('the reconciler repairs what Redis lost', () => {
     const before = await counted();
 
     // PostgreSQL's half of a restock (as Ledger.move writes it); the process died before Redis.
-    await transaction(stack.stock.db, (c) => ledger().move(c, { sku, kind: 'restock', delta: 5, reason: 'Redis step lost' }));
+    await transaction(stack.stock.db, (c) => ledger().movements.move(c, { sku, kind: 'restock', delta: 5, reason: 'Redis step lost' }));
     expect(await available(sku)).toBe(10);
 
     const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t !== '10', HEAL_MS, 25);
@@ -457,7 +457,7 @@ describe('a full loss of Redis', () => {
       const refused = await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 1 }] } });
       const read = await stockOf(sku);
       // The hold's row lands now, within the settle time.
-      await ledger().recordHold({ reservationId: inFlight, lines: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
+      await ledger().holds.recordHold({ reservationId: inFlight, lines: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
       const stillFenced = (await redis().exists('stockhold:rebuild')) === 1 && (await redis().exists(keys.loaded)) === 0;
       expect(stillFenced).toBe(true);
       expect({ status: refused.status, code: refused.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });

@@ -224,7 +224,7 @@ describe('an event exists only for a change that committed, once', () => {
     const hold = holdOf(sku, 2);
     await stock.hold(hold);
     // The status update fails (the reason is not text PostgreSQL can store): the whole release rolls back.
-    const during = await eventsDuring(sku, () => expect(stock.ledger.recordRelease(hold.reservationId, 'CANCELLED', 'nul \u0000 byte')).rejects.toThrow());
+    const during = await eventsDuring(sku, () => expect(stock.ledger.reservations.recordRelease(hold.reservationId, 'CANCELLED', 'nul \u0000 byte')).rejects.toThrow());
     expect(during).toEqual([]);
     expect(await pgReserved(sku)).toEqual({ column: 2, held: 2 });
   });

@@ -410,7 +410,7 @@ describe('a reservation id used again', () => {
     ];
     expect(await stock.hold({ reservationId: id, run: 'r2', expiresAt, items })).toEqual({ alreadyHeld: false });
     expect((await row()).rows).toEqual([{ status: 'HELD', reason: null }]);
-    expect(await stock.ledger.lines(clients.db, id)).toEqual(
+    expect(await stock.ledger.reservations.lines(clients.db, id)).toEqual(
       [
         { sku: a, quantity: 1, committedQuantity: 0, returnedQuantity: 0 },
         { sku: b, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
@@ -505,7 +505,7 @@ describe('PostgreSQL has the last word on a sale', () => {
     expect((await stock.getMovements(sku)).movements.map((m) => m.kind)).toEqual(['initial']);
     const row = await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId]);
     expect(row.rows).toEqual([{ status: 'HELD' }]);
-    expect(await stock.ledger.lines(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
+    expect(await stock.ledger.reservations.lines(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
     expect(await figures(clients, sku)).toMatchObject({ pgTotal: 2, redisTotal: 5, redisReserved: 3, sumOfHolds: 3 });
   });
 });

@@ -1,0 +1,138 @@
+/**
+ * The append-only ledger of stock movements: every change of `skus.total` is one
+ * `stock_movements` row written in the same transaction (initial, restock, adjustment, sale,
+ * return). Methods taking a PoolClient run in the caller's transaction.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { insufficientStock, skuNotFound, StockholdError } from '../../domain/errors';
+import { MAX_STOCK } from '../../domain/limits';
+import type { Movement, MovementKind } from '../../domain/types';
+import type { SkuState } from '../outbox';
+import type { EventWriter, SkuMovement } from './events';
+import { SKU_COLUMNS, skuRowOf, type SkuColumns, type SkuLedger } from './skus';
+
+/** A ledger row as the reconciler and a repeated request re-apply it. */
+export interface LedgerMovement {
+  id: string;
+  sku: string;
+  kind: MovementKind;
+  delta: number;
+  /** The reservation of a `sale` or `return`. */
+  reservationId: string | null;
+  /** That reservation's customer, if it names one (whose bought count the movement changes). */
+  customerId: string | null;
+  at: Date;
+}
+
+/** The columns of a LedgerMovement (`m`, joined with its reservation `r`), and the row → movement mapping. */
+export const MOVEMENT_COLUMNS = 'm.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, r.customer_id, m.at';
+export const MOVEMENT_FROM = 'stock_movements m LEFT JOIN reservations r ON r.id = m.reservation_id';
+export function movementOf(r: {
+  id: string;
+  sku: string;
+  kind: MovementKind;
+  delta: string;
+  reservation_id: string | null;
+  customer_id: string | null;
+  at: Date;
+}): LedgerMovement {
+  return { id: r.id, sku: r.sku, kind: r.kind, delta: Number(r.delta), reservationId: r.reservation_id, customerId: r.customer_id, at: r.at };
+}
+
+function movementRowOf(sku: string, r: { id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date }): SkuMovement {
+  return {
+    sku,
+    id: r.id,
+    kind: r.kind,
+    delta: Number(r.delta),
+    ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
+    ...(r.reason ? { reason: r.reason } : {}),
+    at: r.at.toISOString(),
+  };
+}
+const MOVEMENT_RETURNING = 'RETURNING id::text AS id, kind, delta, reservation_id, reason, at';
+
+export class MovementLedger {
+  constructor(
+    readonly db: Pool,
+    private readonly skus: SkuLedger,
+    private readonly events: EventWriter,
+  ) {}
+
+  /** Inserts a new SKU's row and its `initial` movement; SKU_EXISTS when it is there already. */
+  async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<{ movementId: string }> {
+    const inserted = await c.query('INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING', [sku, name, total]);
+    if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
+    const initial = await c.query<Parameters<typeof movementRowOf>[1]>(
+      `INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created') ${MOVEMENT_RETURNING}`,
+      [sku, total],
+    );
+    // The new row is this transaction's until it commits: no other writer of the SKU gets before it.
+    // No threshold event: a SKU starts with no threshold, and "from 0" is not a change back.
+    const state: SkuState = { name, total, reserved: 0, lowStockThreshold: null, maxPerCustomer: null };
+    await this.events.write(c, { before: new Map(), after: new Map([[sku, state]]), movements: [movementRowOf(sku, initial.rows[0]!)] });
+    return { movementId: initial.rows[0]!.id };
+  }
+
+  /**
+   * Changes a SKU's total by `delta` with its ledger row; the row after it. The row lock comes
+   * before the movement's id, so movement ids of one SKU follow the order of their commits. Writes
+   * the movement's events (stock.changed and any threshold crossing) unless `events` is false
+   * (a caller that changes more in the same transaction writes them itself).
+   */
+  async move(
+    c: PoolClient,
+    movement: { sku: string; kind: Exclude<MovementKind, 'initial'>; delta: number; reservationId?: string; reason?: string },
+    events = true,
+  ): Promise<{ movementId: string; movement: SkuMovement } & SkuState> {
+    const updated = await c.query<SkuColumns>(
+      `UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 BETWEEN 0 AND $3 RETURNING ${SKU_COLUMNS}`,
+      [movement.sku, movement.delta, MAX_STOCK],
+    );
+    const row = updated.rows[0];
+    if (!row) {
+      const current = await this.skus.lockSku(c, movement.sku); // SKU_NOT_FOUND when there is none
+      if (current.total + movement.delta < 0) throw insufficientStock(movement.sku, -movement.delta, current.total);
+      const field = movement.kind === 'adjustment' ? 'delta' : 'quantity';
+      throw new StockholdError('INVALID_REQUEST', `${field}: total would exceed 2^31-1`, { field });
+    }
+    const inserted = await c.query<Parameters<typeof movementRowOf>[1]>(
+      `INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) ${MOVEMENT_RETURNING}`,
+      [movement.sku, movement.kind, movement.delta, movement.reservationId ?? null, movement.reason ?? null],
+    );
+    const after = skuRowOf(row);
+    const moved = movementRowOf(movement.sku, inserted.rows[0]!);
+    if (events) {
+      // The UPDATE above holds the row lock; only the total changed, by delta.
+      const before = new Map([[movement.sku, { ...after, total: after.total - movement.delta }]]);
+      await this.events.write(c, { before, after: new Map([[movement.sku, after]]), movements: [moved] });
+    }
+    return { movementId: moved.id, movement: moved, ...after };
+  }
+
+  /** A SKU's ledger, newest first; SKU_NOT_FOUND when it has none (every SKU has its `initial` row). */
+  async list(sku: string, limit: number): Promise<Movement[]> {
+    const result = await this.db.query<{ id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date }>(
+      'SELECT id, kind, delta, reservation_id, reason, at FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2',
+      [sku, limit],
+    );
+    if (result.rowCount === 0) throw skuNotFound(sku);
+    return result.rows.map((r) => ({
+      id: String(r.id),
+      kind: r.kind,
+      delta: Number(r.delta),
+      ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
+      ...(r.reason ? { reason: r.reason } : {}),
+      at: r.at.toISOString(),
+    }));
+  }
+
+  /** The movements with these ids. */
+  async movementsById(ids: readonly string[]): Promise<LedgerMovement[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(`SELECT ${MOVEMENT_COLUMNS} FROM ${MOVEMENT_FROM} WHERE m.id = ANY($1::bigint[]) ORDER BY m.id`, [
+      ids,
+    ]);
+    return rows.rows.map(movementOf);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The `skus` rows: a SKU's total, `reserved` (what its HELD reservations hold, kept by the
+ * writers under the row lock) and settings. Every writer of a SKU takes its row lock first
+ * (lockSkus, in one order), then writes; methods taking a PoolClient run in the caller's transaction.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { skuNotFound } from '../../domain/errors';
+import type { SkuSettings } from '../../domain/types';
+import type { SkuState } from '../outbox';
+
+/** A SKU's row: its name, total and settings. */
+export interface SkuRow extends SkuSettings {
+  name: string;
+  total: number;
+}
+
+export const SKU_COLUMNS = 'name, total, reserved, low_stock_threshold, max_per_customer';
+export type SkuColumns = { name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null };
+export function skuRowOf(r: SkuColumns): SkuState {
+  return { name: r.name, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer };
+}
+
+export class SkuLedger {
+  constructor(readonly db: Pool) {}
+
+  /** Locks a SKU's row for the transaction and returns it; SKU_NOT_FOUND when there is none. */
+  async lockSku(c: PoolClient, sku: string): Promise<SkuState> {
+    return (await this.lockSkus(c, [sku])).get(sku)!;
+  }
+
+  /**
+   * Locks these SKUs' rows for the transaction, in one order shared by every writer (byte order of
+   * the SKU), so that writers of several SKUs never deadlock; SKU_NOT_FOUND when one is missing.
+   * Every transaction that writes events takes its SKUs' locks before them (see outbox.ts).
+   */
+  async lockSkus(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuState>> {
+    const wanted = [...new Set(skus)];
+    const rows = await c.query<SkuColumns & { sku: string }>(
+      `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+      [wanted],
+    );
+    const locked = new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
+    const missing = wanted.find((sku) => !locked.has(sku));
+    if (missing !== undefined) throw skuNotFound(missing);
+    return locked;
+  }
+
+  /** These SKUs' rows, as this transaction sees them. */
+  async states(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuState>> {
+    const rows = await c.query<SkuColumns & { sku: string }>(`SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[])`, [skus]);
+    return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
+  }
+
+  /**
+   * Adds (sign 1) or takes (-1) these lines' quantities to or from what HELD reservations hold of
+   * their SKUs (locked by the caller); the SKUs' rows after it.
+   */
+  async addReserved(c: PoolClient, lines: readonly { sku: string; quantity: number }[], sign: 1 | -1): Promise<Map<string, SkuState>> {
+    const rows = await c.query<SkuColumns & { sku: string }>(
+      `UPDATE skus s SET reserved = s.reserved + v.q FROM unnest($1::text[], $2::bigint[]) AS v (sku, q) WHERE s.sku = v.sku
+       RETURNING s.sku, ${SKU_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')}`,
+      [lines.map((l) => l.sku), lines.map((l) => sign * l.quantity)],
+    );
+    return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
+  }
+
+  /**
+   * Changes a SKU's name and settings (the fields given; null unsets a setting) and returns its
+   * row, locked for the transaction; SKU_NOT_FOUND when there is none.
+   */
+  async updateSku(c: PoolClient, sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<SkuState> {
+    const row = (
+      await c.query<SkuColumns>(
+        `UPDATE skus SET name = CASE WHEN $2 THEN $3 ELSE name END,
+                         low_stock_threshold = CASE WHEN $4 THEN $5::integer ELSE low_stock_threshold END,
+                         max_per_customer = CASE WHEN $6 THEN $7::integer ELSE max_per_customer END,
+                         updated_at = now()
+          WHERE sku = $1 RETURNING ${SKU_COLUMNS}`,
+        [
+          sku,
+          patch.name !== undefined,
+          patch.name ?? null,
+          patch.lowStockThreshold !== undefined,
+          patch.lowStockThreshold ?? null,
+          patch.maxPerCustomer !== undefined,
+          patch.maxPerCustomer ?? null,
+        ],
+      )
+    ).rows[0];
+    if (!row) throw skuNotFound(sku);
+    return skuRowOf(row);
+  }
+
+  /**
+   * What each customer bought of a SKU (its sales minus returns, customers with none left out), and
+   * the SKU's last movement id: call it with the SKU's row locked, so no sale or return commits
+   * in between and every later one has a larger id (see `move`).
+   */
+  async bought(c: PoolClient, sku: string): Promise<{ mark: string; bought: [string, number][] }> {
+    const [mark, rows] = await Promise.all([
+      c.query<{ mark: string | null }>('SELECT max(id)::text AS mark FROM stock_movements WHERE sku = $1', [sku]),
+      c.query<{ customer_id: string; bought: string }>(
+        `SELECT r.customer_id, -sum(m.delta) AS bought FROM stock_movements m JOIN reservations r ON r.id = m.reservation_id
+          WHERE m.sku = $1 AND m.kind IN ('sale', 'return') AND r.customer_id IS NOT NULL
+          GROUP BY r.customer_id HAVING sum(m.delta) <> 0`,
+        [sku],
+      ),
+    ]);
+    return { mark: mark.rows[0]?.mark ?? '0', bought: rows.rows.map((r) => [r.customer_id, Number(r.bought)]) };
+  }
+
+  /** Whether PostgreSQL knows this SKU. */
+  async skuExists(sku: string): Promise<boolean> {
+    return ((await this.db.query('SELECT 1 FROM skus WHERE sku = $1', [sku])).rowCount ?? 0) > 0;
+  }
+}
