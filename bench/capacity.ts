@@ -26,7 +26,7 @@ import { Redis } from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { PROJECT_ROOT } from '../src/paths';
 import { migrate } from '../src/stock/database';
-import { startDevServer, type DevServer } from '../src/temporal';
+import { startDevServer, type DevServer } from '../src/temporal/dev-server';
 import type { reservationWorkflow } from '../src/workflows';
 import { awaitHoldUpdate, paymentSucceededSignal, searchAttributes, WORKFLOW_TYPE, workflowIdOf } from '../src/workflows/definitions';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster';

@@ -15,7 +15,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { loadTemporalConfig } from '../src/config';
-import { temporalConnectionOptions } from '../src/temporal';
+import { temporalConnectionOptions } from '../src/temporal/connection';
 import { getReservationQuery, paymentFailedSignal, paymentSucceededSignal, workflowIdOf } from '../src/workflows/definitions';
 
 async function main(): Promise<void> {

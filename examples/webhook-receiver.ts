@@ -11,7 +11,7 @@
  * Stockhold retry them (in order: the SKU's later events wait).
  */
 import { createServer } from 'node:http';
-import { verifySignature } from '../src/activities/webhook-signature';
+import { verifySignature } from '../src/webhooks/signature';
 
 interface Event {
   id: string;

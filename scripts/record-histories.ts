@@ -24,7 +24,7 @@ import { createActivities } from '../src/activities';
 import type { CartLine, ReservationStatus, ReservationView } from '../src/domain';
 import { PROJECT_ROOT, TEMPORAL_CLI } from '../src/paths';
 import { createStock, migrate, type StockClients } from '../src/stock';
-import { rebuildIfLost } from '../src/stock/rebuild';
+import { rebuildIfLost } from '../src/reconciler/rebuild';
 import type { reservationWorkflow } from '../src/workflows';
 import {
   awaitHoldUpdate,

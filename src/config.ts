@@ -44,7 +44,7 @@ export interface Config {
 /**
  * TLS to Temporal. The files are read when the configuration is loaded, so a wrong path stops the
  * service at start with the variable's name rather than at its first connection attempt; the
- * paths are kept for the Temporal CLI, which takes paths (src/scripts/search-attributes.ts).
+ * paths are kept for the Temporal CLI, which takes paths (src/cli/search-attributes.ts).
  */
 export interface TemporalTls {
   /** mTLS client certificate and its private key (TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY). */

@@ -14,7 +14,9 @@ import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { Supervisor } from './processes';
 import { migrate } from './stock/database';
-import { PROJECT_ROOT, remoteTemporalReason, startDevServer, temporalAnswers, temporalProblem, type DevServer } from './temporal';
+import { PROJECT_ROOT } from './paths';
+import { remoteTemporalReason, temporalAnswers, temporalProblem } from './temporal/connection';
+import { startDevServer, type DevServer } from './temporal/dev-server';
 
 /** Exit code when the configured Temporal does not answer (EX_UNAVAILABLE). */
 const EXIT_UNAVAILABLE = 69;

@@ -4,13 +4,14 @@
  */
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import { createReconcilerActivities } from './activities/reconciler';
-import { createWebhookActivities } from './activities/webhooks';
+import { createReconcilerActivities } from './reconciler/activities';
+import { createWebhookActivities } from './webhooks/activities';
+import { WebhookStore } from './webhooks/store';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { reportReady, supervisedAs, takeShutdownSignals } from './processes';
 import { createStock, type StockClients } from './stock';
-import { connectClient, temporalConnectionOptions } from './temporal';
+import { connectClient, temporalConnectionOptions } from './temporal/connection';
 
 export interface RunningWorker {
   worker: Worker;
@@ -40,7 +41,7 @@ export async function createWorker(
     activities: {
       ...createActivities(stock.stock),
       ...createReconcilerActivities({ stock: stock.stock, temporal, logger, settings: config.reconcile }),
-      ...createWebhookActivities({ db: stock.db, logger, settings: config.webhooks }),
+      ...createWebhookActivities({ store: new WebhookStore(stock.db), logger, settings: config.webhooks }),
     },
     // A cached workflow costs ~150 KB of worker memory (1.7 GB RSS at 10,000 live holds with a
     // 10,000 cache). A reservation mostly sleeps on its timer, and replaying its short history

@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../../src/paths';
 import { createRedis, keys } from '../../src/stock';
 import { migrate } from '../../src/stock/database';
-import { startDevServer, type DevServer } from '../../src/temporal';
+import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 import { detail } from './progress';
 import { spawnNode, track, type ServiceProcess } from './procs';
 

@@ -45,7 +45,7 @@ export function snapshotService(rev?: string): string {
     execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
   } else {
     const lib = path.join(PROJECT_ROOT, 'lib');
-    for (const entry of ['worker.js', 'api/server.js', 'scripts/migrate.js']) {
+    for (const entry of ['worker.js', 'api/server.js', 'cli/migrate.js']) {
       if (!existsSync(path.join(lib, entry))) throw new Error(`lib/${entry} not found: run \`npm run build\` first (\`npm run faults\` does)`);
     }
     cpSync(lib, path.join(dir, 'lib'), { recursive: true });
@@ -193,9 +193,11 @@ export class Service {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** `node lib/scripts/migrate.js`: creates the database and applies the migrations (the API does not). */
+  /** `node lib/cli/migrate.js`: creates the database and applies the migrations (the API does not). */
   async migrate(): Promise<void> {
-    await run(process.execPath, [path.join(this.lib, 'scripts', 'migrate.js')], {
+    // src/cli/ was src/scripts/ before the reshaping: a --rev of an older revision has it there.
+    const folder = existsSync(path.join(this.lib, 'cli', 'migrate.js')) ? 'cli' : 'scripts';
+    await run(process.execPath, [path.join(this.lib, folder, 'migrate.js')], {
       env: { ...process.env, DATABASE_URL: this.config.databaseUrl, INVENTORY_ADMIN_TOKEN: this.adminToken, INVENTORY_API_TOKEN: this.clientToken },
       timeout: 60_000,
     });

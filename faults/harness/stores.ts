@@ -13,7 +13,8 @@ import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 import { startPostgresCluster, type PostgresCluster } from '../../test/helpers/postgres-cluster';
 import { freePort, startRedisServer, type RedisServer } from '../../test/helpers/redis-server';
-import { searchAttributeFlags, TEMPORAL_CLI } from '../../src/temporal';
+import { searchAttributeFlags } from '../../src/temporal/dev-server';
+import { TEMPORAL_CLI } from '../../src/paths';
 import { assertNotStopping, onCleanUp, sleep, spawnManaged, type Managed } from './procs';
 import { openSync, closeSync } from 'node:fs';
 

@@ -51,7 +51,7 @@ export function createActivities(stock: StockStore) {
         } catch (err) {
           // PostgreSQL refused the sale for want of stock: only after a store lost a hold. The
           // workflow logs it and cancels the reservation; here it is counted (stockhold_sales_refused_total).
-          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') await stock.scan.count('refused_sale').catch(() => undefined);
+          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') await stock.drift.count('refused_sale').catch(() => undefined);
           throw err;
         }
       });

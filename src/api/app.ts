@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import { StockholdError } from '../domain/errors';
 import type { Logger } from '../logger';
 import type { StockStore } from '../stock';
+import type { WebhookStore } from '../webhooks/store';
 import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
@@ -24,6 +25,7 @@ export interface AppDeps {
   config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> & Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace' | 'metricsWatchedSkusMax'>>;
   stock: StockStore;
   reservations: ReservationService;
+  webhooks: WebhookStore;
   metrics: Metrics;
   logger: Logger;
   /** Each backing store's readiness, for /readyz (readiness.ts). */
@@ -84,8 +86,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(stockRoutes(deps.stock, role));
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
-  app.use(webhookRoutes(deps.stock.db, role.admin));
-  app.use(metricsRoutes(deps.stock.db, role.admin, deps.config.metricsWatchedSkusMax ?? 50));
+  app.use(webhookRoutes(deps.webhooks, role.admin));
+  app.use(metricsRoutes(deps.stock.figures, role.admin, deps.config.metricsWatchedSkusMax ?? 50));
   app.use(opsRoutes(deps.stock, role.admin, { temporalUiUrl: deps.config.temporalUiUrl, temporalNamespace: deps.config.temporalNamespace ?? 'default' }));
 
   app.use((req, _res, next) => {

@@ -1,7 +1,8 @@
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { shareMetrics } from '../processes';
-import type { DeploymentFigures } from '../stock';
+import type { DeploymentFigures, StockStore } from '../stock';
+import type { WebhookStore } from '../webhooks/store';
 
 /** The reconciler's counts by kind, from PostgreSQL (it runs in one worker of the deployment). */
 export type ReconcilerCounts = () => Promise<{ kind: string; count: number; lastAt: Date }[]>;
@@ -9,6 +10,18 @@ export type ReconcilerCounts = () => Promise<{ kind: string; count: number; last
 export type WebhookCounts = () => Promise<{ results: { result: string; count: number }[]; pending: number }>;
 /** Reservations by status reached, the outbox and the watched SKUs' stock, from PostgreSQL. */
 export type FigureSource = () => Promise<DeploymentFigures>;
+
+/** The sources of the deployment's figures over the service's own stores (`reconciler: false` leaves its counts out). */
+export function deploymentSources(stock: StockStore, webhooks: WebhookStore, options: { reconciler?: boolean } = {}) {
+  return {
+    ...(options.reconciler === false ? {} : { reconcilerCounts: () => stock.drift.counts() }),
+    webhookCounts: () => webhooks.counts(),
+    figures: async (): Promise<DeploymentFigures> => {
+      const [figures, outboxLagSeconds] = await Promise.all([stock.figures.read(), webhooks.lagSeconds()]);
+      return { ...figures, outboxLagSeconds };
+    },
+  };
+}
 
 /** How long a scrape waits for figures from PostgreSQL before leaving them out. */
 const COUNTS_TIMEOUT_MS = 1_000;

@@ -30,7 +30,8 @@ import { watchedSkusSchema } from './metrics-routes';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from './ops-routes';
 import { reservationBodies } from './reservation-routes';
 import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './stock-routes';
-import { createdWebhookSchema, createWebhookBody, deliveryListSchema, deliveryStatusQuery, MAX_DELIVERIES_LISTED, webhookListSchema } from './webhook-routes';
+import { MAX_DELIVERIES_LISTED } from '../webhooks/store';
+import { createdWebhookSchema, createWebhookBody, deliveryListSchema, deliveryStatusQuery, webhookListSchema } from './webhook-routes';
 
 /** What GET /openapi.json answers: an OpenAPI 3.1 document (its full shape is the OpenAPI specification's). */
 const openApiDocumentSchema = z.looseObject({

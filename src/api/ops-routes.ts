@@ -7,7 +7,7 @@ import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { parse, skuSchema } from '../domain/schemas';
 import { stockViewSchema } from '../domain/views';
-import { skuPage, type StockStore } from '../stock';
+import type { StockStore } from '../stock';
 import { numberParam } from './http';
 import { renderOpsPage, type OpsPageSettings } from './ops-page';
 
@@ -33,7 +33,7 @@ export function opsRoutes(stock: StockStore, admin: RequestHandler, settings: Op
   router.get('/v1/skus', admin, async (req, res) => {
     const limit = parse(skuPageLimitQuery, req.query.limit === undefined ? MAX_SKU_PAGE : numberParam(req.query.limit), 'limit');
     const after = req.query.after === undefined ? undefined : parse(skuSchema, req.query.after, 'after');
-    const { skus, next } = await skuPage(stock.db, after, limit);
+    const { skus, next } = await stock.listSkus(after, limit);
     // Figures from Redis, as every read: a SKU created a moment ago may not be there yet.
     const { items } = skus.length > 0 ? await stock.getAvailability(skus) : { items: [] };
     res.json({ skus: items, next });

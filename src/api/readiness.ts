@@ -23,7 +23,7 @@ export function stateOf(answer: unknown): CheckState {
 export function readinessChecks(stock: StockClients, temporal: Client, namespace: string, taskQueue: string): Record<'redis' | 'postgres' | 'temporal', ReadinessCheck> {
   return {
     redis: async () => ((await stock.stock.countersLoaded()) ? 'ok' : 'loading'),
-    postgres: async () => void (await stock.db.query('SELECT 1')),
+    postgres: () => stock.stock.databaseAnswers(),
     temporal: async () => {
       // Temporal lists a task queue's pollers of the last few minutes: none means no worker has
       // polled it yet (a first start) or for minutes.

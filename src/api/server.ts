@@ -7,11 +7,13 @@ import type { Client } from '@temporalio/client';
 import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { supervisedAs, takeShutdownSignals } from '../processes';
-import { createStock, deploymentFigures, type StockClients } from '../stock';
-import { connectClient, ensureReconciler, ensureSearchAttributes, ensureWebhookDispatcher } from '../temporal';
+import { createStock, type StockClients } from '../stock';
+import { WebhookStore } from '../webhooks/store';
+import { connectClient } from '../temporal/connection';
+import { ensureReconciler, ensureWebhookDispatcher } from '../temporal/deployment';
+import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { createApp } from './app';
-import { webhookCounts } from './webhook-routes';
-import { createMetrics } from './metrics';
+import { createMetrics, deploymentSources } from './metrics';
 import { readinessChecks } from './readiness';
 import { ReservationService } from './reservations';
 
@@ -44,15 +46,13 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   const reconcilerWatch = setInterval(() => void ensure(), 60_000);
   reconcilerWatch.unref();
 
+  const webhooks = new WebhookStore(stock.db);
   const app = createApp({
     config,
     stock: stock.stock,
     reservations: new ReservationService(temporal, stock.stock, config),
-    metrics: createMetrics({
-      reconcilerCounts: () => stock.stock.scan.counts(),
-      webhookCounts: () => webhookCounts(stock.db),
-      figures: () => deploymentFigures(stock.db),
-    }),
+    webhooks,
+    metrics: createMetrics(deploymentSources(stock.stock, webhooks)),
     logger,
     checks: readinessChecks(stock, temporal, config.temporalNamespace, config.taskQueue),
   });

@@ -9,8 +9,8 @@ import type { StockRedis } from './redis/scripts';
 import { StockStore, type StockStoreOptions } from './store';
 
 export * from '../domain/errors';
-export { skuPage } from './catalog';
-export { deploymentFigures, unwatchSku, watchedSkus, watchSku, type DeploymentFigures } from './figures';
+export { DriftCounts } from './drift';
+export { Figures, type DeploymentFigures, type StockFigures } from './figures';
 export { createPool, ensureDatabase, migrate, transaction } from './database';
 export { keys, lineKeys } from './redis/keys';
 export { createRedis, type RedisTarget } from './redis/client';

@@ -22,7 +22,8 @@ import {
 import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { Ledger, LedgerRefusal, type SkuRow } from './ledger';
-import { LedgerScan } from './ledger-scan';
+import { DriftCounts } from './drift';
+import { Figures } from './figures';
 import { readEvents } from './outbox';
 import { Counters } from './redis/counters';
 import { CountersMissing, type StockRedis } from './redis/scripts';
@@ -65,7 +66,10 @@ const APPLY_PATIENCE_MS = 2_000;
 export class StockStore {
   readonly ledger: Ledger;
   /** The ledger as the rebuild and the reconciler read it. */
-  readonly scan: LedgerScan;
+  /** Drift only a store failure explains, counted for /metrics. */
+  readonly drift: DriftCounts;
+  /** The deployment's figures for /metrics, and the SKUs watched there. */
+  readonly figures: Figures;
   /** Redis: the one door to the counters and the scripts. */
   readonly counters: Counters;
   private readonly now: () => number;
@@ -81,7 +85,8 @@ export class StockStore {
     this.warn = options.warn ?? (() => undefined);
     this.alert = options.alert ?? this.warn;
     this.ledger = new Ledger(db, options.outbox ?? true);
-    this.scan = new LedgerScan(db);
+    this.drift = new DriftCounts(db);
+    this.figures = new Figures(db);
     this.counters = new Counters(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
   }
 
@@ -107,7 +112,7 @@ export class StockStore {
     });
     // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
     // either; otherwise its counters were lost and are being restored.
-    if (missing.length > 0 && (!loaded || (await this.scan.existing(missing)).size > 0)) throw notLoaded();
+    if (missing.length > 0 && (!loaded || (await this.ledger.skus.existing(missing)).size > 0)) throw notLoaded();
     return { items, missing };
   }
 
@@ -127,6 +132,11 @@ export class StockStore {
     return { ...verdict, refusal: verdict.refusal && ((await this.explainMissing(verdict.refusal)) as StockholdError) };
   }
 
+  /** Resolves when PostgreSQL answers a query. */
+  async databaseAnswers(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
   /** Whether the counters are loaded from PostgreSQL (false while they are rebuilt after a loss). */
   countersLoaded(): Promise<boolean> {
     return this.counters.loaded();
@@ -141,6 +151,11 @@ export class StockStore {
       .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
       .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
     return { sku, holds };
+  }
+
+  /** One page of the SKUs, in SKU order after `after`, with the cursor of the next page (null on the last). */
+  listSkus(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
+    return this.ledger.skus.page(after, limit);
   }
 
   /** The ledger of a SKU, newest first. */
@@ -300,7 +315,7 @@ export class StockStore {
       refusal: err.refusal.code,
       details: err.refusal.details,
     });
-    await this.scan.count(`unexplained:${REFUSED_HOLD}`).catch(() => undefined);
+    await this.drift.count(`unexplained:${REFUSED_HOLD}`).catch(() => undefined);
     return err.refusal;
   }
 

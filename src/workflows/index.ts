@@ -1,3 +1,3 @@
 export { reservationWorkflow } from './reservation';
-export { reconcilerWorkflow } from './reconciler';
-export { webhookDispatcherWorkflow } from './webhook-dispatcher';
+export { reconcilerWorkflow } from '../reconciler/workflow';
+export { webhookDispatcherWorkflow } from '../webhooks/workflow';

@@ -22,6 +22,7 @@ import { expectConsistent } from '../helpers/stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from '../helpers/temporal';
 // Every answer below is checked against the OpenAPI document (GET /openapi.json).
 import '../helpers/conformance';
+import { WebhookStore } from '../../src/webhooks/store';
 
 installTestRuntime();
 
@@ -39,6 +40,7 @@ function appWith(stock: StockClients, lines: string[], checks?: Parameters<typeo
   return createApp({
     config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
     stock: stock.stock,
+    webhooks: new WebhookStore(stock.db),
     reservations: {} as ReservationService,
     metrics: createMetrics(),
     logger: pino({ level: 'debug' }, sink),
@@ -146,6 +148,7 @@ async function serve(stock: StockClients, reservations: ReservationService) {
   const app = createApp({
     config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
     stock: stock.stock,
+    webhooks: new WebhookStore(stock.db),
     reservations,
     metrics: createMetrics(),
     logger: createLogger('silent'),

@@ -10,6 +10,7 @@ import { uniqueId, uniqueSku } from '../helpers/env';
 import { expiresIn, figures, testStock } from '../helpers/stock';
 // Every answer below is checked against the OpenAPI document (GET /openapi.json).
 import '../helpers/conformance';
+import { WebhookStore } from '../../src/webhooks/store';
 
 /**
  * Bad input is refused at the API's edge: 400 INVALID_REQUEST in the contract's error shape,
@@ -54,6 +55,7 @@ const reservations = new ReservationService(new Client({ connection }), stock, {
 const app = createApp({
   config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: MAX_TTL_SECONDS },
   stock,
+  webhooks: new WebhookStore(clients.db),
   reservations,
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),

@@ -12,6 +12,7 @@ import { ReservationService } from '../../src/api/reservations';
 import '../helpers/conformance';
 import { uniqueSku } from '../helpers/env';
 import { newSku, testStock } from '../helpers/stock';
+import { WebhookStore } from '../../src/webhooks/store';
 
 const ADMIN = 'ops-routes-admin-token';
 const CLIENT = 'ops-routes-client-token';
@@ -22,6 +23,7 @@ const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] })
 const app = createApp({
   config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400, temporalUiUrl: 'http://ui.example:8233', temporalNamespace: 'shop' },
   stock,
+  webhooks: new WebhookStore(clients.db),
   reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'ops-routes', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),

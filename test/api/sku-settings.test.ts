@@ -13,6 +13,7 @@ import { ReservationService } from '../../src/api/reservations';
 import { keys } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expiresIn, newSku, testStock } from '../helpers/stock';
+import { WebhookStore } from '../../src/webhooks/store';
 
 const ADMIN = 'sku-settings-admin-token';
 const CLIENT = 'sku-settings-client-token';
@@ -23,6 +24,7 @@ const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] })
 const app = createApp({
   config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
   stock,
+  webhooks: new WebhookStore(clients.db),
   reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'sku-settings', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),

@@ -11,10 +11,10 @@ import pino from 'pino';
 import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
-import { webhookCounts } from '../../src/api/webhook-routes';
 import { uniqueSku } from '../helpers/env';
 import { request } from '../helpers/stack';
 import { testStock } from '../helpers/stock';
+import { WebhookStore } from '../../src/webhooks/store';
 
 const ADMIN = 'webhooks-admin-token';
 const CLIENT = 'webhooks-client-token';
@@ -25,8 +25,9 @@ const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] })
 const app = createApp({
   config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
   stock,
+  webhooks: new WebhookStore(db),
   reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'webhooks', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-  metrics: createMetrics({ webhookCounts: () => webhookCounts(db) }),
+  metrics: createMetrics({ webhookCounts: () => new WebhookStore(db).counts() }),
   logger: pino({ level: 'silent' }),
   checks: { redis: () => clients.redis.ping(), postgres: () => db.query('SELECT 1'), temporal: async () => undefined },
 });

@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { PROJECT_ROOT } from '../../src/temporal';
+import { PROJECT_ROOT } from '../../src/paths';
 import { uniqueSku } from '../helpers/env';
 import { ADMIN_TOKEN, CLIENT_TOKEN, startStack, type Stack } from '../helpers/stack';
 

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { keys } from '../../src/stock';
-import type { ReconcilerSettings } from '../../src/activities/reconciler';
+import type { ReconcilerSettings } from '../../src/reconciler/activities';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster';
 import { pollUntil, startStack, type Stack } from '../helpers/stack';

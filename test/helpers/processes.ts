@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { PROJECT_ROOT } from '../../src/temporal';
+import { PROJECT_ROOT } from '../../src/paths';
 
 function newestMtime(dir: string): number {
   let newest = 0;

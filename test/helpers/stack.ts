@@ -8,19 +8,21 @@ import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
+import { createReconcilerActivities, type ReconcilerSettings } from '../../src/reconciler/activities';
 import { createApp } from '../../src/api/app';
-import { createMetrics } from '../../src/api/metrics';
+import { createMetrics, deploymentSources } from '../../src/api/metrics';
 import { readinessChecks } from '../../src/api/readiness';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import { createStock, deploymentFigures, StockStore, type StockClients, type StockRedis } from '../../src/stock';
-import { ensureReconciler, ensureSearchAttributes } from '../../src/temporal';
+import { createStock, StockStore, type StockClients, type StockRedis } from '../../src/stock';
+import { ensureReconciler } from '../../src/temporal/deployment';
+import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
 import { expectConforming } from './conformance';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
 import { testStock } from './stock';
 import { devServerEnv, installTestRuntime, taskQueue, workflowBundle } from './temporal';
 import { freePort } from './redis-server';
+import { WebhookStore } from '../../src/webhooks/store';
 
 export const ADMIN_TOKEN = 'admin-secret';
 export const CLIENT_TOKEN = 'client-secret';
@@ -174,6 +176,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     running = worker.run();
     if (options.reconciler) await ensureReconciler(env.client, queue);
     const faults: Faults = { counterReadDelayMs: 0 };
+    const webhooks = new WebhookStore(stock.db);
     const app = createApp({
       config: {
         adminToken: ADMIN_TOKEN,
@@ -184,11 +187,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...(options.watchedSkusMax === undefined ? {} : { metricsWatchedSkusMax: options.watchedSkusMax }),
       },
       stock: stock.stock,
+      webhooks,
       reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-      metrics: createMetrics({
-        figures: () => deploymentFigures(stock.db),
-        ...(options.reconciler ? { reconcilerCounts: () => stock.stock.scan.counts() } : {}),
-      }),
+      metrics: createMetrics(deploymentSources(stock.stock, webhooks, { reconciler: Boolean(options.reconciler) })),
       logger: createLogger('silent'),
       checks: readinessChecks(stock, env.client, 'default', queue),
     });

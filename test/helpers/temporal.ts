@@ -5,7 +5,7 @@ import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
-import { TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/temporal';
+import { TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../src/paths';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/workflows/definitions';
 import { killWhenOrphaned } from './guard';
 import { freePort } from './redis-server';

@@ -23,7 +23,7 @@ import { closeSync, cpSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSy
 import { get, request as httpRequest } from 'node:http';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { PROJECT_ROOT, TEMPORAL_CLI } from '../../src/temporal';
+import { PROJECT_ROOT, TEMPORAL_CLI } from '../../src/paths';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueSku } from '../helpers/env';
 import { killWhenOrphaned, type Guard } from '../helpers/guard';
 import { alive, buildIfStale } from '../helpers/processes';
@@ -273,7 +273,7 @@ describe('npm start with 2 API processes and 2 workers', () => {
       cli('operator', 'search-attribute', 'remove', '--namespace', 'default', '--name', name, '--yes');
     }
     const run = () =>
-      execFileSync(process.execPath, [path.join(snapshot!, 'lib', 'scripts', 'search-attributes.js')], {
+      execFileSync(process.execPath, [path.join(snapshot!, 'lib', 'cli', 'search-attributes.js')], {
         encoding: 'utf8',
         env: { PATH: process.env.PATH, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default' },
       });

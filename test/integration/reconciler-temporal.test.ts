@@ -8,7 +8,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
-import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
+import { createReconcilerActivities, type ReconcilerSettings } from '../../src/reconciler/activities';
 import { workflowIdOf } from '../../src/domain/types';
 import { createLogger } from '../../src/logger';
 import { createStock, keys, type StockClients } from '../../src/stock';
@@ -59,7 +59,7 @@ async function statusOf(reservationId: string): Promise<{ status: string; reason
 }
 
 async function orphansCounted(): Promise<number> {
-  return (await clients.stock.scan.counts()).find((c) => c.kind === 'orphan')?.count ?? 0;
+  return (await clients.stock.drift.counts()).find((c) => c.kind === 'orphan')?.count ?? 0;
 }
 
 /** A HELD reservation of `quantity` units with no workflow behind it, unchanged for an hour (stale for any grace period). */

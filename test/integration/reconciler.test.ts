@@ -13,13 +13,13 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
-import { createReconcilerActivities, type ReconcilerSettings } from '../../src/activities/reconciler';
+import { createReconcilerActivities, type ReconcilerSettings } from '../../src/reconciler/activities';
 import { workflowIdOf } from '../../src/domain/types';
 import { createLogger } from '../../src/logger';
 import { createStock, keys, transaction, type StockClients } from '../../src/stock';
-import { rebuildIfLost } from '../../src/stock/rebuild';
-import { ensureReconciler } from '../../src/temporal';
-import { RECONCILER_WORKFLOW_ID } from '../../src/workflows/reconciler';
+import { rebuildIfLost } from '../../src/reconciler/rebuild';
+import { ensureReconciler } from '../../src/temporal/deployment';
+import { RECONCILER_WORKFLOW_ID } from '../../src/reconciler/workflow';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { pollUntil, startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent, expiresIn, figures } from '../helpers/stock';
@@ -56,7 +56,8 @@ afterAll(async () => {
 
 const redis = () => stack.stock.redis;
 const ledger = () => stack.stock.stock.ledger;
-const scan = () => stack.stock.stock.scan;
+const drift = () => stack.stock.stock.drift;
+const allSkus = async () => (await stack.stock.stock.listSkus(undefined, 1_000)).skus;
 
 /** A new SKU through the API (admin) with `total` units. */
 async function createSku(total: number, prefix = 'REC'): Promise<string> {
@@ -120,7 +121,7 @@ function delta(before: Record<string, number>, after: Record<string, number>): R
 
 /** Completed scans so far (the reconciler counts one after each pass over every SKU). */
 async function scans(): Promise<number> {
-  return (await scan().counts()).find((c) => c.kind === 'scan')?.count ?? 0;
+  return (await drift().counts()).find((c) => c.kind === 'scan')?.count ?? 0;
 }
 
 /** Waits until `n` whole scans have run that started after this call (a scan under way now does not count). */
@@ -478,7 +479,7 @@ describe('a full loss of Redis', () => {
       await expectConsistent(stack.stock, sku);
       await expectCounted(before, { 'repairs:rebuild': 1 });
       // Every SKU of the database is back, as PostgreSQL has it.
-      for (const other of await scan().skuPage('', 1_000)) await expectConsistent(stack.stock, other);
+      for (const other of await allSkus()) await expectConsistent(stack.stock, other);
     } finally {
       await stack.stock.stock.release(inFlight, [sku], 'CANCELLED', 'test cleanup').catch(() => undefined);
       await placeholder.terminate('test cleanup').catch(() => undefined);
@@ -497,13 +498,13 @@ describe('a full loss of Redis', () => {
     try {
       await stores[0]!.redis.flushdb();
       const results = await Promise.all(stores.map((s) => rebuildIfLost(s.stock, { settleMs: 300 })));
-      const skuCount = (await scan().skuPage('', 1_000)).length;
+      const skuCount = (await allSkus()).length;
       expect(results.filter((r) => r === undefined)).toHaveLength(1);
       expect(results.find((r) => r !== undefined)).toBe(skuCount);
       // Loaded: a later call finds the marker and does nothing.
       expect(await rebuildIfLost(stores[1]!.stock, { settleMs: 300 })).toBeUndefined();
       expect(await stores[0]!.redis.hgetall(keys.holds(sku))).toEqual({ [reservationId]: '3' });
-      for (const other of await scan().skuPage('', 1_000)) await expectConsistent(stores[0]!, other);
+      for (const other of await allSkus()) await expectConsistent(stores[0]!, other);
     } finally {
       await stores[0]!.redis.flushdb().catch(() => undefined);
       await Promise.allSettled(stores.map((s) => s.close()));

@@ -15,12 +15,12 @@ import { READ_DEADLINE_MS, WRITE_DEADLINE_MS } from '../../src/api/http';
 import { createMetrics } from '../../src/api/metrics';
 import { ReservationService } from '../../src/api/reservations';
 import { createLogger } from '../../src/logger';
-import { deploymentFigures } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { ADMIN_TOKEN, CLIENT_TOKEN, request, type ApiAnswer } from '../helpers/stack';
 import { newSku, testStock } from '../helpers/stock';
 import { devServerEnv, taskQueue } from '../helpers/temporal';
 import { startSilentListener, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
+import { WebhookStore } from '../../src/webhooks/store';
 
 /** Room for a loaded machine between the deadline and the test's timeout. */
 const SLACK_MS = 3_000;
@@ -40,8 +40,9 @@ async function apiOver(client: Client): Promise<string> {
   const app = createApp({
     config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
     stock: clients.stock,
+    webhooks: new WebhookStore(clients.db),
     reservations: new ReservationService(client, clients.stock, { taskQueue: taskQueue('silent'), defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
-    metrics: createMetrics({ figures: () => deploymentFigures(clients.db) }),
+    metrics: createMetrics({ figures: async () => ({ ...(await clients.stock.figures.read()), outboxLagSeconds: 0 }) }),
     logger: createLogger('silent'),
     checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: () => client.workflowService.getSystemInfo({}) },
   });

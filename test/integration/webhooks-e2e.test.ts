@@ -9,7 +9,7 @@
  * WEBHOOK_RETRY_DELAYS_MS=200,400,800 (the contract's 10 s and 5 s, 30 s… schedule, shortened).
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { verifySignature } from '../../src/activities/webhook-signature';
+import { verifySignature } from '../../src/webhooks/signature';
 import { startApi, type RunningApi } from '../../src/api/server';
 import { loadConfig } from '../../src/config';
 import { createRedis, keys } from '../../src/stock';

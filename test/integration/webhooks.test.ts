@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Pool } from 'pg';
-import { verifySignature } from '../../src/activities/webhook-signature';
-import { ensureWebhookDispatcher } from '../../src/temporal';
-import { WEBHOOK_DISPATCHER_WORKFLOW_ID } from '../../src/workflows/webhook-dispatcher';
+import { verifySignature } from '../../src/webhooks/signature';
+import { ensureWebhookDispatcher } from '../../src/temporal/deployment';
+import { WEBHOOK_DISPATCHER_WORKFLOW_ID } from '../../src/webhooks/workflow';
 import { TEST_REDIS_URL, uniqueSku } from '../helpers/env';
 import { buildIfStale, killWorkers, spawnWorker as spawnWorkerProcess, WORKER_JS, type WorkerProcess } from '../helpers/processes';
 import { gate, waitFor } from '../helpers/client';

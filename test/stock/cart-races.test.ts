@@ -13,7 +13,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import { createStock, keys, StockholdError, StockStore, type StockClients } from '../../src/stock';
-import { Reconciler, type ReconcilerEvent } from '../../src/stock/reconciler';
+import { Reconciler, type ReconcilerEvent } from '../../src/reconciler/reconciler';
 import { REDIS_MODE, TEST_REDIS_TARGET, uniqueId, uniqueSku } from '../helpers/env';
 import { interceptScripts } from '../helpers/intercept';
 import { expectConsistent, expiresIn, figures, newSku } from '../helpers/stock';

@@ -5,9 +5,10 @@
  * from PostgreSQL after a loss and through the reconciler after drift.
  */
 import { keys, type StockholdError } from '../../src/stock';
-import { Reconciler } from '../../src/stock/reconciler';
+import { Reconciler } from '../../src/reconciler/reconciler';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, newSku, refusal, testStock } from '../helpers/stock';
+import { ReconcilerStore } from '../../src/reconciler/store';
 
 const clients = testStock();
 const { stock, redis } = clients;
@@ -242,7 +243,7 @@ describe('after a loss', () => {
     const before = await counts(sku);
 
     await redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku));
-    const [snapshot] = await stock.scan.snapshot([sku]);
+    const [snapshot] = await new ReconcilerStore(stock.db).snapshot([sku]);
     expect((await stock.counters.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await counts(sku)).toEqual(before);
     expect(await stock.getStock(sku)).toMatchObject({ total: 8, reserved: 3, maxPerCustomer: 3 });

@@ -6,8 +6,8 @@
  * file's own: both scans read every SKU there is.
  */
 import { createStock, keys, type StockClients } from '../../src/stock';
-import { rebuildIfLost } from '../../src/stock/rebuild';
-import { Reconciler, type ReconcilerEvent } from '../../src/stock/reconciler';
+import { rebuildIfLost } from '../../src/reconciler/rebuild';
+import { Reconciler, type ReconcilerEvent } from '../../src/reconciler/reconciler';
 import { uniqueId } from '../helpers/env';
 import { startPrivateStores, type PrivateStores } from '../helpers/private-stores';
 import { expectConsistent, expiresIn, figures, loseHold } from '../helpers/stock';

@@ -6,7 +6,7 @@
  * redis-server of this file's own: a scan reads every SKU.
  */
 import { createStock, keys, type StockClients } from '../../src/stock';
-import { Reconciler } from '../../src/stock/reconciler';
+import { Reconciler } from '../../src/reconciler/reconciler';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { startPrivateStores, type PrivateStores } from '../helpers/private-stores';
 import { newSku } from '../helpers/stock';

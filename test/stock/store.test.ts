@@ -1,7 +1,8 @@
 import { StockholdError, keys } from '../../src/stock';
-import { rebuildIfLost } from '../../src/stock/rebuild';
+import { rebuildIfLost } from '../../src/reconciler/rebuild';
 import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, figures, holdOf, newSku, refusal, testStock } from '../helpers/stock';
+import { ReconcilerStore } from '../../src/reconciler/store';
 
 const clients = testStock();
 const { stock } = clients;
@@ -480,7 +481,7 @@ describe('Redis left behind a durable movement catches up once', () => {
     }
     const [sale] = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale' && m.reservationId === late.reservationId);
     await clients.redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku));
-    const [snapshot] = await stock.scan.snapshot([sku]);
+    const [snapshot] = await new ReconcilerStore(stock.db).snapshot([sku]);
     expect(BigInt(snapshot!.mark)).toBeGreaterThanOrEqual(BigInt(sale!.id));
     expect((await stock.counters.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await stock.getStock(sku)).toMatchObject({ total: 6, reserved: 2 });

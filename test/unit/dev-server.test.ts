@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startDevServer } from '../../src/temporal';
+import { startDevServer } from '../../src/temporal/dev-server';
 
 /** A port nobody listens on now (the OS picks it). */
 async function freePort(): Promise<number> {

@@ -22,6 +22,7 @@ import { ANSWER_CODES } from '../../src/domain/views';
 import type { StockStore } from '../../src/stock';
 import { nonConformance, openApiDocument } from '../helpers/conformance';
 import packageJson from '../../package.json';
+import type { WebhookStore } from '../../src/webhooks/store';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -40,6 +41,7 @@ function app(): Express {
   return createApp({
     config: { adminToken: 'openapi-admin-token', apiToken: 'openapi-client-token', maxTtlSeconds: MAX_TTL_SECONDS },
     stock: {} as StockStore,
+    webhooks: {} as WebhookStore,
     reservations: {} as ReservationService,
     metrics: createMetrics(),
     logger: pino({ level: 'silent' }),

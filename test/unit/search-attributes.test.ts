@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadTemporalConfig } from '../../src/config';
-import { existingAttributes, isTemporalCloud, outcomeOf, printedCommands, searchAttributeCommands, shellQuote } from '../../src/scripts/search-attributes';
+import { existingAttributes, isTemporalCloud, outcomeOf, printedCommands, searchAttributeCommands, shellQuote } from '../../src/cli/search-attributes';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'stockhold-sa-'));
 const cert = path.join(dir, 'client.crt');

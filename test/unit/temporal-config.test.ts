@@ -11,7 +11,7 @@ import type { ConnectionOptions } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { startupBanner } from '../../src/banner';
 import { ConfigError, loadConfig, loadTemporalConfig } from '../../src/config';
-import { remoteTemporalReason, temporalConnectionOptions } from '../../src/temporal';
+import { remoteTemporalReason, temporalConnectionOptions } from '../../src/temporal/connection';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'stockhold-tls-'));
 const file = (name: string) => path.join(dir, name);

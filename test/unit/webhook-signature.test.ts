@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { GIVE_UP_AFTER_MS, retryDelayMs, RETRY_DELAYS_MS, signPayload, verifySignature } from '../../src/activities/webhook-signature';
+import { GIVE_UP_AFTER_MS, retryDelayMs, RETRY_DELAYS_MS, signPayload, verifySignature } from '../../src/webhooks/signature';
 
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
 const BODY = '{"id":"e1","type":"stock.changed","createdAt":"2026-11-24T10:00:00.000Z","data":{"sku":"A"}}';

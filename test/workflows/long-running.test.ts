@@ -9,7 +9,7 @@ import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import type { Observation } from '../../src/activities/reconciler';
+import type { Observation } from '../../src/reconciler/activities';
 import { reconcilerWorkflow, webhookDispatcherWorkflow } from '../../src/workflows';
 import { installTestRuntime, taskQueue, timeSkippingEnv, workflowBundle } from '../helpers/temporal';
 

@@ -14,7 +14,7 @@ import { Worker } from '@temporalio/worker';
 import { countActions } from '../../bench/capacity-actions';
 import type { ReservationActivities } from '../../src/activities';
 import type { CartLine } from '../../src/domain/types';
-import { ensureSearchAttributes } from '../../src/temporal';
+import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
 import { reservationWorkflow } from '../../src/workflows';
 import {
   awaitHoldUpdate,

@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { ReservationActivities } from '../../src/activities';
 import type { CartLine, ReservationLine } from '../../src/domain/types';
-import { ensureSearchAttributes } from '../../src/temporal';
+import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
 import { reservationWorkflow } from '../../src/workflows';
 import {
   awaitHoldUpdate,

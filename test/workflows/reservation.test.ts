@@ -20,7 +20,7 @@ import {
 } from '../../src/workflows/definitions';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, newSku, testStock } from '../helpers/stock';
-import { ensureSearchAttributes } from '../../src/temporal';
+import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
 import { installTestRuntime, taskQueue, timeSkippingEnv, workflowBundle } from '../helpers/temporal';
 
 installTestRuntime();

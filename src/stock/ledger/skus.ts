@@ -4,6 +4,7 @@
  * (lockSkus, in one order), then writes; methods taking a PoolClient run in the caller's transaction.
  */
 import type { Pool, PoolClient } from 'pg';
+import { transaction } from '../database';
 import { skuNotFound } from '../../domain/errors';
 import type { SkuSettings } from '../../domain/types';
 import type { SkuState } from '../outbox';
@@ -112,5 +113,45 @@ export class SkuLedger {
   /** Whether PostgreSQL knows this SKU. */
   async skuExists(sku: string): Promise<boolean> {
     return ((await this.db.query('SELECT 1 FROM skus WHERE sku = $1', [sku])).rowCount ?? 0) > 0;
+  }
+
+  /**
+   * One page of the SKUs PostgreSQL knows, in SKU order, after `after` (keyset pagination: a page
+   * costs the same however far into the list it is). `next` is the cursor of the following page,
+   * or null on the last one. For the ops page's list and the reconciler's and rebuild's scans.
+   */
+  async page(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
+    const { rows } = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE ($1::text IS NULL OR sku > $1) ORDER BY sku LIMIT $2', [after ?? null, limit + 1]);
+    const skus = rows.slice(0, limit).map((r) => r.sku);
+    return { skus, next: rows.length > limit ? skus.at(-1)! : null };
+  }
+
+  /** Those of these SKUs PostgreSQL knows. */
+  async existing(skus: readonly string[]): Promise<Set<string>> {
+    if (skus.length === 0) return new Set();
+    const rows = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE sku = ANY($1::text[])', [skus]);
+    return new Set(rows.rows.map((r) => r.sku));
+  }
+
+  /**
+   * Sets `skus.reserved` of a SKU to what its HELD reservations hold, under the SKU's row lock (which
+   * every writer of `reserved` takes first, so nothing moves it meanwhile): {before, after} when it
+   * changed, undefined when it was right.
+   */
+  async recomputeReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
+    return transaction(this.db, async (c) => {
+      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR UPDATE', [sku]);
+      if (row.rowCount === 0) return undefined;
+      const held = await c.query<{ n: string }>(
+        `SELECT COALESCE(sum(l.quantity), 0) AS n FROM reservation_lines l
+           JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD' WHERE l.sku = $1`,
+        [sku],
+      );
+      const before = Number(row.rows[0]!.reserved);
+      const after = Number(held.rows[0]!.n);
+      if (before === after) return undefined;
+      await c.query('UPDATE skus SET reserved = $2 WHERE sku = $1', [sku, after]);
+      return { before, after };
+    });
   }
 }

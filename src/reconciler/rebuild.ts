@@ -3,7 +3,8 @@
  * runs once at a time across processes, and late, so holds in flight land first.
  */
 import { randomUUID } from 'node:crypto';
-import type { StockStore } from './store';
+import type { StockStore } from '../stock/store';
+import { ReconcilerStore } from './store';
 
 
 export interface RebuildOptions {
@@ -25,7 +26,8 @@ export interface RebuildOptions {
  * undefined when Redis was not empty-handed (marker present) or another process holds the fence.
  */
 export async function rebuildIfLost(store: StockStore, options: RebuildOptions): Promise<number | undefined> {
-  const { scan, counters } = store;
+  const { counters } = store;
+  const scan = new ReconcilerStore(store.db);
   if (await counters.loaded()) return undefined;
   const token = randomUUID();
   if (!(await counters.takeRebuildFence(token, options.settleMs + 120_000))) return undefined;
@@ -33,7 +35,7 @@ export async function rebuildIfLost(store: StockStore, options: RebuildOptions):
     await (options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(options.settleMs);
     let loaded = 0;
     for (let after = ''; ; ) {
-      const page = await scan.skuPage(after, options.pageSize ?? 500);
+      const { skus: page } = await store.ledger.skus.page(after, options.pageSize ?? 500);
       if (page.length === 0) break;
       for (const sku of await scan.snapshot(page)) {
         if ((await counters.load(sku.sku, sku, 'missing')).loaded) loaded += 1;

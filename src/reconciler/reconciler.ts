@@ -15,34 +15,12 @@
  * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
 import type { ReservationStatus } from '../domain/types';
-import type { LedgerMovement, SkuRow } from './ledger';
-import type { HeldLine } from './ledger-scan';
-import type { StockStore } from './store';
+import type { LedgerMovement } from '../stock/ledger';
+import { checkCustomers, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
+import { ReconcilerStore, type HeldLine } from './store';
+import type { StockStore } from '../stock/store';
 
-export type RepairKind =
-  | 'lost_hold'
-  | 'phantom_hold'
-  | 'orphan'
-  | 'pending_movement'
-  | 'total'
-  | 'reserved'
-  | 'missing_sku'
-  | 'settings'
-  | 'customer_held'
-  | 'customer_bought'
-  | 'ledger_reserved';
-export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
-
-export interface ReconcilerEvent {
-  kind: RepairKind | AlertKind;
-  /** True for drift the reconciler cannot explain: an alert (error log and metric), repaired or not. */
-  alert: boolean;
-  /** False for an alert that repairs nothing (it is counted once per incident, not per scan). */
-  repaired: boolean;
-  sku?: string;
-  reservationId?: string;
-  detail: Record<string, unknown>;
-}
+export type { AlertKind, ReconcilerEvent, RepairKind } from './checks';
 
 export interface ReconcilerOptions {
   graceMs: number;
@@ -70,18 +48,24 @@ export interface Observation {
 /** The most observations carried from one reconciler run to the next (heartbeat details and workflow input stay small). */
 const MAX_CARRIED = 1_000;
 
-export class Reconciler {
+export class Reconciler implements CheckContext {
   /** Differences seen in the last scan: key → when first seen and what exactly was seen. */
   private seen = new Map<string, { since: number; what: string }>();
   private next = new Map<string, { since: number; what: string }>();
   private orphanCursor = '';
-  private readonly now: () => number;
+  readonly now: () => number;
+  readonly graceMs: number;
+
+  /** The ledger as the reconciler reads it. */
+  private readonly scanned: ReconcilerStore;
 
   constructor(
-    private readonly store: StockStore,
+    readonly store: StockStore,
     private readonly options: ReconcilerOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.graceMs = options.graceMs;
+    this.scanned = new ReconcilerStore(store.db);
   }
 
   /**
@@ -103,7 +87,7 @@ export class Reconciler {
     this.next = new Map();
     let repairs = 0;
     for (let after = ''; ; ) {
-      const page = await this.store.scan.skuPage(after, this.options.pageSize ?? 200);
+      const { skus: page } = await this.store.ledger.skus.page(after, this.options.pageSize ?? 200);
       if (page.length === 0) break;
       repairs += await this.scanPage(page);
       this.options.progress?.();
@@ -115,7 +99,7 @@ export class Reconciler {
   }
 
   /** True once `what` has been seen at `key` for longer than the grace period (and records it). */
-  private settled(key: string, what: string): boolean {
+  settled(key: string, what: string): boolean {
     const before = this.seen.get(key);
     const since = before && before.what === what ? before.since : this.now();
     this.next.set(key, { since, what });
@@ -123,10 +107,10 @@ export class Reconciler {
   }
 
   /** Logs and counts a repair (kind) and, when it is drift nobody explains, an alert (unexplained:kind). */
-  private async record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void> {
+  async record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void> {
     this.options.report({ ...event, repaired: true });
-    await this.store.scan.count(event.kind);
-    if (event.alert) await this.store.scan.count(`unexplained:${event.kind}`);
+    await this.store.drift.count(event.kind);
+    if (event.alert) await this.store.drift.count(`unexplained:${event.kind}`);
   }
 
   /** Logs and counts an alert that repairs nothing, once per incident: while `key` stays seen, it is not repeated. */
@@ -136,11 +120,12 @@ export class Reconciler {
     this.next.set(incident, { since: this.seen.get(incident)?.since ?? this.now(), what: '' });
     if (already) return;
     this.options.report({ ...event, alert: true, repaired: false });
-    await this.store.scan.count(`unexplained:${event.kind}`);
+    await this.store.drift.count(`unexplained:${event.kind}`);
   }
 
   private async scanPage(skus: string[]): Promise<number> {
-    const { scan, counters } = this.store;
+    const scan = this.scanned;
+    const { counters } = this.store;
     // Redis first, then PostgreSQL: whatever Redis applied was durable in PostgreSQL before.
     const seenInRedis = await Promise.all(skus.map((sku) => counters.raw(sku)));
     const marks = new Map<string, string>();
@@ -162,8 +147,8 @@ export class Reconciler {
         repairs += await this.loadMissing(sku);
         continue;
       }
-      repairs += await this.checkCustomers(sku, { stock, holds, customers }, row, movementsOf.get(sku) ?? [], held.get(sku) ?? [], bought.get(sku));
-      repairs += await this.checkTotal(sku, stock, pgTotal, movementsOf.get(sku) ?? []);
+      repairs += await checkCustomers(this, sku, { stock, holds, customers }, row, movementsOf.get(sku) ?? [], held.get(sku) ?? [], bought.get(sku));
+      repairs += await checkTotal(this, sku, stock, pgTotal, movementsOf.get(sku) ?? []);
       const restored = await this.checkHolds(sku, holds, held.get(sku) ?? []);
       repairs += restored;
       // `reserved` must be the sum of the holds: fixed right after holds came back, otherwise
@@ -186,75 +171,6 @@ export class Reconciler {
     return repairs;
   }
 
-  /**
-   * A SKU's settings and per-customer counts, as Redis showed them, against PostgreSQL: the
-   * settings with the row; each customer's held units (h:) and each hold's customer (o:) with the
-   * live holds (PostgreSQL naming the customer of a hold whose o: was lost); on a limited SKU, what
-   * each customer bought (b:) with the ledger, less the movements Redis had not applied yet. Each
-   * difference is repaired once it has lasted the grace period: the held counts by
-   * fix-customers.lua (from the holds, in one step), the settings and bought counts by loading
-   * them again under the SKU's row lock (StockStore.applySettings).
-   */
-  private async checkCustomers(
-    sku: string,
-    redis: { stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> },
-    row: SkuRow,
-    after: LedgerMovement[],
-    held: HeldLine[],
-    bought: Map<string, number> | undefined,
-  ): Promise<number> {
-    const { stock, holds, customers } = redis;
-    let repairs = 0;
-    const setting = (value: number | null) => (value === null ? '' : String(value));
-    const settings = [row.name, setting(row.lowStockThreshold), setting(row.maxPerCustomer)].join('|');
-    const inRedis = [stock.name ?? '', stock.lowStockThreshold ?? '', stock.maxPerCustomer ?? ''].join('|');
-    if (settings !== inRedis && this.settled(`settings:${sku}`, `${inRedis}>${settings}`)) {
-      await this.store.applySettings(sku);
-      await this.record({ kind: 'settings', alert: true, sku, detail: { redis: inRedis, postgres: settings } });
-      return 1; // the bought counts were loaded again with them
-    }
-
-    // Held units: what the holds add up to per customer, against the h: and o: fields.
-    const customerOf = new Map(held.filter((h) => h.customerId).map((h) => [h.reservationId, h.customerId!]));
-    const want = new Map<string, string>();
-    for (const [id, quantity] of Object.entries(holds)) {
-      const customer = customers[`o:${id}`] ?? customerOf.get(id);
-      if (!customer) continue;
-      want.set(`o:${id}`, customer);
-      want.set(`h:${customer}`, String(Number(want.get(`h:${customer}`) ?? 0) + Number(quantity)));
-    }
-    const have = Object.entries(customers).filter(([field]) => field.startsWith('h:') || field.startsWith('o:'));
-    const wrong = have.filter(([field, value]) => want.get(field) !== value).map(([field]) => field);
-    wrong.push(...[...want.keys()].filter((field) => customers[field] === undefined));
-    if (wrong.length > 0 && this.settled(`customer_held:${sku}`, wrong.sort().join(','))) {
-      const changed = await this.store.counters.fixCustomers(sku, [...customerOf]);
-      if (changed > 0) {
-        repairs += 1;
-        await this.record({ kind: 'customer_held', alert: true, sku, detail: { fields: changed } });
-      }
-    }
-
-    // Bought units, on a SKU limited in both stores: the ledger's figures less the sales and
-    // returns after `bmark` that Redis had not applied when it was read.
-    if (row.maxPerCustomer === null || stock.maxPerCustomer === undefined) return repairs;
-    const expected = new Map(bought ?? []);
-    const bmark = BigInt(stock.bmark ?? '0');
-    for (const m of after) {
-      const pending = stock.mark !== undefined && stock[`m:${m.id}`] === undefined;
-      if (!pending || !m.customerId || BigInt(m.id) <= bmark || (m.kind !== 'sale' && m.kind !== 'return')) continue;
-      expected.set(m.customerId, (expected.get(m.customerId) ?? 0) + m.delta);
-    }
-    const off: string[] = [];
-    for (const [customer, units] of expected) if (units !== 0 && customers[`b:${customer}`] !== String(units)) off.push(customer);
-    for (const field of Object.keys(customers)) if (field.startsWith('b:') && !expected.get(field.slice(2))) off.push(field.slice(2));
-    if (off.length > 0 && this.settled(`customer_bought:${sku}`, off.sort().map((c) => `${c}=${customers[`b:${c}`] ?? 0}`).join(','))) {
-      await this.store.applySettings(sku);
-      repairs += 1;
-      await this.record({ kind: 'customer_bought', alert: true, sku, detail: { customers: off.length } });
-    }
-    return repairs;
-  }
-
   /** A SKU PostgreSQL has and Redis lost (its marker survived): loaded once it stays missing. */
   /**
    * PostgreSQL against itself: `skus.reserved` (what the threshold events and the stock gauges read)
@@ -265,7 +181,7 @@ export class Reconciler {
   private async checkLedgerReserved(sku: string, reserved: number, held: HeldLine[]): Promise<number> {
     const sum = held.reduce((n, h) => n + h.quantity, 0);
     if (reserved === sum || !this.settled(`ledger-reserved:${sku}`, `${reserved}/${sum}`)) return 0;
-    const fixed = await this.store.scan.fixLedgerReserved(sku);
+    const fixed = await this.store.ledger.skus.recomputeReserved(sku);
     if (!fixed) return 0;
     await this.record({ kind: 'ledger_reserved', alert: true, sku, detail: fixed });
     return 1;
@@ -273,57 +189,16 @@ export class Reconciler {
 
   private async loadMissing(sku: string): Promise<number> {
     if (!this.settled(`missing:${sku}`, '')) return 0;
-    const [snapshot] = await this.store.scan.snapshot([sku]);
+    const [snapshot] = await this.scanned.snapshot([sku]);
     if (!snapshot || !(await this.store.counters.load(sku, snapshot, 'missing')).loaded) return 0;
     await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
     return 1;
   }
 
-  /**
-   * Redis's total against PostgreSQL's, movement by movement. Movements Redis has not applied
-   * are completed once older than the grace period (a crash between the two writes); a
-   * difference no movement explains is drift: repaired (compare-and-set) once it persists.
-   */
-  private async checkTotal(sku: string, stock: Record<string, string>, pgTotal: number, after: LedgerMovement[]): Promise<number> {
-    const observed = Number(stock.total);
-    // Counters loaded before marks existed: take every movement as applied; the comparison with
-    // PostgreSQL's total then sets a mark (a checkpoint) or repairs.
-    const pending = stock.mark === undefined ? [] : after.filter((m) => stock[`m:${m.id}`] === undefined);
-    const expected = pgTotal - pending.reduce((sum, m) => sum + m.delta, 0);
-    const drift = observed - expected;
-    if (drift !== 0) {
-      if (!this.settled(`total:${sku}`, String(drift))) return 0;
-      const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
-      if (!(await this.store.counters.rebase(sku, observed, expected, mark))) return 0;
-      await this.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
-      return 1;
-    }
-    // A movement durable in PostgreSQL and missing from Redis is applied now, not after a grace
-    // period: it is idempotent by id, so the request still applying it finds it done. Waiting
-    // would leave Redis promising stock that was sold (a restored, lagging copy of the counters).
-    let applied = 0;
-    for (const m of pending) {
-      // A sale is completed as its commit would: the hold released with it, so the same units
-      // are never taken from available twice (which could drop another reservation's hold).
-      const alreadyApplied =
-        m.kind === 'sale' && m.reservationId
-          ? (await this.store.counters.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
-          : (await this.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
-      if (alreadyApplied) continue;
-      applied += 1;
-      const late = this.now() - m.at.getTime() >= this.options.graceMs;
-      await this.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta, late } });
-    }
-    if (pending.length === 0 && after.length > 0) {
-      // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
-      await this.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
-    }
-    return applied;
-  }
-
   /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
   private async checkHolds(sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
-    const { counters, scan } = this.store;
+    const scan = this.scanned;
+    const { counters } = this.store;
     let repairs = 0;
     const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
     for (const h of held) {
@@ -359,7 +234,8 @@ export class Reconciler {
 
   /** HELD reservations whose workflow is gone (terminated, Temporal state lost): released. */
   private async releaseOrphans(): Promise<number> {
-    const { ledger, scan, counters } = this.store;
+    const scan = this.scanned;
+    const { ledger, counters } = this.store;
     const batch = await scan.staleHeld(this.options.graceMs, this.orphanCursor, this.options.orphanChecks ?? 100);
     this.orphanCursor = batch.length > 0 ? batch.at(-1)!.reservationId : '';
     if (batch.length === 0) return 0;

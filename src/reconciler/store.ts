@@ -1,12 +1,12 @@
 /**
- * The ledger as the rebuild and the reconciler read it: SKUs page by page, consistent snapshots,
- * holds of HELD reservations, movements after a mark, stale HELD reservations; and the
- * reconciler's counts. Writes stay in ledger.ts.
+ * The ledger as the rebuild and the reconciler read it: consistent snapshots of SKUs, holds of
+ * HELD reservations, what customers bought, movements after a mark, stale HELD reservations.
+ * Reads only: every write to PostgreSQL is the stock module's (src/stock/ledger/).
  */
 import type { Pool, PoolClient } from 'pg';
 import type { ReservationStatus } from '../domain/types';
-import { transaction } from './database';
-import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuRow, type SkuSnapshot } from './ledger';
+import { transaction } from '../stock/database';
+import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuRow, type SkuSnapshot } from '../stock/ledger';
 
 /** A SKU's row as the reconciler reads it. */
 export interface ScannedSku extends SkuRow {
@@ -23,14 +23,8 @@ export interface HeldLine {
   updatedAt: Date;
 }
 
-export class LedgerScan {
+export class ReconcilerStore {
   constructor(readonly db: Pool) {}
-
-  /** The SKU names, in pages of `limit` after `after` (for scans over every SKU). */
-  async skuPage(after: string, limit: number): Promise<string[]> {
-    const rows = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE sku > $1 ORDER BY sku LIMIT $2', [after, limit]);
-    return rows.rows.map((r) => r.sku);
-  }
 
   /**
    * A consistent snapshot of these SKUs: each one's total, name, settings and holds of HELD
@@ -129,35 +123,6 @@ export class LedgerScan {
     );
   }
 
-  /**
-   * Sets `skus.reserved` of a SKU to what its HELD reservations hold, under the SKU's row lock (which
-   * every writer of `reserved` takes first, so nothing moves it meanwhile): {before, after} when it
-   * changed, undefined when it was right.
-   */
-  async fixLedgerReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
-    return transaction(this.db, async (c) => {
-      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR UPDATE', [sku]);
-      if (row.rowCount === 0) return undefined;
-      const held = await c.query<{ n: string }>(
-        `SELECT COALESCE(sum(l.quantity), 0) AS n FROM reservation_lines l
-           JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD' WHERE l.sku = $1`,
-        [sku],
-      );
-      const before = Number(row.rows[0]!.reserved);
-      const after = Number(held.rows[0]!.n);
-      if (before === after) return undefined;
-      await c.query('UPDATE skus SET reserved = $2 WHERE sku = $1', [sku, after]);
-      return { before, after };
-    });
-  }
-
-  /** Those of these SKUs PostgreSQL knows. */
-  async existing(skus: readonly string[]): Promise<Set<string>> {
-    if (skus.length === 0) return new Set();
-    const rows = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE sku = ANY($1::text[])', [skus]);
-    return new Set(rows.rows.map((r) => r.sku));
-  }
-
   /** The statuses of these reservations (those PostgreSQL knows). */
   async statuses(ids: readonly string[]): Promise<Map<string, ReservationStatus>> {
     if (ids.length === 0) return new Map();
@@ -177,18 +142,5 @@ export class LedgerScan {
     return rows.rows.map((r) => ({ reservationId: r.id, skus: r.skus, expired: r.expired }));
   }
 
-  /** Adds to the reconciler's counts (see the reconciler_counts migration). */
-  async count(kind: string, n = 1): Promise<void> {
-    await this.db.query(
-      `INSERT INTO reconciler_counts (kind, count, last_at) VALUES ($1, $2, now())
-       ON CONFLICT (kind) DO UPDATE SET count = reconciler_counts.count + $2, last_at = now()`,
-      [kind, n],
-    );
-  }
 
-  /** The reconciler's counts by kind. */
-  async counts(): Promise<{ kind: string; count: number; lastAt: Date }[]> {
-    const rows = await this.db.query<{ kind: string; count: string; last_at: Date }>('SELECT kind, count, last_at FROM reconciler_counts');
-    return rows.rows.map((r) => ({ kind: r.kind, count: Number(r.count), lastAt: r.last_at }));
-  }
 }

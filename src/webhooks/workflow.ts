@@ -7,7 +7,7 @@
  * Continues as new every so often to keep its history short.
  */
 import { continueAsNew, proxyActivities } from '@temporalio/workflow';
-import type { WebhookActivities } from '../activities/webhooks';
+import type { WebhookActivities } from './activities';
 
 export const WEBHOOK_DISPATCHER_WORKFLOW_ID = 'stockhold-webhook-dispatcher';
 

@@ -3,8 +3,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { workflowIdOf } from '../domain/types';
 import type { Logger } from '../logger';
 import type { StockStore } from '../stock';
-import { rebuildIfLost } from '../stock/rebuild';
-import { Reconciler, type Observation, type ReconcilerEvent } from '../stock/reconciler';
+import { rebuildIfLost } from './rebuild';
+import { Reconciler, type Observation, type ReconcilerEvent } from './reconciler';
 
 export type { Observation };
 
@@ -90,11 +90,11 @@ export function createReconcilerActivities(deps: { stock: StockStore; temporal: 
           const rebuilt = await rebuildIfLost(stock, { settleMs: settings.rebuildSettleMs });
           if (rebuilt !== undefined) {
             logger.warn({ skus: rebuilt }, 'reconciler: Redis had lost its counters: rebuilt them from PostgreSQL');
-            await stock.scan.count('rebuild');
+            await stock.drift.count('rebuild');
           }
           if (Date.now() >= nextScan) {
             await reconciler.scan();
-            await stock.scan.count('scan');
+            await stock.drift.count('scan');
             nextScan = Date.now() + settings.intervalMs;
           }
         } catch (err) {

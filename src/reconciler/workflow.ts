@@ -5,7 +5,7 @@
  * within the heartbeat timeout. Continues as new every so often to keep its history short.
  */
 import { continueAsNew, proxyActivities } from '@temporalio/workflow';
-import type { Observation, ReconcilerActivities } from '../activities/reconciler';
+import type { Observation, ReconcilerActivities } from './activities';
 
 export const RECONCILER_WORKFLOW_ID = 'stockhold-reconciler';
 

@@ -19,7 +19,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { ConfigError, loadTemporalConfig, type TemporalConfig } from '../config';
-import { SEARCH_ATTRIBUTES, TEMPORAL_CLI } from '../temporal';
+import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
+import { TEMPORAL_CLI } from '../paths';
 
 /** Stands for the API key in a command: the shell expands it when the printed command runs. */
 export const API_KEY_REFERENCE = '$TEMPORAL_API_KEY';

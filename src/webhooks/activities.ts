@@ -1,15 +1,15 @@
 /**
- * The webhook dispatcher's activity (see src/workflows/webhook-dispatcher.ts and docs/DESIGN.md
- * "Webhooks"). All its state is in PostgreSQL: webhook_deliveries rows, inserted by a trigger in
- * each event's own transaction. For `runMs` it claims due deliveries with a lease (FOR UPDATE SKIP
+ * The webhook dispatcher's activity (see ./workflow.ts and docs/DESIGN.md "Webhooks"). All its
+ * state is in PostgreSQL (./store.ts): webhook_deliveries rows, inserted by a trigger in each
+ * event's own transaction. For `runMs` it claims due deliveries with a lease (FOR UPDATE SKIP
  * LOCKED, so two dispatchers never send one at once), POSTs each signed event with a timeout, and
  * records the outcome. Sends run concurrently, so a slow receiver holds only its own slots.
  */
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import type { Pool } from 'pg';
 import type { Logger } from '../logger';
-import { EVENT_ID_HEADER, GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryDelayMs, SIGNATURE_HEADER, signPayload } from './webhook-signature';
+import { EVENT_ID_HEADER, GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryDelayMs, SIGNATURE_HEADER, signPayload } from './signature';
+import type { Claimed, WebhookStore } from './store';
 
 export interface WebhookSettings {
   /** How long a receiver has to answer 2xx (ms): 10 s by the contract; WEBHOOK_TIMEOUT_MS shortens it for tests. */
@@ -26,21 +26,6 @@ export interface WebhookSettings {
   perSubscription?: number;
 }
 
-/** How many of a subscription's pending deliveries, in event order, one claim looks at. */
-const HEAD_WINDOW = 100;
-
-interface Claimed {
-  id: string;
-  subscription_id: string;
-  attempts: number;
-  url: string;
-  secret: string;
-  event_id: string;
-  event_type: string;
-  created_at: Date;
-  data: unknown;
-}
-
 export type DeliveryResult = 'delivered' | 'retry' | 'failed';
 
 /** What the activity reports in its heartbeat details (visible on the workflow's pending activity in the Web UI). */
@@ -52,74 +37,6 @@ export interface DispatcherProgress {
   lastDeliveredAt?: string;
   lastError?: string;
 }
-
-// The claim: the head of each active subscription's pending queue (event order), due, not leased,
-// with no earlier pending delivery of that subscription sharing a SKU (the ordering rule); at most
-// $3 per subscription, none of the subscriptions in $4 (already at their limit); then leased.
-const CLAIM_SQL = `
-WITH heads AS (
-  SELECT d.id
-    FROM webhook_subscriptions s
-   CROSS JOIN LATERAL (
-     SELECT h.id FROM (
-       SELECT id, event_seq, skus, next_attempt_at, claimed_until
-         FROM webhook_deliveries
-        WHERE subscription_id = s.id AND status = 'pending'
-        ORDER BY event_seq
-        LIMIT ${HEAD_WINDOW}
-     ) h
-      WHERE h.next_attempt_at <= now()
-        AND (h.claimed_until IS NULL OR h.claimed_until < now())
-        AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries e
-           WHERE e.subscription_id = s.id AND e.status = 'pending' AND e.event_seq < h.event_seq AND e.skus && h.skus)
-      ORDER BY h.event_seq
-      LIMIT $3
-   ) d
-   WHERE s.deleted_at IS NULL AND NOT (s.id = ANY ($4::uuid[]))
-   LIMIT $5
-), locked AS (
-  SELECT id FROM webhook_deliveries WHERE id IN (SELECT id FROM heads) FOR UPDATE SKIP LOCKED
-)
-UPDATE webhook_deliveries w
-   SET claimed_until = now() + $1 * interval '1 millisecond', claim = $2
-  FROM locked
- WHERE w.id = locked.id AND w.status = 'pending' AND (w.claimed_until IS NULL OR w.claimed_until < now())
-RETURNING w.id`;
-
-const LOAD_SQL = `
-SELECT d.id, d.subscription_id, d.attempts, s.url, s.secret, e.id AS event_id, e.type AS event_type, e.created_at, e.data
-  FROM webhook_deliveries d
-  JOIN webhook_subscriptions s ON s.id = d.subscription_id
-  JOIN events e ON e.id = d.event_id
- WHERE d.id = ANY ($1::uuid[])
- ORDER BY d.event_seq`;
-
-// Counted in the same statement as the outcome, so the counts match the rows.
-const DELIVERED_SQL = `
-WITH done AS (
-  UPDATE webhook_deliveries
-     SET status = 'delivered', delivered_at = now(), attempts = attempts + 1, last_error = NULL,
-         first_attempt_at = coalesce(first_attempt_at, now()), claimed_until = NULL
-   WHERE id = $1 AND status = 'pending'
-  RETURNING 1
-)
-INSERT INTO webhook_counts (result, count) SELECT 'delivered', count(*) FROM done HAVING count(*) > 0
-ON CONFLICT (result) DO UPDATE SET count = webhook_counts.count + excluded.count`;
-
-const FAILED_ATTEMPT_SQL = `
-WITH done AS (
-  UPDATE webhook_deliveries
-     SET attempts = attempts + 1, last_error = $3, first_attempt_at = coalesce(first_attempt_at, now()), claimed_until = NULL,
-         status = CASE WHEN now() - coalesce(first_attempt_at, now()) >= $4 * interval '1 millisecond' THEN 'failed' ELSE 'pending' END,
-         next_attempt_at = now() + $5 * interval '1 millisecond'
-   WHERE id = $1 AND claim = $2 AND status = 'pending'
-  RETURNING status
-)
-INSERT INTO webhook_counts (result, count)
-SELECT CASE status WHEN 'failed' THEN 'failed' ELSE 'retry' END, count(*) FROM done GROUP BY status
-ON CONFLICT (result) DO UPDATE SET count = webhook_counts.count + excluded.count
-RETURNING result`;
 
 /** A short description of why an attempt failed, for last_error. */
 function describeFailure(err: unknown, timeoutMs: number): string {
@@ -134,7 +51,7 @@ function describeFailure(err: unknown, timeoutMs: number): string {
  * least every `idlePollMs`. Exported apart from the activity so tests can run it without Temporal.
  */
 export async function dispatchWebhooks(
-  db: Pool,
+  store: WebhookStore,
   settings: WebhookSettings,
   opts: { until: number; signal: AbortSignal; heartbeat: (progress: DispatcherProgress) => void; logger?: Logger },
 ): Promise<DispatcherProgress> {
@@ -179,13 +96,13 @@ export async function dispatchWebhooks(
       error = describeFailure(err, settings.timeoutMs);
     }
     if (error === undefined) {
-      await db.query(DELIVERED_SQL, [d.id]);
+      await store.delivered(d.id);
       progress.delivered++;
       progress.lastDeliveredAt = new Date().toISOString();
     } else {
       const attempts = d.attempts + 1;
-      const { rows } = await db.query<{ result: string }>(FAILED_ATTEMPT_SQL, [d.id, claim, error, giveUpAfterMs, retryDelayMs(attempts, delays)]);
-      if (rows[0]?.result === 'failed') progress.failed++;
+      const result = await store.failedAttempt(d.id, claim, error, giveUpAfterMs, retryDelayMs(attempts, delays));
+      if (result === 'failed') progress.failed++;
       else progress.retries++;
       progress.lastError = `${d.url}: ${error}`;
       opts.logger?.info({ delivery: d.id, url: d.url, attempts, error }, 'webhook delivery failed; will retry');
@@ -200,8 +117,7 @@ export async function dispatchWebhooks(
       if (room > 0) {
         try {
           const busy = [...bySubscription].filter(([, n]) => n >= perSubscription).map(([id]) => id);
-          const ids = (await db.query<{ id: string }>(CLAIM_SQL, [leaseMs, claim, perSubscription, busy, room])).rows.map((r) => r.id);
-          if (ids.length > 0) claimed = (await db.query<Claimed>(LOAD_SQL, [ids])).rows;
+          claimed = await store.claim(leaseMs, claim, perSubscription, busy, room);
         } catch (err) {
           opts.logger?.warn({ err: String(err) }, 'webhooks: PostgreSQL is not reachable; trying again');
         }
@@ -238,11 +154,11 @@ export async function dispatchWebhooks(
 }
 
 /** The activity the dispatcher workflow runs: `dispatchWebhooks` for `runMs`, heartbeating its progress. */
-export function createWebhookActivities(deps: { db: Pool; logger: Logger; settings: WebhookSettings }) {
+export function createWebhookActivities(deps: { store: WebhookStore; logger: Logger; settings: WebhookSettings }) {
   return {
     async dispatchWebhooks(input: { runMs: number }): Promise<DispatcherProgress> {
       const context = Context.current();
-      return dispatchWebhooks(deps.db, deps.settings, {
+      return dispatchWebhooks(deps.store, deps.settings, {
         until: Date.now() + input.runMs,
         signal: context.cancellationSignal,
         heartbeat: (progress) => context.heartbeat(progress),

@@ -1,0 +1,159 @@
+/**
+ * Two of the reconciler's comparisons of a SKU, Redis against PostgreSQL: its settings and
+ * per-customer counts, and its total movement by movement. The reconciler (./reconciler.ts) calls
+ * them on every scan with what it read of both stores, and repairs through them.
+ */
+import type { StockStore } from '../stock';
+import type { LedgerMovement, SkuRow } from '../stock/ledger';
+import type { HeldLine } from './store';
+
+export type RepairKind =
+  | 'lost_hold'
+  | 'phantom_hold'
+  | 'orphan'
+  | 'pending_movement'
+  | 'total'
+  | 'reserved'
+  | 'missing_sku'
+  | 'settings'
+  | 'customer_held'
+  | 'customer_bought'
+  | 'ledger_reserved';
+export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
+
+export interface ReconcilerEvent {
+  kind: RepairKind | AlertKind;
+  /** True for drift the reconciler cannot explain: an alert (error log and metric), repaired or not. */
+  alert: boolean;
+  /** False for an alert that repairs nothing (it is counted once per incident, not per scan). */
+  repaired: boolean;
+  sku?: string;
+  reservationId?: string;
+  detail: Record<string, unknown>;
+}
+
+/** What a check needs of the reconciler: the stores, its grace-period bookkeeping and its reporting. */
+export interface CheckContext {
+  store: StockStore;
+  graceMs: number;
+  now(): number;
+  /** True once `what` has been seen at `key` for longer than the grace period (and records it). */
+  settled(key: string, what: string): boolean;
+  /** Logs and counts a repair (and an alert when `alert`). */
+  record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void>;
+}
+
+/**
+ * A SKU's settings and per-customer counts, as Redis showed them, against PostgreSQL: the
+ * settings with the row; each customer's held units (h:) and each hold's customer (o:) with the
+ * live holds (PostgreSQL naming the customer of a hold whose o: was lost); on a limited SKU, what
+ * each customer bought (b:) with the ledger, less the movements Redis had not applied yet. Each
+ * difference is repaired once it has lasted the grace period: the held counts by
+ * fix-customers.lua (from the holds, in one step), the settings and bought counts by loading
+ * them again under the SKU's row lock (StockStore.applySettings).
+ */
+export async function checkCustomers(
+  ctx: CheckContext,
+  
+  sku: string,
+  redis: { stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> },
+  row: SkuRow,
+  after: LedgerMovement[],
+  held: HeldLine[],
+  bought: Map<string, number> | undefined,
+): Promise<number> {
+  const { stock, holds, customers } = redis;
+  let repairs = 0;
+  const setting = (value: number | null) => (value === null ? '' : String(value));
+  const settings = [row.name, setting(row.lowStockThreshold), setting(row.maxPerCustomer)].join('|');
+  const inRedis = [stock.name ?? '', stock.lowStockThreshold ?? '', stock.maxPerCustomer ?? ''].join('|');
+  if (settings !== inRedis && ctx.settled(`settings:${sku}`, `${inRedis}>${settings}`)) {
+    await ctx.store.applySettings(sku);
+    await ctx.record({ kind: 'settings', alert: true, sku, detail: { redis: inRedis, postgres: settings } });
+    return 1; // the bought counts were loaded again with them
+  }
+
+  // Held units: what the holds add up to per customer, against the h: and o: fields.
+  const customerOf = new Map(held.filter((h) => h.customerId).map((h) => [h.reservationId, h.customerId!]));
+  const want = new Map<string, string>();
+  for (const [id, quantity] of Object.entries(holds)) {
+    const customer = customers[`o:${id}`] ?? customerOf.get(id);
+    if (!customer) continue;
+    want.set(`o:${id}`, customer);
+    want.set(`h:${customer}`, String(Number(want.get(`h:${customer}`) ?? 0) + Number(quantity)));
+  }
+  const have = Object.entries(customers).filter(([field]) => field.startsWith('h:') || field.startsWith('o:'));
+  const wrong = have.filter(([field, value]) => want.get(field) !== value).map(([field]) => field);
+  wrong.push(...[...want.keys()].filter((field) => customers[field] === undefined));
+  if (wrong.length > 0 && ctx.settled(`customer_held:${sku}`, wrong.sort().join(','))) {
+    const changed = await ctx.store.counters.fixCustomers(sku, [...customerOf]);
+    if (changed > 0) {
+      repairs += 1;
+      await ctx.record({ kind: 'customer_held', alert: true, sku, detail: { fields: changed } });
+    }
+  }
+
+  // Bought units, on a SKU limited in both stores: the ledger's figures less the sales and
+  // returns after `bmark` that Redis had not applied when it was read.
+  if (row.maxPerCustomer === null || stock.maxPerCustomer === undefined) return repairs;
+  const expected = new Map(bought ?? []);
+  const bmark = BigInt(stock.bmark ?? '0');
+  for (const m of after) {
+    const pending = stock.mark !== undefined && stock[`m:${m.id}`] === undefined;
+    if (!pending || !m.customerId || BigInt(m.id) <= bmark || (m.kind !== 'sale' && m.kind !== 'return')) continue;
+    expected.set(m.customerId, (expected.get(m.customerId) ?? 0) + m.delta);
+  }
+  const off: string[] = [];
+  for (const [customer, units] of expected) if (units !== 0 && customers[`b:${customer}`] !== String(units)) off.push(customer);
+  for (const field of Object.keys(customers)) if (field.startsWith('b:') && !expected.get(field.slice(2))) off.push(field.slice(2));
+  if (off.length > 0 && ctx.settled(`customer_bought:${sku}`, off.sort().map((c) => `${c}=${customers[`b:${c}`] ?? 0}`).join(','))) {
+    await ctx.store.applySettings(sku);
+    repairs += 1;
+    await ctx.record({ kind: 'customer_bought', alert: true, sku, detail: { customers: off.length } });
+  }
+  return repairs;
+}
+
+/**
+ * Redis's total against PostgreSQL's, movement by movement. Movements Redis has not applied
+ * are completed once older than the grace period (a crash between the two writes); a
+ * difference no movement explains is drift: repaired (compare-and-set) once it persists.
+ */
+export async function checkTotal(
+  ctx: CheckContext,
+  sku: string, stock: Record<string, string>, pgTotal: number, after: LedgerMovement[]): Promise<number> {
+  const observed = Number(stock.total);
+  // Counters loaded before marks existed: take every movement as applied; the comparison with
+  // PostgreSQL's total then sets a mark (a checkpoint) or repairs.
+  const pending = stock.mark === undefined ? [] : after.filter((m) => stock[`m:${m.id}`] === undefined);
+  const expected = pgTotal - pending.reduce((sum, m) => sum + m.delta, 0);
+  const drift = observed - expected;
+  if (drift !== 0) {
+    if (!ctx.settled(`total:${sku}`, String(drift))) return 0;
+    const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
+    if (!(await ctx.store.counters.rebase(sku, observed, expected, mark))) return 0;
+    await ctx.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
+    return 1;
+  }
+  // A movement durable in PostgreSQL and missing from Redis is applied now, not after a grace
+  // period: it is idempotent by id, so the request still applying it finds it done. Waiting
+  // would leave Redis promising stock that was sold (a restored, lagging copy of the counters).
+  let applied = 0;
+  for (const m of pending) {
+    // A sale is completed as its commit would: the hold released with it, so the same units
+    // are never taken from available twice (which could drop another reservation's hold).
+    const alreadyApplied =
+      m.kind === 'sale' && m.reservationId
+        ? (await ctx.store.counters.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
+        : (await ctx.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
+    if (alreadyApplied) continue;
+    applied += 1;
+    const late = ctx.now() - m.at.getTime() >= ctx.graceMs;
+    await ctx.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta, late } });
+  }
+  if (pending.length === 0 && after.length > 0) {
+    // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
+    await ctx.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
+  }
+  return applied;
+}
