@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { EXIT_CONFIG } from './processes/messages';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 
 /** Configuration from the environment (API.md, "Configuration"), read in one place. */
@@ -70,7 +71,7 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`Stockhold cannot start: ${err.message}`);
-    process.exit(78); // EX_CONFIG
+    process.exit(EXIT_CONFIG);
   }
 }
 

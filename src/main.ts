@@ -12,7 +12,8 @@ import path from 'node:path';
 import { startupBanner } from './banner';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
-import { Supervisor } from './processes';
+import { EXIT_CONFIG } from './processes/messages';
+import { Supervisor } from './processes/supervisor';
 import { migrate } from './stock/database';
 import { PROJECT_ROOT } from './paths';
 import { remoteTemporalReason, temporalAnswers, temporalProblem } from './temporal/connection';
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     logger,
     onFatal: (reason) => {
       logger.error(reason);
-      void stopAll(78);
+      void stopAll(EXIT_CONFIG);
     },
   });
   let devServer: Promise<DevServer | undefined> = Promise.resolve(undefined);

@@ -9,7 +9,7 @@ import { createWebhookActivities } from './webhooks/activities';
 import { WebhookStore } from './webhooks/store';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
-import { reportReady, supervisedAs, takeShutdownSignals } from './processes';
+import { reportReady, supervisedAs, takeShutdownSignals } from './processes/child';
 import { createStock, type StockClients } from './stock';
 import { connectClient, temporalConnectionOptions } from './temporal/connection';
 

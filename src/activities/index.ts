@@ -1,5 +1,5 @@
-import { ApplicationFailure } from '@temporalio/activity';
 import { StockholdError } from '../domain/errors';
+import { failure, toFailure } from '../domain/failures';
 import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
 import type { HoldInput, StockStore } from '../stock';
 
@@ -21,11 +21,11 @@ async function classified<T>(call: () => Promise<T>): Promise<T> {
     return await call();
   } catch (err) {
     if (err instanceof StockholdError && err.code !== 'UNAVAILABLE') {
-      throw ApplicationFailure.create({ type: err.code, message: err.message, details: [err.details], nonRetryable: true });
+      throw toFailure(err);
     }
     const sqlstate = (err as { code?: unknown } | null)?.code;
     if (typeof sqlstate === 'string' && PERMANENT_SQLSTATE.test(sqlstate)) {
-      throw ApplicationFailure.create({ type: 'INTERNAL', message: `PostgreSQL refused the change (${sqlstate}): ${(err as Error).message}`, nonRetryable: true });
+      throw failure('INTERNAL', `PostgreSQL refused the change (${sqlstate}): ${(err as Error).message}`);
     }
     throw err;
   }

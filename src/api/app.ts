@@ -7,17 +7,17 @@ import type { WebhookStore } from '../webhooks/store';
 import { createAuth, type Role } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
-import type { Metrics } from './metrics';
+import type { Metrics } from './metrics/registry';
 import { stateOf, type ReadinessCheck } from './readiness';
-import { metricsRoutes } from './metrics-routes';
-import { buildOpenApiDocument } from './openapi';
-import { renderDocsPage } from './openapi-html';
-import { apiDescription, serviceVersion } from './openapi-operations';
-import { opsRoutes } from './ops-routes';
-import { reservationRoutes } from './reservation-routes';
-import type { ReservationService } from './reservations';
-import { stockRoutes } from './stock-routes';
-import { webhookRoutes } from './webhook-routes';
+import { metricsRoutes } from './metrics/routes';
+import { buildOpenApiDocument } from './openapi/document';
+import { renderDocsPage } from './openapi/docs-page';
+import { apiDescription, serviceVersion } from './openapi/operations';
+import { opsRoutes } from './ops/routes';
+import { reservationRoutes } from './reservations/routes';
+import type { ReservationService } from './reservations/service';
+import { stockRoutes } from './stock/routes';
+import { webhookRoutes } from './webhooks/routes';
 
 export type Check = 'redis' | 'postgres' | 'temporal';
 

@@ -1,6 +1,7 @@
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import { isErrorCode, StockholdError, unavailable } from '../domain/errors';
+import { StockholdError, unavailable } from '../domain/errors';
+import { fromFailure } from '../domain/failures';
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -39,25 +40,10 @@ const WORKFLOW_TASK_RETRYING = /due to unexpected workflow task failure|due to W
 /** gRPC status codes of a server that cannot answer now: CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE. */
 const TRANSIENT_GRPC = new Set([1, 4, 8, 10, 14]);
 
-/**
- * The refusal a Temporal failure carries, however deep: an update handler rethrowing an activity's
- * refusal arrives as WorkflowUpdateFailedError → ActivityFailure → ApplicationFailure, whose type
- * is the contract's code.
- */
-export function fromTemporal(err: unknown): StockholdError | undefined {
-  for (let cause: unknown = err, depth = 0; cause instanceof Error && depth < 10; cause = cause.cause, depth++) {
-    if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) {
-      const details = cause.details?.[0];
-      return new StockholdError(cause.type, cause.message, details && typeof details === 'object' ? (details as Record<string, unknown>) : {});
-    }
-  }
-  return undefined;
-}
-
 /** Maps any error to the contract's error (or undefined for a genuine server fault). */
 export function toContractError(err: unknown): StockholdError | undefined {
   if (err instanceof StockholdError) return err;
-  const temporal = fromTemporal(err);
+  const temporal = fromFailure(err);
   if (temporal) return temporal;
   if (err instanceof WorkflowNotFoundError) return new StockholdError('RESERVATION_NOT_FOUND', 'reservation not found');
   if (err instanceof WorkflowExecutionAlreadyStartedError) return new StockholdError('RESERVATION_ID_CONFLICT', err.message);

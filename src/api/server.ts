@@ -6,16 +6,16 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { loadConfigOrExit, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
-import { supervisedAs, takeShutdownSignals } from '../processes';
+import { supervisedAs, takeShutdownSignals } from '../processes/child';
 import { createStock, type StockClients } from '../stock';
 import { WebhookStore } from '../webhooks/store';
 import { connectClient } from '../temporal/connection';
 import { ensureReconciler, ensureWebhookDispatcher } from '../temporal/deployment';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { createApp } from './app';
-import { createMetrics, deploymentSources } from './metrics';
+import { createMetrics, deploymentSources } from './metrics/registry';
 import { readinessChecks } from './readiness';
-import { ReservationService } from './reservations';
+import { ReservationService } from './reservations/service';
 
 export interface RunningApi {
   server: Server;

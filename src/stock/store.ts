@@ -1,44 +1,16 @@
-import type { Pool, PoolClient } from 'pg';
-import {
-  skuNotFound,
-  unavailable,
-  wouldOversell,
-  type StockholdError,
-} from '../domain/errors';
-import type { StockholdEvent } from '../domain/events';
-import { DEFAULT_MOVEMENTS } from '../domain/limits';
-import {
-  stockView,
-  type CartLine,
-  type Movement,
-  type ReleaseStatus,
-  type ReservationLine,
-  type ReservationView,
-  type ReturnResult,
-  type SkuSettings,
-  type StockHold,
-  type StockView,
-} from '../domain/types';
+/**
+ * StockStore: every write of the stock module (holds, releases, sales, admin writes) on top of
+ * its reads (./reads.ts), keeping the order of writes of docs/DESIGN.md between PostgreSQL and Redis.
+ */
+import type { PoolClient } from 'pg';
+import { wouldOversell, type StockholdError } from '../domain/errors';
+import { stockView, type CartLine, type ReleaseStatus, type ReservationLine, type ReturnResult, type StockView } from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
-import { Ledger, LedgerRefusal, type SkuRow } from './ledger';
-import { DriftCounts } from './drift';
-import { Figures } from './figures';
-import { readEvents } from './outbox';
-import { Counters } from './redis/counters';
-import { CountersMissing, type StockRedis } from './redis/scripts';
+import { LedgerRefusal, type SkuRow } from './ledger';
+import { StockReads } from './reads';
 
-export interface StockStoreOptions {
-  /** How long Redis remembers finished reservations (the retry window of a late hold). */
-  doneRetentionMs?: number;
-  now?: () => number;
-  /** Where the store reports what it cannot say through its answers (Redis left behind). */
-  warn?: (message: string, fields: Record<string, unknown>) => void;
-  /** Where the store reports drift only a store failure explains (an error log: an alert). */
-  alert?: (message: string, fields: Record<string, unknown>) => void;
-  /** false writes no events to the outbox: only bench:outbox's baseline, to measure their cost. */
-  outbox?: boolean;
-}
+export type { StockStoreOptions } from './reads';
 
 export interface HoldInput {
   reservationId: string;
@@ -49,7 +21,6 @@ export interface HoldInput {
   expiresAt: string;
 }
 
-const DAY_MS = 86_400_000;
 /** The unexplained-drift kind (reconciler_counts `unexplained:refused_hold`) of a hold PostgreSQL refused after Redis applied it. */
 export const REFUSED_HOLD = 'refused_hold';
 /** How long a write waits for Redis to take a durable movement before answering without it. */
@@ -57,126 +28,15 @@ const APPLY_PATIENCE_MS = 2_000;
 
 /**
  * The stock module's façade, called by the API and the activities with validated input (the
- * rules are in src/domain; HTTP bodies are checked in src/api, Temporal messages in src/workflows).
- * PostgreSQL (Ledger) is the source of truth; Redis (StockScripts) holds the hot counters. Durable
- * changes go to PostgreSQL first, then Redis, except a negative adjustment, whose Redis check runs
- * inside the PostgreSQL transaction so that it can be refused. Redis left behind by a failure is
- * caught up by the movement's retry or by the reconciler (src/stock/reconciler.ts).
+ * rules are in src/domain; HTTP bodies are checked in src/api, Temporal messages in src/workflows):
+ * the reads (./reads.ts) and every write. PostgreSQL (the ledger) is the source of truth; Redis
+ * (the counters) holds the hot figures. A hold goes to Redis first (it absorbs the storm), then to
+ * PostgreSQL, which has the last word. Other durable changes go to PostgreSQL first, then Redis,
+ * except a negative adjustment, whose Redis check runs inside the PostgreSQL transaction so that it
+ * can be refused. Redis left behind by a failure is caught up by the movement's retry or by the
+ * reconciler (src/reconciler/).
  */
-export class StockStore {
-  readonly ledger: Ledger;
-  /** The ledger as the rebuild and the reconciler read it. */
-  /** Drift only a store failure explains, counted for /metrics. */
-  readonly drift: DriftCounts;
-  /** The deployment's figures for /metrics, and the SKUs watched there. */
-  readonly figures: Figures;
-  /** Redis: the one door to the counters and the scripts. */
-  readonly counters: Counters;
-  private readonly now: () => number;
-  private readonly warn: NonNullable<StockStoreOptions['warn']>;
-  private readonly alert: NonNullable<StockStoreOptions['alert']>;
-
-  constructor(
-    readonly redis: StockRedis,
-    readonly db: Pool,
-    options: StockStoreOptions = {},
-  ) {
-    this.now = options.now ?? Date.now;
-    this.warn = options.warn ?? (() => undefined);
-    this.alert = options.alert ?? this.warn;
-    this.ledger = new Ledger(db, options.outbox ?? true);
-    this.drift = new DriftCounts(db);
-    this.figures = new Figures(db);
-    this.counters = new Counters(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
-  }
-
-  // ---------------------------------------------------------------- reads (Redis only)
-
-  /** One SKU's figures, from Redis only (the page-load path). */
-  async getStock(sku: string): Promise<StockView> {
-    const [fields] = await this.counters.stockFields([sku], VIEW_FIELDS);
-    if (fields![0] === null) throw await this.explainMissing(new CountersMissing(sku));
-    return viewOf(sku, fields!);
-  }
-
-  /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
-  async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
-    const unique = [...new Set(skus)];
-    const [counters, loaded] = await Promise.all([this.counters.stockFields(unique, VIEW_FIELDS), this.counters.loaded()]);
-    const items: StockView[] = [];
-    const missing: string[] = [];
-    unique.forEach((sku, i) => {
-      const view = counters[i]!;
-      if (view[0] === null || view[0] === undefined) missing.push(sku);
-      else items.push(viewOf(sku, view));
-    });
-    // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
-    // either; otherwise its counters were lost and are being restored.
-    if (missing.length > 0 && (!loaded || (await this.ledger.skus.existing(missing)).size > 0)) throw notLoaded();
-    return { items, missing };
-  }
-
-  /**
-   * The flash-sale pre-check of a cart, from Redis (precheck.lua: hold.lua's own rule, changing
-   * nothing): the refusal the cart would get now, if any, unless it is a repeat of a reservation
-   * that holds or finished (its workflow answers that); each line's available units, and on
-   * limited SKUs the units the customer may still take. The Lua hold still decides; this only
-   * spares Temporal and PostgreSQL the carts that cannot be held.
-   */
-  async precheck(
-    items: readonly CartLine[],
-    customerId?: string,
-    reservationId?: string,
-  ): Promise<{ refusal?: StockholdError; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
-    const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '');
-    return { ...verdict, refusal: verdict.refusal && ((await this.explainMissing(verdict.refusal)) as StockholdError) };
-  }
-
-  /** Resolves when PostgreSQL answers a query. */
-  async databaseAnswers(): Promise<void> {
-    await this.db.query('SELECT 1');
-  }
-
-  /** Whether the counters are loaded from PostgreSQL (false while they are rebuilt after a loss). */
-  countersLoaded(): Promise<boolean> {
-    return this.counters.loaded();
-  }
-
-  /** Who holds a SKU's stock now: Redis's holds, with each reservation's deadline from PostgreSQL. */
-  async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
-    const held = await this.counters.holds(sku);
-    if (!held) throw await this.explainMissing(new CountersMissing(sku));
-    const deadlines = await this.ledger.reservations.deadlines(Object.keys(held));
-    const holds = Object.entries(held)
-      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
-      .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
-    return { sku, holds };
-  }
-
-  /** One page of the SKUs, in SKU order after `after`, with the cursor of the next page (null on the last). */
-  listSkus(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
-    return this.ledger.skus.page(after, limit);
-  }
-
-  /** The ledger of a SKU, newest first. */
-  async getMovements(sku: string, limit = DEFAULT_MOVEMENTS): Promise<{ movements: Movement[] }> {
-    return { movements: await this.ledger.movements.list(sku, limit) };
-  }
-
-  /**
-   * Committed events in outbox order (`seq`), optionally only a SKU's and after a `seq` (for tests
-   * and operators; webhook delivery reads the table itself). A `seq` order across SKUs is not a
-   * commit order: per SKU it is (see docs/DESIGN.md "Events (outbox)").
-   */
-  events(query: { sku?: string; afterSeq?: string; limit: number }): Promise<StockholdEvent[]> {
-    return readEvents(this.db, query);
-  }
-
-  /** A reservation as PostgreSQL records it; undefined when it never got past the hold. */
-  getReservation(reservationId: string): Promise<ReservationView | undefined> {
-    return this.ledger.reservations.reservation(reservationId);
-  }
-
+export class StockStore extends StockReads {
   // ---------------------------------------------------------------- admin writes
 
   /** Creates a SKU with its initial stock (ledger `initial`), then loads its counters. */
@@ -352,22 +212,6 @@ export class StockStore {
     await this.ledger.reservations.recordDeadline(reservationId, expiresAt);
   }
 
-  // ---------------------------------------------------------------- helpers
-
-  /**
-   * A SKU without counters is unknown (404) only if Redis is loaded and PostgreSQL does not know
-   * it either; otherwise Redis lost its counters (503 until they are rebuilt). Other errors pass.
-   */
-  async explainMissing(err: unknown): Promise<unknown> {
-    if (!(err instanceof CountersMissing)) return err;
-    if (!(await this.counters.loaded()) || (await this.ledger.skus.skuExists(err.sku))) return notLoaded();
-    return skuNotFound(err.sku);
-  }
-
-  private reservedOf(sku: string): Promise<number> {
-    return this.counters.reserved(sku);
-  }
-
   /**
    * Makes sure Redis has these durable movements (idempotent by id), retrying briefly while its
    * counters are missing or it does not answer. The write is durable either way: if Redis stays
@@ -392,19 +236,4 @@ export class StockStore {
       }
     }
   }
-}
-
-/** The stock hash's fields of a stock view, in viewOf's order. */
-const VIEW_FIELDS = ['total', 'reserved', 'name', 'lowStockThreshold', 'maxPerCustomer'] as const;
-
-function viewOf(sku: string, [total, reserved, name, lowStockThreshold, maxPerCustomer]: (string | null)[]): StockView {
-  const settings: SkuSettings = {
-    lowStockThreshold: lowStockThreshold == null ? null : Number(lowStockThreshold),
-    maxPerCustomer: maxPerCustomer == null ? null : Number(maxPerCustomer),
-  };
-  return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
-}
-
-function notLoaded(): StockholdError {
-  return unavailable('stock counters are not loaded in Redis yet (rebuilding from PostgreSQL); retry shortly');
 }

@@ -10,10 +10,10 @@
  * Exactly one settlement (commit or release) ever runs; whoever comes second waits for it.
  */
 import type { SearchAttributePair } from '@temporalio/common';
-import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { upsertSearchAttributes, workflowInfo, type ApplicationFailure } from '@temporalio/workflow';
 import type { ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
 import { searchableSkus, searchAttributes, type ReservationInput } from './definitions';
-import { refusal } from './validators';
+import { failure } from '../domain/failures';
 
 /**
  * Runs started before this change upserted every search attribute at each status change and
@@ -118,6 +118,6 @@ export class ReservationState {
   /** The refusal for acting on a reservation that is no longer HELD. */
   notHeld(): ApplicationFailure {
     const { reservationId } = this.input;
-    return refusal(`RESERVATION_${this.status}`, `reservation ${reservationId} is ${this.status}`, { reservationId, status: this.status });
+    return failure(`RESERVATION_${this.status}`, `reservation ${reservationId} is ${this.status}`, { reservationId, status: this.status });
   }
 }

@@ -28,7 +28,8 @@ import {
   type ReservationInput,
 } from './definitions';
 import { FEWER_ACTIONS, ReservationState } from './reservation-state';
-import { businessRefusal, commitItems, fieldOf, paymentId, reason, refusal, ttlSeconds } from './validators';
+import { detailsOf, failure, refusalOf } from '../domain/failures';
+import { commitItems, fieldOf, paymentId, reason, ttlSeconds } from './validators';
 
 export async function reservationWorkflow(input: ReservationInput): Promise<ReservationView> {
   const { reservationId } = input;
@@ -42,12 +43,12 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
       } catch (err) {
         // PostgreSQL has the last word: a sale it refuses for want of stock (only after a store
         // lost a hold) ends the reservation, CANCELLED with that reason, and the caller hears 409.
-        const refused = businessRefusal(err);
+        const refused = refusalOf(err);
         if (refused?.type !== 'INSUFFICIENT_STOCK' || !patched(CANCEL_ON_REFUSED_SALE)) throw err;
         log.warn('sale refused by PostgreSQL: not enough stock; cancelling the reservation', { reservationId, refusal: refused.message });
         await releaseStock({ reservationId, skus: state.skus, status: 'CANCELLED', reason: `INSUFFICIENT_STOCK: ${refused.message}` });
         state.become('CANCELLED');
-        throw refusal(refused.type, refused.message, (refused.details?.[0] as Record<string, unknown>) ?? {});
+        throw failure(refused.type, refused.message, detailsOf(refused));
       }
       state.become('COMMITTED');
     });
@@ -66,7 +67,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   setHandler(awaitHoldUpdate, async (args) => {
     if (fieldOf(args, 'requestHash') !== input.requestHash) {
-      throw refusal('RESERVATION_ID_CONFLICT', `reservation ${reservationId} exists with another body`, { reservationId });
+      throw failure('RESERVATION_ID_CONFLICT', `reservation ${reservationId} exists with another body`, { reservationId });
     }
     await condition(() => state.status !== 'PENDING');
     if (state.status === 'REJECTED' && state.rejection) throw state.rejection;
@@ -158,10 +159,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     await holdStock({ reservationId, run, items: input.items, customerId: input.customerId, expiresAt: new Date(state.expiresAtMs).toISOString() });
     state.become('HELD');
   } catch (err) {
-    const business = businessRefusal(err);
+    const business = refusalOf(err);
     if (business) {
-      const details = (business.details?.[0] as Record<string, unknown>) ?? {};
-      state.rejection = refusal(business.type!, business.message, details);
+      const details = detailsOf(business);
+      state.rejection = failure(business.type!, business.message, details);
       // Kept in the memo, so a repeat of this request after the run closed gets the same refusal.
       upsertMemo({ rejection: { code: business.type, message: business.message, details } });
       state.become('REJECTED');
@@ -173,7 +174,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     // fail the run as UNAVAILABLE: a failed run's id may start again, so the client's retry works.
     log.warn('hold failed; releasing whatever it may have held', { error: String(err) });
     await releaseStock({ reservationId, skus: state.skus, status: 'REJECTED', reason: 'hold failed: stores unavailable', run: workflowInfo().runId });
-    state.rejection = refusal('UNAVAILABLE', 'the stock stores are unavailable; retry shortly');
+    state.rejection = failure('UNAVAILABLE', 'the stock stores are unavailable; retry shortly');
     state.become('REJECTED');
     await condition(allHandlersFinished);
     throw ApplicationFailure.create({ type: 'UNAVAILABLE', message: 'hold failed: stores unavailable', nonRetryable: true });

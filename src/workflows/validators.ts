@@ -11,26 +11,10 @@
  * zod's, and test/unit/workflow-validators.test.ts checks them against the schemas on generated
  * JSON values, so the two cannot drift apart.
  */
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
-import { BUSINESS_CODES, quantityExceedsHold, type StockholdError } from '../domain/errors';
+import { quantityExceedsHold } from '../domain/errors';
+import { failure, toFailure } from '../domain/failures';
 import { MAX_CLIENT_ID_LENGTH, MAX_LINE_QUANTITY, MAX_LINES, MAX_TEXT_LENGTH, SKU_PATTERN } from '../domain/limits';
 import type { CartLine, ReservationLine } from '../domain/types';
-
-/** A refusal the caller receives with its contract code; never retried. */
-export function refusal(code: string, message: string, details: Record<string, unknown> = {}): ApplicationFailure {
-  return ApplicationFailure.create({ type: code, message, details: [details], nonRetryable: true });
-}
-
-export function asFailure(err: StockholdError): ApplicationFailure {
-  return refusal(err.code, err.message, err.details);
-}
-
-/** The business refusal behind an activity failure, if it is one (a store outage is not). */
-export function businessRefusal(err: unknown): ApplicationFailure | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure && cause.type && (BUSINESS_CODES as readonly string[]).includes(cause.type)) return cause;
-  return undefined;
-}
 
 /** What is wrong with a value: the path below the checked field and the message (zod's words). */
 interface Issue {
@@ -110,7 +94,7 @@ function linesIssue(value: unknown): Issue | undefined {
 function check(issue: Issue | undefined, field: string): void {
   if (!issue) return;
   const bad = [field, ...issue.path].join('.');
-  throw refusal('INVALID_REQUEST', `${bad}: ${issue.message}`, { field: bad });
+  throw failure('INVALID_REQUEST', `${bad}: ${issue.message}`, { field: bad });
 }
 
 /** The `field` of an argument object, or undefined when the argument is missing or not an object. */
@@ -125,7 +109,7 @@ export function commitItems(items: unknown, held: readonly ReservationLine[]): C
   const lines = (items as CartLine[]).map(({ sku, quantity }) => ({ sku, quantity }));
   for (const item of lines) {
     const line = held.find((l) => l.sku === item.sku);
-    if (!line || item.quantity > line.quantity) throw asFailure(quantityExceedsHold(item.sku, item.quantity, line?.quantity ?? 0));
+    if (!line || item.quantity > line.quantity) throw toFailure(quantityExceedsHold(item.sku, item.quantity, line?.quantity ?? 0));
   }
   return lines;
 }

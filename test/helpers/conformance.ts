@@ -12,8 +12,8 @@
  */
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import { Test } from 'supertest';
-import { buildOpenApiDocument } from '../../src/api/openapi';
-import { apiDescription } from '../../src/api/openapi-operations';
+import { buildOpenApiDocument } from '../../src/api/openapi/document';
+import { apiDescription } from '../../src/api/openapi/operations';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createMetrics } from '../../src/api/metrics';
+import { createMetrics } from '../../src/api/metrics/registry';
 
 interface Panel {
   title: string;

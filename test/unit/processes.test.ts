@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { alive } from '../helpers/processes';
-import { restartDelay, Supervisor, type SupervisorOptions } from '../../src/processes';
+import { restartDelay, Supervisor, type SupervisorOptions } from '../../src/processes/supervisor';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'stockhold-supervisor-'));
 const API = path.join(dir, 'api.js');

@@ -1,5 +1,5 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { ReservationService } from '../../src/api/reservations';
+import { ReservationService } from '../../src/api/reservations/service';
 import type { ReservationView } from '../../src/domain/types';
 import type { StockStore } from '../../src/stock';
 

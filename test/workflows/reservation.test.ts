@@ -4,7 +4,7 @@ import { ApplicationFailure, type Duration } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities, type ReservationActivities } from '../../src/activities';
-import { ReservationService } from '../../src/api/reservations';
+import { ReservationService } from '../../src/api/reservations/service';
 import type { StockholdError } from '../../src/stock';
 import { reservationWorkflow } from '../../src/workflows';
 import {

@@ -5,6 +5,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { CartLine, SkuSettings } from '../../domain/types';
+import { CounterReads } from './counter-reads';
 import { keys, lineKeys } from './keys';
 import { ScriptCode, scriptRefusal, type ScriptReply, type StockRedis } from './scripts';
 
@@ -29,12 +30,14 @@ const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(r
  * the scripts. Refusals are thrown through `scriptRefusal`; NotLoaded always as CountersMissing
  * (transient: retry once the counters are rebuilt), never skipped.
  */
-export class Counters {
+export class Counters extends CounterReads {
   constructor(
-    readonly redis: StockRedis,
+    redis: StockRedis,
     private readonly retentionMs: number,
     private readonly now: () => number,
-  ) {}
+  ) {
+    super(redis);
+  }
 
   /**
    * The cart split by Redis Cluster slot (a script touches one slot): one group on a single Redis,
@@ -48,60 +51,6 @@ export class Counters {
       bySlot.set(slot, [...(bySlot.get(slot) ?? []), line]);
     }
     return [...bySlot.values()];
-  }
-
-  // ---------------------------------------------------------------- reads
-
-  /** Whether the counters are loaded from PostgreSQL (the marker; gone after a loss until the rebuild sets it). */
-  async loaded(): Promise<boolean> {
-    return (await this.redis.exists(keys.loaded)) === 1;
-  }
-
-  /**
-   * These fields of each SKU's stock hash (null where absent; a SKU without counters has a null
-   * `total`): one HMGET per SKU, which auto-pipelining sends in one round trip per node (a
-   * pipeline of its own could not span the slots of a Redis Cluster).
-   */
-  stockFields<F extends string>(skus: readonly string[], fields: readonly F[]): Promise<(string | null)[][]> {
-    return Promise.all(skus.map((sku) => this.redis.hmget(keys.stock(sku), ...fields)));
-  }
-
-  /** The units Redis counts as held of a SKU (0 without counters). */
-  async reserved(sku: string): Promise<number> {
-    return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
-  }
-
-  /** A SKU's holds (reservation id → units), or undefined when it has no counters; read in one step. */
-  async holds(sku: string): Promise<Record<string, number> | undefined> {
-    const [[, exists], [, held]] = ((await this.redis.multi().exists(keys.stock(sku)).hgetall(keys.holds(sku)).exec()) ?? []) as [
-      [unknown, number],
-      [unknown, Record<string, string>],
-    ];
-    if (exists !== 1) return undefined;
-    return Object.fromEntries(Object.entries(held).map(([id, quantity]) => [id, Number(quantity)]));
-  }
-
-  /** Everything Redis keeps of a SKU, raw, as the reconciler compares it: its stock, holds and customers hashes. */
-  async raw(sku: string): Promise<{ stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> }> {
-    const [stock, holds, customers] = await Promise.all([this.redis.hgetall(keys.stock(sku)), this.redis.hgetall(keys.holds(sku)), this.redis.hgetall(keys.customers(sku))]);
-    return { stock, holds, customers };
-  }
-
-  // ---------------------------------------------------------------- the rebuild's fence and marker
-
-  /** Takes the rebuild's fence for `ms` with `token`; false when another process holds it. */
-  async takeRebuildFence(token: string, ms: number): Promise<boolean> {
-    return (await this.redis.set(keys.rebuildFence, token, 'PX', ms, 'NX')) === 'OK';
-  }
-
-  /** Drops the rebuild's fence if it is still `token`'s (compare and delete in one step). */
-  async releaseRebuildFence(token: string): Promise<void> {
-    await this.redis.stockReleaseFence(1, keys.rebuildFence, token);
-  }
-
-  /** Sets the loaded marker: every SKU's counters are loaded from PostgreSQL. */
-  async markLoaded(note: string): Promise<void> {
-    await this.redis.set(keys.loaded, note);
   }
 
   // ---------------------------------------------------------------- scripts

@@ -4,7 +4,7 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { DEFAULT_MOVEMENTS, MAX_AVAILABILITY_SKUS, MAX_MOVEMENTS } from '../domain/limits';
+import { DEFAULT_MOVEMENTS, MAX_AVAILABILITY_SKUS, MAX_MOVEMENTS } from '../../domain/limits';
 import {
   deltaSchema,
   idempotencyKeySchema,
@@ -18,9 +18,9 @@ import {
   reservationIdSchema,
   skuSchema,
   stockFigureSchema,
-} from '../domain/schemas';
-import type { StockStore } from '../stock';
-import { bodyOf, numberParam } from './http';
+} from '../../domain/schemas';
+import type { StockStore } from '../../stock';
+import { bodyOf, numberParam } from '../http';
 
 export const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigureSchema, name: nameSchema.optional() });
 export const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });

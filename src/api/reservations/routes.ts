@@ -4,11 +4,11 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { customerIdSchema, linesSchema, parse, paymentIdSchema, reasonSchema, reservationIdSchema, ttlSecondsSchema } from '../domain/schemas';
-import { toContractError } from './errors';
-import { bodyOf } from './http';
-import type { Metrics } from './metrics';
-import type { ReservationService } from './reservations';
+import { customerIdSchema, linesSchema, parse, paymentIdSchema, reasonSchema, reservationIdSchema, ttlSecondsSchema } from '../../domain/schemas';
+import { toContractError } from '../errors';
+import { bodyOf } from '../http';
+import type { Metrics } from '../metrics/registry';
+import type { ReservationService } from './service';
 
 /** Bodies of the reservation calls; `maxTtlSeconds` is the service's RESERVATION_MAX_TTL_SECONDS. */
 export function reservationBodies(maxTtlSeconds: number) {

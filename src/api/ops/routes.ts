@@ -5,11 +5,11 @@
  */
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { parse, skuSchema } from '../domain/schemas';
-import { stockViewSchema } from '../domain/views';
-import type { StockStore } from '../stock';
-import { numberParam } from './http';
-import { renderOpsPage, type OpsPageSettings } from './ops-page';
+import { parse, skuSchema } from '../../domain/schemas';
+import { stockViewSchema } from '../../domain/views';
+import type { StockStore } from '../../stock';
+import { numberParam } from '../http';
+import { renderOpsPage, type OpsPageSettings } from './page';
 
 /** How many SKUs one page of `GET /v1/skus` has at most (and by default). */
 export const MAX_SKU_PAGE = 200;

@@ -6,8 +6,8 @@
  * Schema 2020-12, the dialect of OpenAPI 3.1).
  */
 import { z } from 'zod';
-import type { AnswerCode } from '../domain/views';
-import { statusOfCode } from '../domain/views';
+import type { AnswerCode } from '../../domain/views';
+import { statusOfCode } from '../../domain/views';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 

@@ -8,7 +8,8 @@
  * It never refuses by itself: refusals still come from Redis (the pre-check) or from the Lua
  * hold, so nothing is undersold, and a hold that fails gives its units back to the waiters.
  */
-import type { CartLine } from '../domain/types';
+import type { CartLine } from '../../domain/types';
+import type { StockStore } from '../../stock';
 
 interface Gate {
   inFlight: number;
@@ -57,5 +58,44 @@ export class AdmissionGate {
         if (g.inFlight === 0 && g.waiters.size === 0) this.gates.delete(line.sku);
       }
     };
+  }
+}
+
+/** The admission gate's key of one customer's units of a SKU limited per customer. */
+const customerGate = (sku: string, customerId: string) => `${sku}\n${customerId}`;
+
+/**
+ * A reservation's way into Temporal, in this API process: the pre-check (a cart Redis shows
+ * cannot be held is refused here, without Temporal or PostgreSQL, unless it repeats a reservation
+ * the workflow answers), then two gates: at most `available` units per SKU, and per customer on a
+ * limited SKU the units it may still take (so a customer's storm of requests for a drop starts one
+ * workflow, and the rest are refused from Redis once its hold has landed). Others wait for those
+ * in flight to settle and check again, until `admitBy`.
+ */
+export class Admission {
+  private readonly stock = new AdmissionGate();
+  private readonly customers = new AdmissionGate();
+
+  /** Admits the request (or throws the pre-check's refusal); call `leave` once its hold is decided. */
+  async admit(stock: StockStore, request: { reservationId: string; items: CartLine[]; customerId?: string }, named: boolean, admitBy: number): Promise<{ leave(held: boolean): void }> {
+    const { items, customerId } = request;
+    for (;;) {
+      const { refusal, repeat, available, allowance } = await stock.precheck(items, customerId, named ? request.reservationId : undefined);
+      if (refusal) throw refusal;
+      const limited = customerId ? items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
+      const blocked = repeat ? undefined : this.stock.blocked(items, available);
+      const blockedCustomer = repeat || blocked ? undefined : this.customers.blocked(limited, allowance.filter((a): a is number => a !== undefined));
+      if ((!blocked && !blockedCustomer) || Date.now() > admitBy) {
+        const leaveStock = this.stock.enter(items);
+        const leaveCustomer = this.customers.enter(limited);
+        return {
+          leave(held) {
+            leaveStock(held);
+            leaveCustomer(held);
+          },
+        };
+      }
+      await (blocked ? this.stock.wait(blocked, 1_000) : this.customers.wait(blockedCustomer!, 1_000));
+    }
   }
 }

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { parse } from '../domain/schemas';
-import { DELIVERY_STATUSES, type WebhookStore } from '../webhooks/store';
-import { bodyOf } from './http';
+import { parse } from '../../domain/schemas';
+import { DELIVERY_STATUSES, type WebhookStore } from '../../webhooks/store';
+import { bodyOf } from '../http';
 
 /** The event types a subscription can ask for (docs/API.md, "Events"); `*` is all of them. */
 export const WEBHOOK_EVENT_TYPES = [

@@ -6,12 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Config } from '../config';
-import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../domain/errors';
-import { reservationRequestHash } from '../domain/request-hash';
-import { FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../domain/types';
-import type { StockStore } from '../stock';
-import { reservationWorkflow } from '../workflows';
+import type { Config } from '../../config';
+import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../../domain/errors';
+import { reservationRequestHash } from '../../domain/request-hash';
+import { FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../../domain/types';
+import type { StockStore } from '../../stock';
+import { reservationWorkflow } from '../../workflows';
 import {
   awaitHoldUpdate,
   cancelUpdate,
@@ -23,9 +23,10 @@ import {
   type CancelArgs,
   type CommitArgs,
   type ExtendArgs,
-} from '../workflows/definitions';
-import { AdmissionGate } from './admission';
-import { fromTemporal, isUnavailable } from './errors';
+} from '../../workflows/definitions';
+import { Admission } from './admission';
+import { fromFailure } from '../../domain/failures';
+import { isUnavailable } from '../errors';
 
 /** How long a write waits on Temporal before answering 503 (within the contract's 30 s). */
 const TEMPORAL_DEADLINE_MS = 25_000;
@@ -51,17 +52,8 @@ interface StartRequest {
   customerId?: string;
 }
 
-/** The admission gate's key of one customer's units of a SKU limited per customer. */
-const customerGate = (sku: string, customerId: string) => `${sku}\n${customerId}`;
-
 export class ReservationService {
-  private readonly admission = new AdmissionGate();
-  /**
-   * The same gate per customer and limited SKU: at most the units the customer may still take
-   * are in flight into Temporal at once, so a customer's storm of requests for a drop starts one
-   * workflow, and the rest are refused from Redis once its hold has landed.
-   */
-  private readonly customerAdmission = new AdmissionGate();
+  private readonly admission = new Admission();
 
   constructor(
     private readonly client: Client,
@@ -71,8 +63,8 @@ export class ReservationService {
 
   /**
    * POST /v1/reservations: `created` for a new HELD reservation, not for a repeat of the same
-   * request. Three steps: the pre-check and the admission gates (`admit`), then the workflow's
-   * update-with-start, whose answer carries the hold's decision (`start`).
+   * request. Three steps: the pre-check and the admission gates (./admission.ts), then the
+   * workflow's update-with-start, whose answer carries the hold's decision (`start`).
    */
   async create(input: CreateReservation): Promise<{ created: boolean; reservation: ReservationView }> {
     const startedAt = Date.now();
@@ -82,7 +74,7 @@ export class ReservationService {
       ttlSeconds: input.ttlSeconds ?? this.config.defaultTtlSeconds,
       customerId: input.customerId,
     };
-    const admitted = await this.admit(request, Boolean(input.reservationId), startedAt + ADMISSION_WAIT_MS);
+    const admitted = await this.admission.admit(this.stock, request, Boolean(input.reservationId), startedAt + ADMISSION_WAIT_MS);
     try {
       const answer = await this.start(request, startedAt);
       admitted.leave(true);
@@ -90,35 +82,6 @@ export class ReservationService {
     } catch (err) {
       admitted.leave(false);
       throw err;
-    }
-  }
-
-  /**
-   * The pre-check (a cart Redis shows cannot be held is refused here, without Temporal or
-   * PostgreSQL, unless it repeats a reservation the workflow answers), then the admission gates:
-   * at most `available` units per SKU, and per customer on a limited SKU the units it may still
-   * take, go into Temporal at once; others wait for those to settle and check again (until `admitBy`).
-   * Returns how to leave the gates once the hold is decided.
-   */
-  private async admit(request: StartRequest, named: boolean, admitBy: number): Promise<{ leave(held: boolean): void }> {
-    const { items, customerId } = request;
-    for (;;) {
-      const { refusal, repeat, available, allowance } = await this.stock.precheck(items, customerId, named ? request.reservationId : undefined);
-      if (refusal) throw refusal;
-      const limited = customerId ? items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
-      const blocked = repeat ? undefined : this.admission.blocked(items, available);
-      const blockedCustomer = repeat || blocked ? undefined : this.customerAdmission.blocked(limited, allowance.filter((a): a is number => a !== undefined));
-      if ((!blocked && !blockedCustomer) || Date.now() > admitBy) {
-        const leaveStock = this.admission.enter(items);
-        const leaveCustomer = this.customerAdmission.enter(limited);
-        return {
-          leave(held) {
-            leaveStock(held);
-            leaveCustomer(held);
-          },
-        };
-      }
-      await (blocked ? this.admission.wait(blocked, 1_000) : this.customerAdmission.wait(blockedCustomer!, 1_000));
     }
   }
 
@@ -215,7 +178,7 @@ export class ReservationService {
     try {
       return await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () => send(handle));
     } catch (err) {
-      const refusal = fromTemporal(err);
+      const refusal = fromFailure(err);
       if (refusal) throw refusal;
       if (!(err instanceof WorkflowNotFoundError) && !/already completed|workflow execution already/i.test(String((err as Error)?.message))) {
         throw this.mapped(err, id);
@@ -227,7 +190,7 @@ export class ReservationService {
   }
 
   private mapped(err: unknown, id: string): unknown {
-    const refusal = fromTemporal(err);
+    const refusal = fromFailure(err);
     if (refusal) return refusal;
     if (err instanceof WorkflowNotFoundError) return reservationNotFound(id);
     if (isUnavailable(err)) return unavailable('Temporal is unavailable; retry shortly');

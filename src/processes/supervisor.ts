@@ -30,90 +30,9 @@
  * once by the main process before any child starts, and the rebuild of Redis is fenced.
  */
 import cluster, { type Worker as ClusterChild } from 'node:cluster';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { Logger } from './logger';
-
-export type Role = 'api' | 'worker';
-
-/** Set by the supervisor in each child's environment: its role and slot, e.g. `api-2`. */
-export const PROCESS_ENV = 'STOCKHOLD_PROCESS';
-
-/** A child's message to the supervisor when it is ready (a worker polls its task queue). */
-const READY_MESSAGE = { stockhold: 'ready' } as const;
-
-/**
- * The machine's metrics (see the top): an API process asks with METRICS_REQUEST, the supervisor
- * sends METRICS_COLLECT to every API process, each answers METRICS_PART with its registry as JSON,
- * and the supervisor answers the asker with METRICS_ANSWER, the combined text. A process that does
- * not answer within METRICS_WAIT_MS is left out of that scrape.
- */
-const METRICS = { request: 'metrics-request', collect: 'metrics-collect', part: 'metrics-part', answer: 'metrics-answer' } as const;
-const METRICS_WAIT_MS = 1_500;
-type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
-type MetricsMessage =
-  | { stockhold: typeof METRICS.request; id: number }
-  | { stockhold: typeof METRICS.collect; id: number }
-  | { stockhold: typeof METRICS.part; id: number; metrics: MetricsJson }
-  | { stockhold: typeof METRICS.answer; id: number; text?: string };
-
-/**
- * In an API process under `npm start`: answers the supervisor's METRICS_COLLECT with `registry`,
- * and returns how to read the machine's metrics (undefined when the process runs on its own).
- */
-export function shareMetrics(registry: { getMetricsAsJSON(): Promise<MetricsJson> }): (() => Promise<string | undefined>) | undefined {
-  if (!supervisedAs() || !process.send) return undefined;
-  const waiting = new Map<number, (text: string | undefined) => void>();
-  let next = 0;
-  process.on('message', (message: MetricsMessage) => {
-    if (message?.stockhold === METRICS.collect) {
-      void registry.getMetricsAsJSON().then((metrics) => process.send?.({ stockhold: METRICS.part, id: message.id, metrics }));
-    } else if (message?.stockhold === METRICS.answer) {
-      waiting.get(message.id)?.(message.text);
-      waiting.delete(message.id);
-    }
-  });
-  return () =>
-    new Promise<string | undefined>((resolve) => {
-      const id = next++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        resolve(undefined);
-      }, METRICS_WAIT_MS + 1_000).unref();
-      waiting.set(id, (text) => {
-        clearTimeout(timer);
-        resolve(text);
-      });
-      process.send!({ stockhold: METRICS.request, id });
-    });
-}
-
-/** Exit code of a process that refuses its configuration (EX_CONFIG): restarting cannot help. */
-export const EXIT_CONFIG = 78;
-
-/** This process's label (`api-1`, `worker-2`) when it is a child of `npm start`, else undefined. */
-export function supervisedAs(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return cluster.isWorker ? env[PROCESS_ENV] || undefined : undefined;
-}
-
-/**
- * The signals this process stops on, with SIGINT ignored when it is a child of `npm start`.
- *
- * Ctrl-C in a terminal sends SIGINT to every process of the foreground group at once, children
- * included (and npm forwards it once more). If each child stopped on it by itself, the workers
- * could be gone while the API processes still finish requests that wait on them; so a supervised
- * child ignores SIGINT and stops on the SIGTERM the supervisor sends, API processes first. Run on
- * its own (`node lib/api/server.js`, a container), a process stops on either signal.
- */
-export function takeShutdownSignals(): NodeJS.Signals[] {
-  if (!supervisedAs()) return ['SIGINT', 'SIGTERM'];
-  process.on('SIGINT', () => undefined); // a listener, so SIGINT's default action (exit) does not apply
-  return ['SIGTERM'];
-}
-
-/** Tells the supervisor this process is ready; a no-op when it runs on its own. */
-export function reportReady(): void {
-  if (supervisedAs() && process.send) process.send(READY_MESSAGE);
-}
+import { AggregatorRegistry } from 'prom-client';
+import type { Logger } from '../logger';
+import { EXIT_CONFIG, METRICS, METRICS_WAIT_MS, PROCESS_ENV, READY_MESSAGE, type MetricsJson, type MetricsMessage, type Role } from './messages';
 
 export interface Backoff {
   /** Delay before the first restart after a crash. */

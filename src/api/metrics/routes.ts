@@ -5,8 +5,8 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { parse, skuSchema } from '../domain/schemas';
-import type { Figures } from '../stock';
+import { parse, skuSchema } from '../../domain/schemas';
+import type { Figures } from '../../stock';
 
 /** What the watched-SKU routes answer. */
 export const watchedSkusSchema = z.strictObject({

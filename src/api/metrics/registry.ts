@@ -1,8 +1,8 @@
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { shareMetrics } from '../processes';
-import type { DeploymentFigures, StockStore } from '../stock';
-import type { WebhookStore } from '../webhooks/store';
+import { shareMetrics } from '../../processes/child';
+import type { DeploymentFigures, StockStore } from '../../stock';
+import type { WebhookStore } from '../../webhooks/store';
 
 /** The reconciler's counts by kind, from PostgreSQL (it runs in one worker of the deployment). */
 export type ReconcilerCounts = () => Promise<{ kind: string; count: number; lastAt: Date }[]>;

@@ -1,0 +1,141 @@
+/**
+ * Every route of the HTTP API, described for the OpenAPI document (openapi.ts): one entry per
+ * route, in the order and groups of the route files, with the very schemas those routes validate
+ * with. A route added to Express without an entry here fails test/unit/openapi.test.ts.
+ *
+ * To add a route: give its body (and any new answer) a name in `components`, then add one
+ * `ApiOperation` to the group of its route file: method, Express path, access, its path/query
+ * parameters, `idempotencyKey` if it reads that header, `body`, its success answers, and the
+ * refusals it gives besides the common ones (auth, body reading, 500).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { idempotencyKeySchema } from '../../domain/schemas';
+import { availabilitySchema, errorEnvelopeSchema, healthSchema, holdsSchema, movementsPageSchema, readinessSchema, reservationViewSchema, returnResultSchema, stockViewSchema } from '../../domain/views';
+import { PROJECT_ROOT } from '../../paths';
+import type { ApiDescription, ApiOperation } from './document';
+import { reservationOperations } from '../reservations/operations';
+import { stockOperations } from '../stock/operations';
+import { webhookOperations } from '../webhooks/operations';
+import { watchedSkusSchema } from '../metrics/routes';
+import { skuPageSchema } from '../ops/routes';
+import { reservationBodies } from '../reservations/routes';
+import { adjustmentBody, createSkuBody, restockBody, returnBody, updateSkuBody } from '../stock/routes';
+import { createdWebhookSchema, createWebhookBody, deliveryListSchema, webhookListSchema } from '../webhooks/routes';
+
+/** What GET /openapi.json answers: an OpenAPI 3.1 document (its full shape is the OpenAPI specification's). */
+const openApiDocumentSchema = z.looseObject({
+  openapi: z.string().regex(/^3\.1\.\d+$/),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+  components: z.record(z.string(), z.unknown()),
+});
+
+
+/** The routes of `createApp` (app.ts): service endpoints. */
+function serviceOperations(): ApiOperation[] {
+  return [
+    {
+      method: 'get',
+      path: '/healthz',
+      access: 'public',
+      tag: 'Service',
+      summary: 'Liveness',
+      responses: { 200: { description: 'the process runs', json: healthSchema } },
+    },
+    {
+      method: 'get',
+      path: '/readyz',
+      access: 'public',
+      tag: 'Service',
+      summary: 'Readiness of Redis, PostgreSQL and Temporal',
+      description:
+        'Each check has 1.5 s. Ready means a client is served now: Redis is "loading" while its counters are rebuilt after a loss (stock reads answer 503 then), Temporal is "no-worker" while no worker polls the task queue.',
+      responses: {
+        200: { description: 'every check is ok', json: readinessSchema },
+        503: { description: 'a check failed: it is marked "down", "loading" or "no-worker"', json: readinessSchema },
+      },
+    },
+    {
+      method: 'get',
+      path: '/metrics',
+      access: 'public',
+      tag: 'Service',
+      summary: 'Prometheus metrics',
+      responses: { 200: { description: 'Prometheus text format', mediaType: 'text/plain' } },
+    },
+    {
+      method: 'get',
+      path: '/openapi.json',
+      access: 'public',
+      tag: 'Service',
+      summary: 'This document',
+      responses: { 200: { description: 'OpenAPI 3.1, generated from the schemas the routes validate with', json: openApiDocumentSchema } },
+    },
+    {
+      method: 'get',
+      path: '/ops',
+      access: 'public',
+      tag: 'Service',
+      summary: 'The ops page',
+      description: 'Asks for the admin token in the browser and calls the admin routes with it; the page itself carries no data.',
+      responses: { 200: { description: 'a self-contained HTML page (inline script, talks to this origin only)', mediaType: 'text/html' } },
+    },
+    {
+      method: 'get',
+      path: '/docs',
+      access: 'public',
+      tag: 'Service',
+      summary: 'This document as a page to read',
+      responses: { 200: { description: 'a self-contained HTML page (no scripts, nothing loaded from elsewhere)', mediaType: 'text/html' } },
+    },
+  ];
+}
+
+/** The whole HTTP API; `maxTtlSeconds` is the service's RESERVATION_MAX_TTL_SECONDS, as the routes use it. */
+export function apiDescription(config: { maxTtlSeconds: number }): ApiDescription {
+  const bodies = reservationBodies(config.maxTtlSeconds);
+  return {
+    operations: [...serviceOperations(), ...stockOperations(), ...reservationOperations(bodies), ...webhookOperations()],
+    components: {
+      StockView: stockViewSchema,
+      Availability: availabilitySchema,
+      MovementsPage: movementsPageSchema,
+      SkuPage: skuPageSchema,
+      WatchedSkus: watchedSkusSchema,
+      Holds: holdsSchema,
+      ReservationView: reservationViewSchema,
+      ReturnResult: returnResultSchema,
+      Health: healthSchema,
+      Readiness: readinessSchema,
+      OpenApiDocument: openApiDocumentSchema,
+      Error: errorEnvelopeSchema(),
+      CreateSkuBody: createSkuBody,
+      UpdateSkuBody: updateSkuBody,
+      RestockBody: restockBody,
+      AdjustmentBody: adjustmentBody,
+      ReturnBody: returnBody,
+      CreateReservationBody: bodies.create,
+      CommitBody: bodies.commit,
+      CancelBody: bodies.cancel,
+      ExtendBody: bodies.extend,
+      CreateWebhookBody: createWebhookBody,
+      CreatedWebhook: createdWebhookSchema,
+      WebhookList: webhookListSchema,
+      DeliveryList: deliveryListSchema,
+    },
+    errorComponent: 'Error',
+    idempotencyKey: idempotencyKeySchema,
+  };
+}
+
+/** The service's version (package.json), for the document's `info.version`. */
+export function serviceVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+  } catch {
+    return '0.0.0';
+  }
+}
+

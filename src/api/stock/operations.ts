@@ -1,0 +1,136 @@
+/** The stock routes (./routes.ts) and returns, described for the OpenAPI document (src/api/openapi/). */
+import { DEFAULT_MOVEMENTS } from '../../domain/limits';
+import { skuSchema } from '../../domain/schemas';
+import { availabilitySchema, holdsSchema, movementsPageSchema, returnResultSchema, stockViewSchema } from '../../domain/views';
+import type { ApiOperation } from '../openapi/document';
+import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from '../ops/routes';
+import { watchedSkuOperations } from '../metrics/operations';
+import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './routes';
+
+const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
+
+/** The routes of stock-routes.ts: stock, and returns. */
+export function stockOperations(): ApiOperation[] {
+  return [
+    {
+      method: 'post',
+      path: '/v1/skus',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Create a SKU',
+      description: 'The ledger gets an `initial` movement of `total`. `name` defaults to "".',
+      idempotencyKey: true,
+      body: { schema: createSkuBody, required: true },
+      responses: { 201: { description: 'the stock view (reserved 0)', json: stockViewSchema } },
+      errors: ['SKU_EXISTS', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/skus/:sku',
+      access: 'client',
+      tag: 'Stock',
+      summary: 'Stock of a SKU',
+      description: 'From Redis only.',
+      pathParams: sku,
+      responses: { 200: { description: 'the stock view', json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'patch',
+      path: '/v1/skus/:sku',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Change a SKU\'s name and settings',
+      description:
+        'The fields given change, at least one; `null` unsets a setting. `maxPerCustomer` limits what one customer may hold plus have bought of the SKU (see POST /v1/reservations); `lowStockThreshold` is stored and shown.',
+      pathParams: sku,
+      body: { schema: updateSkuBody, required: true },
+      responses: { 200: { description: 'the stock view with the new settings', json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/availability',
+      access: 'client',
+      tag: 'Stock',
+      summary: 'Stock of several SKUs',
+      query: { skus: { schema: skusQuery, required: true, commaSeparated: true, description: '1..100 SKUs, comma-separated; a SKU named twice is answered once' } },
+      responses: { 200: { description: 'the SKUs that exist, and those that do not', json: availabilitySchema } },
+      errors: ['UNAVAILABLE'],
+    },
+    {
+      method: 'post',
+      path: '/v1/skus/:sku/restock',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Restock',
+      description: 'The ledger gets a `restock` movement. A total past 2^31-1 is 400 (`field: "quantity"`).',
+      pathParams: sku,
+      idempotencyKey: true,
+      body: { schema: restockBody, required: true },
+      responses: { 200: { description: 'the stock view with total raised', json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+    },
+    {
+      method: 'post',
+      path: '/v1/skus/:sku/adjustments',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Adjust (counts, damage, shrinkage)',
+      description: 'The ledger gets an `adjustment` movement. Held units stay sellable to their holders.',
+      pathParams: sku,
+      idempotencyKey: true,
+      body: { schema: adjustmentBody, required: true },
+      responses: { 200: { description: 'the stock view', json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'WOULD_OVERSELL', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/skus/:sku/holds',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Who holds the stock now',
+      pathParams: sku,
+      responses: { 200: { description: 'holds from Redis, deadlines from PostgreSQL', json: holdsSchema } },
+      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/skus/:sku/movements',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'The ledger, newest first',
+      pathParams: sku,
+      query: { limit: { schema: limitQuery, default: DEFAULT_MOVEMENTS, description: 'at most this many movements, written as digits' } },
+      responses: { 200: { description: 'the movements', json: movementsPageSchema } },
+      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/skus',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Every SKU, a page at a time (for the ops page)',
+      description: 'An addition to the contract: the SKUs PostgreSQL knows in SKU order, with their figures from Redis.',
+      query: {
+        limit: { schema: skuPageLimitQuery, default: MAX_SKU_PAGE, description: 'at most this many SKUs, written as digits' },
+        after: { schema: skuSchema, description: 'the `next` of the previous page' },
+      },
+      responses: { 200: { description: 'one page of stock views', json: skuPageSchema } },
+      errors: ['UNAVAILABLE'],
+    },
+    ...watchedSkuOperations(),
+    {
+      method: 'post',
+      path: '/v1/returns',
+      access: 'admin',
+      tag: 'Returns',
+      summary: 'Return units of a committed reservation',
+      description: "Raises each SKU's total; the ledger gets a `return` movement per line. All lines or none.",
+      idempotencyKey: true,
+      body: { schema: returnBody, required: true },
+      responses: { 200: { description: 'what this call returned, per line', json: returnResultSchema } },
+      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_COMMITTED', 'RETURN_EXCEEDS_SALE', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+    },
+  ];
+}

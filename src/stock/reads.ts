@@ -1,0 +1,177 @@
+/**
+ * What the stock module answers without changing anything: a SKU's figures and a cart's
+ * pre-check from Redis only (the page-load and flash-sale paths), who holds a SKU's stock, the
+ * ledger and the outbox from PostgreSQL. StockStore (./store.ts) adds the writes; this base holds
+ * the parts both use: the ledger (PostgreSQL), the counters (Redis), and how a missing SKU is told
+ * from a lost one.
+ */
+import type { Pool } from 'pg';
+import { skuNotFound, unavailable, type StockholdError } from '../domain/errors';
+import type { StockholdEvent } from '../domain/events';
+import { DEFAULT_MOVEMENTS } from '../domain/limits';
+import { stockView, type CartLine, type Movement, type ReservationView, type SkuSettings, type StockHold, type StockView } from '../domain/types';
+import { DriftCounts } from './drift';
+import { Figures } from './figures';
+import { Ledger } from './ledger';
+import { readEvents } from './outbox';
+import { Counters } from './redis/counters';
+import { CountersMissing, type StockRedis } from './redis/scripts';
+
+export interface StockStoreOptions {
+  /** How long Redis remembers finished reservations (the retry window of a late hold). */
+  doneRetentionMs?: number;
+  now?: () => number;
+  /** Where the store reports what it cannot say through its answers (Redis left behind). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** Where the store reports drift only a store failure explains (an error log: an alert). */
+  alert?: (message: string, fields: Record<string, unknown>) => void;
+  /** false writes no events to the outbox: only bench:outbox's baseline, to measure their cost. */
+  outbox?: boolean;
+}
+
+const DAY_MS = 86_400_000;
+
+export class StockReads {
+  readonly ledger: Ledger;
+  /** Drift only a store failure explains, counted for /metrics. */
+  readonly drift: DriftCounts;
+  /** The deployment's figures for /metrics, and the SKUs watched there. */
+  readonly figures: Figures;
+  /** Redis: the one door to the counters and the scripts. */
+  readonly counters: Counters;
+  protected readonly now: () => number;
+  protected readonly warn: NonNullable<StockStoreOptions['warn']>;
+  protected readonly alert: NonNullable<StockStoreOptions['alert']>;
+
+  constructor(
+    readonly redis: StockRedis,
+    readonly db: Pool,
+    options: StockStoreOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.warn = options.warn ?? (() => undefined);
+    this.alert = options.alert ?? this.warn;
+    this.ledger = new Ledger(db, options.outbox ?? true);
+    this.drift = new DriftCounts(db);
+    this.figures = new Figures(db);
+    this.counters = new Counters(redis, options.doneRetentionMs ?? 7 * DAY_MS, this.now);
+  }
+
+  // ---------------------------------------------------------------- reads (Redis only)
+
+  /** One SKU's figures, from Redis only (the page-load path). */
+  async getStock(sku: string): Promise<StockView> {
+    const [fields] = await this.counters.stockFields([sku], VIEW_FIELDS);
+    if (fields![0] === null) throw await this.explainMissing(new CountersMissing(sku));
+    return viewOf(sku, fields!);
+  }
+
+  /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
+  async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
+    const unique = [...new Set(skus)];
+    const [counters, loaded] = await Promise.all([this.counters.stockFields(unique, VIEW_FIELDS), this.counters.loaded()]);
+    const items: StockView[] = [];
+    const missing: string[] = [];
+    unique.forEach((sku, i) => {
+      const view = counters[i]!;
+      if (view[0] === null || view[0] === undefined) missing.push(sku);
+      else items.push(viewOf(sku, view));
+    });
+    // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
+    // either; otherwise its counters were lost and are being restored.
+    if (missing.length > 0 && (!loaded || (await this.ledger.skus.existing(missing)).size > 0)) throw notLoaded();
+    return { items, missing };
+  }
+
+  /**
+   * The flash-sale pre-check of a cart, from Redis (precheck.lua: hold.lua's own rule, changing
+   * nothing): the refusal the cart would get now, if any, unless it is a repeat of a reservation
+   * that holds or finished (its workflow answers that); each line's available units, and on
+   * limited SKUs the units the customer may still take. The Lua hold still decides; this only
+   * spares Temporal and PostgreSQL the carts that cannot be held.
+   */
+  async precheck(
+    items: readonly CartLine[],
+    customerId?: string,
+    reservationId?: string,
+  ): Promise<{ refusal?: StockholdError; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
+    const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '');
+    return { ...verdict, refusal: verdict.refusal && ((await this.explainMissing(verdict.refusal)) as StockholdError) };
+  }
+
+  /** Resolves when PostgreSQL answers a query. */
+  async databaseAnswers(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
+  /** Whether the counters are loaded from PostgreSQL (false while they are rebuilt after a loss). */
+  countersLoaded(): Promise<boolean> {
+    return this.counters.loaded();
+  }
+
+  /** Who holds a SKU's stock now: Redis's holds, with each reservation's deadline from PostgreSQL. */
+  async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
+    const held = await this.counters.holds(sku);
+    if (!held) throw await this.explainMissing(new CountersMissing(sku));
+    const deadlines = await this.ledger.reservations.deadlines(Object.keys(held));
+    const holds = Object.entries(held)
+      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
+      .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
+    return { sku, holds };
+  }
+
+  /** One page of the SKUs, in SKU order after `after`, with the cursor of the next page (null on the last). */
+  listSkus(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
+    return this.ledger.skus.page(after, limit);
+  }
+
+  /** The ledger of a SKU, newest first. */
+  async getMovements(sku: string, limit = DEFAULT_MOVEMENTS): Promise<{ movements: Movement[] }> {
+    return { movements: await this.ledger.movements.list(sku, limit) };
+  }
+
+  /**
+   * Committed events in outbox order (`seq`), optionally only a SKU's and after a `seq` (for tests
+   * and operators; webhook delivery reads the table itself). A `seq` order across SKUs is not a
+   * commit order: per SKU it is (see docs/DESIGN.md "Events (outbox)").
+   */
+  events(query: { sku?: string; afterSeq?: string; limit: number }): Promise<StockholdEvent[]> {
+    return readEvents(this.db, query);
+  }
+
+  /** A reservation as PostgreSQL records it; undefined when it never got past the hold. */
+  getReservation(reservationId: string): Promise<ReservationView | undefined> {
+    return this.ledger.reservations.reservation(reservationId);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /**
+   * A SKU without counters is unknown (404) only if Redis is loaded and PostgreSQL does not know
+   * it either; otherwise Redis lost its counters (503 until they are rebuilt). Other errors pass.
+   */
+  async explainMissing(err: unknown): Promise<unknown> {
+    if (!(err instanceof CountersMissing)) return err;
+    if (!(await this.counters.loaded()) || (await this.ledger.skus.skuExists(err.sku))) return notLoaded();
+    return skuNotFound(err.sku);
+  }
+
+  protected reservedOf(sku: string): Promise<number> {
+    return this.counters.reserved(sku);
+  }
+}
+
+/** The stock hash's fields of a stock view, in viewOf's order. */
+const VIEW_FIELDS = ['total', 'reserved', 'name', 'lowStockThreshold', 'maxPerCustomer'] as const;
+
+function viewOf(sku: string, [total, reserved, name, lowStockThreshold, maxPerCustomer]: (string | null)[]): StockView {
+  const settings: SkuSettings = {
+    lowStockThreshold: lowStockThreshold == null ? null : Number(lowStockThreshold),
+    maxPerCustomer: maxPerCustomer == null ? null : Number(maxPerCustomer),
+  };
+  return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
+}
+
+function notLoaded(): StockholdError {
+  return unavailable('stock counters are not loaded in Redis yet (rebuilding from PostgreSQL); retry shortly');
+}

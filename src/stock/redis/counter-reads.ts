@@ -1,0 +1,65 @@
+/**
+ * The counters as Redis has them, read directly (no script): a SKU's fields, its holds, everything
+ * of a SKU for the reconciler, the loaded marker; and the rebuild's fence and marker. Counters
+ * (./counters.ts) adds the scripts; together they are the one door to Redis.
+ */
+import { keys } from './keys';
+import type { StockRedis } from './scripts';
+
+export class CounterReads {
+  constructor(readonly redis: StockRedis) {}
+
+  // ---------------------------------------------------------------- reads
+
+  /** Whether the counters are loaded from PostgreSQL (the marker; gone after a loss until the rebuild sets it). */
+  async loaded(): Promise<boolean> {
+    return (await this.redis.exists(keys.loaded)) === 1;
+  }
+
+  /**
+   * These fields of each SKU's stock hash (null where absent; a SKU without counters has a null
+   * `total`): one HMGET per SKU, which auto-pipelining sends in one round trip per node (a
+   * pipeline of its own could not span the slots of a Redis Cluster).
+   */
+  stockFields<F extends string>(skus: readonly string[], fields: readonly F[]): Promise<(string | null)[][]> {
+    return Promise.all(skus.map((sku) => this.redis.hmget(keys.stock(sku), ...fields)));
+  }
+
+  /** The units Redis counts as held of a SKU (0 without counters). */
+  async reserved(sku: string): Promise<number> {
+    return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
+  }
+
+  /** A SKU's holds (reservation id → units), or undefined when it has no counters; read in one step. */
+  async holds(sku: string): Promise<Record<string, number> | undefined> {
+    const [[, exists], [, held]] = ((await this.redis.multi().exists(keys.stock(sku)).hgetall(keys.holds(sku)).exec()) ?? []) as [
+      [unknown, number],
+      [unknown, Record<string, string>],
+    ];
+    if (exists !== 1) return undefined;
+    return Object.fromEntries(Object.entries(held).map(([id, quantity]) => [id, Number(quantity)]));
+  }
+
+  /** Everything Redis keeps of a SKU, raw, as the reconciler compares it: its stock, holds and customers hashes. */
+  async raw(sku: string): Promise<{ stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> }> {
+    const [stock, holds, customers] = await Promise.all([this.redis.hgetall(keys.stock(sku)), this.redis.hgetall(keys.holds(sku)), this.redis.hgetall(keys.customers(sku))]);
+    return { stock, holds, customers };
+  }
+
+  // ---------------------------------------------------------------- the rebuild's fence and marker
+
+  /** Takes the rebuild's fence for `ms` with `token`; false when another process holds it. */
+  async takeRebuildFence(token: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(keys.rebuildFence, token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Drops the rebuild's fence if it is still `token`'s (compare and delete in one step). */
+  async releaseRebuildFence(token: string): Promise<void> {
+    await this.redis.stockReleaseFence(1, keys.rebuildFence, token);
+  }
+
+  /** Sets the loaded marker: every SKU's counters are loaded from PostgreSQL. */
+  async markLoaded(note: string): Promise<void> {
+    await this.redis.set(keys.loaded, note);
+  }
+}
