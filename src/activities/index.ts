@@ -45,7 +45,7 @@ export function createActivities(stock: StockStore) {
 
     /** Sale rows and totals in PostgreSQL, then Redis; returns what each line sold. */
     async commitStock(input: { reservationId: string; items?: CartLine[]; paymentId?: string }): Promise<ReservationLine[]> {
-      const { lines } = await classified(async () => {
+      const { items } = await classified(async () => {
         try {
           return await stock.commit(input.reservationId, input.items, input.paymentId);
         } catch (err) {
@@ -55,7 +55,7 @@ export function createActivities(stock: StockStore) {
           throw err;
         }
       });
-      return lines;
+      return items;
     },
 
     /** Final status in PostgreSQL, then the hold given back in Redis. */

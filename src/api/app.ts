@@ -4,7 +4,7 @@ import { StockholdError } from '../domain/errors';
 import type { Logger } from '../logger';
 import type { StockStore } from '../stock';
 import type { WebhookStore } from '../webhooks/store';
-import { createAuth, type Role } from './auth';
+import { createAuth, type Access } from './auth';
 import { toContractError } from './errors';
 import { deadlines, jsonBody, requestLog, withTimeout } from './http';
 import type { Metrics } from './metrics/registry';
@@ -35,11 +35,11 @@ export interface AppDeps {
 /** The contract's HTTP API (docs/API.md): service endpoints, the stock, reservation and webhook routes, one error handler. */
 export function createApp(deps: AppDeps): Express {
   const { metrics, logger } = deps;
-  const requireRole = createAuth(deps.config);
+  const requireAccess = createAuth(deps.config);
   // The body is read only after the token is checked: an unauthenticated or unauthorised caller
   // gets 401/403 whatever it sends, and never makes the server parse up to 64 KiB of JSON.
-  const authenticated = (role: Role): RequestHandler => {
-    const check = requireRole(role);
+  const authenticated = (role: Access): RequestHandler => {
+    const check = requireAccess(role);
     return (req, res, next) => check(req, res, (err?: unknown) => (err ? next(err) : jsonBody(req, res, next)));
   };
   const role = { client: authenticated('client'), admin: authenticated('admin') };

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { StockholdError } from '../domain/errors';
 
-export type Role = 'client' | 'admin';
+export type Access = 'client' | 'admin';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -14,7 +14,7 @@ export function createAuth(tokens: { adminToken: string; apiToken: string }) {
   const admin = digest(tokens.adminToken);
   const client = digest(tokens.apiToken);
 
-  const roleOf = (header: string | undefined): Role | undefined => {
+  const roleOf = (header: string | undefined): Access | undefined => {
     const match = /^Bearer ([\x21-\x7e]+)$/.exec(header ?? '');
     if (!match) return undefined;
     const presented = digest(match[1]!);
@@ -24,7 +24,7 @@ export function createAuth(tokens: { adminToken: string; apiToken: string }) {
   };
 
   /** The admin token is accepted wherever the client token is. */
-  return function requireRole(role: Role): RequestHandler {
+  return function requireAccess(role: Access): RequestHandler {
     return (req, _res, next) => {
       const has = roleOf(req.headers.authorization);
       if (!has) return next(new StockholdError('UNAUTHENTICATED', 'a valid bearer token is required'));

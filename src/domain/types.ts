@@ -39,6 +39,13 @@ export interface SkuSettings {
   maxPerCustomer: number | null;
 }
 
+/** A SKU as PostgreSQL has it (its `skus` row): name, total, `reserved` (what its HELD reservations hold) and settings. */
+export interface SkuRow extends SkuSettings {
+  name: string;
+  total: number;
+  reserved: number;
+}
+
 /** The stock view: `available = total - reserved`, and the SKU's settings. */
 export interface StockView extends SkuSettings {
   sku: string;

@@ -5,7 +5,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 
-export type Role = 'api' | 'worker';
+export type ProcessRole = 'api' | 'worker';
 
 /** Set by the supervisor in each child's environment: its role and slot, e.g. `api-2`. */
 export const PROCESS_ENV = 'STOCKHOLD_PROCESS';

@@ -32,7 +32,7 @@
 import cluster, { type Worker as ClusterChild } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../logger';
-import { EXIT_CONFIG, METRICS, METRICS_WAIT_MS, PROCESS_ENV, READY_MESSAGE, type MetricsJson, type MetricsMessage, type Role } from './messages';
+import { EXIT_CONFIG, METRICS, METRICS_WAIT_MS, PROCESS_ENV, READY_MESSAGE, type MetricsJson, type MetricsMessage, type ProcessRole } from './messages';
 
 export interface Backoff {
   /** Delay before the first restart after a crash. */
@@ -57,8 +57,8 @@ export function restartDelay(crashes: number, backoff: Backoff = DEFAULT_BACKOFF
 
 export interface SupervisorOptions {
   /** The script each role runs (lib/api/server.js, lib/worker.js). */
-  scripts: Record<Role, string>;
-  counts: Record<Role, number>;
+  scripts: Record<ProcessRole, string>;
+  counts: Record<ProcessRole, number>;
   logger: Logger;
   backoff?: Backoff;
   /** Variables added to the children's environment (they inherit this process's, too). */
@@ -71,7 +71,7 @@ export interface SupervisorOptions {
 }
 
 interface Slot {
-  role: Role;
+  role: ProcessRole;
   label: string;
   child?: ClusterChild;
   /** Ready at least once since the supervisor started (the start is over for it). */
@@ -115,7 +115,7 @@ export class Supervisor {
   }
 
   /** The running children: label and pid. */
-  processes(): { label: string; role: Role; pid: number }[] {
+  processes(): { label: string; role: ProcessRole; pid: number }[] {
     return this.slots.flatMap((s) => (s.child?.process.pid !== undefined && this.alive(s.child) ? [{ label: s.label, role: s.role, pid: s.child.process.pid }] : []));
   }
 

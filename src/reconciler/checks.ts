@@ -4,7 +4,8 @@
  * them on every scan with what it read of both stores, and repairs through them.
  */
 import type { StockStore } from '../stock';
-import type { LedgerMovement, SkuRow } from '../stock/ledger';
+import type { SkuRow } from '../domain/types';
+import type { LedgerMovement } from '../stock/ledger';
 import type { HeldLine } from './store';
 
 export type RepairKind =
@@ -144,7 +145,7 @@ export async function checkTotal(
     // are never taken from available twice (which could drop another reservation's hold).
     const alreadyApplied =
       m.kind === 'sale' && m.reservationId
-        ? (await ctx.store.counters.commit(m.reservationId, [{ sku, sold: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
+        ? (await ctx.store.counters.commit(m.reservationId, [{ sku, committedQuantity: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
         : (await ctx.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
     if (alreadyApplied) continue;
     applied += 1;

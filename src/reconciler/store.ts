@@ -4,14 +4,9 @@
  * Reads only: every write to PostgreSQL is the stock module's (src/stock/ledger/).
  */
 import type { Pool, PoolClient } from 'pg';
-import type { ReservationStatus } from '../domain/types';
+import type { ReservationStatus, SkuRow } from '../domain/types';
 import { transaction } from '../stock/database';
-import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuRow, type SkuSnapshot } from '../stock/ledger';
-
-/** A SKU's row as the reconciler reads it. */
-export interface ScannedSku extends SkuRow {
-  reserved: number;
-}
+import { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement, type SkuSnapshot } from '../stock/ledger';
 
 type Db = Pool | PoolClient;
 
@@ -110,7 +105,7 @@ export class ReconcilerStore {
   }
 
   /** The rows of these SKUs: name, total, settings, and `reserved` (what HELD reservations hold, kept by the writers). */
-  async skus(skus: readonly string[]): Promise<Map<string, ScannedSku>> {
+  async skus(skus: readonly string[]): Promise<Map<string, SkuRow>> {
     const rows = await this.db.query<{ sku: string; name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
       'SELECT sku, name, total, reserved, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[])',
       [skus],

@@ -8,7 +8,6 @@ import { createRedis } from './redis/client';
 import type { StockRedis } from './redis/scripts';
 import { StockStore, type StockStoreOptions } from './store';
 
-export * from '../domain/errors';
 export { DriftCounts } from './drift';
 export { Figures, type DeploymentFigures, type StockFigures } from './figures';
 export { createPool, ensureDatabase, migrate, transaction } from './database';

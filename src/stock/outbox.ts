@@ -12,23 +12,16 @@ import {
   type ReservationEventType,
   type StockholdEvent,
 } from '../domain/events';
-import { stockView, type Movement, type ReservationView, type SkuSettings, type StockView } from '../domain/types';
-
-/** A SKU's row as PostgreSQL has it inside the change's transaction (reserved: what HELD reservations hold). */
-export interface SkuState extends SkuSettings {
-  name: string;
-  total: number;
-  reserved: number;
-}
+import { stockView, type Movement, type ReservationView, type SkuRow, type StockView } from '../domain/types';
 
 /** The stock view of a SKU's row in PostgreSQL. */
-export function viewOfState(sku: string, state: SkuState): StockView {
-  return stockView(sku, state.name, state.total, state.reserved, state);
+export function viewOfRow(sku: string, row: SkuRow): StockView {
+  return stockView(sku, row.name, row.total, row.reserved, row);
 }
 
 /** `stock.changed` for one ledger movement, with the SKU's view after the change. */
-export function stockChanged(sku: string, after: SkuState, movement: Movement): NewEvent {
-  return { type: 'stock.changed', skus: [sku], data: { ...viewOfState(sku, after), movement } };
+export function stockChanged(sku: string, after: SkuRow, movement: Movement): NewEvent {
+  return { type: 'stock.changed', skus: [sku], data: { ...viewOfRow(sku, after), movement } };
 }
 
 /** The reservation event of a status change; it belongs to every SKU of the cart. */
@@ -37,8 +30,8 @@ export function reservationEvent(type: ReservationEventType, view: ReservationVi
 }
 
 /** The threshold events (stock.low, stock.sold_out, stock.back_in_stock) of a SKU's change from `before` to `after`. */
-export function thresholdEvents(sku: string, before: SkuState, after: SkuState): NewEvent[] {
-  const view = viewOfState(sku, after);
+export function thresholdEvents(sku: string, before: SkuRow, after: SkuRow): NewEvent[] {
+  const view = viewOfRow(sku, after);
   return thresholdCrossings(before.total - before.reserved, view.available, after.lowStockThreshold).map((type) => ({ type, skus: [sku], data: view }));
 }
 
@@ -48,8 +41,8 @@ export function thresholdEvents(sku: string, before: SkuState, after: SkuState):
  * row when the transaction locked it to its row now).
  */
 export function changeEvents(input: {
-  before: ReadonlyMap<string, SkuState>;
-  after: ReadonlyMap<string, SkuState>;
+  before: ReadonlyMap<string, SkuRow>;
+  after: ReadonlyMap<string, SkuRow>;
   movements?: readonly (Movement & { sku: string })[];
   reservation?: { type: ReservationEventType; view: ReservationView };
 }): NewEvent[] {

@@ -113,9 +113,9 @@ export class StockReads {
   async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
     const held = await this.counters.holds(sku);
     if (!held) throw await this.explainMissing(new CountersMissing(sku));
-    const deadlines = await this.ledger.reservations.deadlines(Object.keys(held));
+    const expiries = await this.ledger.reservations.expiresAtOf(Object.keys(held));
     const holds = Object.entries(held)
-      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: deadlines.get(reservationId) ?? null }))
+      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: expiries.get(reservationId) ?? null }))
       .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
     return { sku, holds };
   }

@@ -4,10 +4,10 @@
  */
 import type { PoolClient } from 'pg';
 import { wouldOversell, type StockholdError } from '../domain/errors';
-import { stockView, type CartLine, type ReleaseStatus, type ReservationLine, type ReturnResult, type StockView } from '../domain/types';
+import { stockView, type CartLine, type ReleaseStatus, type ReservationLine, type ReturnResult, type SkuRow, type StockView } from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
-import { LedgerRefusal, type SkuRow } from './ledger';
+import { LedgerRefusal } from './ledger';
 import { StockReads } from './reads';
 
 export type { StockStoreOptions } from './reads';
@@ -147,7 +147,7 @@ export class StockStore extends StockReads {
       throw await this.explainMissing(err);
     }
     try {
-      await this.ledger.holds.recordHold({ reservationId: input.reservationId, lines: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
+      await this.ledger.holds.recordHold({ reservationId: input.reservationId, items: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
     } catch (err) {
       if (err instanceof LedgerRefusal) throw await this.refusedByLedger(input, err);
       // Another cart under an id already recorded (on a cluster the scripts see one slot group
@@ -197,19 +197,19 @@ export class StockStore extends StockReads {
    * rest: the sale rows and totals in one PostgreSQL transaction first (refused with
    * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
-  async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ lines: ReservationLine[] }> {
+  async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ items: ReservationLine[] }> {
     const sale = await transaction(this.db, (c) => this.ledger.reservations.recordSale(c, reservationId, items, paymentId));
     await this.counters.commit(
       reservationId,
-      sale.lines.map((l) => ({ sku: l.sku, sold: l.committedQuantity, movementId: l.movementId })),
+      sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movementId: l.movementId })),
       sale.customerId ?? '',
     );
-    return { lines: sale.lines.map(({ movementId: _, ...line }) => line) };
+    return { items: sale.items.map(({ movementId: _, ...line }) => line) };
   }
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */
   async extend(reservationId: string, expiresAt: string): Promise<void> {
-    await this.ledger.reservations.recordDeadline(reservationId, expiresAt);
+    await this.ledger.reservations.recordExpiresAt(reservationId, expiresAt);
   }
 
   /**

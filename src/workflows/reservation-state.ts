@@ -37,7 +37,7 @@ export class ReservationState {
    * from what the run already shows (the start's attributes included), and none when nothing does.
    */
   onlyChangedAttributes = false;
-  lines: ReservationLine[];
+  items: ReservationLine[];
   expiresAtMs: number;
   readonly createdAt: string;
   updatedAt: string;
@@ -49,7 +49,7 @@ export class ReservationState {
   constructor(readonly input: ReservationInput) {
     this.createdAt = new Date(Date.now()).toISOString(); // workflow clock: deterministic on replay
     this.updatedAt = this.createdAt;
-    this.lines = input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, committedQuantity: 0, returnedQuantity: 0 }));
+    this.items = input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, committedQuantity: 0, returnedQuantity: 0 }));
     this.expiresAtMs = Date.now() + input.ttlSeconds * 1000;
   }
 
@@ -66,7 +66,7 @@ export class ReservationState {
     return {
       reservationId: this.input.reservationId,
       status: this.status,
-      items: this.lines.map((l) => ({ ...l })),
+      items: this.items.map((l) => ({ ...l })),
       customerId: this.input.customerId ?? null,
       expiresAt: new Date(this.expiresAtMs).toISOString(),
       createdAt: this.createdAt,
@@ -107,7 +107,7 @@ export class ReservationState {
 
   /** Records what a commit sold per line. */
   sold(committed: readonly { sku: string; committedQuantity: number }[]): void {
-    this.lines = this.lines.map((l) => ({ ...l, committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0 }));
+    this.items = this.items.map((l) => ({ ...l, committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0 }));
   }
 
   /** Moves the deadline `ttlSeconds` from now. */

@@ -16,7 +16,7 @@ import {
   holdStock,
   releaseStock,
 } from './stock-activities';
-import { untilDeadline } from './deadline';
+import { untilExpiry } from './expiry';
 import {
   awaitHoldUpdate,
   cancelUpdate,
@@ -78,14 +78,14 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     commitUpdate,
     async (args) => {
       await condition(() => state.status !== 'PENDING');
-      if (state.settleable) void commit(commitItems(fieldOf(args, 'items'), state.lines), paymentId(fieldOf(args, 'paymentId'))).catch(() => undefined);
+      if (state.settleable) void commit(commitItems(fieldOf(args, 'items'), state.items), paymentId(fieldOf(args, 'paymentId'))).catch(() => undefined);
       await state.settlement;
       if (state.status === 'COMMITTED') return state.view();
       throw state.notHeld();
     },
     {
       validator: (args) => {
-        commitItems(fieldOf(args, 'items'), state.lines);
+        commitItems(fieldOf(args, 'items'), state.items);
         paymentId(fieldOf(args, 'paymentId'));
       },
     },
@@ -127,7 +127,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     let items: CartLine[] | undefined;
     let payment: string | undefined;
     try {
-      items = commitItems(fieldOf(args, 'items'), state.lines);
+      items = commitItems(fieldOf(args, 'items'), state.items);
       payment = paymentId(fieldOf(args, 'paymentId'), true);
     } catch (err) {
       return log.warn('paymentSucceeded ignored: its payload does not fit the hold', { error: String(err) });
@@ -185,7 +185,7 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
   for (;;) {
     if (state.settlement) await state.settlement.catch(() => undefined);
     if (state.status !== 'HELD') break;
-    const expired = await untilDeadline(fewerActions ? keptTimer(state) : () => state.expiresAtMs, () => state.settlement !== undefined);
+    const expired = await untilExpiry(fewerActions ? keptTimer(state) : () => state.expiresAtMs, () => state.settlement !== undefined);
     // The kept timer fired, but an extend has moved the deadline past it: wait for the rest.
     if (expired && fewerActions && state.expiresAtMs > Date.now()) continue;
     if (expired) {

@@ -1,4 +1,5 @@
-import { createStock, keys, StockholdError, type StockClients } from '../../src/stock';
+import { createStock, keys, type StockClients } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 import { TEST_DATABASE_URL, TEST_REDIS_TARGET, uniqueId } from './env';
 
 /** The stock module over the run's stores: its single Redis, or its cluster in a cluster-mode file. */

@@ -458,7 +458,7 @@ describe('a full loss of Redis', () => {
       const refused = await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 1 }] } });
       const read = await stockOf(sku);
       // The hold's row lands now, within the settle time.
-      await ledger().holds.recordHold({ reservationId: inFlight, lines: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
+      await ledger().holds.recordHold({ reservationId: inFlight, items: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
       const stillFenced = (await redis().exists('stockhold:rebuild')) === 1 && (await redis().exists(keys.loaded)) === 0;
       expect(stillFenced).toBe(true);
       expect({ status: refused.status, code: refused.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });

@@ -12,7 +12,8 @@
  * the run's Redis, or its cluster in the cluster variant.
  */
 import calculateSlot from 'cluster-key-slot';
-import { createStock, keys, StockholdError, StockStore, type StockClients } from '../../src/stock';
+import { createStock, keys, StockStore, type StockClients } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 import { Reconciler, type ReconcilerEvent } from '../../src/reconciler/reconciler';
 import { REDIS_MODE, TEST_REDIS_TARGET, uniqueId, uniqueSku } from '../helpers/env';
 import { interceptScripts } from '../helpers/intercept';

@@ -4,7 +4,8 @@
  * script that adds or removes a hold or applies a sale or return, exactly once, and they come back
  * from PostgreSQL after a loss and through the reconciler after drift.
  */
-import { keys, type StockholdError } from '../../src/stock';
+import { keys } from '../../src/stock';
+import { type StockholdError } from '../../src/domain/errors';
 import { Reconciler } from '../../src/reconciler/reconciler';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, newSku, refusal, testStock } from '../helpers/stock';

@@ -8,7 +8,8 @@
  * carts, locked in their own order, do deadlock here: the test can see one.
  */
 import type { Pool, PoolClient } from 'pg';
-import { StockholdError, StockStore, transaction } from '../../src/stock';
+import { StockStore, transaction } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, newSku, testStock } from '../helpers/stock';
 

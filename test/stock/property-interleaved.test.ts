@@ -12,7 +12,8 @@
  */
 import fc from 'fast-check';
 import type { ReleaseStatus } from '../../src/domain/types';
-import { createPool, keys, StockholdError, StockStore } from '../../src/stock';
+import { createPool, keys, StockStore } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 import { TEST_DATABASE_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { interceptPool, interceptScripts } from '../helpers/intercept';
 import { expiresIn, figures, testStock } from '../helpers/stock';
@@ -90,7 +91,7 @@ async function answer<T>(call: () => Promise<T>): Promise<Answer<T>> {
 
 interface Outcome {
   holds: Answer[];
-  commits: Answer<{ lines: { sku: string; committedQuantity: number }[] }>[];
+  commits: Answer<{ items: { sku: string; committedQuantity: number }[] }>[];
   releases: Answer[];
   returns: Answer[];
   returned?: { sku: string; quantity: number };
@@ -224,7 +225,7 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
     const { ending } = plan;
     if (ending.kind === 'commit') {
       // Every answer of the commit names the same sale, which the ledger has once per line.
-      const lines = (o.commits[0] as { ok: { lines: { sku: string; committedQuantity: number }[] } }).ok.lines;
+      const lines = (o.commits[0] as { ok: { items: { sku: string; committedQuantity: number }[] } }).ok.items;
       for (const c of o.commits) expect(c).toEqual(o.commits[0]);
       const expected = lines.filter((l) => l.committedQuantity > 0).map((l) => `sale ${l.sku} ${-l.committedQuantity}`);
       if (o.returned) expected.push(`return ${o.returned.sku} ${o.returned.quantity}`);

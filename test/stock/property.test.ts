@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type { ReleaseStatus, ReservationLine } from '../../src/domain/types';
-import { StockholdError, keys } from '../../src/stock';
+import { keys } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 
 /** What the model predicts of a committed line (returns are checked through the ledger). */
 type CommittedLine = Omit<ReservationLine, 'returnedQuantity'>;
@@ -231,7 +232,7 @@ function modelCommit(m: Model, r: Reservation, items: { sku: string; quantity: n
   const s = r.state;
   if (s.kind === 'new' || s.kind === 'tombstone') return { code: 'RESERVATION_NOT_FOUND', details: { reservationId: r.id } };
   if (s.kind === 'released') return { code: `RESERVATION_${s.status}`, details: { reservationId: r.id, status: s.status } };
-  if (s.kind === 'committed') return { ok: { lines: committedLines(r, s) } };
+  if (s.kind === 'committed') return { ok: { items: committedLines(r, s) } };
   for (const item of items ?? []) {
     const held = r.items.find((l) => l.sku === item.sku)?.quantity ?? 0;
     if (item.quantity > held) return { code: 'QUANTITY_EXCEEDS_HOLD', details: { sku: item.sku, requested: item.quantity, held } };
@@ -246,7 +247,7 @@ function modelCommit(m: Model, r: Reservation, items: { sku: string; quantity: n
   const state: ResState = { kind: 'committed', committed, returned: new Map() };
   r.state = state;
   m.lastCommitted = m.reservations.indexOf(r);
-  return { ok: { lines: committedLines(r, state) } };
+  return { ok: { items: committedLines(r, state) } };
 }
 
 function modelReturn(m: Model, r: Reservation, items: { sku: string; quantity: number }[]): Outcome {
@@ -345,7 +346,7 @@ async function step(m: Model, op: Op): Promise<void> {
       for (let i = 0; i < op.times; i++) {
         const expected = modelCommit(m, r, items);
         const got = await outcome(() => stock.commit(r.id, items, `pay_${r.id}`));
-        const normalised = 'ok' in got ? { ok: { lines: sortedLines((got.ok as { lines: ReservationLine[] }).lines.map(({ returnedQuantity: _, ...line }) => line)) } } : got;
+        const normalised = 'ok' in got ? { ok: { items: sortedLines((got.ok as { items: ReservationLine[] }).items.map(({ returnedQuantity: _, ...line }) => line)) } } : got;
         record(got, `commit-${op.mode}${i > 0 ? '-again' : ''}`);
         expect(normalised).toEqual(expected);
       }

@@ -1,4 +1,5 @@
-import { StockholdError, keys } from '../../src/stock';
+import { keys } from '../../src/stock';
+import { StockholdError } from '../../src/domain/errors';
 import { rebuildIfLost } from '../../src/reconciler/rebuild';
 import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, figures, holdOf, newSku, refusal, testStock } from '../helpers/stock';
@@ -78,7 +79,7 @@ describe('retried steps apply once', () => {
     await stock.hold(hold);
     const first = await stock.commit(hold.reservationId);
     const second = await stock.commit(hold.reservationId);
-    expect(first.lines).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
+    expect(first.items).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
     expect(second).toEqual(first);
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 0, available: 7 });
     const sales = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale');
@@ -153,8 +154,8 @@ describe('partial commits', () => {
     await newSku(clients, b, 10);
     const id = uniqueId();
     await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 4 }, { sku: b, quantity: 3 }] });
-    const { lines } = await stock.commit(id, [{ sku: a, quantity: 1 }]);
-    expect(lines).toEqual(
+    const { items } = await stock.commit(id, [{ sku: a, quantity: 1 }]);
+    expect(items).toEqual(
       expect.arrayContaining([
         { sku: a, quantity: 4, committedQuantity: 1, returnedQuantity: 0 },
         { sku: b, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
@@ -411,7 +412,7 @@ describe('a reservation id used again', () => {
     ];
     expect(await stock.hold({ reservationId: id, run: 'r2', expiresAt, items })).toEqual({ alreadyHeld: false });
     expect((await row()).rows).toEqual([{ status: 'HELD', reason: null }]);
-    expect(await stock.ledger.reservations.lines(clients.db, id)).toEqual(
+    expect(await stock.ledger.reservations.itemsOf(clients.db, id)).toEqual(
       [
         { sku: a, quantity: 1, committedQuantity: 0, returnedQuantity: 0 },
         { sku: b, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
@@ -463,7 +464,7 @@ describe('Redis left behind a durable movement catches up once', () => {
     await clients.redis.hincrby(keys.stock(sku), 'reserved', -3);
     expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2 });
 
-    expect((await stock.commit(lost.reservationId)).lines).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
+    expect((await stock.commit(lost.reservationId)).items).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
     await stock.commit(lost.reservationId); // a retry
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
@@ -506,7 +507,7 @@ describe('PostgreSQL has the last word on a sale', () => {
     expect((await stock.getMovements(sku)).movements.map((m) => m.kind)).toEqual(['initial']);
     const row = await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId]);
     expect(row.rows).toEqual([{ status: 'HELD' }]);
-    expect(await stock.ledger.reservations.lines(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
+    expect(await stock.ledger.reservations.itemsOf(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
     expect(await figures(clients, sku)).toMatchObject({ pgTotal: 2, redisTotal: 5, redisReserved: 3, sumOfHolds: 3 });
   });
 });

@@ -5,7 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities, type ReservationActivities } from '../../src/activities';
 import { ReservationService } from '../../src/api/reservations/service';
-import type { StockholdError } from '../../src/stock';
+import type { StockholdError } from '../../src/domain/errors';
 import { reservationWorkflow } from '../../src/workflows';
 import {
   awaitHoldUpdate,

@@ -5,7 +5,8 @@
 import type { PoolClient } from 'pg';
 import type { ReservationEventType } from '../../domain/events';
 import type { Movement, ReservationView } from '../../domain/types';
-import { changeEvents, recordEvents, type SkuState } from '../outbox';
+import { changeEvents, recordEvents } from '../outbox';
+import type { SkuRow } from '../../domain/types';
 
 /** A ledger movement as its `stock.changed` event carries it, with its SKU. */
 export type SkuMovement = Movement & { sku: string };
@@ -21,7 +22,7 @@ export class EventWriter {
    */
   async write(
     c: PoolClient,
-    change: { before: Map<string, SkuState>; after: Map<string, SkuState>; movements?: SkuMovement[]; reservation?: { type: ReservationEventType; view: ReservationView } },
+    change: { before: Map<string, SkuRow>; after: Map<string, SkuRow>; movements?: SkuMovement[]; reservation?: { type: ReservationEventType; view: ReservationView } },
   ): Promise<void> {
     if (!this.outbox) return;
     await recordEvents(c, changeEvents({ before: change.before, after: change.after, movements: change.movements ?? [], reservation: change.reservation }));

@@ -8,9 +8,10 @@ import { customerIdRequired, customerLimitExceeded, insufficientStock, Stockhold
 import type { CartLine, ReservationStatus, ReservationView } from '../../domain/types';
 import { workflowIdOf } from '../../domain/types';
 import { transaction } from '../database';
-import type { SkuState } from '../outbox';
+
 import type { ReservationLedger } from './reservations';
 import type { SkuLedger } from './skus';
+import type { SkuRow } from '../../domain/types';
 
 /**
  * A hold PostgreSQL refused although Redis had applied it: the two stores disagree (Redis lost
@@ -35,10 +36,10 @@ export class HoldLedger {
    * nothing. A REJECTED one (an earlier run gave up while the stores were down) is held again:
    * the id stays usable after an outage.
    */
-  async recordHold(hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string; expiresAt: string }): Promise<void> {
+  async recordHold(hold: { reservationId: string; items: readonly CartLine[]; customerId?: string; expiresAt: string }): Promise<void> {
     await transaction(this.db, async (c) => {
       // The SKUs' locks first (the order of every writer of events), then the reservation's row.
-      const before = await this.skus.lockSkus(c, hold.lines.map((l) => l.sku));
+      const before = await this.skus.lockSkus(c, hold.items.map((l) => l.sku));
       const row = await c.query<{ expires_at: Date; created_at: Date; updated_at: Date }>(
         `INSERT INTO reservations (id, status, customer_id, expires_at) VALUES ($1, 'HELD', $2, $3)
          ON CONFLICT (id) DO UPDATE SET status = 'HELD', customer_id = EXCLUDED.customer_id, expires_at = EXCLUDED.expires_at,
@@ -57,9 +58,9 @@ export class HoldLedger {
           });
         }
         // A retry finds its own lines; another cart under the same id is a conflict.
-        const recorded = await this.reservations.lines(c, hold.reservationId);
+        const recorded = await this.reservations.itemsOf(c, hold.reservationId);
         const same =
-          recorded.length === hold.lines.length && hold.lines.every((l) => recorded.some((r) => r.sku === l.sku && r.quantity === l.quantity));
+          recorded.length === hold.items.length && hold.items.every((l) => recorded.some((r) => r.sku === l.sku && r.quantity === l.quantity));
         if (!same) {
           throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} holds another cart`, { reservationId: hold.reservationId });
         }
@@ -71,16 +72,16 @@ export class HoldLedger {
       await c.query('DELETE FROM reservation_lines WHERE reservation_id = $1', [hold.reservationId]);
       await c.query(
         `INSERT INTO reservation_lines (reservation_id, sku, quantity) SELECT $1, l.sku, l.quantity FROM unnest($2::text[], $3::int[]) AS l (sku, quantity)`,
-        [hold.reservationId, hold.lines.map((l) => l.sku), hold.lines.map((l) => l.quantity)],
+        [hold.reservationId, hold.items.map((l) => l.sku), hold.items.map((l) => l.quantity)],
       );
-      const after = await this.skus.addReserved(c, hold.lines, 1);
+      const after = await this.skus.addReserved(c, hold.items, 1);
       // The view from what this transaction wrote: the hold's path is the flash sale's, and every
       // statement here runs under the hot SKU's lock.
       const recorded = row.rows[0]!;
       const view: ReservationView = {
         reservationId: hold.reservationId,
         status: 'HELD',
-        items: hold.lines
+        items: hold.items
           .map((l) => ({ sku: l.sku, quantity: l.quantity, committedQuantity: 0, returnedQuantity: 0 }))
           .sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)),
         customerId: hold.customerId ?? null,
@@ -100,12 +101,12 @@ export class HoldLedger {
    * the reservation's own row is already written as HELD (its lines, if a REJECTED run left any,
    * are about to be replaced: they never count).
    */
-  private async checkHold(c: PoolClient, hold: { reservationId: string; lines: readonly CartLine[]; customerId?: string }, before: Map<string, SkuState>): Promise<void> {
-    for (const line of hold.lines) {
+  private async checkHold(c: PoolClient, hold: { reservationId: string; items: readonly CartLine[]; customerId?: string }, before: Map<string, SkuRow>): Promise<void> {
+    for (const line of hold.items) {
       const row = before.get(line.sku)!;
       if (row.reserved + line.quantity > row.total) throw new LedgerRefusal(insufficientStock(line.sku, line.quantity, row.total - row.reserved));
     }
-    const limited = hold.lines.filter((l) => before.get(l.sku)!.maxPerCustomer !== null);
+    const limited = hold.items.filter((l) => before.get(l.sku)!.maxPerCustomer !== null);
     if (limited.length === 0) return;
     if (!hold.customerId) throw new LedgerRefusal(customerIdRequired(limited[0]!.sku));
     const counts = await c.query<{ sku: string; held: string; bought: string }>(

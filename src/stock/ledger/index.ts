@@ -14,7 +14,6 @@ import { SkuLedger } from './skus';
 export { LedgerRefusal } from './holds';
 export { type SoldLine } from './reservations';
 export { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement } from './movements';
-export type { SkuRow } from './skus';
 
 /** One SKU as a rebuild loads it, from one consistent PostgreSQL snapshot. */
 export interface SkuSnapshot extends SkuFigures {

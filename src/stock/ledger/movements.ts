@@ -7,9 +7,10 @@ import type { Pool, PoolClient } from 'pg';
 import { insufficientStock, skuNotFound, StockholdError } from '../../domain/errors';
 import { MAX_STOCK } from '../../domain/limits';
 import type { Movement, MovementKind } from '../../domain/types';
-import type { SkuState } from '../outbox';
+
 import type { EventWriter, SkuMovement } from './events';
 import { SKU_COLUMNS, skuRowOf, type SkuColumns, type SkuLedger } from './skus';
+import type { SkuRow } from '../../domain/types';
 
 /** A ledger row as the reconciler and a repeated request re-apply it. */
 export interface LedgerMovement {
@@ -69,7 +70,7 @@ export class MovementLedger {
     );
     // The new row is this transaction's until it commits: no other writer of the SKU gets before it.
     // No threshold event: a SKU starts with no threshold, and "from 0" is not a change back.
-    const state: SkuState = { name, total, reserved: 0, lowStockThreshold: null, maxPerCustomer: null };
+    const state: SkuRow = { name, total, reserved: 0, lowStockThreshold: null, maxPerCustomer: null };
     await this.events.write(c, { before: new Map(), after: new Map([[sku, state]]), movements: [movementRowOf(sku, initial.rows[0]!)] });
     return { movementId: initial.rows[0]!.id };
   }
@@ -84,7 +85,7 @@ export class MovementLedger {
     c: PoolClient,
     movement: { sku: string; kind: Exclude<MovementKind, 'initial'>; delta: number; reservationId?: string; reason?: string },
     events = true,
-  ): Promise<{ movementId: string; movement: SkuMovement } & SkuState> {
+  ): Promise<{ movementId: string; movement: SkuMovement } & SkuRow> {
     const updated = await c.query<SkuColumns>(
       `UPDATE skus SET total = total + $2, updated_at = now() WHERE sku = $1 AND total + $2 BETWEEN 0 AND $3 RETURNING ${SKU_COLUMNS}`,
       [movement.sku, movement.delta, MAX_STOCK],

@@ -14,10 +14,11 @@ import type { ReservationEventType } from '../../domain/events';
 import type { CartLine, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../../domain/types';
 import { workflowIdOf } from '../../domain/types';
 import { transaction } from '../database';
-import type { SkuState } from '../outbox';
+
 import type { EventWriter, SkuMovement } from './events';
 import type { MovementLedger } from './movements';
 import type { SkuLedger } from './skus';
+import type { SkuRow } from '../../domain/types';
 
 type Db = Pool | PoolClient;
 
@@ -25,9 +26,9 @@ type Db = Pool | PoolClient;
 interface LockedReservation {
   status: ReservationStatus;
   customerId: string | null;
-  lines: ReservationLine[];
+  items: ReservationLine[];
   /** The rows of its SKUs when they were locked: the "before" of the change's threshold events. */
-  before: Map<string, SkuState>;
+  before: Map<string, SkuRow>;
 }
 
 /** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
@@ -44,10 +45,10 @@ export class ReservationLedger {
   /** Writes a reservation change's events (holds.ts's too); the SKUs' rows now and the reservation's view are read here unless given. */
   async writeEvents(
     c: PoolClient,
-    before: Map<string, SkuState>,
+    before: Map<string, SkuRow>,
     movements: SkuMovement[],
     reservation?: { type: ReservationEventType; reservationId: string; view?: ReservationView },
-    after?: Map<string, SkuState>,
+    after?: Map<string, SkuRow>,
   ): Promise<void> {
     if (!this.events.outbox) return;
     const now = after ?? (await this.skus.states(c, [...before.keys()]));
@@ -69,14 +70,14 @@ export class ReservationLedger {
         status,
         reason ?? null,
       ]);
-      const after = locked.status === 'HELD' ? await this.skus.addReserved(c, locked.lines, -1) : locked.before;
+      const after = locked.status === 'HELD' ? await this.skus.addReserved(c, locked.items, -1) : locked.before;
       const type = status === 'CANCELLED' ? 'reservation.cancelled' : status === 'EXPIRED' ? 'reservation.expired' : undefined;
       await this.writeEvents(c, locked.before, [], type && { type, reservationId }, after);
     });
   }
 
   /** Moves a HELD reservation's deadline. */
-  async recordDeadline(reservationId: string, expiresAt: string): Promise<void> {
+  async recordExpiresAt(reservationId: string, expiresAt: string): Promise<void> {
     await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, expiresAt]);
   }
 
@@ -93,10 +94,10 @@ export class ReservationLedger {
       await c.query<{ status: ReservationStatus; customer_id: string | null }>('SELECT status, customer_id FROM reservations WHERE id = $1 FOR UPDATE', [reservationId])
     ).rows[0];
     if (!row) return undefined;
-    const lines = await this.lines(c, reservationId);
-    const added = lines.filter((l) => !before.has(l.sku)).map((l) => l.sku);
+    const items = await this.itemsOf(c, reservationId);
+    const added = items.filter((l) => !before.has(l.sku)).map((l) => l.sku);
     if (added.length > 0) for (const [sku, state] of await this.skus.lockSkus(c, added)) before.set(sku, state);
-    return { status: row.status, customerId: row.customer_id, lines, before };
+    return { status: row.status, customerId: row.customer_id, items, before };
   }
 
   /**
@@ -104,14 +105,14 @@ export class ReservationLedger {
    * each line (all of it without `items`), a `sale` movement per sold line, status COMMITTED.
    * A COMMITTED one answers its lines again (a retry). Also the reservation's customer.
    */
-  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<{ lines: SoldLine[]; customerId: string | null }> {
+  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<{ items: SoldLine[]; customerId: string | null }> {
     const locked = await this.lockReservationWithSkus(c, reservationId);
     if (!locked) throw reservationNotFound(reservationId);
-    return { lines: await this.sell(c, reservationId, locked, items, paymentId), customerId: locked.customerId };
+    return { items: await this.sell(c, reservationId, locked, items, paymentId), customerId: locked.customerId };
   }
 
   private async sell(c: PoolClient, reservationId: string, locked: LockedReservation, items: readonly CartLine[] | undefined, paymentId?: string): Promise<SoldLine[]> {
-    const { status, lines: rows } = locked;
+    const { status, items: rows } = locked;
     if (status === 'COMMITTED') {
       // A retry: the sale is recorded, and so are its events.
       const sales = await c.query<{ sku: string; id: string }>(`SELECT sku, id::text AS id FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [
@@ -186,13 +187,13 @@ export class ReservationLedger {
     return ids;
   }
 
-  /** The deadlines of the reservations PostgreSQL knows among `ids`. */
-  async deadlines(ids: readonly string[]): Promise<Map<string, string>> {
-    const deadlines = new Map<string, string>();
-    if (ids.length === 0) return deadlines;
+  /** When each reservation PostgreSQL knows among `ids` expires. */
+  async expiresAtOf(ids: readonly string[]): Promise<Map<string, string>> {
+    const expiries = new Map<string, string>();
+    if (ids.length === 0) return expiries;
     const rows = await this.db.query<{ id: string; expires_at: Date }>('SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])', [ids]);
-    for (const row of rows.rows) deadlines.set(row.id, row.expires_at.toISOString());
-    return deadlines;
+    for (const row of rows.rows) expiries.set(row.id, row.expires_at.toISOString());
+    return expiries;
   }
 
   /** A reservation as PostgreSQL has it (the view once Temporal has forgotten a closed workflow). */
@@ -207,7 +208,7 @@ export class ReservationLedger {
     return {
       reservationId,
       status: row.status,
-      items: await this.lines(db, reservationId),
+      items: await this.itemsOf(db, reservationId),
       customerId: row.customer_id,
       expiresAt: row.expires_at.toISOString(),
       createdAt: row.created_at.toISOString(),
@@ -217,7 +218,7 @@ export class ReservationLedger {
   }
 
   /** A reservation's lines as PostgreSQL has them, by SKU. */
-  async lines(db: Db, reservationId: string): Promise<ReservationLine[]> {
+  async itemsOf(db: Db, reservationId: string): Promise<ReservationLine[]> {
     const rows = await db.query<{ sku: string; quantity: number; committed_quantity: number; returned_quantity: number }>(
       'SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku',
       [reservationId],

@@ -6,18 +6,11 @@
 import type { Pool, PoolClient } from 'pg';
 import { transaction } from '../database';
 import { skuNotFound } from '../../domain/errors';
-import type { SkuSettings } from '../../domain/types';
-import type { SkuState } from '../outbox';
-
-/** A SKU's row: its name, total and settings. */
-export interface SkuRow extends SkuSettings {
-  name: string;
-  total: number;
-}
+import type { SkuRow } from '../../domain/types';
 
 export const SKU_COLUMNS = 'name, total, reserved, low_stock_threshold, max_per_customer';
 export type SkuColumns = { name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null };
-export function skuRowOf(r: SkuColumns): SkuState {
+export function skuRowOf(r: SkuColumns): SkuRow {
   return { name: r.name, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer };
 }
 
@@ -25,7 +18,7 @@ export class SkuLedger {
   constructor(readonly db: Pool) {}
 
   /** Locks a SKU's row for the transaction and returns it; SKU_NOT_FOUND when there is none. */
-  async lockSku(c: PoolClient, sku: string): Promise<SkuState> {
+  async lockSku(c: PoolClient, sku: string): Promise<SkuRow> {
     return (await this.lockSkus(c, [sku])).get(sku)!;
   }
 
@@ -34,7 +27,7 @@ export class SkuLedger {
    * the SKU), so that writers of several SKUs never deadlock; SKU_NOT_FOUND when one is missing.
    * Every transaction that writes events takes its SKUs' locks before them (see outbox.ts).
    */
-  async lockSkus(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuState>> {
+  async lockSkus(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuRow>> {
     const wanted = [...new Set(skus)];
     const rows = await c.query<SkuColumns & { sku: string }>(
       `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
@@ -47,7 +40,7 @@ export class SkuLedger {
   }
 
   /** These SKUs' rows, as this transaction sees them. */
-  async states(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuState>> {
+  async states(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuRow>> {
     const rows = await c.query<SkuColumns & { sku: string }>(`SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[])`, [skus]);
     return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
   }
@@ -56,11 +49,11 @@ export class SkuLedger {
    * Adds (sign 1) or takes (-1) these lines' quantities to or from what HELD reservations hold of
    * their SKUs (locked by the caller); the SKUs' rows after it.
    */
-  async addReserved(c: PoolClient, lines: readonly { sku: string; quantity: number }[], sign: 1 | -1): Promise<Map<string, SkuState>> {
+  async addReserved(c: PoolClient, items: readonly { sku: string; quantity: number }[], sign: 1 | -1): Promise<Map<string, SkuRow>> {
     const rows = await c.query<SkuColumns & { sku: string }>(
       `UPDATE skus s SET reserved = s.reserved + v.q FROM unnest($1::text[], $2::bigint[]) AS v (sku, q) WHERE s.sku = v.sku
        RETURNING s.sku, ${SKU_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')}`,
-      [lines.map((l) => l.sku), lines.map((l) => sign * l.quantity)],
+      [items.map((l) => l.sku), items.map((l) => sign * l.quantity)],
     );
     return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
   }
@@ -69,7 +62,7 @@ export class SkuLedger {
    * Changes a SKU's name and settings (the fields given; null unsets a setting) and returns its
    * row, locked for the transaction; SKU_NOT_FOUND when there is none.
    */
-  async updateSku(c: PoolClient, sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<SkuState> {
+  async updateSku(c: PoolClient, sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<SkuRow> {
     const row = (
       await c.query<SkuColumns>(
         `UPDATE skus SET name = CASE WHEN $2 THEN $3 ELSE name END,

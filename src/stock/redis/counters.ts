@@ -18,7 +18,7 @@ export interface Figures {
 /** A line of a commit: units sold and the id of their `sale` movement ('0' when it sells nothing). */
 export interface SaleLine {
   sku: string;
-  sold: number;
+  committedQuantity: number;
   movementId: string;
 }
 
@@ -63,14 +63,14 @@ export class Counters extends CounterReads {
    */
   async precheck(
     reservationId: string,
-    lines: readonly CartLine[],
+    items: readonly CartLine[],
     customerId = '',
   ): Promise<{ refusal?: Error; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
     const available: number[] = [];
     const allowance: (number | undefined)[] = [];
     let repeat = false;
     let refusal: { at: number; error: Error } | undefined;
-    for (const group of this.groups(lines.map((line, at) => ({ ...line, at })))) {
+    for (const group of this.groups(items.map((line, at) => ({ ...line, at })))) {
       const reply = await this.redis.stockPrecheck(group.length * 4, ...lineKeys(group.map((l) => l.sku)), reservationId, customerId, ...group.map((l) => l.quantity));
       const [code, line, f1, f2, f3] = reply.map((n) => n ?? 0) as number[];
       group.forEach((l, i) => {
@@ -80,7 +80,7 @@ export class Counters extends CounterReads {
       if (code === ScriptCode.AlreadyApplied) repeat = true;
       else if (code !== ScriptCode.Applied) {
         const at = group[line! - 1]!.at;
-        if (!refusal || at < refusal.at) refusal = { at, error: scriptRefusal([code!, at + 1, f1!, f2!, f3!], { script: 'precheck', reservationId, lines, customerId }) };
+        if (!refusal || at < refusal.at) refusal = { at, error: scriptRefusal([code!, at + 1, f1!, f2!, f3!], { script: 'precheck', reservationId, items, customerId }) };
       }
     }
     return { ...(refusal && !repeat ? { refusal: refusal.error } : {}), repeat, available, allowance };
@@ -92,10 +92,10 @@ export class Counters extends CounterReads {
    * groups taken before it are given back (no tombstone: the id stays usable), so the caller
    * still sees all or nothing.
    */
-  async hold(reservationId: string, run: string, lines: readonly CartLine[], customerId = ''): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
+  async hold(reservationId: string, run: string, items: readonly CartLine[], customerId = ''): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
     const taken: CartLine[][] = [];
     const newlyHeld: CartLine[] = [];
-    for (const group of this.groups(lines)) {
+    for (const group of this.groups(items)) {
       const skus = group.map((l) => l.sku);
       const reply = await this.redis.stockHold(skus.length * 4, ...lineKeys(skus), reservationId, run, customerId, ...group.map((l) => l.quantity));
       if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
@@ -104,7 +104,7 @@ export class Counters extends CounterReads {
         continue;
       }
       for (const done of taken) await this.release(reservationId, done.map((l) => l.sku), '');
-      throw scriptRefusal(reply, { script: 'hold', reservationId, lines: group, customerId });
+      throw scriptRefusal(reply, { script: 'hold', reservationId, items: group, customerId });
     }
     return { alreadyHeld: newlyHeld.length === 0, newlyHeld };
   }
@@ -123,7 +123,7 @@ export class Counters extends CounterReads {
       if (reply[0] === ScriptCode.Applied) units += reply[1];
       else if (reply[0] !== ScriptCode.Unchanged) {
         // release.lua answers the line without counters in the second figure.
-        throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, lines: groupSkus.map((sku) => ({ sku, quantity: 0 })) });
+        throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, items: groupSkus.map((sku) => ({ sku, quantity: 0 })) });
       }
     }
     return { units };
@@ -138,10 +138,10 @@ export class Counters extends CounterReads {
     for (const group of this.groups(lines)) {
       const now = this.now();
       const skus = group.map((l) => l.sku);
-      const perLine = group.flatMap((l) => [l.sold, l.movementId]);
+      const perLine = group.flatMap((l) => [l.committedQuantity, l.movementId]);
       const reply = await this.redis.stockCommit(skus.length * 4, ...lineKeys(skus), reservationId, now, now - this.retentionMs, customerId, ...perLine);
       if (!outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) {
-        throw scriptRefusal(reply, { script: 'commit', reservationId, lines: group.map((l) => ({ sku: l.sku, quantity: l.sold })) });
+        throw scriptRefusal(reply, { script: 'commit', reservationId, items: group.map((l) => ({ sku: l.sku, quantity: l.committedQuantity })) });
       }
       finished &&= reply[0] === ScriptCode.AlreadyFinished;
     }

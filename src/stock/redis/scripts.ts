@@ -131,7 +131,7 @@ export interface RefusalContext {
   script: ScriptName;
   reservationId?: string;
   /** The lines of the call, in the order the script numbered them (1-based `line` in the reply). */
-  lines?: readonly CartLine[];
+  items?: readonly CartLine[];
   sku?: string;
   delta?: number;
   /** The customer of a hold ('' or absent for none). */
@@ -141,7 +141,7 @@ export interface RefusalContext {
 /** The one place a refusal code becomes an error. Outcome codes (>= 0) are not refusals. */
 export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
   const [code, line, figure] = reply;
-  const subject = ctx.lines?.[line - 1];
+  const subject = ctx.items?.[line - 1];
   const sku = subject?.sku ?? ctx.sku ?? '?';
   switch (code) {
     case ScriptCode.Insufficient:
