@@ -3,13 +3,13 @@
   reserved: held units stay sellable to their holders. Runs inside the PostgreSQL transaction that
   records the movement, so a refusal rolls it back. Idempotent by movement id (see move.lua).
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
   ARGV:
     ARGV[1]  movement id
     ARGV[2]  delta (a negative integer)
 
-  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total changed; the figures after it
      AlreadyApplied   2  this movement is in total already: nothing changed
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed

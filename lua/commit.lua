@@ -5,12 +5,11 @@
   customer's held count goes with the hold, and on a SKU with a per-customer limit the sale is
   added to what the customer bought, together with total, so also once per movement.
 
-  KEYS, four per line i (all four share {SKU}):
-    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
-                                      maxPerCustomer, bmark, ...
-    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations -> ms
-    KEYS[4i]    item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
+  KEYS, four per line i, all four sharing {SKU} (layout: src/stock/redis/keys.ts):
+    KEYS[4i-3]  item:{SKU}:stock
+    KEYS[4i-2]  item:{SKU}:holds
+    KEYS[4i-1]  item:{SKU}:done
+    KEYS[4i]    item:{SKU}:customers  (the hold's customer's held count goes with the hold)
   ARGV:
     ARGV[1]     reservationId
     ARGV[2]     now, ms since the epoch (score of the tombstone)
@@ -19,7 +18,7 @@
     ARGV[3+2i]  units line i sells (0..held)
     ARGV[4+2i]  the id of line i's `sale` movement (0 when it sells nothing)
 
-  Returns {code, line, held}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, line, held}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  done: holds released, totals lowered by the sales not applied before.
                          A line whose hold Redis lost still has its sale applied to total (and
                          drops other holds if they no longer fit, see move.lua); one whose

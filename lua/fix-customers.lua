@@ -4,15 +4,15 @@
   writes of one key and not of the other, as after a failover to a replica that missed some).
   Computed from the holds in this same step, so a hold landing meanwhile is never miscounted.
 
-  KEYS:
-    KEYS[1]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[2]  item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:holds
+    KEYS[2]  item:{SKU}:customers
   ARGV:
     ARGV[1], ARGV[2], ...  pairs of reservationId, customerId from PostgreSQL, for holds whose
                            o: field may be lost (an o: field present wins: it was written with
                            the hold)
 
-  Returns {code, fields changed, 0}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, fields changed, 0}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  some h: or o: fields were wrong and are right now
      Unchanged        0  every h: and o: field was right: nothing changed
 ]]

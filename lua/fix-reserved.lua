@@ -2,11 +2,11 @@
   fix-reserved: make `reserved` the sum of the holds again (they part only when Redis loses one
   key of the two, as after a failover to a replica that missed some writes).
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:holds
 
-  Returns {code, reserved before, reserved now}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, reserved before, reserved now}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  reserved was wrong and is the sum of the holds now
      Unchanged        0  reserved is the sum of the holds: nothing changed
      NotLoaded       -2  the SKU has no counters: nothing changed

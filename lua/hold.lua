@@ -2,14 +2,12 @@
   hold: hold every line of one reservation, or none of them; on a SKU with a per-customer limit,
   only while the customer's held plus bought units stay within it (checked in this same step).
 
-  KEYS, four per line i (i = 1..n, in the reservation's line order; all four share {SKU}):
-    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
-                                      maxPerCustomer, bmark, lowStockThreshold
-    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations (reservationId, or
-                                      reservationId@run for one run that gave up) -> ms
-    KEYS[4i]    item:{SKU}:customers  hash: h:<customerId>, b:<customerId>, o:<reservationId>
-                                      (see includes/customers.lua)
+  KEYS, four per line i (i = 1..n, in the reservation's line order), all four sharing {SKU}
+  (layout: src/stock/redis/keys.ts):
+    KEYS[4i-3]  item:{SKU}:stock
+    KEYS[4i-2]  item:{SKU}:holds
+    KEYS[4i-1]  item:{SKU}:done       (reservationId, or reservationId@run for one run that gave up)
+    KEYS[4i]    item:{SKU}:customers
   ARGV:
     ARGV[1]     reservationId
     ARGV[2]     run: the workflow run holding (a run that gave up is tombstoned as id@run, so
@@ -18,7 +16,7 @@
     ARGV[3+i]   quantity of line i (integer 1..10000; the caller validates)
 
   Returns {code, line, available} or, for CustomerLimit, {code, line, limit, held, bought};
-  code is a ScriptCode (src/stock/scripts.ts):
+  code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  every line is held now (and counted for the customer, if any)
      AlreadyApplied   2  this reservation already holds every line (a retry): nothing changed
      Insufficient    -1  line `line` (1-based) asks for more than `available`: nothing changed

@@ -2,11 +2,10 @@
   load: set one SKU's counters, settings, holds and customer counts from a PostgreSQL snapshot (a
   new SKU, or the rebuild after Redis lost its data).
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
-                                   maxPerCustomer, bmark, lowStockThreshold
-    KEYS[2]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[3]  item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:holds
+    KEYS[3]  item:{SKU}:customers
   ARGV:
     ARGV[1]  mode: "missing" loads only a SKU that has no counters (safe beside live traffic);
              "force" replaces them (a new SKU, whose old counters are from a previous life)
@@ -23,7 +22,7 @@
 
   Holds beyond total (possible only after a loss, see includes/fit.lua) are not all loaded.
 
-  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  counters set; reserved = sum of the holds loaded
      Unchanged        0  mode "missing" and the SKU had counters: nothing changed; figures now
 ]]

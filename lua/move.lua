@@ -8,17 +8,17 @@
   sale or return of a customer's reservation changes what the customer bought (on a SKU with a
   per-customer limit), together with total, so once.
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>, maxPerCustomer, bmark, ...
-    KEYS[2]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[3]  item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:holds
+    KEYS[3]  item:{SKU}:customers
   ARGV:
     ARGV[1]  movement id (a stock_movements id)
     ARGV[2]  delta (a non-zero integer)
     ARGV[3]  for a sale or return: the customerId of its reservation, whose bought count moves by
              -delta; '' otherwise
 
-  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total changed by delta; the figures after it (holds dropped to fit, if any)
      AlreadyApplied   2  this movement is in total already: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed; retry

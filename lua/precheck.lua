@@ -5,7 +5,7 @@
   are units (src/api/admission.ts). The rule is hold.lua's own (includes/decide.lua); the hold in
   the workflow still decides.
 
-  KEYS, four per line i, as hold.lua takes them (all four share {SKU}; layout: src/stock/keys.ts):
+  KEYS, four per line i, as hold.lua takes them (layout: src/stock/redis/keys.ts):
     KEYS[4i-3] item:{SKU}:stock, KEYS[4i-2] item:{SKU}:holds, KEYS[4i-1] item:{SKU}:done,
     KEYS[4i] item:{SKU}:customers
   ARGV:
@@ -16,7 +16,7 @@
   Returns {code, line, f1, f2, f3, available_1, allowance_1, ..., available_n, allowance_n}:
   per line, the units available now and the units the customer may still take of a SKU limited
   per customer (nil on a SKU without a limit, or without counters); code is a ScriptCode
-  (src/stock/scripts.ts):
+  (src/stock/redis/scripts.ts):
      Applied          1  hold.lua would hold the cart now
      AlreadyApplied   2  a repeat: the reservation holds, or finished on, one of the lines (its
                          workflow answers it, whatever the stock says now)

@@ -5,16 +5,16 @@
 
   A total set below the units held drops holds to fit (see move.lua).
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3]  item:{SKU}:customers  hash: h:, b:, o: (a dropped hold lowers its customer's h:)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:holds
+    KEYS[3]  item:{SKU}:customers  (a dropped hold lowers its customer's h:)
   ARGV:
     ARGV[1]  the total the reconciler observed
     ARGV[2]  the total to set
     ARGV[3]  the mark to set: every movement up to it is in the new total
 
-  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total and mark set; the figures after it
      Unchanged        0  total moved since it was observed: nothing changed; the figures now
      NotLoaded       -2  the SKU has no counters: nothing changed

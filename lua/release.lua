@@ -1,12 +1,11 @@
 --[[
   release: give back every unit a reservation holds. Idempotent: a second release finds no hold.
 
-  KEYS, four per line i (all four share {SKU}):
-    KEYS[4i-3]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>, ...
-    KEYS[4i-2]  item:{SKU}:holds      hash: reservationId -> held quantity
-    KEYS[4i-1]  item:{SKU}:done       zset: finished reservations -> ms
-    KEYS[4i]    item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua); the hold's
-                                      customer's held count is lowered with it
+  KEYS, four per line i, all four sharing {SKU} (layout: src/stock/redis/keys.ts):
+    KEYS[4i-3]  item:{SKU}:stock
+    KEYS[4i-2]  item:{SKU}:holds
+    KEYS[4i-1]  item:{SKU}:done
+    KEYS[4i]    item:{SKU}:customers  (the hold's customer's held count goes with the hold)
   ARGV:
     ARGV[1]  reservationId
     ARGV[2]  now, ms since the epoch (score of the tombstone)
@@ -15,7 +14,7 @@
              the reservationId once it is final; reservationId@run when one run gave up (its
              id stays usable); empty for none (a hold nobody owns, released by the reconciler)
 
-  Returns {code, units}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, units}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  `units` units went back to available
      Unchanged        0  nothing was held (already released or committed, or never held)
      NotLoaded       -2  line `units` has no counters (Redis lost its data): nothing changed;

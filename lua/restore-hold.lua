@@ -5,17 +5,17 @@
   counted is not counted twice. Never beyond total: if others took the units meanwhile, the hold
   stays lost (its commit is then refused by PostgreSQL, and the reservation cancelled).
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock   hash: total, reserved, name, mark, m:<movement id>
-    KEYS[2]  item:{SKU}:holds   hash: reservationId -> held quantity
-    KEYS[3]  item:{SKU}:done    zset: finished reservations -> ms
-    KEYS[4]  item:{SKU}:customers  hash: h:, b:, o: (the restored hold counts for its customer)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:holds
+    KEYS[3]  item:{SKU}:done
+    KEYS[4]  item:{SKU}:customers  (the restored hold counts for its customer)
   ARGV:
     ARGV[1]  reservationId
     ARGV[2]  quantity PostgreSQL holds for it
     ARGV[3]  the reservation's customerId ('' for none)
 
-  Returns {code, available, 0}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, available, 0}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  the hold is back (reserved not yet changed)
      Unchanged        0  the hold is there (it came back meanwhile): nothing changed
      AlreadyFinished -3  the reservation finished meanwhile: nothing changed

@@ -5,10 +5,9 @@
   `bmark` set to the snapshot's ledger position: sales and returns after it are added by the
   scripts that apply them (includes/customers.lua). Without a limit the bought counts go.
 
-  KEYS:
-    KEYS[1]  item:{SKU}:stock      hash: total, reserved, name, mark, m:<movement id>,
-                                   maxPerCustomer, bmark, lowStockThreshold
-    KEYS[2]  item:{SKU}:customers  hash: h:, b:, o: (includes/customers.lua)
+  KEYS (layout: src/stock/redis/keys.ts):
+    KEYS[1]  item:{SKU}:stock
+    KEYS[2]  item:{SKU}:customers
   ARGV:
     ARGV[1]  name
     ARGV[2]  lowStockThreshold ('' for none)
@@ -16,7 +15,7 @@
     ARGV[4]  bmark: the SKU's last ledger movement id in the snapshot of the bought counts
     ARGV[5], ARGV[6], ...  pairs of customerId, units bought minus returned (0 are left out)
 
-  Returns {code, total, reserved}; code is a ScriptCode (src/stock/scripts.ts):
+  Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  settings set; the figures now
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]

@@ -1,11 +1,7 @@
 --[[
-  Per-customer counts of one SKU, in item:{SKU}:customers (hash), for per-customer limits:
-    h:<customerId>     units held by the customer's live holds (every hold that names a customer)
-    o:<reservationId>  the customer of a live hold (so whoever removes the hold lowers h:)
-    b:<customerId>     units bought minus returned, kept only while the SKU has `maxPerCustomer`:
-                       loaded from PostgreSQL up to the stock hash's `bmark` (a ledger position),
-                       and raised or lowered by each sale or return movement after it, once
-  Included with `--- @include "includes/customers"` (includes/fit includes it too).
+  customers: the per-customer counts of one SKU (item:{SKU}:customers: h:, o:, b:; layout:
+  src/stock/redis/keys.ts), kept in step with the holds and the sales by the scripts that change
+  them. b: counts only movements after the stock hash's `bmark`, once each.
 ]]
 -- Records a new live hold of `customer` ('' for none).
 local function note_hold(customers, id, customer, quantity)

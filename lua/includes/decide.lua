@@ -1,7 +1,7 @@
 --[[
   decide: the rule of a hold, one copy for the script that applies it (hold.lua) and the one that
   only reports it (precheck.lua): whether one more line of a cart fits a SKU now. Keys: see
-  src/stock/keys.ts. Reply codes: ScriptCode (src/stock/scripts.ts).
+  src/stock/redis/keys.ts. Reply codes: ScriptCode (src/stock/redis/scripts.ts).
 ]]
 
 -- A line's figures: {total, reserved, limit, held, bought} (limit nil on a SKU without

@@ -1,6 +1,6 @@
 --[[
   fit(stock, holds, customers): included by the scripts that lower a total applied from PostgreSQL
-  (move, rebase, commit) and by load. Keys: see src/stock/keys.ts.
+  (move, rebase, commit) and by load. Keys: see src/stock/redis/keys.ts.
 ]]
 --- @include "includes/customers"
 -- Keeps reserved <= total when a loss made promises collide (a lowered total below the units

@@ -14,10 +14,12 @@
  *   item:{SKU}:holds      hash: reservationId -> units it holds of the SKU
  *   item:{SKU}:done       zset: finished reservation ids (and id@run of a run that gave up) -> ms;
  *                         the guard that keeps a late, retried hold from holding again
- *   item:{SKU}:customers  hash: per-customer counts of a SKU (see lua/includes/customers.lua)
- *                           h:<customerId>     units the customer's live holds hold
- *                           o:<reservationId>  the customer of a live hold
- *                           b:<customerId>     units bought minus returned (limited SKUs only)
+ *   item:{SKU}:customers  hash: per-customer counts of a SKU (lua/includes/customers.lua keeps them)
+ *                           h:<customerId>     units held by the customer's live holds
+ *                           o:<reservationId>  the customer of a live hold (so whoever removes it lowers h:)
+ *                           b:<customerId>     units bought minus returned, only while the SKU has
+ *                                              maxPerCustomer: loaded from PostgreSQL up to `bmark`,
+ *                                              then moved by each sale or return after it, once
  *   stockhold:loaded      string: present while the counters are loaded from PostgreSQL; gone after
  *                         a loss (then every script answers NotLoaded until the rebuild sets it)
  *   stockhold:rebuild     string: the rebuild's fence (a token, with an expiry)
