@@ -2,7 +2,7 @@
  * How long a refused cart keeps units from other buyers on a Redis Cluster.
  *
  * On a cluster a cart whose SKUs live in different slots is held slot group by slot group
- * (src/stock/scripts.ts, StockScripts.hold); when a later group is refused, the groups taken
+ * (src/stock/redis/scripts.ts, StockScripts.hold); when a later group is refused, the groups taken
  * before it are given back. Between the two, other buyers see those units held and may be
  * refused: an undersell window, never an oversell. This measures that window for a cart of
  * three SKUs in three slots whose last SKU is sold out, so the first two are held and given

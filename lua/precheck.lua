@@ -2,7 +2,7 @@
   precheck: what hold.lua would decide for a cart now, changing nothing (read only), so the API
   can refuse a cart that cannot be held without starting a workflow or touching PostgreSQL (a
   flash sale is mostly such refusals), and can admit into Temporal only as many buyers as there
-  are units (src/api/admission.ts). The rule is hold.lua's own (includes/decide.lua); the hold in
+  are units (src/api/reservations/admission.ts). The rule is hold.lua's own (includes/decide.lua); the hold in
   the workflow still decides.
 
   KEYS, four per line i, as hold.lua takes them (layout: src/stock/redis/keys.ts):

@@ -1,3 +1,7 @@
+/**
+ * What `npm start` prints once everything is ready: where the API, the Web UI and the docs are, and
+ * the development tokens when they are in use.
+ */
 import type { Config } from './config';
 
 /**

@@ -1,3 +1,7 @@
+/**
+ * The service's configuration from the environment (docs/API.md "Configuration"): every variable
+ * checked at start, with a message naming the one that is wrong (exit code EX_CONFIG).
+ */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { EXIT_CONFIG } from './processes/messages';
@@ -34,9 +38,9 @@ export interface Config {
   logLevel: string;
   /** Workflows a worker keeps in memory (≈150 KB each); evicted ones replay their short history. */
   workerMaxCachedWorkflows: number;
-  /** The reconciler (src/activities/reconciler.ts): scan interval, grace period, rebuild settle time (ms). */
+  /** The reconciler (src/reconciler/activities.ts): scan interval, grace period, rebuild settle time (ms). */
   reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
-  /** Webhook delivery (src/activities/webhooks.ts): how long a receiver has to answer (ms, at most the contract's 10 s). */
+  /** Webhook delivery (src/webhooks/activities.ts): how long a receiver has to answer (ms, at most the contract's 10 s). */
   webhooks: { timeoutMs: number; retryDelaysMs?: number[] };
   /** How many SKUs an admin may watch at once: each has stock gauges in /metrics (METRICS_WATCHED_SKUS_MAX). */
   metricsWatchedSkusMax: number;

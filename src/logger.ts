@@ -1,3 +1,6 @@
+/**
+ * The service's structured JSON logs (pino).
+ */
 import pino from 'pino';
 
 /** Structured JSON logs. Nothing logs request headers, so bearer tokens never reach a log line. */

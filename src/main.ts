@@ -5,7 +5,7 @@
  *      cluster answers and refuses to start otherwise; without, it uses the server answering at
  *      TEMPORAL_ADDRESS, or starts a local dev server (Web UI, search attributes, state in .data/);
  *   3. starts API_PROCESSES API processes sharing the port and WORKER_PROCESSES workers, restarts
- *      any that crashes (src/processes.ts), and prints where everything is once all are ready.
+ *      any that crashes (src/processes/supervisor.ts), and prints where everything is once all are ready.
  * Ctrl-C stops everything it started, in order; a second Ctrl-C kills it all at once.
  */
 import path from 'node:path';

@@ -29,7 +29,7 @@ export async function createWorker(
     warn: (message, fields) => logger.warn(fields, message),
     alert: (message, fields) => logger.error(fields, message),
   });
-  // The same TLS and API key as every other connection of the service (src/temporal.ts).
+  // The same TLS and API key as every other connection of the service (src/temporal/).
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   // The reconciler asks Temporal whether a reservation's workflow still runs.
   const temporal = await connectClient(config);
@@ -64,7 +64,7 @@ if (require.main === module) {
   const config = loadConfigOrExit();
   const log = createLogger(config.logLevel, 'stockhold-worker');
   // The SDK stops the worker gracefully on a shutdown signal. Under `npm start` that is SIGTERM
-  // only, sent by the supervisor once the API processes have stopped (src/processes.ts); run on
+  // only, sent by the supervisor once the API processes have stopped (src/processes/supervisor.ts); run on
   // its own, the SDK's defaults apply.
   if (supervisedAs()) Runtime.install({ shutdownSignals: takeShutdownSignals() });
   createWorker(config, {}, log)

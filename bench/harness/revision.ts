@@ -1,9 +1,9 @@
 /**
  * Another revision of the service, built beside this one, so a benchmark can measure before and
  * after a change in one run (the machine's noise moves both alike): `git archive` of the
- * revision's src/, lua/, migrations/ and build config into build/bench/rev-<rev>/, compiled with its
- * own tsconfig. node_modules/ is found above it; src/paths.ts takes the copy for the project root,
- * so the copy reads its own Lua scripts.
+ * revision's src/, lua/, migrations/, public/ (if it has one: the ops page, /docs) and build config
+ * into build/bench/rev-<rev>/, compiled with its own tsconfig. node_modules/ is found above it;
+ * src/paths.ts takes the copy for the project root, so the copy reads its own Lua scripts and pages.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -18,7 +18,8 @@ export function buildRevision(rev: string): { lib: string; commit: string } {
   if (!existsSync(path.join(lib, 'worker.js'))) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    execFileSync('sh', ['-c', 'git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json | tar -x -C "$2"', 'sh', commit, dir], {
+    const archive = 'git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json $(git cat-file -e "$1:public" 2>/dev/null && echo public)';
+    execFileSync('sh', ['-c', `${archive} | tar -x -C "$2"`, 'sh', commit, dir], {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', 'ignore', 'inherit'],
     });

@@ -3,7 +3,7 @@
  *
  * Own stack: Redis logical DB 12 (flushed), PostgreSQL database `stockhold_bench` (recreated and
  * migrated with the service's migrate()), a Temporal dev server (startDevServer from
- * src/temporal.ts) on free ports with its state in a temporary directory, then the service's
+ * src/temporal/) on free ports with its state in a temporary directory, then the service's
  * own entry points from its shipped build as separate processes: `node lib/worker.js` and
  * `node lib/api/server.js` (`npm run bench` runs `npm run build` first). Everything listens on
  * and is reached at 127.0.0.1.

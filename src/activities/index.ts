@@ -1,3 +1,8 @@
+/**
+ * The reservation's activities (hold, commit, release, extend): thin wrappers over the stock module,
+ * made by a factory so the worker passes real clients and tests theirs, each classifying what goes
+ * wrong (a refusal, a permanent error, or a transient one Temporal retries).
+ */
 import { StockholdError } from '../domain/errors';
 import { failure, toFailure } from '../domain/failures';
 import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';

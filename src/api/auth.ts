@@ -1,3 +1,7 @@
+/**
+ * Bearer-token access (client or admin), compared in constant time; the admin token is accepted
+ * wherever the client token is.
+ */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { StockholdError } from '../domain/errors';

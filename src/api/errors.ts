@@ -1,3 +1,7 @@
+/**
+ * What a failure means to a client: a store's or Temporal's outage is 503 UNAVAILABLE, a refusal
+ * its contract code (src/domain/failures.ts), anything else a fault of the service (500).
+ */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { StockholdError, unavailable } from '../domain/errors';

@@ -1,6 +1,6 @@
 /**
  * The API process: `node lib/api/server.js` (`npm start` runs API_PROCESSES of them sharing the
- * port, src/processes.ts). Each also makes sure the deployment's one reconciler workflow runs.
+ * port, src/processes/supervisor.ts). Each also makes sure the deployment's one reconciler workflow runs.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
@@ -107,7 +107,7 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, sign
 if (require.main === module) {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel, 'stockhold-api');
-  // Under `npm start`, SIGTERM only: the supervisor stops the processes in order (src/processes.ts).
+  // Under `npm start`, SIGTERM only: the supervisor stops the processes in order (src/processes/supervisor.ts).
   const signals = takeShutdownSignals();
   startApi(config, logger)
     .then((api) => {

@@ -1,4 +1,7 @@
-/** The domain: types, limits, error codes and value rules. No I/O; every layer imports it. */
+/**
+ * The domain barrel: types, limits, error codes and the zod value rules. No I/O. Workflow code
+ * imports the modules it needs directly instead (this re-exports zod's schemas; lint refuses it there).
+ */
 export * from './errors';
 export * from './limits';
 export * from './schemas';

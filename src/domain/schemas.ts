@@ -1,7 +1,8 @@
 /**
- * The domain's value rules as zod schemas: SKUs, ids, quantities, lines, free text. HTTP bodies
- * (src/api) and Temporal message validators (src/workflows) are built from these, so a rule lives
- * in one place. No I/O: safe to import from workflow code.
+ * The domain's value rules as zod schemas: SKUs, ids, quantities, lines, free text; HTTP bodies
+ * (src/api) are built from them. Workflow code does not import them (zod would cost each cached
+ * workflow ~2 MB): src/workflows/validators.ts writes the same rules out by hand, and
+ * test/unit/workflow-validators.test.ts checks the two agree.
  */
 import { z } from 'zod';
 import { StockholdError } from './errors';
@@ -33,7 +34,7 @@ export const deltaSchema = z
   .min(-MAX_STOCK)
   .max(MAX_STOCK)
   .refine((d) => d !== 0, 'must not be zero')
-  // A refinement is invisible to z.toJSONSchema: its JSON Schema form goes with it (src/api/openapi.ts).
+  // A refinement is invisible to z.toJSONSchema: its JSON Schema form goes with it (src/api/openapi/document.ts).
   .meta({ not: { const: 0 } });
 /** No control characters (NUL, newlines, escapes…) and no lone surrogates: text PostgreSQL and logs take as is. */
 const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;

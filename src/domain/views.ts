@@ -1,8 +1,8 @@
 /**
  * The contract's answers as zod schemas: the stock view, the reservation view, the error envelope
- * and the rest (docs/API.md). The OpenAPI document (src/api/openapi.ts) is generated from them, and
+ * and the rest (docs/API.md). The OpenAPI document (src/api/openapi/) is generated from them, and
  * the types below are checked against the interfaces of types.ts, so the document, the code and the
- * answers cannot drift apart unnoticed. No I/O: safe to import from workflow code.
+ * answers cannot drift apart unnoticed. Not for workflow code (zod).
  */
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from './errors';

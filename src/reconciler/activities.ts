@@ -1,3 +1,8 @@
+/**
+ * The reconciler's activity: for a run of a few minutes, rebuilds Redis after a full loss (fenced)
+ * and compares every SKU with PostgreSQL at an interval (./reconciler.ts), heartbeating what it has
+ * seen so a takeover goes on with the same grace periods.
+ */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { workflowIdOf } from '../domain/types';
@@ -52,7 +57,7 @@ async function runningReservations(client: Client, ids: readonly string[]): Prom
 }
 
 /**
- * The reconciler's activity (see src/workflows/reconciler.ts): for `runMs` it rebuilds Redis
+ * The reconciler's activity (see src/reconciler/workflow.ts): for `runMs` it rebuilds Redis
  * after a full loss (fenced) and compares every SKU with PostgreSQL every `intervalMs`,
  * heartbeating as it goes. Store errors end nothing: an unreachable store is tried again next time.
  */

@@ -1,3 +1,7 @@
+/**
+ * PostgreSQL plumbing: the pool (with the contract's timeouts), transactions, creating the database
+ * when missing, and the migrations (node-pg-migrate over migrations/).
+ */
 import { Client, Pool, type PoolClient, type PoolConfig } from 'pg';
 import { runner } from 'node-pg-migrate';
 import { MIGRATIONS_DIR } from '../paths';

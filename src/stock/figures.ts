@@ -1,7 +1,3 @@
-import type { Pool } from 'pg';
-import { StockholdError } from '../domain/errors';
-import { transaction } from './database';
-
 /**
  * The deployment's figures for /metrics, read from PostgreSQL so that every API process reports
  * the same values whatever it served itself: reservations by the status they reached (counted by
@@ -9,6 +5,11 @@ import { transaction } from './database';
  * watched for /metrics (bounded by METRICS_WATCHED_SKUS_MAX). The outbox's lag is the webhooks'
  * (src/webhooks/store.ts).
  */
+import type { Pool } from 'pg';
+import { StockholdError } from '../domain/errors';
+import { transaction } from './database';
+
+/** What the stock module reports to /metrics. */
 export interface StockFigures {
   /** How many reservations reached each status (HELD, COMMITTED, CANCELLED, EXPIRED, REJECTED). */
   reservations: { status: string; count: number }[];

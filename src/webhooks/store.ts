@@ -202,7 +202,7 @@ export class WebhookStore {
     if (!rowCount) throw notFound();
   }
 
-  /** Delivery outcomes by result, and pending deliveries, for /metrics (src/api/metrics.ts). */
+  /** Delivery outcomes by result, and pending deliveries, for /metrics (src/api/metrics/registry.ts). */
   async counts(): Promise<{ results: { result: string; count: number }[]; pending: number }> {
     const [results, pending] = await Promise.all([
       this.db.query<{ result: string; count: string }>('SELECT result, count FROM webhook_counts'),

@@ -1,6 +1,6 @@
 /**
  * Every answer the HTTP test suites receive is checked against the OpenAPI document
- * (src/api/openapi.ts): its path and method must be documented (or the answer is 404 NOT_FOUND),
+ * (src/api/openapi/document.ts): its path and method must be documented (or the answer is 404 NOT_FOUND),
  * its status must be one the operation lists, its media type one of that status's, and a JSON
  * body must match that status's schema (JSON Schema 2020-12, checked by ajv).
  *

@@ -71,7 +71,7 @@ async function staleHold(sku: string, quantity: number): Promise<string> {
 }
 
 /**
- * The reconcile activity's heartbeat timeout (src/workflows/reconciler.ts): a pass that outlasts
+ * The reconcile activity's heartbeat timeout (src/reconciler/workflow.ts): a pass that outlasts
  * it while stuck on Temporal would have Temporal hand the activity to another worker while this
  * one is still inside it (two reconcilers), and holds every other repair meanwhile.
  */

@@ -1,5 +1,5 @@
 /**
- * The supervisor of `npm start` (src/processes.ts) over stand-in children: tiny scripts that
+ * The supervisor of `npm start` (src/processes/supervisor.ts) over stand-in children: tiny scripts that
  * listen on the shared port (API) or report ready (worker), so what is tested is the supervision
  * itself: the shared port, restarts with their backoff and log lines, a start that fails, a
  * configuration refusal, and the order of the stop. Everything runs on 127.0.0.1 in ~2 s.

@@ -5,7 +5,7 @@ import { watchedSkusSchema } from './routes';
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
 
-/** GET, PUT and DELETE of the SKUs watched for /metrics (src/api/metrics-routes.ts). */
+/** GET, PUT and DELETE of the SKUs watched for /metrics (src/api/metrics/routes.ts). */
 export function watchedSkuOperations(): ApiOperation[] {
   const answer = (description: string) => ({ 200: { description, json: watchedSkusSchema } });
   return [

@@ -1,3 +1,8 @@
+/**
+ * The Prometheus registry of /metrics: this process's own series (request latency, reservation
+ * outcomes and refusals) and, read from PostgreSQL at each scrape, the deployment's (reservations by
+ * status, the outbox, webhooks, the reconciler, the watched SKUs' stock).
+ */
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { shareMetrics } from '../../processes/child';
@@ -28,7 +33,7 @@ const COUNTS_TIMEOUT_MS = 1_000;
 
 /**
  * How figures combine when `npm start` runs several API processes and /metrics answers for all
- * of them (src/processes.ts): a process's own counters add up ('sum', prom-client's default);
+ * of them (src/processes/supervisor.ts): a process's own counters add up ('sum', prom-client's default);
  * figures read from PostgreSQL are the deployment's already, the same in every process ('max':
  * the freshest reading).
  */
@@ -88,7 +93,7 @@ export function createMetrics(sources: { reconcilerCounts?: ReconcilerCounts; we
     } else reservations.inc({ outcome: outcome.created ? 'HELD' : 'REPEAT' });
   };
 
-  // Under `npm start` with several API processes, /metrics answers for all of them (src/processes.ts).
+  // Under `npm start` with several API processes, /metrics answers for all of them (src/processes/supervisor.ts).
   const machine = shareMetrics(registry);
   /** The text of GET /metrics: the machine's processes combined, or this process's own. */
   const text = async () => (await machine?.()) ?? (await registry.metrics());

@@ -2,7 +2,7 @@
  * The OpenAPI 3.1 document of the HTTP contract, generated from the zod schemas the routes validate
  * with (request bodies, path and query values, headers) and the answer schemas of
  * src/domain/views.ts. The operations themselves, one entry per route, are in
- * openapi-operations.ts; this module turns them into the document (z.toJSONSchema gives JSON
+ * src/api/openapi/operations.ts; this module turns them into the document (z.toJSONSchema gives JSON
  * Schema 2020-12, the dialect of OpenAPI 3.1).
  */
 import { z } from 'zod';

@@ -1,10 +1,11 @@
 /**
- * Every route of the HTTP API, described for the OpenAPI document (openapi.ts): one entry per
- * route, in the order and groups of the route files, with the very schemas those routes validate
- * with. A route added to Express without an entry here fails test/unit/openapi.test.ts.
+ * The whole HTTP API as the OpenAPI document (./document.ts) describes it: the service endpoints
+ * here, and each resource's routes from the `operations.ts` beside its routes (src/api/<resource>/),
+ * with the very schemas those routes validate with. A route added to Express without an entry
+ * fails test/unit/openapi.test.ts.
  *
  * To add a route: give its body (and any new answer) a name in `components`, then add one
- * `ApiOperation` to the group of its route file: method, Express path, access, its path/query
+ * `ApiOperation` to its resource's operations: method, Express path, access, its path/query
  * parameters, `idempotencyKey` if it reads that header, `body`, its success answers, and the
  * refusals it gives besides the common ones (auth, body reading, 500).
  */

@@ -6,7 +6,7 @@ import type { reservationBodies } from './routes';
 
 const reservationId = { id: { schema: reservationIdSchema, description: 'the reservation id' } };
 
-/** The routes of reservation-routes.ts. */
+/** The routes of ./routes.ts. */
 export function reservationOperations(bodies: ReturnType<typeof reservationBodies>): ApiOperation[] {
   return [
     {

@@ -9,7 +9,7 @@ import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, sku
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
 
-/** The routes of stock-routes.ts: stock, and returns. */
+/** The routes of ./routes.ts: stock, and returns. */
 export function stockOperations(): ApiOperation[] {
   return [
     {

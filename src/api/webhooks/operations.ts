@@ -6,7 +6,7 @@ import { createdWebhookSchema, createWebhookBody, deliveryListSchema, deliverySt
 
 const webhookId = { id: { schema: z.string(), description: 'the webhook id (a UUID); any other value is 404 NOT_FOUND' } };
 
-/** The routes of webhook-routes.ts. */
+/** The routes of ./routes.ts. */
 export function webhookOperations(): ApiOperation[] {
   return [
     {

@@ -1,3 +1,7 @@
+/**
+ * The Redis client of the stock module (one server or a Cluster), with the scripts defined and
+ * the timeouts that turn a frozen Redis into a 503 instead of a hang.
+ */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { defineScripts, SCRIPT_COMMANDS, type StockRedis } from './scripts';
 
