@@ -6,7 +6,7 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { createActivities } from './activities';
 import { createReconcilerActivities } from './reconciler/activities';
 import { createWebhookActivities } from './webhooks/activities';
-import { WebhookStore } from './webhooks/store';
+import { DeliveryQueue } from './webhooks/queue';
 import { loadConfigOrExit, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { reportReady, supervisedAs, takeShutdownSignals } from './processes/child';
@@ -41,7 +41,7 @@ export async function createWorker(
     activities: {
       ...createActivities(stock.stock),
       ...createReconcilerActivities({ stock: stock.stock, temporal, logger, settings: config.reconcile }),
-      ...createWebhookActivities({ store: new WebhookStore(stock.db), logger, settings: config.webhooks }),
+      ...createWebhookActivities({ queue: new DeliveryQueue(stock.db), logger, settings: config.webhooks }),
     },
     // A cached workflow costs ~150 KB of worker memory (1.7 GB RSS at 10,000 live holds with a
     // 10,000 cache). A reservation mostly sleeps on its timer, and replaying its short history

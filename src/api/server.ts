@@ -13,7 +13,8 @@ import { connectClient } from '../temporal/connection';
 import { ensureReconciler, ensureWebhookDispatcher } from '../temporal/deployment';
 import { ensureSearchAttributes } from '../temporal/search-attributes';
 import { createApp } from './app';
-import { createMetrics, deploymentSources } from './metrics/registry';
+import { deploymentSources } from './metrics/deployment';
+import { createMetrics } from './metrics/registry';
 import { readinessChecks } from './readiness';
 import { ReservationService } from './reservations/service';
 

@@ -1,12 +1,12 @@
 /**
- * Two of the reconciler's comparisons of a SKU, Redis against PostgreSQL: its settings and
- * per-customer counts, and its total movement by movement. The reconciler (./reconciler.ts) calls
+ * The reconciler's comparisons of a SKU, Redis against PostgreSQL: its settings and per-customer
+ * counts, its total movement by movement, and its holds. The reconciler (./reconciler.ts) calls
  * them on every scan with what it read of both stores, and repairs through them.
  */
 import type { StockStore } from '../stock';
-import type { SkuRow } from '../domain/types';
+import type { ReservationStatus, SkuRow } from '../domain/types';
 import type { LedgerMovement } from '../stock/ledger';
-import type { HeldLine } from './store';
+import type { HeldLine, ReconcilerStore } from './store';
 
 export type RepairKind =
   | 'lost_hold'
@@ -42,7 +42,13 @@ export interface CheckContext {
   settled(key: string, what: string): boolean;
   /** Logs and counts a repair (and an alert when `alert`). */
   record(event: Omit<ReconcilerEvent, 'repaired'>): Promise<void>;
+  /** Logs and counts an alert that repairs nothing, once per incident (while `key` stays seen). */
+  alert(key: string, event: Omit<ReconcilerEvent, 'repaired' | 'alert'>): Promise<void>;
+  /** The ledger as the reconciler reads it. */
+  scanned: ReconcilerStore;
 }
+
+const FINAL: readonly ReservationStatus[] = ['COMMITTED', 'CANCELLED', 'EXPIRED'];
 
 /**
  * A SKU's settings and per-customer counts, as Redis showed them, against PostgreSQL: the
@@ -157,4 +163,43 @@ export async function checkTotal(
     await ctx.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
   }
   return applied;
+}
+
+/** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
+export async function checkHolds(
+  ctx: CheckContext,
+  sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
+  const scan = ctx.scanned;
+  const { counters } = ctx.store;
+  let repairs = 0;
+  const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
+  for (const h of held) {
+    const inRedis = holds[h.reservationId];
+    if (inRedis === undefined) {
+      // Never work in flight: a hold lands in Redis before its row, and a release or commit
+      // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
+      const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
+      if (restored === 'restored') {
+        repairs += 1;
+        await ctx.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+      } else if (restored === 'short') {
+        // Others hold the units now: the reservation's commit will be refused by PostgreSQL.
+        await ctx.alert(`short:${sku}:${h.reservationId}`, { kind: 'unrestorable_hold', sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+      }
+    } else if (Number(inRedis) !== h.quantity && ctx.settled(`mismatch:${sku}:${h.reservationId}`, inRedis)) {
+      await ctx.alert(`mismatch:${sku}:${h.reservationId}`, { kind: 'hold_mismatch', sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
+    }
+  }
+  const strays = Object.keys(holds).filter((id) => !inPg.has(id) && ctx.settled(`phantom:${sku}:${id}`, holds[id]!));
+  const statuses = await scan.statuses(strays);
+  for (const id of strays) {
+    const status = statuses.get(id);
+    // A final reservation keeps its tombstone; an unknown or REJECTED one leaves its id usable.
+    const { units } = await counters.release(id, [sku], status && FINAL.includes(status) ? id : '');
+    if (units > 0) {
+      repairs += 1;
+      await ctx.record({ kind: 'phantom_hold', alert: true, sku, reservationId: id, detail: { units, status: status ?? 'unknown' } });
+    }
+  }
+  return repairs;
 }

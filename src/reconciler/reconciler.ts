@@ -14,9 +14,8 @@
  * the live holds, and on a limited SKU what each bought with the ledger; and a SKU's settings with
  * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
-import type { ReservationStatus } from '../domain/types';
 import type { LedgerMovement } from '../stock/ledger';
-import { checkCustomers, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
+import { checkCustomers, checkHolds, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
 import { ReconcilerStore, type HeldLine } from './store';
 import type { StockStore } from '../stock/store';
 
@@ -36,7 +35,6 @@ export interface ReconcilerOptions {
   progress?: () => void;
 }
 
-const FINAL: readonly ReservationStatus[] = ['COMMITTED', 'CANCELLED', 'EXPIRED'];
 
 /** A difference the reconciler has seen, since when, and exactly what (see `settled`). */
 export interface Observation {
@@ -57,7 +55,7 @@ export class Reconciler implements CheckContext {
   readonly graceMs: number;
 
   /** The ledger as the reconciler reads it. */
-  private readonly scanned: ReconcilerStore;
+  readonly scanned: ReconcilerStore;
 
   constructor(
     readonly store: StockStore,
@@ -114,7 +112,7 @@ export class Reconciler implements CheckContext {
   }
 
   /** Logs and counts an alert that repairs nothing, once per incident: while `key` stays seen, it is not repeated. */
-  private async alert(key: string, event: Omit<ReconcilerEvent, 'repaired' | 'alert'>): Promise<void> {
+  async alert(key: string, event: Omit<ReconcilerEvent, 'repaired' | 'alert'>): Promise<void> {
     const incident = `alerted:${key}`;
     const already = this.seen.has(incident);
     this.next.set(incident, { since: this.seen.get(incident)?.since ?? this.now(), what: '' });
@@ -149,7 +147,7 @@ export class Reconciler implements CheckContext {
       }
       repairs += await checkCustomers(this, sku, { stock, holds, customers }, row, movementsOf.get(sku) ?? [], held.get(sku) ?? [], bought.get(sku));
       repairs += await checkTotal(this, sku, stock, pgTotal, movementsOf.get(sku) ?? []);
-      const restored = await this.checkHolds(sku, holds, held.get(sku) ?? []);
+      const restored = await checkHolds(this, sku, holds, held.get(sku) ?? []);
       repairs += restored;
       // `reserved` must be the sum of the holds: fixed right after holds came back, otherwise
       // once the same difference has lasted the grace period (a hold in flight never parts them:
@@ -193,43 +191,6 @@ export class Reconciler implements CheckContext {
     if (!snapshot || !(await this.store.counters.load(sku, snapshot, 'missing')).loaded) return 0;
     await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
     return 1;
-  }
-
-  /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
-  private async checkHolds(sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
-    const scan = this.scanned;
-    const { counters } = this.store;
-    let repairs = 0;
-    const inPg = new Map(held.map((h) => [h.reservationId, h.quantity]));
-    for (const h of held) {
-      const inRedis = holds[h.reservationId];
-      if (inRedis === undefined) {
-        // Never work in flight: a hold lands in Redis before its row, and a release or commit
-        // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
-        const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
-        if (restored === 'restored') {
-          repairs += 1;
-          await this.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
-        } else if (restored === 'short') {
-          // Others hold the units now: the reservation's commit will be refused by PostgreSQL.
-          await this.alert(`short:${sku}:${h.reservationId}`, { kind: 'unrestorable_hold', sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
-        }
-      } else if (Number(inRedis) !== h.quantity && this.settled(`mismatch:${sku}:${h.reservationId}`, inRedis)) {
-        await this.alert(`mismatch:${sku}:${h.reservationId}`, { kind: 'hold_mismatch', sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
-      }
-    }
-    const strays = Object.keys(holds).filter((id) => !inPg.has(id) && this.settled(`phantom:${sku}:${id}`, holds[id]!));
-    const statuses = await scan.statuses(strays);
-    for (const id of strays) {
-      const status = statuses.get(id);
-      // A final reservation keeps its tombstone; an unknown or REJECTED one leaves its id usable.
-      const { units } = await counters.release(id, [sku], status && FINAL.includes(status) ? id : '');
-      if (units > 0) {
-        repairs += 1;
-        await this.record({ kind: 'phantom_hold', alert: true, sku, reservationId: id, detail: { units, status: status ?? 'unknown' } });
-      }
-    }
-    return repairs;
   }
 
   /** HELD reservations whose workflow is gone (terminated, Temporal state lost): released. */

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Logger } from '../logger';
 import { EVENT_ID_HEADER, GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryDelayMs, SIGNATURE_HEADER, signPayload } from './signature';
-import type { Claimed, WebhookStore } from './store';
+import type { Claimed, DeliveryQueue } from './queue';
 
 export interface WebhookSettings {
   /** How long a receiver has to answer 2xx (ms): 10 s by the contract; WEBHOOK_TIMEOUT_MS shortens it for tests. */
@@ -51,7 +51,7 @@ function describeFailure(err: unknown, timeoutMs: number): string {
  * least every `idlePollMs`. Exported apart from the activity so tests can run it without Temporal.
  */
 export async function dispatchWebhooks(
-  store: WebhookStore,
+  queue: DeliveryQueue,
   settings: WebhookSettings,
   opts: { until: number; signal: AbortSignal; heartbeat: (progress: DispatcherProgress) => void; logger?: Logger },
 ): Promise<DispatcherProgress> {
@@ -96,12 +96,12 @@ export async function dispatchWebhooks(
       error = describeFailure(err, settings.timeoutMs);
     }
     if (error === undefined) {
-      await store.delivered(d.id);
+      await queue.delivered(d.id);
       progress.delivered++;
       progress.lastDeliveredAt = new Date().toISOString();
     } else {
       const attempts = d.attempts + 1;
-      const result = await store.failedAttempt(d.id, claim, error, giveUpAfterMs, retryDelayMs(attempts, delays));
+      const result = await queue.failedAttempt(d.id, claim, error, giveUpAfterMs, retryDelayMs(attempts, delays));
       if (result === 'failed') progress.failed++;
       else progress.retries++;
       progress.lastError = `${d.url}: ${error}`;
@@ -117,7 +117,7 @@ export async function dispatchWebhooks(
       if (room > 0) {
         try {
           const busy = [...bySubscription].filter(([, n]) => n >= perSubscription).map(([id]) => id);
-          claimed = await store.claim(leaseMs, claim, perSubscription, busy, room);
+          claimed = await queue.claim(leaseMs, claim, perSubscription, busy, room);
         } catch (err) {
           opts.logger?.warn({ err: String(err) }, 'webhooks: PostgreSQL is not reachable; trying again');
         }
@@ -154,11 +154,11 @@ export async function dispatchWebhooks(
 }
 
 /** The activity the dispatcher workflow runs: `dispatchWebhooks` for `runMs`, heartbeating its progress. */
-export function createWebhookActivities(deps: { store: WebhookStore; logger: Logger; settings: WebhookSettings }) {
+export function createWebhookActivities(deps: { queue: DeliveryQueue; logger: Logger; settings: WebhookSettings }) {
   return {
     async dispatchWebhooks(input: { runMs: number }): Promise<DispatcherProgress> {
       const context = Context.current();
-      return dispatchWebhooks(deps.store, deps.settings, {
+      return dispatchWebhooks(deps.queue, deps.settings, {
         until: Date.now() + input.runMs,
         signal: context.cancellationSignal,
         heartbeat: (progress) => context.heartbeat(progress),

@@ -1,0 +1,138 @@
+/**
+ * The stock module's admin writes: new SKUs, restocks, adjustments, settings and returns, each
+ * PostgreSQL first (with its Idempotency-Key's stored answer), then Redis (a lowering adjustment's
+ * Redis check inside the PostgreSQL transaction, so a refusal rolls it back). StockStore
+ * (./store.ts) adds the reservations' steps.
+ */
+import type { PoolClient } from 'pg';
+import { wouldOversell } from '../domain/errors';
+import { stockView, type CartLine, type ReturnResult, type SkuRow, type StockView } from '../domain/types';
+import { transaction } from './database';
+import { idempotent } from './idempotency';
+import { StockReads } from './reads';
+
+/** How long a write waits for Redis to take a durable movement before answering without it. */
+const APPLY_PATIENCE_MS = 2_000;
+
+export class StockAdmin extends StockReads {
+  // ---------------------------------------------------------------- admin writes
+
+  /** Creates a SKU with its initial stock (ledger `initial`), then loads its counters. */
+  async createSku(input: { sku: string; total: number; name?: string }, idempotencyKey?: string): Promise<StockView> {
+    const name = input.name ?? '';
+    const { result, fresh, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'createSku', input }, async (c) => {
+      const { movementId } = await this.ledger.movements.createSku(c, input.sku, name, input.total);
+      return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
+    });
+    // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
+    // repeat loads it only if Redis missed it.
+    await this.counters.load(input.sku, { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] }, fresh ? 'force' : 'missing');
+    return result;
+  }
+
+  /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */
+  async restock(sku: string, input: { quantity: number; reason?: string }, idempotencyKey?: string): Promise<StockView> {
+    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
+      const moved = await this.ledger.movements.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
+      return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved), movementIds: [moved.movementId] };
+    });
+    await this.applyMovements(movementIds);
+    return result;
+  }
+
+  /**
+   * Changes total by a signed delta (ledger `adjustment`). A lowering runs its Redis check
+   * (`total + delta >= reserved`) inside the PostgreSQL transaction, so a refusal rolls the ledger
+   * row back; a raise goes PostgreSQL first, then Redis, as a restock does.
+   */
+  async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
+    const { result, movementIds, fresh } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
+      const current = await this.ledger.skus.lockSku(c, sku);
+      // PostgreSQL's own HELD units count too: Redis may have lost a hold that is still promised.
+      if (current.total + input.delta < Math.max(current.reserved, 0)) {
+        throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
+      }
+      const { movementId, total } = await this.ledger.movements.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
+      if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
+      // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
+      const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
+        throw await this.explainMissing(err);
+      });
+      return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
+    });
+    if (input.delta > 0 || !fresh) await this.applyMovements(movementIds);
+    return result;
+  }
+
+  /**
+   * Changes a SKU's name and settings (PATCH: the fields given; null unsets a setting). Redis
+   * takes them inside the PostgreSQL transaction, under the SKU's row lock, so a refusal or an
+   * unreachable Redis changes nothing, and the bought counts a limit needs are a snapshot no sale
+   * or return can slip past (see `applySettings`).
+   */
+  async updateSku(sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<StockView> {
+    return transaction(this.db, async (c) => {
+      const row = await this.ledger.skus.updateSku(c, sku, patch);
+      const figures = await this.settingsToRedis(c, sku, row);
+      return stockView(sku, row.name, row.total, figures.reserved, row);
+    });
+  }
+
+  /**
+   * Gives Redis a SKU's settings and, with a limit, its customers' bought counts again, as
+   * PostgreSQL has them (the reconciler's repair of settings or bought counts that drifted).
+   */
+  async applySettings(sku: string): Promise<void> {
+    await transaction(this.db, async (c) => this.settingsToRedis(c, sku, await this.ledger.skus.lockSku(c, sku)));
+  }
+
+  /**
+   * The Redis step of a settings change, with the SKU's row locked in `c`: no sale or return of
+   * the SKU commits until the transaction ends, so the bought counts read now and the ledger
+   * position `bmark` agree with every later movement (which the scripts add as they apply it).
+   */
+  private async settingsToRedis(c: PoolClient, sku: string, row: SkuRow): Promise<{ total: number; reserved: number }> {
+    const { mark, bought } = row.maxPerCustomer ? await this.ledger.skus.bought(c, sku) : { mark: '0', bought: [] };
+    return this.counters.settings(sku, row, mark, bought).catch(async (err: unknown) => {
+      throw await this.explainMissing(err);
+    });
+  }
+
+  /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
+  async recordReturn(input: { reservationId: string; items: CartLine[]; reason?: string }, idempotencyKey?: string): Promise<ReturnResult> {
+    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
+      const movementIds = await this.ledger.reservations.recordReturn(c, input.reservationId, input.items, input.reason);
+      // Redis must answer before the return commits (as a restock's does): with Redis down the
+      // return is 503 and changes nothing, rather than recorded with Redis left behind.
+      await this.counters.loaded();
+      return { result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) }, movementIds };
+    });
+    await this.applyMovements(movementIds);
+    return result;
+  }
+
+  /**
+   * Makes sure Redis has these durable movements (idempotent by id), retrying briefly while its
+   * counters are missing or it does not answer. The write is durable either way: if Redis stays
+   * behind, the reconciler applies the movement after its grace period.
+   */
+  protected async applyMovements(movementIds: readonly string[]): Promise<void> {
+    if (movementIds.length === 0) return;
+    const movements = await this.ledger.movements.movementsById(movementIds);
+    const until = this.now() + APPLY_PATIENCE_MS;
+    for (const movement of movements) {
+      for (;;) {
+        try {
+          await this.counters.move(movement.sku, movement.id, movement.delta, movement.customerId ?? '');
+          break;
+        } catch (err) {
+          if (this.now() > until) {
+            this.warn('Redis did not take a durable movement; the reconciler will apply it', { movement, error: String(err) });
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
+  }
+}
