@@ -18,6 +18,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY lua ./lua
 COPY migrations ./migrations
+COPY public ./public
 
 # webpack, swc and memfs are regular dependencies of @temporalio/worker (it
 # bundles lib/workflows at worker start-up), so --omit=dev keeps them.
@@ -36,6 +37,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/lib ./lib
 COPY --from=build /app/lua ./lua
 COPY --from=build /app/migrations ./migrations
+# The ops page and /docs (Swagger UI's own files come with node_modules).
+COPY --from=build /app/public ./public
 
 USER node
 EXPOSE 3000

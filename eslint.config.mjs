@@ -53,7 +53,7 @@ const workflowImports = {
 
 export default tseslint.config(
   {
-    ignores: ['lib/**', 'build/**', 'node_modules/**', '.tools/**', '.data/**', 'bench/results/**', 'coverage/**', 'public/**/*.js', 'test/lint/fixtures/**'],
+    ignores: ['lib/**', 'build/**', 'node_modules/**', '.tools/**', '.data/**', 'bench/results/**', 'coverage/**', 'test/lint/fixtures/**'],
   },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
@@ -99,6 +99,11 @@ export default tseslint.config(
   {
     files: ['**/*.{js,cjs,mjs}'],
     languageOptions: { globals: globals.node },
+  },
+  {
+    // The pages' own scripts (the ops page, /docs) run in the browser.
+    files: ['public/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'script' },
   },
   {
     files: workflowFiles,

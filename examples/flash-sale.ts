@@ -4,10 +4,13 @@
  *
  *   npm run flash-sale -- <sku> [buyers]
  *
- * Reads STOCKHOLD_URL (http://127.0.0.1:3000) and INVENTORY_API_TOKEN (dev-api-token). Prints the
- * answers by status, then the commits. Watch it on the ops page (/ops) while it runs.
+ * It calls the service where its own variables put it, http://HOST:PORT (127.0.0.1:3000 unless
+ * set; STOCKHOLD_URL, when set, wins: examples/service-url.ts), with INVENTORY_API_TOKEN
+ * (dev-api-token). Prints where it sends the buyers, the answers by status, then the commits.
+ * Watch it on the ops page (/ops) while it runs.
  */
 import autocannon from 'autocannon';
+import { serviceUrl } from './service-url';
 
 function usage(): never {
   console.error('usage: npm run flash-sale -- <sku> [buyers]');
@@ -17,10 +20,23 @@ const [skuArg, buyersArg] = process.argv.slice(2);
 const sku = skuArg ?? usage();
 const buyers = Number(buyersArg ?? 2_000);
 if (!Number.isInteger(buyers) || buyers < 1) usage();
-const url = (process.env.STOCKHOLD_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+const url = ((): string => {
+  try {
+    return serviceUrl();
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+})();
 const headers: Record<string, string> = { authorization: `Bearer ${process.env.INVENTORY_API_TOKEN ?? 'dev-api-token'}`, 'content-type': 'application/json' };
 
 async function main(): Promise<void> {
+  console.log(`${buyers} buyers for ${sku} at ${url}${process.env.STOCKHOLD_URL ? ' (STOCKHOLD_URL)' : ''}`);
+  // One call first: a wrong address or token is one clear line, not 2,000 connection errors.
+  const before = await fetch(`${url}/v1/skus/${encodeURIComponent(sku)}`, { headers }).catch((err: unknown) => {
+    throw new Error(`no Stockhold answers at ${url} (${String((err as Error).cause ?? err)}): start it (npm start), or set PORT/HOST or STOCKHOLD_URL to where it runs`);
+  });
+  if (before.status !== 200) throw new Error(`GET ${url}/v1/skus/${sku} answered ${before.status}: ${await before.text()}`);
   const held: string[] = [];
   const codes = new Map<string, number>();
   const result = await autocannon({

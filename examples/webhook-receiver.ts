@@ -6,8 +6,9 @@
  *
  *   STOCKHOLD_WEBHOOK_SECRET=<the secret POST /v1/webhooks answered> npm run receiver [-- <port>]
  *
- * It listens on http://127.0.0.1:4000/hooks/stock (or the port given); subscribe that URL. Ctrl-C
- * prints a summary. With RECEIVER_FAIL_FIRST=N it answers 500 to the first N deliveries, to watch
+ * It listens on http://127.0.0.1:4000/hooks/stock, or on the port given (argument, else
+ * RECEIVER_PORT): a port of its own, never the service's PORT, which the service holds. Subscribe
+ * that URL. Ctrl-C prints a summary. With RECEIVER_FAIL_FIRST=N it answers 500 to the first N deliveries, to watch
  * Stockhold retry them (in order: the SKU's later events wait).
  */
 import { createServer } from 'node:http';

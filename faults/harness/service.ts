@@ -30,9 +30,10 @@ export interface ServiceConfig {
 
 /**
  * A copy of the service that nobody rebuilds under us: lib/ as `npm run build` left it (or, with
- * `rev`, src/ of that git revision compiled afresh), with lua/, migrations/ and package.json
- * beside it, so src/paths.ts takes the copy for the project root and reads the scripts and
- * migrations of the same moment. node_modules/ is found above it. Removed at the end.
+ * `rev`, src/ of that git revision compiled afresh), with lua/, migrations/, public/ (the ops page,
+ * /docs; a revision from before it has none) and package.json beside it, so src/paths.ts takes the
+ * copy for the project root and reads the scripts, migrations and pages of the same moment.
+ * node_modules/ is found above it. Removed at the end.
  */
 export function snapshotService(rev?: string): string {
   const dir = path.join(PROJECT_ROOT, 'build', 'faults', `.service-${process.pid}`);
@@ -41,7 +42,8 @@ export function snapshotService(rev?: string): string {
   onCleanUp(() => rmSync(dir, { recursive: true, force: true }));
   if (rev) {
     // The revision's own sources, compiled with its own build config.
-    execFileSync('sh', ['-c', `git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json | tar -x -C "$2"`, 'sh', rev, dir], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    const archive = 'git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json $(git cat-file -e "$1:public" 2>/dev/null && echo public)';
+    execFileSync('sh', ['-c', `${archive} | tar -x -C "$2"`, 'sh', rev, dir], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
   } else {
     const lib = path.join(PROJECT_ROOT, 'lib');
@@ -49,7 +51,7 @@ export function snapshotService(rev?: string): string {
       if (!existsSync(path.join(lib, entry))) throw new Error(`lib/${entry} not found: run \`npm run build\` first (\`npm run faults\` does)`);
     }
     cpSync(lib, path.join(dir, 'lib'), { recursive: true });
-    for (const entry of ['lua', 'migrations', 'package.json']) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
+    for (const entry of ['lua', 'migrations', 'public', 'package.json']) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   return path.join(dir, 'lib');
 }

@@ -1,3 +1,8 @@
+/**
+ * The Express app of the contract (docs/API.md): the service endpoints (health, readiness, metrics,
+ * the OpenAPI document and its page), each resource's routes (src/api/<resource>/), and the one
+ * error handler that answers every refusal in the contract's shape.
+ */
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Config } from '../config';
 import { StockholdError } from '../domain/errors';
@@ -11,7 +16,7 @@ import type { Metrics } from './metrics/registry';
 import { stateOf, type ReadinessCheck } from './readiness';
 import { metricsRoutes } from './metrics/routes';
 import { buildOpenApiDocument } from './openapi/document';
-import { renderDocsPage } from './openapi/docs-page';
+import { docsRoutes } from './openapi/docs';
 import { apiDescription, serviceVersion } from './openapi/operations';
 import { opsRoutes } from './ops/routes';
 import { reservationRoutes } from './reservations/routes';
@@ -73,16 +78,14 @@ export function createApp(deps: AppDeps): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.text());
   });
-  // The contract as OpenAPI 3.1, built from the routes' own schemas (openapi-operations.ts).
+  // The contract as OpenAPI 3.1, built from the routes' own schemas (src/api/openapi/operations.ts).
   const openapi = buildOpenApiDocument(apiDescription(deps.config), { version: serviceVersion() });
   const openapiJson = JSON.stringify(openapi);
-  const docsPage = renderDocsPage(openapi);
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(openapiJson);
   });
-  app.get('/docs', (_req, res) => {
-    res.type('html').send(docsPage);
-  });
+  // The same as a page to read and try (Swagger UI, from node_modules; public/docs/).
+  app.use(docsRoutes());
 
   app.use(stockRoutes(deps.stock, role));
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));

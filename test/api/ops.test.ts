@@ -1,14 +1,18 @@
 /**
  * The ops page's routes over HTTP to the real app with real Redis and PostgreSQL: GET /ops (the
- * page, no token) and GET /v1/skus (every SKU's stock view, a page at a time). The page itself, in
- * a browser, is test/browser/ops-page.browser.ts (`npm run test:browser`).
+ * page, no token, and its static files) and GET /v1/skus (every SKU's stock view, a page at a
+ * time). The page itself, in a browser, is test/browser/ops-page.browser.ts (`npm run test:browser`).
  */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import request from 'supertest';
 import { createApp } from '../../src/api/app';
 import { createMetrics } from '../../src/api/metrics/registry';
 import { ReservationService } from '../../src/api/reservations/service';
+import { PROJECT_ROOT } from '../../src/paths';
 import '../helpers/conformance';
 import { uniqueSku } from '../helpers/env';
 import { newSku, testStock } from '../helpers/stock';
@@ -42,11 +46,41 @@ describe('GET /ops', () => {
     const res = await request(app).get('/ops');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/html/);
-    expect(res.headers['content-security-policy']).toContain("connect-src 'self'");
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toContain("connect-src 'self'");
+    // Its script and style are files of this origin: no inline script or style may run.
+    expect(csp).toMatch(/script-src 'self';/);
+    expect(csp).not.toContain('unsafe');
     expect(res.text).toContain('<title>Stockhold ops</title>');
-    expect(res.text).toContain('const SETTINGS = {"temporalUiUrl":"http://ui.example:8233","temporalNamespace":"shop"};');
+    expect([...res.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)].map(([, attributes, body]) => [attributes!.trim(), body])).toEqual([['src="/ops/ops.js" defer', '']]);
+    expect(res.text).not.toMatch(/ style="/);
+    const settings = /<meta name="stockhold-ops-settings" content="([^"]*)" \/>/.exec(res.text)?.[1];
+    expect(JSON.parse(settings!.replaceAll('&#34;', '"'))).toEqual({ temporalUiUrl: 'http://ui.example:8233', temporalNamespace: 'shop' });
     // The page carries no data and no token: it asks for the admin token in the browser.
     expect(res.text).not.toContain(ADMIN);
+  });
+
+  it('serves its script and stylesheet from public/ops/, and nothing else under /ops', async () => {
+    // Files, not the API: not in the OpenAPI document, so fetched outside the conformance check.
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const get = (url: string) => fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}${url}`);
+    try {
+      for (const [file, type] of [
+        ['ops.js', /javascript/],
+        ['ops.css', /^text\/css/],
+      ] as const) {
+        const answer = await get(`/ops/${file}`);
+        expect([answer.status, answer.headers.get('content-type')]).toEqual([200, expect.stringMatching(type)]);
+        expect(await answer.text()).toBe(readFileSync(path.join(PROJECT_ROOT, 'public', 'ops', file), 'utf8'));
+      }
+      for (const url of ['/ops/index.html', '/ops/ops.js.map', '/ops/page.ts']) {
+        const answer = await get(url);
+        expect([url, answer.status]).toEqual([url, 404]);
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

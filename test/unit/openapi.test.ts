@@ -1,9 +1,12 @@
 /**
- * The OpenAPI document (src/api/openapi.ts): valid OpenAPI 3.1, one operation for every route the
+ * The OpenAPI document (src/api/openapi/document.ts): valid OpenAPI 3.1, one operation for every route the
  * app registers and none for a route it does not, schemas as strict as the routes' own zod rules,
  * and served without a token at /openapi.json and /docs. (That real answers match it is checked by
  * test/helpers/conformance.ts in every HTTP suite; its own checks are tested here.)
  */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import type { Express } from 'express';
 import pino from 'pino';
@@ -258,16 +261,57 @@ describe('GET /openapi.json and GET /docs', () => {
     expect(res.body.info.version).toBe(packageJson.version);
   });
 
-  it('serves a self-contained page of every operation, its parameters, answers and error codes', async () => {
-    const res = await request(app()).get('/docs').expect(200).expect('Content-Type', /text\/html/);
-    const html = res.text;
-    for (const route of documentedRoutes(doc)) {
-      const [method, path] = route.split(' ');
-      expect(html).toContain(`${method}</span> <code>${path}</code>`);
+  it('serves Swagger UI over /openapi.json from the npm package, with no inline script and nothing from elsewhere', async () => {
+    const page = await request(app()).get('/docs').expect(200).expect('Content-Type', /text\/html/);
+    // Scripts from this origin only: a Content-Security-Policy without 'unsafe-inline' holds.
+    const csp = String(page.headers['content-security-policy']);
+    expect(csp).toMatch(/script-src 'self';/);
+    expect(csp).not.toContain('unsafe');
+    const scripts = [...page.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
+    expect(scripts.map(([, attributes]) => /src="([^"]+)"/.exec(attributes!)?.[1])).toEqual(['/docs/assets/swagger-ui-bundle.js', '/docs/docs.js']);
+    for (const [, , body] of scripts) expect(body!.trim()).toBe('');
+    expect(page.text).not.toMatch(/(src|href)="(https?:)?\/\//i);
+
+    // Its files are not the API's: not in the document, so fetched here outside the conformance
+    // check (test/helpers/conformance.ts), from a real server.
+    const server = app().listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const get = (url: string) => fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}${url}`);
+    try {
+      // The initializer points Swagger UI at this service's document and loads nothing else.
+      const initializer = await get('/docs/docs.js');
+      expect([initializer.status, initializer.headers.get('content-type')]).toEqual([200, expect.stringMatching(/javascript/)]);
+      const script = await initializer.text();
+      expect(script).toContain("url: '/openapi.json'");
+      expect(script).toContain('validatorUrl: null');
+      expect(script).not.toMatch(/https?:\/\//);
+
+      // Swagger UI itself, as swagger-ui-dist ships it (package.json pins the version).
+      const swaggerUiDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
+      const bundle = await get('/docs/assets/swagger-ui-bundle.js');
+      expect([bundle.status, bundle.headers.get('content-type')]).toEqual([200, expect.stringMatching(/javascript/)]);
+      expect(await bundle.text()).toBe(readFileSync(path.join(swaggerUiDir, 'swagger-ui-bundle.js'), 'utf8'));
+      const css = await get('/docs/assets/swagger-ui.css');
+      expect([css.status, css.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/css/)]);
+      // Not the package's demo page, which would load a document from the internet; nothing else under /docs.
+      for (const url of ['/docs/assets/index.html', '/docs/assets/swagger-initializer.js', '/docs/assets/', '/docs/index.html', '/docs/assets/package.json']) {
+        const answer = await get(url);
+        expect([url, answer.status]).toEqual([url, 404]);
+        expect(((await answer.json()) as Json).error.code).toBe('NOT_FOUND');
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
-    for (const text of ['Idempotency-Key', 'INSUFFICIENT_STOCK', 'WOULD_OVERSELL', 'schema-StockView', 'adminToken', 'pattern']) expect(html).toContain(text);
-    // Nothing is fetched from elsewhere: no script, and no URL with a host.
-    expect(html).not.toMatch(/<script|<link|@import|(src|href)="(https?:)?\/\//i);
+  });
+
+  it('declares bearer tokens, so Swagger UI\'s Authorize takes one, and no server, so "Try it out" calls this origin', () => {
+    expect(doc.components.securitySchemes).toEqual({
+      clientToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+      adminToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    });
+    expect(doc.servers).toBeUndefined();
+    expect(doc.paths['/v1/skus/{sku}'].get.security).toEqual([{ clientToken: [] }, { adminToken: [] }]);
+    expect(doc.paths['/docs'].get.security).toEqual([]);
   });
 });
 

@@ -81,15 +81,15 @@ function serviceOperations(): ApiOperation[] {
       tag: 'Service',
       summary: 'The ops page',
       description: 'Asks for the admin token in the browser and calls the admin routes with it; the page itself carries no data.',
-      responses: { 200: { description: 'a self-contained HTML page (inline script, talks to this origin only)', mediaType: 'text/html' } },
+      responses: { 200: { description: 'an HTML page; its script and style are /ops/ops.js and /ops/ops.css (no inline script; it talks to this origin only)', mediaType: 'text/html' } },
     },
     {
       method: 'get',
       path: '/docs',
       access: 'public',
       tag: 'Service',
-      summary: 'This document as a page to read',
-      responses: { 200: { description: 'a self-contained HTML page (no scripts, nothing loaded from elsewhere)', mediaType: 'text/html' } },
+      summary: 'This document as a page to read and try',
+      responses: { 200: { description: 'Swagger UI over this document (swagger-ui-dist, served from /docs/assets/; nothing loaded from elsewhere)', mediaType: 'text/html' } },
     },
   ];
 }
