@@ -241,18 +241,20 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const { runId } = await handle.describe();
         expect(acts.holdStock).toHaveBeenCalledWith({ reservationId: input.reservationId, run: runId, items, customerId: 'cust-7', expiresAt: view.expiresAt });
 
-        await env.sleep(10 * MINUTE - 5 * SECOND); // just before the deadline
+        // Skipped by the server's clock, which also runs on in real time between two calls: "just
+        // before" leaves 30 s of it (room for a loaded machine), "just after" is 1 s past.
+        const deadline = Date.parse(view.expiresAt);
+        await env.sleep(Math.max(0, deadline - 30 * SECOND - (await env.currentTimeMs())));
         expect(await status(handle)).toBe('HELD');
         expect(acts.releaseStock).not.toHaveBeenCalled();
 
-        await env.sleep(6 * SECOND); // just after it
+        await env.sleep(Math.max(0, deadline + 1 * SECOND - (await env.currentTimeMs())));
         const reached = await env.currentTimeMs();
         const final = await handle.result();
         expect(final.status).toBe('EXPIRED');
         // The timer fired at the deadline: not before it, and while the server's clock was being
         // skipped just past it (its TimerFired event, on that clock: no stopwatch).
         const [fired] = await timersFiredAt(handle);
-        const deadline = Date.parse(view.expiresAt);
         expect({ notBefore: fired! >= deadline, whileSkippedPastIt: fired! <= reached, expiredAfter: Date.parse(final.updatedAt) >= deadline }).toEqual({
           notBefore: true,
           whileSkippedPastIt: true,
