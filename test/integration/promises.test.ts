@@ -6,7 +6,7 @@
  * unexplained drift (stockhold_reconcile_unexplained_total{kind="refused_hold"}).
  */
 import { REFUSED_HOLD } from '../../src/stock';
-import { outcomeOf, reserveUntilAnswered, settleUntilAnswered, tally, type Answered } from '../helpers/client';
+import { outcomeOf, reserveUntilAnswered, untilAnswered, tally, type Answered } from '../helpers/client';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { startStack, type Stack } from '../helpers/stack';
 import { expectConsistent, loseHold } from '../helpers/stock';
@@ -109,7 +109,7 @@ test('a storm of 60 buyers for 10 units while Redis loses a hold every 0.4 s pro
   const unsold = 10 - promised.length;
   expect({ unsold: unsold > 0 && unsold <= answered503 ? 'given back under load' : unsold }).toEqual({ unsold: unsold > 0 ? 'given back under load' : 0 });
   expect(tally(answers, outcomeOf)).toEqual({ HELD: promised.length, '409 INSUFFICIENT_STOCK': 60 - promised.length });
-  const commits = await Promise.all(promised.map((id) => settleUntilAnswered(() => commit(id))));
+  const commits = await Promise.all(promised.map((id) => untilAnswered(() => commit(id))));
   expect(commits.map((c) => c.status)).toEqual(promised.map(() => 200));
   const stock = (await stack.api('GET', `/v1/skus/${sku}`)).body;
   expect(stock).toMatchObject({ total: unsold, reserved: 0, available: unsold });

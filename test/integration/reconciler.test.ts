@@ -20,7 +20,7 @@ import { createStock, keys, transaction, type StockClients } from '../../src/sto
 import { rebuildIfLost } from '../../src/stock/rebuild';
 import { ensureReconciler } from '../../src/temporal';
 import { RECONCILER_WORKFLOW_ID } from '../../src/workflows/reconciler';
-import { settleUntilAnswered, waitFor } from '../helpers/client';
+import { untilAnswered, waitFor } from '../helpers/client';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { pollUntil, startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent, expiresIn, figures } from '../helpers/stock';
@@ -480,7 +480,7 @@ describe('a full loss of Redis', () => {
 
       // A 503 is repeated, as the contract says, until the cancel's outcome is known.
       const first = await cancelling;
-      const cancelAnswer = first.status === 503 ? await settleUntilAnswered(() => stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: {} })) : first;
+      const cancelAnswer = first.status === 503 ? await untilAnswered(() => stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: {} })) : first;
       expect({ status: cancelAnswer.status, reservation: cancelAnswer.body?.status }).toEqual({ status: 200, reservation: 'CANCELLED' });
 
       const rebuilt = await pollUntil(() => stockOf(sku), (r) => r.status === 200, HEAL_MS);
