@@ -120,6 +120,18 @@ describe('the limit in the hold', () => {
     expect(await counts(sku)).toEqual({ 'h:dave': '1', [`o:${hold.reservationId}`]: 'dave' });
   });
 
+  it('a reservation whose run gave up for an outage holds again in a new run: the lines of its REJECTED run do not count against its customer', async () => {
+    // What a client's retry of a 503 does on a limited SKU (docs/API.md, "What a 503 means").
+    const sku = await limitedSku(10, 1);
+    const hold = holdFor('una', [{ sku, quantity: 1 }]);
+    expect(await stock.hold({ ...hold, run: 'r1' })).toEqual({ alreadyHeld: false });
+    expect(await stock.release(hold.reservationId, [sku], 'REJECTED', 'hold failed: stores unavailable', 'r1')).toEqual({ units: 1 });
+    expect(await counts(sku)).toEqual({});
+    expect(await stock.hold({ ...hold, run: 'r2' })).toEqual({ alreadyHeld: false });
+    expect(await counts(sku)).toEqual({ 'h:una': '1', [`o:${hold.reservationId}`]: 'una' });
+    await expectConsistent(clients, sku);
+  });
+
   it('SKUs without a limit count holds per customer but never bought units', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 10);
