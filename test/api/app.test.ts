@@ -460,7 +460,7 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     }
   }, 60_000);
 
-  it('Temporal down: every reservation route answers 503 at once; the stock routes, which never need Temporal, answer as usual', async () => {
+  it('Temporal down (nothing listens): every reservation route answers 503, changing nothing; the stock routes, which never need Temporal, answer as usual', async () => {
     const f = await fixtures();
     const dead = deadTemporal(stock);
     const onDead = await serve(stock, dead.service);
