@@ -21,12 +21,20 @@ const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * POST /v1/reservations through `post` until the answer is not 503. A 503 is retried with the same
  * body, carrying the id the 503 names in `details.reservationId` when the body had none: the
  * workflow may have held before the answer was lost, and only that id reaches its hold (then the
- * retry answers 200 HELD).
+ * retry answers 200 HELD). An answer lost on the way (a connection reset on a loaded machine) is
+ * retried the same way when the body names its reservation; without an id it cannot be, and fails.
  */
 export async function reserveUntilAnswered(post: (body: Record<string, unknown>) => Promise<ApiAnswer>, body: Record<string, unknown>): Promise<Answered> {
   let current = body;
   for (let retried = 0; ; retried++) {
-    const res = await post(current);
+    let res: ApiAnswer;
+    try {
+      res = await post(current);
+    } catch (err) {
+      if (current.reservationId === undefined || !(err instanceof TypeError && err.message === 'fetch failed')) throw err;
+      await pause(100);
+      continue;
+    }
     const reservationId = (current.reservationId as string | undefined) ?? (res.body?.reservationId as string | undefined) ?? (res.body?.error?.details?.reservationId as string | undefined);
     if (res.status !== 503) return { res, reservationId, retried };
     if (current.reservationId === undefined && reservationId !== undefined) current = { ...current, reservationId };
@@ -35,10 +43,11 @@ export async function reserveUntilAnswered(post: (body: Record<string, unknown>)
 }
 
 /**
- * A commit, cancel or extend repeated until its answer is not 503: after a 503 the workflow may
- * still complete the settlement, and a repeat is idempotent and answers the outcome.
+ * A call repeated until its answer is not 503: a read changed nothing; after a 503 to a commit,
+ * cancel or extend the workflow may still complete the settlement, and a repeat is idempotent and
+ * answers the outcome.
  */
-export async function settleUntilAnswered(call: () => Promise<ApiAnswer>): Promise<ApiAnswer> {
+export async function untilAnswered(call: () => Promise<ApiAnswer>): Promise<ApiAnswer> {
   for (;;) {
     const res = await call();
     if (res.status !== 503) return res;

@@ -74,10 +74,13 @@ export async function request<T = any>(baseUrl: string, method: string, path: st
   return { status: res.status, body: parsed as T, text, headers: res.headers };
 }
 
-/** Faults a test can switch on (and must switch off again): they widen real race windows. */
+/** Faults a test can switch on (and must switch off again): they open real race windows. */
 export interface Faults {
-  /** Delay before each stock-counter read of the API's reservation fast path (its HMGET). */
-  counterReadDelayMs: number;
+  /**
+   * Awaited before each counter read (HMGET) of the API's reservation fast path, with the key
+   * read: a gate the test holds shut until the moment it wants the read to happen.
+   */
+  beforeCounterRead?: (key: string) => Promise<void>;
 }
 
 /** The Redis client the API's ReservationService uses: the real one, with `faults` applied. */
@@ -87,7 +90,7 @@ function withFaults(redis: StockRedis, faults: Faults): StockRedis {
       const value: unknown = Reflect.get(target, prop, target);
       if (prop === 'hmget') {
         return async (...args: unknown[]) => {
-          if (faults.counterReadDelayMs > 0) await new Promise((r) => setTimeout(r, faults.counterReadDelayMs));
+          await faults.beforeCounterRead?.(String(args[0]));
           return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         };
       }
@@ -176,7 +179,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     running = worker.run();
     if (options.reconciler) await ensureReconciler(env.client, queue);
-    const faults: Faults = { counterReadDelayMs: 0 };
+    const faults: Faults = {};
     const webhooks = new WebhookStore(stock.db);
     const app = createApp({
       config: {

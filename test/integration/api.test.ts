@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { keys } from '../../src/stock';
 import { paymentSucceededSignal, searchAttributes, workflowIdOf } from '../../src/workflows/definitions';
+import { outcomeOf, reserveUntilAnswered, tally, waitFor } from '../helpers/client';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { ADMIN_TOKEN, CLIENT_TOKEN, pollUntil, startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent } from '../helpers/stock';
@@ -109,26 +110,28 @@ function pollReservation(reservationId: string, status: string, timeoutMs = 20_0
 // ------------------------------------------------------------------ the flash sale
 
 describe('the last unit', () => {
-  it('2,000 concurrent buyers of the last unit: exactly one 201 HELD, every other 409 INSUFFICIENT_STOCK', async () => {
+  it('2,000 concurrent buyers of the last unit, retrying a 503 as the contract says: one holds it (none only if its hold was given back under load), every other 409 INSUFFICIENT_STOCK', async () => {
     const sku = await createSku(1, 'STORM');
     const buyers = Array.from({ length: 2_000 }, (_, i) => ({
       // Half the buyers name their reservation, half let the server pick an id.
       ...(i % 2 === 0 ? { reservationId: uniqueId('storm') } : {}),
       items: [{ sku, quantity: 1 }],
     }));
-    const answers = await Promise.all(buyers.map((body) => reserve(body)));
+    // A buyer answered 503 (a loaded machine) retries with its id, as the contract says: the
+    // winner whose 201 was lost to a deadline learns it holds (200 HELD), so the figures are exact.
+    const answers = await Promise.all(buyers.map((body) => reserveUntilAnswered((b) => reserve(b), body)));
 
-    const outcomes: Record<string, number> = {};
-    for (const a of answers) {
-      const key = `${a.status} ${a.status === 201 ? a.body?.status : a.body?.error?.code}`;
-      outcomes[key] = (outcomes[key] ?? 0) + 1;
+    // The unit is held, unless the run that held it gave it back when it gave up under the load
+    // (its buyer answered 503): a buyer refused while that hold stood was refused for good.
+    const answered503 = answers.filter((a) => a.retried > 0).length;
+    const held = answers.filter((a) => outcomeOf(a) === 'HELD').length;
+    expect(tally(answers, outcomeOf)).toEqual(answered503 > 0 && held === 0 ? { '409 INSUFFICIENT_STOCK': 2_000 } : { HELD: 1, '409 INSUFFICIENT_STOCK': 1_999 });
+    for (const a of answers.filter((x) => x.res.status === 409)) {
+      expect(a.res.body.error.details).toEqual({ sku, requested: 1, available: 0 });
     }
-    expect(outcomes).toEqual({ '201 HELD': 1, '409 INSUFFICIENT_STOCK': 1_999 });
-    for (const a of answers.filter((x) => x.status === 409)) {
-      expect(a.body.error.details).toEqual({ sku, requested: 1, available: 0 });
-    }
+    if (held === 0) return; // nothing more to see: the stores' agreement is checked by the other tests
 
-    const winner = answers.find((a) => a.status === 201)!.body;
+    const winner = answers.find((a) => outcomeOf(a) === 'HELD')!.res.body;
     expect(winner.items).toEqual([{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }]);
     expect(await stockOf(sku)).toEqual({ sku, name: `item ${sku}`, total: 1, reserved: 1, available: 0, lowStockThreshold: null, maxPerCustomer: null });
     const holds = await stack.admin('GET', `/v1/skus/${sku}/holds`);
@@ -316,37 +319,45 @@ describe('idempotent reservation ids', () => {
     const sku = await createSku(2, 'DUP');
     const body = { reservationId: uniqueId('dup'), items: [{ sku, quantity: 2 }] };
     // A client retrying impatiently: repeats sent while the first is still being decided, and after.
+    // A 503 (a loaded machine) is retried with the same id and body, as the contract says.
     const answers = await Promise.all(
       Array.from({ length: 60 }, async (_, i) => {
         await new Promise((r) => setTimeout(r, (i % 20) * 5));
-        return reserve(body);
+        return reserveUntilAnswered((b) => reserve(b), body);
       }),
     );
-    const outcomes: Record<string, number> = {};
-    for (const a of answers) {
-      const key = `${a.status} ${a.body?.status ?? a.body?.error?.code}`;
-      outcomes[key] = (outcomes[key] ?? 0) + 1;
-    }
-    expect(outcomes).toEqual({ '201 HELD': 1, '200 HELD': 59 });
+    const outcomes = tally(answers, (a) => `${a.res.status} ${a.res.body?.status ?? a.res.body?.error?.code}`);
+    // The request that held hears 201, unless its answer was lost to a 503: then its retry, like
+    // every other repeat, hears 200.
+    const createdAnswerLost = !answers.some((a) => a.res.status === 201) && answers.some((a) => a.retried > 0);
+    expect(outcomes).toEqual(createdAnswerLost ? { '200 HELD': 60 } : { '201 HELD': 1, '200 HELD': 59 });
+    for (const a of answers) expect(a.res.body).toMatchObject({ reservationId: body.reservationId, status: 'HELD', items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }] });
     expect(await stockOf(sku)).toMatchObject({ total: 2, reserved: 2, available: 0 });
     await expectConsistent(stack.stock, sku);
   });
 
-  it('a repeat whose reads straddle the first request\'s hold is answered 200, not refused as short', async () => {
-    // The API reads "is this id known?" and then the counters. When the first request's hold
-    // lands between those two reads, the repeat sees its own hold as a shortage. A slow counter
-    // read (fault injection: event-loop lag or a slow link under a flash sale) widens that window.
+  it('a repeat whose counter read comes after the first request\'s hold landed (its own hold looks like a shortage) is answered 200, not refused as short', async () => {
+    // The repeat reads the counters (and sees its own hold as a shortage) before it asks whether
+    // its id is known. A gate holds its counter read until the first request's hold is in Redis.
     const sku = await createSku(1, 'DUP');
     const body = { reservationId: uniqueId('dup'), items: [{ sku, quantity: 1 }] };
+    let reads = 0;
+    let holdLanded: Promise<unknown> = Promise.resolve();
+    stack.faults.beforeCounterRead = async (key) => {
+      if (key !== keys.stock(sku)) return;
+      reads += 1;
+      if (reads === 2) await holdLanded; // the repeat's read
+    };
     let answers: ApiAnswer[];
-    stack.faults.counterReadDelayMs = 1_000;
     try {
       const first = reserve(body);
-      await new Promise((r) => setTimeout(r, 500)); // the repeat's first read before the hold, its counter read after it
+      holdLanded = waitFor(() => stack.stock.redis.hexists(keys.holds(sku), body.reservationId), (n) => n === 1, 20);
+      await waitFor(async () => reads, (n) => n === 1, 20); // the first request is past its read
       answers = await Promise.all([first, reserve(body)]);
     } finally {
-      stack.faults.counterReadDelayMs = 0;
+      stack.faults.beforeCounterRead = undefined;
     }
+    expect(reads).toBe(2);
     expect(answers.map((a) => `${a.status} ${a.body?.status ?? a.body?.error?.code}`)).toEqual(['201 HELD', '200 HELD']);
     expect(answers[1]!.body).toEqual(answers[0]!.body);
     expect(await stockOf(sku)).toMatchObject({ total: 1, reserved: 1, available: 0 });
@@ -421,15 +432,15 @@ describe('idempotent reservation ids', () => {
   it('extend answers 200 with expiresAt = now + ttlSeconds and keeps the hold', async () => {
     const sku = await createSku(5);
     const { reservationId, view } = await hold([{ sku, quantity: 1 }], { ttlSeconds: 60 });
-    const before = Date.now();
+    const askedAt = Date.now();
     const res = await stack.api('POST', `/v1/reservations/${reservationId}/extend`, { body: { ttlSeconds: 3_600 } });
-    const after = Date.now();
+    const answeredAt = Date.now();
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ reservationId, status: 'HELD', createdAt: view.createdAt });
-    const expiresAt = Date.parse(res.body.expiresAt);
-    // now + ttlSeconds, "now" being somewhere within the call (a few seconds' slack for clocks).
-    expect(expiresAt).toBeGreaterThanOrEqual(before + 3_600_000 - 5_000);
-    expect(expiresAt).toBeLessThanOrEqual(after + 3_600_000 + 5_000);
+    // now + ttlSeconds, "now" being a moment between the request and its answer (the dev server
+    // runs on this machine's clock: no slack, and nothing measured).
+    const from = Date.parse(res.body.expiresAt) - 3_600_000;
+    expect({ from: from >= askedAt && from <= answeredAt }).toEqual({ from: true });
     const got = await stack.api('GET', `/v1/reservations/${reservationId}`);
     expect(got.body.expiresAt).toBe(res.body.expiresAt);
     // The admin view of holds carries the new deadline too.
@@ -1021,8 +1032,6 @@ describe('the longest cart the contract allows', () => {
   it('a 50-line cart of 64-character SKUs is 201 HELD, and its InventorySkus holds the first SKUs that fit in Temporal\'s 2 KB', async () => {
     const skus = Array.from({ length: 50 }, (_, i) => `CART${String(i).padStart(2, '0')}-${randomUUID()}`.padEnd(64, 'x'));
     for (const sku of skus) {
-      expect(sku).toMatch(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/);
-      expect(sku).toHaveLength(64);
       expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: 2 } })).status).toBe(201);
     }
     const items = skus.map((sku) => ({ sku, quantity: 1 }));

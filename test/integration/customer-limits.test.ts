@@ -5,8 +5,8 @@
  * than 1 unit. Then the refusals the Lua hold gives through the workflow (the API's pre-check
  * bypassed), and bought units counting against the limit.
  */
-import { StockStore } from '../../src/stock';
-import { keys } from '../../src/stock';
+import { keys, REFUSED_HOLD, StockStore } from '../../src/stock';
+import { outcomeOf, reserveUntilAnswered, tally, type Answered } from '../helpers/client';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { startStack, type ApiAnswer, type Stack } from '../helpers/stack';
 import { expectConsistent } from '../helpers/stock';
@@ -29,6 +29,12 @@ async function limitedSku(total: number, maxPerCustomer: number): Promise<string
   return sku;
 }
 
+/** PostgreSQL's refusals of holds Redis applied (unexplained drift: only a Redis that lost holds explains one). */
+async function refusedHolds(): Promise<number> {
+  const row = await stack.stock.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [`unexplained:${REFUSED_HOLD}`]);
+  return Number(row.rows[0]?.count ?? 0);
+}
+
 const reserve = (body: Record<string, unknown>) => stack.api('POST', '/v1/reservations', { body });
 
 function expectError(res: ApiAnswer, status: number, code: string): void {
@@ -41,27 +47,51 @@ describe('a drop limited to 1 per customer', () => {
     // so only the limit stops a second unit; later waves meet a sold-out drop. (Each unit held is
     // a workflow: 200 keep the test quick on a busy 2-core machine.)
     const sku = await limitedSku(200, 1);
+    const refusedBefore = await refusedHolds();
     const customers = Array.from({ length: 2_000 }, (_, i) => `buyer-${i}-${uniqueId('c')}`);
-    const answers: { customerId: string; res: ApiAnswer }[] = [];
+    const answers: ({ customerId: string } & Answered)[] = [];
     // Waves of 500 customers (2,500 requests in flight at once, each customer's 5 together), so
-    // client and server sockets stay within the process's file limit.
+    // client and server sockets stay within the process's file limit. Each request names its
+    // reservation, and one answered 503 or whose answer was lost (a loaded machine) is retried with
+    // that id and body, as the contract tells a client to: a hold that landed before its answer
+    // was lost then answers 200 HELD, so the figures below hold however loaded the machine is.
     for (let from = 0; from < customers.length; from += 500) {
       const wave = customers.slice(from, from + 500).flatMap((customerId) =>
-        Array.from({ length: 5 }, () => reserve({ items: [{ sku, quantity: 1 }], customerId }).then((res) => ({ customerId, res }))),
+        Array.from({ length: 5 }, () =>
+          reserveUntilAnswered(reserve, { reservationId: uniqueId('drop'), items: [{ sku, quantity: 1 }], customerId }).then((a) => ({ customerId, ...a })),
+        ),
       );
       answers.push(...(await Promise.all(wave)));
     }
 
-    const held = answers.filter((a) => a.res.status === 201);
+    const held = answers.filter((a) => outcomeOf(a) === 'HELD');
     const holders = new Set(held.map((a) => a.customerId));
-    const outcome = (a: (typeof answers)[number]) => (a.res.status === 201 ? 'HELD' : `${a.res.status} ${a.res.body?.error?.code}`);
-    const tally = (list: typeof answers) => list.reduce<Record<string, number>>((t, a) => ({ ...t, [outcome(a)]: (t[outcome(a)] ?? 0) + 1 }), {});
-    expect({ held: held.length, holders: holders.size, all: tally(answers) }).toMatchObject({ held: 200, holders: 200 });
-    // A holder's other 4 requests are refused for the limit; everyone else's for the stock.
-    expect(tally(answers.filter((a) => holders.has(a.customerId)))).toEqual({ HELD: 200, '409 CUSTOMER_LIMIT_EXCEEDED': 800 });
-    expect(tally(answers.filter((a) => !holders.has(a.customerId)))).toEqual({ '409 INSUFFICIENT_STOCK': 9_000 });
+    const count = (list: typeof answers) => tally(list, outcomeOf);
+    // No customer holds more than 1 unit.
+    expect({ held: held.length, all: count(answers) }).toEqual({ held: holders.size, all: count(answers) });
+    // Every unit is held, but for those a run gave back when it gave up under the load (its buyer
+    // was answered 503, and retried): a buyer refused while such a hold stood was refused for good.
+    // Without a retry, all 200 are held.
+    const answered503 = answers.filter((a) => a.retried > 0).length;
+    expect({ held: held.length, unsoldWithinGiveUps: 200 - held.length <= answered503 }).toEqual({ held: answered503 === 0 ? 200 : held.length, unsoldWithinGiveUps: true });
+    // A holder's other 4 requests are refused for the limit.
+    expect(count(answers.filter((a) => holders.has(a.customerId)))).toEqual({ HELD: holders.size, '409 CUSTOMER_LIMIT_EXCEEDED': 4 * holders.size });
+    // Everyone else's are refused for the stock; only a customer one of whose requests was answered
+    // 503 may also see the limit: that request's hold landed, its run then gave up for the load and
+    // gave it back (docs/API.md, "What a 503 means"), and while it stood it was the customer's unit.
+    // Its retry, into an id whose hold was given back, is refused for the stock, never for the limit.
+    const unlucky = new Set(answers.filter((a) => a.retried > 0 && !holders.has(a.customerId)).map((a) => a.customerId));
+    expect(count(answers.filter((a) => !holders.has(a.customerId) && !unlucky.has(a.customerId)))).toEqual({
+      '409 INSUFFICIENT_STOCK': 5 * (2_000 - holders.size - unlucky.size),
+    });
+    const ofUnlucky = answers.filter((a) => unlucky.has(a.customerId));
+    expect(Object.keys(count(ofUnlucky)).filter((o) => o !== '409 INSUFFICIENT_STOCK' && o !== '409 CUSTOMER_LIMIT_EXCEEDED')).toEqual([]);
+    const retriedOnce = ofUnlucky.filter((a) => a.retried > 0 && ofUnlucky.filter((b) => b.customerId === a.customerId && b.retried > 0).length === 1);
+    expect(retriedOnce.filter((a) => outcomeOf(a) !== '409 INSUFFICIENT_STOCK').map((a) => ({ customerId: a.customerId, answer: a.res.body }))).toEqual([]);
     const limited = answers.find((a) => a.res.body?.error?.code === 'CUSTOMER_LIMIT_EXCEEDED')!;
     expect(limited.res.body.error.details).toEqual({ sku, customerId: limited.customerId, limit: 1, held: 1, bought: 0, requested: 1 });
+    // Redis lost nothing, so PostgreSQL never had to refuse a hold Redis applied.
+    expect(await refusedHolds()).toBe(refusedBefore);
 
     // Both stores agree: one HELD unit per customer, and Redis counts each customer's one unit.
     const rows = await stack.stock.db.query<{ customer_id: string; units: string }>(
@@ -69,13 +99,14 @@ describe('a drop limited to 1 per customer', () => {
         WHERE l.sku = $1 AND r.status = 'HELD' GROUP BY r.customer_id`,
       [sku],
     );
-    expect(rows.rows).toHaveLength(200);
+    expect(rows.rows).toHaveLength(holders.size);
     expect(rows.rows.every((r) => Number(r.units) === 1)).toBe(true);
     const counts = await stack.stock.redis.hgetall(keys.customers(sku));
     expect(customers.every((c) => counts[`h:${c}`] === (holders.has(c) ? '1' : undefined))).toBe(true);
-    expect((await stack.api('GET', `/v1/skus/${sku}`)).body).toMatchObject({ total: 200, reserved: 200, available: 0, maxPerCustomer: 1 });
+    expect((await stack.api('GET', `/v1/skus/${sku}`)).body).toMatchObject({ total: 200, reserved: holders.size, available: 200 - holders.size, maxPerCustomer: 1 });
     await expectConsistent(stack.stock, sku);
-  });
+    // The time a loaded machine takes, retries included; the storm's pace is bench:holds's business.
+  }, 600_000);
 });
 
 describe('refusals through the workflow (the pre-check bypassed: the Lua hold decides)', () => {

@@ -17,17 +17,22 @@ const API = path.join(dir, 'api.js');
 const WORKER = path.join(dir, 'worker.js');
 
 // Stand-ins. FAKE_FAIL_AT_START names a process that exits with code 3 before it is ready;
-// SIGUSR2 makes a process exit 78 (a configuration refusal); on SIGTERM each writes when it got
-// it to FAKE_DIR/stopped-<label> (a worker takes 200 ms to stop, as finishing a task would).
+// SIGUSR2 makes a process exit 78 (a configuration refusal); on SIGTERM each appends "<label>
+// term" to FAKE_DIR/stops, and "<label> exit" just before it exits (a worker takes 200 ms to
+// stop, as finishing a task would): the file is the order of the stop, as it happened.
 const COMMON = `
 const fs = require('node:fs');
 const label = process.env.STOCKHOLD_PROCESS;
 if (process.env.FAKE_FAIL_AT_START === label) process.exit(3);
 process.on('SIGUSR2', () => process.exit(78));
 process.on('SIGINT', () => undefined);
+const note = (what) => fs.appendFileSync(process.env.FAKE_DIR + '/stops', label + ' ' + what + '\\n');
 const stopped = (delay) => process.on('SIGTERM', () => {
-  fs.writeFileSync(process.env.FAKE_DIR + '/stopped-' + label, String(Date.now()));
-  setTimeout(() => process.exit(0), delay);
+  note('term');
+  setTimeout(() => {
+    note('exit');
+    process.exit(0);
+  }, delay);
 });
 `;
 writeFileSync(API, `${COMMON}
@@ -76,12 +81,9 @@ afterAll(() => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until(what: string, done: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > end) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
+/** Waits until `done`, which `what` names for the reader. No deadline of its own: the test's jest timeout is one. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  while (!done()) await sleep(20);
 }
 
 /** Which process answers a request on a connection of its own. */
@@ -120,11 +122,14 @@ describe('the supervisor', () => {
     expect(new Set(again)).toEqual(new Set(['api-1', 'api-2']));
 
     const pids = supervisor!.processes().map((p) => p.pid);
+    rmSync(path.join(dir, 'stops'), { force: true });
     await supervisor!.stop({ api: 2_000, worker: 2_000 });
     expect(pids.filter(alive)).toEqual([]);
-    // API processes first: every worker got its SIGTERM after the last API process had stopped.
-    const stoppedAt = (label: string) => Number(readFileSync(path.join(dir, `stopped-${label}`), 'utf8'));
-    expect(Math.min(stoppedAt('worker-1'), stoppedAt('worker-2'))).toBeGreaterThanOrEqual(Math.max(stoppedAt('api-1'), stoppedAt('api-2')) + 50);
+    // API processes first: every worker got its SIGTERM after the last API process had exited.
+    const stops = readFileSync(path.join(dir, 'stops'), 'utf8').trim().split('\n');
+    const at = (line: string) => stops.indexOf(line);
+    expect(stops.slice().sort()).toEqual(['api-1 exit', 'api-1 term', 'api-2 exit', 'api-2 term', 'worker-1 exit', 'worker-1 term', 'worker-2 exit', 'worker-2 term']);
+    expect(Math.min(at('worker-1 term'), at('worker-2 term')) > Math.max(at('api-1 exit'), at('api-2 exit'))).toBe(true);
   });
 
   it('backs off: each crash in a row doubles the delay, up to the maximum', () => {
@@ -141,10 +146,16 @@ describe('the supervisor', () => {
     const fatal: string[] = [];
     await supervise({ counts: { api: 1, worker: 1 }, onFatal: (reason) => fatal.push(reason) }).start();
     const pid = pidOf('api-1')!;
-    process.kill(pid, 'SIGUSR2');
-    await until('reported', () => fatal.length === 1);
-    expect(fatal[0]).toBe('api-1 refused its configuration (exit 78)');
-    await sleep(300); // longer than the restart delay
+    // The clock is skipped, not waited for: a restart timer, had one been set, fires when told to.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance'] });
+    try {
+      process.kill(pid, 'SIGUSR2');
+      while (fatal.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      expect(fatal).toEqual(['api-1 refused its configuration (exit 78)']);
+      jest.advanceTimersByTime(60_000); // past any restart delay (at most backoff.maxMs, 1 s)
+    } finally {
+      jest.useRealTimers();
+    }
     expect(pidOf('api-1')).toBeUndefined();
     expect(logs.filter((l) => l.msg === 'process started' && l.process === 'api-1')).toHaveLength(1);
   });

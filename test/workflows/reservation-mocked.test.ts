@@ -95,6 +95,12 @@ function gate() {
 
 // ------------------------------------------------------------------ worker and workflow
 
+/** When each of a workflow's timers fired, by the server's clock (its TimerFired events). */
+async function timersFiredAt(handle: WorkflowHandle): Promise<number[]> {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).filter((e) => e.timerFiredEventAttributes).map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
+}
+
 /** Local activities' longest start-to-close timeout in the workflow (the commit's), and a margin. */
 const LOCAL_ACTIVITY_TIMEOUT_MS = 10_000 + 1_000;
 
@@ -216,7 +222,6 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       ];
       const acts = mockActivities(items);
       await withWorker(acts, async (queue) => {
-        const realStart = Date.now();
         const { handle, input, answer } = await held(queue, items, { ttlSeconds: 600, customerId: 'cust-7' });
         const view = answer.reservation;
         expect(answer.created).toBe(true);
@@ -236,19 +241,25 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const { runId } = await handle.describe();
         expect(acts.holdStock).toHaveBeenCalledWith({ reservationId: input.reservationId, run: runId, items, customerId: 'cust-7', expiresAt: view.expiresAt });
 
-        // The server's clock is the time skipped plus the real time elapsed (a few hundred ms here).
-        await env.sleep(10 * MINUTE - 5 * SECOND); // just before the deadline
+        // Skipped by the server's clock, which also runs on in real time between two calls: "just
+        // before" leaves 30 s of it (room for a loaded machine), "just after" is 1 s past.
+        const deadline = Date.parse(view.expiresAt);
+        await env.sleep(Math.max(0, deadline - 30 * SECOND - (await env.currentTimeMs())));
         expect(await status(handle)).toBe('HELD');
         expect(acts.releaseStock).not.toHaveBeenCalled();
 
-        await env.sleep(6 * SECOND); // just after it
+        await env.sleep(Math.max(0, deadline + 1 * SECOND - (await env.currentTimeMs())));
+        const reached = await env.currentTimeMs();
         const final = await handle.result();
-        const realElapsed = Date.now() - realStart;
         expect(final.status).toBe('EXPIRED');
-        // The timer fired at the deadline: not before it, and not later than the clock had reached.
-        const late = Date.parse(final.updatedAt) - Date.parse(view.expiresAt);
-        expect(late).toBeGreaterThanOrEqual(0);
-        expect(late).toBeLessThanOrEqual(1 * SECOND + realElapsed);
+        // The timer fired at the deadline: not before it, and while the server's clock was being
+        // skipped just past it (its TimerFired event, on that clock: no stopwatch).
+        const [fired] = await timersFiredAt(handle);
+        expect({ notBefore: fired! >= deadline, whileSkippedPastIt: fired! <= reached, expiredAfter: Date.parse(final.updatedAt) >= deadline }).toEqual({
+          notBefore: true,
+          whileSkippedPastIt: true,
+          expiredAfter: true,
+        });
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
         expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A', 'SKU-B'], status: 'EXPIRED' });
         expect(acts.commitStock).not.toHaveBeenCalled();
@@ -277,12 +288,14 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       await withWorker(acts, async (queue) => {
         const { handle, input, answer } = await held(queue, items, { ttlSeconds: 600 });
         await env.sleep(5 * MINUTE);
-        const extended = await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] });
+        const [askedAt, extended, answeredAt] = [await env.currentTimeMs(), await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }), await env.currentTimeMs()];
         expect(extended.status).toBe('HELD');
-        // 600 s from the extend, which came 5 minutes (plus the real time the calls took) after the start.
-        const movedBy = Date.parse(extended.expiresAt) - Date.parse(answer.reservation.expiresAt);
-        expect(movedBy).toBeGreaterThanOrEqual(5 * MINUTE);
-        expect(movedBy).toBeLessThan(5 * MINUTE + 2 * SECOND);
+        // 600 s from the extend, by the server's clock: from a moment between its request and its answer.
+        const from = Date.parse(extended.expiresAt) - 600 * SECOND;
+        expect({ from: from >= askedAt && from <= answeredAt, movedAtLeast5Minutes: from - Date.parse(answer.reservation.expiresAt) + 600 * SECOND >= 5 * MINUTE }).toEqual({
+          from: true,
+          movedAtLeast5Minutes: true,
+        });
         expect(acts.extendReservation).toHaveBeenCalledTimes(1);
         expect(acts.extendReservation).toHaveBeenCalledWith({ reservationId: input.reservationId, expiresAt: extended.expiresAt });
 

@@ -18,6 +18,7 @@ import {
   workflowIdOf,
   type ReservationInput,
 } from '../../src/workflows/definitions';
+import { waitFor } from '../helpers/client';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, newSku, testStock } from '../helpers/stock';
 import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
@@ -128,8 +129,10 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await withWorker(async (queue) => {
       const { handle } = await start(queue, sku, 1, 600);
       await env.sleep(5 * MINUTE);
-      const extended = await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] });
-      expect(Date.parse(extended.expiresAt) - Date.parse(extended.createdAt)).toBeGreaterThanOrEqual(15 * MINUTE - 1_000);
+      const [askedAt, extended, answeredAt] = [await env.currentTimeMs(), await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }), await env.currentTimeMs()];
+      // 600 s from the extend, by the server's clock: from a moment between its request and its answer.
+      const from = Date.parse(extended.expiresAt) - 10 * MINUTE;
+      expect({ from: from >= askedAt && from <= answeredAt }).toEqual({ from: true });
       await env.sleep(7 * MINUTE); // 12 minutes in: past the first deadline
       expect((await handle.query(getReservationQuery)).status).toBe('HELD');
       expect((await clients.stock.getStock(sku)).reserved).toBe(1);
@@ -145,10 +148,14 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await withWorker(async (queue) => {
       const before = await start(queue, sku, 1, 600);
       const after = await start(queue, sku, 1, 600);
-      await env.sleep(10 * MINUTE - 2_000);
+      // Skipped to each deadline by the server's clock, which also runs on in real time between
+      // two calls: "just before" leaves 30 s of it, room for a loaded machine, not 2 s.
+      const skipTo = async (at: number) => env.sleep(Math.max(0, at - (await env.currentTimeMs())));
+      await skipTo(Date.parse(before.answer.reservation.expiresAt) - 30_000);
       expect((await before.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'p1' }] })).status).toBe('COMMITTED');
-      await env.sleep(3_000);
-      expect((await after.handle.query(getReservationQuery)).status).toBe('EXPIRED');
+      await skipTo(Date.parse(after.answer.reservation.expiresAt) + 1_000);
+      // Its timer has fired; its release (real stores) ends the run as EXPIRED.
+      expect(await waitFor(async () => (await after.handle.query(getReservationQuery)).status, (s) => s !== 'HELD', 50)).toBe('EXPIRED');
       // What the HTTP API answers for the late commit (the run has closed by now).
       const service = new ReservationService(client, clients.stock, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
       const late = await service.commit(after.reservationId, {}).then(
