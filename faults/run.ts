@@ -7,23 +7,25 @@
  *
  *   npm run faults                      every kind (~40 s of traffic each), then 3 random combinations
  *   npm run faults -- redis-wipe pg-crash     some kinds only (a kind given twice runs twice)
+ *   npm run faults -- redis-freeze+temporal-kill   one combination (faults on distinct targets)
  *   npm run faults -- --soak 30m        steady traffic with a fault every few minutes, RSS over time
  *   npm run faults -- --help
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/paths';
-import { FAULTS, FULL_TIMING, faultNamed, randomCombination, type FaultKind, type Timing } from './harness/faults';
-import { finalSweep, gatherEvidence, judge, probeHealth, RunState, runPhase, SETTLE_SLACK_MS, type PhaseResult } from './harness/phase';
+import { FAULTS, FULL_TIMING, faultNamed, randomCombination, type FaultHit, type FaultKind, type Timing } from './harness/faults';
+import { closePhase, finalSweep, gatherEvidence, healthy, judge, logOffsets, probeHealth, RunState, runPhase, until, type PhaseResult } from './harness/phase';
 import { installExitHandlers, sleep, stopEverything } from './harness/procs';
-import { failureList, table, writeJson, type RssSeries, type RunReport } from './harness/report';
+import { details, failureList, table, writeJson, type RssSeries, type RunReport } from './harness/report';
 import { rssOf } from './harness/service';
 import { startStack, type Stack } from './harness/stack';
-import { drift, sales, wedged } from './harness/checks';
+import { reconcilerCounts } from './harness/checks';
 
 const HELP = `Usage: npm run faults -- [kind ...] [options]
 
-Kinds (default: all, then ${3} random combinations): ${FAULTS.map((f) => f.name).join(', ')}
+Kinds (default: all, then ${3} random combinations): ${FAULTS.map((f) => f.name).join(', ')};
+a+b (e.g. redis-freeze+temporal-kill) runs those faults as one combined phase
 ${FAULTS.map((f) => `  ${f.name.padEnd(14)} ${f.what}`).join('\n')}
 
 Options:
@@ -43,6 +45,8 @@ function duration(text: string): number {
 
 interface Args {
   kinds: FaultKind[];
+  /** Combinations named on the command line (`redis-freeze+temporal-kill`), run after the kinds. */
+  combos: FaultKind[][];
   combined: number;
   soakMs?: number;
   everyMs: number;
@@ -52,7 +56,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { kinds: [], combined: -1, everyMs: 4 * 60_000, healTimeoutMs: 90_000 };
+  const args: Args = { kinds: [], combos: [], combined: -1, everyMs: 4 * 60_000, healTimeoutMs: 90_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -70,13 +74,19 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = path.resolve(value());
     else if (a === '--rev') args.rev = value();
     else {
-      const kind = faultNamed(a);
-      if (!kind) throw new Error(`unknown fault kind ${a}: one of ${FAULTS.map((f) => f.name).join(', ')}`);
-      args.kinds.push(kind);
+      const kinds = a.split('+').map((name) => {
+        const kind = faultNamed(name);
+        if (!kind) throw new Error(`unknown fault kind ${name}: one of ${FAULTS.map((f) => f.name).join(', ')}`);
+        return kind;
+      });
+      if (kinds.length === 1) args.kinds.push(kinds[0]!);
+      else if (new Set(kinds.map((k) => k.target)).size < kinds.length) throw new Error(`${a}: a combination puts each fault on a target of its own`);
+      else args.combos.push(kinds);
     }
   }
-  if (args.combined < 0) args.combined = args.kinds.length > 0 ? 0 : 3;
-  if (args.kinds.length === 0 && args.soakMs === undefined) args.kinds = [...FAULTS];
+  const named = args.kinds.length + args.combos.length > 0;
+  if (args.combined < 0) args.combined = named ? 0 : 3;
+  if (!named && args.soakMs === undefined) args.kinds = [...FAULTS];
   return args;
 }
 
@@ -107,10 +117,11 @@ async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
     phases.push(await runPhase(stack, state, name, [kind], FULL_TIMING, { healTimeoutMs: args.healTimeoutMs, log }));
   }
   const tried = new Set<string>();
-  for (let i = 1; i <= args.combined; i++) {
-    // A combination not run yet in this run (kinds sorted, so the order of picking does not count).
-    let kinds = randomCombination();
-    for (let n = 0; n < 50 && tried.has(kinds.map((k) => k.name).sort().join('+')); n++) kinds = randomCombination();
+  for (let i = 1; i <= args.combos.length + args.combined; i++) {
+    // A combination named on the command line, or one not run yet in this run (kinds sorted, so
+    // the order of picking does not count).
+    let kinds = args.combos[i - 1] ?? randomCombination();
+    for (let n = 0; n < 50 && i > args.combos.length && tried.has(kinds.map((k) => k.name).sort().join('+')); n++) kinds = randomCombination();
     tried.add(kinds.map((k) => k.name).sort().join('+'));
     const name = `combined-${i}`;
     log(`${name}: ${kinds.map((k) => k.name).join(' + ')}`);
@@ -137,6 +148,8 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
   const state = new RunState();
   stack.recorder.phase = name;
   const skus = await stack.workload.createSkus(name, `soak-${Date.now().toString(36).slice(-4)}`);
+  const countsBefore = await reconcilerCounts(stack.pg.pool).catch(() => undefined);
+  const offsets = logOffsets(stack);
   stack.workload.start(skus);
   const start = Date.now();
   const warmupMs = Math.min(5 * 60_000, soakMs * 0.2);
@@ -168,11 +181,22 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
   };
   let next = start + Math.min(args.everyMs, soakMs / 3);
   let n = 0;
+  const hits: FaultHit[] = [];
+  const injected: FaultKind[] = [];
+  const extraFailures: string[] = [];
   while (Date.now() - start < soakMs) {
     if (Date.now() >= next && Date.now() - start < soakMs - 60_000) {
       const kind = kinds[n++ % kinds.length]!;
       slog(`fault ${n}: ${kind.name}`);
-      await kind.inject({ stack, timing: FULL_TIMING, skus, log: slog }).catch((err: unknown) => slog(`fault failed: ${String(err)}`));
+      injected.push(kind);
+      try {
+        const hit = await kind.inject({ stack, timing: FULL_TIMING, skus, log: slog });
+        hits.push({ ...hit, fault: `${hit.fault} (${n})` });
+        slog(`${hit.fault} ${hit.hit ? 'hit' : 'HIT NOTHING'}: ${hit.what}`);
+      } catch (err) {
+        extraFailures.push(`fault ${n} (${kind.name}) could not be injected or undone: ${String(err)}`);
+        hits.push({ fault: `${kind.name} (${n})`, hit: false, what: 'not injected' });
+      }
       next = Date.now() + args.everyMs;
     }
     await sleep(1_000);
@@ -182,63 +206,33 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
   await stack.workload.stop();
   slog('traffic stopped; waiting for the service to heal');
   const end = Date.now();
-  const healthy = async () => {
-    const p = await probeHealth(stack, state);
-    return p.ready && p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable ? p : undefined;
-  };
-  let healedAt: number | null = null;
-  while (Date.now() - end < args.healTimeoutMs) {
-    if (await healthy().catch(() => undefined)) {
-      healedAt = Date.now();
-      break;
-    }
-    await sleep(1_000);
-  }
-  // Reservations still ahead of their deadline at the end: wait for it, then check them too.
-  const latest = Math.max(0, ...[...stack.tracker.reservations.values()].map((r) => r.expiresAtMs));
-  const wait = Math.min(args.healTimeoutMs, latest + SETTLE_SLACK_MS + 1_000 - Date.now());
-  if (wait > 0) await sleep(wait);
-  const client = await stack.temporalClient();
-  const d = await drift(stack.pg.pool, stack.redis.client, stack.tracker.allSkus()).catch(() => []);
-  const w = await wedged(stack.pg.pool, client, stack.tracker, SETTLE_SLACK_MS).catch(() => ({ wedged: [], temporalUnreachable: true }));
-  const s = await sales(stack.pg.pool, stack.tracker, undefined, client);
-  const http = stack.recorder.stats(name);
-  const phase: PhaseResult = {
+  const heal = await until(args.healTimeoutMs, () => probeHealth(stack, state), healthy);
+  const last = heal.value ?? (await probeHealth(stack, state).catch(() => undefined));
+  if (!last) extraFailures.push('the heal check could not read the stores');
+  const phase = await closePhase(stack, state, {
     name,
-    faults: kinds.map((k) => k.name),
-    what: kinds.map((k) => `${k.name}: ${k.what}`),
-    startedAt: new Date(start).toISOString(),
-    trafficS: Math.round((end - start) / 1000),
-    faultS: 0,
-    operations: http.operations,
-    answers: http.byStatus,
-    http,
-    oversoldUnits: stack.sampler.oversoldUnits(name) + s.negativeTotals.length,
-    oversold: { redisAvailableBelowZero: Object.fromEntries(stack.sampler.negative.get(name) ?? []), pgTotalBelowZero: s.negativeTotals },
-    lostSales: s.lost,
-    doubledSales: s.doubled,
-    heardNotCommitted: s.heardNotCommitted,
-    temporalNotPg: s.temporalNotPg,
-    driftUnits: d.reduce((sum, x) => sum + x.units, 0),
-    drift: d,
-    carriedDrift: [],
-    wedged: w.wedged,
-    healS: healedAt === null ? null : Math.round((healedAt - end) / 100) / 10,
-    healTimeoutS: args.healTimeoutMs / 1000,
-    maxLatencyMs: http.maxMs,
-    crashes: stack.service.crashes.map((c) => ({ process: c.process, pid: c.pid, atS: Math.round((c.at - start) / 100) / 10, exit: c.exit, reason: c.reason })),
-    brokenHolds: stack.tracker.brokenHolds.get(name) ?? 0,
-    unknownOutcomes: stack.tracker.unknownOutcomes.get(name) ?? 0,
-    reservations: stack.tracker.reservations.size,
-    log: lines,
-    evidence: [],
-    failures: [],
-  };
-  phase.failures = judge(phase);
-  phase.evidence = await gatherEvidence(stack, phase);
-  const non503 = Object.entries(http.byStatus)
+    // Every kind injected (its losesRedisData allows unexplained drift), each once in the list of faults.
+    kinds: [...new Set(injected)],
+    t0: start,
+    faultStart: start,
+    faultEnd: start,
+    trafficEnd: end,
+    healS: heal.at === null ? null : Math.round((heal.at - end) / 100) / 10,
+    healTimeoutMs: args.healTimeoutMs,
+    last,
+    hits,
+    extraFailures,
+    countsBefore,
+    logOffsets: offsets,
+    lines,
+    log: slog,
+  });
+  // A soak's hits are per fault injected, not per kind.
+  phase.hit = hits.every((h) => h.hit);
+  phase.faultS = 0;
+  const non503 = Object.entries(phase.http.byStatus)
     .filter(([k]) => /^5\d\d$/.test(k) && k !== '503')
-    .reduce((sum, [, n]) => sum + n, 0);
+    .reduce((sum, [, count]) => sum + count, 0);
   const growthPct: Record<string, number | null> = {};
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const s of series.values()) {
@@ -249,11 +243,12 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
       continue;
     }
     const base = median(after.slice(0, 3).map((x) => x.mb));
-    const last = median(after.slice(-3).map((x) => x.mb));
-    growthPct[key] = Math.round(((last - base) / base) * 1000) / 10;
-    if (growthPct[key]! >= 10) phase.failures.push(`${key} RSS grew ${growthPct[key]}% after warm-up (${base} → ${last} MB)`);
+    const lastMb = median(after.slice(-3).map((x) => x.mb));
+    growthPct[key] = Math.round(((lastMb - base) / base) * 1000) / 10;
+    if (growthPct[key]! >= 10) phase.extraFailures.push(`${key} RSS grew ${growthPct[key]}% after warm-up (${base} → ${lastMb} MB)`);
   }
-  if (non503 > 0) phase.failures.push(`${non503} 5xx answers other than 503`);
+  if (non503 > 0) phase.extraFailures.push(`${non503} 5xx answers other than 503`);
+  phase.failures = judge(phase);
   return { phases: [phase], soak: { durationS: Math.round(soakMs / 1000), warmupS: Math.round(warmupMs / 1000), rss: [...series.values()], growthPct, non503ServerErrors: non503 } };
 }
 
@@ -265,7 +260,7 @@ async function main(): Promise<number> {
   const { rmSync } = await import('node:fs');
   rmSync(logDir, { recursive: true, force: true });
   const git = gitState(args.rev);
-  log(`fault harness: ${args.soakMs ? `soak for ${args.soakMs / 60_000} min` : `${args.kinds.map((k) => k.name).join(', ')}${args.combined ? ` + ${args.combined} combined` : ''}`}; heal timeout ${args.healTimeoutMs / 1000} s; service at ${git.commit}${git.dirty ? ' (+ uncommitted changes in src/)' : ''}`);
+  log(`fault harness: ${args.soakMs ? `soak for ${args.soakMs / 60_000} min` : `${[...args.kinds.map((k) => k.name), ...args.combos.map((c) => c.map((k) => k.name).join('+'))].join(', ')}${args.combined ? ` + ${args.combined} combined` : ''}`}; heal timeout ${args.healTimeoutMs / 1000} s; service at ${git.commit}${git.dirty ? ' (+ uncommitted changes in src/)' : ''}`);
   const startedAt = new Date().toISOString();
   let report: RunReport | undefined;
   try {
@@ -289,7 +284,7 @@ async function main(): Promise<number> {
     await stopEverything();
   }
   writeJson(out, report);
-  console.log(`\n${table(report.phases)}\n`);
+  console.log(`\n${table(report.phases)}\n\n${details(report.phases)}\n`);
   if (report.soak) {
     console.log(`RSS growth after ${report.soak.warmupS} s warm-up: ${Object.entries(report.soak.growthPct).map(([k, v]) => `${k} ${v === null ? 'n/a' : `${v}%`}`).join(', ')}`);
     console.log(`5xx other than 503: ${report.soak.non503ServerErrors}`);

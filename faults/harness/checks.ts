@@ -1,54 +1,96 @@
 /**
  * The invariants (DESIGN.md), checked from the stores themselves, never through the API:
  * PostgreSQL (the source of truth), Redis (the hot counters) and Temporal (the running workflows).
+ * What clients were told is judged against them in promises.ts.
  *
  * - Oversell: Redis `available = total - reserved` sampled every 250 ms during the run (Sampler),
- *   and PostgreSQL `skus.total`, never negative.
+ *   PostgreSQL `skus.total` never negative, and PostgreSQL's promises (`skus.reserved` and the
+ *   HELD lines) never above its `total` (invariant 1a: a unit is promised to one buyer at a time),
+ *   sampled every 500 ms.
  * - Sales: every COMMITTED reservation has exactly one `sale` movement per line with a committed
  *   quantity (of that quantity), no sale belongs to anything else, and every 200 COMMITTED a
  *   client heard is COMMITTED in PostgreSQL with the quantities it heard.
- * - Drift (only meaningful when nothing is in flight): per SKU, Redis `total` = PostgreSQL `total`,
- *   Redis `reserved` = sum of the holds hash = sum of HELD rows.
+ * - Drift (only meaningful when nothing is in flight): per SKU, Redis `total` = PostgreSQL `total`
+ *   = the ledger's sum; Redis `reserved` = sum of the holds hash = sum of HELD lines = PostgreSQL's
+ *   own `skus.reserved`; every hold is a HELD line's and vice versa; the per-customer counts (h:,
+ *   o:, b:) are PostgreSQL's; every reservation finished since Redis last lost data has its `done`
+ *   tombstone, and no HELD one has one.
  * - Wedged: a reservation still HELD/PENDING in PostgreSQL, or Running in Temporal, once its
  *   deadline has passed by more than the allowed slack.
+ * - The reconciler's own counts (reconciler_counts), read before and after a phase.
  */
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { keys } from '../../src/stock';
 import { sleep } from './procs';
-import type { Tracker } from './workload';
+import type { TrackedReservation, Tracker } from './workload';
 
 // ---------------------------------------------------------------- sampling during the run
 
-/** Samples Redis's counters of every SKU of the run, recording any negative `available` per phase. */
+/**
+ * Samples Redis's counters of every SKU of the run, recording any negative `available` per phase,
+ * and PostgreSQL's promises of the current phase's SKUs, recording any above `total`.
+ */
 export class Sampler {
   /** Per phase: units by which `available` went below zero at worst, per SKU. */
   readonly negative = new Map<string, Map<string, number>>();
+  /** Per phase: units by which PostgreSQL promised more than its `total` at worst (`skus.reserved` or the HELD lines), per SKU. */
+  readonly overpromised = new Map<string, Map<string, number>>();
   samples = 0;
   failedSamples = 0;
   private running = false;
-  private loop?: Promise<void>;
+  private loops: Promise<void>[] = [];
 
   constructor(
     private readonly redis: Redis,
+    private readonly db: Pool,
     private readonly tracker: Tracker,
     private readonly phase: () => string,
   ) {}
 
   start(): void {
     this.running = true;
-    this.loop = (async () => {
+    const every = async (ms: number, sample: () => Promise<void>) => {
       while (this.running) {
-        await this.sampleOnce();
-        await sleep(250);
+        await sample();
+        await sleep(ms);
       }
-    })();
+    };
+    this.loops = [every(250, () => this.sampleOnce()), every(500, () => this.samplePromises())];
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
+    await Promise.all(this.loops);
+  }
+
+  /** PostgreSQL's promises against its stock: never more units HELD than `total` (invariant 1a). */
+  private async samplePromises(): Promise<void> {
+    const phase = this.phase();
+    const skus = this.tracker.skusOf(phase);
+    if (skus.length === 0) return;
+    try {
+      const rows = await this.db.query<{ sku: string; total: string; reserved: string; held: string }>(
+        `SELECT s.sku, s.total, s.reserved, COALESCE(h.held, 0) AS held FROM skus s
+           LEFT JOIN (SELECT l.sku, sum(l.quantity) AS held FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
+                       WHERE r.status = 'HELD' AND l.sku = ANY($1::text[]) GROUP BY l.sku) h ON h.sku = s.sku
+          WHERE s.sku = ANY($1::text[]) AND (s.reserved > s.total OR COALESCE(h.held, 0) > s.total)`,
+        [skus],
+      );
+      for (const row of rows.rows) {
+        const over = Math.max(Number(row.reserved), Number(row.held)) - Number(row.total);
+        let m = this.overpromised.get(phase);
+        if (!m) this.overpromised.set(phase, (m = new Map()));
+        m.set(row.sku, Math.max(m.get(row.sku) ?? 0, over));
+      }
+    } catch {
+      this.failedSamples++; // PostgreSQL down (a crash on purpose): nothing to read
+    }
+  }
+
+  overpromisedUnits(phase: string): number {
+    return [...(this.overpromised.get(phase)?.values() ?? [])].reduce((a, b) => a + b, 0);
   }
 
   private async sampleOnce(): Promise<void> {
@@ -90,48 +132,130 @@ export interface SkuDrift {
   redisReserved: number | null;
   sumOfHolds: number;
   pgHeld: number;
+  /** PostgreSQL's own `skus.reserved`: what threshold events and the stock gauges read. */
+  pgReserved: number;
   ledgerSum: number;
-  /** Hold ids in Redis without a HELD row, and HELD rows without a hold. */
+  /** Hold ids in Redis without a HELD line (of a finished reservation, or of none), and HELD lines without a hold. */
   strayHolds: number;
   missingHolds: number;
+  /** Per-customer fields of item:{SKU}:customers that differ from PostgreSQL's ("h:cust-3 Redis 2, PostgreSQL 3"). */
+  customers: string[];
+  /** Reservations finished since Redis last lost this SKU's data without their `done` tombstone; HELD ones with one. */
+  tombstonesMissing: number;
+  tombstonedHeld: number;
+  /** Units apart, plus one for each wrong per-customer field or tombstone. */
   units: number;
 }
 
-/** Per-SKU comparison of Redis with PostgreSQL for `skus`; only SKUs that differ are returned. */
-export async function drift(db: Pool, redis: Redis, skus: string[]): Promise<SkuDrift[]> {
+/** `drift` of one SKU in a sentence (for failures). */
+export function describeDrift(d: SkuDrift): string {
+  const parts = [
+    `Redis total ${d.redisTotal} vs PG ${d.pgTotal} (ledger ${d.ledgerSum})`,
+    `reserved ${d.redisReserved}, holds ${d.sumOfHolds}, HELD lines ${d.pgHeld}, skus.reserved ${d.pgReserved}`,
+    ...(d.strayHolds || d.missingHolds ? [`${d.strayHolds} holds without a HELD line, ${d.missingHolds} HELD lines without a hold`] : []),
+    ...(d.customers.length ? [`customers: ${d.customers.slice(0, 3).join('; ')}${d.customers.length > 3 ? ` (+${d.customers.length - 3})` : ''}`] : []),
+    ...(d.tombstonesMissing || d.tombstonedHeld ? [`done: ${d.tombstonesMissing} finished without a tombstone, ${d.tombstonedHeld} HELD with one`] : []),
+  ];
+  return `${d.sku}: ${parts.join('; ')}`;
+}
+
+/**
+ * Per-SKU comparison of Redis with PostgreSQL for `skus`; only SKUs that differ are returned.
+ * `lostAt(sku)` is when Redis last lost that SKU's data (a partial loss; a wipe counts from when
+ * Redis was loaded again): the tombstones of reservations finished before then went with it, so
+ * only those finished later must have theirs.
+ */
+export async function drift(db: Pool, redis: Redis, skus: string[], lostAt: (sku: string) => number = () => 0): Promise<SkuDrift[]> {
   if (skus.length === 0) return [];
-  const pg = await db.query<{ sku: string; total: string; ledger: string }>(
-    `SELECT s.sku, s.total, COALESCE((SELECT SUM(delta) FROM stock_movements m WHERE m.sku = s.sku), 0) AS ledger
+  const pg = await db.query<{ sku: string; total: string; reserved: string; max_per_customer: number | null; ledger: string }>(
+    `SELECT s.sku, s.total, s.reserved, s.max_per_customer, COALESCE((SELECT SUM(delta) FROM stock_movements m WHERE m.sku = s.sku), 0) AS ledger
        FROM skus s WHERE s.sku = ANY($1::text[])`,
     [skus],
   );
-  const held = await db.query<{ sku: string; reservation_id: string; quantity: number }>(
-    `SELECT l.sku, l.reservation_id, l.quantity FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
+  const held = await db.query<{ sku: string; reservation_id: string; quantity: number; customer_id: string | null }>(
+    `SELECT l.sku, l.reservation_id, l.quantity, r.customer_id FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
       WHERE r.status = 'HELD' AND l.sku = ANY($1::text[])`,
     [skus],
   );
-  const heldBySku = new Map<string, Map<string, number>>();
-  for (const row of held.rows) {
-    let m = heldBySku.get(row.sku);
-    if (!m) heldBySku.set(row.sku, (m = new Map()));
-    m.set(row.reservation_id, row.quantity);
-  }
+  // What each customer bought (sold minus returned) of each SKU: the b: fields of a limited SKU.
+  const bought = await db.query<{ sku: string; customer_id: string; bought: string }>(
+    `SELECT m.sku, r.customer_id, -sum(m.delta) AS bought FROM stock_movements m JOIN reservations r ON r.id = m.reservation_id
+      WHERE m.sku = ANY($1::text[]) AND m.kind IN ('sale', 'return') AND r.customer_id IS NOT NULL
+      GROUP BY m.sku, r.customer_id HAVING sum(m.delta) <> 0`,
+    [skus],
+  );
+  const finished = await db.query<{ sku: string; reservation_id: string; updated_at: Date }>(
+    `SELECT l.sku, l.reservation_id, r.updated_at FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
+      WHERE r.status IN ('COMMITTED', 'CANCELLED', 'EXPIRED') AND l.sku = ANY($1::text[])`,
+    [skus],
+  );
+  const group = <T extends { sku: string }>(rows: T[]) => {
+    const bySku = new Map<string, T[]>();
+    for (const row of rows) bySku.set(row.sku, [...(bySku.get(row.sku) ?? []), row]);
+    return bySku;
+  };
+  const heldBySku = group(held.rows);
+  const boughtBySku = group(bought.rows);
+  const finishedBySku = group(finished.rows);
   const pipeline = redis.pipeline();
+  pipeline.get(keys.loaded);
   for (const row of pg.rows) {
-    pipeline.hmget(keys.stock(row.sku), 'total', 'reserved');
+    pipeline.hmget(keys.stock(row.sku), 'total', 'reserved', 'maxPerCustomer');
     pipeline.hgetall(keys.holds(row.sku));
+    pipeline.hgetall(keys.customers(row.sku));
+    pipeline.zrange(keys.done(row.sku), 0, -1);
   }
   const replies = (await pipeline.exec()) ?? [];
+  const [markerError, marker] = replies.shift() ?? [new Error('no reply'), null];
+  if (markerError) throw markerError;
+  // After a full loss the rebuild loads counters and holds from a PostgreSQL snapshot, never the
+  // tombstones: those of reservations finished before Redis was loaded again (the marker's time)
+  // are gone for good (a commit replayed onto rebuilt counters finds nothing left to do).
+  const loadedAt = typeof marker === 'string' ? Date.parse(marker) || 0 : 0;
   const out: SkuDrift[] = [];
   pg.rows.forEach((row, i) => {
-    const [e1, counters] = replies[2 * i] ?? [new Error('no reply'), null];
-    const [e2, holds] = replies[2 * i + 1] ?? [new Error('no reply'), null];
-    if (e1 || e2) throw e1 ?? e2;
-    const [total, reserved] = counters as (string | null)[];
-    const holdMap = holds as Record<string, string>;
-    const pgHolds = heldBySku.get(row.sku) ?? new Map<string, number>();
-    const sumOfHolds = Object.values(holdMap).reduce((s, q) => s + Number(q), 0);
-    const pgHeld = [...pgHolds.values()].reduce((s, q) => s + q, 0);
+    const reply = (k: number) => {
+      const [err, value] = replies[4 * i + k] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      return value;
+    };
+    const [total, reserved, maxPerCustomer] = reply(0) as (string | null)[];
+    const holdMap = reply(1) as Record<string, string>;
+    const customers = reply(2) as Record<string, string>;
+    const done = new Set(reply(3) as string[]);
+    const pgHolds = new Map((heldBySku.get(row.sku) ?? []).map((h) => [h.reservation_id, h]));
+    const sumOfHolds = Object.values(holdMap).reduce((n, q) => n + Number(q), 0);
+    const pgHeld = [...pgHolds.values()].reduce((n, h) => n + h.quantity, 0);
+
+    // Per-customer counts, as PostgreSQL has them: h: the units each customer holds, o: each
+    // hold's customer (holds naming one), b: what each bought, only on a SKU limited in Redis.
+    const want = new Map<string, string>();
+    for (const h of pgHolds.values()) {
+      if (!h.customer_id) continue;
+      want.set(`o:${h.reservation_id}`, h.customer_id);
+      want.set(`h:${h.customer_id}`, String(Number(want.get(`h:${h.customer_id}`) ?? 0) + h.quantity));
+    }
+    const limitedInRedis = maxPerCustomer !== null && maxPerCustomer !== undefined;
+    if (limitedInRedis) for (const b of boughtBySku.get(row.sku) ?? []) want.set(`b:${b.customer_id}`, String(Number(b.bought)));
+    const customerDiffs: string[] = [];
+    let customerUnits = 0;
+    for (const field of new Set([...want.keys(), ...Object.keys(customers)])) {
+      if (field.startsWith('b:') && !limitedInRedis) continue;
+      const [have, should] = [customers[field], want.get(field)];
+      if (have === should) continue;
+      customerDiffs.push(`${field} Redis ${have ?? 'none'}, PostgreSQL ${should ?? 'none'}`);
+      customerUnits += field.startsWith('o:') ? 1 : Math.abs(Number(have ?? 0) - Number(should ?? 0)) || 1;
+    }
+    const pgLimit = row.max_per_customer === null ? null : String(row.max_per_customer);
+    if ((maxPerCustomer ?? null) !== pgLimit) {
+      customerDiffs.push(`maxPerCustomer Redis ${maxPerCustomer ?? 'none'}, PostgreSQL ${pgLimit ?? 'none'}`);
+      customerUnits += 1;
+    }
+
+    const since = Math.max(lostAt(row.sku), loadedAt);
+    const tombstonesMissing = (finishedBySku.get(row.sku) ?? []).filter((f) => f.updated_at.getTime() > since && !done.has(f.reservation_id)).length;
+    const tombstonedHeld = [...pgHolds.keys()].filter((id) => done.has(id)).length;
+
     const d: SkuDrift = {
       sku: row.sku,
       redisTotal: total === null || total === undefined ? null : Number(total),
@@ -139,16 +263,43 @@ export async function drift(db: Pool, redis: Redis, skus: string[]): Promise<Sku
       redisReserved: reserved === null || reserved === undefined ? null : Number(reserved),
       sumOfHolds,
       pgHeld,
+      pgReserved: Number(row.reserved),
       ledgerSum: Number(row.ledger),
       strayHolds: Object.keys(holdMap).filter((id) => !pgHolds.has(id)).length,
       missingHolds: [...pgHolds.keys()].filter((id) => !(id in holdMap)).length,
+      customers: customerDiffs,
+      tombstonesMissing,
+      tombstonedHeld,
       units: 0,
     };
     // A SKU missing from Redis altogether drifts by all of its figures.
     d.units =
-      Math.abs((d.redisTotal ?? 0) - d.pgTotal) + (d.redisTotal === null ? 1 : 0) + Math.abs((d.redisReserved ?? 0) - sumOfHolds) + Math.abs(sumOfHolds - pgHeld) + Math.abs(d.ledgerSum - d.pgTotal);
+      Math.abs((d.redisTotal ?? 0) - d.pgTotal) +
+      (d.redisTotal === null ? 1 : 0) +
+      Math.abs((d.redisReserved ?? 0) - sumOfHolds) +
+      Math.abs(sumOfHolds - pgHeld) +
+      Math.abs(d.pgReserved - pgHeld) +
+      Math.abs(d.ledgerSum - d.pgTotal) +
+      customerUnits +
+      tombstonesMissing +
+      tombstonedHeld;
     if (d.units > 0 || d.strayHolds > 0 || d.missingHolds > 0) out.push(d);
   });
+  return out;
+}
+
+// ---------------------------------------------------------------- the reconciler's counts
+
+/** reconciler_counts as it is now: repairs by kind, and alerts as `unexplained:<kind>`. */
+export async function reconcilerCounts(db: Pool): Promise<Map<string, number>> {
+  const rows = await db.query<{ kind: string; count: string }>('SELECT kind, count FROM reconciler_counts');
+  return new Map(rows.rows.map((r) => [r.kind, Number(r.count)]));
+}
+
+/** What grew between two readings, by kind (kinds that did not grow left out). */
+export function countsGrown(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [kind, n] of after) if (n > (before.get(kind) ?? 0)) out[kind] = n - (before.get(kind) ?? 0);
   return out;
 }
 
@@ -304,16 +455,19 @@ export async function wedged(db: Pool, temporal: Client | undefined, tracker: Tr
 
 /**
  * What the stores say about one reservation that broke an invariant, for the report: its row and
- * lines in PostgreSQL, its holds in Redis, and in Temporal its status, pending activities (with
- * their attempts and last failure) and the last events of its history. A developer reads this
- * instead of a stack that is gone by then.
+ * lines in PostgreSQL, its holds in Redis, in Temporal its status, the workflow's own view (a
+ * query), pending activities (with their attempts and last failure) and its history (each event
+ * with its time: which activity, signal or update, and why a task failed), and what its clients
+ * asked and heard. A developer reads this instead of a stack that is gone by then.
  */
-export async function evidence(db: Pool, redis: Redis, temporal: Client | undefined, id: string): Promise<Record<string, unknown>> {
+export async function evidence(db: Pool, redis: Redis, temporal: Client | undefined, id: string, tracked?: TrackedReservation): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { id };
+  if (tracked) out.clients = { heard: tracked.heard, heldAt: tracked.heldAt && new Date(tracked.heldAt).toISOString(), promisedUntil: tracked.promisedUntilMs && new Date(tracked.promisedUntilMs).toISOString(), attempts: tracked.attempts, steps: tracked.steps };
   try {
     const row = (await db.query('SELECT status, reason, expires_at, created_at, updated_at FROM reservations WHERE id = $1', [id])).rows[0];
     const lines = (await db.query('SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1', [id])).rows;
-    out.postgres = row ? { ...row, lines } : 'no row';
+    const sales = (await db.query(`SELECT sku, delta, at FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [id])).rows;
+    out.postgres = row ? { ...row, lines, sales } : 'no row';
     const skus = lines.map((l: { sku: string }) => l.sku);
     out.redisHolds = Object.fromEntries(await Promise.all(skus.map(async (sku: string) => [sku, await redis.hget(keys.holds(sku), id)])));
   } catch (err) {
@@ -328,18 +482,33 @@ export async function evidence(db: Pool, redis: Redis, temporal: Client | undefi
       out.temporal = {
         status: d.status.name,
         historyLength: d.historyLength,
+        view: await handle.query<{ status: string; expiresAt: string; updatedAt: string }>('getReservation').then(
+          (v) => ({ status: v.status, expiresAt: v.expiresAt, updatedAt: v.updatedAt }),
+          (err: unknown) => `no answer: ${String(err).slice(0, 120)}`,
+        ),
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         pendingActivities: (raw.pendingActivities ?? []).map((a: any) => ({ type: a.activityType?.name, attempt: a.attempt, state: a.state, lastFailure: a.lastFailure?.message })),
         pendingWorkflowTask: raw.pendingWorkflowTask ? { attempt: raw.pendingWorkflowTask.attempt, state: raw.pendingWorkflowTask.state } : null,
       };
       const history = await handle.fetchHistory();
-      out.lastEvents = (history.events ?? []).slice(-12).map((e) => {
+      out.history = (history.events ?? []).slice(-60).map((e) => {
         const attr = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k]);
-        const body = attr ? ((e as Record<string, unknown>)[attr] as Record<string, unknown>) : {};
-        const failure = (body.failure as { message?: string } | undefined)?.message;
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        const body = attr ? ((e as Record<string, any>)[attr] as Record<string, any>) : {};
+        const detail =
+          body.failure?.message ??
+          body.activityType?.name ??
+          body.signalName ??
+          body.markerName ??
+          body.acceptedRequest?.input?.name ??
+          body.request?.input?.name ??
+          (body.cause !== undefined ? `cause ${body.cause}` : undefined) ??
+          (body.timeoutType !== undefined ? `timeout ${body.timeoutType}` : undefined) ??
+          '';
         const name = attr?.replace(/EventAttributes$/, '') ?? '?';
-        const detail = failure ?? (body.activityType as { name?: string } | undefined)?.name ?? (body.signalName as string | undefined) ?? '';
-        return `${Number(e.eventId)} ${name}${detail ? `: ${String(detail).slice(0, 200)}` : ''}`;
+        const seconds = Number(e.eventTime?.seconds ?? 0);
+        const at = seconds ? new Date(seconds * 1000 + Math.floor(Number(e.eventTime?.nanos ?? 0) / 1e6)).toISOString().slice(11, 23) : '';
+        return `${Number(e.eventId)} ${at} ${name}${detail ? `: ${String(detail).slice(0, 200)}` : ''}`;
       });
     } catch (err) {
       out.temporal = `unreadable: ${String(err).slice(0, 300)}`;

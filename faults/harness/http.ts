@@ -35,12 +35,33 @@ function emptyStats(): PhaseHttp {
   return { operations: 0, byStatus: {}, byOp: {}, maxMs: { read: 0, write: 0 }, badAnswers: 0, overDeadline: 0, expectedConnErrors: 0, examples: [] };
 }
 
+/** The requests started while a watch was open, and how they were answered: what a fault met (faults.ts). */
+export interface Watch {
+  started: number;
+  answers: Record<string, number>;
+  /** Stops counting new requests (those under way still report their answers). */
+  close(): void;
+}
+
 export class Recorder {
   /** The phase new requests are counted under. */
   phase = 'setup';
   /** Set while an api-kill fault has the API down: connection errors then are the fault's, not the service's. */
   apiDown = false;
   readonly phases = new Map<string, PhaseHttp>();
+  private readonly watches = new Set<Watch>();
+
+  /** Counts every request started from now until `close()`, and their answers. */
+  watch(): Watch {
+    const w: Watch = { started: 0, answers: {}, close: () => this.watches.delete(w) };
+    this.watches.add(w);
+    return w;
+  }
+
+  /** The watches open now (a request reports its answer to those open when it started). */
+  watching(): Watch[] {
+    return [...this.watches];
+  }
 
   stats(phase: string): PhaseHttp {
     let s = this.phases.get(phase);
@@ -98,6 +119,8 @@ export class Http {
   async call(method: string, path: string, options: CallOptions): Promise<Answer> {
     const phase = this.recorder.phase;
     const apiDownAtStart = this.recorder.apiDown;
+    const watching = this.recorder.watching();
+    for (const w of watching) w.started += 1;
     const headers: Record<string, string> = { authorization: `Bearer ${options.admin ? this.tokens.admin : this.tokens.client}` };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
@@ -136,6 +159,7 @@ export class Http {
     }
     const ms = performance.now() - start;
     this.recorder.record(phase, options.op, options.cls, outcome, ms, apiDownAtStart || this.recorder.apiDown);
+    for (const w of watching) w.answers[String(outcome)] = (w.answers[String(outcome)] ?? 0) + 1;
     return { outcome, body, ms };
   }
 }

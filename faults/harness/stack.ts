@@ -71,7 +71,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const tracker = new Tracker();
   const temporalClient = () => temporal.client();
   const workload = new Workload(http, temporalClient, tracker, options.workload ?? DEFAULT_WORKLOAD);
-  const sampler = new Sampler(redis.client, tracker, () => recorder.phase);
+  const sampler = new Sampler(redis.client, pg.pool, tracker, () => recorder.phase);
   sampler.start();
   onCleanUp(() => sampler.stop());
   onCleanUp(() => workload.stop());

@@ -19,6 +19,8 @@ import { assertNotStopping, onCleanUp, sleep, spawnManaged, type Managed } from 
 import { openSync, closeSync } from 'node:fs';
 
 export const DATABASE = 'stockhold';
+/** The application_name of the harness's own PostgreSQL connections, so a fault aimed at the service's transactions leaves them out. */
+export const HARNESS_APPLICATION_NAME = 'stockhold-faults';
 export const NAMESPACE = 'default';
 
 /** The private Redis node: restartable on its port, freezable. */
@@ -88,7 +90,7 @@ export class RedisStore {
 export class PostgresStore {
   readonly pool: Pool;
   private constructor(readonly cluster: PostgresCluster) {
-    this.pool = new Pool({ connectionString: cluster.url(DATABASE), max: 4, connectionTimeoutMillis: 3_000, query_timeout: 15_000, idleTimeoutMillis: 5_000 });
+    this.pool = new Pool({ connectionString: cluster.url(DATABASE), application_name: HARNESS_APPLICATION_NAME, max: 4, connectionTimeoutMillis: 3_000, query_timeout: 15_000, idleTimeoutMillis: 5_000 });
     this.pool.on('error', () => undefined);
   }
 
