@@ -9,7 +9,7 @@
  * (phase.ts, judge): a run must not pass on faults that missed.
  */
 import type { Pool } from 'pg';
-import { keys } from '../../src/stock/keys';
+import { keys } from '../../src/stock/redis/keys';
 import { assertNotStopping, sleep } from './procs';
 import type { Stack } from './stack';
 import { HARNESS_APPLICATION_NAME } from './stores';
