@@ -1,7 +1,10 @@
 --[[
   adjust: lower a SKU's total (count corrections, damage, shrinkage) unless that takes it below
   reserved: held units stay sellable to their holders. Runs inside the PostgreSQL transaction that
-  records the movement, so a refusal rolls it back. Idempotent by movement id (see move.lua).
+  records the movement, so a refusal rolls it back. Idempotent by movement id (see move.lua). The
+  movement's field keeps its delta (m:<id> = delta): should the transaction roll back after this
+  ran (a Redis that answered too late, frozen or slow; a PostgreSQL that failed at COMMIT), the
+  reconciler finds a movement Redis applied that PostgreSQL never recorded, and undoes it.
 
   KEYS (layout: src/stock/redis/keys.ts):
     KEYS[1]  item:{SKU}:stock
@@ -27,5 +30,5 @@ if total + delta < reserved or total + delta < 0 then
   return {-6, total, reserved}
 end
 total = redis.call('HINCRBY', KEYS[1], 'total', delta)
-redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], 1)
+redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], delta)
 return {1, total, reserved}

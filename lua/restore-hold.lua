@@ -1,9 +1,10 @@
 --[[
   restore-hold: put back a hold Redis lost (the reconciler found the reservation HELD in
-  PostgreSQL and no hold here, twice, a grace period apart). It sets the hold only: `reserved`
-  is made the sum of the holds by fix-reserved.lua, so a hold whose units `reserved` still
-  counted is not counted twice. Never beyond total: if others took the units meanwhile, the hold
-  stays lost (its commit is then refused by PostgreSQL, and the reservation cancelled).
+  PostgreSQL and no hold here). `reserved` becomes the sum of the holds in the same step, so a hold
+  whose units `reserved` still counted is not counted twice, and no hold can slip in between on
+  units `reserved` did not count yet (which took reserved above total when it was a step of its
+  own). Never beyond total: if others hold the units now, the hold stays lost here (an alert);
+  PostgreSQL, which still counts it, keeps its promise all the same.
 
   KEYS (layout: src/stock/redis/keys.ts):
     KEYS[1]  item:{SKU}:stock
@@ -16,7 +17,7 @@
     ARGV[3]  the reservation's customerId ('' for none)
 
   Returns {code, available, 0}; code is a ScriptCode (src/stock/redis/scripts.ts):
-     Applied          1  the hold is back (reserved not yet changed)
+     Applied          1  the hold is back, and reserved is the sum of the holds
      Unchanged        0  the hold is there (it came back meanwhile): nothing changed
      AlreadyFinished -3  the reservation finished meanwhile: nothing changed
      Insufficient    -1  fewer than the quantity are free besides the other holds: nothing changed
@@ -43,6 +44,7 @@ if available < tonumber(ARGV[2]) then
   return {-1, available, 0}
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'reserved', others + tonumber(ARGV[2]))
 -- The customers hash may have kept the hold's count (another key than the holds): never twice.
 if redis.call('HEXISTS', KEYS[4], 'o:' .. ARGV[1]) == 0 then
   note_hold(KEYS[4], ARGV[1], ARGV[3] or '', tonumber(ARGV[2]))

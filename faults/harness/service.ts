@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PROJECT_ROOT } from '../../src/paths';
+import { PROJECT_ROOT, SHIPPED_BESIDE_LIB } from '../../src/paths';
 import { isStopping, onCleanUp, sleep, spawnManaged, type Managed } from './procs';
 import { freePort } from '../../test/helpers/redis-server';
 
@@ -51,7 +51,7 @@ export function snapshotService(rev?: string): string {
       if (!existsSync(path.join(lib, entry))) throw new Error(`lib/${entry} not found: run \`npm run build\` first (\`npm run faults\` does)`);
     }
     cpSync(lib, path.join(dir, 'lib'), { recursive: true });
-    for (const entry of ['lua', 'migrations', 'public', 'package.json']) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
+    for (const entry of SHIPPED_BESIDE_LIB) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   return path.join(dir, 'lib');
 }

@@ -63,10 +63,19 @@ export function createActivities(stock: StockStore) {
       return items;
     },
 
-    /** Final status in PostgreSQL, then the hold given back in Redis. */
-    async releaseStock(input: { reservationId: string; skus: string[]; status: ReleaseStatus; reason?: string; run?: string }): Promise<number> {
-      const { units } = await classified(() => stock.release(input.reservationId, input.skus, input.status, input.reason, input.run));
-      return units;
+    /**
+     * Final status in PostgreSQL, then the hold given back in Redis: the units released; or, when
+     * PostgreSQL has the reservation sold already, what each line sold (`committed`).
+     */
+    async releaseStock(input: {
+      reservationId: string;
+      skus: string[];
+      status: ReleaseStatus;
+      reason?: string;
+      run?: string;
+    }): Promise<number | { committed: ReservationLine[] }> {
+      const released = await classified(() => stock.release(input.reservationId, input.skus, input.status, input.reason, input.run));
+      return released.committed ? { committed: released.committed } : released.units;
     },
 
     /** The moved deadline in PostgreSQL (the workflow's timer is the one that counts). */

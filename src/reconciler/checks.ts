@@ -19,7 +19,8 @@ export type RepairKind =
   | 'settings'
   | 'customer_held'
   | 'customer_bought'
-  | 'ledger_reserved';
+  | 'ledger_reserved'
+  | 'rolled_back_movement';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {
@@ -139,7 +140,19 @@ export async function checkTotal(
     if (!ctx.settled(`total:${sku}`, String(drift))) return 0;
     const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
     if (!(await ctx.store.counters.rebase(sku, observed, expected, mark))) return 0;
-    await ctx.record({ kind: 'total', alert: true, sku, detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length } });
+    // Explained when movements Redis applied and PostgreSQL never recorded add up to the drift:
+    // a lowering adjustment's Redis step ran (its field keeps its delta), then its transaction
+    // rolled back (a Redis that answered too late, a failed COMMIT). Anything else is an alert.
+    const unrecorded = Object.entries(stock)
+      .filter(([field]) => /^m:\d+$/.test(field) && BigInt(field.slice(2)) > BigInt(stock.mark ?? '0') && !after.some((m) => `m:${m.id}` === field))
+      .map(([field, delta]) => ({ movement: field.slice(2), delta: Number(delta) }));
+    const rolledBack = unrecorded.length > 0 && unrecorded.reduce((sum, m) => sum + m.delta, 0) === drift;
+    await ctx.record({
+      kind: rolledBack ? 'rolled_back_movement' : 'total',
+      alert: !rolledBack,
+      sku,
+      detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length, ...(rolledBack ? { unrecorded } : {}) },
+    });
     return 1;
   }
   // A movement durable in PostgreSQL and missing from Redis is applied now, not after a grace

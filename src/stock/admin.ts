@@ -54,7 +54,9 @@ export class StockAdmin extends StockReads {
       }
       const { movementId, total } = await this.ledger.movements.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
       if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
-      // If COMMIT fails after this, Redis is below PostgreSQL (never above): the reconciler repairs it.
+      // If the transaction rolls back after this ran (Redis answered too late, COMMIT failed), Redis
+      // is below PostgreSQL (never above) by a movement PostgreSQL never recorded: the reconciler
+      // finds it (adjust.lua keeps its delta) and undoes it (rolled_back_movement).
       const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
         throw await this.explainMissing(err);
       });

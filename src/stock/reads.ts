@@ -30,6 +30,8 @@ export interface StockStoreOptions {
 }
 
 const DAY_MS = 86_400_000;
+/** How long a repeat of a request let into Temporal is joined to it (a request takes at most 30 s). */
+const ADMITTED_NOTE_MS = 120_000;
 
 export class StockReads {
   readonly ledger: Ledger;
@@ -96,7 +98,20 @@ export class StockReads {
     reservationId?: string,
   ): Promise<{ refusal?: StockholdError; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
     const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '');
+    // A repeat whose first request is still on its way in Temporal (no hold in Redis yet) joins it.
+    if (verdict.refusal && reservationId && (await this.counters.isPending(items[0]!.sku, reservationId, this.now()))) {
+      return { ...verdict, refusal: undefined, repeat: true };
+    }
     return { ...verdict, refusal: verdict.refusal && ((await this.explainMissing(verdict.refusal)) as StockholdError) };
+  }
+
+  /**
+   * Notes that a reservation's request goes into Temporal now, so that a repeat is joined to it
+   * while its hold has not landed (for as long as a request may take, and some).
+   */
+  noteAdmitted(reservationId: string, items: readonly CartLine[]): Promise<void> {
+    const now = this.now();
+    return this.counters.notePending(items[0]!.sku, reservationId, now, now + ADMITTED_NOTE_MS);
   }
 
   /** Resolves when PostgreSQL answers a query. */

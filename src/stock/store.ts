@@ -84,12 +84,22 @@ export class StockStore extends StockAdmin {
    * Records a reservation's final status, then gives back its hold. Idempotent. A REJECTED one
    * (its run gave up) fences off only that `run`, so the id can be used again.
    */
-  async release(reservationId: string, skus: readonly string[], status: ReleaseStatus, reason?: string, run?: string): Promise<{ units: number }> {
-    await this.ledger.reservations.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
+  async release(
+    reservationId: string,
+    skus: readonly string[],
+    status: ReleaseStatus,
+    reason?: string,
+    run?: string,
+  ): Promise<{ units: number; committed?: ReservationLine[] }> {
+    const now = await this.ledger.reservations.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
       // A reason PostgreSQL cannot store must not keep the units held: release without it.
       if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
-      await this.ledger.reservations.recordRelease(reservationId, status);
+      return this.ledger.reservations.recordRelease(reservationId, status);
     });
+    // A sale got there first (a commit that wrote PostgreSQL in a workflow task Temporal never
+    // recorded, its server killed meanwhile): the reservation is sold, not released. Its Redis step
+    // is completed as a retried commit would, and the caller hears what was sold.
+    if (now === 'COMMITTED') return { units: 0, committed: (await this.commit(reservationId)).items };
     return this.counters.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
   }
 

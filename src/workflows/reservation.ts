@@ -53,9 +53,19 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
       state.become('COMMITTED');
     });
 
+  // A release may find the reservation sold: its commit wrote PostgreSQL in a workflow task that
+  // Temporal never recorded (its server killed meanwhile), so this run never learned of it. The
+  // reservation is COMMITTED then, whatever ended the wait. (Runs recorded before this change never
+  // got such an answer, so they replay unchanged.)
   const release = (final: 'CANCELLED' | 'EXPIRED', why?: string) =>
     state.settle(async () => {
-      await releaseStock({ reservationId, skus: state.skus, status: final, reason: why });
+      const released = await releaseStock({ reservationId, skus: state.skus, status: final, reason: why });
+      if (typeof released === 'object' && released !== null && 'committed' in released) {
+        log.warn('release found the reservation sold in PostgreSQL; it is COMMITTED', { reservationId, instead: final });
+        state.sold(released.committed);
+        state.become('COMMITTED');
+        return;
+      }
       state.become(final);
     });
 

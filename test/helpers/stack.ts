@@ -77,8 +77,9 @@ export async function request<T = any>(baseUrl: string, method: string, path: st
 /** Faults a test can switch on (and must switch off again): they open real race windows. */
 export interface Faults {
   /**
-   * Awaited before each counter read (HMGET) of the API's reservation fast path, with the key
-   * read: a gate the test holds shut until the moment it wants the read to happen.
+   * Awaited before each counter read of the API's reservation fast path (the pre-check script),
+   * with the stock key of its first line: a gate the test holds shut until the moment it wants the
+   * read to happen.
    */
   beforeCounterRead?: (key: string) => Promise<void>;
 }
@@ -88,9 +89,9 @@ function withFaults(redis: StockRedis, faults: Faults): StockRedis {
   return new Proxy(redis, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
-      if (prop === 'hmget') {
+      if (prop === 'stockPrecheck') {
         return async (...args: unknown[]) => {
-          await faults.beforeCounterRead?.(String(args[0]));
+          await faults.beforeCounterRead?.(String(args[1]));
           return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         };
       }

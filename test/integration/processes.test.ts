@@ -24,7 +24,7 @@ import { closeSync, cpSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSy
 import { get, request as httpRequest } from 'node:http';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { PROJECT_ROOT, TEMPORAL_CLI } from '../../src/paths';
+import { PROJECT_ROOT, SHIPPED_BESIDE_LIB, TEMPORAL_CLI } from '../../src/paths';
 import type { StockClients } from '../../src/stock';
 import { createStock } from '../../src/stock';
 import { waitFor } from '../helpers/client';
@@ -62,7 +62,7 @@ function snapshotService(): string {
   const dir = path.join(PROJECT_ROOT, 'build', 'test-processes', `service-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const entry of ['lib', 'lua', 'migrations', 'package.json']) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
+  for (const entry of ['lib', ...SHIPPED_BESIDE_LIB]) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
   symlinkSync(path.join(PROJECT_ROOT, '.tools'), path.join(dir, '.tools'));
   return dir;
 }

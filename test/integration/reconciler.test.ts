@@ -290,6 +290,20 @@ describe('the reconciler repairs what Redis lost', () => {
     await expectCounted(before, { 'repairs:total': 1, 'unexplained:total': 1 });
   });
 
+  test('a lowering adjustment Redis applied after its transaction rolled back (Redis answered too late) is undone, counted as a repair, not an alert', async () => {
+    const sku = await createSku(10);
+    const before = await counted();
+    // The adjustment's Redis step, run inside a PostgreSQL transaction that then rolled back: its
+    // movement id was taken from the ledger's sequence and never committed (nor handed out again).
+    const id = (await stack.stock.db.query<{ id: string }>("SELECT nextval('stock_movements_id_seq')::text AS id")).rows[0]!.id;
+    await stack.stock.stock.counters.adjust(sku, id, -3);
+    expect(await available(sku)).toBe(7);
+    const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t === '10', HEAL_MS);
+    expect(total).toBe('10');
+    await expectConsistent(stack.stock, sku);
+    await expectCounted(before, { 'repairs:rolled_back_movement': 1 });
+  });
+
   test('skus.reserved in PostgreSQL set wrong by hand is recomputed from the HELD reservations, counted as unexplained drift', async () => {
     const sku = await createSku(10);
     await hold(sku, 3);

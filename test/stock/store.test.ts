@@ -1,4 +1,4 @@
-import { keys } from '../../src/stock';
+import { keys, transaction } from '../../src/stock';
 import { StockholdError } from '../../src/domain/errors';
 import { rebuildIfLost } from '../../src/reconciler/rebuild';
 import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
@@ -513,5 +513,23 @@ describe('PostgreSQL has the last word on a sale', () => {
     expect(row.rows).toEqual([{ status: 'HELD' }]);
     expect(await stock.ledger.reservations.itemsOf(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
     expect(await figures(clients, sku)).toMatchObject({ pgTotal: 2, redisTotal: 5, redisReserved: 3, sumOfHolds: 3 });
+  });
+});
+
+describe('a release that meets a recorded sale', () => {
+  it('reports what was sold, completes the sale in Redis, and releases nothing (the reservation stays COMMITTED)', async () => {
+    const sku = uniqueSku();
+    await newSku(clients, sku, 5);
+    const hold = holdOf(sku, 2);
+    await stock.hold(hold);
+    // The sale's PostgreSQL half only, as a commit whose workflow task Temporal never recorded leaves it.
+    await transaction(clients.db, (c) => stock.ledger.reservations.recordSale(c, hold.reservationId, undefined, 'pay-1'));
+    expect((await figures(clients, sku)).redisReserved).toBe(2);
+
+    const released = await stock.release(hold.reservationId, [sku], 'EXPIRED');
+    expect(released).toEqual({ units: 0, committed: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+    expect((await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId])).rows).toEqual([{ status: 'COMMITTED' }]);
+    expect(await stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
+    await expectConsistent(clients, sku);
   });
 });

@@ -563,6 +563,36 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
     });
   });
 
+  describe('a release that finds the sale recorded', () => {
+    // A commit can write PostgreSQL in a workflow task Temporal never records (its server killed
+    // meanwhile): the run never learns of it, and its expiry or a cancel meets the sale.
+    it('the TTL\'s release finds the reservation sold: it ends COMMITTED with the sold lines, not EXPIRED', async () => {
+      const items = [{ sku: 'SKU-A', quantity: 2 }];
+      const acts = mockActivities(items);
+      acts.releaseStock.mockImplementation(async () => ({ committed: soldLines(items, undefined) }));
+      await withWorker(acts, async (queue) => {
+        const { handle } = await held(queue, items, { ttlSeconds: 60 });
+        await env.sleep('2 minutes');
+        const final = await handle.result();
+        expect({ status: final.status, items: final.items }).toEqual({ status: 'COMMITTED', items: [{ sku: 'SKU-A', quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+        expect(acts.releaseStock).toHaveBeenCalledTimes(1);
+        expect(acts.commitStock).not.toHaveBeenCalled();
+      });
+    });
+
+    it('a cancel whose release finds the reservation sold is refused RESERVATION_COMMITTED', async () => {
+      const items = [{ sku: 'SKU-A', quantity: 1 }];
+      const acts = mockActivities(items);
+      acts.releaseStock.mockImplementation(async () => ({ committed: soldLines(items, undefined) }));
+      await withWorker(acts, async (queue) => {
+        const { handle } = await held(queue, items);
+        const refused = await refusal(handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed my mind' }] }));
+        expect(refused.type).toBe('RESERVATION_COMMITTED');
+        expect((await handle.result()).status).toBe('COMMITTED');
+      });
+    });
+  });
+
   describe('payment signals', () => {
     it('paymentSucceeded twice commits once; a paymentFailed during the commit or after the run changes nothing', async () => {
       const items = [{ sku: 'SKU-A', quantity: 2 }];

@@ -172,7 +172,7 @@ function registerReconcilerMetrics(registry: Registry, read: () => Promise<Await
     read,
     {
       name: 'stockhold_reconcile_repairs_total',
-      help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, settings, customer_held, customer_bought, ledger_reserved, rebuild)',
+      help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, settings, customer_held, customer_bought, ledger_reserved, rolled_back_movement, rebuild)',
       labelNames: ['kind'],
     },
     (rows) => rows.filter((row) => !NOT_REPAIRS.has(row.kind) && !row.kind.startsWith('unexplained:')).map((row) => [{ kind: row.kind }, row.count]),

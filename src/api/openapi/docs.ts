@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import express, { Router } from 'express';
-import { PROJECT_ROOT } from '../../paths';
+import { PUBLIC_DIR } from '../../paths';
 
-const DOCS_DIR = path.join(PROJECT_ROOT, 'public', 'docs');
+const DOCS_DIR = path.join(PUBLIC_DIR, 'docs');
 /** The package's folder (what its `getAbsoluteFSPath()` answers, without loading the 1.5 MB bundle into Node). */
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
 /** The package's files the page uses (and their source maps); not its demo index.html, which loads a spec from the internet. */

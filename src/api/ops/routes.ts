@@ -10,11 +10,11 @@ import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { parse, skuSchema } from '../../domain/schemas';
 import { stockViewSchema } from '../../domain/views';
-import { PROJECT_ROOT } from '../../paths';
+import { PUBLIC_DIR } from '../../paths';
 import type { StockStore } from '../../stock';
 import { numberParam } from '../http';
 
-const OPS_DIR = path.join(PROJECT_ROOT, 'public', 'ops');
+const OPS_DIR = path.join(PUBLIC_DIR, 'ops');
 const OPS_ASSETS = new Set(['/ops.js', '/ops.css']);
 
 /** What the page needs to know about the deployment (given to it in a <meta> element). */

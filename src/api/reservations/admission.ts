@@ -86,6 +86,9 @@ export class Admission {
       const blocked = repeat ? undefined : this.stock.blocked(items, available);
       const blockedCustomer = repeat || blocked ? undefined : this.customers.blocked(limited, allowance.filter((a): a is number => a !== undefined));
       if ((!blocked && !blockedCustomer) || Date.now() > admitBy) {
+        // A client that names its reservation may send it again before this one's hold lands:
+        // the note lets that repeat join this workflow instead of being refused as short.
+        if (named && !repeat) await stock.noteAdmitted(request.reservationId, items);
         const leaveStock = this.stock.enter(items);
         const leaveCustomer = this.customers.enter(limited);
         return {

@@ -59,12 +59,14 @@ export class ReservationLedger {
   /**
    * Records how a reservation ended without a sale, unless it has ended already (then it writes
    * nothing, events included). A HELD one gives its units back to `skus.reserved`. REJECTED has no
-   * event of its own in the contract: only the threshold events its release may cause.
+   * event of its own in the contract: only the threshold events its release may cause. Returns the
+   * status the reservation has now (undefined when PostgreSQL does not know it): COMMITTED when a
+   * sale got there first.
    */
-  async recordRelease(reservationId: string, status: ReleaseStatus, reason?: string): Promise<void> {
-    await transaction(this.db, async (c) => {
+  async recordRelease(reservationId: string, status: ReleaseStatus, reason?: string): Promise<ReservationStatus | undefined> {
+    return transaction(this.db, async (c) => {
       const locked = await this.lockReservationWithSkus(c, reservationId);
-      if (!locked || (locked.status !== 'PENDING' && locked.status !== 'HELD')) return;
+      if (!locked || (locked.status !== 'PENDING' && locked.status !== 'HELD')) return locked?.status;
       await c.query(`UPDATE reservations SET status = $2, reason = COALESCE($3, reason), updated_at = now() WHERE id = $1`, [
         reservationId,
         status,
@@ -73,6 +75,7 @@ export class ReservationLedger {
       const after = locked.status === 'HELD' ? await this.skus.addReserved(c, locked.items, -1) : locked.before;
       const type = status === 'CANCELLED' ? 'reservation.cancelled' : status === 'EXPIRED' ? 'reservation.expired' : undefined;
       await this.writeEvents(c, locked.before, [], type && { type, reservationId }, after);
+      return status;
     });
   }
 

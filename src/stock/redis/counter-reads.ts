@@ -46,6 +46,23 @@ export class CounterReads {
     return { stock, holds, customers };
   }
 
+  // ---------------------------------------------------------------- reservations let into Temporal
+
+  /**
+   * Notes that a reservation's first request went into Temporal (by the first SKU of its cart),
+   * until `untilMs`, so a repeat meanwhile is taken to its workflow rather than refused (its hold
+   * may not have landed yet). Expired notes of the SKU go with it.
+   */
+  async notePending(sku: string, reservationId: string, nowMs: number, untilMs: number): Promise<void> {
+    await this.redis.multi().zadd(keys.pending(sku), untilMs, reservationId).zremrangebyscore(keys.pending(sku), '-inf', `(${nowMs}`).exec();
+  }
+
+  /** Whether a reservation's first request went into Temporal and its note has not expired. */
+  async isPending(sku: string, reservationId: string, nowMs: number): Promise<boolean> {
+    const until = await this.redis.zscore(keys.pending(sku), reservationId);
+    return until !== null && Number(until) >= nowMs;
+  }
+
   // ---------------------------------------------------------------- the rebuild's fence and marker
 
   /** Takes the rebuild's fence for `ms` with `token`; false when another process holds it. */

@@ -20,6 +20,9 @@
  *                           b:<customerId>     units bought minus returned, only while the SKU has
  *                                              maxPerCustomer: loaded from PostgreSQL up to `bmark`,
  *                                              then moved by each sale or return after it, once
+ *   item:{SKU}:pending    zset: reservation ids whose first request was let into Temporal, by the first
+ *                         SKU of their cart -> ms until which a repeat of that request is taken to
+ *                         its workflow even when the SKU looks short (its hold may not have landed)
  *   stockhold:loaded      string: present while the counters are loaded from PostgreSQL; gone after
  *                         a loss (then every script answers NotLoaded until the rebuild sets it)
  *   stockhold:rebuild     string: the rebuild's fence (a token, with an expiry)
@@ -29,6 +32,7 @@ export const keys = {
   holds: (sku: string) => `item:{${sku}}:holds`,
   done: (sku: string) => `item:{${sku}}:done`,
   customers: (sku: string) => `item:{${sku}}:customers`,
+  pending: (sku: string) => `item:{${sku}}:pending`,
   loaded: 'stockhold:loaded',
   rebuildFence: 'stockhold:rebuild',
 };
