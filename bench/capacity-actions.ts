@@ -94,7 +94,9 @@ export function countActions(history: History): ActionCount {
       case E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
         closeTask();
         task = { la: false, patch: false };
-        c.localActivityRetry += num(e.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts);
+        c.localActivityRetry += num(
+          e.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts,
+        );
         break;
       case E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
         closeTask();
@@ -107,10 +109,13 @@ export function countActions(history: History): ActionCount {
         break;
       }
       case E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-        const keys = Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {});
+        const keys = Object.keys(
+          e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {},
+        );
         if (keys.length > 0 && keys.every((k) => k === 'TemporalChangeVersion')) c.free.versionUpserts++;
         else c.upsert++;
-        const version = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.TemporalChangeVersion?.data;
+        const version =
+          e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.TemporalChangeVersion?.data;
         if (version) c.patches.push(...(JSON.parse(Buffer.from(version).toString('utf8')) as string[]));
         break;
       }
@@ -122,7 +127,16 @@ export function countActions(history: History): ActionCount {
     }
   }
   closeTask();
-  c.total = c.start + c.update + c.signal + c.timer + c.activity + c.activityRetry + c.localActivityTasks + c.localActivityRetry + c.upsert;
+  c.total =
+    c.start +
+    c.update +
+    c.signal +
+    c.timer +
+    c.activity +
+    c.activityRetry +
+    c.localActivityTasks +
+    c.localActivityRetry +
+    c.upsert;
   return c;
 }
 
@@ -141,7 +155,11 @@ export function meanActions(counts: ActionCount[]): ActionCount {
     localActivityTasks: avg((c) => c.localActivityTasks),
     localActivityRetry: avg((c) => c.localActivityRetry),
     upsert: avg((c) => c.upsert),
-    free: { versionUpserts: avg((c) => c.free.versionUpserts), memoUpserts: avg((c) => c.free.memoUpserts), patchOnlyTasks: avg((c) => c.free.patchOnlyTasks) },
+    free: {
+      versionUpserts: avg((c) => c.free.versionUpserts),
+      memoUpserts: avg((c) => c.free.memoUpserts),
+      patchOnlyTasks: avg((c) => c.free.patchOnlyTasks),
+    },
     events: avg((c) => c.events),
     historyBytes: avg((c) => c.historyBytes),
     patches: [...new Set(counts.flatMap((c) => c.patches))].sort(),

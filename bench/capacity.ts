@@ -28,7 +28,13 @@ import { PROJECT_ROOT } from '../src/paths';
 import { migrate } from '../src/stock/database';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server';
 import type { reservationWorkflow } from '../src/workflows';
-import { awaitHoldUpdate, paymentSucceededSignal, searchAttributes, WORKFLOW_TYPE, workflowIdOf } from '../src/workflows/definitions';
+import {
+  awaitHoldUpdate,
+  paymentSucceededSignal,
+  searchAttributes,
+  WORKFLOW_TYPE,
+  workflowIdOf,
+} from '../src/workflows/definitions';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster';
 import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server';
 import { countActions, meanActions, type ActionCount } from './capacity-actions';
@@ -72,7 +78,9 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--idle') o.idleSeconds = Number(value);
     else if (flag === '--paths') o.paths = String(value).split(',') as PathName[];
     else if (flag === '--help') {
-      console.log('npm run bench:capacity -- [--n 200] [--concurrency 8] [--label latest] [--idle 10] [--paths commit,signal,cancel,expiry,rejected,refused,extend]');
+      console.log(
+        'npm run bench:capacity -- [--n 200] [--concurrency 8] [--label latest] [--idle 10] [--paths commit,signal,cancel,expiry,rejected,refused,extend]',
+      );
       process.exit(0);
     } else continue;
     i++;
@@ -96,12 +104,19 @@ interface Stack {
   close(): Promise<void>;
 }
 
-async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, proc?: ServiceProcess): Promise<void> {
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+  proc?: ServiceProcess,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (proc && proc.child.exitCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.tail()}`);
+    if (proc && proc.child.exitCode !== null)
+      throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.tail()}`);
     if (await probe().catch(() => false)) return;
-    if (Date.now() > until) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s${proc ? `:\n${proc.tail()}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`${what} was not ready within ${timeoutMs / 1000} s${proc ? `:\n${proc.tail()}` : ''}`);
     await sleep(250);
   }
 }
@@ -110,7 +125,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 async function startStack(): Promise<Stack> {
   for (const entry of [path.join(LIB, 'worker.js'), path.join(LIB, 'api', 'server.js')]) {
-    if (!existsSync(entry)) throw new Error(`${path.relative(PROJECT_ROOT, entry)} not found: run \`npm run build\` first (\`npm run bench:capacity\` does)`);
+    if (!existsSync(entry))
+      throw new Error(
+        `${path.relative(PROJECT_ROOT, entry)} not found: run \`npm run build\` first (\`npm run bench:capacity\` does)`,
+      );
   }
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
@@ -122,7 +140,11 @@ async function startStack(): Promise<Stack> {
     closers.push(() => redisNode.stop());
     detail(`redis-server ${redisNode.url} (pid ${redisNode.pid})`);
     const cluster: PostgresCluster = await startPostgresCluster({
-      settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top', 'pg_stat_statements.track_utility': 'on' },
+      settings: {
+        shared_preload_libraries: 'pg_stat_statements',
+        'pg_stat_statements.track': 'top',
+        'pg_stat_statements.track_utility': 'on',
+      },
     });
     closers.push(() => cluster.stop());
     const databaseUrl = cluster.url('stockhold');
@@ -140,7 +162,12 @@ async function startStack(): Promise<Stack> {
     const temp = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'stockhold-capacity-'));
     closers.push(async () => rmSync(temp, { recursive: true, force: true }));
     const temporalAddress = `127.0.0.1:${await freePort()}`;
-    const dev: DevServer = await startDevServer({ address: temporalAddress, namespace: 'default', dataDir: temp, uiPort: await freePort() });
+    const dev: DevServer = await startDevServer({
+      address: temporalAddress,
+      namespace: 'default',
+      dataDir: temp,
+      uiPort: await freePort(),
+    });
     closers.push(() => dev.stop());
     detail(`Temporal dev server ${temporalAddress} (state in ${temp})`);
 
@@ -161,12 +188,24 @@ async function startStack(): Promise<Stack> {
     });
     const worker = spawnNode(path.join(LIB, 'worker.js'), { env: env(0), logFile: path.join(temp, 'worker.log') });
     closers.push(() => worker.stop(15_000));
-    const temporal = new Client({ connection: await Connection.connect({ address: temporalAddress }), namespace: 'default' });
+    const temporal = new Client({
+      connection: await Connection.connect({ address: temporalAddress }),
+      namespace: 'default',
+    });
     closers.push(() => temporal.connection.close());
-    await waitFor('the worker', 120_000, async () => {
-      const r = await temporal.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue }, taskQueueType: 1 });
-      return (r.pollers?.length ?? 0) > 0;
-    }, worker);
+    await waitFor(
+      'the worker',
+      120_000,
+      async () => {
+        const r = await temporal.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: taskQueue },
+          taskQueueType: 1,
+        });
+        return (r.pollers?.length ?? 0) > 0;
+      },
+      worker,
+    );
     const port = await freePort();
     const api = spawnNode(path.join(LIB, 'api', 'server.js'), { env: env(port), logFile: path.join(temp, 'api.log') });
     closers.push(() => api.stop());
@@ -183,7 +222,13 @@ async function startStack(): Promise<Stack> {
       temporal,
       redis,
       pg,
-      pids: { api: api.pid, worker: worker.pid, temporal: dev.process.pid!, redis: redisNode.pid, postgres: () => cluster.pid() },
+      pids: {
+        api: api.pid,
+        worker: worker.pid,
+        temporal: dev.process.pid!,
+        redis: redisNode.pid,
+        postgres: () => cluster.pid(),
+      },
       close,
     };
   } catch (err) {
@@ -232,7 +277,9 @@ async function snapshot(s: Stack): Promise<Snapshot> {
     `${OWN_SQL} SELECT queryid::text, query, calls::text FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   const statements = new Map<string, { query: string; calls: number }>();
-  for (const r of rows.rows) if (!r.query.includes(OWN_SQL) && !/pg_stat_statements/.test(r.query)) statements.set(r.queryid, { query: r.query, calls: Number(r.calls) });
+  for (const r of rows.rows)
+    if (!r.query.includes(OWN_SQL) && !/pg_stat_statements/.test(r.query))
+      statements.set(r.queryid, { query: r.query, calls: Number(r.calls) });
   const db = await s.pg.query<{ xacts: string; lsn: string }>(
     // The next transaction id to be assigned: its delta is the number of transactions that wrote
     // (read-only ones take none). pg_stat_database's counters would lag: backends flush them late.
@@ -275,7 +322,10 @@ async function usageBetween(s: Stack, a: Snapshot, b: Snapshot): Promise<Usage> 
     if (d > 0) statements.push({ query: st.query.replace(/\s+/g, ' ').slice(0, 160), calls: d });
   }
   statements.sort((x, y) => y.calls - x.calls);
-  const wal = await s.pg.query<{ bytes: string }>(`${OWN_SQL} SELECT pg_wal_lsn_diff($1, $2)::text AS bytes`, [b.walLsn, a.walLsn]);
+  const wal = await s.pg.query<{ bytes: string }>(`${OWN_SQL} SELECT pg_wal_lsn_diff($1, $2)::text AS bytes`, [
+    b.walLsn,
+    a.walLsn,
+  ]);
   const cpu: Record<string, number> = {};
   for (const k of Object.keys(b.cpu)) cpu[k] = b.cpu[k]! - (a.cpu[k] ?? 0);
   const statementTotal = statements.reduce((t, x) => t + x.calls, 0);
@@ -323,7 +373,13 @@ function perReservation(u: Usage, idle: Usage, n: number) {
 
 // ---------------------------------------------------------------- the lifecycles
 
-async function http(s: Stack, method: string, route: string, body: unknown, admin = false): Promise<{ status: number; json: unknown }> {
+async function http(
+  s: Stack,
+  method: string,
+  route: string,
+  body: unknown,
+  admin = false,
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`${s.url}${route}`, {
     method,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${admin ? s.adminToken : s.clientToken}` },
@@ -334,7 +390,8 @@ async function http(s: Stack, method: string, route: string, body: unknown, admi
 }
 
 function expectStatus(what: string, got: { status: number; json: unknown }, want: number): void {
-  if (got.status !== want) throw new Error(`${what}: HTTP ${got.status}, expected ${want}: ${JSON.stringify(got.json)}`);
+  if (got.status !== want)
+    throw new Error(`${what}: HTTP ${got.status}, expected ${want}: ${JSON.stringify(got.json)}`);
 }
 
 /** Runs `work(i)` for i in 0..n-1, `concurrency` at a time. */
@@ -349,18 +406,35 @@ async function pool(n: number, concurrency: number, work: (i: number) => Promise
 
 async function runPath(s: Stack, name: PathName, sku: string, ids: string[], concurrency: number): Promise<void> {
   const reserve = async (id: string, ttlSeconds?: number) =>
-    expectStatus(`reserve ${id}`, await http(s, 'POST', '/v1/reservations', { reservationId: id, items: [{ sku, quantity: 1 }], customerId: 'capacity-customer', ...(ttlSeconds ? { ttlSeconds } : {}) }), 201);
+    expectStatus(
+      `reserve ${id}`,
+      await http(s, 'POST', '/v1/reservations', {
+        reservationId: id,
+        items: [{ sku, quantity: 1 }],
+        customerId: 'capacity-customer',
+        ...(ttlSeconds ? { ttlSeconds } : {}),
+      }),
+      201,
+    );
   switch (name) {
     case 'commit':
       return pool(ids.length, concurrency, async (i) => {
         await reserve(ids[i]!);
-        expectStatus('commit', await http(s, 'POST', `/v1/reservations/${ids[i]}/commit`, { paymentId: `pay-${ids[i]}` }), 200);
+        expectStatus(
+          'commit',
+          await http(s, 'POST', `/v1/reservations/${ids[i]}/commit`, { paymentId: `pay-${ids[i]}` }),
+          200,
+        );
       });
     case 'extend':
       return pool(ids.length, concurrency, async (i) => {
         await reserve(ids[i]!);
         expectStatus('extend', await http(s, 'POST', `/v1/reservations/${ids[i]}/extend`, { ttlSeconds: 1_200 }), 200);
-        expectStatus('commit', await http(s, 'POST', `/v1/reservations/${ids[i]}/commit`, { paymentId: `pay-${ids[i]}` }), 200);
+        expectStatus(
+          'commit',
+          await http(s, 'POST', `/v1/reservations/${ids[i]}/commit`, { paymentId: `pay-${ids[i]}` }),
+          200,
+        );
       });
     case 'cancel':
       return pool(ids.length, concurrency, async (i) => {
@@ -398,7 +472,17 @@ async function runPath(s: Stack, name: PathName, sku: string, ids: string[], con
         const start = new WithStartWorkflowOperation<typeof reservationWorkflow>(WORKFLOW_TYPE, {
           workflowId: workflowIdOf(id),
           taskQueue: s.taskQueue,
-          args: [{ reservationId: id, items, ttlSeconds: 600, maxTtlSeconds: 86_400, customerId: 'capacity-customer', requestHash, startToken }],
+          args: [
+            {
+              reservationId: id,
+              items,
+              ttlSeconds: 600,
+              maxTtlSeconds: 86_400,
+              customerId: 'capacity-customer',
+              requestHash,
+              startToken,
+            },
+          ],
           workflowIdConflictPolicy: 'USE_EXISTING',
           workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
           memo: { requestHash },
@@ -409,7 +493,10 @@ async function runPath(s: Stack, name: PathName, sku: string, ids: string[], con
           ],
         });
         try {
-          await s.temporal.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start });
+          await s.temporal.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+            args: [{ requestHash, startToken }],
+            startWorkflowOperation: start,
+          });
           throw new Error(`${id} was held`);
         } catch (err) {
           if (!(err instanceof WorkflowUpdateFailedError)) throw err;
@@ -418,13 +505,18 @@ async function runPath(s: Stack, name: PathName, sku: string, ids: string[], con
   }
 }
 
-
 /**
  * Which of a path's Redis commands the clients send and which run inside the Lua scripts: INFO
  * commandstats counts both alike, MONITOR tells them apart (a script's commands show as `lua`).
  * MONITOR slows Redis, so this is a separate small pass, not the measured window.
  */
-async function monitorPass(s: Stack, name: PathName, sku: string, ids: string[], concurrency: number): Promise<{ client: number; inScripts: number }> {
+async function monitorPass(
+  s: Stack,
+  name: PathName,
+  sku: string,
+  ids: string[],
+  concurrency: number,
+): Promise<{ client: number; inScripts: number }> {
   const monitor = await s.redis.monitor();
   let client = 0;
   let inScripts = 0;
@@ -452,14 +544,24 @@ async function main(): Promise<void> {
   const tag = randomUUID().slice(0, 6);
   try {
     // Every SKU exists before the idle window, so the reconciler's scans cost the same throughout.
-    const skus: Record<PathName, string> = Object.fromEntries(PATHS.map((p) => [p, `CAP-${p.toUpperCase()}-${tag}`])) as Record<PathName, string>;
+    const skus: Record<PathName, string> = Object.fromEntries(
+      PATHS.map((p) => [p, `CAP-${p.toUpperCase()}-${tag}`]),
+    ) as Record<PathName, string>;
     for (const p of PATHS) {
       const total = p === 'refused' || p === 'rejected' ? 0 : opts.n + MONITORED + 10;
-      expectStatus(`create ${skus[p]}`, await http(s, 'POST', '/v1/skus', { sku: skus[p], total, name: `capacity ${p}` }, true), 201);
+      expectStatus(
+        `create ${skus[p]}`,
+        await http(s, 'POST', '/v1/skus', { sku: skus[p], total, name: `capacity ${p}` }, true),
+        201,
+      );
     }
     // Warm-up: the first reservations pay for JIT, pools and the workflow bundle's first load.
     const warm = Array.from({ length: 20 }, (_, i) => `cap-warm-${tag}-${i}`);
-    expectStatus('warm-up SKU', await http(s, 'POST', '/v1/skus', { sku: `CAP-WARM-${tag}`, total: 100, name: 'warm-up' }, true), 201);
+    expectStatus(
+      'warm-up SKU',
+      await http(s, 'POST', '/v1/skus', { sku: `CAP-WARM-${tag}`, total: 100, name: 'warm-up' }, true),
+      201,
+    );
     await runPath(s, 'commit', `CAP-WARM-${tag}`, warm, opts.concurrency);
     await sleep(3_000);
 
@@ -471,7 +573,9 @@ async function main(): Promise<void> {
       redisCommandsPerSecond: Math.round((idle.redisTotal / idle.seconds) * 10) / 10,
       pgStatementsPerSecond: Math.round((idle.statementTotal / idle.seconds) * 10) / 10,
       walBytesPerSecond: Math.round(idle.walBytes / idle.seconds),
-      cpuMsPerSecond: Object.fromEntries(Object.entries(idle.cpu).map(([k, v]) => [k, Math.round((v / idle.seconds) * 1e4) / 10])),
+      cpuMsPerSecond: Object.fromEntries(
+        Object.entries(idle.cpu).map(([k, v]) => [k, Math.round((v / idle.seconds) * 1e4) / 10]),
+      ),
     };
     detail(`idle: ${JSON.stringify(idleRates)}`);
 
@@ -489,10 +593,21 @@ async function main(): Promise<void> {
       let actions: ActionCount | undefined;
       if (p !== 'refused') {
         const counts: ActionCount[] = [];
-        await pool(ids.length, 8, async (i) => void counts.push(countActions(await s.temporal.workflow.getHandle(workflowIdOf(ids[i]!)).fetchHistory())));
+        await pool(
+          ids.length,
+          8,
+          async (i) =>
+            void counts.push(countActions(await s.temporal.workflow.getHandle(workflowIdOf(ids[i]!)).fetchHistory())),
+        );
         actions = meanActions(counts);
       }
-      const split = await monitorPass(s, p, skus[p], Array.from({ length: MONITORED }, (_, i) => `cap-${p}-mon-${tag}-${i}`), opts.concurrency);
+      const split = await monitorPass(
+        s,
+        p,
+        skus[p],
+        Array.from({ length: MONITORED }, (_, i) => `cap-${p}-mon-${tag}-${i}`),
+        opts.concurrency,
+      );
       const r2 = (x: number) => Math.round(x * 100) / 100;
       // The scripts' own commands come from MONITOR (the reconciler runs none while the stores
       // agree); what the clients sent is the rest of the measured window's commands.
@@ -502,7 +617,14 @@ async function main(): Promise<void> {
         clientSentSeenByMonitor: r2(split.client),
         note: `inScripts from MONITOR over ${MONITORED} more reservations; clientSent = redisCommands - inScripts (MONITOR's own client count also has the reconciler's reads of that second)`,
       };
-      results[p] = { description: DESCRIPTION[p], n: opts.n, wallSeconds: wall, temporalActions: actions ?? null, ...per, redisSplit };
+      results[p] = {
+        description: DESCRIPTION[p],
+        n: opts.n,
+        wallSeconds: wall,
+        temporalActions: actions ?? null,
+        ...per,
+        redisSplit,
+      };
       detail(
         `actions ${actions?.total ?? 0}, redis ${per.redisCommands} (evalsha ${per.evalsha}; sent ${redisSplit.clientSent}, in scripts ${redisSplit.inScripts}), pg statements ${per.pgStatements} in ${per.pgWriteTransactions} write tx, WAL ${per.walBytes} B, ` +
           `CPU ms api ${per.cpuMs.api} worker ${per.cpuMs.worker} temporal ${per.cpuMs.temporal} redis ${per.cpuMs.redis} pg ${per.cpuMs.postgres}`,
@@ -524,7 +646,10 @@ async function main(): Promise<void> {
       n: opts.n,
       concurrency: opts.concurrency,
       commit: gitCommit(),
-      machine: { cores: (await import('node:os')).cpus().length, loadAverage: (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100) },
+      machine: {
+        cores: (await import('node:os')).cpus().length,
+        loadAverage: (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100),
+      },
       idle: idleRates,
       paths: results,
     };
@@ -538,7 +663,9 @@ async function main(): Promise<void> {
 function gitCommit(): string | undefined {
   try {
     const head = readFileSync(path.join(PROJECT_ROOT, '.git', 'HEAD'), 'utf8').trim();
-    return head.startsWith('ref: ') ? readFileSync(path.join(PROJECT_ROOT, '.git', head.slice(5)), 'utf8').trim() : head;
+    return head.startsWith('ref: ')
+      ? readFileSync(path.join(PROJECT_ROOT, '.git', head.slice(5)), 'utf8').trim()
+      : head;
   } catch {
     return undefined;
   }
@@ -546,7 +673,10 @@ function gitCommit(): string | undefined {
 
 function printTable(results: Record<string, unknown>): void {
   const rows = Object.entries(results).map(([name, r]) => {
-    const x = r as ReturnType<typeof perReservation> & { temporalActions: ActionCount | null; redisSplit: { clientSent: number } };
+    const x = r as ReturnType<typeof perReservation> & {
+      temporalActions: ActionCount | null;
+      redisSplit: { clientSent: number };
+    };
     return [
       name,
       String(x.temporalActions?.total ?? 0),
@@ -563,9 +693,24 @@ function printTable(results: Record<string, unknown>): void {
       String(x.cpuMs.postgres),
     ];
   });
-  const head = ['path', 'actions', 'redis cmds', 'evalsha', 'redis sent', 'pg stmts', 'pg write tx', 'WAL B', 'api ms', 'worker ms', 'temporal ms', 'redis ms', 'pg ms'];
+  const head = [
+    'path',
+    'actions',
+    'redis cmds',
+    'evalsha',
+    'redis sent',
+    'pg stmts',
+    'pg write tx',
+    'WAL B',
+    'api ms',
+    'worker ms',
+    'temporal ms',
+    'redis ms',
+    'pg ms',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log(`\nper reservation (CPU: ms of CPU time per lifecycle)\n${line(head)}\n${rows.map(line).join('\n')}\n`);
 }
 

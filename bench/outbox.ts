@@ -63,8 +63,14 @@ async function main(): Promise<void> {
     const ops = {
       'restock, events': () => stores.events.restock(sku('restock-events'), { quantity: 1 }),
       'restock, no events': () => stores.none.restock(sku('restock-none'), { quantity: 1 }),
-      'hold, events': () => stores.events.hold({ reservationId: randomUUID(), items: [{ sku: sku('hold-events'), quantity: 1 }], expiresAt }),
-      'hold, no events': () => stores.none.hold({ reservationId: randomUUID(), items: [{ sku: sku('hold-none'), quantity: 1 }], expiresAt }),
+      'hold, events': () =>
+        stores.events.hold({
+          reservationId: randomUUID(),
+          items: [{ sku: sku('hold-events'), quantity: 1 }],
+          expiresAt,
+        }),
+      'hold, no events': () =>
+        stores.none.hold({ reservationId: randomUUID(), items: [{ sku: sku('hold-none'), quantity: 1 }], expiresAt }),
     };
     const rates = new Map<string, number[]>(Object.keys(ops).map((k) => [k, []]));
     for (const op of Object.values(ops)) await measure(op, 300); // warm-up
@@ -74,20 +80,28 @@ async function main(): Promise<void> {
       for (const [name, op] of order) rates.get(name)!.push(await measure(op, ROUND_MS));
     }
     const m = (name: string) => median(rates.get(name)!);
-    console.log(`outbox bench: ${CONCURRENCY} callers, ${ROUNDS} rounds of ${ROUND_MS} ms, median ops/s (each with and without events, same run)`);
+    console.log(
+      `outbox bench: ${CONCURRENCY} callers, ${ROUNDS} rounds of ${ROUND_MS} ms, median ops/s (each with and without events, same run)`,
+    );
     for (const [op, withEvents, without] of [
       ['restock', 'restock, events', 'restock, no events'],
       ['hold', 'hold, events', 'hold, no events'],
     ] as const) {
       const events = (await stores.events.events({ sku: sku(`${op}-events`), limit: 1 })).length;
       if (events === 0) throw new Error(`no events were written for ${op}`);
-      console.log(`  ${op.padEnd(8)} with events ${m(withEvents).toFixed(0).padStart(6)}/s   without ${m(without).toFixed(0).padStart(6)}/s   ratio ${(m(withEvents) / m(without)).toFixed(2)}`);
+      console.log(
+        `  ${op.padEnd(8)} with events ${m(withEvents).toFixed(0).padStart(6)}/s   without ${m(without).toFixed(0).padStart(6)}/s   ratio ${(m(withEvents) / m(without)).toFixed(2)}`,
+      );
     }
-    const written = await db.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE skus && $1::text[]', [[sku('restock-events'), sku('hold-events')]]);
+    const written = await db.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE skus && $1::text[]', [
+      [sku('restock-events'), sku('hold-events')],
+    ]);
     console.log(`  events written by the measured runs: ${written.rows[0]!.n}`);
 
     // reserved: the column against the sum over the SKU's HELD reservations (both indexed).
-    const held = await db.query<{ n: string }>('SELECT count(*) AS n FROM reservation_lines WHERE sku = $1', [sku('hold-events')]);
+    const held = await db.query<{ n: string }>('SELECT count(*) AS n FROM reservation_lines WHERE sku = $1', [
+      sku('hold-events'),
+    ]);
     const time = async (sql: string) => {
       const start = performance.now();
       for (let i = 0; i < 200; i++) await db.query(sql, [sku('hold-events')]);
@@ -97,7 +111,9 @@ async function main(): Promise<void> {
     const summed = await time(
       `SELECT COALESCE(sum(l.quantity), 0) FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id WHERE l.sku = $1 AND r.status = 'HELD'`,
     );
-    console.log(`  reserved of a SKU with ${held.rows[0]!.n} reservation lines: column ${column.toFixed(3)} ms, summed ${summed.toFixed(3)} ms per read`);
+    console.log(
+      `  reserved of a SKU with ${held.rows[0]!.n} reservation lines: column ${column.toFixed(3)} ms, summed ${summed.toFixed(3)} ms per read`,
+    );
 
     await statusCountCost(db, stores.events, sku, expiresAt);
   } finally {
@@ -113,12 +129,20 @@ async function main(): Promise<void> {
  * the trigger as migrated (64 rows by backend pid), the same counting into one row, and no
  * counting at all, in alternating rounds.
  */
-async function statusCountCost(db: Pool, store: StockStore, sku: (name: string) => string, expiresAt: string): Promise<void> {
+async function statusCountCost(
+  db: Pool,
+  store: StockStore,
+  sku: (name: string) => string,
+  expiresAt: string,
+): Promise<void> {
   const skus = Array.from({ length: CONCURRENCY }, (_, i) => sku(`spread-${i}`));
   for (const s of skus) await store.createSku({ sku: s, total: 1_000_000_000 });
   let next = 0;
-  const hold = () => store.hold({ reservationId: randomUUID(), items: [{ sku: skus[next++ % skus.length]!, quantity: 1 }], expiresAt });
-  const counting = (shard: string) => `CREATE OR REPLACE FUNCTION count_reservation_status() RETURNS trigger LANGUAGE plpgsql AS $$
+  const hold = () =>
+    store.hold({ reservationId: randomUUID(), items: [{ sku: skus[next++ % skus.length]!, quantity: 1 }], expiresAt });
+  const counting = (
+    shard: string,
+  ) => `CREATE OR REPLACE FUNCTION count_reservation_status() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN RETURN NULL; END IF;
       INSERT INTO reservation_status_counts (status, shard, count) VALUES (NEW.status, ${shard}, 1)
@@ -126,7 +150,10 @@ async function statusCountCost(db: Pool, store: StockStore, sku: (name: string) 
       RETURN NULL;
     END $$`;
   const variants: Record<string, string[]> = {
-    '64 rows (as migrated)': ['ALTER TABLE reservations ENABLE TRIGGER count_reservation_status', counting('pg_backend_pid() % 64')],
+    '64 rows (as migrated)': [
+      'ALTER TABLE reservations ENABLE TRIGGER count_reservation_status',
+      counting('pg_backend_pid() % 64'),
+    ],
     'one row': ['ALTER TABLE reservations ENABLE TRIGGER count_reservation_status', counting('0')],
     'not counted': ['ALTER TABLE reservations DISABLE TRIGGER count_reservation_status'],
   };

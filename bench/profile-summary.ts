@@ -47,8 +47,11 @@ export function summarizeProfile(file: string, top = 25, focus: string[] = []): 
   const selfUs = new Map<number, number>();
   profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = [...selfUs.entries()].filter(([id]) => ['(idle)', '(program)', '(garbage collector)'].includes(byId.get(id)!.callFrame.functionName));
-  const named = (name: string) => idle.filter(([id]) => byId.get(id)!.callFrame.functionName === name).reduce((a, [, us]) => a + us, 0);
+  const idle = [...selfUs.entries()].filter(([id]) =>
+    ['(idle)', '(program)', '(garbage collector)'].includes(byId.get(id)!.callFrame.functionName),
+  );
+  const named = (name: string) =>
+    idle.filter(([id]) => byId.get(id)!.callFrame.functionName === name).reduce((a, [, us]) => a + us, 0);
   const idleUs = named('(idle)');
   const busy = total - idleUs;
 
@@ -69,18 +72,23 @@ export function summarizeProfile(file: string, top = 25, focus: string[] = []): 
       const seen = new Set<string>();
       for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
         const f = byId.get(cur)!.callFrame;
-        for (const name of focus) if (!seen.has(name) && (f.functionName === name || `${ownerOf(f.url)}` === name)) seen.add(name);
+        for (const name of focus)
+          if (!seen.has(name) && (f.functionName === name || `${ownerOf(f.url)}` === name)) seen.add(name);
       }
       for (const name of seen) inclusive.set(name, inclusive.get(name)! + us);
     }
   }
   const pct = (us: number) => `${((us / busy) * 100).toFixed(1).padStart(5)}%`;
   const lines: string[] = [];
-  lines.push(`${path.basename(file)}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (${((busy / total) * 100).toFixed(0)}%); GC ${pct(named('(garbage collector)'))} of busy`);
+  lines.push(
+    `${path.basename(file)}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (${((busy / total) * 100).toFixed(0)}%); GC ${pct(named('(garbage collector)'))} of busy`,
+  );
   lines.push('', 'self time by owner (share of busy time):');
-  for (const [owner, us] of [...byOwner.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${owner}`);
+  for (const [owner, us] of [...byOwner.entries()].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`  ${pct(us)}  ${owner}`);
   lines.push('', 'self time by function:');
-  for (const [fn, us] of [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${fn}`);
+  for (const [fn, us] of [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, top))
+    lines.push(`  ${pct(us)}  ${fn}`);
   if (focus.length > 0) {
     lines.push('', 'inclusive time of:');
     for (const [name, us] of inclusive) lines.push(`  ${pct(us)}  ${name}`);

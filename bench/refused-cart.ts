@@ -94,7 +94,10 @@ async function main(): Promise<void> {
   await migrate(DATABASE_URL);
   const db = createPool(DATABASE_URL);
   const traces = new Map<string, Trace>();
-  const redis = traced(createRedis(cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) }))), traces);
+  const redis = traced(
+    createRedis(cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) }))),
+    traces,
+  );
   const store = new StockStore(redis, db);
   const run = randomUUID().slice(0, 8);
   const [a, b, soldOut] = skusInDistinctSlots(`CART-${run}`, 3) as [string, string, string];
@@ -118,7 +121,12 @@ async function main(): Promise<void> {
       );
       traces.delete(id);
       if (!refused) throw new Error(`cart ${id} was not refused with INSUFFICIENT_STOCK`);
-      if (trace.holdSent === undefined || trace.holdAnswered === undefined || trace.releaseSent === undefined || trace.releaseAnswered === undefined) {
+      if (
+        trace.holdSent === undefined ||
+        trace.holdAnswered === undefined ||
+        trace.releaseSent === undefined ||
+        trace.releaseAnswered === undefined
+      ) {
         throw new Error(`cart ${id}: the first group was not held and given back (${JSON.stringify(trace)})`);
       }
       into.upper.push(trace.releaseAnswered - trace.holdSent);
@@ -127,7 +135,9 @@ async function main(): Promise<void> {
     /** The reference: one hold script call (refused: nothing to give back), one round trip. */
     const oneScript = async (into: Round) => {
       const start = performance.now();
-      await store.hold({ reservationId: `rs${run}-${(seq++).toString(36)}`, items: [{ sku: single, quantity: 1 }], expiresAt }).catch(() => undefined);
+      await store
+        .hold({ reservationId: `rs${run}-${(seq++).toString(36)}`, items: [{ sku: single, quantity: 1 }], expiresAt })
+        .catch(() => undefined);
       into.reference.push(performance.now() - start);
     };
     const measure = async (callers: number, ms: number): Promise<Round> => {
@@ -143,9 +153,22 @@ async function main(): Promise<void> {
       return round;
     };
 
-    console.log(`refused-cart: a cart of 3 SKUs in 3 slots, the last sold out; ${ROUNDS} rounds x ${ROUND_MS} ms per load; node ${process.version}`);
+    console.log(
+      `refused-cart: a cart of 3 SKUs in 3 slots, the last sold out; ${ROUNDS} rounds x ${ROUND_MS} ms per load; node ${process.version}`,
+    );
     await measure(4, 300); // warm-up: connections to every node, scripts loaded
-    const rows = [['callers', 'carts', 'window p50 ms', 'p99', 'max', 'lower p50', 'one script p50', 'window / one script (p50, p99)']];
+    const rows = [
+      [
+        'callers',
+        'carts',
+        'window p50 ms',
+        'p99',
+        'max',
+        'lower p50',
+        'one script p50',
+        'window / one script (p50, p99)',
+      ],
+    ];
     const report: Record<string, unknown> = {};
     for (const callers of [1, CONCURRENCY]) {
       const all: Round = { upper: [], lower: [], reference: [] };
@@ -183,12 +206,18 @@ async function main(): Promise<void> {
       };
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    console.log(`\n${rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n')}\n`);
+    console.log(
+      `\n${rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n')}\n`,
+    );
 
     // Nothing stays held: every refused cart gave back what it took.
-    const reserved = await Promise.all([a, b, soldOut, single].map(async (sku) => Number((await redis.hget(keys.stock(sku), 'reserved')) ?? 0)));
+    const reserved = await Promise.all(
+      [a, b, soldOut, single].map(async (sku) => Number((await redis.hget(keys.stock(sku), 'reserved')) ?? 0)),
+    );
     const clean = reserved.every((n) => n === 0);
-    console.log(`check: reserved after the run ${reserved.join(', ')}: ${clean ? 'every unit given back' : 'UNITS LEFT HELD'}`);
+    console.log(
+      `check: reserved after the run ${reserved.join(', ')}: ${clean ? 'every unit given back' : 'UNITS LEFT HELD'}`,
+    );
     console.log(JSON.stringify({ scenario: 'refusedCart', ...report }));
     if (!clean) process.exitCode = 1;
   } finally {

@@ -39,7 +39,16 @@ const SCENARIOS = {
   memory: { key: 'memory', run: memory, needsService: true },
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
-const ALIASES: Record<string, ScenarioName> = { flash: 'flash-sale', flashsale: 'flash-sale', flashSale: 'flash-sale', strategy: 'strategies', reservation: 'reservations', mem: 'memory', hold: 'holds', cluster: 'flash-sale' };
+const ALIASES: Record<string, ScenarioName> = {
+  flash: 'flash-sale',
+  flashsale: 'flash-sale',
+  flashSale: 'flash-sale',
+  strategy: 'strategies',
+  reservation: 'reservations',
+  mem: 'memory',
+  hold: 'holds',
+  cluster: 'flash-sale',
+};
 
 const HELP = `Usage: npm run bench -- [scenario ...] [options]
 
@@ -101,7 +110,10 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
@@ -193,12 +205,16 @@ async function main(): Promise<number> {
     const results = readResults(path.join(opts.out, 'latest.json'));
     if (!results) throw new Error(`no ${path.join(opts.out, 'latest.json')} to render`);
     writeReport(results, opts.out, path.join(PROJECT_ROOT, 'bench', 'FINDINGS.md'));
-    console.log(`${textTable(allRows(results))}\n\nreport: ${path.relative(process.cwd(), path.join(opts.out, 'REPORT.md'))}`);
+    console.log(
+      `${textTable(allRows(results))}\n\nreport: ${path.relative(process.cwd(), path.join(opts.out, 'REPORT.md'))}`,
+    );
     return 0;
   }
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const cpus = os.cpus();
-  progress(`Stockhold benchmark ${run}: ${opts.scenarios.join(', ')}; node ${process.version}, ${cpus.length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}`);
+  progress(
+    `Stockhold benchmark ${run}: ${opts.scenarios.join(', ')}; node ${process.version}, ${cpus.length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}`,
+  );
 
   let target: Target | undefined;
   let reference: { info: { port: number }; stop(): Promise<void> } | undefined;
@@ -224,7 +240,12 @@ async function main(): Promise<number> {
   process.on('exit', killAllNow);
 
   const needsService = opts.scenarios.some((s) => SCENARIOS[s].needsService);
-  const stackInfo = (): StackInfo => ({ own: target?.own ?? true, url: target?.url ?? '', logLevel: target?.logLevel, profiled: opts.profile || undefined });
+  const stackInfo = (): StackInfo => ({
+    own: target?.own ?? true,
+    url: target?.url ?? '',
+    logLevel: target?.logLevel,
+    profiled: opts.profile || undefined,
+  });
   const outcomes: { name: ScenarioName; outcome?: Outcome<unknown>; error?: string }[] = [];
   const experiments: Record<string, Experiment[]> = {};
   try {
@@ -244,7 +265,9 @@ async function main(): Promise<number> {
     } else if (needsService) {
       progress('starting the benchmark’s own stack');
       target = await startOwnStack({ logLevel: opts.logLevel, profileDir: opts.profile ? opts.out : undefined });
-      progress(`stack ready: API ${target.url} (pid ${target.apiPid}), worker pid ${target.workerPid}, Temporal ${target.temporalAddress}`);
+      progress(
+        `stack ready: API ${target.url} (pid ${target.apiPid}), worker pid ${target.workerPid}, Temporal ${target.temporalAddress}`,
+      );
     } else {
       target = await startStoresOnly();
     }
@@ -298,7 +321,14 @@ async function main(): Promise<number> {
   const results: Results = {
     generatedAt: new Date().toISOString(),
     command,
-    machine: { cpus: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}`, cpuModel: cpus[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 2 ** 30), loadAverageAtStart: os.loadavg() },
+    machine: {
+      cpus: cpus.length,
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      cpuModel: cpus[0]?.model ?? 'unknown',
+      memoryGb: Math.round(os.totalmem() / 2 ** 30),
+      loadAverageAtStart: os.loadavg(),
+    },
     scenarios: { ...(previous?.scenarios ?? {}) },
     // A group measured in this run replaces the same group of an earlier run.
     experiments: { ...(previous?.experiments ?? {}), ...experiments },
@@ -307,12 +337,23 @@ async function main(): Promise<number> {
   for (const { name, outcome } of outcomes) {
     if (!outcome) continue;
     const key = SCENARIOS[name].key;
-    (results.scenarios as Record<string, unknown>)[key] = { ...(outcome.data as object), measuredAt, runId: run, stack: stackInfo(), ...(outcome.failure ? { failure: outcome.failure } : {}) };
+    (results.scenarios as Record<string, unknown>)[key] = {
+      ...(outcome.data as object),
+      measuredAt,
+      runId: run,
+      stack: stackInfo(),
+      ...(outcome.failure ? { failure: outcome.failure } : {}),
+    };
   }
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   writeReport(results, opts.out, path.join(PROJECT_ROOT, 'bench', 'FINDINGS.md'));
 
-  const rows: Row[] = outcomes.flatMap((o) => o.outcome?.rows ?? [{ scenario: o.name, measure: 'did not finish', value: 'ERROR', note: o.error?.split('\n')[0] }]);
+  const rows: Row[] = outcomes.flatMap(
+    (o) =>
+      o.outcome?.rows ?? [
+        { scenario: o.name, measure: 'did not finish', value: 'ERROR', note: o.error?.split('\n')[0] },
+      ],
+  );
   console.log(`\n${textTable(rows)}\n`);
   const tried = Object.values(experiments).flat();
   if (tried.length > 0) {
@@ -320,10 +361,14 @@ async function main(): Promise<number> {
     for (const e of tried) console.log(`  ${e.change}: ${e.measure}: ${e.before} → ${e.after} ${e.unit}`);
     console.log('');
   }
-  const failures = outcomes.flatMap((o) => (o.error ? [`${o.name}: ${o.error.split('\n')[0]}`] : o.outcome?.failure ? [o.outcome.failure] : []));
+  const failures = outcomes.flatMap((o) =>
+    o.error ? [`${o.name}: ${o.error.split('\n')[0]}`] : o.outcome?.failure ? [o.outcome.failure] : [],
+  );
   const missed = rows.filter((r) => r.met === false).length;
   const older = allRows(results).length - rows.length;
-  console.log(`results: ${path.relative(process.cwd(), file)}, report: ${path.relative(process.cwd(), path.join(opts.out, 'REPORT.md'))}${older > 0 ? ` (with ${older} lines from earlier runs of other scenarios)` : ''}`);
+  console.log(
+    `results: ${path.relative(process.cwd(), file)}, report: ${path.relative(process.cwd(), path.join(opts.out, 'REPORT.md'))}${older > 0 ? ` (with ${older} lines from earlier runs of other scenarios)` : ''}`,
+  );
   console.log(`goals: ${rows.filter((r) => r.met === true).length} met, ${missed} missed`);
   if (failures.length > 0) {
     console.log(`\nFAILED:\n${failures.map((f) => `  - ${f}`).join('\n')}`);

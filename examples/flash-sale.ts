@@ -28,15 +28,21 @@ const url = ((): string => {
     process.exit(2);
   }
 })();
-const headers: Record<string, string> = { authorization: `Bearer ${process.env.INVENTORY_API_TOKEN ?? 'dev-api-token'}`, 'content-type': 'application/json' };
+const headers: Record<string, string> = {
+  authorization: `Bearer ${process.env.INVENTORY_API_TOKEN ?? 'dev-api-token'}`,
+  'content-type': 'application/json',
+};
 
 async function main(): Promise<void> {
   console.log(`${buyers} buyers for ${sku} at ${url}${process.env.STOCKHOLD_URL ? ' (STOCKHOLD_URL)' : ''}`);
   // One call first: a wrong address or token is one clear line, not 2,000 connection errors.
   const before = await fetch(`${url}/v1/skus/${encodeURIComponent(sku)}`, { headers }).catch((err: unknown) => {
-    throw new Error(`no Stockhold answers at ${url} (${String((err as Error).cause ?? err)}): start it (npm start), or set PORT/HOST or STOCKHOLD_URL to where it runs`);
+    throw new Error(
+      `no Stockhold answers at ${url} (${String((err as Error).cause ?? err)}): start it (npm start), or set PORT/HOST or STOCKHOLD_URL to where it runs`,
+    );
   });
-  if (before.status !== 200) throw new Error(`GET ${url}/v1/skus/${sku} answered ${before.status}: ${await before.text()}`);
+  if (before.status !== 200)
+    throw new Error(`GET ${url}/v1/skus/${sku} answered ${before.status}: ${await before.text()}`);
   const held: string[] = [];
   const codes = new Map<string, number>();
   const result = await autocannon({
@@ -58,14 +64,24 @@ async function main(): Promise<void> {
       },
     ],
   });
-  console.log(`${buyers} buyers for ${sku} in ${(result.duration).toFixed(1)} s: ${[...codes].map(([k, n]) => `${n} × ${k}`).join(', ')}`);
-  console.log(`latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; ${result.errors} connection errors, ${result.timeouts} timeouts`);
+  console.log(
+    `${buyers} buyers for ${sku} in ${result.duration.toFixed(1)} s: ${[...codes].map(([k, n]) => `${n} × ${k}`).join(', ')}`,
+  );
+  console.log(
+    `latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; ${result.errors} connection errors, ${result.timeouts} timeouts`,
+  );
 
   // Every shopper who holds a unit pays.
   let committed = 0;
   for (let i = 0; i < held.length; i += 50) {
     const answers = await Promise.all(
-      held.slice(i, i + 50).map((id) => fetch(`${url}/v1/reservations/${id}/commit`, { method: 'POST', headers, body: JSON.stringify({ paymentId: `pay-${id}` }) })),
+      held.slice(i, i + 50).map((id) =>
+        fetch(`${url}/v1/reservations/${id}/commit`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ paymentId: `pay-${id}` }),
+        }),
+      ),
     );
     committed += answers.filter((a) => a.status === 200).length;
   }

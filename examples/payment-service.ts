@@ -16,7 +16,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadTemporalConfig } from '../src/config';
 import { temporalConnectionOptions } from '../src/temporal/connection';
-import { getReservationQuery, paymentFailedSignal, paymentSucceededSignal, workflowIdOf } from '../src/workflows/definitions';
+import {
+  getReservationQuery,
+  paymentFailedSignal,
+  paymentSucceededSignal,
+  workflowIdOf,
+} from '../src/workflows/definitions';
 
 async function main(): Promise<void> {
   const [reservationId, outcome, extra] = process.argv.slice(2);

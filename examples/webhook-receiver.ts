@@ -18,7 +18,14 @@ interface Event {
   id: string;
   type: string;
   createdAt: string;
-  data: { sku?: string; available?: number; reservationId?: string; status?: string; items?: { sku: string }[]; movement?: { kind: string; delta: number } };
+  data: {
+    sku?: string;
+    available?: number;
+    reservationId?: string;
+    status?: string;
+    items?: { sku: string }[];
+    movement?: { kind: string; delta: number };
+  };
 }
 
 const secret = process.env.STOCKHOLD_WEBHOOK_SECRET;
@@ -34,7 +41,8 @@ const lastAt = new Map<string, string>();
 const counts = { received: 0, events: 0, repeats: 0, badSignatures: 0, outOfOrder: 0, failedOnPurpose: 0 };
 /** How long after its commit each event arrived (ms). */
 const lags: number[] = [];
-const percentile = (p: number) => [...lags].sort((a, b) => a - b)[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? 0;
+const percentile = (p: number) =>
+  [...lags].sort((a, b) => a - b)[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? 0;
 
 const skusOf = (e: Event) => (e.data.sku ? [e.data.sku] : (e.data.items ?? []).map((i) => i.sku));
 
@@ -82,12 +90,18 @@ const server = createServer((req, res) => {
     counts.outOfOrder += order.length;
     const lag = Date.now() - Date.parse(event.createdAt);
     lags.push(lag);
-    console.log(`${event.createdAt}  +${String(lag).padStart(5)} ms  signed ✓  ${event.type.padEnd(22)} ${skusOf(event).join(',').padEnd(20)} ${describe(event)} ${order.join(' ')}`);
+    console.log(
+      `${event.createdAt}  +${String(lag).padStart(5)} ms  signed ✓  ${event.type.padEnd(22)} ${skusOf(event).join(',').padEnd(20)} ${describe(event)} ${order.join(' ')}`,
+    );
   });
 });
 
-server.listen(port, '127.0.0.1', () => console.log(`receiving Stockhold events at http://127.0.0.1:${port}/hooks/stock (Ctrl-C for a summary)`));
+server.listen(port, '127.0.0.1', () =>
+  console.log(`receiving Stockhold events at http://127.0.0.1:${port}/hooks/stock (Ctrl-C for a summary)`),
+);
 process.on('SIGINT', () => {
-  console.log(`\n${JSON.stringify({ ...counts, lagMs: { p50: percentile(50), p99: percentile(99), max: percentile(100) } })}`);
+  console.log(
+    `\n${JSON.stringify({ ...counts, lagMs: { p50: percentile(50), p99: percentile(99), max: percentile(100) } })}`,
+  );
   process.exit(counts.badSignatures + counts.outOfOrder > 0 ? 1 : 0);
 });

@@ -14,8 +14,28 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../src/paths';
-import { FAULTS, FULL_TIMING, faultNamed, randomCombination, type FaultHit, type FaultKind, type Timing } from './harness/faults';
-import { closePhase, finalSweep, gatherEvidence, healthy, judge, logOffsets, probeHealth, RunState, runPhase, until, type PhaseResult } from './harness/phase';
+import {
+  FAULTS,
+  FULL_TIMING,
+  faultNamed,
+  randomCombination,
+  type FaultHit,
+  type FaultKind,
+  type Timing,
+} from './harness/faults';
+import {
+  closePhase,
+  finalSweep,
+  gatherEvidence,
+  healthy,
+  judge,
+  logOffsets,
+  probeHealth,
+  RunState,
+  runPhase,
+  until,
+  type PhaseResult,
+} from './harness/phase';
 import { installExitHandlers, sleep, stopEverything } from './harness/procs';
 import { details, failureList, table, writeJson, type RssSeries, type RunReport } from './harness/report';
 import { rssOf } from './harness/service';
@@ -80,7 +100,8 @@ function parseArgs(argv: string[]): Args {
         return kind;
       });
       if (kinds.length === 1) args.kinds.push(kinds[0]!);
-      else if (new Set(kinds.map((k) => k.target)).size < kinds.length) throw new Error(`${a}: a combination puts each fault on a target of its own`);
+      else if (new Set(kinds.map((k) => k.target)).size < kinds.length)
+        throw new Error(`${a}: a combination puts each fault on a target of its own`);
       else args.combos.push(kinds);
     }
   }
@@ -96,9 +117,16 @@ const log = (msg: string) => console.log(`${new Date().toISOString().slice(11, 1
 function gitState(rev?: string): { commit: string; dirty: boolean } {
   try {
     // The last commit that changed the service (src/, lua/, migrations/), not the harness's own.
-    const commit = execFileSync('git', ['log', '-1', '--format=%h', rev ?? 'HEAD', '--', 'src', 'lua', 'migrations'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+    const commit = execFileSync('git', ['log', '-1', '--format=%h', rev ?? 'HEAD', '--', 'src', 'lua', 'migrations'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    }).trim();
     if (rev) return { commit, dirty: false };
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'lua', 'migrations'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--', 'src', 'lua', 'migrations'], {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      }).trim() !== '';
     return { commit, dirty };
   } catch {
     return { commit: 'unknown', dirty: false };
@@ -121,12 +149,31 @@ async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
     // A combination named on the command line, or one not run yet in this run (kinds sorted, so
     // the order of picking does not count).
     let kinds = args.combos[i - 1] ?? randomCombination();
-    for (let n = 0; n < 50 && i > args.combos.length && tried.has(kinds.map((k) => k.name).sort().join('+')); n++) kinds = randomCombination();
-    tried.add(kinds.map((k) => k.name).sort().join('+'));
+    for (
+      let n = 0;
+      n < 50 &&
+      i > args.combos.length &&
+      tried.has(
+        kinds
+          .map((k) => k.name)
+          .sort()
+          .join('+'),
+      );
+      n++
+    )
+      kinds = randomCombination();
+    tried.add(
+      kinds
+        .map((k) => k.name)
+        .sort()
+        .join('+'),
+    );
     const name = `combined-${i}`;
     log(`${name}: ${kinds.map((k) => k.name).join(' + ')}`);
     const timing: Timing = { ...FULL_TIMING, beforeMs: 8_000, afterMs: 10_000 };
-    phases.push(await runPhase(stack, state, name, kinds, timing, { healTimeoutMs: args.healTimeoutMs, staggerMs: 8_000, log }));
+    phases.push(
+      await runPhase(stack, state, name, kinds, timing, { healTimeoutMs: args.healTimeoutMs, staggerMs: 8_000, log }),
+    );
   }
   const late = await finalSweep(stack, state, args.healTimeoutMs, log);
   for (const [phase, found] of late) {
@@ -140,7 +187,10 @@ async function faultRun(stack: Stack, args: Args): Promise<PhaseResult[]> {
 }
 
 /** Steady traffic with a fault every `everyMs`, RSS sampled every 15 s; the invariants at the end. */
-async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[]; soak: NonNullable<RunReport['soak']> }> {
+async function soakRun(
+  stack: Stack,
+  args: Args,
+): Promise<{ phases: PhaseResult[]; soak: NonNullable<RunReport['soak']> }> {
   const soakMs = args.soakMs!;
   // Faults that keep the API's and the worker's pids, so each RSS series is one process's life.
   const kinds = FAULTS.filter((f) => f.target !== 'api' && f.target !== 'worker');
@@ -245,11 +295,21 @@ async function soakRun(stack: Stack, args: Args): Promise<{ phases: PhaseResult[
     const base = median(after.slice(0, 3).map((x) => x.mb));
     const lastMb = median(after.slice(-3).map((x) => x.mb));
     growthPct[key] = Math.round(((lastMb - base) / base) * 1000) / 10;
-    if (growthPct[key]! >= 10) phase.extraFailures.push(`${key} RSS grew ${growthPct[key]}% after warm-up (${base} → ${lastMb} MB)`);
+    if (growthPct[key]! >= 10)
+      phase.extraFailures.push(`${key} RSS grew ${growthPct[key]}% after warm-up (${base} → ${lastMb} MB)`);
   }
   if (non503 > 0) phase.extraFailures.push(`${non503} 5xx answers other than 503`);
   phase.failures = judge(phase);
-  return { phases: [phase], soak: { durationS: Math.round(soakMs / 1000), warmupS: Math.round(warmupMs / 1000), rss: [...series.values()], growthPct, non503ServerErrors: non503 } };
+  return {
+    phases: [phase],
+    soak: {
+      durationS: Math.round(soakMs / 1000),
+      warmupS: Math.round(warmupMs / 1000),
+      rss: [...series.values()],
+      growthPct,
+      non503ServerErrors: non503,
+    },
+  };
 }
 
 async function main(): Promise<number> {
@@ -260,12 +320,16 @@ async function main(): Promise<number> {
   const { rmSync } = await import('node:fs');
   rmSync(logDir, { recursive: true, force: true });
   const git = gitState(args.rev);
-  log(`fault harness: ${args.soakMs ? `soak for ${args.soakMs / 60_000} min` : `${[...args.kinds.map((k) => k.name), ...args.combos.map((c) => c.map((k) => k.name).join('+'))].join(', ')}${args.combined ? ` + ${args.combined} combined` : ''}`}; heal timeout ${args.healTimeoutMs / 1000} s; service at ${git.commit}${git.dirty ? ' (+ uncommitted changes in src/)' : ''}`);
+  log(
+    `fault harness: ${args.soakMs ? `soak for ${args.soakMs / 60_000} min` : `${[...args.kinds.map((k) => k.name), ...args.combos.map((c) => c.map((k) => k.name).join('+'))].join(', ')}${args.combined ? ` + ${args.combined} combined` : ''}`}; heal timeout ${args.healTimeoutMs / 1000} s; service at ${git.commit}${git.dirty ? ' (+ uncommitted changes in src/)' : ''}`,
+  );
   const startedAt = new Date().toISOString();
   let report: RunReport | undefined;
   try {
     const stack = await startStack({ logDir, log, rev: args.rev });
-    const { phases, soak } = args.soakMs ? await soakRun(stack, args) : { phases: await faultRun(stack, args), soak: undefined };
+    const { phases, soak } = args.soakMs
+      ? await soakRun(stack, args)
+      : { phases: await faultRun(stack, args), soak: undefined };
     const failures = phases.flatMap((p) => p.failures.map((f) => `${p.name}: ${f}`));
     report = {
       mode: args.soakMs ? 'soak' : args.kinds.length === FAULTS.length ? 'full' : 'kinds',
@@ -286,11 +350,17 @@ async function main(): Promise<number> {
   writeJson(out, report);
   console.log(`\n${table(report.phases)}\n\n${details(report.phases)}\n`);
   if (report.soak) {
-    console.log(`RSS growth after ${report.soak.warmupS} s warm-up: ${Object.entries(report.soak.growthPct).map(([k, v]) => `${k} ${v === null ? 'n/a' : `${v}%`}`).join(', ')}`);
+    console.log(
+      `RSS growth after ${report.soak.warmupS} s warm-up: ${Object.entries(report.soak.growthPct)
+        .map(([k, v]) => `${k} ${v === null ? 'n/a' : `${v}%`}`)
+        .join(', ')}`,
+    );
     console.log(`5xx other than 503: ${report.soak.non503ServerErrors}`);
   }
   console.log(failureList(report.phases));
-  console.log(`\n${report.durationS} s in all; report: ${path.relative(process.cwd(), out)}; logs: ${path.relative(process.cwd(), logDir)}`);
+  console.log(
+    `\n${report.durationS} s in all; report: ${path.relative(process.cwd(), out)}; logs: ${path.relative(process.cwd(), logDir)}`,
+  );
   return report.passed ? 0 : 1;
 }
 

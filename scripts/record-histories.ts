@@ -69,7 +69,13 @@ interface Started {
 const hashOf = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex');
 
 /** Starts a reservation as the API does: update-with-start carrying the awaitHold update. */
-async function reserve(ctx: Context, scenario: string, items: CartLine[], ttlSeconds = 600, customerId?: string): Promise<Started> {
+async function reserve(
+  ctx: Context,
+  scenario: string,
+  items: CartLine[],
+  ttlSeconds = 600,
+  customerId?: string,
+): Promise<Started> {
   const reservationId = `replay-${scenario}-${randomUUID().slice(0, 8)}`;
   const requestHash = hashOf({ items, ttlSeconds, customerId: customerId ?? null });
   const startToken = randomUUID();
@@ -89,7 +95,10 @@ async function reserve(ctx: Context, scenario: string, items: CartLine[], ttlSec
   });
   const handle = ctx.client.workflow.getHandle<typeof reservationWorkflow>(workflowId);
   try {
-    const answer = await ctx.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: start });
+    const answer = await ctx.client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+      args: [{ requestHash, startToken }],
+      startWorkflowOperation: start,
+    });
     return { handle, reservationId, held: answer.reservation };
   } catch (err) {
     const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
@@ -165,9 +174,14 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Handle>> = {
       { sku: b, quantity: 2 },
     ]);
     expectThat(r.held?.status === 'HELD', 'hold');
-    const view = await r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-partial-1', items: [{ sku: a, quantity: 1 }] }] });
+    const view = await r.handle.executeUpdate(commitUpdate, {
+      args: [{ paymentId: 'pay-partial-1', items: [{ sku: a, quantity: 1 }] }],
+    });
     const committed = Object.fromEntries(view.items.map((l) => [l.sku, l.committedQuantity]));
-    expectThat(view.status === 'COMMITTED' && committed[a] === 1 && committed[b] === 0, `partial commit ${JSON.stringify(view.items)}`);
+    expectThat(
+      view.status === 'COMMITTED' && committed[a] === 1 && committed[b] === 0,
+      `partial commit ${JSON.stringify(view.items)}`,
+    );
     await finalView(r, 'COMMITTED');
     return r.handle;
   },
@@ -194,7 +208,8 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Handle>> = {
 
 export async function recordHistories(only: string[] = []): Promise<string[]> {
   const unknown = only.filter((name) => !(name in SCENARIOS));
-  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const chosen = Object.entries(SCENARIOS).filter(([name]) => only.length === 0 || only.includes(name));
 
   await migrate(DATABASE_URL);
@@ -204,10 +219,18 @@ export async function recordHistories(only: string[] = []): Promise<string[]> {
   try {
     await rebuildIfLost(stock.stock, { settleMs: 0 }); // a Redis without the loaded marker would refuse holds as UNAVAILABLE
     env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: TEMPORAL_CLI }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1' },
+      server: {
+        executable: { type: 'existing-path', path: TEMPORAL_CLI },
+        searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+        ip: '127.0.0.1',
+      },
     });
     // Fixed identities, so the committed histories carry no host names or process ids.
-    const client = new Client({ connection: env.connection, namespace: 'default', identity: 'record-histories-client' });
+    const client = new Client({
+      connection: env.connection,
+      namespace: 'default',
+      identity: 'record-histories-client',
+    });
     const taskQueue = `record-histories-${randomUUID()}`;
     const tag = randomUUID().slice(0, 8);
     const ctx: Context = {
@@ -236,7 +259,9 @@ export async function recordHistories(only: string[] = []): Promise<string[]> {
         const file = path.join(HISTORIES_DIR, `${name}.json`);
         writeFileSync(file, historyToJson(history));
         written.push(file);
-        console.log(`wrote ${path.relative(PROJECT_ROOT, file)} (${history.events?.length ?? 0} events, workflow ${handle.workflowId})`);
+        console.log(
+          `wrote ${path.relative(PROJECT_ROOT, file)} (${history.events?.length ?? 0} events, workflow ${handle.workflowId})`,
+        );
       }
     });
   } finally {

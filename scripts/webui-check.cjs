@@ -58,7 +58,8 @@ async function main() {
   const listUrl = `${webUiUrl(process.env)}/namespaces/${namespace}/workflows`;
   const query = `ReservationStatus="HELD" AND InventorySkus="${sku}"`;
 
-  if (!existsSync(CHROMIUM)) throw new CheckFailed(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  if (!existsSync(CHROMIUM))
+    throw new CheckFailed(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   // Loaded here, so that a missing package gets a message of its own.
   const { chromium } = (() => {
     try {
@@ -77,7 +78,16 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
@@ -85,7 +95,9 @@ async function main() {
     try {
       await page.goto(listUrl, { waitUntil: 'networkidle', timeout: 30_000 });
     } catch (err) {
-      throw new CheckFailed(`no Web UI answers at ${listUrl} (${err.message.split('\n')[0]}). Is the service running? Set TEMPORAL_UI_URL or TEMPORAL_ADDRESS as for the service.`);
+      throw new CheckFailed(
+        `no Web UI answers at ${listUrl} (${err.message.split('\n')[0]}). Is the service running? Set TEMPORAL_UI_URL or TEMPORAL_ADDRESS as for the service.`,
+      );
     }
     await page.screenshot({ path: shot('list') });
 
@@ -96,7 +108,9 @@ async function main() {
       try {
         await toggle.waitFor({ state: 'visible', timeout: 15_000 });
       } catch {
-        throw new CheckFailed(`the workflow list has no raw-query button (${RAW_QUERY_TOGGLE}); this check knows Web UI 2.54. See ${shot('list')}.`);
+        throw new CheckFailed(
+          `the workflow list has no raw-query button (${RAW_QUERY_TOGGLE}); this check knows Web UI 2.54. See ${shot('list')}.`,
+        );
       }
       await toggle.click();
     }
@@ -104,7 +118,9 @@ async function main() {
       await input.waitFor({ state: 'visible', timeout: 10_000 });
     } catch {
       await page.screenshot({ path: shot('editor') });
-      throw new CheckFailed(`the raw-query button did not show the query box (${RAW_QUERY_INPUT}). See ${shot('editor')}.`);
+      throw new CheckFailed(
+        `the raw-query button did not show the query box (${RAW_QUERY_INPUT}). See ${shot('editor')}.`,
+      );
     }
     await page.screenshot({ path: shot('editor') });
     await input.fill(query);
@@ -120,7 +136,10 @@ async function main() {
     await page.screenshot({ path: shot('filtered') });
     const applied = new URL(page.url()).searchParams.get('query');
     console.log(`query in the page's URL: ${applied}`);
-    if (applied !== query) throw new CheckFailed(`the Web UI did not apply the query (its URL has ${JSON.stringify(applied)}). See ${shot('filtered')}.`);
+    if (applied !== query)
+      throw new CheckFailed(
+        `the Web UI did not apply the query (its URL has ${JSON.stringify(applied)}). See ${shot('filtered')}.`,
+      );
     if (!listed) {
       throw new CheckFailed(
         `${workflowId} is not listed under ${query}. Is it HELD (GET /v1/reservations/${reservationId}), with SKU ${sku}? See ${shot('filtered')}.`,
@@ -131,10 +150,15 @@ async function main() {
     // The reservation's own page: its history, then its search attributes as the workflow set them.
     await row.first().click();
     try {
-      await page.locator(WORKFLOW_HEADING).filter({ hasText: workflowId }).waitFor({ state: 'visible', timeout: 15_000 });
+      await page
+        .locator(WORKFLOW_HEADING)
+        .filter({ hasText: workflowId })
+        .waitFor({ state: 'visible', timeout: 15_000 });
     } catch {
       await page.screenshot({ path: shot('detail') });
-      throw new CheckFailed(`the page of ${workflowId} did not show its heading (${WORKFLOW_HEADING}). See ${shot('detail')}.`);
+      throw new CheckFailed(
+        `the page of ${workflowId} did not show its heading (${WORKFLOW_HEADING}). See ${shot('detail')}.`,
+      );
     }
     await page.waitForLoadState('networkidle');
     await page.screenshot({ path: shot('detail') });
@@ -145,7 +169,10 @@ async function main() {
       .then(() => true)
       .catch(() => false);
     await page.screenshot({ path: shot('search-attributes') });
-    if (!shown) throw new CheckFailed(`the search attributes tab of ${workflowId} does not show ReservationStatus. See ${shot('search-attributes')}.`);
+    if (!shown)
+      throw new CheckFailed(
+        `the search attributes tab of ${workflowId} does not show ReservationStatus. See ${shot('search-attributes')}.`,
+      );
     console.log(`screenshots: ${['list', 'editor', 'filtered', 'detail', 'search-attributes'].map(shot).join(' ')}`);
   } finally {
     await context.close();

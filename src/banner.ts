@@ -11,7 +11,8 @@ import type { Config } from './config';
  * and never prints a secret (a configured token, the Temporal API key).
  */
 export function startupBanner(
-  config: Pick<Config, 'adminToken' | 'apiToken' | 'tokenSources' | 'temporalAddress' | 'temporalNamespace'> & Partial<Pick<Config, 'temporalTls' | 'temporalApiKey'>>,
+  config: Pick<Config, 'adminToken' | 'apiToken' | 'tokenSources' | 'temporalAddress' | 'temporalNamespace'> &
+    Partial<Pick<Config, 'temporalTls' | 'temporalApiKey'>>,
   where: { apiUrl: string; uiUrl?: string; devServer: boolean; processes?: { api: number; workers: number } },
 ): string {
   // How the service reaches Temporal, never the secrets themselves.
@@ -29,7 +30,9 @@ export function startupBanner(
     'Stockhold is running.',
     `  API:              ${where.apiUrl}`,
     ...(where.processes
-      ? [`  Processes:        ${plural(where.processes.api, 'API process')}${where.processes.api > 1 ? ' sharing the port' : ''}, ${plural(where.processes.workers, 'worker process')}`]
+      ? [
+          `  Processes:        ${plural(where.processes.api, 'API process')}${where.processes.api > 1 ? ' sharing the port' : ''}, ${plural(where.processes.workers, 'worker process')}`,
+        ]
       : []),
     ...(where.uiUrl ? [`  Temporal Web UI:  ${where.uiUrl}/namespaces/${config.temporalNamespace}/workflows`] : []),
     `  Temporal server:  ${config.temporalAddress}${where.devServer ? ' (local dev server, state in .data/temporal.db)' : ''}${auth.length > 0 ? ` (${auth.join(', ')})` : ''}`,

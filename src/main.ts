@@ -59,12 +59,20 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (firstSignalAt === 0) {
       firstSignalAt = Date.now();
-      logger.info({ signal }, 'shutting down: API processes finish their requests, then the workers their tasks (Ctrl-C again to kill at once)');
+      logger.info(
+        { signal },
+        'shutting down: API processes finish their requests, then the workers their tasks (Ctrl-C again to kill at once)',
+      );
       void stopAll(0);
     } else if (Date.now() - firstSignalAt > SAME_SIGNAL_MS) {
       logger.warn({ signal }, 'killing every process now');
       supervisor.kill();
-      void devServer.then((d) => d?.process.kill('SIGKILL'), () => undefined).finally(() => process.exit(1));
+      void devServer
+        .then(
+          (d) => d?.process.kill('SIGKILL'),
+          () => undefined,
+        )
+        .finally(() => process.exit(1));
     }
   };
   process.on('SIGINT', onSignal);
@@ -118,7 +126,15 @@ async function temporalFor(config: Config, logger: Logger): Promise<DevServer | 
       );
       process.exit(EXIT_UNAVAILABLE);
     }
-    logger.info({ address: config.temporalAddress, namespace: config.temporalNamespace, tls: true, apiKey: config.temporalApiKey !== undefined }, 'using the Temporal cluster');
+    logger.info(
+      {
+        address: config.temporalAddress,
+        namespace: config.temporalNamespace,
+        tls: true,
+        apiKey: config.temporalApiKey !== undefined,
+      },
+      'using the Temporal cluster',
+    );
     return undefined;
   }
   if (await temporalAnswers(config.temporalAddress)) {

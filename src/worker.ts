@@ -69,7 +69,10 @@ if (require.main === module) {
   if (supervisedAs()) Runtime.install({ shutdownSignals: takeShutdownSignals() });
   createWorker(config, {}, log)
     .then(async ({ run }) => {
-      log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace, address: config.temporalAddress }, 'worker running');
+      log.info(
+        { taskQueue: config.taskQueue, namespace: config.temporalNamespace, address: config.temporalAddress },
+        'worker running',
+      );
       reportReady();
       await run;
       log.info('worker stopped');

@@ -23,7 +23,15 @@ export interface AutocannonResult {
   errors: number;
   timeouts: number;
   durationS: number;
-  latency: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number; curve: [number, number][] };
+  latency: {
+    p50: number;
+    p90: number;
+    p99: number;
+    p999: number;
+    max: number;
+    mean: number;
+    curve: [number, number][];
+  };
 }
 
 const CURVE_KEYS: [number, string][] = [

@@ -73,7 +73,9 @@ serveJob<FixedRateJob, FixedRateResult>(async (job, progress) => {
         while (sent < due) fire(t0 + sent++ * interval);
         if (record && now - lastReport >= 2_000) {
           lastReport = now;
-          progress(`${Math.round((now - t0) / 1000)} s: ${sent.toLocaleString('en-US')} sent, ${(sent - done).toLocaleString('en-US')} in flight`);
+          progress(
+            `${Math.round((now - t0) / 1000)} s: ${sent.toLocaleString('en-US')} sent, ${(sent - done).toLocaleString('en-US')} in flight`,
+          );
         }
         if (sent < total) setTimeout(tick, 1);
       };

@@ -14,7 +14,14 @@ export function keepAliveAgent(maxSockets: number): http.Agent {
 }
 
 /** One request; resolves with status, body and the time from the call to the last byte. */
-export function call(agent: http.Agent, base: URL, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
+export function call(
+  agent: http.Agent,
+  base: URL,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Answer> {
   const start = performance.now();
   return new Promise<Answer>((resolve, reject) => {
     const req = http.request(
@@ -24,12 +31,21 @@ export function call(agent: http.Agent, base: URL, method: string, path: string,
         port: base.port,
         method,
         path,
-        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers:
+          body === undefined
+            ? headers
+            : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - start }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            ms: performance.now() - start,
+          }),
+        );
         res.on('error', reject);
       },
     );

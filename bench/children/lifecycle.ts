@@ -55,7 +55,11 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
   };
   const reserveOne = async (i: number): Promise<string | undefined> => {
     const reservationId = `${job.idPrefix}-${i}`;
-    const body = JSON.stringify({ reservationId, items: [{ sku: job.skus[i % job.skus.length]!, quantity: 1 }], ttlSeconds: job.ttlSeconds });
+    const body = JSON.stringify({
+      reservationId,
+      items: [{ sku: job.skus[i % job.skus.length]!, quantity: 1 }],
+      ttlSeconds: job.ttlSeconds,
+    });
     try {
       const a = await call(agent, base, 'POST', '/v1/reservations', headers, body);
       if (a.status !== 201) return void fail('reserve', a.status, a.text);
@@ -67,7 +71,14 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
   };
   const settleOne = async (id: string, action: 'commit' | 'cancel'): Promise<boolean> => {
     try {
-      const a = await call(agent, base, 'POST', `/v1/reservations/${id}/${action}`, headers, JSON.stringify(action === 'commit' ? { paymentId: `pay-${id}` } : { reason: 'benchmark cleanup' }));
+      const a = await call(
+        agent,
+        base,
+        'POST',
+        `/v1/reservations/${id}/${action}`,
+        headers,
+        JSON.stringify(action === 'commit' ? { paymentId: `pay-${id}` } : { reason: 'benchmark cleanup' }),
+      );
       if (a.status !== 200) return (fail(action, a.status, a.text), false);
       if (recording) commit.push(a.ms);
       return true;
@@ -77,7 +88,10 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
   };
 
   const reporter = (label: string, t0: number) =>
-    setInterval(() => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${completed.toLocaleString('en-US')} ${label}`), 2_000);
+    setInterval(
+      () => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${completed.toLocaleString('en-US')} ${label}`),
+      2_000,
+    );
 
   if (job.mode === 'lifecycle') {
     const users = async (until: number) => {
@@ -96,9 +110,17 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
     const timer = reporter('lifecycles', t0);
     await users(t0 + (job.durationS ?? 10) * 1000);
     clearInterval(timer);
-    const seconds = (job.durationS ?? 10);
+    const seconds = job.durationS ?? 10;
     agent.destroy();
-    return { completed, rate: completed / seconds, seconds, reserve: summarize(reserve.values()), commit: summarize(commit.values()), failures, failureSamples };
+    return {
+      completed,
+      rate: completed / seconds,
+      seconds,
+      reserve: summarize(reserve.values()),
+      commit: summarize(commit.values()),
+      failures,
+      failureSamples,
+    };
   }
 
   // reserve / cancel a fixed set of ids
@@ -109,7 +131,10 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
   await Promise.all(
     Array.from({ length: job.concurrency }, async () => {
       for (let i = seq++; i < total; i = seq++) {
-        const ok = job.mode === 'reserve' ? (await reserveOne(i)) !== undefined : await settleOne(`${job.idPrefix}-${i}`, 'cancel');
+        const ok =
+          job.mode === 'reserve'
+            ? (await reserveOne(i)) !== undefined
+            : await settleOne(`${job.idPrefix}-${i}`, 'cancel');
         if (ok) completed += 1;
       }
     }),
@@ -117,5 +142,13 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
   clearInterval(timer);
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
-  return { completed, rate: completed / seconds, seconds, reserve: summarize(reserve.values()), commit: summarize(commit.values()), failures, failureSamples };
+  return {
+    completed,
+    rate: completed / seconds,
+    seconds,
+    reserve: summarize(reserve.values()),
+    commit: summarize(commit.values()),
+    failures,
+    failureSamples,
+  };
 });

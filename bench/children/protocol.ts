@@ -21,7 +21,10 @@ export function serveJob<J, R>(handler: (job: J, progress: (text: string) => voi
   process.once('message', (job: J) => {
     handler(job, (text) => send({ type: 'progress', text })).then(
       (result) => send({ type: 'result', result }, () => process.exit(0)),
-      (err: unknown) => send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1)),
+      (err: unknown) =>
+        send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () =>
+          process.exit(1),
+        ),
     );
   });
 }
@@ -46,7 +49,10 @@ export function serveService<C, I>(start: (config: C) => Promise<{ info: I; stop
         process.on('disconnect', shutdown);
         send({ type: 'ready', info });
       },
-      (err: unknown) => send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1)),
+      (err: unknown) =>
+        send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () =>
+          process.exit(1),
+        ),
     );
   });
 }

@@ -75,9 +75,20 @@ serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
   recording = true;
   failures = 0;
   const t0 = performance.now();
-  const timer = setInterval(() => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${completed.toLocaleString('en-US')} lifecycles`), 2_000);
+  const timer = setInterval(
+    () => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${completed.toLocaleString('en-US')} lifecycles`),
+    2_000,
+  );
   await users(t0 + job.durationS * 1000);
   clearInterval(timer);
   await connection.close();
-  return { completed, rate: completed / job.durationS, seconds: job.durationS, reserve: summarize(reserve.values()), commit: summarize(commit.values()), failures, failureSamples };
+  return {
+    completed,
+    rate: completed / job.durationS,
+    seconds: job.durationS,
+    reserve: summarize(reserve.values()),
+    commit: summarize(commit.values()),
+    failures,
+    failureSamples,
+  };
 });

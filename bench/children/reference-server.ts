@@ -17,7 +17,13 @@ serveService<{ keepAliveTimeoutMs: number }, { port: number }>(async (config) =>
   app.get('/v1/skus/:sku', (_req, res) => {
     res.json(view);
   });
-  const refusal = { error: { code: 'INSUFFICIENT_STOCK', message: 'only 0 of REF available, 1 requested', details: { sku: 'REF', requested: 1, available: 0 } } };
+  const refusal = {
+    error: {
+      code: 'INSUFFICIENT_STOCK',
+      message: 'only 0 of REF available, 1 requested',
+      details: { sku: 'REF', requested: 1, available: 0 },
+    },
+  };
   app.post('/v1/reservations', (_req, res) => {
     res.status(409).json(refusal);
   });

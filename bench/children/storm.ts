@@ -45,7 +45,13 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   const headers = { ...job.headers, 'content-type': 'application/json' };
 
   const start = performance.now();
-  const reporter = setInterval(() => progress(`${((performance.now() - start) / 1000).toFixed(0)} s: ${answered.toLocaleString('en-US')} of ${job.buyers.toLocaleString('en-US')} answered`), 2_000);
+  const reporter = setInterval(
+    () =>
+      progress(
+        `${((performance.now() - start) / 1000).toFixed(0)} s: ${answered.toLocaleString('en-US')} of ${job.buyers.toLocaleString('en-US')} answered`,
+      ),
+    2_000,
+  );
   const buyer = async (i: number) => {
     const t = performance.now();
     try {
@@ -53,23 +59,32 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
       let res = await fetch(url, { method: 'POST', headers, body });
       let text = await res.text();
       for (let attempt = 1; res.status === 503 && attempt <= 5; attempt++) {
-        const id = (JSON.parse(text) as { error?: { details?: { reservationId?: string } } }).error?.details?.reservationId;
+        const id = (JSON.parse(text) as { error?: { details?: { reservationId?: string } } }).error?.details
+          ?.reservationId;
         if (!id) break;
         if (attempt === 1) retried += 1;
         await new Promise((r) => setTimeout(r, 250));
-        res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ reservationId: id, items: [{ sku: job.sku, quantity: 1 }] }) });
+        res = await fetch(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ reservationId: id, items: [{ sku: job.sku, quantity: 1 }] }),
+        });
         text = await res.text();
       }
       const ms = performance.now() - t;
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       all.push(ms);
-      const view = res.status === 201 || res.status === 200 ? (JSON.parse(text) as { reservationId: string; status?: string }) : undefined;
+      const view =
+        res.status === 201 || res.status === 200
+          ? (JSON.parse(text) as { reservationId: string; status?: string })
+          : undefined;
       if (view && (res.status === 201 || view.status === 'HELD')) winners.push(view.reservationId);
       else if (res.status === 409) losers.push(ms);
     } catch (err) {
       errors += 1;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      if (errorSamples.length < 5) errorSamples.push(`${String(err)}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
+      if (errorSamples.length < 5)
+        errorSamples.push(`${String(err)}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
     } finally {
       answered += 1;
     }
@@ -80,5 +95,15 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   await Promise.all(pending);
   const wallS = (performance.now() - start) / 1000;
   clearInterval(reporter);
-  return { wallS, launchS, statuses, retried, winners, errors, errorSamples, losers: summarize(losers.values()), all: summarize(all.values()) };
+  return {
+    wallS,
+    launchS,
+    statuses,
+    retried,
+    winners,
+    errors,
+    errorSamples,
+    losers: summarize(losers.values()),
+    all: summarize(all.values()),
+  };
 });

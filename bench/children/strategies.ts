@@ -54,28 +54,39 @@ serveJob<StrategyJob, StrategyResult>(async (job, progress) => {
     await redis.hset(keys.stock(sku), { total: job.initial, reserved: 0, name: 'strategies benchmark' });
   } else {
     await db.query('CREATE TABLE IF NOT EXISTS bench_hot_stock (sku text PRIMARY KEY, available integer NOT NULL)');
-    await db.query('INSERT INTO bench_hot_stock (sku, available) VALUES ($1, $2) ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available', [sku, job.initial]);
+    await db.query(
+      'INSERT INTO bench_hot_stock (sku, available) VALUES ($1, $2) ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available',
+      [sku, job.initial],
+    );
   }
   const skuKeys = lineKeys([sku]);
 
   /** One attempt to buy one unit: true when sold, false when refused (sold out). */
   const buy: Record<Strategy, () => Promise<boolean>> = {
     naive: async () => {
-      const { rows } = await db.query<{ available: number }>('SELECT available FROM bench_hot_stock WHERE sku = $1', [sku]);
+      const { rows } = await db.query<{ available: number }>('SELECT available FROM bench_hot_stock WHERE sku = $1', [
+        sku,
+      ]);
       const available = rows[0]!.available;
       if (available < 1) return false;
       await db.query('UPDATE bench_hot_stock SET available = $2 WHERE sku = $1', [sku, available - 1]);
       return true;
     },
     conditional: async () => {
-      const r = await db.query('UPDATE bench_hot_stock SET available = available - 1 WHERE sku = $1 AND available >= 1', [sku]);
+      const r = await db.query(
+        'UPDATE bench_hot_stock SET available = available - 1 WHERE sku = $1 AND available >= 1',
+        [sku],
+      );
       return r.rowCount === 1;
     },
     forUpdate: async () => {
       const c = await db.connect();
       try {
         await c.query('BEGIN');
-        const { rows } = await c.query<{ available: number }>('SELECT available FROM bench_hot_stock WHERE sku = $1 FOR UPDATE', [sku]);
+        const { rows } = await c.query<{ available: number }>(
+          'SELECT available FROM bench_hot_stock WHERE sku = $1 FOR UPDATE',
+          [sku],
+        );
         const ok = rows[0]!.available >= 1;
         if (ok) await c.query('UPDATE bench_hot_stock SET available = available - 1 WHERE sku = $1', [sku]);
         await c.query('COMMIT');
@@ -99,7 +110,10 @@ serveJob<StrategyJob, StrategyResult>(async (job, progress) => {
   // ------------------------------------------------------------------ run
   const t0 = performance.now();
   const until = t0 + job.durationS * 1000;
-  const timer = setInterval(() => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${sold.toLocaleString('en-US')} sold`), 2_000);
+  const timer = setInterval(
+    () => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${sold.toLocaleString('en-US')} sold`),
+    2_000,
+  );
   await Promise.all(
     Array.from({ length: job.concurrency }, async () => {
       while (performance.now() < until) {
@@ -121,11 +135,22 @@ serveJob<StrategyJob, StrategyResult>(async (job, progress) => {
     counted = Number(await redis.hget(keys.stock(sku), 'reserved'));
     await redis.unlink(keys.holds(sku), keys.done(sku), keys.stock(sku));
   } else {
-    const { rows } = await db.query<{ available: number }>('SELECT available FROM bench_hot_stock WHERE sku = $1', [sku]);
+    const { rows } = await db.query<{ available: number }>('SELECT available FROM bench_hot_stock WHERE sku = $1', [
+      sku,
+    ]);
     counted = job.initial - rows[0]!.available;
     await db.query('DELETE FROM bench_hot_stock WHERE sku = $1', [sku]);
   }
   await Promise.allSettled([redis.quit(), db.end()]);
   const oversold = job.phase === 'sellout' ? sold - job.initial : sold - counted;
-  return { strategy: job.strategy, phase: job.phase, sold, seconds, opsPerSec: sold / seconds, counted, oversold: Math.max(0, oversold), errors };
+  return {
+    strategy: job.strategy,
+    phase: job.phase,
+    sold,
+    seconds,
+    opsPerSec: sold / seconds,
+    counted,
+    oversold: Math.max(0, oversold),
+    errors,
+  };
 });

@@ -4,10 +4,20 @@ import type { Target } from './stack';
 
 export type { StockView };
 
-async function call<T>(target: Target, token: string, method: string, path: string, body?: unknown, expect: number[] = [200, 201]): Promise<T> {
+async function call<T>(
+  target: Target,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  expect: number[] = [200, 201],
+): Promise<T> {
   const res = await fetch(`${target.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
@@ -25,11 +35,17 @@ export function getStock(target: Target, sku: string): Promise<StockView> {
 }
 
 export function cancelReservation(target: Target, id: string): Promise<unknown> {
-  return call(target, target.clientToken, 'POST', `/v1/reservations/${encodeURIComponent(id)}/cancel`, { reason: 'benchmark cleanup' });
+  return call(target, target.clientToken, 'POST', `/v1/reservations/${encodeURIComponent(id)}/cancel`, {
+    reason: 'benchmark cleanup',
+  });
 }
 
 /** Runs `work` over `items` with at most `concurrency` at once. */
-export async function eachLimited<T>(items: T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<number> {
+export async function eachLimited<T>(
+  items: T[],
+  concurrency: number,
+  work: (item: T) => Promise<unknown>,
+): Promise<number> {
   let next = 0;
   let failed = 0;
   await Promise.all(

@@ -62,7 +62,10 @@ export function cpuMeter(pids: Record<string, number | undefined>): { stop(): Cp
         const b = cpuSecondsOf(pid);
         if (a !== undefined && b !== undefined) seconds[name] = Math.round((b - a) * 100) / 100;
       }
-      const machineBusy = m0 && m1 && m1.total > m0.total ? Math.round(((m1.busy - m0.busy) / (m1.total - m0.total)) * 1000) / 1000 : null;
+      const machineBusy =
+        m0 && m1 && m1.total > m0.total
+          ? Math.round(((m1.busy - m0.busy) / (m1.total - m0.total)) * 1000) / 1000
+          : null;
       return { seconds, machineBusy, wallSeconds: (Date.now() - t0) / 1000 };
     },
   };
@@ -74,7 +77,10 @@ export function cpuMeter(pids: Record<string, number | undefined>): { stop(): Cp
  * behind, so one measurement does not pay for the previous one. Gives up after `timeoutMs`.
  * Returns how long it waited, in seconds.
  */
-export async function waitUntilQuiet(pids: (number | undefined)[], opts: { maxCores?: number; timeoutMs?: number } = {}): Promise<number> {
+export async function waitUntilQuiet(
+  pids: (number | undefined)[],
+  opts: { maxCores?: number; timeoutMs?: number } = {},
+): Promise<number> {
   const known = pids.filter((p): p is number => typeof p === 'number' && p > 0);
   const started = Date.now();
   if (known.length === 0) {

@@ -62,7 +62,10 @@ export interface ServiceProcess {
  * with its output in a log file. A preload (orphan-guard) stops it if this process dies without
  * cleaning up.
  */
-export function spawnNode(script: string, opts: { env: NodeJS.ProcessEnv; logFile: string; nodeArgs?: string[] }): ServiceProcess {
+export function spawnNode(
+  script: string,
+  opts: { env: NodeJS.ProcessEnv; logFile: string; nodeArgs?: string[] },
+): ServiceProcess {
   const fd = openSync(opts.logFile, 'a');
   const child = track(
     spawn(process.execPath, [...(opts.nodeArgs ?? []), '-r', ORPHAN_GUARD, script], {
@@ -89,8 +92,17 @@ export function tailOf(file: string, lines = 30): string {
 }
 
 /** Forks a one-shot child (children/<name>.js), sends it `job`, and resolves with its result. */
-export function runJob<R>(name: string, job: unknown, opts: { timeoutMs: number; onProgress?: (text: string) => void; execArgv?: string[] }): Promise<R> {
-  const child = track(fork(path.join(CHILDREN_DIR, `${name}.js`), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: opts.execArgv ?? [] }));
+export function runJob<R>(
+  name: string,
+  job: unknown,
+  opts: { timeoutMs: number; onProgress?: (text: string) => void; execArgv?: string[] },
+): Promise<R> {
+  const child = track(
+    fork(path.join(CHILDREN_DIR, `${name}.js`), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: opts.execArgv ?? [],
+    }),
+  );
   return new Promise<R>((resolve, reject) => {
     let settled = false;
     const settle = (fn: () => void) => {
@@ -108,16 +120,27 @@ export function runJob<R>(name: string, job: unknown, opts: { timeoutMs: number;
       else if (message.type === 'result') settle(() => resolve(message.result));
       else if (message.type === 'error') settle(() => reject(new Error(`${name}: ${message.message}`)));
     });
-    child.once('exit', (code, signal) => settle(() => reject(new Error(`${name} exited (${code ?? signal}) without a result`))));
+    child.once('exit', (code, signal) =>
+      settle(() => reject(new Error(`${name} exited (${code ?? signal}) without a result`))),
+    );
     child.send(job as object);
   });
 }
 
 /** Forks a long-running child (a reference server or worker) and waits until it reports ready. */
-export async function startChildService<I>(name: string, config: unknown, timeoutMs = 120_000): Promise<{ info: I; pid: number; stop(): Promise<void> }> {
-  const child = track(fork(path.join(CHILDREN_DIR, `${name}.js`), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }));
+export async function startChildService<I>(
+  name: string,
+  config: unknown,
+  timeoutMs = 120_000,
+): Promise<{ info: I; pid: number; stop(): Promise<void> }> {
+  const child = track(
+    fork(path.join(CHILDREN_DIR, `${name}.js`), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }),
+  );
   const info = await new Promise<I>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: not ready within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`${name}: not ready within ${Math.round(timeoutMs / 1000)} s`)),
+      timeoutMs,
+    );
     child.on('message', (message: ChildMessage<I>) => {
       if (message.type === 'ready') {
         clearTimeout(timer);

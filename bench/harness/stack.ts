@@ -125,12 +125,19 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, proc?: ServiceProcess): Promise<void> {
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+  proc?: ServiceProcess,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (proc && proc.child.exitCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.tail()}`);
+    if (proc && proc.child.exitCode !== null)
+      throw new Error(`${what} exited with ${proc.child.exitCode}:\n${proc.tail()}`);
     if (await probe().catch(() => false)) return;
-    if (Date.now() > until) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s${proc ? `:\n${proc.tail()}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`${what} was not ready within ${timeoutMs / 1000} s${proc ? `:\n${proc.tail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -142,7 +149,11 @@ async function ready(url: string): Promise<boolean> {
 }
 
 async function hasPollers(client: Client, namespace: string, taskQueue: string): Promise<boolean> {
-  const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 /* WORKFLOW */ });
+  const r = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: 1 /* WORKFLOW */,
+  });
   return (r.pollers?.length ?? 0) > 0;
 }
 
@@ -166,7 +177,11 @@ export async function dropDatabase(url: string): Promise<void> {
  * so they are complete, and /readyz (which waits for the marker) need not wait for a rebuild.
  */
 async function markLoaded(target: string): Promise<void> {
-  const redis = createRedis(target.includes('://') ? target : target.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) })));
+  const redis = createRedis(
+    target.includes('://')
+      ? target
+      : target.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) })),
+  );
   try {
     await redis.set(keys.loaded, 'benchmark: fresh stores');
   } finally {
@@ -196,7 +211,10 @@ function stateBase(): string {
 
 export async function startOwnStack(opts: { logLevel: string; profileDir?: string }): Promise<Target> {
   for (const entry of [path.join(LIB, 'worker.js'), path.join(LIB, 'api', 'server.js')]) {
-    if (!existsSync(entry)) throw new Error(`${path.relative(PROJECT_ROOT, entry)} not found: run \`npm run build\` first (\`npm run bench\` does)`);
+    if (!existsSync(entry))
+      throw new Error(
+        `${path.relative(PROJECT_ROOT, entry)} not found: run \`npm run build\` first (\`npm run bench\` does)`,
+      );
   }
   const temp = mkdtempSync(path.join(stateBase(), 'stockhold-bench-'));
   const closers: (() => Promise<void>)[] = [];
@@ -228,7 +246,13 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
     const temporalLog = path.join(temp, 'temporal.log');
     writeFileSync(temporalLog, '');
     detail(`Temporal dev server on ${temporalAddress} (state in ${temp})`);
-    const dev: DevServer = await startDevServer({ address: temporalAddress, namespace, dataDir: temp, uiPort, log: (line) => appendFileSync(temporalLog, `${line}\n`) });
+    const dev: DevServer = await startDevServer({
+      address: temporalAddress,
+      namespace,
+      dataDir: temp,
+      uiPort,
+      log: (line) => appendFileSync(temporalLog, `${line}\n`),
+    });
     track(dev.process);
     closers.push(() => dev.stop());
 
@@ -248,10 +272,15 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
       INVENTORY_API_TOKEN: clientToken,
       LOG_LEVEL: logLevel,
     });
-    const profileArgs = (name: string) => (opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : []);
+    const profileArgs = (name: string) =>
+      opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : [];
 
     detail('worker: node lib/worker.js (bundling the workflows)');
-    const worker = spawnNode(path.join(LIB, 'worker.js'), { env: baseEnv(0, 'warn'), logFile: path.join(temp, 'worker.log'), nodeArgs: profileArgs('worker') });
+    const worker = spawnNode(path.join(LIB, 'worker.js'), {
+      env: baseEnv(0, 'warn'),
+      logFile: path.join(temp, 'worker.log'),
+      nodeArgs: profileArgs('worker'),
+    });
     closers.push(() => worker.stop(15_000));
     const temporal = new Client({ connection: await Connection.connect({ address: temporalAddress }), namespace });
     closers.push(() => temporal.connection.close());
@@ -312,22 +341,40 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
         };
         closers.push(stop);
         try {
-          detail(`${o.name}: worker on task queue ${shapeQueue}${o.redisClusterNodes ? `, REDIS_CLUSTER_NODES=${o.redisClusterNodes}` : ''}`);
-          const w = spawnNode(path.join(lib, 'worker.js'), { env: env(0, 'warn'), logFile: path.join(temp, `${o.name}-worker.log`), nodeArgs: profileArgs(`${o.name}-worker`) });
+          detail(
+            `${o.name}: worker on task queue ${shapeQueue}${o.redisClusterNodes ? `, REDIS_CLUSTER_NODES=${o.redisClusterNodes}` : ''}`,
+          );
+          const w = spawnNode(path.join(lib, 'worker.js'), {
+            env: env(0, 'warn'),
+            logFile: path.join(temp, `${o.name}-worker.log`),
+            nodeArgs: profileArgs(`${o.name}-worker`),
+          });
           stops.push(() => w.stop(15_000));
           await waitFor(`the ${o.name} worker`, 120_000, () => hasPollers(temporal, namespace, shapeQueue), w);
           const apis: ApiHandle[] = [];
           for (let i = 1; i <= o.apis; i++) {
             const name = `${o.name}-api-${i}`;
             const port = await freePort();
-            detail(`${o.name}: API ${i} of ${o.apis}: node ${path.relative(PROJECT_ROOT, lib)}/api/server.js on port ${port}`);
-            const p = spawnNode(path.join(lib, 'api', 'server.js'), { env: env(port, opts.logLevel), logFile: path.join(temp, `${name}.log`), nodeArgs: profileArgs(name) });
+            detail(
+              `${o.name}: API ${i} of ${o.apis}: node ${path.relative(PROJECT_ROOT, lib)}/api/server.js on port ${port}`,
+            );
+            const p = spawnNode(path.join(lib, 'api', 'server.js'), {
+              env: env(port, opts.logLevel),
+              logFile: path.join(temp, `${name}.log`),
+              nodeArgs: profileArgs(name),
+            });
             stops.push(() => p.stop());
             const url = `http://127.0.0.1:${port}`;
             await waitFor(name, 60_000, () => ready(url), p);
             apis.push({ url, pid: p.pid, stop: () => p.stop() });
           }
-          return { urls: apis.map((a) => a.url), apiPids: apis.map((a) => a.pid), workerPid: w.pid, taskQueue: shapeQueue, stop };
+          return {
+            urls: apis.map((a) => a.url),
+            apiPids: apis.map((a) => a.pid),
+            workerPid: w.pid,
+            taskQueue: shapeQueue,
+            stop,
+          };
         } catch (err) {
           await stop();
           throw err;
@@ -343,7 +390,10 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
 
 /** A stack somebody else runs: the benchmark only sends it traffic (and starts its references). */
 export async function useRunningStack(
-  opts: Pick<Target, 'url' | 'adminToken' | 'clientToken' | 'temporalAddress' | 'namespace' | 'taskQueue' | 'redisUrl'> & {
+  opts: Pick<
+    Target,
+    'url' | 'adminToken' | 'clientToken' | 'temporalAddress' | 'namespace' | 'taskQueue' | 'redisUrl'
+  > & {
     apiPid?: number;
     workerPid?: number;
   },

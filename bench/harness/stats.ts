@@ -36,7 +36,10 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
     p99: at(99),
     p999: at(99.9),
     max: at(100),
-    curve: CURVE_PERCENTILES.filter((p) => p === 0 || p === 100 || sorted.length >= 100 / (100 - p)).map((p) => [p, at(p)]),
+    curve: CURVE_PERCENTILES.filter((p) => p === 0 || p === 100 || sorted.length >= 100 / (100 - p)).map((p) => [
+      p,
+      at(p),
+    ]),
   };
 }
 

@@ -42,22 +42,61 @@ export interface AvailabilityData {
     apiCpuPerRequestUs?: number;
     node?: ReturnType<typeof nodeMetricsDelta>;
     /** Each alternating pair of fixed-rate runs (service and reference back to back, the order swapped each pair). */
-    rounds?: { p50: number; p99: number; p999: number; referenceP50: number; referenceP99: number; referenceP999: number; p99Ratio: number }[];
+    rounds?: {
+      p50: number;
+      p99: number;
+      p999: number;
+      referenceP50: number;
+      referenceP99: number;
+      referenceP999: number;
+      p99Ratio: number;
+    }[];
     /** Median over the pairs of service p99 / reference p99: the goal's figure. */
     p99Ratio?: number;
   };
 }
 
-export async function throughput(url: string, path: string, token: string, durationS: number, label: string): Promise<AutocannonResult> {
-  const job: AutocannonJob = { url: `${url}${path}`, connections: CONNECTIONS, durationS, headers: { authorization: `Bearer ${token}` } };
-  const r = await runJob<AutocannonResult>('autocannon', job, { timeoutMs: (durationS + 30) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
+export async function throughput(
+  url: string,
+  path: string,
+  token: string,
+  durationS: number,
+  label: string,
+): Promise<AutocannonResult> {
+  const job: AutocannonJob = {
+    url: `${url}${path}`,
+    connections: CONNECTIONS,
+    durationS,
+    headers: { authorization: `Bearer ${token}` },
+  };
+  const r = await runJob<AutocannonResult>('autocannon', job, {
+    timeoutMs: (durationS + 30) * 1000,
+    onProgress: (t) => detail(`${label}: ${t}`),
+  });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${label}: ${r.non2xx} non-2xx answers and ${r.errors} errors`);
   return r;
 }
 
-export async function fixedRate(url: string, path: string, token: string, durationS: number, label: string): Promise<FixedRateResult> {
-  const job: FixedRateJob = { url, path, headers: { authorization: `Bearer ${token}` }, rate: RATE, durationS, warmupS: WARMUP_S, maxSockets: 64 };
-  const r = await runJob<FixedRateResult>('fixed-rate', job, { timeoutMs: (durationS + 40) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
+export async function fixedRate(
+  url: string,
+  path: string,
+  token: string,
+  durationS: number,
+  label: string,
+): Promise<FixedRateResult> {
+  const job: FixedRateJob = {
+    url,
+    path,
+    headers: { authorization: `Bearer ${token}` },
+    rate: RATE,
+    durationS,
+    warmupS: WARMUP_S,
+    maxSockets: 64,
+  };
+  const r = await runJob<FixedRateResult>('fixed-rate', job, {
+    timeoutMs: (durationS + 40) * 1000,
+    onProgress: (t) => detail(`${label}: ${t}`),
+  });
   if (r.failed > 0) throw new Error(`${label}: ${r.failed} requests failed`);
   return r;
 }
@@ -69,7 +108,14 @@ interface Measured {
 }
 
 /** A fixed-rate run with the API's CPU time and its GC / event-loop figures around it. */
-async function measuredFixedRate(url: string, path: string, token: string, durationS: number, label: string, pid?: number): Promise<Measured> {
+async function measuredFixedRate(
+  url: string,
+  path: string,
+  token: string,
+  durationS: number,
+  label: string,
+  pid?: number,
+): Promise<Measured> {
   const before = pid ? await scrapeNodeMetrics(url) : undefined;
   const meter = cpuMeter({ api: pid });
   const r = await fixedRate(url, path, token, durationS, label);
@@ -80,10 +126,16 @@ async function measuredFixedRate(url: string, path: string, token: string, durat
   detail(
     `${label}: p50 ${fmt.ms(r.latency.p50)}, p99 ${fmt.ms(r.latency.p99)}, p99.9 ${fmt.ms(r.latency.p999)}` +
       (cpu.seconds.api !== undefined ? `; API CPU ${Math.round((cpu.seconds.api / requests) * 1e6)} µs/request` : '') +
-      (node ? `; GC ${node.gcPauseMsPerSecond} ms/s (${node.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${node.eventLoopLagP99Ms} ms, max ${node.eventLoopLagMaxMs} ms` : '') +
+      (node
+        ? `; GC ${node.gcPauseMsPerSecond} ms/s (${node.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${node.eventLoopLagP99Ms} ms, max ${node.eventLoopLagMaxMs} ms`
+        : '') +
       `; machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`,
   );
-  return { r, apiCpuPerRequestUs: cpu.seconds.api === undefined ? undefined : Math.round((cpu.seconds.api / requests) * 1e6), node };
+  return {
+    r,
+    apiCpuPerRequestUs: cpu.seconds.api === undefined ? undefined : Math.round((cpu.seconds.api / requests) * 1e6),
+    node,
+  };
 }
 
 export async function availability(ctx: Context): Promise<Outcome<AvailabilityData>> {
@@ -108,8 +160,11 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       const meter = cpuMeter({ api: w === 'service' ? target.apiPid : undefined });
       got[w] = await throughput(urls[w], path, token, ctx.seconds(8), `round ${round + 1} ${w}`);
       const cpu = meter.stop();
-      if (w === 'service' && cpu.seconds.api !== undefined) apiCpuPerRequestUs = Math.round((cpu.seconds.api / got[w].requests) * 1e6);
-      detail(`round ${round + 1} ${w}: ${fmt.int(got[w].rps)} req/s, p99 ${fmt.ms(got[w].latency.p99)}${cpu.seconds.api !== undefined ? `, API CPU ${Math.round((cpu.seconds.api / got[w].requests) * 1e6)} µs/request` : ''}, machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
+      if (w === 'service' && cpu.seconds.api !== undefined)
+        apiCpuPerRequestUs = Math.round((cpu.seconds.api / got[w].requests) * 1e6);
+      detail(
+        `round ${round + 1} ${w}: ${fmt.int(got[w].rps)} req/s, p99 ${fmt.ms(got[w].latency.p99)}${cpu.seconds.api !== undefined ? `, API CPU ${Math.round((cpu.seconds.api / got[w].requests) * 1e6)} µs/request` : ''}, machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`,
+      );
     }
     const s = got.service!;
     const r = got.reference!;
@@ -117,7 +172,9 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
     Object.assign(last, got);
   }
 
-  progress(`availability (b): latency at a fixed ${fmt.int(RATE)} req/s (open loop, keep-alive), alternating with the bare Express reference`);
+  progress(
+    `availability (b): latency at a fixed ${fmt.int(RATE)} req/s (open loop, keep-alive), alternating with the bare Express reference`,
+  );
   // Pairs back to back, the order swapped each pair, so both sides see the same machine (other
   // tenants' bursts move a p99 by several times on this shared machine).
   const fixedRounds: NonNullable<AvailabilityData['at2000']['rounds']> = [];
@@ -129,7 +186,14 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
     let r: FixedRateResult | undefined;
     for (const w of order) {
       if (w === 'service') {
-        const m = await measuredFixedRate(target.url, path, token, ctx.seconds(8), `round ${round + 1} service`, target.apiPid);
+        const m = await measuredFixedRate(
+          target.url,
+          path,
+          token,
+          ctx.seconds(8),
+          `round ${round + 1} service`,
+          target.apiPid,
+        );
         svcRuns.push(m);
         s = m.r;
       } else {
@@ -181,7 +245,11 @@ export function availabilityRows(d: AvailabilityData): Row[] {
   // The reference's medians over the pairs (a run before the pairs has one reference run).
   const rounds = d.at2000.rounds;
   const ref = rounds
-    ? { p50: median(rounds.map((r) => r.referenceP50)), p99: median(rounds.map((r) => r.referenceP99)), p999: median(rounds.map((r) => r.referenceP999)) }
+    ? {
+        p50: median(rounds.map((r) => r.referenceP50)),
+        p99: median(rounds.map((r) => r.referenceP99)),
+        p999: median(rounds.map((r) => r.referenceP999)),
+      }
     : d.at2000.reference;
   const p99Ratio = d.at2000.p99Ratio ?? d.p99MsAt2000 / d.at2000.reference.p99;
   return [
@@ -194,7 +262,12 @@ export function availabilityRows(d: AvailabilityData): Row[] {
       goal: `≥ ${AVAILABILITY_GOALS.throughputRatio}× ref`,
       met: d.ratio >= AVAILABILITY_GOALS.throughputRatio,
     },
-    { scenario: 'availability', measure: 'p50 at 2,000 req/s', value: fmt.ms(d.p50MsAt2000), reference: fmt.ms(ref.p50) },
+    {
+      scenario: 'availability',
+      measure: 'p50 at 2,000 req/s',
+      value: fmt.ms(d.p50MsAt2000),
+      reference: fmt.ms(ref.p50),
+    },
     {
       scenario: 'availability',
       measure: 'p99 at 2,000 req/s',
@@ -203,8 +276,15 @@ export function availabilityRows(d: AvailabilityData): Row[] {
       ratio: fmt.ratio(p99Ratio),
       goal: `≤ ${AVAILABILITY_GOALS.p99RatioAt2000}× ref`,
       met: p99Ratio <= AVAILABILITY_GOALS.p99RatioAt2000,
-      note: d.at2000.rounds ? `median of ${d.at2000.rounds.length} alternating pairs: ${d.at2000.rounds.map((r) => fmt.ratio(r.p99Ratio)).join(', ')}` : undefined,
+      note: d.at2000.rounds
+        ? `median of ${d.at2000.rounds.length} alternating pairs: ${d.at2000.rounds.map((r) => fmt.ratio(r.p99Ratio)).join(', ')}`
+        : undefined,
     },
-    { scenario: 'availability', measure: 'p99.9 at 2,000 req/s', value: fmt.ms(d.p999MsAt2000), reference: fmt.ms(ref.p999) },
+    {
+      scenario: 'availability',
+      measure: 'p99.9 at 2,000 req/s',
+      value: fmt.ms(d.p999MsAt2000),
+      reference: fmt.ms(ref.p999),
+    },
   ];
 }

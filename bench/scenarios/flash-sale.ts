@@ -62,7 +62,11 @@ export interface FlashSaleData {
   cluster?: { apiProcesses: number; masters: number; stock1: StormSummary; stock100: StormSummary };
   clusterError?: string;
   /** With --baseline: the two storms' wall seconds on this build and on the baseline revision, same shape, same run. */
-  baseline?: { rev: string; stock1: { current: number[]; baseline: number[] }; stock100: { current: number[]; baseline: number[] } };
+  baseline?: {
+    rev: string;
+    stock1: { current: number[]; baseline: number[] };
+    stock100: { current: number[]; baseline: number[] };
+  };
   /** 409s per second for a sold-out SKU over keep-alive connections, by API log level. */
   refusalsPerSecond?: { info: number; warn: number };
 }
@@ -70,9 +74,14 @@ export interface FlashSaleData {
 export async function storm(url: string | string[], token: string, sku: string, label: string): Promise<StormResult> {
   const urls = (Array.isArray(url) ? url : [url]).map((u) => `${u}/v1/reservations`);
   const job: StormJob = { urls, headers: { authorization: `Bearer ${token}` }, buyers: BUYERS, sku };
-  const r = await runJob<StormResult>('storm', job, { timeoutMs: 180_000, onProgress: (t) => detail(`${label}: ${t}`) });
+  const r = await runJob<StormResult>('storm', job, {
+    timeoutMs: 180_000,
+    onProgress: (t) => detail(`${label}: ${t}`),
+  });
   detail(
-    `${label}: answered everyone in ${fmt.s(r.wallS)}; ${Object.entries(r.statuses).map(([s, n]) => `${fmt.int(n)}× ${s}`).join(', ')}` +
+    `${label}: answered everyone in ${fmt.s(r.wallS)}; ${Object.entries(r.statuses)
+      .map(([s, n]) => `${fmt.int(n)}× ${s}`)
+      .join(', ')}` +
       `${r.errors ? `, ${r.errors} errors (${r.errorSamples[0]})` : ''}; losers p50 ${fmt.ms(r.losers.p50)}, p99 ${fmt.ms(r.losers.p99)}`,
   );
   return r;
@@ -90,7 +99,12 @@ interface StormTarget {
 
 function mainStormTarget(ctx: Context): StormTarget {
   const { target } = ctx;
-  return { target, urls: [target.url], pids: { api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid }, settle: (label) => ctx.settle(label) };
+  return {
+    target,
+    urls: [target.url],
+    pids: { api: target.apiPid, worker: target.workerPid, temporal: target.temporalPid },
+    settle: (label) => ctx.settle(label),
+  };
 }
 
 function shapeStormTarget(ctx: Context, shape: ShapeHandle, redisNodes: readonly { pid: number }[]): StormTarget {
@@ -110,7 +124,13 @@ function shapeStormTarget(ctx: Context, shape: ShapeHandle, redisNodes: readonly
 }
 
 /** Runs one storm against the service on a fresh SKU with `stock` units and checks the winners. */
-async function serviceStorm(ctx: Context, where: StormTarget, stock: number, label: string, referenceWallS: number): Promise<{ summary: StormSummary; failure?: string }> {
+async function serviceStorm(
+  ctx: Context,
+  where: StormTarget,
+  stock: number,
+  label: string,
+  referenceWallS: number,
+): Promise<{ summary: StormSummary; failure?: string }> {
   const { target } = where;
   const sku = `FLASH${stock}-${label.replace(/\W+/g, '')}-${ctx.run}`.slice(0, 64);
   await createSku(target, sku, stock, `flash sale benchmark, stock ${stock}`);
@@ -118,7 +138,11 @@ async function serviceStorm(ctx: Context, where: StormTarget, stock: number, lab
   const meter = cpuMeter(where.pids);
   const r = await storm(where.urls, target.clientToken, sku, label);
   const cpu = meter.stop();
-  detail(`${label}: CPU used: ${Object.entries(cpu.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`);
+  detail(
+    `${label}: CPU used: ${Object.entries(cpu.seconds)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+      .join(', ')}; machine ${Math.round((cpu.machineBusy ?? 0) * 100)}% busy`,
+  );
   const after = await getStock(target, sku);
   // Give the stock back so later scenarios see a quiet service.
   await eachLimited(r.winners, 16, (id) => cancelReservation(target, id));
@@ -144,7 +168,8 @@ async function serviceStorm(ctx: Context, where: StormTarget, stock: number, lab
   const problems: string[] = [];
   if (summary.winners !== stock) problems.push(`${summary.winners} winners for a stock of ${stock}`);
   if (after.reserved !== stock) problems.push(`Redis shows ${after.reserved} reserved for a stock of ${stock}`);
-  if (r.retried > 0) progress(`      ${label}: ${fmt.int(r.retried)} buyers answered 503 tried again with the id it carried`);
+  if (r.retried > 0)
+    progress(`      ${label}: ${fmt.int(r.retried)} buyers answered 503 tried again with the id it carried`);
   const others = Object.keys(r.statuses).filter((s) => s !== '201' && s !== '409' && s !== '200');
   const unanswered = [
     ...others.map((s) => `${fmt.int(r.statuses[s]!)}× ${s}`),
@@ -161,14 +186,21 @@ async function serviceStorm(ctx: Context, where: StormTarget, stock: number, lab
 }
 
 /** The private Redis Cluster and the service's second shape on it; undefined (and why) when they could not start. */
-async function startClusterShape(ctx: Context): Promise<{ shape: ShapeHandle; cluster: RedisCluster } | { error: string }> {
+async function startClusterShape(
+  ctx: Context,
+): Promise<{ shape: ShapeHandle; cluster: RedisCluster } | { error: string }> {
   if (!ctx.target.startShape) return { error: 'needs the benchmark’s own stack' };
   let cluster: RedisCluster | undefined;
   try {
     detail(`Redis Cluster: ${CLUSTER_MASTERS} masters from the system redis-server on spare ports`);
     cluster = await startRedisCluster(CLUSTER_MASTERS);
     detail(`Redis Cluster up: ${cluster.seeds}`);
-    const shape = await ctx.target.startShape({ name: 'cluster', apis: CLUSTER_APIS, redisClusterNodes: cluster.seeds, databaseUrl: BENCH_SHAPE_DATABASE_URL });
+    const shape = await ctx.target.startShape({
+      name: 'cluster',
+      apis: CLUSTER_APIS,
+      redisClusterNodes: cluster.seeds,
+      databaseUrl: BENCH_SHAPE_DATABASE_URL,
+    });
     return { shape, cluster };
   } catch (err) {
     await cluster?.stop();
@@ -181,9 +213,13 @@ async function startClusterShape(ctx: Context): Promise<{ shape: ShapeHandle; cl
 export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const { target } = ctx;
   const ref = await ctx.referenceServer();
-  progress(`flash sale: starting ${CLUSTER_APIS} API processes and a worker on a private ${CLUSTER_MASTERS}-master Redis Cluster`);
+  progress(
+    `flash sale: starting ${CLUSTER_APIS} API processes and a worker on a private ${CLUSTER_MASTERS}-master Redis Cluster`,
+  );
   const clustered = await startClusterShape(ctx);
-  progress(`flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, on Redis Cluster stock 1 and 100, reference)`);
+  progress(
+    `flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, on Redis Cluster stock 1 and 100, reference)`,
+  );
   const refRuns: StormResult[] = [];
   const failures: (string | undefined)[] = [];
   let s1: StormSummary;
@@ -220,7 +256,12 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const data: FlashSaleData = {
     buyers: BUYERS,
     referenceWallS,
-    referenceRuns: refRuns.map((r) => ({ wallS: round3(r.wallS), loserP50Ms: round3(r.losers.p50), loserP99Ms: round3(r.losers.p99), errors: r.errors })),
+    referenceRuns: refRuns.map((r) => ({
+      wallS: round3(r.wallS),
+      loserP50Ms: round3(r.losers.p50),
+      loserP99Ms: round3(r.losers.p99),
+      errors: r.errors,
+    })),
     referenceLosers: best.losers,
     stock1: s1,
     stock100: s100,
@@ -255,7 +296,9 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
           expectStatus: 409,
         };
         const r = await runJob<AutocannonResult>('autocannon', job, { timeoutMs: 60_000 });
-        detail(`${label}: ${fmt.int(r.rps)} refusals/s${r.non2xx || r.errors ? ` (${r.non2xx} other answers, ${r.errors} errors)` : ''}`);
+        detail(
+          `${label}: ${fmt.int(r.rps)} refusals/s${r.non2xx || r.errors ? ` (${r.non2xx} other answers, ${r.errors} errors)` : ''}`,
+        );
         return r.rps;
       };
       const info = [await refusals(target.url, 'LOG_LEVEL=info (default)'), 0];
@@ -284,13 +327,22 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
  * redis-server, a database of its own each), both storms on each in the order this, REV, REV,
  * this, so drift of the machine during the comparison falls on both alike.
  */
-async function baselineStorms(ctx: Context, referenceWallS: number): Promise<{ data: NonNullable<FlashSaleData['baseline']>; failures: string[] }> {
+async function baselineStorms(
+  ctx: Context,
+  referenceWallS: number,
+): Promise<{ data: NonNullable<FlashSaleData['baseline']>; failures: string[] }> {
   const base = ctx.baseline!;
-  progress(`flash sale: this build against ${base.rev} (${base.commit}), one API process each on a private redis-server`);
+  progress(
+    `flash sale: this build against ${base.rev} (${base.commit}), one API process each on a private redis-server`,
+  );
   const servers: RedisServer[] = [];
   const shapes: ShapeHandle[] = [];
   const failures: string[] = [];
-  const data: NonNullable<FlashSaleData['baseline']> = { rev: base.commit, stock1: { current: [], baseline: [] }, stock100: { current: [], baseline: [] } };
+  const data: NonNullable<FlashSaleData['baseline']> = {
+    rev: base.commit,
+    stock1: { current: [], baseline: [] },
+    stock100: { current: [], baseline: [] },
+  };
   try {
     const side = async (name: 'current' | 'baseline') => {
       const redis = await startRedisServer();
@@ -333,7 +385,10 @@ async function baselineStorms(ctx: Context, referenceWallS: number): Promise<{ d
 /** Buyers answered neither 201 nor 409 (e.g. 503 when Temporal did not answer in time), or not at all. */
 function unansweredOf(s: StormSummary): string {
   const other = Object.entries(s.statuses).filter(([code]) => code !== '201' && code !== '409');
-  return [...other.map(([code, n]) => `${fmt.int(n)}× ${code}`), ...(s.errors ? [`${fmt.int(s.errors)} no answer`] : [])].join(', ');
+  return [
+    ...other.map(([code, n]) => `${fmt.int(n)}× ${code}`),
+    ...(s.errors ? [`${fmt.int(s.errors)} no answer`] : []),
+  ].join(', ');
 }
 
 export function flashSaleRows(d: FlashSaleData): Row[] {
@@ -345,8 +400,14 @@ export function flashSaleRows(d: FlashSaleData): Row[] {
     ['', 1, d.stock1, FLASH_GOALS.stock1Ratio],
     ['', 100, d.stock100, FLASH_GOALS.stock100Ratio],
   ];
-  const shape = d.cluster ? `Redis Cluster (${d.cluster.masters} masters), ${d.cluster.apiProcesses} API processes, ` : '';
-  if (d.cluster) storms.push([shape, 1, d.cluster.stock1, FLASH_GOALS.clusterRatio], [shape, 100, d.cluster.stock100, FLASH_GOALS.clusterRatio]);
+  const shape = d.cluster
+    ? `Redis Cluster (${d.cluster.masters} masters), ${d.cluster.apiProcesses} API processes, `
+    : '';
+  if (d.cluster)
+    storms.push(
+      [shape, 1, d.cluster.stock1, FLASH_GOALS.clusterRatio],
+      [shape, 100, d.cluster.stock100, FLASH_GOALS.clusterRatio],
+    );
   for (const [prefix, stock, s, goal] of storms) {
     rows.push(
       {
@@ -366,9 +427,22 @@ export function flashSaleRows(d: FlashSaleData): Row[] {
         met: s.winners === stock && s.reservedAfter === stock,
         note: unansweredOf(s) || undefined,
       },
-      { scenario: 'flash sale', measure: `${prefix}stock ${stock}: loser p50 / p99`, value: `${fmt.ms(s.loserP50Ms)} / ${fmt.ms(s.loserP99Ms)}`, reference: `${fmt.ms(refP50)} / ${fmt.ms(refP99)}` },
+      {
+        scenario: 'flash sale',
+        measure: `${prefix}stock ${stock}: loser p50 / p99`,
+        value: `${fmt.ms(s.loserP50Ms)} / ${fmt.ms(s.loserP99Ms)}`,
+        reference: `${fmt.ms(refP50)} / ${fmt.ms(refP99)}`,
+      },
     );
   }
-  if (d.clusterError) rows.push({ scenario: 'flash sale', measure: 'Redis Cluster, 2 API processes', value: 'not run', goal: `≤ ${FLASH_GOALS.clusterRatio}× ref`, met: false, note: d.clusterError });
+  if (d.clusterError)
+    rows.push({
+      scenario: 'flash sale',
+      measure: 'Redis Cluster, 2 API processes',
+      value: 'not run',
+      goal: `≤ ${FLASH_GOALS.clusterRatio}× ref`,
+      met: false,
+      note: d.clusterError,
+    });
   return rows;
 }

@@ -27,7 +27,9 @@ export async function holds(ctx: Context): Promise<Outcome<HoldsData>> {
   const out = path.join(dir, 'holds.json');
   const log = path.join(dir, 'holds.log');
   const roundMs = Math.round(1_500 * (ctx.seconds(3) / 3));
-  progress(`holds: the stock module's hold on a single Redis and on a 3-master Redis Cluster (private servers), ${roundMs} ms rounds`);
+  progress(
+    `holds: the stock module's hold on a single Redis and on a 3-master Redis Cluster (private servers), ${roundMs} ms rounds`,
+  );
   try {
     await dropDatabase(HOLDS_DATABASE_URL);
     // The program's own private stores: no REDIS_URL / REDIS_CLUSTER_NODES of the caller's.
@@ -40,7 +42,13 @@ export async function holds(ctx: Context): Promise<Outcome<HoldsData>> {
     for (const line of tailOf(log, 40).split('\n')) detail(line);
     if (code !== 0) throw new Error(`bench/stock-holds exited with ${code}:\n${tailOf(log, 15)}`);
     const data = JSON.parse(readFileSync(out, 'utf8')) as HoldsData;
-    return { data, rows: holdsRows(data), failure: data.consistent ? undefined : 'holds: the holds counted in Redis and PostgreSQL do not match what was held' };
+    return {
+      data,
+      rows: holdsRows(data),
+      failure: data.consistent
+        ? undefined
+        : 'holds: the holds counted in Redis and PostgreSQL do not match what was held',
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await dropDatabase(HOLDS_DATABASE_URL).catch(() => undefined);

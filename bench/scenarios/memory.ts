@@ -20,7 +20,8 @@ const SKUS = 10;
 function holdsFromEnv(value: string | undefined): number {
   if (value === undefined || value === '') return 10_000;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < SKUS || n % SKUS !== 0) throw new Error(`BENCH_MEMORY_HOLDS must be a positive multiple of ${SKUS}, got ${value}`);
+  if (!Number.isInteger(n) || n < SKUS || n % SKUS !== 0)
+    throw new Error(`BENCH_MEMORY_HOLDS must be a positive multiple of ${SKUS}, got ${value}`);
   return n;
 }
 
@@ -60,12 +61,30 @@ export async function memory(ctx: Context): Promise<Outcome<MemoryData>> {
   const holds = holdsFromEnv(process.env.BENCH_MEMORY_HOLDS);
   const skus = Array.from({ length: SKUS }, (_, i) => `MEM-${ctx.run}-${i}`);
   for (const sku of skus) await createSku(target, sku, holds / SKUS, 'memory benchmark');
-  const before = { apiRssMb: rssMb(target.apiPid), workerRssMb: rssMb(target.workerPid), redisUsedMb: await redisUsedMb(target.redisUrl) };
-  progress(`memory: before: API ${fmtMb(before.apiRssMb)}, worker ${fmtMb(before.workerRssMb)}, Redis used_memory ${fmt.mb(before.redisUsedMb)}; making ${fmt.int(holds)} live holds`);
+  const before = {
+    apiRssMb: rssMb(target.apiPid),
+    workerRssMb: rssMb(target.workerPid),
+    redisUsedMb: await redisUsedMb(target.redisUrl),
+  };
+  progress(
+    `memory: before: API ${fmtMb(before.apiRssMb)}, worker ${fmtMb(before.workerRssMb)}, Redis used_memory ${fmt.mb(before.redisUsedMb)}; making ${fmt.int(holds)} live holds`,
+  );
 
   const idPrefix = `m${ctx.run}`;
-  const job: LifecycleJob = { mode: 'reserve', url: target.url, headers: { authorization: `Bearer ${target.clientToken}` }, concurrency: 64, skus, idPrefix, ttlSeconds: 3_600, count: holds };
-  const made = await runJob<LifecycleResult>('lifecycle', job, { timeoutMs: 600_000, onProgress: (t) => detail(`holds: ${t}`) });
+  const job: LifecycleJob = {
+    mode: 'reserve',
+    url: target.url,
+    headers: { authorization: `Bearer ${target.clientToken}` },
+    concurrency: 64,
+    skus,
+    idPrefix,
+    ttlSeconds: 3_600,
+    count: holds,
+  };
+  const made = await runJob<LifecycleResult>('lifecycle', job, {
+    timeoutMs: 600_000,
+    onProgress: (t) => detail(`holds: ${t}`),
+  });
   detail(`holds: ${fmt.int(made.completed)} made in ${fmt.s(made.seconds)} (${made.rate.toFixed(0)}/s)`);
   const reserved = (await Promise.all(skus.map((sku) => getStock(target, sku)))).reduce((a, v) => a + v.reserved, 0);
   detail(`Redis shows ${fmt.int(reserved)} units reserved over ${SKUS} SKUs`);
@@ -80,13 +99,21 @@ export async function memory(ctx: Context): Promise<Outcome<MemoryData>> {
     holdsPerSecond: round2(made.rate),
   };
   data.redisDeltaMb = round2(data.redisUsedMb - before.redisUsedMb);
-  detail(`with ${fmt.int(reserved)} holds: API ${fmtMb(data.apiRssMb)}, worker ${fmtMb(data.workerRssMb)}, Redis used_memory ${fmt.mb(data.redisUsedMb)} (+${fmt.mb(data.redisDeltaMb)})`);
+  detail(
+    `with ${fmt.int(reserved)} holds: API ${fmtMb(data.apiRssMb)}, worker ${fmtMb(data.workerRssMb)}, Redis used_memory ${fmt.mb(data.redisUsedMb)} (+${fmt.mb(data.redisDeltaMb)})`,
+  );
 
   if (!target.own) {
     detail(`cancelling the ${fmt.int(made.completed)} holds (a running stack keeps no benchmark leftovers)`);
-    await runJob<LifecycleResult>('lifecycle', { ...job, mode: 'cancel' } satisfies LifecycleJob, { timeoutMs: 600_000, onProgress: (t) => detail(`cancel: ${t}`) });
+    await runJob<LifecycleResult>('lifecycle', { ...job, mode: 'cancel' } satisfies LifecycleJob, {
+      timeoutMs: 600_000,
+      onProgress: (t) => detail(`cancel: ${t}`),
+    });
   }
-  const failure = reserved !== holds || made.completed !== holds ? `memory: ${made.completed} holds made, Redis shows ${reserved} reserved, expected ${holds}` : undefined;
+  const failure =
+    reserved !== holds || made.completed !== holds
+      ? `memory: ${made.completed} holds made, Redis shows ${reserved} reserved, expected ${holds}`
+      : undefined;
   return { data, rows: memoryRows(data), failure };
 }
 
@@ -94,8 +121,24 @@ const fmtMb = (v: number | null) => (v === null ? 'n/a' : fmt.mb(v));
 
 export function memoryRows(d: MemoryData): Row[] {
   return [
-    { scenario: 'memory', measure: `API RSS, ${fmt.int(d.liveHolds)} live holds`, value: fmtMb(d.apiRssMb), reference: `${fmtMb(d.before.apiRssMb)} before` },
-    { scenario: 'memory', measure: `worker RSS, ${fmt.int(d.liveHolds)} live holds`, value: fmtMb(d.workerRssMb), reference: `${fmtMb(d.before.workerRssMb)} before` },
-    { scenario: 'memory', measure: 'Redis used_memory', value: fmt.mb(d.redisUsedMb), reference: `${fmt.mb(d.before.redisUsedMb)} before`, ratio: `+${fmt.mb(d.redisDeltaMb)}` },
+    {
+      scenario: 'memory',
+      measure: `API RSS, ${fmt.int(d.liveHolds)} live holds`,
+      value: fmtMb(d.apiRssMb),
+      reference: `${fmtMb(d.before.apiRssMb)} before`,
+    },
+    {
+      scenario: 'memory',
+      measure: `worker RSS, ${fmt.int(d.liveHolds)} live holds`,
+      value: fmtMb(d.workerRssMb),
+      reference: `${fmtMb(d.before.workerRssMb)} before`,
+    },
+    {
+      scenario: 'memory',
+      measure: 'Redis used_memory',
+      value: fmt.mb(d.redisUsedMb),
+      reference: `${fmt.mb(d.before.redisUsedMb)} before`,
+      ratio: `+${fmt.mb(d.redisDeltaMb)}`,
+    },
   ];
 }

@@ -37,13 +37,29 @@ export interface ReservationsData {
   lowLoadCommitP50Ms: number;
   users: number;
   rounds: { rps: number; referenceRps: number; ratio: number }[];
-  latency: { reserve: LatencySummary; commit: LatencySummary; referenceReserve: LatencySummary; referenceCommit: LatencySummary; lowLoadReserve: LatencySummary; lowLoadCommit: LatencySummary; referenceLowLoadReserve: LatencySummary };
+  latency: {
+    reserve: LatencySummary;
+    commit: LatencySummary;
+    referenceReserve: LatencySummary;
+    referenceCommit: LatencySummary;
+    lowLoadReserve: LatencySummary;
+    lowLoadCommit: LatencySummary;
+    referenceLowLoadReserve: LatencySummary;
+  };
   failures: Record<string, number>;
   /** CPU milliseconds per lifecycle by process (warm-up included), median over the rounds. */
   cpuMsPerLifecycle?: { service: Record<string, number>; reference: Record<string, number> };
 }
 
-export async function lifecycle(ctx: Context, url: string, skus: string[], users: number, durationS: number, label: string, idPrefix: string): Promise<LifecycleResult> {
+export async function lifecycle(
+  ctx: Context,
+  url: string,
+  skus: string[],
+  users: number,
+  durationS: number,
+  label: string,
+  idPrefix: string,
+): Promise<LifecycleResult> {
   const job: LifecycleJob = {
     mode: 'lifecycle',
     url,
@@ -55,9 +71,15 @@ export async function lifecycle(ctx: Context, url: string, skus: string[], users
     durationS,
     warmupS: ctx.seconds(2),
   };
-  const r = await runJob<LifecycleResult>('lifecycle', job, { timeoutMs: (durationS + 90) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
-  detail(`${label}: ${r.rate.toFixed(1)} lifecycles/s; reserve p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; commit p50 ${fmt.ms(r.commit.p50)} p99 ${fmt.ms(r.commit.p99)}`);
-  if (Object.keys(r.failures).length > 0) detail(`${label}: failures ${JSON.stringify(r.failures)} e.g. ${r.failureSamples[0]}`);
+  const r = await runJob<LifecycleResult>('lifecycle', job, {
+    timeoutMs: (durationS + 90) * 1000,
+    onProgress: (t) => detail(`${label}: ${t}`),
+  });
+  detail(
+    `${label}: ${r.rate.toFixed(1)} lifecycles/s; reserve p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; commit p50 ${fmt.ms(r.commit.p50)} p99 ${fmt.ms(r.commit.p99)}`,
+  );
+  if (Object.keys(r.failures).length > 0)
+    detail(`${label}: failures ${JSON.stringify(r.failures)} e.g. ${r.failureSamples[0]}`);
   return r;
 }
 
@@ -84,21 +106,39 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
         warmupS: ctx.seconds(2),
         idPrefix,
       };
-      const r = await runJob<ReferenceClientResult>('reference-client', job, { timeoutMs: (durationS + 90) * 1000, onProgress: (t) => detail(`${label}: ${t}`) });
-      detail(`${label}: ${r.rate.toFixed(1)} lifecycles/s; update-with-start p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; update p50 ${fmt.ms(r.commit.p50)}`);
+      const r = await runJob<ReferenceClientResult>('reference-client', job, {
+        timeoutMs: (durationS + 90) * 1000,
+        onProgress: (t) => detail(`${label}: ${t}`),
+      });
+      detail(
+        `${label}: ${r.rate.toFixed(1)} lifecycles/s; update-with-start p50 ${fmt.ms(r.reserve.p50)} p99 ${fmt.ms(r.reserve.p99)}; update p50 ${fmt.ms(r.commit.p50)}`,
+      );
       if (r.failures > 0) detail(`${label}: ${r.failures} failures, e.g. ${r.failureSamples[0]}`);
       return r;
     };
 
-    progress(`reservations: reserve → commit at saturation (${SATURATION_USERS} users), alternating with the bare Temporal reference`);
+    progress(
+      `reservations: reserve → commit at saturation (${SATURATION_USERS} users), alternating with the bare Temporal reference`,
+    );
     const rounds: ReservationsData['rounds'] = [];
     let svc: LifecycleResult | undefined;
     let ref: ReferenceClientResult | undefined;
     const cpu: Record<'service' | 'reference', Record<string, number[]>> = { service: {}, reference: {} };
-    const meterOf = () => cpuMeter({ temporal: target.temporalPid, api: target.apiPid, worker: target.workerPid, referenceWorker: refWorker.pid });
+    const meterOf = () =>
+      cpuMeter({
+        temporal: target.temporalPid,
+        api: target.apiPid,
+        worker: target.workerPid,
+        referenceWorker: refWorker.pid,
+      });
     const account = (who: 'service' | 'reference', usage: CpuUsage, lifecycles: number) => {
-      for (const [name, seconds] of Object.entries(usage.seconds)) (cpu[who][name] ??= []).push((seconds * 1000) / Math.max(1, lifecycles));
-      detail(`${who} CPU per lifecycle: ${Object.entries(usage.seconds).map(([n, sec]) => `${n} ${((sec * 1000) / Math.max(1, lifecycles)).toFixed(1)} ms`).join(', ')}; machine ${Math.round((usage.machineBusy ?? 0) * 100)}% busy`);
+      for (const [name, seconds] of Object.entries(usage.seconds))
+        (cpu[who][name] ??= []).push((seconds * 1000) / Math.max(1, lifecycles));
+      detail(
+        `${who} CPU per lifecycle: ${Object.entries(usage.seconds)
+          .map(([n, sec]) => `${n} ${((sec * 1000) / Math.max(1, lifecycles)).toFixed(1)} ms`)
+          .join(', ')}; machine ${Math.round((usage.machineBusy ?? 0) * 100)}% busy`,
+      );
     };
     for (let round = 0; round < 2; round++) {
       const order = round % 2 === 0 ? (['reference', 'service'] as const) : (['service', 'reference'] as const);
@@ -106,10 +146,23 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
         await ctx.settle(`round ${round + 1} ${who}`);
         const meter = meterOf();
         if (who === 'service') {
-          svc = await lifecycle(ctx, target.url, skus, SATURATION_USERS, ctx.seconds(10), `round ${round + 1} service`, `r${ctx.run}s${round}`);
+          svc = await lifecycle(
+            ctx,
+            target.url,
+            skus,
+            SATURATION_USERS,
+            ctx.seconds(10),
+            `round ${round + 1} service`,
+            `r${ctx.run}s${round}`,
+          );
           account(who, meter.stop(), svc.completed + svc.rate * ctx.seconds(2));
         } else {
-          ref = await reference(SATURATION_USERS, ctx.seconds(10), `round ${round + 1} reference`, `ref-${ctx.run}-${round}`);
+          ref = await reference(
+            SATURATION_USERS,
+            ctx.seconds(10),
+            `round ${round + 1} reference`,
+            `ref-${ctx.run}-${round}`,
+          );
           account(who, meter.stop(), ref.completed + ref.rate * ctx.seconds(2));
         }
       }
@@ -125,10 +178,29 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
       await ctx.settle(`low load round ${round + 1}`);
       const order = round % 2 === 0 ? (['service', 'reference'] as const) : (['reference', 'service'] as const);
       for (const who of order) {
-        if (who === 'service') low = await lifecycle(ctx, target.url, skus, 1, ctx.seconds(6), `low load round ${round + 1} service`, `r${ctx.run}low${round}`);
-        else refLow = await reference(1, ctx.seconds(6), `low load round ${round + 1} reference`, `ref-${ctx.run}-low${round}`);
+        if (who === 'service')
+          low = await lifecycle(
+            ctx,
+            target.url,
+            skus,
+            1,
+            ctx.seconds(6),
+            `low load round ${round + 1} service`,
+            `r${ctx.run}low${round}`,
+          );
+        else
+          refLow = await reference(
+            1,
+            ctx.seconds(6),
+            `low load round ${round + 1} reference`,
+            `ref-${ctx.run}-low${round}`,
+          );
       }
-      lowRounds.push({ reserveP50Ms: round3(low!.reserve.p50), referenceReserveP50Ms: round3(refLow!.reserve.p50), ratio: round3(low!.reserve.p50 / refLow!.reserve.p50) });
+      lowRounds.push({
+        reserveP50Ms: round3(low!.reserve.p50),
+        referenceReserveP50Ms: round3(refLow!.reserve.p50),
+        ratio: round3(low!.reserve.p50 / refLow!.reserve.p50),
+      });
     }
 
     const data: ReservationsData = {
@@ -162,7 +234,11 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
       },
     };
     const failed = Object.values(svc!.failures).reduce((a, n) => a + n, 0);
-    return { data, rows: reservationRows(data), failure: failed > 0 ? `reservations: ${failed} calls failed (${JSON.stringify(svc!.failures)})` : undefined };
+    return {
+      data,
+      rows: reservationRows(data),
+      failure: failed > 0 ? `reservations: ${failed} calls failed (${JSON.stringify(svc!.failures)})` : undefined,
+    };
   } finally {
     await refWorker.stop();
   }
@@ -182,8 +258,18 @@ export function reservationRows(d: ReservationsData): Row[] {
       goal: `≥ ${RESERVATION_GOALS.ratio}× ref`,
       met: d.ratio >= RESERVATION_GOALS.ratio,
     },
-    { scenario: 'reservations', measure: 'POST /v1/reservations p50 / p99', value: `${fmt.ms(d.reserveP50Ms)} / ${fmt.ms(d.reserveP99Ms)}`, reference: `${fmt.ms(d.latency.referenceReserve.p50)} / ${fmt.ms(d.latency.referenceReserve.p99)}` },
-    { scenario: 'reservations', measure: 'POST …/commit p50 / p99', value: `${fmt.ms(d.commitP50Ms)} / ${fmt.ms(d.commitP99Ms)}`, reference: `${fmt.ms(d.latency.referenceCommit.p50)} / ${fmt.ms(d.latency.referenceCommit.p99)}` },
+    {
+      scenario: 'reservations',
+      measure: 'POST /v1/reservations p50 / p99',
+      value: `${fmt.ms(d.reserveP50Ms)} / ${fmt.ms(d.reserveP99Ms)}`,
+      reference: `${fmt.ms(d.latency.referenceReserve.p50)} / ${fmt.ms(d.latency.referenceReserve.p99)}`,
+    },
+    {
+      scenario: 'reservations',
+      measure: 'POST …/commit p50 / p99',
+      value: `${fmt.ms(d.commitP50Ms)} / ${fmt.ms(d.commitP99Ms)}`,
+      reference: `${fmt.ms(d.latency.referenceCommit.p50)} / ${fmt.ms(d.latency.referenceCommit.p99)}`,
+    },
     {
       scenario: 'reservations',
       measure: 'POST /v1/reservations p50, low load',
@@ -192,7 +278,9 @@ export function reservationRows(d: ReservationsData): Row[] {
       ratio: fmt.ratio(lowLoadRatio),
       goal: `≤ ${RESERVATION_GOALS.lowLoadReserveRatio}× ref`,
       met: lowLoadRatio <= RESERVATION_GOALS.lowLoadReserveRatio,
-      note: d.lowLoadRounds ? `median of ${d.lowLoadRounds.length} alternating pairs: ${d.lowLoadRounds.map((r) => fmt.ratio(r.ratio)).join(', ')}` : undefined,
+      note: d.lowLoadRounds
+        ? `median of ${d.lowLoadRounds.length} alternating pairs: ${d.lowLoadRounds.map((r) => fmt.ratio(r.ratio)).join(', ')}`
+        : undefined,
     },
   ];
 }

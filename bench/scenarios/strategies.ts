@@ -44,7 +44,9 @@ export interface StrategiesData {
 
 export async function strategies(ctx: Context): Promise<Outcome<StrategiesData>> {
   const { target } = ctx;
-  progress(`strategies: one hot SKU, ${CONCURRENCY} concurrent buyers, timed phase then a sell-out of ${fmt.int(SELLOUT_STOCK)} units`);
+  progress(
+    `strategies: one hot SKU, ${CONCURRENCY} concurrent buyers, timed phase then a sell-out of ${fmt.int(SELLOUT_STOCK)} units`,
+  );
   const byStrategy = {} as Record<Strategy, StrategyFigures>;
   for (const strategy of ['naive', 'conditional', 'forUpdate', 'lua'] as const) {
     const run = async (phase: StrategyJob['phase'], initial: number, durationS: number) => {
@@ -58,7 +60,10 @@ export async function strategies(ctx: Context): Promise<Outcome<StrategiesData>>
         concurrency: CONCURRENCY,
         durationS,
       };
-      return runJob<StrategyResult>('strategies', job, { timeoutMs: (durationS + 60) * 1000, onProgress: (t) => detail(`${strategy} ${phase}: ${t}`) });
+      return runJob<StrategyResult>('strategies', job, {
+        timeoutMs: (durationS + 60) * 1000,
+        onProgress: (t) => detail(`${strategy} ${phase}: ${t}`),
+      });
     };
     const timed = await run('timed', 2_000_000_000, ctx.seconds(5));
     const sellout = await run('sellout', SELLOUT_STOCK, 60);
@@ -86,7 +91,9 @@ export async function strategies(ctx: Context): Promise<Outcome<StrategiesData>>
     selloutStock: SELLOUT_STOCK,
     byStrategy,
   };
-  const wrong = (['conditional', 'forUpdate', 'lua'] as const).filter((s) => oversoldOf(byStrategy[s]) > 0 || byStrategy[s].selloutSold !== SELLOUT_STOCK);
+  const wrong = (['conditional', 'forUpdate', 'lua'] as const).filter(
+    (s) => oversoldOf(byStrategy[s]) > 0 || byStrategy[s].selloutSold !== SELLOUT_STOCK,
+  );
   return {
     data,
     rows: strategyRows(data),
@@ -100,9 +107,42 @@ export function strategyRows(d: StrategiesData): Row[] {
   const b = d.byStrategy;
   const cond = b.conditional.opsPerSec;
   return [
-    { scenario: 'strategies', measure: LABELS.naive, value: `${fmt.int(b.naive.opsPerSec)} /s`, ratio: fmt.ratio(b.naive.opsPerSec / cond), note: `${fmt.int(d.naiveOversold)} oversold selling out ${fmt.int(d.selloutStock)}; ${fmt.int(d.naiveLostUpdates)} lost updates while timed` },
-    { scenario: 'strategies', measure: LABELS.conditional, value: `${fmt.int(cond)} /s`, ratio: fmt.ratio(1), goal: '0 oversold', note: `${fmt.int(oversoldOf(b.conditional))} oversold, sold-out ${fmt.int(b.conditional.selloutSold)}/${fmt.int(d.selloutStock)}`, met: oversoldOf(b.conditional) === 0 && b.conditional.selloutSold === d.selloutStock },
-    { scenario: 'strategies', measure: LABELS.forUpdate, value: `${fmt.int(b.forUpdate.opsPerSec)} /s`, ratio: fmt.ratio(b.forUpdate.opsPerSec / cond), goal: '0 oversold', note: `${fmt.int(oversoldOf(b.forUpdate))} oversold, sold-out ${fmt.int(b.forUpdate.selloutSold)}/${fmt.int(d.selloutStock)}`, met: oversoldOf(b.forUpdate) === 0 && b.forUpdate.selloutSold === d.selloutStock },
-    { scenario: 'strategies', measure: LABELS.lua, value: `${fmt.int(b.lua.opsPerSec)} /s`, ratio: fmt.ratio(d.luaOverConditionalUpdate), goal: `≥ ${STRATEGY_GOALS.luaOverConditionalUpdate}× cond. UPDATE, 0 oversold`, note: `${fmt.int(oversoldOf(b.lua))} oversold, sold-out ${fmt.int(b.lua.selloutSold)}/${fmt.int(d.selloutStock)}`, met: d.luaOverConditionalUpdate >= STRATEGY_GOALS.luaOverConditionalUpdate && oversoldOf(b.lua) === 0 && b.lua.selloutSold === d.selloutStock },
+    {
+      scenario: 'strategies',
+      measure: LABELS.naive,
+      value: `${fmt.int(b.naive.opsPerSec)} /s`,
+      ratio: fmt.ratio(b.naive.opsPerSec / cond),
+      note: `${fmt.int(d.naiveOversold)} oversold selling out ${fmt.int(d.selloutStock)}; ${fmt.int(d.naiveLostUpdates)} lost updates while timed`,
+    },
+    {
+      scenario: 'strategies',
+      measure: LABELS.conditional,
+      value: `${fmt.int(cond)} /s`,
+      ratio: fmt.ratio(1),
+      goal: '0 oversold',
+      note: `${fmt.int(oversoldOf(b.conditional))} oversold, sold-out ${fmt.int(b.conditional.selloutSold)}/${fmt.int(d.selloutStock)}`,
+      met: oversoldOf(b.conditional) === 0 && b.conditional.selloutSold === d.selloutStock,
+    },
+    {
+      scenario: 'strategies',
+      measure: LABELS.forUpdate,
+      value: `${fmt.int(b.forUpdate.opsPerSec)} /s`,
+      ratio: fmt.ratio(b.forUpdate.opsPerSec / cond),
+      goal: '0 oversold',
+      note: `${fmt.int(oversoldOf(b.forUpdate))} oversold, sold-out ${fmt.int(b.forUpdate.selloutSold)}/${fmt.int(d.selloutStock)}`,
+      met: oversoldOf(b.forUpdate) === 0 && b.forUpdate.selloutSold === d.selloutStock,
+    },
+    {
+      scenario: 'strategies',
+      measure: LABELS.lua,
+      value: `${fmt.int(b.lua.opsPerSec)} /s`,
+      ratio: fmt.ratio(d.luaOverConditionalUpdate),
+      goal: `≥ ${STRATEGY_GOALS.luaOverConditionalUpdate}× cond. UPDATE, 0 oversold`,
+      note: `${fmt.int(oversoldOf(b.lua))} oversold, sold-out ${fmt.int(b.lua.selloutSold)}/${fmt.int(d.selloutStock)}`,
+      met:
+        d.luaOverConditionalUpdate >= STRATEGY_GOALS.luaOverConditionalUpdate &&
+        oversoldOf(b.lua) === 0 &&
+        b.lua.selloutSold === d.selloutStock,
+    },
   ];
 }

@@ -42,7 +42,10 @@ export interface Outcome<T> {
 
 export const fmt = {
   int: (n: number) => Math.round(n).toLocaleString('en-US'),
-  ms: (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US')} ms` : 'n/a'),
+  ms: (n: number) =>
+    Number.isFinite(n)
+      ? `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US')} ms`
+      : 'n/a',
   s: (n: number) => `${n.toFixed(2)} s`,
   ratio: (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a'),
   mb: (n: number) => `${n.toFixed(1)} MB`,

@@ -152,9 +152,17 @@ export function describeDrift(d: SkuDrift): string {
   const parts = [
     `Redis total ${d.redisTotal} vs PG ${d.pgTotal} (ledger ${d.ledgerSum})`,
     `reserved ${d.redisReserved}, holds ${d.sumOfHolds}, HELD lines ${d.pgHeld}, skus.reserved ${d.pgReserved}`,
-    ...(d.strayHolds || d.missingHolds ? [`${d.strayHolds} holds without a HELD line, ${d.missingHolds} HELD lines without a hold`] : []),
-    ...(d.customers.length ? [`customers: ${d.customers.slice(0, 3).join('; ')}${d.customers.length > 3 ? ` (+${d.customers.length - 3})` : ''}`] : []),
-    ...(d.tombstonesMissing || d.tombstonedHeld ? [`done: ${d.tombstonesMissing} finished without a tombstone, ${d.tombstonedHeld} HELD with one`] : []),
+    ...(d.strayHolds || d.missingHolds
+      ? [`${d.strayHolds} holds without a HELD line, ${d.missingHolds} HELD lines without a hold`]
+      : []),
+    ...(d.customers.length
+      ? [
+          `customers: ${d.customers.slice(0, 3).join('; ')}${d.customers.length > 3 ? ` (+${d.customers.length - 3})` : ''}`,
+        ]
+      : []),
+    ...(d.tombstonesMissing || d.tombstonedHeld
+      ? [`done: ${d.tombstonesMissing} finished without a tombstone, ${d.tombstonedHeld} HELD with one`]
+      : []),
   ];
   return `${d.sku}: ${parts.join('; ')}`;
 }
@@ -165,9 +173,20 @@ export function describeDrift(d: SkuDrift): string {
  * Redis was loaded again): the tombstones of reservations finished before then went with it, so
  * only those finished later must have theirs.
  */
-export async function drift(db: Pool, redis: Redis, skus: string[], lostAt: (sku: string) => number = () => 0): Promise<SkuDrift[]> {
+export async function drift(
+  db: Pool,
+  redis: Redis,
+  skus: string[],
+  lostAt: (sku: string) => number = () => 0,
+): Promise<SkuDrift[]> {
   if (skus.length === 0) return [];
-  const pg = await db.query<{ sku: string; total: string; reserved: string; max_per_customer: number | null; ledger: string }>(
+  const pg = await db.query<{
+    sku: string;
+    total: string;
+    reserved: string;
+    max_per_customer: number | null;
+    ledger: string;
+  }>(
     `SELECT s.sku, s.total, s.reserved, s.max_per_customer, COALESCE((SELECT SUM(delta) FROM stock_movements m WHERE m.sku = s.sku), 0) AS ledger
        FROM skus s WHERE s.sku = ANY($1::text[])`,
     [skus],
@@ -236,7 +255,8 @@ export async function drift(db: Pool, redis: Redis, skus: string[], lostAt: (sku
       want.set(`h:${h.customer_id}`, String(Number(want.get(`h:${h.customer_id}`) ?? 0) + h.quantity));
     }
     const limitedInRedis = maxPerCustomer !== null && maxPerCustomer !== undefined;
-    if (limitedInRedis) for (const b of boughtBySku.get(row.sku) ?? []) want.set(`b:${b.customer_id}`, String(Number(b.bought)));
+    if (limitedInRedis)
+      for (const b of boughtBySku.get(row.sku) ?? []) want.set(`b:${b.customer_id}`, String(Number(b.bought)));
     const customerDiffs: string[] = [];
     let customerUnits = 0;
     for (const field of new Set([...want.keys(), ...Object.keys(customers)])) {
@@ -253,7 +273,9 @@ export async function drift(db: Pool, redis: Redis, skus: string[], lostAt: (sku
     }
 
     const since = Math.max(lostAt(row.sku), loadedAt);
-    const tombstonesMissing = (finishedBySku.get(row.sku) ?? []).filter((f) => f.updated_at.getTime() > since && !done.has(f.reservation_id)).length;
+    const tombstonesMissing = (finishedBySku.get(row.sku) ?? []).filter(
+      (f) => f.updated_at.getTime() > since && !done.has(f.reservation_id),
+    ).length;
     const tombstonedHeld = [...pgHolds.keys()].filter((id) => done.has(id)).length;
 
     const d: SkuDrift = {
@@ -317,8 +339,19 @@ export interface SalesFindings {
   negativeTotals: string[];
 }
 
-export async function sales(db: Pool, tracker: Tracker, phase: string | undefined, temporal?: Client): Promise<SalesFindings> {
-  const lines = await db.query<{ reservation_id: string; sku: string; committed_quantity: number; n: string; d: string }>(
+export async function sales(
+  db: Pool,
+  tracker: Tracker,
+  phase: string | undefined,
+  temporal?: Client,
+): Promise<SalesFindings> {
+  const lines = await db.query<{
+    reservation_id: string;
+    sku: string;
+    committed_quantity: number;
+    n: string;
+    d: string;
+  }>(
     `SELECT l.reservation_id, l.sku, l.committed_quantity, COUNT(m.id) AS n, COALESCE(SUM(m.delta), 0) AS d
        FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
        LEFT JOIN stock_movements m ON m.reservation_id = l.reservation_id AND m.sku = l.sku AND m.kind = 'sale'
@@ -326,7 +359,10 @@ export async function sales(db: Pool, tracker: Tracker, phase: string | undefine
       GROUP BY l.reservation_id, l.sku, l.committed_quantity
      HAVING COUNT(m.id) <> (CASE WHEN l.committed_quantity > 0 THEN 1 ELSE 0 END) OR COALESCE(SUM(m.delta), 0) <> -l.committed_quantity`,
   );
-  const inPhase = (id: string) => phase === undefined || tracker.reservations.get(id)?.phase === phase || (!tracker.reservations.has(id) && phase === '*');
+  const inPhase = (id: string) =>
+    phase === undefined ||
+    tracker.reservations.get(id)?.phase === phase ||
+    (!tracker.reservations.has(id) && phase === '*');
   const lost: string[] = [];
   const doubled: string[] = [];
   for (const row of lines.rows) {
@@ -339,9 +375,13 @@ export async function sales(db: Pool, tracker: Tracker, phase: string | undefine
     `SELECT m.reservation_id, m.sku, r.status FROM stock_movements m LEFT JOIN reservations r ON r.id = m.reservation_id
       WHERE m.kind = 'sale' AND (r.status IS DISTINCT FROM 'COMMITTED')`,
   );
-  for (const row of stray.rows) if (inPhase(row.reservation_id)) doubled.push(`${row.reservation_id}/${row.sku}: a sale of a ${row.status ?? 'missing'} reservation`);
+  for (const row of stray.rows)
+    if (inPhase(row.reservation_id))
+      doubled.push(`${row.reservation_id}/${row.sku}: a sale of a ${row.status ?? 'missing'} reservation`);
 
-  const heard = [...tracker.reservations.values()].filter((r) => r.committedHeard && (phase === undefined || r.phase === phase));
+  const heard = [...tracker.reservations.values()].filter(
+    (r) => r.committedHeard && (phase === undefined || r.phase === phase),
+  );
   const heardNotCommitted: string[] = [];
   if (heard.length > 0) {
     const rows = await db.query<{ id: string; status: string; sku: string | null; committed_quantity: number | null }>(
@@ -361,7 +401,8 @@ export async function sales(db: Pool, tracker: Tracker, phase: string | undefine
         continue;
       }
       for (const [sku, q] of Object.entries(r.committedHeard!)) {
-        if ((pg.lines.get(sku) ?? 0) !== q) heardNotCommitted.push(`${r.id}/${sku}: client heard ${q} sold, PostgreSQL has ${pg.lines.get(sku) ?? 0}`);
+        if ((pg.lines.get(sku) ?? 0) !== q)
+          heardNotCommitted.push(`${r.id}/${sku}: client heard ${q} sold, PostgreSQL has ${pg.lines.get(sku) ?? 0}`);
       }
     }
   }
@@ -370,20 +411,32 @@ export async function sales(db: Pool, tracker: Tracker, phase: string | undefine
   if (temporal) {
     const ids: string[] = [];
     try {
-      for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'reservationWorkflow' AND ReservationStatus = 'COMMITTED'` })) {
+      for await (const wf of temporal.workflow.list({
+        query: `WorkflowType = 'reservationWorkflow' AND ReservationStatus = 'COMMITTED'`,
+      })) {
         ids.push(wf.workflowId.replace(/^reservation-/, ''));
       }
-      const rows = await db.query<{ id: string; status: string }>(`SELECT id, status FROM reservations WHERE id = ANY($1::text[])`, [ids]);
+      const rows = await db.query<{ id: string; status: string }>(
+        `SELECT id, status FROM reservations WHERE id = ANY($1::text[])`,
+        [ids],
+      );
       const status = new Map(rows.rows.map((r) => [r.id, r.status]));
       for (const id of ids) {
-        if (status.get(id) !== 'COMMITTED' && inPhase(id)) temporalNotPg.push(`${id}: Temporal COMMITTED, PostgreSQL ${status.get(id) ?? 'no row'}`);
+        if (status.get(id) !== 'COMMITTED' && inPhase(id))
+          temporalNotPg.push(`${id}: Temporal COMMITTED, PostgreSQL ${status.get(id) ?? 'no row'}`);
       }
     } catch {
       // Temporal unreachable: this part is skipped (the next check repeats it)
     }
   }
   const negative = await db.query<{ sku: string; total: string }>('SELECT sku, total FROM skus WHERE total < 0');
-  return { lost, doubled, heardNotCommitted, temporalNotPg, negativeTotals: negative.rows.map((r) => `${r.sku}: total ${r.total}`) };
+  return {
+    lost,
+    doubled,
+    heardNotCommitted,
+    temporalNotPg,
+    negativeTotals: negative.rows.map((r) => `${r.sku}: total ${r.total}`),
+  };
 }
 
 // ---------------------------------------------------------------- wedged reservations
@@ -416,33 +469,46 @@ function merged(found: Wedged[]): Wedged[] {
  * reservation workflows still Running in Temporal (their deadline from PostgreSQL, else from what
  * the client was told, else 30 s after the workflow started).
  */
-export async function wedged(db: Pool, temporal: Client | undefined, tracker: Tracker, slackMs: number): Promise<{ wedged: Wedged[]; temporalUnreachable: boolean }> {
+export async function wedged(
+  db: Pool,
+  temporal: Client | undefined,
+  tracker: Tracker,
+  slackMs: number,
+): Promise<{ wedged: Wedged[]; temporalUnreachable: boolean }> {
   const now = Date.now();
   const out: Wedged[] = [];
-  const rows = await db.query<{ id: string; status: string; expires_at: Date }>(`SELECT id, status, expires_at FROM reservations WHERE status IN ('HELD', 'PENDING')`);
+  const rows = await db.query<{ id: string; status: string; expires_at: Date }>(
+    `SELECT id, status, expires_at FROM reservations WHERE status IN ('HELD', 'PENDING')`,
+  );
   for (const row of rows.rows) {
     const overdue = now - row.expires_at.getTime() - slackMs;
-    if (overdue > 0) out.push({ id: row.id, where: 'postgres', status: row.status, overdueS: Math.round(overdue / 1000) });
+    if (overdue > 0)
+      out.push({ id: row.id, where: 'postgres', status: row.status, overdueS: Math.round(overdue / 1000) });
   }
   let temporalUnreachable = false;
   if (temporal) {
     try {
       const running: { id: string; start: number }[] = [];
-      for await (const wf of temporal.workflow.list({ query: `WorkflowType = 'reservationWorkflow' AND ExecutionStatus = 'Running'` })) {
+      for await (const wf of temporal.workflow.list({
+        query: `WorkflowType = 'reservationWorkflow' AND ExecutionStatus = 'Running'`,
+      })) {
         running.push({ id: wf.workflowId.replace(/^reservation-/, ''), start: wf.startTime.getTime() });
       }
       const deadlines = running.length
         ? new Map(
-            (await db.query<{ id: string; expires_at: Date }>('SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])', [running.map((r) => r.id)])).rows.map((r) => [
-              r.id,
-              r.expires_at.getTime(),
-            ]),
+            (
+              await db.query<{ id: string; expires_at: Date }>(
+                'SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])',
+                [running.map((r) => r.id)],
+              )
+            ).rows.map((r) => [r.id, r.expires_at.getTime()]),
           )
         : new Map<string, number>();
       for (const wf of running) {
         const deadline = deadlines.get(wf.id) ?? tracker.reservations.get(wf.id)?.expiresAtMs ?? wf.start + 30_000;
         const overdue = now - deadline - slackMs;
-        if (overdue > 0) out.push({ id: wf.id, where: 'temporal', status: 'Running', overdueS: Math.round(overdue / 1000) });
+        if (overdue > 0)
+          out.push({ id: wf.id, where: 'temporal', status: 'Running', overdueS: Math.round(overdue / 1000) });
       }
     } catch {
       temporalUnreachable = true;
@@ -460,16 +526,40 @@ export async function wedged(db: Pool, temporal: Client | undefined, tracker: Tr
  * with its time: which activity, signal or update, and why a task failed), and what its clients
  * asked and heard. A developer reads this instead of a stack that is gone by then.
  */
-export async function evidence(db: Pool, redis: Redis, temporal: Client | undefined, id: string, tracked?: TrackedReservation): Promise<Record<string, unknown>> {
+export async function evidence(
+  db: Pool,
+  redis: Redis,
+  temporal: Client | undefined,
+  id: string,
+  tracked?: TrackedReservation,
+): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { id };
-  if (tracked) out.clients = { heard: tracked.heard, heldAt: tracked.heldAt && new Date(tracked.heldAt).toISOString(), promisedUntil: tracked.promisedUntilMs && new Date(tracked.promisedUntilMs).toISOString(), attempts: tracked.attempts, steps: tracked.steps };
+  if (tracked)
+    out.clients = {
+      heard: tracked.heard,
+      heldAt: tracked.heldAt && new Date(tracked.heldAt).toISOString(),
+      promisedUntil: tracked.promisedUntilMs && new Date(tracked.promisedUntilMs).toISOString(),
+      attempts: tracked.attempts,
+      steps: tracked.steps,
+    };
   try {
-    const row = (await db.query('SELECT status, reason, expires_at, created_at, updated_at FROM reservations WHERE id = $1', [id])).rows[0];
-    const lines = (await db.query('SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1', [id])).rows;
-    const sales = (await db.query(`SELECT sku, delta, at FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [id])).rows;
+    const row = (
+      await db.query('SELECT status, reason, expires_at, created_at, updated_at FROM reservations WHERE id = $1', [id])
+    ).rows[0];
+    const lines = (
+      await db.query(
+        'SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1',
+        [id],
+      )
+    ).rows;
+    const sales = (
+      await db.query(`SELECT sku, delta, at FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [id])
+    ).rows;
     out.postgres = row ? { ...row, lines, sales } : 'no row';
     const skus = lines.map((l: { sku: string }) => l.sku);
-    out.redisHolds = Object.fromEntries(await Promise.all(skus.map(async (sku: string) => [sku, await redis.hget(keys.holds(sku), id)])));
+    out.redisHolds = Object.fromEntries(
+      await Promise.all(skus.map(async (sku: string) => [sku, await redis.hget(keys.holds(sku), id)])),
+    );
   } catch (err) {
     out.postgres = `unreadable: ${String(err)}`;
   }
@@ -487,8 +577,15 @@ export async function evidence(db: Pool, redis: Redis, temporal: Client | undefi
           (err: unknown) => `no answer: ${String(err).slice(0, 120)}`,
         ),
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        pendingActivities: (raw.pendingActivities ?? []).map((a: any) => ({ type: a.activityType?.name, attempt: a.attempt, state: a.state, lastFailure: a.lastFailure?.message })),
-        pendingWorkflowTask: raw.pendingWorkflowTask ? { attempt: raw.pendingWorkflowTask.attempt, state: raw.pendingWorkflowTask.state } : null,
+        pendingActivities: (raw.pendingActivities ?? []).map((a: any) => ({
+          type: a.activityType?.name,
+          attempt: a.attempt,
+          state: a.state,
+          lastFailure: a.lastFailure?.message,
+        })),
+        pendingWorkflowTask: raw.pendingWorkflowTask
+          ? { attempt: raw.pendingWorkflowTask.attempt, state: raw.pendingWorkflowTask.state }
+          : null,
       };
       const history = await handle.fetchHistory();
       out.history = (history.events ?? []).slice(-60).map((e) => {
@@ -507,7 +604,9 @@ export async function evidence(db: Pool, redis: Redis, temporal: Client | undefi
           '';
         const name = attr?.replace(/EventAttributes$/, '') ?? '?';
         const seconds = Number(e.eventTime?.seconds ?? 0);
-        const at = seconds ? new Date(seconds * 1000 + Math.floor(Number(e.eventTime?.nanos ?? 0) / 1e6)).toISOString().slice(11, 23) : '';
+        const at = seconds
+          ? new Date(seconds * 1000 + Math.floor(Number(e.eventTime?.nanos ?? 0) / 1e6)).toISOString().slice(11, 23)
+          : '';
         return `${Number(e.eventId)} ${at} ${name}${detail ? `: ${String(detail).slice(0, 200)}` : ''}`;
       });
     } catch (err) {

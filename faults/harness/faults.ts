@@ -121,7 +121,10 @@ const answered = (answers: Record<string, number>, status: string) => answers[st
 /** Holds (and their units) Redis has for these SKUs right now. */
 async function holdsOf(redis: Stack['redis']['client'], skus: string[]): Promise<{ holds: number; units: number }> {
   const all = await Promise.all(skus.map((sku) => redis.hvals(keys.holds(sku))));
-  return { holds: all.reduce((n, h) => n + h.length, 0), units: all.reduce((n, h) => n + h.reduce((u, q) => u + Number(q), 0), 0) };
+  return {
+    holds: all.reduce((n, h) => n + h.length, 0),
+    units: all.reduce((n, h) => n + h.reduce((u, q) => u + Number(q), 0), 0),
+  };
 }
 
 /** The service's PostgreSQL transactions open right now (the harness's own connections left out: stores.ts names them). */
@@ -137,7 +140,10 @@ async function openTransactions(pool: Pool): Promise<number> {
 /** How many of `ids` PostgreSQL has as HELD: holds Redis lost that were still promised. */
 async function promised(pool: Pool, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const rows = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM reservations WHERE id = ANY($1::text[]) AND status = 'HELD'`, [ids]);
+  const rows = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM reservations WHERE id = ANY($1::text[]) AND status = 'HELD'`,
+    [ids],
+  );
   return rows.rows[0]?.n ?? 0;
 }
 
@@ -164,8 +170,19 @@ table.insert(dropped, 1, units)
 return dropped
 `;
 
-async function dropHolds(redis: Stack['redis']['client'], sku: string, n: number): Promise<{ units: number; ids: string[] }> {
-  const [units, ...ids] = (await redis.eval(DROP_HOLDS, 3, keys.stock(sku), keys.holds(sku), keys.customers(sku), n)) as [number, ...string[]];
+async function dropHolds(
+  redis: Stack['redis']['client'],
+  sku: string,
+  n: number,
+): Promise<{ units: number; ids: string[] }> {
+  const [units, ...ids] = (await redis.eval(
+    DROP_HOLDS,
+    3,
+    keys.stock(sku),
+    keys.holds(sku),
+    keys.customers(sku),
+    n,
+  )) as [number, ...string[]];
   return { units: Number(units), ids };
 }
 
@@ -186,7 +203,9 @@ export const FAULTS: FaultKind[] = [
       stack.tracker.redisWipedAt = Date.now();
       await sleep(timing.wipeGapMs);
       const second = await holdsOf(r, phaseSkus).catch(() => ({ holds: 0, units: 0 }));
-      log(`redis-server kill -9 with ${second.holds} holds (${second.units} units) rebuilt or taken since; restarted empty on the same port`);
+      log(
+        `redis-server kill -9 with ${second.holds} holds (${second.units} units) rebuilt or taken since; restarted empty on the same port`,
+      );
       await stack.redis.killAndRestartEmpty();
       stack.tracker.redisWipedAt = Date.now();
       return {
@@ -207,7 +226,9 @@ export const FAULTS: FaultKind[] = [
       const names = victims.flatMap((sku) => [keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku)]);
       const dumps = await Promise.all(names.map((k) => r.dumpBuffer(k)));
       const holdsThen = await Promise.all(victims.map((sku) => r.hkeys(keys.holds(sku))));
-      log(`DUMP ${names.length} keys of ${victims.join(', ')}; traffic changes them for ${timing.partialWindowMs / 1000} s`);
+      log(
+        `DUMP ${names.length} keys of ${victims.join(', ')}; traffic changes them for ${timing.partialWindowMs / 1000} s`,
+      );
       await sleep(timing.partialWindowMs);
       const holdsNow = await Promise.all(victims.map((sku) => r.hkeys(keys.holds(sku))));
       const multi = r.multi();
@@ -221,7 +242,9 @@ export const FAULTS: FaultKind[] = [
       // Holds taken in the window are gone now; holds given back in it are back (phantoms).
       const lostByRestore = holdsNow.flatMap((ids, i) => ids.filter((id) => !holdsThen[i]!.includes(id)));
       const phantoms = holdsNow.reduce((n, ids, i) => n + holdsThen[i]!.filter((id) => !ids.includes(id)).length, 0);
-      log(`RESTORE … REPLACE: ${victims.join(', ')} back to their old values (${lostByRestore.length} holds lost, ${phantoms} given-back holds back)`);
+      log(
+        `RESTORE … REPLACE: ${victims.join(', ')} back to their old values (${lostByRestore.length} holds lost, ${phantoms} given-back holds back)`,
+      );
       await sleep(timing.partialWindowMs / 2);
 
       // The flash sale: once its crowd has taken every unit, Redis loses the holds again and again
@@ -230,7 +253,9 @@ export const FAULTS: FaultKind[] = [
       const flash = keys.stock(skus.flash);
       const soldOut = await aim(async () => {
         const [total, reserved] = await r.hmget(flash, 'total', 'reserved');
-        return total !== null && Number(total) - Number(reserved ?? 0) <= 0 && (await r.hlen(keys.holds(skus.flash))) > 0;
+        return (
+          total !== null && Number(total) - Number(reserved ?? 0) <= 0 && (await r.hlen(keys.holds(skus.flash))) > 0
+        );
       }, timing.aimMs);
       const crowd = stack.workload.crowd(skus.flash, 40);
       const flashDropped = new Set<string>();
@@ -240,7 +265,9 @@ export const FAULTS: FaultKind[] = [
         flashUnits += d.units;
         for (const id of d.ids) flashDropped.add(id);
       }
-      log(`${soldOut ? 'flash sale sold out' : 'flash sale not sold out within the aim'}: dropped its holds for ${timing.flashLossMs / 1000} s (${flashDropped.size} reservations, ${flashUnits} units in all) while a crowd of 40 came`);
+      log(
+        `${soldOut ? 'flash sale sold out' : 'flash sale not sold out within the aim'}: dropped its holds for ${timing.flashLossMs / 1000} s (${flashDropped.size} reservations, ${flashUnits} units in all) while a crowd of 40 came`,
+      );
       void crowd.then(({ held }) => log(`the crowd that came while ${skus.flash} lost holds: ${held} heard HELD`));
       let units = 0;
       const dropped: string[] = [];
@@ -249,8 +276,12 @@ export const FAULTS: FaultKind[] = [
         units += d.units;
         dropped.push(...d.ids);
       }
-      log(`dropped ${dropped.length} holds worth ${units} units of ${skus.normal.slice(2, 4).join(', ')} and lowered reserved`);
-      const stillPromised = await promised(stack.pg.pool, [...lostByRestore, ...flashDropped, ...dropped]).catch(() => -1);
+      log(
+        `dropped ${dropped.length} holds worth ${units} units of ${skus.normal.slice(2, 4).join(', ')} and lowered reserved`,
+      );
+      const stillPromised = await promised(stack.pg.pool, [...lostByRestore, ...flashDropped, ...dropped]).catch(
+        () => -1,
+      );
       return {
         fault: 'redis-partial',
         hit: stillPromised > 0,
@@ -291,10 +322,15 @@ export const FAULTS: FaultKind[] = [
       // Aimed at a commit whose transaction is open; failing that, at any commit in flight.
       let open = 0;
       const workload = stack.workload;
-      const both = await aim(async () => workload.commitsInFlight > 0 && (open = await openTransactions(stack.pg.pool)) > 0, timing.aimMs);
+      const both = await aim(
+        async () => workload.commitsInFlight > 0 && (open = await openTransactions(stack.pg.pool)) > 0,
+        timing.aimMs,
+      );
       if (!both) await aim(() => workload.commitsInFlight > 0, timing.aimMs / 2);
       const commits = workload.commitsInFlight;
-      log(`pg_ctl -m immediate stop (${commits} commits in flight, ${both ? open : 'no'} transactions of the service open); down for ${timing.pgDownMs / 1000} s`);
+      log(
+        `pg_ctl -m immediate stop (${commits} commits in flight, ${both ? open : 'no'} transactions of the service open); down for ${timing.pgDownMs / 1000} s`,
+      );
       const w = stack.recorder.watch();
       await stack.pg.cluster.crash();
       try {
@@ -326,7 +362,9 @@ export const FAULTS: FaultKind[] = [
         const [inFlight, live] = [stack.workload.requestsInFlight, stack.tracker.livePromises()];
         hit ||= inFlight > 0;
         met.push(`${inFlight} writes in flight, ${live} workflows holding`);
-        log(`Temporal kill -9 (${i}/${timing.temporalKills}) with ${inFlight} reservation writes in flight and ${live} reservations holding`);
+        log(
+          `Temporal kill -9 (${i}/${timing.temporalKills}) with ${inFlight} reservation writes in flight and ${live} reservations holding`,
+        );
         const t = Date.now();
         await stack.temporal.killAndRestart();
         log(`Temporal back after ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -350,7 +388,11 @@ export const FAULTS: FaultKind[] = [
         log(`worker SIGKILL (${i}/${timing.workerKills}) with ${met.at(-1)} reservation writes in flight; restarting`);
         await stack.service.startWorker();
       }
-      return { fault: 'worker-kill', hit: met.some((n) => n > 0), what: `killed ${timing.workerKills}× with ${met.join(', ')} reservation writes in flight` };
+      return {
+        fault: 'worker-kill',
+        hit: met.some((n) => n > 0),
+        what: `killed ${timing.workerKills}× with ${met.join(', ')} reservation writes in flight`,
+      };
     },
   },
   {
@@ -373,7 +415,11 @@ export const FAULTS: FaultKind[] = [
           stack.recorder.apiDown = false;
         }
       }
-      return { fault: 'api-kill', hit: met.some((n) => n > 0), what: `killed ${timing.apiKills}× with ${met.join(', ')} reservation writes in flight` };
+      return {
+        fault: 'api-kill',
+        hit: met.some((n) => n > 0),
+        what: `killed ${timing.apiKills}× with ${met.join(', ')} reservation writes in flight`,
+      };
     },
   },
   {
@@ -392,7 +438,11 @@ export const FAULTS: FaultKind[] = [
         w.close();
       }
       const aborted = answered(w.answers, 'client-abort');
-      return { fault: 'client-resend', hit: aborted > 0, what: `${aborted} of ${w.started} requests given up by their clients and resent` };
+      return {
+        fault: 'client-resend',
+        hit: aborted > 0,
+        what: `${aborted} of ${w.started} requests given up by their clients and resent`,
+      };
     },
   },
 ];

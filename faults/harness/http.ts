@@ -32,7 +32,16 @@ export interface PhaseHttp {
 }
 
 function emptyStats(): PhaseHttp {
-  return { operations: 0, byStatus: {}, byOp: {}, maxMs: { read: 0, write: 0 }, badAnswers: 0, overDeadline: 0, expectedConnErrors: 0, examples: [] };
+  return {
+    operations: 0,
+    byStatus: {},
+    byOp: {},
+    maxMs: { read: 0, write: 0 },
+    badAnswers: 0,
+    overDeadline: 0,
+    expectedConnErrors: 0,
+    examples: [],
+  };
 }
 
 /** The requests started while a watch was open, and how they were answered: what a fault met (faults.ts). */
@@ -81,7 +90,12 @@ export class Recorder {
     };
     if (outcome === 'conn-error' && apiWasDown) {
       s.expectedConnErrors += 1;
-    } else if (outcome === 'conn-error' || outcome === 'timeout' || (typeof outcome === 'number' && outcome >= 500 && outcome !== 503) || (typeof outcome === 'number' && outcome < 200)) {
+    } else if (
+      outcome === 'conn-error' ||
+      outcome === 'timeout' ||
+      (typeof outcome === 'number' && outcome >= 500 && outcome !== 503) ||
+      (typeof outcome === 'number' && outcome < 200)
+    ) {
       s.badAnswers += 1;
       example(String(outcome));
     }
@@ -121,7 +135,9 @@ export class Http {
     const apiDownAtStart = this.recorder.apiDown;
     const watching = this.recorder.watching();
     for (const w of watching) w.started += 1;
-    const headers: Record<string, string> = { authorization: `Bearer ${options.admin ? this.tokens.admin : this.tokens.client}` };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${options.admin ? this.tokens.admin : this.tokens.client}`,
+    };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
     const controller = new AbortController();

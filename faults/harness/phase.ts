@@ -12,7 +12,17 @@
  * in a phase that lost Redis data.
  */
 import { statSync } from 'node:fs';
-import { countsGrown, describeDrift, drift, evidence, reconcilerCounts, sales, wedged, type SkuDrift, type Wedged } from './checks';
+import {
+  countsGrown,
+  describeDrift,
+  drift,
+  evidence,
+  reconcilerCounts,
+  sales,
+  wedged,
+  type SkuDrift,
+  type Wedged,
+} from './checks';
 import type { FaultContext, FaultHit, FaultKind, Timing } from './faults';
 import type { PhaseHttp } from './http';
 import { sleep } from './procs';
@@ -38,7 +48,11 @@ export interface PhaseResult {
   /** Units by which Redis `available` went below zero (sampled), PostgreSQL promised beyond `total` (sampled), plus negative PostgreSQL totals. */
   oversoldUnits: number;
   /** The same, per SKU: the worst seen of each. */
-  oversold: { redisAvailableBelowZero: Record<string, number>; pgPromisedAboveTotal: Record<string, number>; pgTotalBelowZero: string[] };
+  oversold: {
+    redisAvailableBelowZero: Record<string, number>;
+    pgPromisedAboveTotal: Record<string, number>;
+    pgTotalBelowZero: string[];
+  };
   lostSales: string[];
   doubledSales: string[];
   heardNotCommitted: string[];
@@ -98,7 +112,11 @@ export class RunState {
   reportedWedged = new Set<string>();
 }
 
-export async function until<T>(ms: number, probe: () => Promise<T>, done: (v: T) => boolean): Promise<{ value: T | undefined; at: number | null }> {
+export async function until<T>(
+  ms: number,
+  probe: () => Promise<T>,
+  done: (v: T) => boolean,
+): Promise<{ value: T | undefined; at: number | null }> {
   const end = Date.now() + ms;
   let value: T | undefined;
   for (;;) {
@@ -135,7 +153,8 @@ export async function probeHealth(stack: Stack, state: RunState): Promise<HealPr
   };
 }
 
-export const healthy = (p: HealProbe) => p.ready && p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable;
+export const healthy = (p: HealProbe) =>
+  p.ready && p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable;
 
 /** Where the service's logs are now, so the alerts of a phase can be read from there on. */
 export function logOffsets(stack: Stack): Map<string, number> {
@@ -197,7 +216,10 @@ export async function closePhase(stack: Stack, state: RunState, rec: PhaseRecord
   const { name, log } = rec;
   const extraFailures = [...rec.extraFailures];
   // Reservations whose deadline was still ahead at the heal check: wait for it, then look again.
-  const latest = Math.max(0, ...[...stack.tracker.reservations.values()].filter((r) => r.phase === name).map((r) => r.expiresAtMs));
+  const latest = Math.max(
+    0,
+    ...[...stack.tracker.reservations.values()].filter((r) => r.phase === name).map((r) => r.expiresAtMs),
+  );
   const wait = Math.min(rec.healTimeoutMs, latest + SETTLE_SLACK_MS + 1_000 - Date.now());
   if (wait > 0) {
     log(`waiting ${(wait / 1000).toFixed(0)} s for the phase's last reservation deadlines`);
@@ -209,11 +231,20 @@ export async function closePhase(stack: Stack, state: RunState, rec: PhaseRecord
   for (const w of healWedged) state.reportedWedged.add(w.id);
   // Every reservation has ended now: nothing is in flight, so the stores must agree (a release
   // or commit between its two writes is given a few seconds).
-  const again = await until(AFTER_DEADLINES_MS, () => probeHealth(stack, state), (p) => p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable);
-  if (!again.value) extraFailures.push(`the look after the deadlines could not read the stores within ${AFTER_DEADLINES_MS / 1000} s`);
-  else if (again.value.temporalUnreachable) extraFailures.push('Temporal unreachable after the deadlines: its running workflows were not checked');
+  const again = await until(
+    AFTER_DEADLINES_MS,
+    () => probeHealth(stack, state),
+    (p) => p.drift.length === 0 && p.wedged.length === 0 && !p.temporalUnreachable,
+  );
+  if (!again.value)
+    extraFailures.push(`the look after the deadlines could not read the stores within ${AFTER_DEADLINES_MS / 1000} s`);
+  else if (again.value.temporalUnreachable)
+    extraFailures.push('Temporal unreachable after the deadlines: its running workflows were not checked');
   const driftAfter = again.value?.drift ?? [];
-  const wedgedNow = [...healWedged, ...(again.value?.wedged ?? []).filter((w) => !healWedged.some((x) => x.id === w.id))];
+  const wedgedNow = [
+    ...healWedged,
+    ...(again.value?.wedged ?? []).filter((w) => !healWedged.some((x) => x.id === w.id)),
+  ];
   for (const d of driftAfter) state.driftingSkus.add(d.sku);
   for (const w of wedgedNow) state.reportedWedged.add(w.id);
   if (driftAfter.length > 0) log(`drift after the deadlines: ${driftAfter.map(describeDrift).join(' | ')}`);
@@ -256,7 +287,11 @@ export async function closePhase(stack: Stack, state: RunState, rec: PhaseRecord
     answers: http.byStatus,
     http,
     oversoldUnits: stack.sampler.oversoldUnits(name) + stack.sampler.overpromisedUnits(name) + s.negativeTotals.length,
-    oversold: { redisAvailableBelowZero: redisNegative, pgPromisedAboveTotal: pgOverpromised, pgTotalBelowZero: s.negativeTotals },
+    oversold: {
+      redisAvailableBelowZero: redisNegative,
+      pgPromisedAboveTotal: pgOverpromised,
+      pgTotalBelowZero: s.negativeTotals,
+    },
     lostSales: s.lost,
     doubledSales: s.doubled,
     heardNotCommitted: s.heardNotCommitted,
@@ -268,12 +303,22 @@ export async function closePhase(stack: Stack, state: RunState, rec: PhaseRecord
     driftUnits: [...healDrift, ...driftAfter].reduce((sum, d) => sum + d.units, 0),
     drift: healDrift,
     driftAfterDeadlines: driftAfter,
-    carriedDrift: [...state.driftingSkus].filter((sku) => !healDrift.some((d) => d.sku === sku) && !driftAfter.some((d) => d.sku === sku)),
+    carriedDrift: [...state.driftingSkus].filter(
+      (sku) => !healDrift.some((d) => d.sku === sku) && !driftAfter.some((d) => d.sku === sku),
+    ),
     wedged: wedgedNow,
     healS: rec.healS,
     healTimeoutS: rec.healTimeoutMs / 1000,
     maxLatencyMs: http.maxMs,
-    crashes: stack.service.crashes.filter((c) => c.at >= rec.t0).map((c) => ({ process: c.process, pid: c.pid, atS: Math.round((c.at - rec.t0) / 100) / 10, exit: c.exit, reason: c.reason })),
+    crashes: stack.service.crashes
+      .filter((c) => c.at >= rec.t0)
+      .map((c) => ({
+        process: c.process,
+        pid: c.pid,
+        atS: Math.round((c.at - rec.t0) / 100) / 10,
+        exit: c.exit,
+        reason: c.reason,
+      })),
     unexplained,
     repairs,
     unexplainedAllowed: rec.kinds.some((k) => k.losesRedisData),
@@ -293,7 +338,14 @@ export async function closePhase(stack: Stack, state: RunState, rec: PhaseRecord
   return result;
 }
 
-export async function runPhase(stack: Stack, state: RunState, name: string, kinds: FaultKind[], timing: Timing, options: PhaseOptions): Promise<PhaseResult> {
+export async function runPhase(
+  stack: Stack,
+  state: RunState,
+  name: string,
+  kinds: FaultKind[],
+  timing: Timing,
+  options: PhaseOptions,
+): Promise<PhaseResult> {
   const lines: string[] = [];
   const t0 = Date.now();
   const log = (msg: string) => {
@@ -322,7 +374,9 @@ export async function runPhase(stack: Stack, state: RunState, name: string, kind
   const faultEnd = Date.now();
   const hits = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   for (const h of hits) log(`${h.fault} ${h.hit ? 'hit' : 'HIT NOTHING'}: ${h.what}`);
-  const injectFailures = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${kinds[i]!.name} could not be injected or undone: ${String(o.reason)}`] : []));
+  const injectFailures = outcomes.flatMap((o, i) =>
+    o.status === 'rejected' ? [`${kinds[i]!.name} could not be injected or undone: ${String(o.reason)}`] : [],
+  );
   for (const f of injectFailures) log(f);
   log(`fault over after ${((faultEnd - faultStart) / 1000).toFixed(1)} s; traffic for ${timing.afterMs / 1000} s more`);
   await sleep(timing.afterMs);
@@ -333,7 +387,11 @@ export async function runPhase(stack: Stack, state: RunState, name: string, kind
   const heal = await until(options.healTimeoutMs - (Date.now() - faultEnd), () => probeHealth(stack, state), healthy);
   const last = heal.value ?? (await probeHealth(stack, state).catch(() => undefined));
   const healS = heal.at === null ? null : Math.round((heal.at - faultEnd) / 100) / 10;
-  log(healS === null ? `not healed within ${options.healTimeoutMs / 1000} s of the fault's end` : `healed ${healS} s after the fault's end`);
+  log(
+    healS === null
+      ? `not healed within ${options.healTimeoutMs / 1000} s of the fault's end`
+      : `healed ${healS} s after the fault's end`,
+  );
 
   return closePhase(stack, state, {
     name,
@@ -358,12 +416,23 @@ export async function runPhase(stack: Stack, state: RunState, name: string, kind
 export async function gatherEvidence(stack: Stack, r: PhaseResult): Promise<Record<string, unknown>[]> {
   const ids = new Set<string>();
   for (const w of r.wedged) ids.add(w.id);
-  for (const text of [...r.lostSales, ...r.doubledSales, ...r.heardNotCommitted, ...r.temporalNotPg, ...r.brokenPromises, ...r.contradicted]) {
+  for (const text of [
+    ...r.lostSales,
+    ...r.doubledSales,
+    ...r.heardNotCommitted,
+    ...r.temporalNotPg,
+    ...r.brokenPromises,
+    ...r.contradicted,
+  ]) {
     const id = text.split(/[/:\s]/)[0]!;
     if (/^[A-Za-z0-9_-]{1,64}$/.test(id) && !/^\d+$/.test(id)) ids.add(id);
   }
   const client = await stack.temporalClient().catch(() => undefined);
-  return Promise.all([...ids].slice(0, 5).map((id) => evidence(stack.pg.pool, stack.redis.client, client, id, stack.tracker.reservations.get(id))));
+  return Promise.all(
+    [...ids]
+      .slice(0, 5)
+      .map((id) => evidence(stack.pg.pool, stack.redis.client, client, id, stack.tracker.reservations.get(id))),
+  );
 }
 
 const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -381,29 +450,60 @@ export function judge(r: PhaseResult): string[] {
     const redis = Object.entries(r.oversold.redisAvailableBelowZero);
     const pg = Object.entries(r.oversold.pgPromisedAboveTotal);
     const where = [
-      ...(redis.length ? [`Redis available below zero on ${redis.length} SKU(s), worst ${Math.max(...redis.map(([, n]) => n))} (${redis[0]![0]})`] : []),
-      ...(pg.length ? [`PostgreSQL promised (HELD) beyond total on ${pg.length} SKU(s), worst ${Math.max(...pg.map(([, n]) => n))} (${pg[0]![0]})`] : []),
-      ...(r.oversold.pgTotalBelowZero.length ? [`PostgreSQL total below zero: ${r.oversold.pgTotalBelowZero.join(', ')}`] : []),
+      ...(redis.length
+        ? [
+            `Redis available below zero on ${redis.length} SKU(s), worst ${Math.max(...redis.map(([, n]) => n))} (${redis[0]![0]})`,
+          ]
+        : []),
+      ...(pg.length
+        ? [
+            `PostgreSQL promised (HELD) beyond total on ${pg.length} SKU(s), worst ${Math.max(...pg.map(([, n]) => n))} (${pg[0]![0]})`,
+          ]
+        : []),
+      ...(r.oversold.pgTotalBelowZero.length
+        ? [`PostgreSQL total below zero: ${r.oversold.pgTotalBelowZero.join(', ')}`]
+        : []),
     ];
     f.push(`oversold: ${r.oversoldUnits} unit(s): ${where.join('; ')}`);
   }
   if (r.lostSales.length > 0) f.push(`lost sales: ${r.lostSales.length} (e.g. ${r.lostSales[0]})`);
   if (r.doubledSales.length > 0) f.push(`doubled sales: ${r.doubledSales.length} (e.g. ${r.doubledSales[0]})`);
-  if (r.heardNotCommitted.length > 0) f.push(`200 COMMITTED not a sale in PostgreSQL: ${r.heardNotCommitted.length} (e.g. ${r.heardNotCommitted[0]})`);
-  if (r.temporalNotPg.length > 0) f.push(`COMMITTED in Temporal, not in PostgreSQL: ${r.temporalNotPg.length} (e.g. ${r.temporalNotPg[0]})`);
-  if (r.brokenPromises.length > 0) f.push(`broken promises: ${r.brokenPromises.length} reservation(s) heard HELD lost their units (e.g. ${r.brokenPromises[0]})`);
-  if (r.contradicted.length > 0) f.push(`answers PostgreSQL contradicts: ${r.contradicted.length} (e.g. ${r.contradicted[0]})`);
-  if (r.drift.length > 0) f.push(`drift after ${r.healTimeoutS} s: ${r.drift.reduce((n, d) => n + d.units, 0)} unit(s) on ${r.drift.length} SKU(s) (e.g. ${describeDrift(r.drift[0]!)})`);
+  if (r.heardNotCommitted.length > 0)
+    f.push(`200 COMMITTED not a sale in PostgreSQL: ${r.heardNotCommitted.length} (e.g. ${r.heardNotCommitted[0]})`);
+  if (r.temporalNotPg.length > 0)
+    f.push(`COMMITTED in Temporal, not in PostgreSQL: ${r.temporalNotPg.length} (e.g. ${r.temporalNotPg[0]})`);
+  if (r.brokenPromises.length > 0)
+    f.push(
+      `broken promises: ${r.brokenPromises.length} reservation(s) heard HELD lost their units (e.g. ${r.brokenPromises[0]})`,
+    );
+  if (r.contradicted.length > 0)
+    f.push(`answers PostgreSQL contradicts: ${r.contradicted.length} (e.g. ${r.contradicted[0]})`);
+  if (r.drift.length > 0)
+    f.push(
+      `drift after ${r.healTimeoutS} s: ${r.drift.reduce((n, d) => n + d.units, 0)} unit(s) on ${r.drift.length} SKU(s) (e.g. ${describeDrift(r.drift[0]!)})`,
+    );
   if (r.driftAfterDeadlines.length > 0) {
-    f.push(`drift once every reservation had ended: ${r.driftAfterDeadlines.reduce((n, d) => n + d.units, 0)} unit(s) on ${r.driftAfterDeadlines.length} SKU(s) (e.g. ${describeDrift(r.driftAfterDeadlines[0]!)})`);
+    f.push(
+      `drift once every reservation had ended: ${r.driftAfterDeadlines.reduce((n, d) => n + d.units, 0)} unit(s) on ${r.driftAfterDeadlines.length} SKU(s) (e.g. ${describeDrift(r.driftAfterDeadlines[0]!)})`,
+    );
   }
-  if (r.wedged.length > 0) f.push(`wedged reservations: ${r.wedged.length} (e.g. ${r.wedged[0]!.id} ${r.wedged[0]!.status} in ${r.wedged[0]!.where}, ${r.wedged[0]!.overdueS} s overdue)`);
+  if (r.wedged.length > 0)
+    f.push(
+      `wedged reservations: ${r.wedged.length} (e.g. ${r.wedged[0]!.id} ${r.wedged[0]!.status} in ${r.wedged[0]!.where}, ${r.wedged[0]!.overdueS} s overdue)`,
+    );
   if (!r.unexplainedAllowed && sumOf(r.unexplained) > 0) {
-    f.push(`the reconciler found drift it could not explain in a phase that lost no Redis data (the service caused it): ${listOf(r.unexplained)} (repairs: ${listOf(r.repairs) || 'none'})`);
+    f.push(
+      `the reconciler found drift it could not explain in a phase that lost no Redis data (the service caused it): ${listOf(r.unexplained)} (repairs: ${listOf(r.repairs) || 'none'})`,
+    );
   }
-  if (r.healS === null && r.drift.length === 0 && r.wedged.length === 0) f.push(`not healed within ${r.healTimeoutS} s (API not ready or Temporal unreachable)`);
-  if (r.http.badAnswers > 0) f.push(`answers other than 2xx/4xx/503: ${r.http.badAnswers} (${r.http.examples.slice(0, 3).join('; ')})`);
-  if (r.http.overDeadline > 0) f.push(`answers over the deadline (read 2 s, write 30 s): ${r.http.overDeadline} (max read ${r.maxLatencyMs.read} ms, write ${r.maxLatencyMs.write} ms)`);
+  if (r.healS === null && r.drift.length === 0 && r.wedged.length === 0)
+    f.push(`not healed within ${r.healTimeoutS} s (API not ready or Temporal unreachable)`);
+  if (r.http.badAnswers > 0)
+    f.push(`answers other than 2xx/4xx/503: ${r.http.badAnswers} (${r.http.examples.slice(0, 3).join('; ')})`);
+  if (r.http.overDeadline > 0)
+    f.push(
+      `answers over the deadline (read 2 s, write 30 s): ${r.http.overDeadline} (max read ${r.maxLatencyMs.read} ms, write ${r.maxLatencyMs.write} ms)`,
+    );
   return f;
 }
 
@@ -411,7 +511,12 @@ export function judge(r: PhaseResult): string[] {
  * After the last phase: waits until every reservation a client made is past its deadline (at
  * most `maxWaitMs`), then reports those still not final, under the phase that created them.
  */
-export async function finalSweep(stack: Stack, state: RunState, maxWaitMs: number, log: (msg: string) => void): Promise<Map<string, Wedged[]>> {
+export async function finalSweep(
+  stack: Stack,
+  state: RunState,
+  maxWaitMs: number,
+  log: (msg: string) => void,
+): Promise<Map<string, Wedged[]>> {
   const latest = Math.max(0, ...[...stack.tracker.reservations.values()].map((r) => r.expiresAtMs));
   const wait = Math.min(maxWaitMs, Math.max(0, latest + SETTLE_SLACK_MS * 2 - Date.now()));
   if (wait > 0) {

@@ -73,8 +73,18 @@ export async function promises(db: Pool, tracker: Tracker, phase: string, skus: 
        FROM reservations r WHERE r.id = ANY($1::text[])`,
     [tracked.map((r) => r.id)],
   );
-  const pg = new Map<string, PgReservation>(rows.rows.map((r) => [r.id, { status: r.status, reason: r.reason, updatedAt: r.updated_at.getTime(), sales: Number(r.sales) }]));
-  const findings: PromiseFindings = { broken: [], contradicted: [], judged: {}, unknownIds: { found: 0, lostAnswers: tracker.unknownOutcomes.get(phase) ?? 0, examples: [] } };
+  const pg = new Map<string, PgReservation>(
+    rows.rows.map((r) => [
+      r.id,
+      { status: r.status, reason: r.reason, updatedAt: r.updated_at.getTime(), sales: Number(r.sales) },
+    ]),
+  );
+  const findings: PromiseFindings = {
+    broken: [],
+    contradicted: [],
+    judged: {},
+    unknownIds: { found: 0, lostAnswers: tracker.unknownOutcomes.get(phase) ?? 0, examples: [] },
+  };
   const judged = (kind: string) => (findings.judged[kind] = (findings.judged[kind] ?? 0) + 1);
 
   for (const r of tracked) {
@@ -82,12 +92,14 @@ export async function promises(db: Pool, tracker: Tracker, phase: string, skus: 
     if (r.heard.startsWith('refused ')) {
       judged('create refused');
       // A refusal keeps nothing: the hold's transaction rolled back, or the run that gave up is REJECTED.
-      if (row && row.status !== 'REJECTED') findings.contradicted.push(`${r.id}: create answered ${r.heard}, PostgreSQL has it ${row.status}`);
+      if (row && row.status !== 'REJECTED')
+        findings.contradicted.push(`${r.id}: create answered ${r.heard}, PostgreSQL has it ${row.status}`);
       continue;
     }
     if (row && !FINAL.has(row.status)) continue; // still HELD/PENDING: the wedged check's
     const asked = (...actions: ClientStep['action'][]) => r.steps.some((s) => actions.includes(s.action));
-    if (row?.status === 'COMMITTED' && !asked('commit', 'paymentSucceeded')) findings.contradicted.push(`${r.id}: COMMITTED though no client committed it or paid (heard ${r.heard})`);
+    if (row?.status === 'COMMITTED' && !asked('commit', 'paymentSucceeded'))
+      findings.contradicted.push(`${r.id}: COMMITTED though no client committed it or paid (heard ${r.heard})`);
     if (r.heldAt !== undefined) {
       judged('HELD');
       const broken = brokenPromise(r, row);
@@ -97,7 +109,9 @@ export async function promises(db: Pool, tracker: Tracker, phase: string, skus: 
       const wrong = contradiction(r, step, row);
       if (wrong) findings.contradicted.push(`${r.id}: ${wrong}`);
       if (step.outcome === 'accepted' || (typeof step.outcome === 'number' && step.outcome < 500)) {
-        judged(`${step.action} ${step.outcome === 200 ? `200 ${step.status}` : [step.outcome, step.code].filter(Boolean).join(' ')}`);
+        judged(
+          `${step.action} ${step.outcome === 200 ? `200 ${step.status}` : [step.outcome, step.code].filter(Boolean).join(' ')}`,
+        );
       }
     }
   }
@@ -112,9 +126,12 @@ export async function promises(db: Pool, tracker: Tracker, phase: string, skus: 
   findings.unknownIds.found = unknown.rows.length;
   findings.unknownIds.examples = unknown.rows.slice(0, 5).map((u) => `${u.id} ${u.status}`);
   if (unknown.rows.length > findings.unknownIds.lostAnswers) {
-    findings.contradicted.push(`${unknown.rows.length} reservations under ids no client was told, more than the ${findings.unknownIds.lostAnswers} creates whose answer was lost (e.g. ${findings.unknownIds.examples[0]})`);
+    findings.contradicted.push(
+      `${unknown.rows.length} reservations under ids no client was told, more than the ${findings.unknownIds.lostAnswers} creates whose answer was lost (e.g. ${findings.unknownIds.examples[0]})`,
+    );
   }
-  for (const u of unknown.rows) if (u.status === 'COMMITTED') findings.contradicted.push(`${u.id}: COMMITTED, though no client knew its id`);
+  for (const u of unknown.rows)
+    if (u.status === 'COMMITTED') findings.contradicted.push(`${u.id}: COMMITTED, though no client knew its id`);
   return findings;
 }
 
@@ -125,20 +142,34 @@ export function brokenPromise(r: TrackedReservation, row: PgReservation | undefi
   const refused = r.steps.find((s) => s.action === 'commit' && s.outcome === 409 && s.code === 'INSUFFICIENT_STOCK');
   if (refused) return `commit answered 409 INSUFFICIENT_STOCK at ${iso(refused.at)} (${promise})`;
   if (!row) return `PostgreSQL has no row (${promise})`;
-  if (row.status === 'CANCELLED' && row.reason?.startsWith('INSUFFICIENT_STOCK')) return `PostgreSQL cancelled it for want of stock at ${iso(row.updatedAt)}: ${row.reason} (${promise})`;
-  if (row.status === 'EXPIRED' && row.updatedAt < until) return `EXPIRED at ${iso(row.updatedAt)}, ${((until - row.updatedAt) / 1000).toFixed(1)} s before its deadline (${promise})`;
-  if (row.status === 'CANCELLED' && !r.steps.some((s) => s.action === 'cancel' || s.action === 'paymentFailed')) return `CANCELLED though no client cancelled it: ${row.reason ?? 'no reason'} (${promise})`;
-  const paid = r.steps.find((s) => s.action === 'paymentSucceeded' && s.outcome === 'accepted' && s.at <= until - PAYMENT_RACE_MS);
-  if (paid && row.status !== 'COMMITTED' && !r.steps.some((s) => s.action === 'cancel' || s.action === 'paymentFailed')) {
+  if (row.status === 'CANCELLED' && row.reason?.startsWith('INSUFFICIENT_STOCK'))
+    return `PostgreSQL cancelled it for want of stock at ${iso(row.updatedAt)}: ${row.reason} (${promise})`;
+  if (row.status === 'EXPIRED' && row.updatedAt < until)
+    return `EXPIRED at ${iso(row.updatedAt)}, ${((until - row.updatedAt) / 1000).toFixed(1)} s before its deadline (${promise})`;
+  if (row.status === 'CANCELLED' && !r.steps.some((s) => s.action === 'cancel' || s.action === 'paymentFailed'))
+    return `CANCELLED though no client cancelled it: ${row.reason ?? 'no reason'} (${promise})`;
+  const paid = r.steps.find(
+    (s) => s.action === 'paymentSucceeded' && s.outcome === 'accepted' && s.at <= until - PAYMENT_RACE_MS,
+  );
+  if (
+    paid &&
+    row.status !== 'COMMITTED' &&
+    !r.steps.some((s) => s.action === 'cancel' || s.action === 'paymentFailed')
+  ) {
     return `paymentSucceeded accepted at ${iso(paid.at)}, ${((until - paid.at) / 1000).toFixed(1)} s before its deadline, and it ended ${row.status} (${promise})`;
   }
   return undefined;
 }
 
 /** How PostgreSQL contradicts one answer a client got, or undefined when it agrees. */
-export function contradiction(r: TrackedReservation, step: ClientStep, row: PgReservation | undefined): string | undefined {
+export function contradiction(
+  r: TrackedReservation,
+  step: ClientStep,
+  row: PgReservation | undefined,
+): string | undefined {
   const status = row?.status ?? 'no row';
-  const said = (what: string) => `${step.action} answered ${what} at ${iso(step.at)}, PostgreSQL has it ${status}${row && row.sales > 0 && status !== 'COMMITTED' ? ' with a sale' : ''}`;
+  const said = (what: string) =>
+    `${step.action} answered ${what} at ${iso(step.at)}, PostgreSQL has it ${status}${row && row.sales > 0 && status !== 'COMMITTED' ? ' with a sale' : ''}`;
   if (step.outcome === 404 && r.heldAt !== undefined) return said('404');
   if (step.action === 'cancel' && step.outcome === 200) {
     if (status !== step.status || (row?.sales ?? 0) > 0) return said(`200 ${step.status}`);
@@ -152,7 +183,8 @@ export function contradiction(r: TrackedReservation, step: ClientStep, row: PgRe
     const until = r.promisedUntilMs ?? r.expiresAtMs;
     const allowed = step.at <= until - PAYMENT_RACE_MS ? ['CANCELLED'] : ['CANCELLED', 'EXPIRED'];
     // A reservation also paid for (twice-sent signals of one fate never mix; the workload sends one kind) is left to brokenPromise.
-    if (!allowed.includes(status)) return said(`accepted (${((until - step.at) / 1000).toFixed(1)} s before its deadline)`);
+    if (!allowed.includes(status))
+      return said(`accepted (${((until - step.at) / 1000).toFixed(1)} s before its deadline)`);
   }
   return undefined;
 }

@@ -47,7 +47,8 @@ export function statusSummary(answers: Record<string, number>): string {
 }
 
 /** The phase's name, with its faults when it combines several. */
-const phaseName = (p: PhaseResult) => (p.faults.length > 1 && p.name !== 'soak' ? `${p.name} (${p.faults.join(' + ')})` : p.name);
+const phaseName = (p: PhaseResult) =>
+  p.faults.length > 1 && p.name !== 'soak' ? `${p.name} (${p.faults.join(' + ')})` : p.name;
 
 /**
  * One row per phase. `broken`: reservations a client heard HELD that lost their promise;
@@ -55,7 +56,25 @@ const phaseName = (p: PhaseResult) => (p.faults.length > 1 && p.name !== 'soak' 
  * not explain (allowed only where Redis lost data); `hit`: every fault met what it is meant to break.
  */
 export function table(phases: PhaseResult[]): string {
-  const header = ['phase', 'ops', 'answers', 'oversold', 'lost', 'doubled', 'broken', 'contradicted', 'drift', 'wedged', 'unexplained', 'crashes', 'hit', 'heal s', 'max read ms', 'max write ms', 'result'];
+  const header = [
+    'phase',
+    'ops',
+    'answers',
+    'oversold',
+    'lost',
+    'doubled',
+    'broken',
+    'contradicted',
+    'drift',
+    'wedged',
+    'unexplained',
+    'crashes',
+    'hit',
+    'heal s',
+    'max read ms',
+    'max write ms',
+    'result',
+  ];
   const rows = phases.map((p) => [
     phaseName(p),
     String(p.operations),
@@ -76,7 +95,12 @@ export function table(phases: PhaseResult[]): string {
     p.failures.length === 0 ? 'PASS' : 'FAIL',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 2 || i === 12 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) =>
+        i === 0 || i === 2 || i === 12 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!),
+      )
+      .join('  ');
   return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
 }
 

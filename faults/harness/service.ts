@@ -42,16 +42,30 @@ export function snapshotService(rev?: string): string {
   onCleanUp(() => rmSync(dir, { recursive: true, force: true }));
   if (rev) {
     // The revision's own sources, compiled with its own build config.
-    const archive = 'git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json $(git cat-file -e "$1:public" 2>/dev/null && echo public)';
-    execFileSync('sh', ['-c', `${archive} | tar -x -C "$2"`, 'sh', rev, dir], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-    execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
+    const archive =
+      'git archive "$1" src lua migrations package.json tsconfig.json tsconfig.build.json $(git cat-file -e "$1:public" 2>/dev/null && echo public)';
+    execFileSync('sh', ['-c', `${archive} | tar -x -C "$2"`, 'sh', rev, dir], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    execFileSync(
+      process.execPath,
+      [
+        path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+        '-p',
+        path.join(dir, 'tsconfig.build.json'),
+      ],
+      { cwd: dir, stdio: 'inherit' },
+    );
   } else {
     const lib = path.join(PROJECT_ROOT, 'lib');
     for (const entry of ['worker.js', 'api/server.js', 'cli/migrate.js']) {
-      if (!existsSync(path.join(lib, entry))) throw new Error(`lib/${entry} not found: run \`npm run build\` first (\`npm run faults\` does)`);
+      if (!existsSync(path.join(lib, entry)))
+        throw new Error(`lib/${entry} not found: run \`npm run build\` first (\`npm run faults\` does)`);
     }
     cpSync(lib, path.join(dir, 'lib'), { recursive: true });
-    for (const entry of SHIPPED_BESIDE_LIB) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
+    for (const entry of SHIPPED_BESIDE_LIB)
+      cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
   }
   return path.join(dir, 'lib');
 }
@@ -87,7 +101,10 @@ class ServiceProcess {
   spawn(): number {
     const fd = openSync(this.logFile, 'a');
     const offset = statSync(this.logFile).size;
-    this.proc = spawnManaged(this.name, process.execPath, [this.script], { env: this.env(), stdio: ['ignore', fd, fd] });
+    this.proc = spawnManaged(this.name, process.execPath, [this.script], {
+      env: this.env(),
+      stdio: ['ignore', fd, fd],
+    });
     closeSync(fd);
     this.pids.push(this.proc.pid);
     this.expectExit = false;
@@ -102,7 +119,13 @@ class ServiceProcess {
           .filter((l) => /^(\w*Error|throw|Unhandled|FATAL|panic)/.test(l) || /"level":60/.test(l))
           .slice(-3)
           .join(' | ') || tail.split('\n').slice(-3).join(' | ');
-      this.onCrash?.({ process: this.name, pid: proc.pid, at: Date.now(), exit: signal ?? `code ${code}`, reason: reason.slice(0, 600) });
+      this.onCrash?.({
+        process: this.name,
+        pid: proc.pid,
+        at: Date.now(),
+        exit: signal ?? `code ${code}`,
+        reason: reason.slice(0, 600),
+      });
     });
     return offset;
   }
@@ -167,8 +190,18 @@ export class Service {
       LOG_LEVEL: logLevel,
       ...config.env,
     });
-    this.api = new ServiceProcess('api', path.join(lib, 'api', 'server.js'), () => env(this.port, 'warn')(), path.join(config.logDir, 'api.log'));
-    this.worker = new ServiceProcess('worker', path.join(lib, 'worker.js'), env(0, 'info'), path.join(config.logDir, 'worker.log'));
+    this.api = new ServiceProcess(
+      'api',
+      path.join(lib, 'api', 'server.js'),
+      () => env(this.port, 'warn')(),
+      path.join(config.logDir, 'api.log'),
+    );
+    this.worker = new ServiceProcess(
+      'worker',
+      path.join(lib, 'worker.js'),
+      env(0, 'info'),
+      path.join(config.logDir, 'worker.log'),
+    );
     const supervise = (p: ServiceProcess, restart: () => Promise<void>) => {
       p.onCrash = (crash) => {
         if (this.stopping || isStopping()) return; // the harness's own clean-up, not a crash
@@ -200,7 +233,12 @@ export class Service {
     // src/cli/ was src/scripts/ before the reshaping: a --rev of an older revision has it there.
     const folder = existsSync(path.join(this.lib, 'cli', 'migrate.js')) ? 'cli' : 'scripts';
     await run(process.execPath, [path.join(this.lib, folder, 'migrate.js')], {
-      env: { ...process.env, DATABASE_URL: this.config.databaseUrl, INVENTORY_ADMIN_TOKEN: this.adminToken, INVENTORY_API_TOKEN: this.clientToken },
+      env: {
+        ...process.env,
+        DATABASE_URL: this.config.databaseUrl,
+        INVENTORY_ADMIN_TOKEN: this.adminToken,
+        INVENTORY_API_TOKEN: this.clientToken,
+      },
       timeout: 60_000,
     });
   }
@@ -215,8 +253,12 @@ export class Service {
     const offset = this.worker.spawn();
     const until = Date.now() + timeoutMs;
     while (!/"msg":"worker running"/.test(this.worker.logSince(offset))) {
-      if (!this.worker.running()) throw new Error(`the worker exited at start:\n${this.worker.logSince(offset).slice(-3_000)}`);
-      if (Date.now() > until) throw new Error(`the worker did not start within ${timeoutMs / 1000} s:\n${this.worker.logSince(offset).slice(-3_000)}`);
+      if (!this.worker.running())
+        throw new Error(`the worker exited at start:\n${this.worker.logSince(offset).slice(-3_000)}`);
+      if (Date.now() > until)
+        throw new Error(
+          `the worker did not start within ${timeoutMs / 1000} s:\n${this.worker.logSince(offset).slice(-3_000)}`,
+        );
       await sleep(200);
     }
   }
@@ -234,7 +276,10 @@ export class Service {
       } catch {
         // not listening yet
       }
-      if (Date.now() > until) throw new Error(`the API did not listen within ${timeoutMs / 1000} s:\n${this.api.logSince(offset).slice(-3_000)}`);
+      if (Date.now() > until)
+        throw new Error(
+          `the API did not listen within ${timeoutMs / 1000} s:\n${this.api.logSince(offset).slice(-3_000)}`,
+        );
       await sleep(200);
     }
   }

@@ -60,9 +60,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const lib = snapshotService(options.rev);
   const scratch = scratchDir();
   log('starting redis-server, PostgreSQL 15 and the Temporal dev server…');
-  const [redis, pg, temporal] = await Promise.all([RedisStore.start(), PostgresStore.start(), TemporalStore.start(scratch, options.logDir)]);
-  log(`stores: redis ${redis.url} (pid ${redis.pid}), PostgreSQL ${pg.url}, Temporal ${temporal.address} (pid ${temporal.pid})`);
-  const service = new Service(lib, { redisUrl: redis.url, databaseUrl: pg.url, temporalAddress: temporal.address, logDir: options.logDir, env: options.serviceEnv });
+  const [redis, pg, temporal] = await Promise.all([
+    RedisStore.start(),
+    PostgresStore.start(),
+    TemporalStore.start(scratch, options.logDir),
+  ]);
+  log(
+    `stores: redis ${redis.url} (pid ${redis.pid}), PostgreSQL ${pg.url}, Temporal ${temporal.address} (pid ${temporal.pid})`,
+  );
+  const service = new Service(lib, {
+    redisUrl: redis.url,
+    databaseUrl: pg.url,
+    temporalAddress: temporal.address,
+    logDir: options.logDir,
+    env: options.serviceEnv,
+  });
   await service.migrate();
   log('migrated; starting the worker and the API (node lib/worker.js, node lib/api/server.js)…');
   await service.start();
@@ -76,5 +88,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   onCleanUp(() => sampler.stop());
   onCleanUp(() => workload.stop());
   log(`service up: API ${service.url} (pid ${service.api.proc?.pid}), worker pid ${service.worker.proc?.pid}`);
-  return { redis, pg, temporal, service, recorder, http, tracker, workload, sampler, temporalClient, logDir: options.logDir };
+  return {
+    redis,
+    pg,
+    temporal,
+    service,
+    recorder,
+    http,
+    tracker,
+    workload,
+    sampler,
+    temporalClient,
+    logDir: options.logDir,
+  };
 }

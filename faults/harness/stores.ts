@@ -90,7 +90,14 @@ export class RedisStore {
 export class PostgresStore {
   readonly pool: Pool;
   private constructor(readonly cluster: PostgresCluster) {
-    this.pool = new Pool({ connectionString: cluster.url(DATABASE), application_name: HARNESS_APPLICATION_NAME, max: 4, connectionTimeoutMillis: 3_000, query_timeout: 15_000, idleTimeoutMillis: 5_000 });
+    this.pool = new Pool({
+      connectionString: cluster.url(DATABASE),
+      application_name: HARNESS_APPLICATION_NAME,
+      max: 4,
+      connectionTimeoutMillis: 3_000,
+      query_timeout: 15_000,
+      idleTimeoutMillis: 5_000,
+    });
     this.pool.on('error', () => undefined);
   }
 
@@ -138,11 +145,21 @@ export class TemporalStore {
 
   private async launch(): Promise<void> {
     const args = [
-      'server', 'start-dev', '--headless',
-      '--ip', '127.0.0.1', '--port', String(this.port),
-      '--namespace', NAMESPACE,
-      '--db-filename', this.dbFile,
-      '--log-level', 'error', '--log-format', 'text',
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(this.port),
+      '--namespace',
+      NAMESPACE,
+      '--db-filename',
+      this.dbFile,
+      '--log-level',
+      'error',
+      '--log-format',
+      'text',
       ...searchAttributeFlags(),
     ];
     const fd = openSync(this.logFile, 'a');
@@ -173,7 +190,10 @@ export class TemporalStore {
 
   /** The harness's client (payment signals, visibility listings). */
   async client(): Promise<Client> {
-    this.client_ ??= new Client({ connection: await Connection.connect({ address: this.address, connectTimeout: 5_000 }), namespace: NAMESPACE });
+    this.client_ ??= new Client({
+      connection: await Connection.connect({ address: this.address, connectTimeout: 5_000 }),
+      namespace: NAMESPACE,
+    });
     return this.client_;
   }
 

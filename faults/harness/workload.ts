@@ -156,9 +156,25 @@ export interface WorkloadOptions {
   expireTtlS: [number, number];
 }
 
-export const DEFAULT_WORKLOAD: WorkloadOptions = { shoppers: 6, readers: 2, stormSize: 40, stormEveryMs: 8_000, adminEveryMs: 700, ttlS: [4, 12], expireTtlS: [2, 5] };
+export const DEFAULT_WORKLOAD: WorkloadOptions = {
+  shoppers: 6,
+  readers: 2,
+  stormSize: 40,
+  stormEveryMs: 8_000,
+  adminEveryMs: 700,
+  ttlS: [4, 12],
+  expireTtlS: [2, 5],
+};
 /** For the short tests: fewer clients, shorter TTLs, so a phase settles in seconds. */
-export const SHORT_WORKLOAD: WorkloadOptions = { shoppers: 4, readers: 1, stormSize: 25, stormEveryMs: 4_000, adminEveryMs: 800, ttlS: [2, 5], expireTtlS: [1, 3] };
+export const SHORT_WORKLOAD: WorkloadOptions = {
+  shoppers: 4,
+  readers: 1,
+  stormSize: 25,
+  stormEveryMs: 4_000,
+  adminEveryMs: 800,
+  ttlS: [2, 5],
+  expireTtlS: [1, 3],
+};
 
 /** Customers per phase, and the per-customer limit of the phase's limited SKU: tight enough that some carts are refused CUSTOMER_LIMIT_EXCEEDED. */
 const CUSTOMERS = 20;
@@ -197,13 +213,20 @@ export class Workload {
     const want: [string, number][] = [...normal.map((s): [string, number] => [s, int(30, 60)]), [flash, 8]];
     const admin = async (what: string, method: string, path: string, body: unknown, idempotencyKey?: string) => {
       for (let attempt = 1; ; attempt++) {
-        const a = await this.http.call(method, path, { op: method === 'PATCH' ? 'sku-settings' : 'create-sku', cls: 'write', admin: true, body, idempotencyKey });
+        const a = await this.http.call(method, path, {
+          op: method === 'PATCH' ? 'sku-settings' : 'create-sku',
+          cls: 'write',
+          admin: true,
+          body,
+          idempotencyKey,
+        });
         if (a.outcome === 201 || a.outcome === 200 || (a.outcome === 409 && method === 'POST')) return;
         if (attempt >= 60) throw new Error(`could not ${what}: ${String(a.outcome)} ${JSON.stringify(a.body)}`);
         await sleep(1_000);
       }
     };
-    for (const [sku, total] of want) await admin(`create SKU ${sku}`, 'POST', '/v1/skus', { sku, total, name: `fault test ${sku}` }, `create-${sku}`);
+    for (const [sku, total] of want)
+      await admin(`create SKU ${sku}`, 'POST', '/v1/skus', { sku, total, name: `fault test ${sku}` }, `create-${sku}`);
     await admin(`limit ${limited} per customer`, 'PATCH', `/v1/skus/${limited}`, { maxPerCustomer: MAX_PER_CUSTOMER });
     const customers = Array.from({ length: CUSTOMERS }, (_, i) => `${tag}-c${i + 1}`);
     const skus: PhaseSkus = { phase, normal, flash, limited, maxPerCustomer: MAX_PER_CUSTOMER, customers };
@@ -257,7 +280,12 @@ export class Workload {
    * names the id the service gave the request (API.md: a 503 changed nothing that is not later
    * completed or undone), so that one is known and tracked.
    */
-  async reserve(items: Line[], ttlSeconds: number, withId: boolean, customerId?: string): Promise<TrackedReservation | undefined> {
+  async reserve(
+    items: Line[],
+    ttlSeconds: number,
+    withId: boolean,
+    customerId?: string,
+  ): Promise<TrackedReservation | undefined> {
     const id = withId ? `f${randomUUID().replace(/-/g, '').slice(0, 22)}` : undefined;
     const phase = this.phase;
     const tracked = (rid: string, sentAt: number, heard: string): TrackedReservation => ({
@@ -275,8 +303,12 @@ export class Workload {
       const sentAt = Date.now();
       const body = { ...(id ? { reservationId: id } : {}), items, ttlSeconds, ...(customerId ? { customerId } : {}) };
       this.requestsInFlight++;
-      const a = await this.http.call('POST', '/v1/reservations', { op: 'reserve', cls: 'write', body, clientTimeoutMs: this.clientTimeout() }).finally(() => this.requestsInFlight--);
-      attempts.push(`${new Date(sentAt).toISOString().slice(11, 23)} → ${new Date().toISOString().slice(11, 23)} ${String(a.outcome)} ${codeOf(a.body) ?? a.body?.status ?? ''}`.trim());
+      const a = await this.http
+        .call('POST', '/v1/reservations', { op: 'reserve', cls: 'write', body, clientTimeoutMs: this.clientTimeout() })
+        .finally(() => this.requestsInFlight--);
+      attempts.push(
+        `${new Date(sentAt).toISOString().slice(11, 23)} → ${new Date().toISOString().slice(11, 23)} ${String(a.outcome)} ${codeOf(a.body) ?? a.body?.status ?? ''}`.trim(),
+      );
       if (a.outcome === 201 || a.outcome === 200) {
         const view = a.body as { reservationId: string; expiresAt: string; status: string };
         const r = tracked(view.reservationId, sentAt, view.status);
@@ -290,11 +322,18 @@ export class Workload {
         return r;
       }
       if (typeof a.outcome === 'number' && a.outcome >= 400 && a.outcome < 500) {
-        if (id) this.tracker.reservations.set(id, { ...tracked(id, sentAt, `refused ${a.outcome} ${codeOf(a.body) ?? ''}`.trim()), attempts });
+        if (id)
+          this.tracker.reservations.set(id, {
+            ...tracked(id, sentAt, `refused ${a.outcome} ${codeOf(a.body) ?? ''}`.trim()),
+            attempts,
+          });
         return undefined;
       }
       // 503, 5xx, no answer: the outcome is unknown.
-      const named = a.outcome === 503 && typeof a.body?.error?.details?.reservationId === 'string' ? (a.body.error.details.reservationId as string) : undefined;
+      const named =
+        a.outcome === 503 && typeof a.body?.error?.details?.reservationId === 'string'
+          ? (a.body.error.details.reservationId as string)
+          : undefined;
       if (id || named) {
         const known = id ?? named!;
         const r = this.tracker.reservations.get(known) ?? tracked(known, sentAt, `unknown ${String(a.outcome)}`);
@@ -309,7 +348,12 @@ export class Workload {
   }
 
   /** Sends an update (commit/cancel/extend), retrying 503s and lost answers; the last answer, written down as a step. */
-  private async update(r: TrackedReservation, action: 'commit' | 'cancel' | 'extend', body: unknown, step: Partial<ClientStep> = {}) {
+  private async update(
+    r: TrackedReservation,
+    action: 'commit' | 'cancel' | 'extend',
+    body: unknown,
+    step: Partial<ClientStep> = {},
+  ) {
     let last: Awaited<ReturnType<Http['call']>> | undefined;
     const sentAt = Date.now();
     let lastSentAt = sentAt;
@@ -318,7 +362,12 @@ export class Workload {
       this.requestsInFlight++;
       lastSentAt = Date.now();
       last = await this.http
-        .call('POST', `/v1/reservations/${r.id}/${action}`, { op: action, cls: 'write', body, clientTimeoutMs: this.clientTimeout() })
+        .call('POST', `/v1/reservations/${r.id}/${action}`, {
+          op: action,
+          cls: 'write',
+          body,
+          clientTimeoutMs: this.clientTimeout(),
+        })
         .finally(() => {
           this.requestsInFlight--;
           if (action === 'commit') this.commitsInFlight--;
@@ -326,16 +375,32 @@ export class Workload {
       if (typeof last.outcome === 'number' && last.outcome < 500) break;
       await sleep(last.outcome === 'conn-error' ? 700 : Math.min(400 * attempt, 3_000));
     }
-    r.steps.push({ action, sentAt, lastSentAt, at: Date.now(), outcome: last!.outcome, code: codeOf(last!.body), status: last!.outcome === 200 ? last!.body?.status : undefined, ...step });
+    r.steps.push({
+      action,
+      sentAt,
+      lastSentAt,
+      at: Date.now(),
+      outcome: last!.outcome,
+      code: codeOf(last!.body),
+      status: last!.outcome === 200 ? last!.body?.status : undefined,
+      ...step,
+    });
     return last!;
   }
 
   async commit(r: TrackedReservation, part: boolean): Promise<void> {
-    const items = part ? r.items.map((l) => ({ sku: l.sku, quantity: int(0, l.quantity) })).filter((l) => l.quantity > 0) : undefined;
-    const a = await this.update(r, 'commit', { paymentId: `pay-${r.id}`, ...(items && items.length > 0 ? { items } : {}) });
+    const items = part
+      ? r.items.map((l) => ({ sku: l.sku, quantity: int(0, l.quantity) })).filter((l) => l.quantity > 0)
+      : undefined;
+    const a = await this.update(r, 'commit', {
+      paymentId: `pay-${r.id}`,
+      ...(items && items.length > 0 ? { items } : {}),
+    });
     if (a.outcome === 200 && a.body?.status === 'COMMITTED') {
       r.heard = 'COMMITTED';
-      r.committedHeard = Object.fromEntries((a.body.items as { sku: string; committedQuantity: number }[]).map((l) => [l.sku, l.committedQuantity]));
+      r.committedHeard = Object.fromEntries(
+        (a.body.items as { sku: string; committedQuantity: number }[]).map((l) => [l.sku, l.committedQuantity]),
+      );
     } else if (typeof a.outcome === 'number' && a.outcome >= 400 && a.outcome < 500) {
       r.heard = `${a.outcome} ${codeOf(a.body) ?? ''}`.trim();
     }
@@ -380,7 +445,9 @@ export class Workload {
           const client = await this.temporal();
           const handle = client.workflow.getHandle(`reservation-${r.id}`);
           await client.withDeadline(Date.now() + 5_000, () =>
-            ok ? handle.signal('paymentSucceeded', { paymentId: `pay-${r.id}` }) : handle.signal('paymentFailed', { paymentId: `pay-${r.id}`, reason: 'card declined' }),
+            ok
+              ? handle.signal('paymentSucceeded', { paymentId: `pay-${r.id}` })
+              : handle.signal('paymentFailed', { paymentId: `pay-${r.id}`, reason: 'card declined' }),
           );
           outcome = 'accepted';
           break;
@@ -441,7 +508,13 @@ export class Workload {
     if (!this.running) return;
     await this.crowd(skus.flash, this.options.stormSize);
     // Restock the flash SKU a little for the next storm (an admin write during the storm's tail).
-    await this.http.call('POST', `/v1/skus/${skus.flash}/restock`, { op: 'restock', cls: 'write', admin: true, body: { quantity: int(3, 6), reason: 'next wave' }, idempotencyKey: `flash-${randomUUID()}` });
+    await this.http.call('POST', `/v1/skus/${skus.flash}/restock`, {
+      op: 'restock',
+      cls: 'write',
+      admin: true,
+      body: { quantity: int(3, 6), reason: 'next wave' },
+      idempotencyKey: `flash-${randomUUID()}`,
+    });
   }
 
   /**
@@ -481,20 +554,51 @@ export class Workload {
       const key = Math.random() < 0.5 ? `restock-${randomUUID()}` : undefined;
       const body = { quantity: int(1, 5), reason: 'delivery' };
       const sku = pick(skus.normal);
-      await this.http.call('POST', `/v1/skus/${sku}/restock`, { op: 'restock', cls: 'write', admin: true, body, idempotencyKey: key });
-      if (key && Math.random() < 0.5) await this.http.call('POST', `/v1/skus/${sku}/restock`, { op: 'restock', cls: 'write', admin: true, body, idempotencyKey: key });
+      await this.http.call('POST', `/v1/skus/${sku}/restock`, {
+        op: 'restock',
+        cls: 'write',
+        admin: true,
+        body,
+        idempotencyKey: key,
+      });
+      if (key && Math.random() < 0.5)
+        await this.http.call('POST', `/v1/skus/${sku}/restock`, {
+          op: 'restock',
+          cls: 'write',
+          admin: true,
+          body,
+          idempotencyKey: key,
+        });
     } else if (roll < 0.6) {
       const delta = Math.random() < 0.5 ? -int(1, 3) : int(1, 3);
-      await this.http.call('POST', `/v1/skus/${pick(skus.normal)}/adjustments`, { op: 'adjust', cls: 'write', admin: true, body: { delta, reason: 'stock count' }, idempotencyKey: `adjust-${randomUUID()}` });
+      await this.http.call('POST', `/v1/skus/${pick(skus.normal)}/adjustments`, {
+        op: 'adjust',
+        cls: 'write',
+        admin: true,
+        body: { delta, reason: 'stock count' },
+        idempotencyKey: `adjust-${randomUUID()}`,
+      });
     } else if (roll < 0.85) {
-      const sold = [...this.tracker.reservations.values()].filter((r) => r.committedHeard && Object.values(r.committedHeard).some((q) => q > 0));
+      const sold = [...this.tracker.reservations.values()].filter(
+        (r) => r.committedHeard && Object.values(r.committedHeard).some((q) => q > 0),
+      );
       if (sold.length === 0) return;
       const r = pick(sold.slice(-50));
       const [sku] = Object.entries(r.committedHeard!).find(([, q]) => q > 0)!;
-      await this.http.call('POST', '/v1/returns', { op: 'return', cls: 'write', admin: true, body: { reservationId: r.id, items: [{ sku, quantity: 1 }], reason: 'damaged' }, idempotencyKey: `return-${randomUUID()}` });
+      await this.http.call('POST', '/v1/returns', {
+        op: 'return',
+        cls: 'write',
+        admin: true,
+        body: { reservationId: r.id, items: [{ sku, quantity: 1 }], reason: 'damaged' },
+        idempotencyKey: `return-${randomUUID()}`,
+      });
     } else {
       const sku = pick([...skus.normal, skus.flash]);
-      await this.http.call('GET', `/v1/skus/${sku}/${Math.random() < 0.5 ? 'holds' : 'movements?limit=20'}`, { op: 'admin-read', cls: 'read', admin: true });
+      await this.http.call('GET', `/v1/skus/${sku}/${Math.random() < 0.5 ? 'holds' : 'movements?limit=20'}`, {
+        op: 'admin-read',
+        cls: 'read',
+        admin: true,
+      });
     }
   }
 
@@ -504,7 +608,10 @@ export class Workload {
     const skus = this.skus!;
     const roll = Math.random();
     if (roll < 0.5) {
-      await this.http.call('GET', `/v1/availability?skus=${[...skus.normal, skus.flash].join(',')}`, { op: 'availability', cls: 'read' });
+      await this.http.call('GET', `/v1/availability?skus=${[...skus.normal, skus.flash].join(',')}`, {
+        op: 'availability',
+        cls: 'read',
+      });
     } else if (roll < 0.8) {
       await this.http.call('GET', `/v1/skus/${pick([...skus.normal, skus.flash])}`, { op: 'get-sku', cls: 'read' });
     } else {

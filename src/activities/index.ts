@@ -49,14 +49,19 @@ export function createActivities(stock: StockStore) {
     },
 
     /** Sale rows and totals in PostgreSQL, then Redis; returns what each line sold. */
-    async commitStock(input: { reservationId: string; items?: CartLine[]; paymentId?: string }): Promise<ReservationLine[]> {
+    async commitStock(input: {
+      reservationId: string;
+      items?: CartLine[];
+      paymentId?: string;
+    }): Promise<ReservationLine[]> {
       const { items } = await classified(async () => {
         try {
           return await stock.commit(input.reservationId, input.items, input.paymentId);
         } catch (err) {
           // PostgreSQL refused the sale for want of stock: only after a store lost a hold. The
           // workflow logs it and cancels the reservation; here it is counted (stockhold_sales_refused_total).
-          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK') await stock.drift.count('refused_sale').catch(() => undefined);
+          if (err instanceof StockholdError && err.code === 'INSUFFICIENT_STOCK')
+            await stock.drift.count('refused_sale').catch(() => undefined);
           throw err;
         }
       });
@@ -74,7 +79,9 @@ export function createActivities(stock: StockStore) {
       reason?: string;
       run?: string;
     }): Promise<number | { committed: ReservationLine[] }> {
-      const released = await classified(() => stock.release(input.reservationId, input.skus, input.status, input.reason, input.run));
+      const released = await classified(() =>
+        stock.release(input.reservationId, input.skus, input.status, input.reason, input.run),
+      );
       return released.committed ? { committed: released.committed } : released.units;
     },
 

@@ -27,7 +27,8 @@ import { webhookRoutes } from './webhooks/routes';
 export type Check = 'redis' | 'postgres' | 'temporal';
 
 export interface AppDeps {
-  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> & Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace' | 'metricsWatchedSkusMax'>>;
+  config: Pick<Config, 'adminToken' | 'apiToken' | 'maxTtlSeconds'> &
+    Partial<Pick<Config, 'temporalUiUrl' | 'temporalNamespace' | 'metricsWatchedSkusMax'>>;
   stock: StockStore;
   reservations: ReservationService;
   webhooks: WebhookStore;
@@ -91,7 +92,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
   app.use(webhookRoutes(deps.webhooks, role.admin));
   app.use(metricsRoutes(deps.stock.figures, role.admin, deps.config.metricsWatchedSkusMax ?? 50));
-  app.use(opsRoutes(deps.stock, role.admin, { temporalUiUrl: deps.config.temporalUiUrl, temporalNamespace: deps.config.temporalNamespace ?? 'default' }));
+  app.use(
+    opsRoutes(deps.stock, role.admin, {
+      temporalUiUrl: deps.config.temporalUiUrl,
+      temporalNamespace: deps.config.temporalNamespace ?? 'default',
+    }),
+  );
 
   app.use((req, _res, next) => {
     next(new StockholdError('NOT_FOUND', `no route for ${req.method} ${req.path}`));
@@ -102,8 +108,10 @@ export function createApp(deps: AppDeps): Express {
     const type = (err as { type?: string } | null)?.type;
     let error: StockholdError | undefined;
     if (type === 'entity.too.large') error = new StockholdError('PAYLOAD_TOO_LARGE', 'request body is over 64 KiB');
-    else if (type === 'entity.parse.failed') error = new StockholdError('INVALID_REQUEST', 'request body is not valid JSON', { field: '(body)' });
-    else if (type && /^(encoding|charset)\./.test(type)) error = new StockholdError('UNSUPPORTED_MEDIA_TYPE', String((err as Error).message));
+    else if (type === 'entity.parse.failed')
+      error = new StockholdError('INVALID_REQUEST', 'request body is not valid JSON', { field: '(body)' });
+    else if (type && /^(encoding|charset)\./.test(type))
+      error = new StockholdError('UNSUPPORTED_MEDIA_TYPE', String((err as Error).message));
     else error = toContractError(err);
     if (!error) {
       logger.error({ err, req: { method: req.method, url: req.originalUrl } }, 'unhandled error');

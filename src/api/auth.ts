@@ -32,7 +32,8 @@ export function createAuth(tokens: { adminToken: string; apiToken: string }) {
     return (req, _res, next) => {
       const has = roleOf(req.headers.authorization);
       if (!has) return next(new StockholdError('UNAUTHENTICATED', 'a valid bearer token is required'));
-      if (role === 'admin' && has !== 'admin') return next(new StockholdError('FORBIDDEN', 'this call needs the admin token'));
+      if (role === 'admin' && has !== 'admin')
+        return next(new StockholdError('FORBIDDEN', 'this call needs the admin token'));
       next();
     };
   };

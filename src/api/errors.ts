@@ -7,22 +7,41 @@ import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@tempora
 import { StockholdError, unavailable } from '../domain/errors';
 import { fromFailure } from '../domain/failures';
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 /** True for failures of a backing store's connection rather than of the request. */
 export function isUnavailable(err: unknown): boolean {
   // Shape, not `instanceof Error`: errors from Node's own modules may come from another realm.
-  if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return false;
+  if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string')
+    return false;
   const e = err as Error & { code?: unknown; name: string };
-  if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')) return true;
-  if (e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Command timed out|Query read timeout|canceling statement due to statement timeout|is not queryable/i.test(e.message)) {
+  if (
+    typeof e.code === 'string' &&
+    (CONNECTION_CODES.has(e.code) || e.code.startsWith('08') || e.code === '57P01' || e.code === '57P03')
+  )
+    return true;
+  if (
+    e.name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Command timed out|Query read timeout|canceling statement due to statement timeout|is not queryable/i.test(
+      e.message,
+    )
+  ) {
     return true;
   }
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
   if (typeof e.code === 'number' && 'metadata' in e) return isTransientGrpc(e as Error & { code: number }); // a bare gRPC error
   // A Temporal call that failed for the server's state (down, overloaded, timed out) is an
   // outage; one it refused (INVALID_ARGUMENT, a limit...) is a fault of ours, not a 503.
-  if (err instanceof ServiceError && err.cause instanceof Error) return isTransientGrpc(err.cause as Error & { code?: unknown });
+  if (err instanceof ServiceError && err.cause instanceof Error)
+    return isTransientGrpc(err.cause as Error & { code?: unknown });
   return false;
 }
 
@@ -50,7 +69,8 @@ export function toContractError(err: unknown): StockholdError | undefined {
   const temporal = fromFailure(err);
   if (temporal) return temporal;
   if (err instanceof WorkflowNotFoundError) return new StockholdError('RESERVATION_NOT_FOUND', 'reservation not found');
-  if (err instanceof WorkflowExecutionAlreadyStartedError) return new StockholdError('RESERVATION_ID_CONFLICT', err.message);
+  if (err instanceof WorkflowExecutionAlreadyStartedError)
+    return new StockholdError('RESERVATION_ID_CONFLICT', err.message);
   if (isUnavailable(err)) return unavailable('a backing store is unavailable; retry shortly');
   return undefined;
 }

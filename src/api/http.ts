@@ -20,11 +20,14 @@ export function bodyOf<T>(req: Request, schema: z.ZodType<T>, whenAbsent?: unkno
       const type = req.headers['content-type'];
       throw new StockholdError(
         'INVALID_REQUEST',
-        type ? `(body): Content-Type must be application/json, not ${type}` : '(body): Content-Type is missing; send the body as application/json',
+        type
+          ? `(body): Content-Type must be application/json, not ${type}`
+          : '(body): Content-Type is missing; send the body as application/json',
         { field: '(body)' },
       );
     }
-    if (whenAbsent === undefined) throw new StockholdError('INVALID_REQUEST', '(body): a JSON body is required', { field: '(body)' });
+    if (whenAbsent === undefined)
+      throw new StockholdError('INVALID_REQUEST', '(body): a JSON body is required', { field: '(body)' });
     return parse(schema, whenAbsent);
   }
   return parse(schema, req.body);
@@ -53,7 +56,14 @@ export function requestLog(logger: Logger): RequestHandler {
       // 2xx, since writing each line cost about 6 % of the refusals a storm's API could answer.
       const level = status >= 500 ? 'error' : status >= 400 && status !== 409 ? 'info' : 'debug';
       if (!logger.isLevelEnabled(level)) return;
-      logger[level]({ req: { method: req.method, url: req.originalUrl }, res: { statusCode: status }, responseTime: Math.round(performance.now() - start) }, 'request');
+      logger[level](
+        {
+          req: { method: req.method, url: req.originalUrl },
+          res: { statusCode: status },
+          responseTime: Math.round(performance.now() - start),
+        },
+        'request',
+      );
     });
     next();
   };

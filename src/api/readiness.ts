@@ -20,7 +20,12 @@ export function stateOf(answer: unknown): CheckState {
 }
 
 /** The service's checks over its own clients. */
-export function readinessChecks(stock: StockClients, temporal: Client, namespace: string, taskQueue: string): Record<'redis' | 'postgres' | 'temporal', ReadinessCheck> {
+export function readinessChecks(
+  stock: StockClients,
+  temporal: Client,
+  namespace: string,
+  taskQueue: string,
+): Record<'redis' | 'postgres' | 'temporal', ReadinessCheck> {
   return {
     redis: async () => ((await stock.stock.countersLoaded()) ? 'ok' : 'loading'),
     postgres: () => stock.stock.databaseAnswers(),

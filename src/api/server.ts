@@ -27,8 +27,14 @@ export interface RunningApi {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startApi(config: Config, logger: Logger = createLogger(config.logLevel, 'stockhold-api')): Promise<RunningApi> {
-  const stock = createStock(config, { warn: (message, fields) => logger.warn(fields, message), alert: (message, fields) => logger.error(fields, message) });
+export async function startApi(
+  config: Config,
+  logger: Logger = createLogger(config.logLevel, 'stockhold-api'),
+): Promise<RunningApi> {
+  const stock = createStock(config, {
+    warn: (message, fields) => logger.warn(fields, message),
+    alert: (message, fields) => logger.error(fields, message),
+  });
   const temporal = await connectClient(config);
   await ensureSearchAttributes(temporal, config.temporalNamespace).catch((err: unknown) =>
     logger.warn({ err }, 'could not register search attributes (the server may not allow it)'),
@@ -38,7 +44,9 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   // The same for the webhook dispatcher.
   const ensure = () =>
     Promise.all([
-      ensureReconciler(temporal, config.taskQueue).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not start the reconciler workflow; trying again')),
+      ensureReconciler(temporal, config.taskQueue).catch((err: unknown) =>
+        logger.warn({ err: String(err) }, 'could not start the reconciler workflow; trying again'),
+      ),
       ensureWebhookDispatcher(temporal, config.taskQueue).catch((err: unknown) =>
         logger.warn({ err: String(err) }, 'could not start the webhook dispatcher workflow; trying again'),
       ),
@@ -65,7 +73,10 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
   // Under `npm start`, which of its API processes answered (`api-2`): for an operator chasing one
   // misbehaving process behind the shared port, and for the test that checks the port is shared.
   const label = supervisedAs();
-  if (label) server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('X-Stockhold-Process', label));
+  if (label)
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) =>
+      res.setHeader('X-Stockhold-Process', label),
+    );
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
 
@@ -88,7 +99,11 @@ export async function startApi(config: Config, logger: Logger = createLogger(con
 }
 
 /** Runs `stop` on the first of `signals` (SIGINT, SIGTERM); a second signal exits at once. */
-export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): void {
+export function onShutdownSignal(
+  stop: () => Promise<void>,
+  logger: Logger,
+  signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
+): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) process.exit(1);

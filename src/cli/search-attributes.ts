@@ -35,8 +35,10 @@ export function isTemporalCloud(address: string): boolean {
 export function connectionFlags(config: TemporalConfig): string[] {
   const tls = config.temporalTls;
   return [
-    '--address', config.temporalAddress,
-    '--namespace', config.temporalNamespace,
+    '--address',
+    config.temporalAddress,
+    '--namespace',
+    config.temporalNamespace,
     ...(tls ? ['--tls'] : []),
     ...(tls?.clientCert ? ['--tls-cert-path', tls.clientCert.certPath, '--tls-key-path', tls.clientCert.keyPath] : []),
     ...(tls?.serverCa ? ['--tls-ca-path', tls.serverCa.path] : []),
@@ -47,12 +49,30 @@ export function connectionFlags(config: TemporalConfig): string[] {
 
 /** One `temporal operator search-attribute create` per attribute (argv, `cli` first), so one that exists already does not stop the others. */
 export function searchAttributeCommands(config: TemporalConfig, cli = 'temporal'): string[][] {
-  return SEARCH_ATTRIBUTES.map(({ name, type }) => [cli, 'operator', 'search-attribute', 'create', ...connectionFlags(config), '--name', name, '--type', type]);
+  return SEARCH_ATTRIBUTES.map(({ name, type }) => [
+    cli,
+    'operator',
+    'search-attribute',
+    'create',
+    ...connectionFlags(config),
+    '--name',
+    name,
+    '--type',
+    type,
+  ]);
 }
 
 /** The `tcld` command that adds them on Temporal Cloud (its namespace id is `<namespace>.<account>`). */
 export function tcldCommand(config: TemporalConfig): string[] {
-  return ['tcld', 'namespace', 'search-attributes', 'add', '--namespace', config.temporalNamespace, ...SEARCH_ATTRIBUTES.flatMap(({ name, type }) => ['--search-attribute', `${name}=${type}`])];
+  return [
+    'tcld',
+    'namespace',
+    'search-attributes',
+    'add',
+    '--namespace',
+    config.temporalNamespace,
+    ...SEARCH_ATTRIBUTES.flatMap(({ name, type }) => ['--search-attribute', `${name}=${type}`]),
+  ];
 }
 
 /** `arg` as a POSIX shell reads it back; the API key reference stays expandable ("$TEMPORAL_API_KEY"). */
@@ -68,7 +88,7 @@ export function printedCommands(config: TemporalConfig): string {
   if (isTemporalCloud(config.temporalAddress)) {
     return [
       `# ${config.temporalAddress} is Temporal Cloud: add Stockhold's search attributes to ${config.temporalNamespace} with tcld`,
-      '# (or in the Cloud UI: Namespaces > your namespace > Search Attributes); the Temporal CLI\'s',
+      "# (or in the Cloud UI: Namespaces > your namespace > Search Attributes); the Temporal CLI's",
       '# `operator search-attribute create` is for self-hosted clusters.',
       tcldCommand(config).map(shellQuote).join(' '),
       '',
@@ -76,7 +96,9 @@ export function printedCommands(config: TemporalConfig): string {
   }
   return [
     `# Stockhold's search attributes on ${target} (an attribute that exists already is reported, not changed).`,
-    ...(config.temporalApiKey ? ['# The API key is read from $TEMPORAL_API_KEY in your shell: it never appears in the command.'] : []),
+    ...(config.temporalApiKey
+      ? ['# The API key is read from $TEMPORAL_API_KEY in your shell: it never appears in the command.']
+      : []),
     ...searchAttributeCommands(config).map((argv) => argv.map(shellQuote).join(' ')),
     '',
   ].join('\n');
@@ -160,13 +182,17 @@ async function main(args: string[]): Promise<number> {
       const result = await run(withoutKey, env);
       outcome = outcomeOf(result.code, result.output);
       output = result.output.trim() || `exit ${result.code}`;
-      if (result.code === null && cli === 'temporal') output += '\n  the Temporal CLI was not found: run `npm run setup`, or use --print and run the commands where it is installed';
+      if (result.code === null && cli === 'temporal')
+        output +=
+          '\n  the Temporal CLI was not found: run `npm run setup`, or use --print and run the commands where it is installed';
     }
     if (outcome === 'failed') {
       failed += 1;
       console.error(`${name} (${type}): failed: ${output}`);
     } else {
-      console.log(`${name} (${type}): ${outcome === 'created' ? 'created' : 'exists already'} on namespace ${config.temporalNamespace} at ${config.temporalAddress}`);
+      console.log(
+        `${name} (${type}): ${outcome === 'created' ? 'created' : 'exists already'} on namespace ${config.temporalNamespace} at ${config.temporalAddress}`,
+      );
     }
   }
   return failed === 0 ? 0 : 1;

@@ -68,7 +68,9 @@ function retryDelaysOf(env: NodeJS.ProcessEnv): { retryDelaysMs?: number[] } {
   if (!raw) return {};
   const delays = raw.split(',').map(Number);
   if (delays.some((d) => !Number.isInteger(d) || d < 0 || d > 3_600_000)) {
-    throw new ConfigError(`WEBHOOK_RETRY_DELAYS_MS must be integers in 0..3600000 separated by commas, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(
+      `WEBHOOK_RETRY_DELAYS_MS must be integers in 0..3600000 separated by commas, got ${JSON.stringify(raw)}`,
+    );
   }
   return { retryDelaysMs: delays };
 }
@@ -80,7 +82,8 @@ function clusterNodesOf(env: NodeJS.ProcessEnv): Pick<Config, 'redisClusterNodes
   const nodes = raw.split(',').map((entry) => {
     const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
     const port = Number(match?.[2]);
-    if (!match || port < 1 || port > 65_535) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port[,host:port…], got ${JSON.stringify(entry)}`);
+    if (!match || port < 1 || port > 65_535)
+      throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port[,host:port…], got ${JSON.stringify(entry)}`);
     return { host: match[1]!, port };
   });
   return { redisClusterNodes: nodes };
@@ -98,19 +101,34 @@ function tokensOf(env: NodeJS.ProcessEnv): Pick<Config, 'adminToken' | 'apiToken
   const api = env.INVENTORY_API_TOKEN ?? '';
   if (admin === '' && api === '') {
     if (env.NODE_ENV === 'production') {
-      throw new ConfigError('INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must both be set when NODE_ENV=production (the development tokens are public)');
+      throw new ConfigError(
+        'INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must both be set when NODE_ENV=production (the development tokens are public)',
+      );
     }
-    return { adminToken: DEV_ADMIN_TOKEN, apiToken: DEV_API_TOKEN, devTokens: true, tokenSources: { admin: 'dev', api: 'dev' } };
+    return {
+      adminToken: DEV_ADMIN_TOKEN,
+      apiToken: DEV_API_TOKEN,
+      devTokens: true,
+      tokenSources: { admin: 'dev', api: 'dev' },
+    };
   }
   for (const [name, value] of [
     ['INVENTORY_ADMIN_TOKEN', admin],
     ['INVENTORY_API_TOKEN', api],
   ] as const) {
-    if (value === '') throw new ConfigError(`${name} is not set: set both INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN, or neither (development tokens)`);
-    if (value.length < MIN_TOKEN_LENGTH) throw new ConfigError(`${name} must be at least ${MIN_TOKEN_LENGTH} characters`);
-    if (!/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(`${name} must be printable ASCII without spaces (it travels in an Authorization header)`);
+    if (value === '')
+      throw new ConfigError(
+        `${name} is not set: set both INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN, or neither (development tokens)`,
+      );
+    if (value.length < MIN_TOKEN_LENGTH)
+      throw new ConfigError(`${name} must be at least ${MIN_TOKEN_LENGTH} characters`);
+    if (!/^[\x21-\x7e]+$/.test(value))
+      throw new ConfigError(`${name} must be printable ASCII without spaces (it travels in an Authorization header)`);
   }
-  if (admin === api) throw new ConfigError('INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must differ: with equal tokens every client is an admin');
+  if (admin === api)
+    throw new ConfigError(
+      'INVENTORY_ADMIN_TOKEN and INVENTORY_API_TOKEN must differ: with equal tokens every client is an admin',
+    );
   return { adminToken: admin, apiToken: api, devTokens: false, tokenSources: { admin: 'env', api: 'env' } };
 }
 

@@ -23,7 +23,10 @@ export interface TemporalTls {
 }
 
 /** The Temporal part of the configuration: all a Temporal client needs (the payment example, the scripts). */
-export type TemporalConfig = Pick<Config, 'temporalAddress' | 'temporalNamespace' | 'temporalTls' | 'temporalApiKey' | 'taskQueue'>;
+export type TemporalConfig = Pick<
+  Config,
+  'temporalAddress' | 'temporalNamespace' | 'temporalTls' | 'temporalApiKey' | 'taskQueue'
+>;
 
 /**
  * TLS and the API key for Temporal. What the SDK would only report at the first connection, as a
@@ -38,14 +41,22 @@ export function temporalSecurityOf(env: NodeJS.ProcessEnv): Pick<Config, 'tempor
   const forced = booleanOf(env, 'TEMPORAL_TLS');
   const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
   if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
-    throw new ConfigError('TEMPORAL_API_KEY must be printable ASCII without spaces (it travels in an Authorization header)');
+    throw new ConfigError(
+      'TEMPORAL_API_KEY must be printable ASCII without spaces (it travels in an Authorization header)',
+    );
   }
   const certPath = env.TEMPORAL_TLS_CERT?.trim() || undefined;
   const keyPath = env.TEMPORAL_TLS_KEY?.trim() || undefined;
   const caPath = env.TEMPORAL_TLS_CA?.trim() || undefined;
   const serverName = env.TEMPORAL_TLS_SERVER_NAME?.trim() || undefined;
-  if (certPath && !keyPath) throw new ConfigError('TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is not: mTLS needs the client certificate and its private key');
-  if (keyPath && !certPath) throw new ConfigError('TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is not: mTLS needs the client certificate and its private key');
+  if (certPath && !keyPath)
+    throw new ConfigError(
+      'TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is not: mTLS needs the client certificate and its private key',
+    );
+  if (keyPath && !certPath)
+    throw new ConfigError(
+      'TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is not: mTLS needs the client certificate and its private key',
+    );
   if (serverName !== undefined && !/^[A-Za-z0-9.-]+$/.test(serverName)) {
     throw new ConfigError(`TEMPORAL_TLS_SERVER_NAME must be a host name, got ${JSON.stringify(serverName)}`);
   }
@@ -56,7 +67,10 @@ export function temporalSecurityOf(env: NodeJS.ProcessEnv): Pick<Config, 'tempor
       ['TEMPORAL_TLS_CA', caPath, ''],
       ['TEMPORAL_TLS_SERVER_NAME', serverName, ''],
     ].find(([, value]) => value !== undefined);
-    if (needsTls) throw new ConfigError(`TEMPORAL_TLS=false contradicts ${needsTls[0]}, which needs TLS${needsTls[2]}: unset one of them`);
+    if (needsTls)
+      throw new ConfigError(
+        `TEMPORAL_TLS=false contradicts ${needsTls[0]}, which needs TLS${needsTls[2]}: unset one of them`,
+      );
   }
 
   const tls: TemporalTls = {};
@@ -73,10 +87,14 @@ export function temporalSecurityOf(env: NodeJS.ProcessEnv): Pick<Config, 'tempor
     try {
       privateKey = createPrivateKey(key);
     } catch {
-      throw new ConfigError(`TEMPORAL_TLS_KEY (${keyPath}) holds no unencrypted PEM private key (-----BEGIN … PRIVATE KEY-----)`);
+      throw new ConfigError(
+        `TEMPORAL_TLS_KEY (${keyPath}) holds no unencrypted PEM private key (-----BEGIN … PRIVATE KEY-----)`,
+      );
     }
     if (!certificate.checkPrivateKey(privateKey)) {
-      throw new ConfigError(`TEMPORAL_TLS_KEY (${keyPath}) is not the private key of the certificate in TEMPORAL_TLS_CERT (${certPath})`);
+      throw new ConfigError(
+        `TEMPORAL_TLS_KEY (${keyPath}) is not the private key of the certificate in TEMPORAL_TLS_CERT (${certPath})`,
+      );
     }
     tls.clientCert = { certPath, keyPath, crt, key };
   }

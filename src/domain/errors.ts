@@ -91,7 +91,12 @@ export interface CustomerCounts {
 }
 
 /** A hold refused because the customer would hold plus have bought more than the SKU's `maxPerCustomer`. */
-export function customerLimitExceeded(sku: string, customerId: string, requested: number, counts: CustomerCounts): StockholdError {
+export function customerLimitExceeded(
+  sku: string,
+  customerId: string,
+  requested: number,
+  counts: CustomerCounts,
+): StockholdError {
   return new StockholdError(
     'CUSTOMER_LIMIT_EXCEEDED',
     `${sku} is limited to ${counts.limit} per customer; customer ${customerId} holds ${counts.held} and has bought ${counts.bought}, ${requested} requested`,
@@ -101,23 +106,37 @@ export function customerLimitExceeded(sku: string, customerId: string, requested
 
 /** A cart with a SKU that has a per-customer limit names no customer. */
 export function customerIdRequired(sku: string): StockholdError {
-  return new StockholdError('INVALID_REQUEST', `customerId: required, since ${sku} is limited per customer`, { field: 'customerId', sku });
+  return new StockholdError('INVALID_REQUEST', `customerId: required, since ${sku} is limited per customer`, {
+    field: 'customerId',
+    sku,
+  });
 }
 
 export function reservationNotHeld(reservationId: string, status: string): StockholdError {
-  return new StockholdError(notHeldCode(status), `reservation ${reservationId} is ${status}`, { reservationId, status });
+  return new StockholdError(notHeldCode(status), `reservation ${reservationId} is ${status}`, {
+    reservationId,
+    status,
+  });
 }
 
 export function quantityExceedsHold(sku: string, requested: number, held: number): StockholdError {
-  return new StockholdError('QUANTITY_EXCEEDS_HOLD', `commit of ${requested} ${sku} exceeds the ${held} held`, { sku, requested, held });
+  return new StockholdError('QUANTITY_EXCEEDS_HOLD', `commit of ${requested} ${sku} exceeds the ${held} held`, {
+    sku,
+    requested,
+    held,
+  });
 }
 
 /** An adjustment refused because it would take `total` (before it: `total`) below the `reserved` units. */
 export function wouldOversell(sku: string, total: number, reserved: number, delta: number): StockholdError {
-  return new StockholdError('WOULD_OVERSELL', `adjusting ${sku} by ${delta} would leave total ${total + delta} below reserved ${reserved}`, {
-    sku,
-    total,
-    reserved,
-    delta,
-  });
+  return new StockholdError(
+    'WOULD_OVERSELL',
+    `adjusting ${sku} by ${delta} would leave total ${total + delta} below reserved ${reserved}`,
+    {
+      sku,
+      total,
+      reserved,
+      delta,
+    },
+  );
 }

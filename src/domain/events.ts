@@ -5,7 +5,12 @@
 import type { Movement, ReservationView, StockView } from './types';
 
 export const STOCK_EVENT_TYPES = ['stock.changed', 'stock.low', 'stock.sold_out', 'stock.back_in_stock'] as const;
-export const RESERVATION_EVENT_TYPES = ['reservation.held', 'reservation.committed', 'reservation.cancelled', 'reservation.expired'] as const;
+export const RESERVATION_EVENT_TYPES = [
+  'reservation.held',
+  'reservation.committed',
+  'reservation.cancelled',
+  'reservation.expired',
+] as const;
 export const EVENT_TYPES = [...STOCK_EVENT_TYPES, ...RESERVATION_EVENT_TYPES] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 export type ThresholdEventType = Exclude<(typeof STOCK_EVENT_TYPES)[number], 'stock.changed'>;
@@ -30,7 +35,9 @@ export interface EventData {
 export type NewEvent = { [T in EventType]: { type: T; skus: string[]; data: EventData[T] } }[EventType];
 
 /** An event as committed: the contract's shape, with its place in the outbox (`seq`) and its SKUs. */
-export type StockholdEvent = { [T in EventType]: { id: string; type: T; createdAt: string; data: EventData[T] } }[EventType] & {
+export type StockholdEvent = {
+  [T in EventType]: { id: string; type: T; createdAt: string; data: EventData[T] };
+}[EventType] & {
   seq: string;
   skus: string[];
 };

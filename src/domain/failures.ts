@@ -9,7 +9,11 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { BUSINESS_CODES, isErrorCode, StockholdError, type ErrorCode } from './errors';
 
 /** A refusal the caller receives with its contract code; never retried. */
-export function failure(code: ErrorCode | string, message: string, details: Record<string, unknown> = {}): ApplicationFailure {
+export function failure(
+  code: ErrorCode | string,
+  message: string,
+  details: Record<string, unknown> = {},
+): ApplicationFailure {
   return ApplicationFailure.create({ type: code, message, details: [details], nonRetryable: true });
 }
 
@@ -21,7 +25,8 @@ export function toFailure(err: StockholdError): ApplicationFailure {
 /** The business refusal behind an activity failure, if it is one (a store outage is not). */
 export function refusalOf(err: unknown): ApplicationFailure | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure && cause.type && (BUSINESS_CODES as readonly string[]).includes(cause.type)) return cause;
+  if (cause instanceof ApplicationFailure && cause.type && (BUSINESS_CODES as readonly string[]).includes(cause.type))
+    return cause;
   return undefined;
 }
 
@@ -38,7 +43,8 @@ export function detailsOf(failed: ApplicationFailure): Record<string, unknown> {
  */
 export function fromFailure(err: unknown): StockholdError | undefined {
   for (let cause: unknown = err, depth = 0; cause instanceof Error && depth < 10; cause = cause.cause, depth++) {
-    if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) return new StockholdError(cause.type, cause.message, detailsOf(cause));
+    if (cause instanceof ApplicationFailure && isErrorCode(cause.type))
+      return new StockholdError(cause.type, cause.message, detailsOf(cause));
   }
   return undefined;
 }

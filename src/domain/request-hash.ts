@@ -28,7 +28,11 @@ export function requestHash(request: unknown): string {
  * is older than `requestHash` and stays as it is: running and closed workflows hold hashes in it,
  * and a repeat sent across a deploy must still match them.
  */
-export function reservationRequestHash(request: { items: readonly { sku: string; quantity: number }[]; ttlSeconds: number; customerId?: string }): string {
+export function reservationRequestHash(request: {
+  items: readonly { sku: string; quantity: number }[];
+  ttlSeconds: number;
+  customerId?: string;
+}): string {
   const { items, ttlSeconds, customerId } = request;
   return createHash('sha256')
     .update(JSON.stringify({ items, ttlSeconds, customerId: customerId ?? null }))

@@ -20,7 +20,9 @@ import {
 } from './limits';
 
 export const skuSchema = z.string().regex(SKU_PATTERN, `must match ${SKU_PATTERN.source}`);
-export const reservationIdSchema = z.string().regex(RESERVATION_ID_PATTERN, `must match ${RESERVATION_ID_PATTERN.source}`);
+export const reservationIdSchema = z
+  .string()
+  .regex(RESERVATION_ID_PATTERN, `must match ${RESERVATION_ID_PATTERN.source}`);
 export const lineQuantitySchema = z.number().int().min(1).max(MAX_LINE_QUANTITY);
 export const stockFigureSchema = z.number().int().min(0).max(MAX_STOCK);
 export const positiveStockSchema = z.number().int().min(1).max(MAX_STOCK);
@@ -50,7 +52,8 @@ export function textSchema(min: number, max: number) {
           return;
         }
         const length = [...value].length;
-        if (length < min || length > max) ctx.addIssue({ code: 'custom', message: `must be ${min}..${max} characters` });
+        if (length < min || length > max)
+          ctx.addIssue({ code: 'custom', message: `must be ${min}..${max} characters` });
       })
       // The same rule for the OpenAPI document: JSON Schema counts code points too, and its patterns are `u` regexes.
       .meta({ minLength: min, maxLength: max, pattern: PRINTABLE.source })
@@ -63,7 +66,10 @@ export const customerIdSchema = textSchema(1, MAX_CLIENT_ID_LENGTH);
 export const paymentIdSchema = textSchema(1, MAX_CLIENT_ID_LENGTH);
 export const idempotencyKeySchema = z
   .string()
-  .regex(new RegExp(`^[\\x20-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`), `must be 1..${MAX_IDEMPOTENCY_KEY_LENGTH} printable characters`);
+  .regex(
+    new RegExp(`^[\\x20-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`),
+    `must be 1..${MAX_IDEMPOTENCY_KEY_LENGTH} printable characters`,
+  );
 export const ttlSecondsSchema = (maxTtlSeconds: number) => z.number().int().min(1).max(maxTtlSeconds);
 
 export const lineSchema = z.strictObject({ sku: skuSchema, quantity: lineQuantitySchema });
@@ -94,7 +100,8 @@ export interface InvalidField {
 
 /** What is wrong, naming the first bad field: an unknown key is named itself, not its object. */
 export function describeIssues(error: z.ZodError, prefix: readonly (string | number)[] = []): InvalidField {
-  const pathOf = (i: z.core.$ZodIssue) => [...prefix, ...i.path, ...(i.code === 'unrecognized_keys' ? i.keys.slice(0, 1) : [])].map(String);
+  const pathOf = (i: z.core.$ZodIssue) =>
+    [...prefix, ...i.path, ...(i.code === 'unrecognized_keys' ? i.keys.slice(0, 1) : [])].map(String);
   const issue = error.issues[0];
   const path = issue ? pathOf(issue) : prefix.map(String);
   const field = path.length > 0 ? path.join('.') : '(body)';

@@ -83,8 +83,22 @@ export interface ReturnResult {
 
 const NO_SETTINGS: SkuSettings = { lowStockThreshold: null, maxPerCustomer: null };
 
-export function stockView(sku: string, name: string, total: number, reserved: number, settings: SkuSettings = NO_SETTINGS): StockView {
-  return { sku, name, total, reserved, available: total - reserved, lowStockThreshold: settings.lowStockThreshold, maxPerCustomer: settings.maxPerCustomer };
+export function stockView(
+  sku: string,
+  name: string,
+  total: number,
+  reserved: number,
+  settings: SkuSettings = NO_SETTINGS,
+): StockView {
+  return {
+    sku,
+    name,
+    total,
+    reserved,
+    available: total - reserved,
+    lowStockThreshold: settings.lowStockThreshold,
+    maxPerCustomer: settings.maxPerCustomer,
+  };
 }
 
 /** Temporal's workflow id of a reservation. */

@@ -6,12 +6,29 @@
  */
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from './errors';
-import { MAX_AVAILABILITY_SKUS, MAX_LINE_QUANTITY, MAX_LINES, MAX_MOVEMENTS, MAX_PER_CUSTOMER, MAX_STOCK } from './limits';
+import {
+  MAX_AVAILABILITY_SKUS,
+  MAX_LINE_QUANTITY,
+  MAX_LINES,
+  MAX_MOVEMENTS,
+  MAX_PER_CUSTOMER,
+  MAX_STOCK,
+} from './limits';
 import { reservationIdSchema, skuSchema } from './schemas';
-import { MOVEMENT_KINDS, RESERVATION_STATUSES, type Movement, type ReservationView, type ReturnResult, type StockHold, type StockView } from './types';
+import {
+  MOVEMENT_KINDS,
+  RESERVATION_STATUSES,
+  type Movement,
+  type ReservationView,
+  type ReturnResult,
+  type StockHold,
+  type StockView,
+} from './types';
 
 /** A time as the service writes it: ISO 8601 in UTC with milliseconds (`Date.prototype.toISOString`). */
-const timestamp = z.iso.datetime().meta({ description: 'ISO 8601 time in UTC', examples: ['2026-11-24T10:15:00.000Z'] });
+const timestamp = z.iso
+  .datetime()
+  .meta({ description: 'ISO 8601 time in UTC', examples: ['2026-11-24T10:15:00.000Z'] });
 const count = (max: number) => z.number().int().min(0).max(max);
 
 export const stockViewSchema = z
@@ -21,7 +38,9 @@ export const stockViewSchema = z
     total: count(MAX_STOCK).meta({ description: 'units not yet sold' }),
     reserved: count(MAX_STOCK).meta({ description: 'units held by live reservations' }),
     available: z.number().int().min(-MAX_STOCK).max(MAX_STOCK).meta({ description: 'total - reserved' }),
-    lowStockThreshold: count(MAX_STOCK).nullable().meta({ description: 'the SKU\'s low-stock threshold (PATCH); null when unset' }),
+    lowStockThreshold: count(MAX_STOCK)
+      .nullable()
+      .meta({ description: "the SKU's low-stock threshold (PATCH); null when unset" }),
     maxPerCustomer: z
       .number()
       .int()
@@ -30,7 +49,7 @@ export const stockViewSchema = z
       .nullable()
       .meta({ description: 'units one customer may hold plus have bought (PATCH); null when unset' }),
   })
-  .meta({ description: 'A SKU\'s stock figures and settings, read from Redis.' });
+  .meta({ description: "A SKU's stock figures and settings, read from Redis." });
 
 export const availabilitySchema = z.strictObject({
   items: z.array(stockViewSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs that exist, each once' }),
@@ -46,7 +65,7 @@ export const movementSchema = z
     reason: z.string().optional().meta({ description: 'when one was given (`initial` has "created")' }),
     at: timestamp,
   })
-  .meta({ description: 'One row of a SKU\'s append-only ledger.' });
+  .meta({ description: "One row of a SKU's append-only ledger." });
 
 export const movementsPageSchema = z.strictObject({
   movements: z.array(movementSchema).max(MAX_MOVEMENTS).meta({ description: 'newest first' }),
@@ -67,7 +86,9 @@ export const reservationLineSchema = z.strictObject({
   sku: skuSchema,
   quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).meta({ description: 'what the line held' }),
   committedQuantity: count(MAX_LINE_QUANTITY).meta({ description: 'what was sold (0 until the commit)' }),
-  returnedQuantity: count(MAX_LINE_QUANTITY).meta({ description: 'what came back through POST /v1/returns after the sale' }),
+  returnedQuantity: count(MAX_LINE_QUANTITY).meta({
+    description: 'what came back through POST /v1/returns after the sale',
+  }),
 });
 
 export const reservationViewSchema = z
@@ -79,14 +100,22 @@ export const reservationViewSchema = z
     expiresAt: timestamp,
     createdAt: timestamp,
     updatedAt: timestamp,
-    workflowId: z.string().regex(/^reservation-[A-Za-z0-9_-]{1,64}$/).meta({ description: 'the Temporal workflow id: reservation-<reservationId>' }),
+    workflowId: z
+      .string()
+      .regex(/^reservation-[A-Za-z0-9_-]{1,64}$/)
+      .meta({ description: 'the Temporal workflow id: reservation-<reservationId>' }),
   })
   .meta({ description: 'A reservation: PENDING -> HELD | REJECTED; HELD -> COMMITTED | CANCELLED | EXPIRED.' });
 
 export const returnResultSchema = z.strictObject({
   reservationId: reservationIdSchema,
   items: z
-    .array(z.strictObject({ sku: skuSchema, returnedQuantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).meta({ description: 'returned by this call' }) }))
+    .array(
+      z.strictObject({
+        sku: skuSchema,
+        returnedQuantity: z.number().int().min(1).max(MAX_LINE_QUANTITY).meta({ description: 'returned by this call' }),
+      }),
+    )
     .min(1)
     .max(MAX_LINES),
 });
@@ -94,7 +123,8 @@ export const returnResultSchema = z.strictObject({
 export const healthSchema = z.strictObject({ status: z.literal('ok') });
 
 const checkState = z.enum(['ok', 'down', 'loading', 'no-worker']).meta({
-  description: '"down": it does not answer; "loading" (redis): its counters are being rebuilt from PostgreSQL after a loss; "no-worker" (temporal): no worker polls the task queue',
+  description:
+    '"down": it does not answer; "loading" (redis): its counters are being rebuilt from PostgreSQL after a loss; "no-worker" (temporal): no worker polls the task queue',
 });
 export const readinessSchema = z.strictObject({
   status: checkState.meta({ description: '"ok" when every check is' }),
@@ -109,12 +139,16 @@ export type AnswerCode = (typeof ANSWER_CODES)[number];
 export const statusOfCode = (code: AnswerCode): number => (code === 'INTERNAL' ? 500 : ERROR_STATUS[code]);
 
 /** The error envelope `{"error": {"code", "message", "details"}}`, with `code` one of `codes`. */
-export function errorEnvelopeSchema(codes: readonly [AnswerCode, ...AnswerCode[]] = ANSWER_CODES as unknown as [AnswerCode, ...AnswerCode[]]) {
+export function errorEnvelopeSchema(
+  codes: readonly [AnswerCode, ...AnswerCode[]] = ANSWER_CODES as unknown as [AnswerCode, ...AnswerCode[]],
+) {
   return z.strictObject({
     error: z.strictObject({
       code: z.enum(codes).meta({ description: 'stable, for programs' }),
       message: z.string().min(1).meta({ description: 'a sentence for people; may change' }),
-      details: z.record(z.string(), z.unknown()).meta({ description: 'an object, empty when there is nothing to add; for 400 `field` and `issues`' }),
+      details: z
+        .record(z.string(), z.unknown())
+        .meta({ description: 'an object, empty when there is nothing to add; for 400 `field` and `issues`' }),
     }),
   });
 }

@@ -4,19 +4,30 @@
  * machine's /metrics. Run on its own (`node lib/api/server.js`, a container) each is a no-op.
  */
 import cluster from 'node:cluster';
-import { METRICS, METRICS_WAIT_MS, PROCESS_ENV, READY_MESSAGE, type MetricsJson, type MetricsMessage } from './messages';
+import {
+  METRICS,
+  METRICS_WAIT_MS,
+  PROCESS_ENV,
+  READY_MESSAGE,
+  type MetricsJson,
+  type MetricsMessage,
+} from './messages';
 
 /**
  * In an API process under `npm start`: answers the supervisor's METRICS_COLLECT with `registry`,
  * and returns how to read the machine's metrics (undefined when the process runs on its own).
  */
-export function shareMetrics(registry: { getMetricsAsJSON(): Promise<MetricsJson> }): (() => Promise<string | undefined>) | undefined {
+export function shareMetrics(registry: {
+  getMetricsAsJSON(): Promise<MetricsJson>;
+}): (() => Promise<string | undefined>) | undefined {
   if (!supervisedAs() || !process.send) return undefined;
   const waiting = new Map<number, (text: string | undefined) => void>();
   let next = 0;
   process.on('message', (message: MetricsMessage) => {
     if (message?.stockhold === METRICS.collect) {
-      void registry.getMetricsAsJSON().then((metrics) => process.send?.({ stockhold: METRICS.part, id: message.id, metrics }));
+      void registry
+        .getMetricsAsJSON()
+        .then((metrics) => process.send?.({ stockhold: METRICS.part, id: message.id, metrics }));
     } else if (message?.stockhold === METRICS.answer) {
       waiting.get(message.id)?.(message.text);
       waiting.delete(message.id);

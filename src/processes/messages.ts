@@ -19,7 +19,12 @@ export const READY_MESSAGE = { stockhold: 'ready' } as const;
  * and the supervisor answers the asker with METRICS_ANSWER, the combined text. A process that does
  * not answer within METRICS_WAIT_MS is left out of that scrape.
  */
-export const METRICS = { request: 'metrics-request', collect: 'metrics-collect', part: 'metrics-part', answer: 'metrics-answer' } as const;
+export const METRICS = {
+  request: 'metrics-request',
+  collect: 'metrics-collect',
+  part: 'metrics-part',
+  answer: 'metrics-answer',
+} as const;
 export const METRICS_WAIT_MS = 1_500;
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 export type MetricsMessage =

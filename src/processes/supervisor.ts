@@ -32,7 +32,16 @@
 import cluster, { type Worker as ClusterChild } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../logger';
-import { EXIT_CONFIG, METRICS, METRICS_WAIT_MS, PROCESS_ENV, READY_MESSAGE, type MetricsJson, type MetricsMessage, type ProcessRole } from './messages';
+import {
+  EXIT_CONFIG,
+  METRICS,
+  METRICS_WAIT_MS,
+  PROCESS_ENV,
+  READY_MESSAGE,
+  type MetricsJson,
+  type MetricsMessage,
+  type ProcessRole,
+} from './messages';
 
 export interface Backoff {
   /** Delay before the first restart after a crash. */
@@ -98,7 +107,13 @@ export class Supervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.slots = (['api', 'worker'] as const).flatMap((role) =>
-      Array.from({ length: options.counts[role] }, (_, i): Slot => ({ role, label: `${role}-${i + 1}`, started: false, crashesInARow: 0, startedAt: 0 })),
+      Array.from({ length: options.counts[role] }, (_, i): Slot => ({
+        role,
+        label: `${role}-${i + 1}`,
+        started: false,
+        crashesInARow: 0,
+        startedAt: 0,
+      })),
     );
   }
 
@@ -116,7 +131,11 @@ export class Supervisor {
 
   /** The running children: label and pid. */
   processes(): { label: string; role: ProcessRole; pid: number }[] {
-    return this.slots.flatMap((s) => (s.child?.process.pid !== undefined && this.alive(s.child) ? [{ label: s.label, role: s.role, pid: s.child.process.pid }] : []));
+    return this.slots.flatMap((s) =>
+      s.child?.process.pid !== undefined && this.alive(s.child)
+        ? [{ label: s.label, role: s.role, pid: s.child.process.pid }]
+        : [],
+    );
   }
 
   /**
@@ -155,7 +174,10 @@ export class Supervisor {
     // to the child, and a cluster child whose channel closes exits at once, unfinished.
     child.process.kill('SIGTERM');
     const force = setTimeout(() => {
-      this.options.logger.warn({ process: slot.label, pid: child.process.pid, graceMs }, `${slot.label} did not stop in time: killing it`);
+      this.options.logger.warn(
+        { process: slot.label, pid: child.process.pid, graceMs },
+        `${slot.label} did not stop in time: killing it`,
+      );
       child.process.kill('SIGKILL');
     }, graceMs);
     await exited;
@@ -193,13 +215,17 @@ export class Supervisor {
       });
     }
     // A failed signal or message must not take the supervisor down (an unhandled 'error' would).
-    child.on('error', (err) => logger.warn({ process: slot.label, pid: child.process.pid, err: String(err) }, `${slot.label}: ${String(err)}`));
+    child.on('error', (err) =>
+      logger.warn({ process: slot.label, pid: child.process.pid, err: String(err) }, `${slot.label}: ${String(err)}`),
+    );
     child.once('exit', (code, signal) => this.exited(slot, child, code, signal));
   }
 
   /** Collects every live API process's metrics and sends `asker` their combination. */
   private async answerMetrics(asker: ClusterChild, id: number): Promise<void> {
-    const children = this.slots.flatMap((s) => (s.role === 'api' && s.child && this.alive(s.child) && s.child.isConnected() ? [s.child] : []));
+    const children = this.slots.flatMap((s) =>
+      s.role === 'api' && s.child && this.alive(s.child) && s.child.isConnected() ? [s.child] : [],
+    );
     const round = this.metricsRound++;
     const parts: MetricsJson[] = [];
     await new Promise<void>((resolve) => {
@@ -218,7 +244,7 @@ export class Supervisor {
     try {
       text = parts.length > 0 ? await AggregatorRegistry.aggregate(parts).metrics() : undefined;
     } catch (err) {
-      this.options.logger.warn({ err: String(err) }, 'could not combine the API processes\' metrics');
+      this.options.logger.warn({ err: String(err) }, "could not combine the API processes' metrics");
     }
     if (asker.isConnected()) asker.send({ stockhold: METRICS.answer, id, text });
   }
@@ -237,7 +263,9 @@ export class Supervisor {
     const pid = child.process.pid;
     if (!slot.started && this.startWaiter) {
       // At start: most likely it cannot work at all (a store, a permission); its log says why.
-      this.startWaiter.reject(new Error(`${slot.label} (pid ${pid}) exited before it was ready (${exit}); its log above says why`));
+      this.startWaiter.reject(
+        new Error(`${slot.label} (pid ${pid}) exited before it was ready (${exit}); its log above says why`),
+      );
       this.startWaiter = undefined;
       return;
     }

@@ -45,7 +45,9 @@ async function runningReservations(client: Client, ids: readonly string[]): Prom
     await Promise.all(
       ids.slice(i, i + 20).map(async (id) => {
         try {
-          const description = await client.withDeadline(deadline, () => client.workflow.getHandle(workflowIdOf(id)).describe());
+          const description = await client.withDeadline(deadline, () =>
+            client.workflow.getHandle(workflowIdOf(id)).describe(),
+          );
           if (description.status.name === 'RUNNING') running.add(id);
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) running.add(id); // unsure: never release on a guess
@@ -61,11 +63,17 @@ async function runningReservations(client: Client, ids: readonly string[]): Prom
  * after a full loss (fenced) and compares every SKU with PostgreSQL every `intervalMs`,
  * heartbeating as it goes. Store errors end nothing: an unreachable store is tried again next time.
  */
-export function createReconcilerActivities(deps: { stock: StockStore; temporal: Client; logger: Logger; settings: ReconcilerSettings }) {
+export function createReconcilerActivities(deps: {
+  stock: StockStore;
+  temporal: Client;
+  logger: Logger;
+  settings: ReconcilerSettings;
+}) {
   const { stock, temporal, logger, settings } = deps;
   const report = (event: ReconcilerEvent) => {
     const fields = { reconcile: event.kind, sku: event.sku, reservationId: event.reservationId, ...event.detail };
-    if (event.alert) logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)${event.repaired ? ', repaired' : ''}`);
+    if (event.alert)
+      logger.error(fields, `reconciler: ${event.kind} (drift it cannot explain)${event.repaired ? ', repaired' : ''}`);
     else logger.info(fields, `reconciler: ${event.kind}`);
   };
   // Every heartbeat carries what the reconciler has seen: a retry of the activity (its worker

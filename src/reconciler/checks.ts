@@ -62,7 +62,7 @@ const FINAL: readonly ReservationStatus[] = ['COMMITTED', 'CANCELLED', 'EXPIRED'
  */
 export async function checkCustomers(
   ctx: CheckContext,
-  
+
   sku: string,
   redis: { stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> },
   row: SkuRow,
@@ -112,9 +112,20 @@ export async function checkCustomers(
     expected.set(m.customerId, (expected.get(m.customerId) ?? 0) + m.delta);
   }
   const off: string[] = [];
-  for (const [customer, units] of expected) if (units !== 0 && customers[`b:${customer}`] !== String(units)) off.push(customer);
-  for (const field of Object.keys(customers)) if (field.startsWith('b:') && !expected.get(field.slice(2))) off.push(field.slice(2));
-  if (off.length > 0 && ctx.settled(`customer_bought:${sku}`, off.sort().map((c) => `${c}=${customers[`b:${c}`] ?? 0}`).join(','))) {
+  for (const [customer, units] of expected)
+    if (units !== 0 && customers[`b:${customer}`] !== String(units)) off.push(customer);
+  for (const field of Object.keys(customers))
+    if (field.startsWith('b:') && !expected.get(field.slice(2))) off.push(field.slice(2));
+  if (
+    off.length > 0 &&
+    ctx.settled(
+      `customer_bought:${sku}`,
+      off
+        .sort()
+        .map((c) => `${c}=${customers[`b:${c}`] ?? 0}`)
+        .join(','),
+    )
+  ) {
     await ctx.store.applySettings(sku);
     repairs += 1;
     await ctx.record({ kind: 'customer_bought', alert: true, sku, detail: { customers: off.length } });
@@ -129,7 +140,11 @@ export async function checkCustomers(
  */
 export async function checkTotal(
   ctx: CheckContext,
-  sku: string, stock: Record<string, string>, pgTotal: number, after: LedgerMovement[]): Promise<number> {
+  sku: string,
+  stock: Record<string, string>,
+  pgTotal: number,
+  after: LedgerMovement[],
+): Promise<number> {
   const observed = Number(stock.total);
   // Counters loaded before marks existed: take every movement as applied; the comparison with
   // PostgreSQL's total then sets a mark (a checkpoint) or repairs.
@@ -144,14 +159,25 @@ export async function checkTotal(
     // a lowering adjustment's Redis step ran (its field keeps its delta), then its transaction
     // rolled back (a Redis that answered too late, a failed COMMIT). Anything else is an alert.
     const unrecorded = Object.entries(stock)
-      .filter(([field]) => /^m:\d+$/.test(field) && BigInt(field.slice(2)) > BigInt(stock.mark ?? '0') && !after.some((m) => `m:${m.id}` === field))
+      .filter(
+        ([field]) =>
+          /^m:\d+$/.test(field) &&
+          BigInt(field.slice(2)) > BigInt(stock.mark ?? '0') &&
+          !after.some((m) => `m:${m.id}` === field),
+      )
       .map(([field, delta]) => ({ movement: field.slice(2), delta: Number(delta) }));
     const rolledBack = unrecorded.length > 0 && unrecorded.reduce((sum, m) => sum + m.delta, 0) === drift;
     await ctx.record({
       kind: rolledBack ? 'rolled_back_movement' : 'total',
       alert: !rolledBack,
       sku,
-      detail: { redis: observed, expected, postgres: pgTotal, pending: pending.length, ...(rolledBack ? { unrecorded } : {}) },
+      detail: {
+        redis: observed,
+        expected,
+        postgres: pgTotal,
+        pending: pending.length,
+        ...(rolledBack ? { unrecorded } : {}),
+      },
     });
     return 1;
   }
@@ -164,7 +190,13 @@ export async function checkTotal(
     // are never taken from available twice (which could drop another reservation's hold).
     const alreadyApplied =
       m.kind === 'sale' && m.reservationId
-        ? (await ctx.store.counters.commit(m.reservationId, [{ sku, committedQuantity: -m.delta, movementId: m.id }], m.customerId ?? '')).alreadyFinished
+        ? (
+            await ctx.store.counters.commit(
+              m.reservationId,
+              [{ sku, committedQuantity: -m.delta, movementId: m.id }],
+              m.customerId ?? '',
+            )
+          ).alreadyFinished
         : (await ctx.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
     if (alreadyApplied) continue;
     applied += 1;
@@ -181,7 +213,10 @@ export async function checkTotal(
 /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */
 export async function checkHolds(
   ctx: CheckContext,
-  sku: string, holds: Record<string, string>, held: HeldLine[]): Promise<number> {
+  sku: string,
+  holds: Record<string, string>,
+  held: HeldLine[],
+): Promise<number> {
   const scan = ctx.scanned;
   const { counters } = ctx.store;
   let repairs = 0;
@@ -194,13 +229,29 @@ export async function checkHolds(
       const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
       if (restored === 'restored') {
         repairs += 1;
-        await ctx.record({ kind: 'lost_hold', alert: true, sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+        await ctx.record({
+          kind: 'lost_hold',
+          alert: true,
+          sku,
+          reservationId: h.reservationId,
+          detail: { quantity: h.quantity },
+        });
       } else if (restored === 'short') {
         // Others hold the units now: the reservation's commit will be refused by PostgreSQL.
-        await ctx.alert(`short:${sku}:${h.reservationId}`, { kind: 'unrestorable_hold', sku, reservationId: h.reservationId, detail: { quantity: h.quantity } });
+        await ctx.alert(`short:${sku}:${h.reservationId}`, {
+          kind: 'unrestorable_hold',
+          sku,
+          reservationId: h.reservationId,
+          detail: { quantity: h.quantity },
+        });
       }
     } else if (Number(inRedis) !== h.quantity && ctx.settled(`mismatch:${sku}:${h.reservationId}`, inRedis)) {
-      await ctx.alert(`mismatch:${sku}:${h.reservationId}`, { kind: 'hold_mismatch', sku, reservationId: h.reservationId, detail: { redis: Number(inRedis), postgres: h.quantity } });
+      await ctx.alert(`mismatch:${sku}:${h.reservationId}`, {
+        kind: 'hold_mismatch',
+        sku,
+        reservationId: h.reservationId,
+        detail: { redis: Number(inRedis), postgres: h.quantity },
+      });
     }
   }
   const strays = Object.keys(holds).filter((id) => !inPg.has(id) && ctx.settled(`phantom:${sku}:${id}`, holds[id]!));
@@ -211,7 +262,13 @@ export async function checkHolds(
     const { units } = await counters.release(id, [sku], status && FINAL.includes(status) ? id : '');
     if (units > 0) {
       repairs += 1;
-      await ctx.record({ kind: 'phantom_hold', alert: true, sku, reservationId: id, detail: { units, status: status ?? 'unknown' } });
+      await ctx.record({
+        kind: 'phantom_hold',
+        alert: true,
+        sku,
+        reservationId: id,
+        detail: { units, status: status ?? 'unknown' },
+      });
     }
   }
   return repairs;

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { StockStore } from '../stock/store';
 import { ReconcilerStore } from './store';
 
-
 export interface RebuildOptions {
   /**
    * How long to wait before reading PostgreSQL: longer than a hold attempt (Redis, then its
@@ -34,7 +33,7 @@ export async function rebuildIfLost(store: StockStore, options: RebuildOptions):
   try {
     await (options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))))(options.settleMs);
     let loaded = 0;
-    for (let after = ''; ; ) {
+    for (let after = ''; ;) {
       const { skus: page } = await store.ledger.skus.page(after, options.pageSize ?? 500);
       if (page.length === 0) break;
       for (const sku of await scan.snapshot(page)) {

@@ -35,7 +35,6 @@ export interface ReconcilerOptions {
   progress?: () => void;
 }
 
-
 /** A difference the reconciler has seen, since when, and exactly what (see `settled`). */
 export interface Observation {
   key: string;
@@ -84,7 +83,7 @@ export class Reconciler implements CheckContext {
   async scan(): Promise<number> {
     this.next = new Map();
     let repairs = 0;
-    for (let after = ''; ; ) {
+    for (let after = ''; ;) {
       const { skus: page } = await this.store.ledger.skus.page(after, this.options.pageSize ?? 200);
       if (page.length === 0) break;
       repairs += await this.scanPage(page);
@@ -131,7 +130,12 @@ export class Reconciler implements CheckContext {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
     });
     const limited = skus.filter((_, i) => seenInRedis[i]!.stock.maxPerCustomer !== undefined);
-    const [rows, movements, held, bought] = await Promise.all([scan.skus(skus), scan.movementsAfter(marks), scan.heldLines(skus), scan.bought(limited)]);
+    const [rows, movements, held, bought] = await Promise.all([
+      scan.skus(skus),
+      scan.movementsAfter(marks),
+      scan.heldLines(skus),
+      scan.bought(limited),
+    ]);
     const movementsOf = new Map<string, LedgerMovement[]>();
     for (const m of movements) movementsOf.set(m.sku, [...(movementsOf.get(m.sku) ?? []), m]);
 
@@ -145,7 +149,15 @@ export class Reconciler implements CheckContext {
         repairs += await this.loadMissing(sku);
         continue;
       }
-      repairs += await checkCustomers(this, sku, { stock, holds, customers }, row, movementsOf.get(sku) ?? [], held.get(sku) ?? [], bought.get(sku));
+      repairs += await checkCustomers(
+        this,
+        sku,
+        { stock, holds, customers },
+        row,
+        movementsOf.get(sku) ?? [],
+        held.get(sku) ?? [],
+        bought.get(sku),
+      );
       repairs += await checkTotal(this, sku, stock, pgTotal, movementsOf.get(sku) ?? []);
       const restored = await checkHolds(this, sku, holds, held.get(sku) ?? []);
       repairs += restored;
@@ -164,7 +176,12 @@ export class Reconciler implements CheckContext {
       }
       repairs += await this.checkLedgerReserved(sku, row.reserved, held.get(sku) ?? []);
       const available = Number(stock.total) - Number(stock.reserved ?? 0);
-      if (available < 0) await this.alert(`negative:${sku}`, { kind: 'negative_available', sku, detail: { total: stock.total, reserved: stock.reserved } });
+      if (available < 0)
+        await this.alert(`negative:${sku}`, {
+          kind: 'negative_available',
+          sku,
+          detail: { total: stock.total, reserved: stock.reserved },
+        });
     }
     return repairs;
   }
@@ -189,7 +206,12 @@ export class Reconciler implements CheckContext {
     if (!this.settled(`missing:${sku}`, '')) return 0;
     const [snapshot] = await this.scanned.snapshot([sku]);
     if (!snapshot || !(await this.store.counters.load(sku, snapshot, 'missing')).loaded) return 0;
-    await this.record({ kind: 'missing_sku', alert: true, sku, detail: { total: snapshot.total, holds: snapshot.holds.length } });
+    await this.record({
+      kind: 'missing_sku',
+      alert: true,
+      sku,
+      detail: { total: snapshot.total, holds: snapshot.holds.length },
+    });
     return 1;
   }
 
@@ -204,10 +226,19 @@ export class Reconciler implements CheckContext {
     let repairs = 0;
     for (const orphan of batch.filter((b) => !running.has(b.reservationId))) {
       const status = orphan.expired ? 'EXPIRED' : 'CANCELLED';
-      await ledger.reservations.recordRelease(orphan.reservationId, status, 'released by the reconciler: its workflow is gone');
+      await ledger.reservations.recordRelease(
+        orphan.reservationId,
+        status,
+        'released by the reconciler: its workflow is gone',
+      );
       const { units } = await counters.release(orphan.reservationId, orphan.skus, orphan.reservationId);
       repairs += 1;
-      await this.record({ kind: 'orphan', alert: true, reservationId: orphan.reservationId, detail: { status, units, skus: orphan.skus } });
+      await this.record({
+        kind: 'orphan',
+        alert: true,
+        reservationId: orphan.reservationId,
+        detail: { status, units, skus: orphan.skus },
+      });
     }
     return repairs;
   }

@@ -30,7 +30,13 @@ export class ReconcilerStore {
    */
   async snapshot(skus: readonly string[]): Promise<SkuSnapshot[]> {
     return transaction(this.db, async (c) => {
-      const rows = await c.query<{ sku: string; name: string; total: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
+      const rows = await c.query<{
+        sku: string;
+        name: string;
+        total: string;
+        low_stock_threshold: number | null;
+        max_per_customer: number | null;
+      }>(
         'SELECT sku, name, total, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku FOR SHARE',
         [skus],
       );
@@ -77,7 +83,13 @@ export class ReconcilerStore {
 
   /** The lines of HELD reservations on these SKUs, with their customer and when their reservation last changed. */
   async heldLines(skus: readonly string[], db: Db = this.db): Promise<Map<string, HeldLine[]>> {
-    const rows = await db.query<{ sku: string; reservation_id: string; quantity: number; customer_id: string | null; updated_at: Date }>(
+    const rows = await db.query<{
+      sku: string;
+      reservation_id: string;
+      quantity: number;
+      customer_id: string | null;
+      updated_at: Date;
+    }>(
       `SELECT l.sku, l.reservation_id, l.quantity, r.customer_id, r.updated_at FROM reservation_lines l
          JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD'
         WHERE l.sku = ANY($1::text[])`,
@@ -86,7 +98,12 @@ export class ReconcilerStore {
     const bySku = new Map<string, HeldLine[]>();
     for (const r of rows.rows) {
       const list = bySku.get(r.sku) ?? [];
-      list.push({ reservationId: r.reservation_id, quantity: r.quantity, customerId: r.customer_id, updatedAt: r.updated_at });
+      list.push({
+        reservationId: r.reservation_id,
+        quantity: r.quantity,
+        customerId: r.customer_id,
+        updatedAt: r.updated_at,
+      });
       bySku.set(r.sku, list);
     }
     return bySku;
@@ -106,14 +123,27 @@ export class ReconcilerStore {
 
   /** The rows of these SKUs: name, total, settings, and `reserved` (what HELD reservations hold, kept by the writers). */
   async skus(skus: readonly string[]): Promise<Map<string, SkuRow>> {
-    const rows = await this.db.query<{ sku: string; name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null }>(
+    const rows = await this.db.query<{
+      sku: string;
+      name: string;
+      total: string;
+      reserved: string;
+      low_stock_threshold: number | null;
+      max_per_customer: number | null;
+    }>(
       'SELECT sku, name, total, reserved, low_stock_threshold, max_per_customer FROM skus WHERE sku = ANY($1::text[])',
       [skus],
     );
     return new Map(
       rows.rows.map((r) => [
         r.sku,
-        { name: r.name, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer },
+        {
+          name: r.name,
+          total: Number(r.total),
+          reserved: Number(r.reserved),
+          lowStockThreshold: r.low_stock_threshold,
+          maxPerCustomer: r.max_per_customer,
+        },
       ]),
     );
   }
@@ -121,12 +151,19 @@ export class ReconcilerStore {
   /** The statuses of these reservations (those PostgreSQL knows). */
   async statuses(ids: readonly string[]): Promise<Map<string, ReservationStatus>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.db.query<{ id: string; status: ReservationStatus }>('SELECT id, status FROM reservations WHERE id = ANY($1::text[])', [ids]);
+    const rows = await this.db.query<{ id: string; status: ReservationStatus }>(
+      'SELECT id, status FROM reservations WHERE id = ANY($1::text[])',
+      [ids],
+    );
     return new Map(rows.rows.map((r) => [r.id, r.status]));
   }
 
   /** HELD reservations unchanged for `olderThanMs`, after `afterId` in id order, with their SKUs and whether they expired. */
-  async staleHeld(olderThanMs: number, afterId: string, limit: number): Promise<{ reservationId: string; skus: string[]; expired: boolean }[]> {
+  async staleHeld(
+    olderThanMs: number,
+    afterId: string,
+    limit: number,
+  ): Promise<{ reservationId: string; skus: string[]; expired: boolean }[]> {
     const rows = await this.db.query<{ id: string; skus: string[]; expired: boolean }>(
       `SELECT r.id, array_agg(l.sku ORDER BY l.sku) AS skus, r.expires_at < now() AS expired
          FROM reservations r JOIN reservation_lines l ON l.reservation_id = r.id
@@ -136,6 +173,4 @@ export class ReconcilerStore {
     );
     return rows.rows.map((r) => ({ reservationId: r.id, skus: r.skus, expired: r.expired }));
   }
-
-
 }

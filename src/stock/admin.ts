@@ -20,22 +20,48 @@ export class StockAdmin extends StockReads {
   /** Creates a SKU with its initial stock (ledger `initial`), then loads its counters. */
   async createSku(input: { sku: string; total: number; name?: string }, idempotencyKey?: string): Promise<StockView> {
     const name = input.name ?? '';
-    const { result, fresh, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'createSku', input }, async (c) => {
-      const { movementId } = await this.ledger.movements.createSku(c, input.sku, name, input.total);
-      return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
-    });
+    const { result, fresh, movementIds } = await idempotent(
+      this.db,
+      idempotencyKey,
+      { op: 'createSku', input },
+      async (c) => {
+        const { movementId } = await this.ledger.movements.createSku(c, input.sku, name, input.total);
+        return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
+      },
+    );
     // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
     // repeat loads it only if Redis missed it.
-    await this.counters.load(input.sku, { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] }, fresh ? 'force' : 'missing');
+    await this.counters.load(
+      input.sku,
+      { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] },
+      fresh ? 'force' : 'missing',
+    );
     return result;
   }
 
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */
-  async restock(sku: string, input: { quantity: number; reason?: string }, idempotencyKey?: string): Promise<StockView> {
-    const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'restock', sku, input }, async (c) => {
-      const moved = await this.ledger.movements.move(c, { sku, kind: 'restock', delta: input.quantity, reason: input.reason });
-      return { result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved), movementIds: [moved.movementId] };
-    });
+  async restock(
+    sku: string,
+    input: { quantity: number; reason?: string },
+    idempotencyKey?: string,
+  ): Promise<StockView> {
+    const { result, movementIds } = await idempotent(
+      this.db,
+      idempotencyKey,
+      { op: 'restock', sku, input },
+      async (c) => {
+        const moved = await this.ledger.movements.move(c, {
+          sku,
+          kind: 'restock',
+          delta: input.quantity,
+          reason: input.reason,
+        });
+        return {
+          result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved),
+          movementIds: [moved.movementId],
+        };
+      },
+    );
     await this.applyMovements(movementIds);
     return result;
   }
@@ -46,22 +72,36 @@ export class StockAdmin extends StockReads {
    * row back; a raise goes PostgreSQL first, then Redis, as a restock does.
    */
   async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
-    const { result, movementIds, fresh } = await idempotent(this.db, idempotencyKey, { op: 'adjust', sku, input }, async (c) => {
-      const current = await this.ledger.skus.lockSku(c, sku);
-      // PostgreSQL's own HELD units count too: Redis may have lost a hold that is still promised.
-      if (current.total + input.delta < Math.max(current.reserved, 0)) {
-        throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
-      }
-      const { movementId, total } = await this.ledger.movements.move(c, { sku, kind: 'adjustment', delta: input.delta, reason: input.reason });
-      if (input.delta > 0) return { result: stockView(sku, current.name, total, await this.reservedOf(sku), current), movementIds: [movementId] };
-      // If the transaction rolls back after this ran (Redis answered too late, COMMIT failed), Redis
-      // is below PostgreSQL (never above) by a movement PostgreSQL never recorded: the reconciler
-      // finds it (adjust.lua keeps its delta) and undoes it (rolled_back_movement).
-      const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
-        throw await this.explainMissing(err);
-      });
-      return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
-    });
+    const { result, movementIds, fresh } = await idempotent(
+      this.db,
+      idempotencyKey,
+      { op: 'adjust', sku, input },
+      async (c) => {
+        const current = await this.ledger.skus.lockSku(c, sku);
+        // PostgreSQL's own HELD units count too: Redis may have lost a hold that is still promised.
+        if (current.total + input.delta < Math.max(current.reserved, 0)) {
+          throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
+        }
+        const { movementId, total } = await this.ledger.movements.move(c, {
+          sku,
+          kind: 'adjustment',
+          delta: input.delta,
+          reason: input.reason,
+        });
+        if (input.delta > 0)
+          return {
+            result: stockView(sku, current.name, total, await this.reservedOf(sku), current),
+            movementIds: [movementId],
+          };
+        // If the transaction rolls back after this ran (Redis answered too late, COMMIT failed), Redis
+        // is below PostgreSQL (never above) by a movement PostgreSQL never recorded: the reconciler
+        // finds it (adjust.lua keeps its delta) and undoes it (rolled_back_movement).
+        const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
+          throw await this.explainMissing(err);
+        });
+        return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
+      },
+    );
     if (input.delta > 0 || !fresh) await this.applyMovements(movementIds);
     return result;
   }
@@ -72,7 +112,10 @@ export class StockAdmin extends StockReads {
    * unreachable Redis changes nothing, and the bought counts a limit needs are a snapshot no sale
    * or return can slip past (see `applySettings`).
    */
-  async updateSku(sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<StockView> {
+  async updateSku(
+    sku: string,
+    patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null },
+  ): Promise<StockView> {
     return transaction(this.db, async (c) => {
       const row = await this.ledger.skus.updateSku(c, sku, patch);
       const figures = await this.settingsToRedis(c, sku, row);
@@ -101,13 +144,27 @@ export class StockAdmin extends StockReads {
   }
 
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
-  async recordReturn(input: { reservationId: string; items: CartLine[]; reason?: string }, idempotencyKey?: string): Promise<ReturnResult> {
+  async recordReturn(
+    input: { reservationId: string; items: CartLine[]; reason?: string },
+    idempotencyKey?: string,
+  ): Promise<ReturnResult> {
     const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
-      const movementIds = await this.ledger.reservations.recordReturn(c, input.reservationId, input.items, input.reason);
+      const movementIds = await this.ledger.reservations.recordReturn(
+        c,
+        input.reservationId,
+        input.items,
+        input.reason,
+      );
       // Redis must answer before the return commits (as a restock's does): with Redis down the
       // return is 503 and changes nothing, rather than recorded with Redis left behind.
       await this.counters.loaded();
-      return { result: { reservationId: input.reservationId, items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })) }, movementIds };
+      return {
+        result: {
+          reservationId: input.reservationId,
+          items: input.items.map((i) => ({ sku: i.sku, returnedQuantity: i.quantity })),
+        },
+        movementIds,
+      };
     });
     await this.applyMovements(movementIds);
     return result;
@@ -129,7 +186,10 @@ export class StockAdmin extends StockReads {
           break;
         } catch (err) {
           if (this.now() > until) {
-            this.warn('Redis did not take a durable movement; the reconciler will apply it', { movement, error: String(err) });
+            this.warn('Redis did not take a durable movement; the reconciler will apply it', {
+              movement,
+              error: String(err),
+            });
             return;
           }
           await new Promise((r) => setTimeout(r, 100));

@@ -20,7 +20,9 @@ export class DriftCounts {
 
   /** Every count by kind, with when it last moved. */
   async counts(): Promise<{ kind: string; count: number; lastAt: Date }[]> {
-    const rows = await this.db.query<{ kind: string; count: string; last_at: Date }>('SELECT kind, count, last_at FROM reconciler_counts');
+    const rows = await this.db.query<{ kind: string; count: string; last_at: Date }>(
+      'SELECT kind, count, last_at FROM reconciler_counts',
+    );
     return rows.rows.map((r) => ({ kind: r.kind, count: Number(r.count), lastAt: r.last_at }));
   }
 }

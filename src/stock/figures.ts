@@ -29,7 +29,9 @@ export class Figures {
 
   async read(): Promise<StockFigures> {
     const [reservations, events, watched] = await Promise.all([
-      this.db.query<{ status: string; count: string }>('SELECT status, sum(count)::bigint AS count FROM reservation_status_counts GROUP BY status'),
+      this.db.query<{ status: string; count: string }>(
+        'SELECT status, sum(count)::bigint AS count FROM reservation_status_counts GROUP BY status',
+      ),
       this.db.query<{ events: string }>('SELECT coalesce(max(seq), 0) AS events FROM events'),
       this.db.query<{ sku: string; total: string; reserved: string; low_stock_threshold: number | null }>(
         'SELECT s.sku, s.total, s.reserved, s.low_stock_threshold FROM metrics_watched_skus w JOIN skus s USING (sku) ORDER BY s.sku',
@@ -38,13 +40,20 @@ export class Figures {
     return {
       reservations: reservations.rows.map((r) => ({ status: r.status, count: Number(r.count) })),
       events: Number(events.rows[0]?.events ?? 0),
-      watched: watched.rows.map((r) => ({ sku: r.sku, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold })),
+      watched: watched.rows.map((r) => ({
+        sku: r.sku,
+        total: Number(r.total),
+        reserved: Number(r.reserved),
+        lowStockThreshold: r.low_stock_threshold,
+      })),
     };
   }
 
   /** The SKUs watched for /metrics, in SKU order. */
   async watched(): Promise<string[]> {
-    return (await this.db.query<{ sku: string }>('SELECT sku FROM metrics_watched_skus ORDER BY sku')).rows.map((r) => r.sku);
+    return (await this.db.query<{ sku: string }>('SELECT sku FROM metrics_watched_skus ORDER BY sku')).rows.map(
+      (r) => r.sku,
+    );
   }
 
   /**
@@ -60,7 +69,11 @@ export class Figures {
       const { rows } = await c.query<{ sku: string }>('SELECT sku FROM metrics_watched_skus');
       if (!rows.some((r) => r.sku === sku)) {
         if (rows.length >= max) {
-          throw new StockholdError('WATCH_LIMIT_REACHED', `at most ${max} SKUs can be watched (METRICS_WATCHED_SKUS_MAX); unwatch one first`, { sku, limit: max });
+          throw new StockholdError(
+            'WATCH_LIMIT_REACHED',
+            `at most ${max} SKUs can be watched (METRICS_WATCHED_SKUS_MAX); unwatch one first`,
+            { sku, limit: max },
+          );
         }
         await c.query('INSERT INTO metrics_watched_skus (sku) VALUES ($1)', [sku]);
       }

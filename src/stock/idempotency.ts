@@ -37,17 +37,17 @@ export async function idempotent<T>(
     const row = stored.rows[0];
     if (row) {
       if (row.request_hash !== hash) {
-        throw new StockholdError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', { idempotencyKey: key });
+        throw new StockholdError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
+          idempotencyKey: key,
+        });
       }
       return { result: row.response, movementIds: row.movement_ids, fresh: false };
     }
     const outcome = await work(c);
-    await c.query('INSERT INTO idempotency_keys (key, request_hash, response, movement_ids) VALUES ($1, $2, $3, $4::bigint[])', [
-      key,
-      hash,
-      JSON.stringify(outcome.result),
-      outcome.movementIds,
-    ]);
+    await c.query(
+      'INSERT INTO idempotency_keys (key, request_hash, response, movement_ids) VALUES ($1, $2, $3, $4::bigint[])',
+      [key, hash, JSON.stringify(outcome.result), outcome.movementIds],
+    );
     return { ...outcome, fresh: true };
   });
 }

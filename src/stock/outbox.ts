@@ -32,7 +32,11 @@ export function reservationEvent(type: ReservationEventType, view: ReservationVi
 /** The threshold events (stock.low, stock.sold_out, stock.back_in_stock) of a SKU's change from `before` to `after`. */
 export function thresholdEvents(sku: string, before: SkuRow, after: SkuRow): NewEvent[] {
   const view = viewOfRow(sku, after);
-  return thresholdCrossings(before.total - before.reserved, view.available, after.lowStockThreshold).map((type) => ({ type, skus: [sku], data: view }));
+  return thresholdCrossings(before.total - before.reserved, view.available, after.lowStockThreshold).map((type) => ({
+    type,
+    skus: [sku],
+    data: view,
+  }));
 }
 
 /**
@@ -47,7 +51,8 @@ export function changeEvents(input: {
   reservation?: { type: ReservationEventType; view: ReservationView };
 }): NewEvent[] {
   const events: NewEvent[] = [];
-  for (const { sku, ...movement } of input.movements ?? []) events.push(stockChanged(sku, input.after.get(sku)!, movement));
+  for (const { sku, ...movement } of input.movements ?? [])
+    events.push(stockChanged(sku, input.after.get(sku)!, movement));
   if (input.reservation) events.push(reservationEvent(input.reservation.type, input.reservation.view));
   for (const [sku, before] of [...input.before].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const after = input.after.get(sku);
@@ -72,12 +77,32 @@ export async function recordEvents(c: PoolClient, events: readonly NewEvent[]): 
 }
 
 /** Events in outbox order (`seq`), optionally of one SKU and after a `seq`. For tests and operators. */
-export async function readEvents(db: Pool | PoolClient, query: { sku?: string; afterSeq?: string; limit: number }): Promise<StockholdEvent[]> {
-  const rows = await db.query<{ id: string; seq: string; type: EventType; skus: string[]; data: unknown; created_at: Date }>(
+export async function readEvents(
+  db: Pool | PoolClient,
+  query: { sku?: string; afterSeq?: string; limit: number },
+): Promise<StockholdEvent[]> {
+  const rows = await db.query<{
+    id: string;
+    seq: string;
+    type: EventType;
+    skus: string[];
+    data: unknown;
+    created_at: Date;
+  }>(
     `SELECT id, seq::text AS seq, type, skus, data, created_at FROM events
       WHERE ($1::text IS NULL OR skus @> ARRAY[$1::text]) AND seq > $2::bigint
       ORDER BY events.seq LIMIT $3`,
     [query.sku ?? null, query.afterSeq ?? '0', query.limit],
   );
-  return rows.rows.map((r) => ({ id: r.id, seq: r.seq, type: r.type, skus: r.skus, createdAt: r.created_at.toISOString(), data: r.data }) as StockholdEvent);
+  return rows.rows.map(
+    (r) =>
+      ({
+        id: r.id,
+        seq: r.seq,
+        type: r.type,
+        skus: r.skus,
+        createdAt: r.created_at.toISOString(),
+        data: r.data,
+      }) as StockholdEvent,
+  );
 }

@@ -9,7 +9,15 @@ import type { Pool } from 'pg';
 import { skuNotFound, unavailable, type StockholdError } from '../domain/errors';
 import type { StockholdEvent } from '../domain/events';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
-import { stockView, type CartLine, type Movement, type ReservationView, type SkuSettings, type StockHold, type StockView } from '../domain/types';
+import {
+  stockView,
+  type CartLine,
+  type Movement,
+  type ReservationView,
+  type SkuSettings,
+  type StockHold,
+  type StockView,
+} from '../domain/types';
 import { DriftCounts } from './drift';
 import { Figures } from './figures';
 import { Ledger } from './ledger';
@@ -71,7 +79,10 @@ export class StockReads {
   /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
   async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
     const unique = [...new Set(skus)];
-    const [counters, loaded] = await Promise.all([this.counters.stockFields(unique, VIEW_FIELDS), this.counters.loaded()]);
+    const [counters, loaded] = await Promise.all([
+      this.counters.stockFields(unique, VIEW_FIELDS),
+      this.counters.loaded(),
+    ]);
     const items: StockView[] = [];
     const missing: string[] = [];
     unique.forEach((sku, i) => {
@@ -131,7 +142,10 @@ export class StockReads {
     const expiries = await this.ledger.reservations.expiresAtOf(Object.keys(held));
     const holds = Object.entries(held)
       .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: expiries.get(reservationId) ?? null }))
-      .sort((a, b) => (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId));
+      .sort(
+        (a, b) =>
+          (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId),
+      );
     return { sku, holds };
   }
 

@@ -48,13 +48,22 @@ export class StockStore extends StockAdmin {
       throw await this.explainMissing(err);
     }
     try {
-      await this.ledger.holds.recordHold({ reservationId: input.reservationId, items: input.items, customerId: input.customerId, expiresAt: input.expiresAt });
+      await this.ledger.holds.recordHold({
+        reservationId: input.reservationId,
+        items: input.items,
+        customerId: input.customerId,
+        expiresAt: input.expiresAt,
+      });
     } catch (err) {
       if (err instanceof LedgerRefusal) throw await this.refusedByLedger(input, err);
       // Another cart under an id already recorded (on a cluster the scripts see one slot group
       // at a time): give back what this call held, keep the recorded reservation's holds.
       if ((err as StockholdError).code === 'RESERVATION_ID_CONFLICT' && held.newlyHeld.length > 0) {
-        await this.counters.release(input.reservationId, held.newlyHeld.map((l) => l.sku), '');
+        await this.counters.release(
+          input.reservationId,
+          held.newlyHeld.map((l) => l.sku),
+          '',
+        );
       }
       throw err;
     }
@@ -70,7 +79,11 @@ export class StockStore extends StockAdmin {
    */
   private async refusedByLedger(input: HoldInput, err: LedgerRefusal): Promise<StockholdError> {
     const { reservationId, items } = input;
-    await this.counters.release(reservationId, items.map((l) => l.sku), `${reservationId}@${input.run ?? ''}`);
+    await this.counters.release(
+      reservationId,
+      items.map((l) => l.sku),
+      `${reservationId}@${input.run ?? ''}`,
+    );
     this.alert('PostgreSQL refused a hold Redis applied (Redis lost a hold): refused, and given back in Redis', {
       reservationId,
       refusal: err.refusal.code,
@@ -91,16 +104,22 @@ export class StockStore extends StockAdmin {
     reason?: string,
     run?: string,
   ): Promise<{ units: number; committed?: ReservationLine[] }> {
-    const now = await this.ledger.reservations.recordRelease(reservationId, status, reason).catch(async (err: { code?: string }) => {
-      // A reason PostgreSQL cannot store must not keep the units held: release without it.
-      if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
-      return this.ledger.reservations.recordRelease(reservationId, status);
-    });
+    const now = await this.ledger.reservations
+      .recordRelease(reservationId, status, reason)
+      .catch(async (err: { code?: string }) => {
+        // A reason PostgreSQL cannot store must not keep the units held: release without it.
+        if (typeof err?.code !== 'string' || !err.code.startsWith('22')) throw err;
+        return this.ledger.reservations.recordRelease(reservationId, status);
+      });
     // A sale got there first (a commit that wrote PostgreSQL in a workflow task Temporal never
     // recorded, its server killed meanwhile): the reservation is sold, not released. Its Redis step
     // is completed as a retried commit would, and the caller hears what was sold.
     if (now === 'COMMITTED') return { units: 0, committed: (await this.commit(reservationId)).items };
-    return this.counters.release(reservationId, skus, status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId);
+    return this.counters.release(
+      reservationId,
+      skus,
+      status === 'REJECTED' ? `${reservationId}@${run ?? ''}` : reservationId,
+    );
   }
 
   /**
@@ -109,7 +128,9 @@ export class StockStore extends StockAdmin {
    * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
   async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ items: ReservationLine[] }> {
-    const sale = await transaction(this.db, (c) => this.ledger.reservations.recordSale(c, reservationId, items, paymentId));
+    const sale = await transaction(this.db, (c) =>
+      this.ledger.reservations.recordSale(c, reservationId, items, paymentId),
+    );
     await this.counters.commit(
       reservationId,
       sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movementId: l.movementId })),

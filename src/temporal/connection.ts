@@ -19,7 +19,9 @@ export interface TemporalConnectionOptions {
   apiKey?: string;
 }
 
-export function temporalConnectionOptions(config: Pick<TemporalConfig, 'temporalAddress' | 'temporalTls' | 'temporalApiKey'>): TemporalConnectionOptions {
+export function temporalConnectionOptions(
+  config: Pick<TemporalConfig, 'temporalAddress' | 'temporalTls' | 'temporalApiKey'>,
+): TemporalConnectionOptions {
   const options: TemporalConnectionOptions = { address: config.temporalAddress };
   const tls = config.temporalTls;
   if (tls) {
@@ -39,9 +41,12 @@ export function temporalConnectionOptions(config: Pick<TemporalConfig, 'temporal
  * the service would quietly run against the wrong Temporal), and a dev server can only listen on
  * this machine.
  */
-export function remoteTemporalReason(config: Pick<TemporalConfig, 'temporalAddress' | 'temporalTls' | 'temporalApiKey'>): string | undefined {
+export function remoteTemporalReason(
+  config: Pick<TemporalConfig, 'temporalAddress' | 'temporalTls' | 'temporalApiKey'>,
+): string | undefined {
   if (config.temporalApiKey) return 'TEMPORAL_API_KEY is set';
-  if (config.temporalTls) return 'TLS is configured (TEMPORAL_TLS, TEMPORAL_TLS_CERT, TEMPORAL_TLS_CA or TEMPORAL_TLS_SERVER_NAME)';
+  if (config.temporalTls)
+    return 'TLS is configured (TEMPORAL_TLS, TEMPORAL_TLS_CERT, TEMPORAL_TLS_CA or TEMPORAL_TLS_SERVER_NAME)';
   const host = hostOf(config.temporalAddress);
   if (!isThisMachine(host)) return `TEMPORAL_ADDRESS names another machine (${host})`;
   return undefined;
@@ -58,7 +63,9 @@ function hostOf(address: string): string {
 function isThisMachine(host: string): boolean {
   const name = host.toLowerCase();
   if (name === 'localhost' || name === '0.0.0.0' || name === '::' || name === '::1' || /^127\./.test(name)) return true;
-  return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address.toLowerCase() === name));
+  return Object.values(networkInterfaces()).some((addresses) =>
+    addresses?.some((a) => a.address.toLowerCase() === name),
+  );
 }
 
 /** True when a Temporal frontend answers at `address` (plaintext: a local dev server) within `timeoutMs`. */
@@ -81,17 +88,24 @@ export async function temporalProblem(config: TemporalConfig, timeoutMs = 5_000)
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: timeoutMs });
-    await connection.withDeadline(Date.now() + timeoutMs, () => connection!.workflowService.describeNamespace({ namespace: config.temporalNamespace }));
+    await connection.withDeadline(Date.now() + timeoutMs, () =>
+      connection!.workflowService.describeNamespace({ namespace: config.temporalNamespace }),
+    );
     return undefined;
   } catch (err) {
-    return err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
+    return err instanceof Error
+      ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`
+      : String(err);
   } finally {
     await connection?.close().catch(() => undefined);
   }
 }
 
 /** Connects a client to the configured Temporal (TLS, API key), retrying while the server starts. */
-export async function connectClient(config: Pick<TemporalConfig, 'temporalAddress' | 'temporalNamespace' | 'temporalTls' | 'temporalApiKey'>, waitMs = 60_000): Promise<Client> {
+export async function connectClient(
+  config: Pick<TemporalConfig, 'temporalAddress' | 'temporalNamespace' | 'temporalTls' | 'temporalApiKey'>,
+  waitMs = 60_000,
+): Promise<Client> {
   const until = Date.now() + waitMs;
   for (;;) {
     try {

@@ -23,7 +23,11 @@ export async function ensureReconciler(client: Client, taskQueue: string): Promi
 const WEBHOOK_RUN_MS = 5 * 60_000;
 
 /** Starts the deployment's webhook dispatcher workflow unless it runs already (idempotent: any process may call it). */
-export async function ensureWebhookDispatcher(client: Client, taskQueue: string, runMs = WEBHOOK_RUN_MS): Promise<void> {
+export async function ensureWebhookDispatcher(
+  client: Client,
+  taskQueue: string,
+  runMs = WEBHOOK_RUN_MS,
+): Promise<void> {
   await client.workflow.start(webhookDispatcherWorkflow, {
     workflowId: WEBHOOK_DISPATCHER_WORKFLOW_ID,
     taskQueue,

@@ -25,20 +25,34 @@ export interface DevServer {
  * Starts the Temporal CLI's dev server (with the Web UI and the search attributes), keeping its
  * state in a SQLite file, and waits until it answers.
  */
-export async function startDevServer(opts: { address: string; namespace: string; dataDir: string; uiPort?: number; log?: (line: string) => void }): Promise<DevServer> {
-  if (!existsSync(TEMPORAL_CLI)) throw new Error(`Temporal CLI not found at ${TEMPORAL_CLI}: run \`npm run setup\` first`);
+export async function startDevServer(opts: {
+  address: string;
+  namespace: string;
+  dataDir: string;
+  uiPort?: number;
+  log?: (line: string) => void;
+}): Promise<DevServer> {
+  if (!existsSync(TEMPORAL_CLI))
+    throw new Error(`Temporal CLI not found at ${TEMPORAL_CLI}: run \`npm run setup\` first`);
   const [host, portText] = opts.address.split(':');
   const port = Number(portText ?? 7233);
   const uiPort = opts.uiPort ?? port + 1000;
   mkdirSync(opts.dataDir, { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', host || '127.0.0.1',
-    '--port', String(port),
-    '--ui-port', String(uiPort),
-    '--namespace', opts.namespace,
-    '--db-filename', path.join(opts.dataDir, 'temporal.db'),
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    host || '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--namespace',
+    opts.namespace,
+    '--db-filename',
+    path.join(opts.dataDir, 'temporal.db'),
+    '--log-level',
+    'warn',
     ...searchAttributeFlags(),
   ];
   // Detached (a process group of its own): the Ctrl-C the terminal sends to `npm start`'s group
@@ -59,7 +73,10 @@ export async function startDevServer(opts: { address: string; namespace: string;
   const until = Date.now() + 60_000;
   while (!(await temporalAnswers(opts.address, 1_000))) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      const reason = recent.filter((line) => /error|fail|fatal|unable|can't|cannot/i.test(line)).at(-1) ?? recent.at(-1) ?? 'no output';
+      const reason =
+        recent.filter((line) => /error|fail|fatal|unable|can't|cannot/i.test(line)).at(-1) ??
+        recent.at(-1) ??
+        'no output';
       throw new Error(`temporal server start-dev exited with ${child.exitCode ?? child.signalCode}: ${reason}`);
     }
     if (Date.now() > until) {

@@ -8,7 +8,10 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/definitions';
 const SA_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', DATETIME: 'Datetime' };
 
 /** The contract's search attributes with their type as the Temporal CLI and tcld name it (Keyword, KeywordList, Datetime). */
-export const SEARCH_ATTRIBUTES: { name: string; type: string }[] = SEARCH_ATTRIBUTE_KEYS.map((key) => ({ name: key.name, type: SA_TYPE_NAMES[key.type]! }));
+export const SEARCH_ATTRIBUTES: { name: string; type: string }[] = SEARCH_ATTRIBUTE_KEYS.map((key) => ({
+  name: key.name,
+  type: SA_TYPE_NAMES[key.type]!,
+}));
 
 /** `--search-attribute Name=Type` flags for `temporal server start-dev`. */
 export function searchAttributeFlags(): string[] {

@@ -8,7 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Logger } from '../logger';
-import { EVENT_ID_HEADER, GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryDelayMs, SIGNATURE_HEADER, signPayload } from './signature';
+import {
+  EVENT_ID_HEADER,
+  GIVE_UP_AFTER_MS,
+  RETRY_DELAYS_MS,
+  retryDelayMs,
+  SIGNATURE_HEADER,
+  signPayload,
+} from './signature';
 import type { Claimed, DeliveryQueue } from './queue';
 
 export interface WebhookSettings {
@@ -71,7 +78,12 @@ export async function dispatchWebhooks(
   opts.signal.addEventListener('abort', nudge);
 
   const send = async (d: Claimed): Promise<void> => {
-    const body = JSON.stringify({ id: d.event_id, type: d.event_type, createdAt: d.created_at.toISOString(), data: d.data });
+    const body = JSON.stringify({
+      id: d.event_id,
+      type: d.event_type,
+      createdAt: d.created_at.toISOString(),
+      data: d.data,
+    });
     const t = Math.floor(Date.now() / 1000);
     let error: string | undefined;
     try {
@@ -125,7 +137,12 @@ export async function dispatchWebhooks(
       for (const d of claimed) {
         bySubscription.set(d.subscription_id, (bySubscription.get(d.subscription_id) ?? 0) + 1);
         const p: Promise<void> = send(d)
-          .catch((err: unknown) => opts.logger?.warn({ err: String(err), delivery: d.id }, 'webhooks: could not record an outcome; the lease will run out and it is sent again'))
+          .catch((err: unknown) =>
+            opts.logger?.warn(
+              { err: String(err), delivery: d.id },
+              'webhooks: could not record an outcome; the lease will run out and it is sent again',
+            ),
+          )
           .finally(() => {
             sends.delete(p);
             const n = (bySubscription.get(d.subscription_id) ?? 1) - 1;

@@ -96,8 +96,16 @@ export class DeliveryQueue {
    * Leases up to `room` due deliveries under `claim` for `leaseMs`: the heads of the subscriptions'
    * queues (at most `perSubscription` each, none of `busy`), then loads them in event order.
    */
-  async claim(leaseMs: number, claim: string, perSubscription: number, busy: readonly string[], room: number): Promise<Claimed[]> {
-    const ids = (await this.db.query<{ id: string }>(CLAIM_SQL, [leaseMs, claim, perSubscription, busy, room])).rows.map((r) => r.id);
+  async claim(
+    leaseMs: number,
+    claim: string,
+    perSubscription: number,
+    busy: readonly string[],
+    room: number,
+  ): Promise<Claimed[]> {
+    const ids = (
+      await this.db.query<{ id: string }>(CLAIM_SQL, [leaseMs, claim, perSubscription, busy, room])
+    ).rows.map((r) => r.id);
     return ids.length > 0 ? (await this.db.query<Claimed>(LOAD_SQL, [ids])).rows : [];
   }
 
@@ -110,8 +118,20 @@ export class DeliveryQueue {
    * Records a failed attempt of a delivery this `claim` holds: pending again after `retryDelayMs`,
    * or failed for good once `giveUpAfterMs` have passed since its first attempt. The result counted.
    */
-  async failedAttempt(id: string, claim: string, error: string, giveUpAfterMs: number, retryDelayMs: number): Promise<'retry' | 'failed' | undefined> {
-    const { rows } = await this.db.query<{ result: 'retry' | 'failed' }>(FAILED_ATTEMPT_SQL, [id, claim, error, giveUpAfterMs, retryDelayMs]);
+  async failedAttempt(
+    id: string,
+    claim: string,
+    error: string,
+    giveUpAfterMs: number,
+    retryDelayMs: number,
+  ): Promise<'retry' | 'failed' | undefined> {
+    const { rows } = await this.db.query<{ result: 'retry' | 'failed' }>(FAILED_ATTEMPT_SQL, [
+      id,
+      claim,
+      error,
+      giveUpAfterMs,
+      retryDelayMs,
+    ]);
     return rows[0]?.result;
   }
 }

@@ -40,7 +40,12 @@ interface SubscriptionRow {
   created_at: Date;
 }
 
-const view = (row: SubscriptionRow): Subscription => ({ id: row.id, url: row.url, events: row.events, createdAt: row.created_at.toISOString() });
+const view = (row: SubscriptionRow): Subscription => ({
+  id: row.id,
+  url: row.url,
+  events: row.events,
+  createdAt: row.created_at.toISOString(),
+});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -64,7 +69,9 @@ export class WebhookStore {
 
   /** The active subscriptions, oldest first. */
   async subscriptions(): Promise<Subscription[]> {
-    const { rows } = await this.db.query<SubscriptionRow>('SELECT id, url, events, created_at FROM webhook_subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id');
+    const { rows } = await this.db.query<SubscriptionRow>(
+      'SELECT id, url, events, created_at FROM webhook_subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id',
+    );
     return rows.map(view);
   }
 
@@ -82,7 +89,15 @@ export class WebhookStore {
   /** A subscription's deliveries, newest first (at most MAX_DELIVERIES_LISTED), optionally of one status. */
   async deliveries(id: string, status?: DeliveryStatus): Promise<Delivery[]> {
     await this.activeSubscription(id);
-    const { rows } = await this.db.query<{ id: string; event_id: string; event_type: string; status: DeliveryStatus; attempts: number; last_error: string | null; next_attempt_at: Date }>(
+    const { rows } = await this.db.query<{
+      id: string;
+      event_id: string;
+      event_type: string;
+      status: DeliveryStatus;
+      attempts: number;
+      last_error: string | null;
+      next_attempt_at: Date;
+    }>(
       `SELECT id, event_id, event_type, status, attempts, last_error, next_attempt_at
          FROM webhook_deliveries
         WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)
@@ -107,7 +122,11 @@ export class WebhookStore {
    */
   async retry(id: string, deliveryId: string): Promise<void> {
     await this.activeSubscription(id);
-    const notFound = () => new StockholdError('NOT_FOUND', `delivery ${deliveryId} of webhook ${id} does not exist`, { webhookId: id, deliveryId });
+    const notFound = () =>
+      new StockholdError('NOT_FOUND', `delivery ${deliveryId} of webhook ${id} does not exist`, {
+        webhookId: id,
+        deliveryId,
+      });
     if (!UUID.test(deliveryId)) throw notFound();
     const { rowCount } = await this.db.query(
       `UPDATE webhook_deliveries
@@ -124,7 +143,10 @@ export class WebhookStore {
       this.db.query<{ result: string; count: string }>('SELECT result, count FROM webhook_counts'),
       this.db.query<{ n: string }>("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'"),
     ]);
-    return { results: results.rows.map((r) => ({ result: r.result, count: Number(r.count) })), pending: Number(pending.rows[0]?.n ?? 0) };
+    return {
+      results: results.rows.map((r) => ({ result: r.result, count: Number(r.count) })),
+      pending: Number(pending.rows[0]?.n ?? 0),
+    };
   }
 
   /**
@@ -149,7 +171,10 @@ export class WebhookStore {
   /** NOT_FOUND unless `id` is an active subscription (a malformed id is as unknown as a missing one). */
   private async activeSubscription(id: string): Promise<void> {
     if (!UUID.test(id)) throw webhookNotFound(id);
-    const { rowCount } = await this.db.query('SELECT 1 FROM webhook_subscriptions WHERE id = $1 AND deleted_at IS NULL', [id]);
+    const { rowCount } = await this.db.query(
+      'SELECT 1 FROM webhook_subscriptions WHERE id = $1 AND deleted_at IS NULL',
+      [id],
+    );
     if (!rowCount) throw webhookNotFound(id);
   }
 }

@@ -26,7 +26,8 @@ export const FEWER_ACTIONS = 'fewer-actions';
 /** Whether a search attribute already shows `value` (a Datetime by its instant, a list element by element). */
 function sameValue(shown: unknown, value: unknown): boolean {
   if (shown instanceof Date && value instanceof Date) return shown.getTime() === value.getTime();
-  if (Array.isArray(shown) && Array.isArray(value)) return shown.length === value.length && shown.every((x, i) => x === value[i]);
+  if (Array.isArray(shown) && Array.isArray(value))
+    return shown.length === value.length && shown.every((x, i) => x === value[i]);
   return shown === value;
 }
 
@@ -49,7 +50,12 @@ export class ReservationState {
   constructor(readonly input: ReservationInput) {
     this.createdAt = new Date(Date.now()).toISOString(); // workflow clock: deterministic on replay
     this.updatedAt = this.createdAt;
-    this.items = input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, committedQuantity: 0, returnedQuantity: 0 }));
+    this.items = input.items.map((i) => ({
+      sku: i.sku,
+      quantity: i.quantity,
+      committedQuantity: 0,
+      returnedQuantity: 0,
+    }));
     this.expiresAtMs = Date.now() + input.ttlSeconds * 1000;
   }
 
@@ -107,7 +113,10 @@ export class ReservationState {
 
   /** Records what a commit sold per line. */
   sold(committed: readonly { sku: string; committedQuantity: number }[]): void {
-    this.items = this.items.map((l) => ({ ...l, committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0 }));
+    this.items = this.items.map((l) => ({
+      ...l,
+      committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0,
+    }));
   }
 
   /** Moves the deadline `ttlSeconds` from now. */
@@ -118,6 +127,9 @@ export class ReservationState {
   /** The refusal for acting on a reservation that is no longer HELD. */
   notHeld(): ApplicationFailure {
     const { reservationId } = this.input;
-    return failure(`RESERVATION_${this.status}`, `reservation ${reservationId} is ${this.status}`, { reservationId, status: this.status });
+    return failure(`RESERVATION_${this.status}`, `reservation ${reservationId} is ${this.status}`, {
+      reservationId,
+      status: this.status,
+    });
   }
 }

@@ -4,7 +4,17 @@
  * the hold, and the wait for a commit, a cancel or the TTL. Deterministic code only: all I/O is
  * in activities.
  */
-import { ApplicationFailure, allHandlersFinished, condition, log, patched, setHandler, sleep, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  log,
+  patched,
+  setHandler,
+  sleep,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { CartLine, ReservationView } from '../domain/types';
 import {
   CANCEL_ON_REFUSED_SALE,
@@ -45,8 +55,16 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
         // lost a hold) ends the reservation, CANCELLED with that reason, and the caller hears 409.
         const refused = refusalOf(err);
         if (refused?.type !== 'INSUFFICIENT_STOCK' || !patched(CANCEL_ON_REFUSED_SALE)) throw err;
-        log.warn('sale refused by PostgreSQL: not enough stock; cancelling the reservation', { reservationId, refusal: refused.message });
-        await releaseStock({ reservationId, skus: state.skus, status: 'CANCELLED', reason: `INSUFFICIENT_STOCK: ${refused.message}` });
+        log.warn('sale refused by PostgreSQL: not enough stock; cancelling the reservation', {
+          reservationId,
+          refusal: refused.message,
+        });
+        await releaseStock({
+          reservationId,
+          skus: state.skus,
+          status: 'CANCELLED',
+          reason: `INSUFFICIENT_STOCK: ${refused.message}`,
+        });
         state.become('CANCELLED');
         throw failure(refused.type, refused.message, detailsOf(refused));
       }
@@ -61,7 +79,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     state.settle(async () => {
       const released = await releaseStock({ reservationId, skus: state.skus, status: final, reason: why });
       if (typeof released === 'object' && released !== null && 'committed' in released) {
-        log.warn('release found the reservation sold in PostgreSQL; it is COMMITTED', { reservationId, instead: final });
+        log.warn('release found the reservation sold in PostgreSQL; it is COMMITTED', {
+          reservationId,
+          instead: final,
+        });
         state.sold(released.committed);
         state.become('COMMITTED');
         return;
@@ -77,7 +98,9 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   setHandler(awaitHoldUpdate, async (args) => {
     if (fieldOf(args, 'requestHash') !== input.requestHash) {
-      throw failure('RESERVATION_ID_CONFLICT', `reservation ${reservationId} exists with another body`, { reservationId });
+      throw failure('RESERVATION_ID_CONFLICT', `reservation ${reservationId} exists with another body`, {
+        reservationId,
+      });
     }
     await condition(() => state.status !== 'PENDING');
     if (state.status === 'REJECTED' && state.rejection) throw state.rejection;
@@ -88,7 +111,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     commitUpdate,
     async (args) => {
       await condition(() => state.status !== 'PENDING');
-      if (state.settleable) void commit(commitItems(fieldOf(args, 'items'), state.items), paymentId(fieldOf(args, 'paymentId'))).catch(() => undefined);
+      if (state.settleable)
+        void commit(commitItems(fieldOf(args, 'items'), state.items), paymentId(fieldOf(args, 'paymentId'))).catch(
+          () => undefined,
+        );
       await state.settlement;
       if (state.status === 'COMMITTED') return state.view();
       throw state.notHeld();
@@ -133,7 +159,8 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
   // Signals cannot answer: a payload that does not fit is logged and ignored.
   setHandler(paymentSucceededSignal, async (args) => {
     await condition(() => state.status !== 'PENDING');
-    if (!state.settleable) return log.info('paymentSucceeded ignored: reservation already settling or final', { status: state.status });
+    if (!state.settleable)
+      return log.info('paymentSucceeded ignored: reservation already settling or final', { status: state.status });
     let items: CartLine[] | undefined;
     let payment: string | undefined;
     try {
@@ -142,19 +169,26 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     } catch (err) {
       return log.warn('paymentSucceeded ignored: its payload does not fit the hold', { error: String(err) });
     }
-    await commit(items, payment).catch((err: unknown) => log.error('commit after paymentSucceeded failed', { error: String(err) }));
+    await commit(items, payment).catch((err: unknown) =>
+      log.error('commit after paymentSucceeded failed', { error: String(err) }),
+    );
   });
 
   setHandler(paymentFailedSignal, async (args) => {
     await condition(() => state.status !== 'PENDING');
-    if (!state.settleable) return log.info('paymentFailed ignored: reservation already settling or final', { status: state.status });
+    if (!state.settleable)
+      return log.info('paymentFailed ignored: reservation already settling or final', { status: state.status });
     let why = 'payment failed';
     try {
       why = reason(fieldOf(args, 'reason')) ?? why;
     } catch (err) {
-      log.warn('paymentFailed: its reason is not valid text; cancelling with the default reason', { error: String(err) });
+      log.warn('paymentFailed: its reason is not valid text; cancelling with the default reason', {
+        error: String(err),
+      });
     }
-    await release('CANCELLED', why).catch((err: unknown) => log.error('release after paymentFailed failed', { error: String(err) }));
+    await release('CANCELLED', why).catch((err: unknown) =>
+      log.error('release after paymentFailed failed', { error: String(err) }),
+    );
   });
 
   // ------------------------------------------------------------------ the hold
@@ -166,7 +200,13 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   try {
     const run = workflowInfo().runId;
-    await holdStock({ reservationId, run, items: input.items, customerId: input.customerId, expiresAt: new Date(state.expiresAtMs).toISOString() });
+    await holdStock({
+      reservationId,
+      run,
+      items: input.items,
+      customerId: input.customerId,
+      expiresAt: new Date(state.expiresAtMs).toISOString(),
+    });
     state.become('HELD');
   } catch (err) {
     const business = refusalOf(err);
@@ -183,11 +223,21 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
     // may have held (retried until it is done) and fence off this run's late attempts only, then
     // fail the run as UNAVAILABLE: a failed run's id may start again, so the client's retry works.
     log.warn('hold failed; releasing whatever it may have held', { error: String(err) });
-    await releaseStock({ reservationId, skus: state.skus, status: 'REJECTED', reason: 'hold failed: stores unavailable', run: workflowInfo().runId });
+    await releaseStock({
+      reservationId,
+      skus: state.skus,
+      status: 'REJECTED',
+      reason: 'hold failed: stores unavailable',
+      run: workflowInfo().runId,
+    });
     state.rejection = failure('UNAVAILABLE', 'the stock stores are unavailable; retry shortly');
     state.become('REJECTED');
     await condition(allHandlersFinished);
-    throw ApplicationFailure.create({ type: 'UNAVAILABLE', message: 'hold failed: stores unavailable', nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: 'UNAVAILABLE',
+      message: 'hold failed: stores unavailable',
+      nonRetryable: true,
+    });
   }
 
   // ------------------------------------------------------------------ wait: commit, cancel or TTL
@@ -195,7 +245,10 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
   for (;;) {
     if (state.settlement) await state.settlement.catch(() => undefined);
     if (state.status !== 'HELD') break;
-    const expired = await untilExpiry(fewerActions ? keptTimer(state) : () => state.expiresAtMs, () => state.settlement !== undefined);
+    const expired = await untilExpiry(
+      fewerActions ? keptTimer(state) : () => state.expiresAtMs,
+      () => state.settlement !== undefined,
+    );
     // The kept timer fired, but an extend has moved the deadline past it: wait for the rest.
     if (expired && fewerActions && state.expiresAtMs > Date.now()) continue;
     if (expired) {

@@ -15,15 +15,25 @@ export const { holdStock } = proxyLocalActivities<ReservationActivities>({
 });
 
 // Commit and release must eventually happen: retried with backoff, without limit.
-const SETTLE_RETRY: RetryPolicy = { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE };
-export const { commitStock, releaseStock, extendReservation } = proxyActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
+const SETTLE_RETRY: RetryPolicy = {
+  initialInterval: '200 ms',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  nonRetryableErrorTypes: NON_RETRYABLE,
+};
+export const { commitStock, releaseStock, extendReservation } = proxyActivities<ReservationActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: SETTLE_RETRY,
+});
 // The commit is on the HTTP answer's critical path: as a local activity it runs in the workflow
 // task that received the update, saving a task round trip through the server. Same retries.
-export const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({ startToCloseTimeout: '10 seconds', retry: SETTLE_RETRY });
+export const { commitStock: commitStockLocally } = proxyLocalActivities<ReservationActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: SETTLE_RETRY,
+});
 /** Runs started before this change commit through a regular activity; replay must keep that. */
 export const COMMIT_AS_LOCAL_ACTIVITY = 'commit-as-local-activity';
 /** Runs before this change retried a release that failed for good at once, in a loop. */
 export const PAUSE_AFTER_FAILED_RELEASE = 'pause-after-failed-release';
 /** Runs before this change left a reservation HELD when PostgreSQL refused its sale. */
 export const CANCEL_ON_REFUSED_SALE = 'cancel-on-refused-sale';
-

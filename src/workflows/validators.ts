@@ -22,7 +22,8 @@ interface Issue {
   message: string;
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The value's kind as zod's messages name it ("received null", "received array", ...). */
 function kind(value: unknown): string {
@@ -32,14 +33,19 @@ function kind(value: unknown): string {
   return typeof value;
 }
 
-const expected = (type: string, value: unknown): Issue => ({ path: [], message: `Invalid input: expected ${type}, received ${kind(value)}` });
+const expected = (type: string, value: unknown): Issue => ({
+  path: [],
+  message: `Invalid input: expected ${type}, received ${kind(value)}`,
+});
 
 /** z.number().int().min(min).max(max) */
 function integerIssue(value: unknown, min: number, max: number): Issue | undefined {
   if (typeof value !== 'number' || !Number.isFinite(value)) return expected('number', value);
   if (!Number.isInteger(value)) return expected('int', value);
-  if (value > Number.MAX_SAFE_INTEGER) return { path: [], message: `Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}` };
-  if (value < Number.MIN_SAFE_INTEGER) return { path: [], message: `Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}` };
+  if (value > Number.MAX_SAFE_INTEGER)
+    return { path: [], message: `Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}` };
+  if (value < Number.MIN_SAFE_INTEGER)
+    return { path: [], message: `Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}` };
   if (value < min) return { path: [], message: `Too small: expected number to be >=${min}` };
   if (value > max) return { path: [], message: `Too big: expected number to be <=${max}` };
   return undefined;
@@ -51,7 +57,8 @@ const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
 /** textSchema(min, max): printable text of min..max code points. */
 function textIssue(value: unknown, min: number, max: number): Issue | undefined {
   if (typeof value !== 'string') return expected('string', value);
-  if (!PRINTABLE.test(value)) return { path: [], message: 'must be printable text: no control characters or lone surrogates' };
+  if (!PRINTABLE.test(value))
+    return { path: [], message: 'must be printable text: no control characters or lone surrogates' };
   const length = [...value].length;
   if (length < min || length > max) return { path: [], message: `must be ${min}..${max} characters` };
   return undefined;
@@ -64,7 +71,12 @@ const under = (prefix: (string | number)[], issue: Issue | undefined): Issue | u
 function lineIssue(value: unknown): Issue | undefined {
   if (!isObject(value)) return expected('object', value);
   const { sku, quantity } = value;
-  const skuIssue = typeof sku !== 'string' ? expected('string', sku) : SKU_PATTERN.test(sku) ? undefined : { path: [], message: `must match ${SKU_PATTERN.source}` };
+  const skuIssue =
+    typeof sku !== 'string'
+      ? expected('string', sku)
+      : SKU_PATTERN.test(sku)
+        ? undefined
+        : { path: [], message: `must match ${SKU_PATTERN.source}` };
   const issue = under(['sku'], skuIssue) ?? under(['quantity'], integerIssue(quantity, 1, MAX_LINE_QUANTITY));
   if (issue) return issue;
   const unknown = Object.keys(value).filter((key) => key !== 'sku' && key !== 'quantity');
@@ -109,7 +121,8 @@ export function commitItems(items: unknown, held: readonly ReservationLine[]): C
   const lines = (items as CartLine[]).map(({ sku, quantity }) => ({ sku, quantity }));
   for (const item of lines) {
     const line = held.find((l) => l.sku === item.sku);
-    if (!line || item.quantity > line.quantity) throw toFailure(quantityExceedsHold(item.sku, item.quantity, line?.quantity ?? 0));
+    if (!line || item.quantity > line.quantity)
+      throw toFailure(quantityExceedsHold(item.sku, item.quantity, line?.quantity ?? 0));
   }
   return lines;
 }

@@ -43,7 +43,11 @@ function appWith(stock: StockClients, lines: string[], checks?: Parameters<typeo
     reservations: {} as ReservationService,
     metrics: createMetrics(),
     logger: pino({ level: 'debug' }, sink),
-    checks: checks ?? { redis: () => stock.redis.ping(), postgres: () => stock.db.query('SELECT 1'), temporal: async () => undefined },
+    checks: checks ?? {
+      redis: () => stock.redis.ping(),
+      postgres: () => stock.db.query('SELECT 1'),
+      temporal: async () => undefined,
+    },
   });
 }
 
@@ -59,7 +63,12 @@ describe('API layer', () => {
     await request(app).get(`/v1/skus/${sku}`).set('Authorization', `Bearer ${CLIENT}`).expect(200);
     await request(app).post('/v1/skus').set('Authorization', `Bearer ${CLIENT}`).send({ sku, total: 1 }).expect(403);
     await request(app).get(`/v1/skus/${sku}`).set('Authorization', `Bearer ${ADMIN}x`).expect(401);
-    await request(app).post('/v1/skus').set('Authorization', `Bearer ${ADMIN}`).set('Content-Type', 'application/json').send('{bad json').expect(400);
+    await request(app)
+      .post('/v1/skus')
+      .set('Authorization', `Bearer ${ADMIN}`)
+      .set('Content-Type', 'application/json')
+      .send('{bad json')
+      .expect(400);
     expect(lines.length).toBeGreaterThanOrEqual(5);
     for (const line of lines) {
       expect(line).not.toContain(ADMIN);
@@ -106,7 +115,10 @@ describe('API layer', () => {
         await ioTurns();
         expect({ path, answered }).toEqual({ path, answered: false });
         await jest.advanceTimersByTimeAsync(1);
-        expect(await answer).toEqual({ status: 503, body: { error: { code: 'UNAVAILABLE', message: expect.any(String), details: { deadlineMs } } } });
+        expect(await answer).toEqual({
+          status: 503,
+          body: { error: { code: 'UNAVAILABLE', message: expect.any(String), details: { deadlineMs } } },
+        });
       }
     } finally {
       jest.useRealTimers();
@@ -173,7 +185,9 @@ class Outage {
       downstream.pipe(upstream);
       upstream.pipe(downstream);
     });
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(this.port, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve, reject) =>
+      server.once('error', reject).listen(this.port, '127.0.0.1', () => resolve()),
+    );
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
   }
@@ -199,15 +213,21 @@ async function serve(stock: StockClients, reservations: ReservationService) {
     reservations,
     metrics: createMetrics(),
     logger: createLogger('silent'),
-    checks: { redis: () => stock.redis.ping(), postgres: () => stock.db.query('SELECT 1'), temporal: async () => undefined },
+    checks: {
+      redis: () => stock.redis.ping(),
+      postgres: () => stock.db.query('SELECT 1'),
+      temporal: async () => undefined,
+    },
   });
   const server = await new Promise<HttpServer>((resolve) => {
     const s = createHttpServer(app).listen(0, '127.0.0.1', () => resolve(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    client: (method: string, path: string, options: ApiOptions = {}) => call(url, method, path, { ...options, token: CLIENT }),
-    admin: (method: string, path: string, options: ApiOptions = {}) => call(url, method, path, { ...options, token: ADMIN }),
+    client: (method: string, path: string, options: ApiOptions = {}) =>
+      call(url, method, path, { ...options, token: CLIENT }),
+    admin: (method: string, path: string, options: ApiOptions = {}) =>
+      call(url, method, path, { ...options, token: ADMIN }),
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -219,7 +239,11 @@ type Api = Awaited<ReturnType<typeof serve>>;
 /** A reservation service over a Temporal client that points at nothing; no retries, so each call fails at once. */
 function deadTemporal(stock: StockClients) {
   const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
-  const service = new ReservationService(new Client({ connection }), stock.stock, { taskQueue: 'nowhere', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
+  const service = new ReservationService(new Client({ connection }), stock.stock, {
+    taskQueue: 'nowhere',
+    defaultTtlSeconds: 600,
+    maxTtlSeconds: 86_400,
+  });
   return { service, close: () => connection.close() };
 }
 
@@ -278,10 +302,27 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
           throw err;
         }
       }) as F;
-    const activities: ReservationActivities = { ...real, holdStock: noted(real.holdStock), commitStock: noted(real.commitStock) };
-    worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities, shutdownGraceTime: '2 seconds' });
+    const activities: ReservationActivities = {
+      ...real,
+      holdStock: noted(real.holdStock),
+      commitStock: noted(real.commitStock),
+    };
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: queue,
+      workflowBundle: await workflowBundle(),
+      activities,
+      shutdownGraceTime: '2 seconds',
+    });
     running = worker.run();
-    api = await serve(stock, new ReservationService(env.client, stock.stock, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }));
+    api = await serve(
+      stock,
+      new ReservationService(env.client, stock.stock, {
+        taskQueue: queue,
+        defaultTtlSeconds: 600,
+        maxTtlSeconds: 86_400,
+      }),
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -302,7 +343,11 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
 
   /** Waits until both stores answer the API's clients again (ioredis reconnects with a backoff of up to 2 s). */
   async function storesAnswer(): Promise<void> {
-    const ok = () => Promise.all([stock.redis.ping(), stock.db.query('SELECT 1')]).then(() => true, () => false);
+    const ok = () =>
+      Promise.all([stock.redis.ping(), stock.db.query('SELECT 1')]).then(
+        () => true,
+        () => false,
+      );
     expect(await pollUntil(ok, Boolean, 15_000, 100)).toBe(true);
   }
 
@@ -314,12 +359,23 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     const reserve = async (quantity: number) => {
       const reservationId = uniqueId('out');
       const res = await api.client('POST', '/v1/reservations', { body: { reservationId, items: [{ sku, quantity }] } });
-      expect({ status: res.status, reservationStatus: res.body?.status }).toEqual({ status: 201, reservationStatus: 'HELD' });
+      expect({ status: res.status, reservationStatus: res.body?.status }).toEqual({
+        status: 201,
+        reservationStatus: 'HELD',
+      });
       return reservationId;
     };
-    const [read, commit, cancel, extend, sold] = [await reserve(1), await reserve(2), await reserve(1), await reserve(1), await reserve(2)];
+    const [read, commit, cancel, extend, sold] = [
+      await reserve(1),
+      await reserve(2),
+      await reserve(1),
+      await reserve(1),
+      await reserve(2),
+    ];
     expect((await api.client('POST', `/v1/reservations/${sold}/commit`, { body: {} })).body.status).toBe('COMMITTED');
-    const extendRow = await stock.db.query<{ expires_at: Date }>('SELECT expires_at FROM reservations WHERE id = $1', [extend]);
+    const extendRow = await stock.db.query<{ expires_at: Date }>('SELECT expires_at FROM reservations WHERE id = $1', [
+      extend,
+    ]);
     return {
       sku,
       read,
@@ -340,57 +396,104 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
   /** Every stock and reservation route, with a valid request, on `f`'s SKU and reservations (less the `skipped` ones). */
   function everyRoute(on: Api, f: Fixtures, skipped: readonly string[] = []): [string, () => Promise<ApiAnswer>][] {
     const routes: [string, () => Promise<ApiAnswer>][] = [
-      ['POST /v1/skus', () => on.admin('POST', '/v1/skus', { body: { sku: f.newSku, total: 3 }, headers: { 'Idempotency-Key': f.key } })],
+      [
+        'POST /v1/skus',
+        () =>
+          on.admin('POST', '/v1/skus', { body: { sku: f.newSku, total: 3 }, headers: { 'Idempotency-Key': f.key } }),
+      ],
       ['GET /v1/skus/:sku', () => on.client('GET', `/v1/skus/${f.sku}`)],
       ['GET /v1/availability', () => on.client('GET', `/v1/availability?skus=${f.sku}`)],
-      ['POST /v1/skus/:sku/restock', () => on.admin('POST', `/v1/skus/${f.sku}/restock`, { body: { quantity: 5, reason: 'truck' } })],
-      ['POST /v1/skus/:sku/adjustments', () => on.admin('POST', `/v1/skus/${f.sku}/adjustments`, { body: { delta: -1, reason: 'count' } })],
+      [
+        'POST /v1/skus/:sku/restock',
+        () => on.admin('POST', `/v1/skus/${f.sku}/restock`, { body: { quantity: 5, reason: 'truck' } }),
+      ],
+      [
+        'POST /v1/skus/:sku/adjustments',
+        () => on.admin('POST', `/v1/skus/${f.sku}/adjustments`, { body: { delta: -1, reason: 'count' } }),
+      ],
       ['GET /v1/skus/:sku/holds', () => on.admin('GET', `/v1/skus/${f.sku}/holds`)],
       ['GET /v1/skus/:sku/movements', () => on.admin('GET', `/v1/skus/${f.sku}/movements`)],
-      ['POST /v1/returns', () => on.admin('POST', '/v1/returns', { body: { reservationId: f.sold, items: [{ sku: f.sku, quantity: 1 }] } })],
-      ['POST /v1/reservations', () => on.client('POST', '/v1/reservations', { body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] } })],
+      [
+        'POST /v1/returns',
+        () =>
+          on.admin('POST', '/v1/returns', { body: { reservationId: f.sold, items: [{ sku: f.sku, quantity: 1 }] } }),
+      ],
+      [
+        'POST /v1/reservations',
+        () =>
+          on.client('POST', '/v1/reservations', {
+            body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] },
+          }),
+      ],
       ['GET /v1/reservations/:id', () => on.client('GET', `/v1/reservations/${f.read}`)],
-      ['POST /v1/reservations/:id/commit', () => on.client('POST', `/v1/reservations/${f.commit}/commit`, { body: { paymentId: 'pay-outage' } })],
-      ['POST /v1/reservations/:id/cancel', () => on.client('POST', `/v1/reservations/${f.cancel}/cancel`, { body: { reason: 'outage' } })],
-      ['POST /v1/reservations/:id/extend', () => on.client('POST', `/v1/reservations/${f.extend}/extend`, { body: { ttlSeconds: 3_600 } })],
+      [
+        'POST /v1/reservations/:id/commit',
+        () => on.client('POST', `/v1/reservations/${f.commit}/commit`, { body: { paymentId: 'pay-outage' } }),
+      ],
+      [
+        'POST /v1/reservations/:id/cancel',
+        () => on.client('POST', `/v1/reservations/${f.cancel}/cancel`, { body: { reason: 'outage' } }),
+      ],
+      [
+        'POST /v1/reservations/:id/extend',
+        () => on.client('POST', `/v1/reservations/${f.extend}/extend`, { body: { ttlSeconds: 3_600 } }),
+      ],
     ];
     return routes.filter(([route]) => !skipped.includes(route));
   }
 
   /** Sends every route at once (the slow ones wait together) and checks each answer against `usual` (the routes that answer as usual). */
-  async function expectEveryRoute(on: Api, f: Fixtures, usual: Record<string, number>, skipped: readonly string[] = []): Promise<Map<string, Answer>> {
+  async function expectEveryRoute(
+    on: Api,
+    f: Fixtures,
+    usual: Record<string, number>,
+    skipped: readonly string[] = [],
+  ): Promise<Map<string, Answer>> {
     const answers = await Promise.all(everyRoute(on, f, skipped).map(([route, send]) => answerOf(route, send)));
     for (const answer of answers) {
-      if (answer.route in usual) expect({ route: answer.route, status: answer.status }).toEqual({ route: answer.route, status: usual[answer.route] });
+      if (answer.route in usual)
+        expect({ route: answer.route, status: answer.status }).toEqual({
+          route: answer.route,
+          status: usual[answer.route],
+        });
       else expectUnavailable(answer);
     }
     return new Map(answers.map((a) => [a.route, a]));
   }
 
-  const status = (id: string) => api.client('GET', `/v1/reservations/${id}`).then((res) => res.body?.status as string | undefined);
-  const settled = (id: string, final: string) => pollUntil(() => status(id), (s) => s === final, 40_000, 250);
-  const kinds = async (sku: string) => (await stock.db.query<{ kind: string }>('SELECT kind FROM stock_movements WHERE sku = $1 ORDER BY id', [sku])).rows.map((r) => r.kind);
+  const status = (id: string) =>
+    api.client('GET', `/v1/reservations/${id}`).then((res) => res.body?.status as string | undefined);
+  const settled = (id: string, final: string) =>
+    pollUntil(
+      () => status(id),
+      (s) => s === final,
+      40_000,
+      250,
+    );
+  const kinds = async (sku: string) =>
+    (
+      await stock.db.query<{ kind: string }>('SELECT kind FROM stock_movements WHERE sku = $1 ORDER BY id', [sku])
+    ).rows.map((r) => r.kind);
 
-  it('Redis down: its routes answer 503 (commit and cancel after the API\'s Temporal deadline, completed once Redis is back); movements, a reservation\'s view and extend answer as usual', async () => {
+  it("Redis down: its routes answer 503 (commit and cancel after the API's Temporal deadline, completed once Redis is back); movements, a reservation's view and extend answer as usual", async () => {
     const f = await fixtures();
     await redis.down();
     let answers: Map<string, Answer>;
     try {
-      answers = await expectEveryRoute(
-        api,
-        f,
-        {
-          'GET /v1/skus/:sku/movements': 200,
-          'GET /v1/reservations/:id': 200,
-          'POST /v1/reservations/:id/extend': 200,
-        },
-      );
+      answers = await expectEveryRoute(api, f, {
+        'GET /v1/skus/:sku/movements': 200,
+        'GET /v1/reservations/:id': 200,
+        'POST /v1/reservations/:id/extend': 200,
+      });
     } finally {
       await redis.up();
     }
     await storesAnswer();
     expect(answers.get('GET /v1/reservations/:id')!.res.body).toMatchObject({ reservationId: f.read, status: 'HELD' });
-    expect(answers.get('POST /v1/reservations/:id/extend')!.res.body).toMatchObject({ reservationId: f.extend, status: 'HELD' });
+    expect(answers.get('POST /v1/reservations/:id/extend')!.res.body).toMatchObject({
+      reservationId: f.extend,
+      status: 'HELD',
+    });
 
     // Nothing changed that is not completed later by itself: the restock and the adjustment rolled
     // back; the commit and the cancel, durable in PostgreSQL, reach Redis once it is back.
@@ -399,20 +502,40 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     expect(await kinds(f.sku)).toEqual(['initial', 'sale', 'sale']);
     expect(await api.client('GET', `/v1/skus/${f.sku}`).then((r) => r.body)).toMatchObject({ total: 16, reserved: 2 }); // read + extend
     // The refused ones can be retried: the new SKU under its key, the reservation with its id and body.
-    expect((await api.admin('POST', '/v1/skus', { body: { sku: f.newSku, total: 3 }, headers: { 'Idempotency-Key': f.key } })).status).toBe(201);
+    expect(
+      (
+        await api.admin('POST', '/v1/skus', {
+          body: { sku: f.newSku, total: 3 },
+          headers: { 'Idempotency-Key': f.key },
+        })
+      ).status,
+    ).toBe(201);
     expect((await api.client('GET', `/v1/skus/${f.newSku}`)).body).toMatchObject({ total: 3, reserved: 0 });
-    expect((await api.client('POST', '/v1/reservations', { body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] } })).status).toBe(201);
+    expect(
+      (
+        await api.client('POST', '/v1/reservations', {
+          body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] },
+        })
+      ).status,
+    ).toBe(201);
     await expectConsistent(stock, f.sku);
     await expectConsistent(stock, f.newSku);
   }, 120_000);
 
-  it('PostgreSQL down: its routes answer 503 (the reservation calls after the API\'s Temporal deadline, completed or undone once it is back); stock reads and a reservation\'s view answer as usual', async () => {
+  it("PostgreSQL down: its routes answer 503 (the reservation calls after the API's Temporal deadline, completed or undone once it is back); stock reads and a reservation's view answer as usual", async () => {
     const f = await fixtures();
     await postgres.down();
     // Let the pool notice that its idle connections are gone before the requests come, so each one
     // meets the outage (connection refused), not a connection closing under it (see the KNOWN DEFECT
     // test below: that ended the process).
-    expect(await pollUntil(async () => stock.db.idleCount, (n) => n === 0, 5_000, 10)).toBe(0);
+    expect(
+      await pollUntil(
+        async () => stock.db.idleCount,
+        (n) => n === 0,
+        5_000,
+        10,
+      ),
+    ).toBe(0);
     let answers: Map<string, Answer>;
     try {
       answers = await expectEveryRoute(api, f, {
@@ -439,14 +562,23 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     expect(extended.rows[0]!.expires_at.getTime()).toBeGreaterThan(f.extendExpiresAt + 2_000_000);
     // The new reservation's run gave up and released what it held; the id is usable again.
     await pollUntil(
-      () => env.client.workflow.getHandle(`reservation-${f.newId}`).describe().then((d) => d.status.name),
+      () =>
+        env.client.workflow
+          .getHandle(`reservation-${f.newId}`)
+          .describe()
+          .then((d) => d.status.name),
       (s) => s !== 'RUNNING',
       40_000,
       250,
     );
     expect(await stock.redis.hexists(keys.holds(f.sku), f.newId)).toBe(0);
-    const retried = await api.client('POST', '/v1/reservations', { body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] } });
-    expect({ status: retried.status, reservationStatus: retried.body?.status }).toEqual({ status: 201, reservationStatus: 'HELD' });
+    const retried = await api.client('POST', '/v1/reservations', {
+      body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] },
+    });
+    expect({ status: retried.status, reservationStatus: retried.body?.status }).toEqual({
+      status: 201,
+      reservationStatus: 'HELD',
+    });
     expect(await kinds(f.sku)).toEqual(['initial', 'sale', 'sale']);
     expect((await api.admin('GET', `/v1/skus/${f.newSku}`)).status).toBe(404);
     await expectConsistent(stock, f.sku);
@@ -456,7 +588,9 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     const f = await fixtures();
     await redis.down();
     try {
-      const answer = await answerOf('POST /v1/returns', () => api.admin('POST', '/v1/returns', { body: { reservationId: f.sold, items: [{ sku: f.sku, quantity: 1 }] } }));
+      const answer = await answerOf('POST /v1/returns', () =>
+        api.admin('POST', '/v1/returns', { body: { reservationId: f.sold, items: [{ sku: f.sku, quantity: 1 }] } }),
+      );
       expectUnavailable(answer);
     } finally {
       await redis.up();
@@ -484,7 +618,13 @@ describe('every route while one store is down: 503 UNAVAILABLE in the contract s
     }
     // Nothing happened to the reservations; the refused new one can be made once Temporal answers.
     for (const id of [f.commit, f.cancel, f.extend]) expect(await status(id)).toBe('HELD');
-    expect((await api.client('POST', '/v1/reservations', { body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] } })).status).toBe(201);
+    expect(
+      (
+        await api.client('POST', '/v1/reservations', {
+          body: { reservationId: f.newId, items: [{ sku: f.sku, quantity: 1 }] },
+        })
+      ).status,
+    ).toBe(201);
     await expectConsistent(stock, f.sku);
   }, 60_000);
 });
@@ -499,7 +639,11 @@ describe('PostgreSQL lost in the middle of a transaction', () => {
     const lost = createStock({ redisUrl: TEST_REDIS_URL, databaseUrl: postgres.url(TEST_DATABASE_URL) });
     const unheard: unknown[] = [];
     const emit = PgClient.prototype.emit;
-    jest.spyOn(PgClient.prototype, 'emit').mockImplementation(function (this: PgClient, event: string | symbol, ...args: unknown[]) {
+    jest.spyOn(PgClient.prototype, 'emit').mockImplementation(function (
+      this: PgClient,
+      event: string | symbol,
+      ...args: unknown[]
+    ) {
       if (event === 'error' && this.listenerCount('error') === 0) {
         unheard.push(args[0]); // what would be thrown as an uncaught exception; kept here so jest survives it
         return true;
@@ -516,7 +660,10 @@ describe('PostgreSQL lost in the middle of a transaction', () => {
         await new Promise((resolve) => setTimeout(resolve, 300));
         return hget(...args);
       });
-      const failure = await lost.stock.restock(sku, { quantity: 1 }).then(() => undefined, (err: unknown) => err);
+      const failure = await lost.stock.restock(sku, { quantity: 1 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(toContractError(failure)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
       expect(unheard).toEqual([]);
     } finally {
@@ -551,9 +698,24 @@ describe('deadlines with a store that accepts connections and never answers', ()
       } finally {
         node.kill('SIGCONT');
       }
-      const after = await pollUntil(() => on.client('GET', `/v1/skus/${sku}`), (res) => res.status === 200, 5_000, 100);
-      expect(after.body).toEqual({ sku, name: '', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
-      expect((await frozen.db.query('SELECT kind FROM stock_movements WHERE sku = $1', [sku])).rows).toEqual([{ kind: 'initial' }]);
+      const after = await pollUntil(
+        () => on.client('GET', `/v1/skus/${sku}`),
+        (res) => res.status === 200,
+        5_000,
+        100,
+      );
+      expect(after.body).toEqual({
+        sku,
+        name: '',
+        total: 7,
+        reserved: 0,
+        available: 7,
+        lowStockThreshold: null,
+        maxPerCustomer: null,
+      });
+      expect((await frozen.db.query('SELECT kind FROM stock_movements WHERE sku = $1', [sku])).rows).toEqual([
+        { kind: 'initial' },
+      ]);
       await expectConsistent(frozen, sku);
     } finally {
       await on.close();
@@ -578,7 +740,10 @@ describe('deadlines with a store that accepts connections and never answers', ()
     try {
       for (const [route, send] of [
         ['GET /v1/skus/:sku/movements', () => on.admin('GET', `/v1/skus/${uniqueSku('MUTE')}/movements`)],
-        ['POST /v1/skus/:sku/restock', () => on.admin('POST', `/v1/skus/${uniqueSku('MUTE')}/restock`, { body: { quantity: 1 } })],
+        [
+          'POST /v1/skus/:sku/restock',
+          () => on.admin('POST', `/v1/skus/${uniqueSku('MUTE')}/restock`, { body: { quantity: 1 } }),
+        ],
       ] as const) {
         expectUnavailable(await answerOf(route, send));
       }

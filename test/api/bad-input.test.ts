@@ -59,7 +59,11 @@ const app = createApp({
   reservations,
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: async () => undefined },
+  checks: {
+    redis: () => clients.redis.ping(),
+    postgres: () => clients.db.query('SELECT 1'),
+    temporal: async () => undefined,
+  },
 });
 const server = createServer(app);
 
@@ -93,8 +97,16 @@ function toJson(value: unknown): string {
 }
 
 /** One request with the role's token; `body` is JSON-encoded (toJson) unless Raw, and not sent if undefined. */
-function send(method: 'get' | 'post', path: string, role: 'admin' | 'client', body?: unknown, headers: Record<string, string> = {}): request.Test {
-  const req = request(server)[method](path).set('Authorization', `Bearer ${role === 'admin' ? ADMIN : CLIENT}`);
+function send(
+  method: 'get' | 'post',
+  path: string,
+  role: 'admin' | 'client',
+  body?: unknown,
+  headers: Record<string, string> = {},
+): request.Test {
+  const req = request(server)
+    [method](path)
+    .set('Authorization', `Bearer ${role === 'admin' ? ADMIN : CLIENT}`);
   for (const [name, value] of Object.entries(headers)) req.set(name, value);
   if (body instanceof Raw) req.set('Content-Type', body.type).send(body.text);
   else if (body !== undefined) req.set('Content-Type', 'application/json').send(toJson(body));
@@ -110,13 +122,17 @@ const withKey = (key: string) => ({ 'Idempotency-Key': Buffer.from(key, 'utf8').
 /** The routes, named after the store calls they replace. */
 const api = {
   createSku: (body: unknown, headers?: Record<string, string>) => send('post', '/v1/skus', 'admin', body, headers),
-  restock: (sku: string, body: unknown, headers?: Record<string, string>) => send('post', `/v1/skus/${seg(sku)}/restock`, 'admin', body, headers),
-  adjust: (sku: string, body: unknown, headers?: Record<string, string>) => send('post', `/v1/skus/${seg(sku)}/adjustments`, 'admin', body, headers),
-  recordReturn: (body: unknown, headers?: Record<string, string>) => send('post', '/v1/returns', 'admin', body, headers),
+  restock: (sku: string, body: unknown, headers?: Record<string, string>) =>
+    send('post', `/v1/skus/${seg(sku)}/restock`, 'admin', body, headers),
+  adjust: (sku: string, body: unknown, headers?: Record<string, string>) =>
+    send('post', `/v1/skus/${seg(sku)}/adjustments`, 'admin', body, headers),
+  recordReturn: (body: unknown, headers?: Record<string, string>) =>
+    send('post', '/v1/returns', 'admin', body, headers),
   getStock: (sku: string) => send('get', `/v1/skus/${seg(sku)}`, 'client'),
   getHolds: (sku: string) => send('get', `/v1/skus/${seg(sku)}/holds`, 'admin'),
   /** `query` as it goes on the wire, e.g. `limit=5`. */
-  getMovements: (sku: string, query?: string) => send('get', `/v1/skus/${seg(sku)}/movements${query === undefined ? '' : `?${query}`}`, 'admin'),
+  getMovements: (sku: string, query?: string) =>
+    send('get', `/v1/skus/${seg(sku)}/movements${query === undefined ? '' : `?${query}`}`, 'admin'),
   /** `query` as it goes on the wire, e.g. `skus=A,B`. */
   getAvailability: (query: string) => send('get', `/v1/availability?${query}`, 'client'),
   hold: (body: unknown) => send('post', '/v1/reservations', 'client', body),
@@ -141,7 +157,8 @@ function show(value: unknown): string {
 const cases = (values: unknown[]) => values.map((v) => [show(v), v] as const);
 
 /** The cases whose value can be a path segment, a query value or a header: non-empty text. */
-const asText = (table: ReturnType<typeof cases>) => table.filter((c): c is readonly [string, string] => typeof c[1] === 'string' && c[1] !== '');
+const asText = (table: ReturnType<typeof cases>) =>
+  table.filter((c): c is readonly [string, string] => typeof c[1] === 'string' && c[1] !== '');
 
 // ------------------------------------------------------------------ the stock every test starts from
 
@@ -211,7 +228,9 @@ async function expectRefused(call: () => request.Test, field: string, skus?: str
   const res = await call();
   expect({ status: res.status, body: res.body as unknown }).toEqual({
     status: 400,
-    body: { error: { code: 'INVALID_REQUEST', message: expect.any(String), details: expect.objectContaining({ field }) } },
+    body: {
+      error: { code: 'INVALID_REQUEST', message: expect.any(String), details: expect.objectContaining({ field }) },
+    },
   });
   expect(await snapshot(skus)).toEqual(before);
 }
@@ -238,7 +257,10 @@ describe('a valid request gets past validation to Temporal, which is not there',
   ] as const)('%s is answered 503 UNAVAILABLE and changes nothing', async (_, call) => {
     const before = await snapshot();
     const res = await call();
-    expect({ status: res.status, code: (res.body as { error?: { code?: string } }).error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
+    expect({ status: res.status, code: (res.body as { error?: { code?: string } }).error?.code }).toEqual({
+      status: 503,
+      code: 'UNAVAILABLE',
+    });
     expect(await snapshot()).toEqual(before);
   });
 });
@@ -246,11 +268,28 @@ describe('a valid request gets past validation to Temporal, which is not there',
 // ------------------------------------------------------------------ quantities
 
 // NaN is not JSON (JSON.stringify sends null, a case here); Infinity goes as 1e400; undefined as a missing field.
-const badLineQuantities = cases([0, -1, 1.5, Infinity, -Infinity, '1', 10_001, 2 ** 31, null, undefined, true, [1], {}]);
+const badLineQuantities = cases([
+  0,
+  -1,
+  1.5,
+  Infinity,
+  -Infinity,
+  '1',
+  10_001,
+  2 ** 31,
+  null,
+  undefined,
+  true,
+  [1],
+  {},
+]);
 
 describe('bad line quantities are refused and change nothing', () => {
   it.each(badLineQuantities)('hold of quantity %s', async (_, q) => {
-    await expectRefused(() => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: q }] }), 'items.0.quantity');
+    await expectRefused(
+      () => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: q }] }),
+      'items.0.quantity',
+    );
   });
 
   it.each(badLineQuantities)('hold whose second line has quantity %s holds neither line', async (_, q) => {
@@ -266,7 +305,10 @@ describe('bad line quantities are refused and change nothing', () => {
   });
 
   it.each(badLineQuantities)('return of quantity %s', async (_, q) => {
-    await expectRefused(() => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: q }] }), 'items.0.quantity');
+    await expectRefused(
+      () => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: q }] }),
+      'items.0.quantity',
+    );
   });
 });
 
@@ -284,9 +326,12 @@ describe('bad stock figures are refused and change nothing', () => {
     await expectRefused(() => api.restock(A, { quantity, reason: 'truck' }), 'quantity');
   });
 
-  it.each(cases([0, 1.5, -0.5, Infinity, -Infinity, '5', '-1', 2 ** 31, -(2 ** 31), null, undefined]))('an adjustment by %s', async (_, delta) => {
-    await expectRefused(() => api.adjust(A, { delta, reason: 'count' }), 'delta');
-  });
+  it.each(cases([0, 1.5, -0.5, Infinity, -Infinity, '5', '-1', 2 ** 31, -(2 ** 31), null, undefined]))(
+    'an adjustment by %s',
+    async (_, delta) => {
+      await expectRefused(() => api.adjust(A, { delta, reason: 'count' }), 'delta');
+    },
+  );
 
   it('an adjustment that would take total past 2^31-1 is refused naming delta', async () => {
     await expectRefused(() => api.adjust(A, { delta: 2 ** 31 - 1, reason: 'count' }), 'delta');
@@ -388,14 +433,34 @@ describe('unknown fields are refused, naming the unknown field, and change nothi
     ['a restock', () => api.restock(A, { quantity: 1, reason: 'truck', extra: 1 }), 'extra'],
     ['an adjustment', () => api.adjust(A, { delta: 1, reason: 'count', reserved: 0 }), 'reserved'],
     ['a return', () => api.recordReturn({ reservationId: sold, items: [line()], refund: true }), 'refund'],
-    ['a return line', () => api.recordReturn({ reservationId: sold, items: [{ ...line(), price: 1 }] }), 'items.0.price'],
+    [
+      'a return line',
+      () => api.recordReturn({ reservationId: sold, items: [{ ...line(), price: 1 }] }),
+      'items.0.price',
+    ],
     ['a hold', () => api.hold({ reservationId: uniqueId('bad'), items: [line()], ttl: 5 }), 'ttl'],
-    ['a hold line', () => api.hold({ reservationId: uniqueId('bad'), items: [{ ...line(), price: 1 }] }), 'items.0.price'],
-    ['a commit line', () => api.commit(held.reservationId, { items: [{ ...line(), constructor: 1 }] }), 'items.0.constructor'],
+    [
+      'a hold line',
+      () => api.hold({ reservationId: uniqueId('bad'), items: [{ ...line(), price: 1 }] }),
+      'items.0.price',
+    ],
+    [
+      'a commit line',
+      () => api.commit(held.reservationId, { items: [{ ...line(), constructor: 1 }] }),
+      'items.0.constructor',
+    ],
     // The store's parameters that the API does not take, sent as fields anyway:
-    ['a hold (expiresAt: the API takes ttlSeconds)', () => api.hold({ reservationId: uniqueId('bad'), items: [line()], expiresAt: expiresIn() }), 'expiresAt'],
+    [
+      'a hold (expiresAt: the API takes ttlSeconds)',
+      () => api.hold({ reservationId: uniqueId('bad'), items: [line()], expiresAt: expiresIn() }),
+      'expiresAt',
+    ],
     ['a cancel (skus: the API takes none)', () => api.cancel(held.reservationId, { skus: [A, B] }), 'skus'],
-    ['an extension (expiresAt: the API takes ttlSeconds)', () => api.extend(held.reservationId, { ttlSeconds: 60, expiresAt: expiresIn() }), 'expiresAt'],
+    [
+      'an extension (expiresAt: the API takes ttlSeconds)',
+      () => api.extend(held.reservationId, { ttlSeconds: 60, expiresAt: expiresIn() }),
+      'expiresAt',
+    ],
   ] as const)('%s with an unknown field', async (_, call, field) => {
     await expectRefused(call, field);
   });
@@ -422,13 +487,24 @@ describe('malformed carts are refused and change nothing', () => {
 
   it('a hold of 50 lines is not refused as input (the SKUs are unknown)', async () => {
     const res = await api.hold({ reservationId: uniqueId('bad'), items: many(50) });
-    expect({ status: res.status, code: (res.body as { error?: { code?: string } }).error?.code }).toEqual({ status: 404, code: 'SKU_NOT_FOUND' });
+    expect({ status: res.status, code: (res.body as { error?: { code?: string } }).error?.code }).toEqual({
+      status: 404,
+      code: 'SKU_NOT_FOUND',
+    });
   });
 
   // The old "release naming 51 SKUs, no SKU or not a list" case is gone: a cancel names no SKUs.
 
   it('availability of 101 SKUs, of none, or without the skus parameter', async () => {
-    await expectRefused(() => api.getAvailability(`skus=${many(101).map((l) => seg(l.sku)).join(',')}`), 'skus');
+    await expectRefused(
+      () =>
+        api.getAvailability(
+          `skus=${many(101)
+            .map((l) => seg(l.sku))
+            .join(',')}`,
+        ),
+      'skus',
+    );
     await expectRefused(() => api.getAvailability('skus='), 'skus');
     // The old "a SKU that is not a list" (getAvailability(A)): `skus=A` is a list of one, so the
     // nearest HTTP equivalent is no list at all.
@@ -478,7 +554,10 @@ describe('malformed reservation ids are refused and change nothing', () => {
   });
 
   it.each(badReservationIds)('a return for id %s', async (_, id) => {
-    await expectRefused(() => api.recordReturn({ reservationId: id, items: [{ sku: A, quantity: 1 }] }), 'reservationId');
+    await expectRefused(
+      () => api.recordReturn({ reservationId: id, items: [{ sku: A, quantity: 1 }] }),
+      'reservationId',
+    );
   });
 });
 
@@ -508,7 +587,10 @@ describe('bad idempotency keys are refused and change nothing', () => {
   });
 
   it.each(badKeys)('a return under key %s', async (_, key) => {
-    await expectRefused(() => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: 1 }] }, withKey(key)), 'Idempotency-Key');
+    await expectRefused(
+      () => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: 1 }] }, withKey(key)),
+      'Idempotency-Key',
+    );
   });
 });
 
@@ -517,9 +599,12 @@ describe('bad idempotency keys are refused and change nothing', () => {
 describe('other bad fields are refused and change nothing', () => {
   // The limit as it goes in the query. The old '10' (a string, not a number) has no HTTP form, a
   // query value is always text: its nearest is a number not written as digits ('1e1'); null is `limit=`.
-  it.each(cases(['0', '501', '-1', '1.5', 'NaN', 'Infinity', '1e1', '']))('a movements limit of %s', async (_, limit) => {
-    await expectRefused(() => api.getMovements(A, `limit=${seg(limit as string)}`), 'limit');
-  });
+  it.each(cases(['0', '501', '-1', '1.5', 'NaN', 'Infinity', '1e1', '']))(
+    'a movements limit of %s',
+    async (_, limit) => {
+      await expectRefused(() => api.getMovements(A, `limit=${seg(limit as string)}`), 'limit');
+    },
+  );
 
   it.each([
     ['missing', undefined],
@@ -557,46 +642,91 @@ describe('other bad fields are refused and change nothing', () => {
 
   // A hold's deadline is now ttlSeconds (the API computes expiresAt): the old bad expiresAt values,
   // then bad TTLs. 42 is not among them: 42 seconds is a valid TTL.
-  const badTtls = cases(['tomorrow', 'infinity', 'epoch', '', '2030-13-01T00:00:00Z', 1_900_000_000_000, null, 0, -1, 1.5, MAX_TTL_SECONDS + 1, Infinity, '60']);
+  const badTtls = cases([
+    'tomorrow',
+    'infinity',
+    'epoch',
+    '',
+    '2030-13-01T00:00:00Z',
+    1_900_000_000_000,
+    null,
+    0,
+    -1,
+    1.5,
+    MAX_TTL_SECONDS + 1,
+    Infinity,
+    '60',
+  ]);
 
   it.each(badTtls)('a hold for ttlSeconds %s', async (_, ttlSeconds) => {
-    await expectRefused(() => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: 1 }], ttlSeconds }), 'ttlSeconds');
+    await expectRefused(
+      () => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: 1 }], ttlSeconds }),
+      'ttlSeconds',
+    );
   });
 
   it('a hold whose customerId is 129 characters', async () => {
-    await expectRefused(() => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: 1 }], customerId: 'c'.repeat(129) }), 'customerId');
+    await expectRefused(
+      () => api.hold({ reservationId: uniqueId('bad'), items: [{ sku: A, quantity: 1 }], customerId: 'c'.repeat(129) }),
+      'customerId',
+    );
   });
 
-  it.each([...badTtls, ...cases([undefined])])('an extension of a held reservation by ttlSeconds %s leaves its deadline', async (_, ttlSeconds) => {
-    // A reservation of its own, as in the old test (PostgreSQL reads some of these strings as real timestamps).
-    const own = await ownReservation();
-    await expectRefused(() => api.extend(own.reservationId, { ttlSeconds }), 'ttlSeconds', [own.sku]);
-  });
+  it.each([...badTtls, ...cases([undefined])])(
+    'an extension of a held reservation by ttlSeconds %s leaves its deadline',
+    async (_, ttlSeconds) => {
+      // A reservation of its own, as in the old test (PostgreSQL reads some of these strings as real timestamps).
+      const own = await ownReservation();
+      await expectRefused(() => api.extend(own.reservationId, { ttlSeconds }), 'ttlSeconds', [own.sku]);
+    },
+  );
 
   // A release's status is the route (cancel → CANCELLED); the nearest a client gets to passing one
   // is a status field in the cancel body.
-  it.each(cases(['COMMITTED', 'HELD', 'PENDING', 'BOGUS', '', null]))('a cancel with status %s leaves the reservation held', async (_, status) => {
-    // A reservation of its own: a release that took such a status would corrupt it.
-    const own = await ownReservation();
-    await expectRefused(() => api.cancel(own.reservationId, { status }), 'status', [own.sku]);
-  });
+  it.each(cases(['COMMITTED', 'HELD', 'PENDING', 'BOGUS', '', null]))(
+    'a cancel with status %s leaves the reservation held',
+    async (_, status) => {
+      // A reservation of its own: a release that took such a status would corrupt it.
+      const own = await ownReservation();
+      await expectRefused(() => api.cancel(own.reservationId, { status }), 'status', [own.sku]);
+    },
+  );
 });
 
 // ------------------------------------------------------------------ free text
 
 describe('free text that is not printable text, or is over its limit, is refused naming the field and changes nothing', () => {
   /** Not printable text: NUL, other control characters (C0, ESC, DEL, a newline) and a lone surrogate. */
-  const unprintable = cases(['a\u0000b', 'a\u0001b', '\u001b[31mred', 'a\u007fb', 'line 1\nline 2', 'a\ud800b', '\udc00']);
+  const unprintable = cases([
+    'a\u0000b',
+    'a\u0001b',
+    '\u001b[31mred',
+    'a\u007fb',
+    'line 1\nline 2',
+    'a\ud800b',
+    '\udc00',
+  ]);
   /** Each field with its limit in characters (ids 1..128, other text 1..500): one character over. */
-  const tooLong = { paymentId: 'p'.repeat(129), customerId: 'c'.repeat(129), reason: 'r'.repeat(501), name: 'n'.repeat(501) };
+  const tooLong = {
+    paymentId: 'p'.repeat(129),
+    customerId: 'c'.repeat(129),
+    reason: 'r'.repeat(501),
+    name: 'n'.repeat(501),
+  };
 
-  it.each([...unprintable, ...cases([tooLong.paymentId])])('a commit whose paymentId is %s leaves the reservation held', async (_, paymentId) => {
-    await expectRefused(() => api.commit(held.reservationId, { paymentId }), 'paymentId');
-  });
+  it.each([...unprintable, ...cases([tooLong.paymentId])])(
+    'a commit whose paymentId is %s leaves the reservation held',
+    async (_, paymentId) => {
+      await expectRefused(() => api.commit(held.reservationId, { paymentId }), 'paymentId');
+    },
+  );
 
-  it.each([...unprintable, ...cases([tooLong.reason])])('a cancel whose reason is %s leaves the reservation held', async (_, reason) => {
-    await expectRefused(() => api.cancel(held.reservationId, { reason }), 'reason');
-  });
+  it.each([...unprintable, ...cases([tooLong.reason])])(
+    'a cancel whose reason is %s leaves the reservation held',
+    async (_, reason) => {
+      await expectRefused(() => api.cancel(held.reservationId, { reason }), 'reason');
+    },
+  );
 
   it.each([...unprintable, ...cases([tooLong.reason])])('a restock whose reason is %s', async (_, reason) => {
     await expectRefused(() => api.restock(A, { quantity: 1, reason }), 'reason');
@@ -607,13 +737,18 @@ describe('free text that is not printable text, or is over its limit, is refused
   });
 
   it.each([...unprintable, ...cases([tooLong.reason])])('a return whose reason is %s', async (_, reason) => {
-    await expectRefused(() => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: 1 }], reason }), 'reason');
+    await expectRefused(
+      () => api.recordReturn({ reservationId: sold, items: [{ sku: A, quantity: 1 }], reason }),
+      'reason',
+    );
   });
 
   it.each([...unprintable, ...cases([tooLong.customerId])])('a hold whose customerId is %s', async (_, customerId) => {
     const reservationId = uniqueId('bad');
     await expectRefused(() => api.hold({ reservationId, items: [{ sku: A, quantity: 1 }], customerId }), 'customerId');
-    expect(await clients.db.query('SELECT 1 FROM reservations WHERE id = $1', [reservationId])).toMatchObject({ rowCount: 0 });
+    expect(await clients.db.query('SELECT 1 FROM reservations WHERE id = $1', [reservationId])).toMatchObject({
+      rowCount: 0,
+    });
   });
 
   it.each([...unprintable, ...cases([tooLong.name])])('a new SKU whose name is %s is not created', async (_, name) => {
@@ -627,7 +762,10 @@ describe('free text that is not printable text, or is over its limit, is refused
     await stock.createSku({ sku: own, total: 1 });
     const reason = '\u{1F4E6}'.repeat(500); // 1,000 UTF-16 units
     const res = await api.restock(own, { quantity: 1, reason });
-    expect({ status: res.status, body: res.body as unknown }).toEqual({ status: 200, body: expect.objectContaining({ total: 2 }) });
+    expect({ status: res.status, body: res.body as unknown }).toEqual({
+      status: 200,
+      body: expect.objectContaining({ total: 2 }),
+    });
     expect((await stock.getMovements(own)).movements[0]).toMatchObject({ kind: 'restock', reason });
   });
 });
@@ -642,9 +780,15 @@ describe('bodies that are not JSON, or not sent as JSON, are refused naming (bod
   });
 
   it.each([
-    ['a hold whose quantity is a literal undefined', () => api.hold(new Raw(`{"items":[{"sku":"${A}","quantity":undefined}]}`))],
+    [
+      'a hold whose quantity is a literal undefined',
+      () => api.hold(new Raw(`{"items":[{"sku":"${A}","quantity":undefined}]}`)),
+    ],
     ['a restock sent as text/plain', () => api.restock(A, new Raw('{"quantity":1}', 'text/plain'))],
-    ['an adjustment sent as a form', () => api.adjust(A, new Raw('delta=1&reason=count', 'application/x-www-form-urlencoded'))],
+    [
+      'an adjustment sent as a form',
+      () => api.adjust(A, new Raw('delta=1&reason=count', 'application/x-www-form-urlencoded')),
+    ],
     ['an extension with no body', () => api.extend(held.reservationId)],
   ] as const)('%s', async (_, call) => {
     await expectRefused(call, '(body)');
@@ -660,16 +804,35 @@ describe('strings that look like SQL are data, stored verbatim', () => {
     const sku = uniqueSku('SQL');
     const name = "Robert'); DROP TABLE skus;--";
     const created = await api.createSku({ sku, total: 10, name });
-    expect({ status: created.status, body: created.body as unknown }).toEqual({ status: 201, body: expect.objectContaining({ sku, name, total: 10 }) });
+    expect({ status: created.status, body: created.body as unknown }).toEqual({
+      status: 201,
+      body: expect.objectContaining({ sku, name, total: 10 }),
+    });
     const skusBefore = Number((await clients.db.query<{ n: string }>('SELECT count(*) AS n FROM skus')).rows[0]!.n);
 
-    expect((await api.restock(sku, { quantity: 2, reason: sqlish }, withKey("k'; DROP TABLE idempotency_keys;--" + uniqueId()))).status).toBe(200);
+    expect(
+      (
+        await api.restock(
+          sku,
+          { quantity: 2, reason: sqlish },
+          withKey("k'; DROP TABLE idempotency_keys;--" + uniqueId()),
+        )
+      ).status,
+    ).toBe(200);
     expect((await api.adjust(sku, { delta: -1, reason: `${sqlish} $1 %s \\ "quoted" ' ` })).status).toBe(200);
     // The hold and the sale through the store: the reservation routes need Temporal, which this test does not run.
-    const hold = { reservationId: uniqueId('sql'), items: [{ sku, quantity: 3 }], expiresAt: expiresIn(), customerId: "c'); DROP TABLE reservations;--" };
+    const hold = {
+      reservationId: uniqueId('sql'),
+      items: [{ sku, quantity: 3 }],
+      expiresAt: expiresIn(),
+      customerId: "c'); DROP TABLE reservations;--",
+    };
     await stock.hold(hold);
     await stock.commit(hold.reservationId, undefined, "pay'); DELETE FROM stock_movements;--");
-    expect((await api.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }], reason: sqlish })).status).toBe(200);
+    expect(
+      (await api.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }], reason: sqlish }))
+        .status,
+    ).toBe(200);
 
     const moved = await api.getMovements(sku);
     expect(moved.status).toBe(200);
@@ -682,12 +845,17 @@ describe('strings that look like SQL are data, stored verbatim', () => {
       ['initial', 10, 'created'],
     ]);
     const read = await api.getStock(sku);
-    expect({ status: read.status, body: read.body as unknown }).toEqual({ status: 200, body: { sku, name, total: 9, reserved: 0, available: 9, lowStockThreshold: null, maxPerCustomer: null } });
+    expect({ status: read.status, body: read.body as unknown }).toEqual({
+      status: 200,
+      body: { sku, name, total: 9, reserved: 0, available: 9, lowStockThreshold: null, maxPerCustomer: null },
+    });
     const stored = await clients.db.query<{ name: string; customer_id: string; payment_id: string }>(
       'SELECT s.name, r.customer_id, r.payment_id FROM skus s, reservations r WHERE s.sku = $1 AND r.id = $2',
       [sku, hold.reservationId],
     );
-    expect(stored.rows).toEqual([{ name, customer_id: hold.customerId, payment_id: "pay'); DELETE FROM stock_movements;--" }]);
+    expect(stored.rows).toEqual([
+      { name, customer_id: hold.customerId, payment_id: "pay'); DELETE FROM stock_movements;--" },
+    ]);
     const skusAfter = Number((await clients.db.query<{ n: string }>('SELECT count(*) AS n FROM skus')).rows[0]!.n);
     expect(skusAfter).toBeGreaterThanOrEqual(skusBefore);
     expect((await figures(clients, sku)).ledgerSum).toBe(9);
@@ -712,7 +880,9 @@ describe('a refused call leaves ids and keys usable', () => {
     const reservationId = uniqueId('bad');
     await expectRefused(() => api.hold({ reservationId, items: [{ sku, quantity: 0 }] }), 'items.0.quantity', [sku]);
     // The hold itself through the store, as the workflow's activity would make it.
-    expect(await stock.hold({ reservationId, items: [{ sku, quantity: 2 }], expiresAt: expiresIn() })).toEqual({ alreadyHeld: false });
+    expect(await stock.hold({ reservationId, items: [{ sku, quantity: 2 }], expiresAt: expiresIn() })).toEqual({
+      alreadyHeld: false,
+    });
     expect((await api.getStock(sku)).body).toMatchObject({ reserved: 2 });
   });
 
@@ -723,7 +893,10 @@ describe('a refused call leaves ids and keys usable', () => {
     await expectRefused(() => api.restock(sku, { quantity: 0 }, withKey(key)), 'quantity', [sku]);
     for (let i = 0; i < 2; i++) {
       const res = await api.restock(sku, { quantity: 3 }, withKey(key));
-      expect({ status: res.status, body: res.body as unknown }).toEqual({ status: 200, body: expect.objectContaining({ total: 8 }) });
+      expect({ status: res.status, body: res.body as unknown }).toEqual({
+        status: 200,
+        body: expect.objectContaining({ total: 8 }),
+      });
     }
   });
 });

@@ -25,13 +25,27 @@ const clients = testStock();
 const { stock } = clients;
 const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
 const app = createApp({
-  config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400, temporalUiUrl: 'http://ui.example:8233', temporalNamespace: 'shop' },
+  config: {
+    adminToken: ADMIN,
+    apiToken: CLIENT,
+    maxTtlSeconds: 86_400,
+    temporalUiUrl: 'http://ui.example:8233',
+    temporalNamespace: 'shop',
+  },
   stock,
   webhooks: new WebhookStore(clients.db),
-  reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'ops-routes', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+  reservations: new ReservationService(new Client({ connection }), stock, {
+    taskQueue: 'ops-routes',
+    defaultTtlSeconds: 600,
+    maxTtlSeconds: 86_400,
+  }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: async () => undefined },
+  checks: {
+    redis: () => clients.redis.ping(),
+    postgres: () => clients.db.query('SELECT 1'),
+    temporal: async () => undefined,
+  },
 });
 
 afterAll(async () => {
@@ -52,10 +66,18 @@ describe('GET /ops', () => {
     expect(csp).toMatch(/script-src 'self';/);
     expect(csp).not.toContain('unsafe');
     expect(res.text).toContain('<title>Stockhold ops</title>');
-    expect([...res.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)].map(([, attributes, body]) => [attributes!.trim(), body])).toEqual([['src="/ops/ops.js" defer', '']]);
+    expect(
+      [...res.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)].map(([, attributes, body]) => [
+        attributes!.trim(),
+        body,
+      ]),
+    ).toEqual([['src="/ops/ops.js" defer', '']]);
     expect(res.text).not.toMatch(/ style="/);
     const settings = /<meta name="stockhold-ops-settings" content="([^"]*)" \/>/.exec(res.text)?.[1];
-    expect(JSON.parse(settings!.replaceAll('&#34;', '"'))).toEqual({ temporalUiUrl: 'http://ui.example:8233', temporalNamespace: 'shop' });
+    expect(JSON.parse(settings!.replaceAll('&#34;', '"'))).toEqual({
+      temporalUiUrl: 'http://ui.example:8233',
+      temporalNamespace: 'shop',
+    });
     // The page carries no data and no token: it asks for the admin token in the browser.
     expect(res.text).not.toContain(ADMIN);
   });
@@ -95,8 +117,24 @@ describe('GET /v1/skus', () => {
     expect(first.status).toBe(200);
     expect(first.body).toEqual({
       skus: [
-        { sku: skus[0], name: 'item 0', total: 1, reserved: 0, available: 1, lowStockThreshold: null, maxPerCustomer: null },
-        { sku: skus[1], name: 'item 1', total: 2, reserved: 0, available: 2, lowStockThreshold: 3, maxPerCustomer: null },
+        {
+          sku: skus[0],
+          name: 'item 0',
+          total: 1,
+          reserved: 0,
+          available: 1,
+          lowStockThreshold: null,
+          maxPerCustomer: null,
+        },
+        {
+          sku: skus[1],
+          name: 'item 1',
+          total: 2,
+          reserved: 0,
+          available: 2,
+          lowStockThreshold: 3,
+          maxPerCustomer: null,
+        },
       ],
       next: skus[1],
     });
@@ -118,7 +156,11 @@ describe('GET /v1/skus', () => {
     ['after=-bad', 'after'],
   ])('?%s is 400 INVALID_REQUEST naming %s', async (query, field) => {
     const res = await admin(`/v1/skus?${query}`);
-    expect({ status: res.status, code: res.body.error?.code, field: res.body.error?.details?.field }).toEqual({ status: 400, code: 'INVALID_REQUEST', field });
+    expect({ status: res.status, code: res.body.error?.code, field: res.body.error?.details?.field }).toEqual({
+      status: 400,
+      code: 'INVALID_REQUEST',
+      field,
+    });
   });
 
   it('is for admins: the client token is 403, none is 401', async () => {

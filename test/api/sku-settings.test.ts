@@ -25,15 +25,32 @@ const app = createApp({
   config: { adminToken: ADMIN, apiToken: CLIENT, maxTtlSeconds: 86_400 },
   stock,
   webhooks: new WebhookStore(clients.db),
-  reservations: new ReservationService(new Client({ connection }), stock, { taskQueue: 'sku-settings', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+  reservations: new ReservationService(new Client({ connection }), stock, {
+    taskQueue: 'sku-settings',
+    defaultTtlSeconds: 600,
+    maxTtlSeconds: 86_400,
+  }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: async () => undefined },
+  checks: {
+    redis: () => clients.redis.ping(),
+    postgres: () => clients.db.query('SELECT 1'),
+    temporal: async () => undefined,
+  },
 });
 const server = createServer(app);
 let url = '';
 
-beforeAll(() => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => ((url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`), resolve()))));
+beforeAll(
+  () =>
+    new Promise<void>((resolve) =>
+      server.listen(
+        0,
+        '127.0.0.1',
+        () => ((url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`), resolve()),
+      ),
+    ),
+);
 
 afterAll(async () => {
   server.closeAllConnections();
@@ -53,8 +70,14 @@ async function send(method: string, path: string, body: unknown, token = ADMIN) 
 
 /** Everything a refused PATCH could have changed. */
 async function settingsOf(sku: string) {
-  const row = await clients.db.query('SELECT name, low_stock_threshold, max_per_customer FROM skus WHERE sku = $1', [sku]);
-  return { row: row.rows[0], redis: await clients.redis.hgetall(keys.stock(sku)), customers: await clients.redis.hgetall(keys.customers(sku)) };
+  const row = await clients.db.query('SELECT name, low_stock_threshold, max_per_customer FROM skus WHERE sku = $1', [
+    sku,
+  ]);
+  return {
+    row: row.rows[0],
+    redis: await clients.redis.hgetall(keys.stock(sku)),
+    customers: await clients.redis.hgetall(keys.customers(sku)),
+  };
 }
 
 describe('PATCH /v1/skus/:sku', () => {
@@ -62,10 +85,15 @@ describe('PATCH /v1/skus/:sku', () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 8, 'before');
     const res = await send('PATCH', `/v1/skus/${sku}`, { name: 'after', lowStockThreshold: 2, maxPerCustomer: 1 });
-    expect(res).toEqual({ status: 200, body: { sku, name: 'after', total: 8, reserved: 0, available: 8, lowStockThreshold: 2, maxPerCustomer: 1 } });
+    expect(res).toEqual({
+      status: 200,
+      body: { sku, name: 'after', total: 8, reserved: 0, available: 8, lowStockThreshold: 2, maxPerCustomer: 1 },
+    });
     expect((await send('GET', `/v1/skus/${sku}`, undefined, CLIENT)).body).toEqual(res.body);
     expect((await send('GET', `/v1/availability?skus=${sku}`, undefined, CLIENT)).body.items).toEqual([res.body]);
-    expect((await send('PATCH', `/v1/skus/${sku}`, { maxPerCustomer: null, lowStockThreshold: null })).body).toMatchObject({
+    expect(
+      (await send('PATCH', `/v1/skus/${sku}`, { maxPerCustomer: null, lowStockThreshold: null })).body,
+    ).toMatchObject({
       name: 'after',
       lowStockThreshold: null,
       maxPerCustomer: null,
@@ -90,12 +118,18 @@ describe('PATCH /v1/skus/:sku', () => {
     await stock.updateSku(sku, { maxPerCustomer: 3, lowStockThreshold: 1 });
     const before = await settingsOf(sku);
     const res = await send('PATCH', `/v1/skus/${sku}`, body);
-    expect({ status: res.status, code: res.body.error?.code, field: res.body.error?.details?.field }).toEqual({ status: 400, code: 'INVALID_REQUEST', field });
+    expect({ status: res.status, code: res.body.error?.code, field: res.body.error?.details?.field }).toEqual({
+      status: 400,
+      code: 'INVALID_REQUEST',
+      field,
+    });
     expect(await settingsOf(sku)).toEqual(before);
   });
 
   it('an unknown SKU is 404 SKU_NOT_FOUND; the client token is 403', async () => {
-    expect((await send('PATCH', `/v1/skus/${uniqueSku('NONE')}`, { maxPerCustomer: 1 })).body.error.code).toBe('SKU_NOT_FOUND');
+    expect((await send('PATCH', `/v1/skus/${uniqueSku('NONE')}`, { maxPerCustomer: 1 })).body.error.code).toBe(
+      'SKU_NOT_FOUND',
+    );
     const sku = uniqueSku();
     await newSku(clients, sku, 5);
     const res = await send('PATCH', `/v1/skus/${sku}`, { maxPerCustomer: 1 }, CLIENT);
@@ -110,7 +144,11 @@ describe('POST /v1/reservations on a SKU limited per customer', () => {
     await newSku(clients, sku, 5);
     await stock.updateSku(sku, { maxPerCustomer: 1 });
     const res = await send('POST', '/v1/reservations', { items: [{ sku, quantity: 1 }] }, CLIENT);
-    expect({ status: res.status, code: res.body.error.code, field: res.body.error.details.field }).toEqual({ status: 400, code: 'INVALID_REQUEST', field: 'customerId' });
+    expect({ status: res.status, code: res.body.error.code, field: res.body.error.details.field }).toEqual({
+      status: 400,
+      code: 'INVALID_REQUEST',
+      field: 'customerId',
+    });
   });
 
   it('beyond what the customer holds and bought is 409 CUSTOMER_LIMIT_EXCEEDED with its details, from Redis', async () => {
@@ -120,11 +158,22 @@ describe('POST /v1/reservations on a SKU limited per customer', () => {
     const sold = uniqueId();
     await stock.hold({ reservationId: sold, items: [{ sku, quantity: 1 }], customerId: 'uma', expiresAt: expiresIn() });
     await stock.commit(sold);
-    await stock.hold({ reservationId: uniqueId(), items: [{ sku, quantity: 1 }], customerId: 'uma', expiresAt: expiresIn() });
+    await stock.hold({
+      reservationId: uniqueId(),
+      items: [{ sku, quantity: 1 }],
+      customerId: 'uma',
+      expiresAt: expiresIn(),
+    });
     const res = await send('POST', '/v1/reservations', { items: [{ sku, quantity: 1 }], customerId: 'uma' }, CLIENT);
     expect(res).toEqual({
       status: 409,
-      body: { error: { code: 'CUSTOMER_LIMIT_EXCEEDED', message: expect.any(String), details: { sku, customerId: 'uma', limit: 2, held: 1, bought: 1, requested: 1 } } },
+      body: {
+        error: {
+          code: 'CUSTOMER_LIMIT_EXCEEDED',
+          message: expect.any(String),
+          details: { sku, customerId: 'uma', limit: 2, held: 1, bought: 1, requested: 1 },
+        },
+      },
     });
   });
 });

@@ -30,18 +30,21 @@ let page: Page;
 const problems: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
   mkdirSync(SHOTS, { recursive: true });
   stack = await startStack({ ui: true });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.on('console', (message) => {
     // Answers of 4xx are logged as errors too: they are checked below, by what was asked.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`);
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+      problems.push(`console: ${message.text()}`);
   });
   page.on('response', (res) => {
     // The wrong token's 401s are the test's own doing.
-    if (res.status() >= 400 && res.status() !== 401) problems.push(`${res.status()} for ${res.request().method()} ${res.url()}`);
+    if (res.status() >= 400 && res.status() !== 401)
+      problems.push(`${res.status()} for ${res.request().method()} ${res.url()}`);
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
 }, 180_000);
@@ -67,13 +70,18 @@ describe('the ops page, as an operator uses it', () => {
     await page.locator('#status', { hasText: /^signed in · updated \d/ }).waitFor();
     // "updated" moves with every refresh, not only at sign-in.
     const first = await text('#status');
-    await page.locator('#status', { hasText: /^signed in · updated / }).filter({ hasNotText: first }).waitFor({ timeout: 5_000 });
+    await page
+      .locator('#status', { hasText: /^signed in · updated / })
+      .filter({ hasNotText: first })
+      .waitFor({ timeout: 5_000 });
     await page.locator('#list-age', { hasText: /^read \d+(\.\d)? s ago$/ }).waitFor();
   });
 
   it('watches a flash sale sell a SKU out: units left to 0, holds per second, sold out, the holds with countdowns', async () => {
     const sku = uniqueSku('OPS');
-    expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: UNITS, name: 'Limited sneaker drop' } })).status).toBe(201);
+    expect(
+      (await stack.admin('POST', '/v1/skus', { body: { sku, total: UNITS, name: 'Limited sneaker drop' } })).status,
+    ).toBe(201);
     expect((await stack.admin('PATCH', `/v1/skus/${sku}`, { body: { lowStockThreshold: 5 } })).status).toBe(200);
 
     // The list refreshes every 3 s: the new SKU appears, in stock.
@@ -95,11 +103,14 @@ describe('the ops page, as an operator uses it', () => {
       while (watching) {
         highestRate = Math.max(highestRate, Number(await text('#holds-rate')) || 0);
         looks.push(
-          await page.locator('main').evaluate((main, picked) => ({
-            listed: main.querySelector(`tr.sku[data-sku="${picked}"] td.available`)?.textContent ?? '',
-            live: main.querySelector('#units-left')?.textContent ?? '',
-            expiries: [...main.querySelectorAll('#holds td.countdown')].map((td) => td.textContent ?? ''),
-          }), sku),
+          await page.locator('main').evaluate(
+            (main, picked) => ({
+              listed: main.querySelector(`tr.sku[data-sku="${picked}"] td.available`)?.textContent ?? '',
+              live: main.querySelector('#units-left')?.textContent ?? '',
+              expiries: [...main.querySelectorAll('#holds td.countdown')].map((td) => td.textContent ?? ''),
+            }),
+            sku,
+          ),
         );
         // A hold Redis took and PostgreSQL has not recorded yet, if the storm shows one.
         if (!recordingShot && looks.at(-1)!.expiries.some((e) => e.startsWith('not recorded yet'))) {
@@ -121,7 +132,10 @@ describe('the ops page, as an operator uses it', () => {
     expect(answers.filter((s) => s === 201)).toHaveLength(UNITS);
 
     await page.locator('#units-left', { hasText: /^0$/ }).waitFor({ timeout: 10_000 });
-    await page.locator('#holds tr.hold').nth(UNITS - 1).waitFor({ timeout: 10_000 });
+    await page
+      .locator('#holds tr.hold')
+      .nth(UNITS - 1)
+      .waitFor({ timeout: 10_000 });
     expect(await page.locator('#holds tr.hold').count()).toBe(UNITS);
     expect(await page.getAttribute('#picked-state', 'data-state')).toBe('soldout');
     // Countdowns of 10-minute holds once PostgreSQL has them all, and a refresh of the list after
@@ -152,7 +166,9 @@ describe('the ops page, as an operator uses it', () => {
   it("follows a hold's link to its reservation workflow in the Temporal Web UI", async () => {
     const link = page.locator('#holds a.reservation-link').first();
     const reservationId = await link.innerText();
-    expect(await link.getAttribute('href')).toBe(`${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(`reservation-${reservationId}`)}`);
+    expect(await link.getAttribute('href')).toBe(
+      `${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(`reservation-${reservationId}`)}`,
+    );
     const [ui] = await Promise.all([page.context().waitForEvent('page'), link.click()]);
     await ui.waitForLoadState('domcontentloaded');
     const heading = ui.locator('[data-testid="workflow-id-heading"]');
@@ -165,7 +181,9 @@ describe('the ops page, as an operator uses it', () => {
     // The moment between Redis taking the units and PostgreSQL recording the reservation, made to
     // last: a hold in Redis alone (the reconciler would give it back; this stack runs none).
     const sku = uniqueSku('OPS');
-    expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: 3, name: 'Not recorded yet' } })).status).toBe(201);
+    expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: 3, name: 'Not recorded yet' } })).status).toBe(
+      201,
+    );
     await page.locator(`tr.sku[data-sku="${sku}"]`).click({ timeout: 10_000 });
     await stack.stock.redis.hset(keys.holds(sku), `${sku}-unrecorded`, 1);
     try {

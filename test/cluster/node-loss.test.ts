@@ -76,7 +76,11 @@ test("a master that lost its data gets its SKUs back from PostgreSQL, holds incl
   expect((await stack.api('GET', `/v1/skus/${lost[0]}`)).status).toBe(503);
 
   for (const sku of lost) {
-    const f = await pollUntil(() => figures(stack.stock, sku), (x) => x.redisTotal === 10 && x.redisReserved === 3, 20_000);
+    const f = await pollUntil(
+      () => figures(stack.stock, sku),
+      (x) => x.redisTotal === 10 && x.redisReserved === 3,
+      20_000,
+    );
     expect(f).toMatchObject({ redisTotal: 10, redisReserved: 3, holdCount: 1 });
     expect(await stack.stock.redis.hget(keys.holds(sku), held.get(sku)!)).toBe('3');
     await expectConsistent(stack.stock, sku);

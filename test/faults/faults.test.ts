@@ -37,7 +37,13 @@ const quiet = process.env.FAULTS_VERBOSE ? (msg: string) => console.log(msg) : (
 beforeAll(async () => {
   rmSync(LOG_DIR, { recursive: true, force: true });
   // FAULTS_REV=<git revision>: test that revision's service (compiled afresh) instead of lib/.
-  stack = await startStack({ logDir: LOG_DIR, workload: SHORT_WORKLOAD, log: quiet, rev: process.env.FAULTS_REV, serviceEnv: RECONCILER_ENV });
+  stack = await startStack({
+    logDir: LOG_DIR,
+    workload: SHORT_WORKLOAD,
+    log: quiet,
+    rev: process.env.FAULTS_REV,
+    serviceEnv: RECONCILER_ENV,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -56,34 +62,66 @@ async function broken(kind: string, healTimeoutMs = HEAL_TIMEOUT_MS): Promise<st
 
 const PHASE_TIMEOUT_MS = 150_000;
 
-test('a Redis wiped mid-sale (FLUSHALL, then kill -9 and an empty restart) heals to PostgreSQL\'s figures without overselling', async () => {
-  expect(await broken('redis-wipe')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  "a Redis wiped mid-sale (FLUSHALL, then kill -9 and an empty restart) heals to PostgreSQL's figures without overselling",
+  async () => {
+    expect(await broken('redis-wipe')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('a Redis that lost some writes (old values restored over new ones, holds dropped while a crowd buys) breaks no promise and is repaired to PostgreSQL\'s figures', async () => {
-  expect(await broken('redis-partial', RECONCILER_HEAL_TIMEOUT_MS)).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  "a Redis that lost some writes (old values restored over new ones, holds dropped while a crowd buys) breaks no promise and is repaired to PostgreSQL's figures",
+  async () => {
+    expect(await broken('redis-partial', RECONCILER_HEAL_TIMEOUT_MS)).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('a frozen Redis gets 503s within the deadlines, never a hang, and loses nothing', async () => {
-  expect(await broken('redis-freeze')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'a frozen Redis gets 503s within the deadlines, never a hang, and loses nothing',
+  async () => {
+    expect(await broken('redis-freeze')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('a PostgreSQL crash mid-commit loses no sale a client heard and leaves no reservation wedged', async () => {
-  expect(await broken('pg-crash')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'a PostgreSQL crash mid-commit loses no sale a client heard and leaves no reservation wedged',
+  async () => {
+    expect(await broken('pg-crash')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('a Temporal server killed and restarted on its state file still finishes every reservation', async () => {
-  expect(await broken('temporal-kill')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'a Temporal server killed and restarted on its state file still finishes every reservation',
+  async () => {
+    expect(await broken('temporal-kill')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('a worker killed at random moments finishes every reservation with exactly one sale per line', async () => {
-  expect(await broken('worker-kill')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'a worker killed at random moments finishes every reservation with exactly one sale per line',
+  async () => {
+    expect(await broken('worker-kill')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('an API killed mid-request loses no sale, leaves no hold behind and answers again on restart', async () => {
-  expect(await broken('api-kill')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'an API killed mid-request loses no sale, leaves no hold behind and answers again on restart',
+  async () => {
+    expect(await broken('api-kill')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);
 
-test('clients resending after their own timeouts, with and without a reservation id, never hold or sell twice', async () => {
-  expect(await broken('client-resend')).toEqual([]);
-}, PHASE_TIMEOUT_MS);
+test(
+  'clients resending after their own timeouts, with and without a reservation id, never hold or sell twice',
+  async () => {
+    expect(await broken('client-resend')).toEqual([]);
+  },
+  PHASE_TIMEOUT_MS,
+);

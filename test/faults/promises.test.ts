@@ -22,21 +22,38 @@ function held(steps: Partial<ClientStep>[] = [], extra: Partial<TrackedReservati
     heard: 'HELD',
     heldAt: T,
     promisedUntilMs: T + 10_000,
-    steps: steps.map((s) => ({ action: 'commit', sentAt: T + 1_000, lastSentAt: T + 1_000, at: T + 1_200, outcome: 200, ...s })),
+    steps: steps.map((s) => ({
+      action: 'commit',
+      sentAt: T + 1_000,
+      lastSentAt: T + 1_000,
+      at: T + 1_200,
+      outcome: 200,
+      ...s,
+    })),
     ...extra,
   };
 }
 
-const pg = (status: string, at: number, more: Partial<PgReservation> = {}): PgReservation => ({ status, reason: null, updatedAt: at, sales: status === 'COMMITTED' ? 1 : 0, ...more });
+const pg = (status: string, at: number, more: Partial<PgReservation> = {}): PgReservation => ({
+  status,
+  reason: null,
+  updatedAt: at,
+  sales: status === 'COMMITTED' ? 1 : 0,
+  ...more,
+});
 
 describe('a HELD answer is a promise until its deadline', () => {
   test('a commit answered 409 INSUFFICIENT_STOCK breaks it', () => {
-    expect(brokenPromise(held([{ outcome: 409, code: 'INSUFFICIENT_STOCK' }]), pg('CANCELLED', T + 1_100))).toMatch(/INSUFFICIENT_STOCK/);
+    expect(brokenPromise(held([{ outcome: 409, code: 'INSUFFICIENT_STOCK' }]), pg('CANCELLED', T + 1_100))).toMatch(
+      /INSUFFICIENT_STOCK/,
+    );
   });
 
   test('a reservation PostgreSQL cancelled for want of stock (a paid one, whose client heard nothing) breaks it', () => {
     const r = held([{ action: 'paymentSucceeded', outcome: 'accepted' }]);
-    expect(brokenPromise(r, pg('CANCELLED', T + 1_500, { reason: 'INSUFFICIENT_STOCK: only 0 of S available' }))).toMatch(/for want of stock/);
+    expect(
+      brokenPromise(r, pg('CANCELLED', T + 1_500, { reason: 'INSUFFICIENT_STOCK: only 0 of S available' })),
+    ).toMatch(/for want of stock/);
   });
 
   test('expiring before the deadline breaks it; at or after the deadline keeps it', () => {
@@ -52,45 +69,112 @@ describe('a HELD answer is a promise until its deadline', () => {
   });
 
   test('cancelled without a client asking breaks it; a client cancel or paymentFailed does not', () => {
-    expect(brokenPromise(held(), pg('CANCELLED', T + 3_000, { reason: 'released by the reconciler: its workflow is gone' }))).toMatch(/no client cancelled/);
-    expect(brokenPromise(held([{ action: 'cancel', status: 'CANCELLED' }]), pg('CANCELLED', T + 1_200))).toBeUndefined();
-    expect(brokenPromise(held([{ action: 'paymentFailed', outcome: 'accepted' }]), pg('CANCELLED', T + 1_200))).toBeUndefined();
+    expect(
+      brokenPromise(held(), pg('CANCELLED', T + 3_000, { reason: 'released by the reconciler: its workflow is gone' })),
+    ).toMatch(/no client cancelled/);
+    expect(
+      brokenPromise(held([{ action: 'cancel', status: 'CANCELLED' }]), pg('CANCELLED', T + 1_200)),
+    ).toBeUndefined();
+    expect(
+      brokenPromise(held([{ action: 'paymentFailed', outcome: 'accepted' }]), pg('CANCELLED', T + 1_200)),
+    ).toBeUndefined();
   });
 
   test('a paymentSucceeded accepted well before the deadline must commit; one racing the deadline may expire', () => {
-    expect(brokenPromise(held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 2_000 }]), pg('EXPIRED', T + 10_000))).toMatch(/paymentSucceeded accepted/);
-    expect(brokenPromise(held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 10_000 - PAYMENT_RACE_MS / 2 }]), pg('EXPIRED', T + 10_000))).toBeUndefined();
-    expect(brokenPromise(held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 2_000 }]), pg('COMMITTED', T + 2_100))).toBeUndefined();
+    expect(
+      brokenPromise(
+        held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 2_000 }]),
+        pg('EXPIRED', T + 10_000),
+      ),
+    ).toMatch(/paymentSucceeded accepted/);
+    expect(
+      brokenPromise(
+        held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 10_000 - PAYMENT_RACE_MS / 2 }]),
+        pg('EXPIRED', T + 10_000),
+      ),
+    ).toBeUndefined();
+    expect(
+      brokenPromise(
+        held([{ action: 'paymentSucceeded', outcome: 'accepted', at: T + 2_000 }]),
+        pg('COMMITTED', T + 2_100),
+      ),
+    ).toBeUndefined();
   });
 
   test('a commit answered RESERVATION_EXPIRED after the deadline keeps it (judged by when it expired)', () => {
-    expect(brokenPromise(held([{ outcome: 409, code: 'RESERVATION_EXPIRED', lastSentAt: T + 9_500, at: T + 12_000 }]), pg('EXPIRED', T + 10_050))).toBeUndefined();
+    expect(
+      brokenPromise(
+        held([{ outcome: 409, code: 'RESERVATION_EXPIRED', lastSentAt: T + 9_500, at: T + 12_000 }]),
+        pg('EXPIRED', T + 10_050),
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe('answers PostgreSQL must not contradict', () => {
-  const step = (s: Partial<ClientStep>): ClientStep => ({ action: 'commit', sentAt: T, lastSentAt: T, at: T, outcome: 200, ...s });
+  const step = (s: Partial<ClientStep>): ClientStep => ({
+    action: 'commit',
+    sentAt: T,
+    lastSentAt: T,
+    at: T,
+    outcome: 200,
+    ...s,
+  });
 
   test('a 200 CANCELLED is CANCELLED in PostgreSQL, with no sale', () => {
     expect(contradiction(held(), step({ action: 'cancel', status: 'CANCELLED' }), pg('CANCELLED', T))).toBeUndefined();
-    expect(contradiction(held(), step({ action: 'cancel', status: 'CANCELLED' }), pg('COMMITTED', T))).toMatch(/200 CANCELLED/);
-    expect(contradiction(held(), step({ action: 'cancel', status: 'CANCELLED' }), pg('CANCELLED', T, { sales: 1 }))).toMatch(/with a sale/);
+    expect(contradiction(held(), step({ action: 'cancel', status: 'CANCELLED' }), pg('COMMITTED', T))).toMatch(
+      /200 CANCELLED/,
+    );
+    expect(
+      contradiction(held(), step({ action: 'cancel', status: 'CANCELLED' }), pg('CANCELLED', T, { sales: 1 })),
+    ).toMatch(/with a sale/);
   });
 
   test('a 409 RESERVATION_<STATUS> names the status PostgreSQL ends in', () => {
-    expect(contradiction(held(), step({ outcome: 409, code: 'RESERVATION_EXPIRED' }), pg('EXPIRED', T))).toBeUndefined();
-    expect(contradiction(held(), step({ outcome: 409, code: 'RESERVATION_EXPIRED' }), pg('COMMITTED', T))).toMatch(/409 RESERVATION_EXPIRED/);
-    expect(contradiction(held(), step({ action: 'cancel', outcome: 409, code: 'RESERVATION_COMMITTED' }), pg('COMMITTED', T))).toBeUndefined();
+    expect(
+      contradiction(held(), step({ outcome: 409, code: 'RESERVATION_EXPIRED' }), pg('EXPIRED', T)),
+    ).toBeUndefined();
+    expect(contradiction(held(), step({ outcome: 409, code: 'RESERVATION_EXPIRED' }), pg('COMMITTED', T))).toMatch(
+      /409 RESERVATION_EXPIRED/,
+    );
+    expect(
+      contradiction(
+        held(),
+        step({ action: 'cancel', outcome: 409, code: 'RESERVATION_COMMITTED' }),
+        pg('COMMITTED', T),
+      ),
+    ).toBeUndefined();
   });
 
   test('a 404 for a reservation a client heard HELD is always wrong', () => {
-    expect(contradiction(held(), step({ outcome: 404, code: 'RESERVATION_NOT_FOUND' }), pg('EXPIRED', T))).toMatch(/404/);
+    expect(contradiction(held(), step({ outcome: 404, code: 'RESERVATION_NOT_FOUND' }), pg('EXPIRED', T))).toMatch(
+      /404/,
+    );
   });
 
   test('an accepted paymentFailed ends CANCELLED (or EXPIRED when it raced the deadline), never COMMITTED', () => {
-    expect(contradiction(held(), step({ action: 'paymentFailed', outcome: 'accepted', at: T + 1_000 }), pg('EXPIRED', T + 10_000))).toMatch(/accepted/);
-    expect(contradiction(held(), step({ action: 'paymentFailed', outcome: 'accepted', at: T + 9_500 }), pg('EXPIRED', T + 10_000))).toBeUndefined();
-    expect(contradiction(held(), step({ action: 'paymentFailed', outcome: 'accepted', at: T + 9_500 }), pg('COMMITTED', T + 9_600))).toMatch(/accepted/);
+    expect(
+      contradiction(
+        held(),
+        step({ action: 'paymentFailed', outcome: 'accepted', at: T + 1_000 }),
+        pg('EXPIRED', T + 10_000),
+      ),
+    ).toMatch(/accepted/);
+    expect(
+      contradiction(
+        held(),
+        step({ action: 'paymentFailed', outcome: 'accepted', at: T + 9_500 }),
+        pg('EXPIRED', T + 10_000),
+      ),
+    ).toBeUndefined();
+    expect(
+      contradiction(
+        held(),
+        step({ action: 'paymentFailed', outcome: 'accepted', at: T + 9_500 }),
+        pg('COMMITTED', T + 9_600),
+      ),
+    ).toMatch(/accepted/);
   });
 });
 
@@ -132,7 +216,10 @@ describe('the judge', () => {
     p.extraFailures.push('pg-crash could not be injected or undone: boom');
     p.failures = judge(p);
     p.wedged.push({ id: 'late', where: 'postgres', status: 'HELD', overdueS: 3 });
-    expect(judge(p)).toEqual(['pg-crash could not be injected or undone: boom', expect.stringMatching(/^wedged reservations: 1/)]);
+    expect(judge(p)).toEqual([
+      'pg-crash could not be injected or undone: boom',
+      expect.stringMatching(/^wedged reservations: 1/),
+    ]);
   });
 
   test('fails a broken promise, a fault that hit nothing, and unexplained drift where Redis lost nothing', () => {

@@ -24,18 +24,25 @@ const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * retry answers 200 HELD). An answer lost on the way (a connection reset on a loaded machine) is
  * retried the same way when the body names its reservation; without an id it cannot be, and fails.
  */
-export async function reserveUntilAnswered(post: (body: Record<string, unknown>) => Promise<ApiAnswer>, body: Record<string, unknown>): Promise<Answered> {
+export async function reserveUntilAnswered(
+  post: (body: Record<string, unknown>) => Promise<ApiAnswer>,
+  body: Record<string, unknown>,
+): Promise<Answered> {
   let current = body;
   for (let retried = 0; ; retried++) {
     let res: ApiAnswer;
     try {
       res = await post(current);
     } catch (err) {
-      if (current.reservationId === undefined || !(err instanceof TypeError && err.message === 'fetch failed')) throw err;
+      if (current.reservationId === undefined || !(err instanceof TypeError && err.message === 'fetch failed'))
+        throw err;
       await pause(100);
       continue;
     }
-    const reservationId = (current.reservationId as string | undefined) ?? (res.body?.reservationId as string | undefined) ?? (res.body?.error?.details?.reservationId as string | undefined);
+    const reservationId =
+      (current.reservationId as string | undefined) ??
+      (res.body?.reservationId as string | undefined) ??
+      (res.body?.error?.details?.reservationId as string | undefined);
     if (res.status !== 503) return { res, reservationId, retried };
     if (current.reservationId === undefined && reservationId !== undefined) current = { ...current, reservationId };
     await pause(100);

@@ -21,7 +21,9 @@ type Json = any;
 const DOCUMENT_ID = 'https://stockhold.invalid/openapi.json';
 
 /** The document the app serves (RESERVATION_MAX_TTL_SECONDS only bounds request bodies, not answers). */
-export const openApiDocument: Json = buildOpenApiDocument(apiDescription({ maxTtlSeconds: 86_400 }), { version: 'test' });
+export const openApiDocument: Json = buildOpenApiDocument(apiDescription({ maxTtlSeconds: 86_400 }), {
+  version: 'test',
+});
 
 // strict: false only because the document is not a schema itself (openapi, paths, ...); the
 // schemas in it are compiled in strict mode by test/unit/openapi.test.ts. The `pattern` of a
@@ -91,15 +93,26 @@ export function nonConformance(answer: Answer): string | undefined {
 
   const documented = operation.responses as Record<string, { content?: Record<string, unknown> }>;
   const response = documented[String(answer.status)];
-  if (!response) return `${where}, which the OpenAPI document does not list for ${route!.path} (it lists ${Object.keys(documented).join(', ')})`;
-  if (!response.content) return answer.text === '' ? undefined : `${where} with a body, but the document says it has none`;
+  if (!response)
+    return `${where}, which the OpenAPI document does not list for ${route!.path} (it lists ${Object.keys(documented).join(', ')})`;
+  if (!response.content)
+    return answer.text === '' ? undefined : `${where} with a body, but the document says it has none`;
   if (!response.content[mediaType]) {
     return `${where} as ${mediaType || 'no media type'}; the document says ${Object.keys(response.content).join(' or ')}`;
   }
   if (mediaType !== 'application/json') return undefined;
   const body = json();
   if (body.problem) return body.problem;
-  const validate = validatorAt('paths', route!.path, method, 'responses', String(answer.status), 'content', mediaType, 'schema');
+  const validate = validatorAt(
+    'paths',
+    route!.path,
+    method,
+    'responses',
+    String(answer.status),
+    'content',
+    mediaType,
+    'schema',
+  );
   if (validate(body.value)) return undefined;
   return `${where}, which does not match the OpenAPI document (paths['${route!.path}'].${method}.responses['${answer.status}']): ${ajv.errorsText(validate.errors, { dataVar: 'body' })}\nbody: ${answer.text.slice(0, 500)}`;
 }
@@ -117,7 +130,10 @@ export function expectConforming(answer: Answer): void {
 // A failure also fails the file, even when the test that met it caught the error.
 if (typeof afterAll === 'function') {
   afterAll(() => {
-    if (failures.length > 0) throw new Error(`${failures.length} answer(s) did not match the OpenAPI document:\n${[...new Set(failures)].slice(0, 10).join('\n')}`);
+    if (failures.length > 0)
+      throw new Error(
+        `${failures.length} answer(s) did not match the OpenAPI document:\n${[...new Set(failures)].slice(0, 10).join('\n')}`,
+      );
   });
 }
 
@@ -125,14 +141,24 @@ if (typeof afterAll === 'function') {
 type SupertestInternals = {
   method: string;
   url: string;
-  assert(resError: unknown, res: { status: number; headers: Record<string, string>; text?: string } | undefined, fn?: (err: unknown, res: unknown) => void): void;
+  assert(
+    resError: unknown,
+    res: { status: number; headers: Record<string, string>; text?: string } | undefined,
+    fn?: (err: unknown, res: unknown) => void,
+  ): void;
 };
 const proto = Test.prototype as unknown as SupertestInternals & { conformanceHooked?: boolean };
 if (!proto.conformanceHooked) {
   const original = proto.assert;
   proto.assert = function (this: SupertestInternals, resError, res, fn) {
     if (res) {
-      const problem = nonConformance({ method: this.method, url: this.url, status: res.status, contentType: res.headers['content-type'], text: res.text ?? '' });
+      const problem = nonConformance({
+        method: this.method,
+        url: this.url,
+        status: res.status,
+        contentType: res.headers['content-type'],
+        text: res.text ?? '',
+      });
       if (problem !== undefined) {
         failures.push(problem);
         fn?.call(this, new Error(problem), res);

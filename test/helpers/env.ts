@@ -5,9 +5,14 @@ import { randomUUID } from 'node:crypto';
  * private redis-server, a second one for the tests that wipe Redis) and handed over in
  * process.env; set these variables before running jest to use stores of your own instead.
  */
-function fromSetup(name: 'TEST_DATABASE_URL' | 'TEST_REDIS_URL' | 'TEST_LOSSY_REDIS_URL' | 'TEST_REDIS_CLUSTER_NODES'): string {
+function fromSetup(
+  name: 'TEST_DATABASE_URL' | 'TEST_REDIS_URL' | 'TEST_LOSSY_REDIS_URL' | 'TEST_REDIS_CLUSTER_NODES',
+): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the tests through jest (its globalSetup, test/helpers/global-setup.ts, sets it) or set it yourself`);
+  if (!value)
+    throw new Error(
+      `${name} is not set: run the tests through jest (its globalSetup, test/helpers/global-setup.ts, sets it) or set it yourself`,
+    );
   return value;
 }
 
@@ -24,7 +29,10 @@ export const REDIS_MODE: 'single' | 'cluster' = process.env.STOCKHOLD_TEST_REDIS
 /** Where the test file's stock module finds Redis: a URL, or the cluster's seed nodes. */
 export const TEST_REDIS_TARGET: string | { host: string; port: number }[] =
   REDIS_MODE === 'cluster'
-    ? TEST_REDIS_CLUSTER_NODES.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) }))
+    ? TEST_REDIS_CLUSTER_NODES.split(',').map((seed) => ({
+        host: seed.split(':')[0]!,
+        port: Number(seed.split(':')[1]),
+      }))
     : TEST_REDIS_URL;
 
 /** A SKU name of its own for each test, so tests never share counters. */

@@ -15,7 +15,12 @@ import { createTestDatabase, type TestDatabase } from './test-database';
  * Each of the three variables, when already set, is used as given: such a store is neither
  * created nor wiped nor removed (a database given so is migrated).
  */
-export const URL_VARIABLES = ['TEST_DATABASE_URL', 'TEST_REDIS_URL', 'TEST_LOSSY_REDIS_URL', 'TEST_REDIS_CLUSTER_NODES'] as const;
+export const URL_VARIABLES = [
+  'TEST_DATABASE_URL',
+  'TEST_REDIS_URL',
+  'TEST_LOSSY_REDIS_URL',
+  'TEST_REDIS_CLUSTER_NODES',
+] as const;
 
 export interface TestStores {
   /** Removes what the setup created and restores the variables it set. */
@@ -31,7 +36,11 @@ export default async function globalSetup(): Promise<void> {
   const given = Object.fromEntries(URL_VARIABLES.map((name) => [name, process.env[name]]));
   const created: { database?: TestDatabase; redis: RedisServer[]; cluster?: RedisCluster } = { redis: [] };
   const cleanUp = async () => {
-    const results = await Promise.allSettled([created.database?.drop(), ...created.redis.map((r) => r.stop()), created.cluster?.stop()]);
+    const results = await Promise.allSettled([
+      created.database?.drop(),
+      ...created.redis.map((r) => r.stop()),
+      created.cluster?.stop(),
+    ]);
     for (const name of URL_VARIABLES) {
       if (given[name] === undefined) delete process.env[name];
       else process.env[name] = given[name];
@@ -64,7 +73,9 @@ export default async function globalSetup(): Promise<void> {
     ]);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const [databaseUrl, redisUrl, lossyRedisUrl, clusterNodes] = settled.map((r) => (r as PromiseFulfilledResult<string>).value) as [string, string, string, string];
+    const [databaseUrl, redisUrl, lossyRedisUrl, clusterNodes] = settled.map(
+      (r) => (r as PromiseFulfilledResult<string>).value,
+    ) as [string, string, string, string];
     // The database is empty, so empty counters are complete: mark them loaded (as a rebuild would).
     const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
@@ -77,7 +88,10 @@ export default async function globalSetup(): Promise<void> {
     process.env.TEST_REDIS_URL = redisUrl;
     process.env.TEST_LOSSY_REDIS_URL = lossyRedisUrl;
     // The cluster's marker too (it lives in the slot of its key, on one of the masters).
-    const cluster = new Cluster(clusterNodes.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) })), { lazyConnect: true });
+    const cluster = new Cluster(
+      clusterNodes.split(',').map((seed) => ({ host: seed.split(':')[0]!, port: Number(seed.split(':')[1]) })),
+      { lazyConnect: true },
+    );
     try {
       await cluster.set(keys.loaded, 'test setup');
     } finally {

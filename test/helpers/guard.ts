@@ -79,5 +79,12 @@ const timer = setInterval(async () => {
  * within about a second of the current process's death, however it dies.
  */
 export function dropWhenOrphaned(adminUrl: string, name: string, owner = process.pid): Guard {
-  return detachedGuard(process.execPath, ['-e', DROP_WHEN_ORPHANED, String(owner), adminUrl, name, require.resolve('pg')]);
+  return detachedGuard(process.execPath, [
+    '-e',
+    DROP_WHEN_ORPHANED,
+    String(owner),
+    adminUrl,
+    name,
+    require.resolve('pg'),
+  ]);
 }

@@ -7,7 +7,10 @@ import type { Pool } from 'pg';
 import { SCRIPT_COMMANDS, type StockRedis } from '../../src/stock';
 
 /** Redis, with `before(command, args)` awaited before each Lua script command (stockHold, stockRelease...); a throw fails the command unsent. */
-export function interceptScripts(redis: StockRedis, before: (command: string, args: unknown[]) => void | Promise<void>): StockRedis {
+export function interceptScripts(
+  redis: StockRedis,
+  before: (command: string, args: unknown[]) => void | Promise<void>,
+): StockRedis {
   return new Proxy(redis, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);

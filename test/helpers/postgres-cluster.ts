@@ -85,7 +85,10 @@ exit 0
 `;
 
 function cleanWhenOrphaned(dir: string): Guard {
-  const guard = spawn('/bin/sh', ['-c', CLEAN_WHEN_ORPHANED, 'stockhold-pg-guard', String(process.pid), dir], { detached: true, stdio: 'ignore' });
+  const guard = spawn('/bin/sh', ['-c', CLEAN_WHEN_ORPHANED, 'stockhold-pg-guard', String(process.pid), dir], {
+    detached: true,
+    stdio: 'ignore',
+  });
   guard.on('error', () => undefined);
   guard.unref();
   return {
@@ -181,7 +184,8 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
         await start();
         break;
       } catch (err) {
-        if (options.port !== undefined || attempt >= 5 || !/could not bind|already in use/i.test(String(err))) throw err;
+        if (options.port !== undefined || attempt >= 5 || !/could not bind|already in use/i.test(String(err)))
+          throw err;
       }
     }
   } catch (err) {

@@ -28,12 +28,18 @@ export function buildIfStale(file: string): void {
   if (existsSync(file) && statSync(file).mtimeMs >= newestMtime(path.join(PROJECT_ROOT, 'src'))) return;
   const startedAt = Date.now();
   try {
-    execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 180_000 });
+    execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], {
+      cwd: PROJECT_ROOT,
+      stdio: 'pipe',
+      timeout: 180_000,
+    });
   } catch (err) {
     const e = err as { stdout?: Buffer; stderr?: Buffer };
     const report = `${String(e.stdout ?? '')}${String(e.stderr ?? '')}`;
     if (!existsSync(file) || statSync(file).mtimeMs < startedAt - 1_000) throw new Error(`build failed:\n${report}`);
-    console.warn(`build reported type errors; running the emitted ${path.relative(PROJECT_ROOT, file)} anyway:\n${report}`);
+    console.warn(
+      `build reported type errors; running the emitted ${path.relative(PROJECT_ROOT, file)} anyway:\n${report}`,
+    );
   }
 }
 
@@ -99,20 +105,32 @@ export function killWorkers(): void {
  * Waits until the worker process polls both the workflow and the activity task queue of `queue`
  * (every Temporal call under `signal`, when given).
  */
-export async function waitUntilPolling(worker: WorkerProcess, client: Client, queue: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function waitUntilPolling(
+  worker: WorkerProcess,
+  client: Client,
+  queue: string,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
   const { timeoutMs = 30_000, signal } = options;
   const prefix = `${worker.child.pid}@`;
-  const types = [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
+  const types = [
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+  ];
   const describe = (taskQueueType: temporal.api.enums.v1.TaskQueueType) => () =>
     client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: queue }, taskQueueType });
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
-      throw new Error(`worker exited (${worker.child.exitCode ?? worker.child.signalCode}) before polling:\n${worker.output()}`);
+      throw new Error(
+        `worker exited (${worker.child.exitCode ?? worker.child.signalCode}) before polling:\n${worker.output()}`,
+      );
     }
     const polling = await Promise.all(
       types.map(async (taskQueueType) => {
-        const described = signal ? await client.withAbortSignal(signal, describe(taskQueueType)) : await describe(taskQueueType)();
+        const described = signal
+          ? await client.withAbortSignal(signal, describe(taskQueueType))
+          : await describe(taskQueueType)();
         return (described.pollers ?? []).some((p) => p.identity?.startsWith(prefix));
       }),
     );

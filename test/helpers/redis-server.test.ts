@@ -18,12 +18,16 @@ async function node(port?: number): Promise<RedisServer> {
 function client(url: string): Redis {
   // Fails fast instead of queueing while the node is frozen or gone. disconnectTimeout: ioredis
   // waits that long for a 'close' its socket to a killed node already emitted (2 s by default).
-  const redis = new Redis(url, { maxRetriesPerRequest: 0, commandTimeout: 300, retryStrategy: () => 100, disconnectTimeout: 50 });
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: 0,
+    commandTimeout: 300,
+    retryStrategy: () => 100,
+    disconnectTimeout: 50,
+  });
   redis.on('error', () => undefined);
   clients.push(redis);
   return redis;
 }
-
 
 afterAll(async () => {
   for (const c of clients) c.disconnect();

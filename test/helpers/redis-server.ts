@@ -69,13 +69,20 @@ async function startOnce(port: number, options: RedisServerOptions): Promise<Red
   const executable = options.executable ?? process.env.REDIS_SERVER ?? 'redis-server';
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stockhold-redis-'));
   const args = [
-    '--port', String(port),
-    '--bind', HOST,
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
-    '--dir', dir, // a replica's or a SAVE's RDB file goes here, not into the project
-    '--logfile', '',
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+    '--dir',
+    dir, // a replica's or a SAVE's RDB file goes here, not into the project
+    '--logfile',
+    '',
     ...(options.args ?? []),
   ];
   const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -142,7 +149,10 @@ async function startOnce(port: number, options: RedisServerOptions): Promise<Red
   if (!ready || gone()) {
     await stop();
     const portTaken = /Address already in use/i.test(log);
-    throw new StartError(`redis-server on port ${port} did not start (${executable} ${args.join(' ')}):\n${log}`, portTaken);
+    throw new StartError(
+      `redis-server on port ${port} did not start (${executable} ${args.join(' ')}):\n${log}`,
+      portTaken,
+    );
   }
   return {
     url: `redis://${HOST}:${port}`,

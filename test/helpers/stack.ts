@@ -51,7 +51,12 @@ export interface ApiAnswer<T = any> {
 
 /** One HTTP call to the API; the body is parsed as JSON when it is JSON. Throws when the answer does not match the OpenAPI document. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function request<T = any>(baseUrl: string, method: string, path: string, options: ApiOptions = {}): Promise<ApiAnswer<T>> {
+export async function request<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: ApiOptions = {},
+): Promise<ApiAnswer<T>> {
   const token = options.token === undefined ? CLIENT_TOKEN : options.token;
   const headers: Record<string, string> = {};
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -173,7 +178,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       activities: {
         ...createActivities(stock.stock),
         ...(options.reconciler
-          ? createReconcilerActivities({ stock: stock.stock, temporal: env.client, logger: createLogger('silent'), settings: options.reconciler })
+          ? createReconcilerActivities({
+              stock: stock.stock,
+              temporal: env.client,
+              logger: createLogger('silent'),
+              settings: options.reconciler,
+            })
           : {}),
       },
       shutdownGraceTime: '2 seconds',
@@ -193,7 +203,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       },
       stock: stock.stock,
       webhooks,
-      reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+      reservations: new ReservationService(env.client, new StockStore(withFaults(stock.redis, faults), stock.db), {
+        taskQueue: queue,
+        defaultTtlSeconds: 600,
+        maxTtlSeconds: 86_400,
+      }),
       metrics: createMetrics(deploymentSources(stock.stock, webhooks, { reconciler: Boolean(options.reconciler) })),
       logger: createLogger('silent'),
       checks: readinessChecks(stock, env.client, 'default', queue),
@@ -227,7 +241,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** Polls `probe` until `done` holds (at most `timeoutMs`), returning the last value either way. */
-export async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, intervalMs = 200): Promise<T> {
+export async function pollUntil<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 10_000,
+  intervalMs = 200,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -91,7 +91,11 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
 }
 
 /** A server on a free port of 127.0.0.1 that accepts every connection and never answers. */
-export async function startSilentListener(): Promise<{ address: string; connections(): number; close(): Promise<void> }> {
+export async function startSilentListener(): Promise<{
+  address: string;
+  connections(): number;
+  close(): Promise<void>;
+}> {
   const sockets = new Set<Socket>();
   let accepted = 0;
   const server = createServer((socket) => {

@@ -18,7 +18,10 @@ import { freePort } from './redis-server';
  */
 export function installTestRuntime(): void {
   try {
-    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+    });
   } catch {
     // already installed in this test file's module registry
   }
@@ -30,9 +33,12 @@ export function installTestRuntime(): void {
  */
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } },
+  });
   const port = env.address.split(':').at(-1);
-  for (const pid of childProcesses((args) => args.startsWith(`${TEMPORAL_TEST_SERVER} `) && args.endsWith(` ${port}`))) killWhenOrphaned(pid);
+  for (const pid of childProcesses((args) => args.startsWith(`${TEMPORAL_TEST_SERVER} `) && args.endsWith(` ${port}`)))
+    killWhenOrphaned(pid);
   return env;
 }
 
@@ -40,7 +46,10 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 function childProcesses(match: (args: string) => boolean): number[] {
   let listing: string;
   try {
-    listing = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    listing = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
   } catch {
     return [];
   }
@@ -79,20 +88,33 @@ class PortTaken extends Error {}
 async function startDevServer(port: number, uiPort?: number): Promise<TestWorkflowEnvironment> {
   const address = `127.0.0.1:${port}`;
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--namespace', 'default',
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    'default',
     // The Web UI only for a test that opens it (the ops page's links).
     ...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]),
-    '--log-format', 'text',
-    '--log-level', 'error',
-    '--output', 'none', // no banner
+    '--log-format',
+    'text',
+    '--log-level',
+    'error',
+    '--output',
+    'none', // no banner
     // As the SDK's createLocal sets them:
-    '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-    ...SEARCH_ATTRIBUTE_KEYS.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
+    '--dynamic-config-value',
+    'frontend.enableServerVersionCheck=false',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecution=true',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    ...SEARCH_ATTRIBUTE_KEYS.flatMap((key) => [
+      '--search-attribute',
+      `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
+    ]),
   ];
   const child = spawn(TEMPORAL_CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => {
@@ -123,11 +145,16 @@ async function startDevServer(port: number, uiPort?: number): Promise<TestWorkfl
   };
 
   try {
-    await waitUntilServing(address, () => spawnError ?? (child.exitCode !== null || child.signalCode !== null ? new Error('exited') : undefined));
+    await waitUntilServing(
+      address,
+      () => spawnError ?? (child.exitCode !== null || child.signalCode !== null ? new Error('exited') : undefined),
+    );
   } catch (err) {
     await stop();
     if (/address already in use/i.test(recent)) throw new PortTaken(recent);
-    throw new Error(`the Temporal dev server did not start (${TEMPORAL_CLI} ${args.join(' ')}): ${String(err)}\n${recent}`);
+    throw new Error(
+      `the Temporal dev server did not start (${TEMPORAL_CLI} ${args.join(' ')}): ${String(err)}\n${recent}`,
+    );
   }
   let env: TestWorkflowEnvironment;
   try {

@@ -39,12 +39,16 @@ export async function createTestDatabase(prefix = 'stockhold_test'): Promise<Tes
   // CREATE, not "IF NOT EXISTS": a name taken by anyone else fails here rather than being shared (and later dropped).
   await admin(async (client) => {
     await client.query(`CREATE DATABASE ${quote(name)}`);
-    await client.query(`COMMENT ON DATABASE ${quote(name)} IS ${client.escapeLiteral(`stockhold test run: pid ${process.pid} on ${os.hostname()}, ${new Date().toISOString()}`)}`);
+    await client.query(
+      `COMMENT ON DATABASE ${quote(name)} IS ${client.escapeLiteral(`stockhold test run: pid ${process.pid} on ${os.hostname()}, ${new Date().toISOString()}`)}`,
+    );
   });
   const guard = dropWhenOrphaned(SERVER_URL, name);
   let dropping: Promise<void> | undefined;
   const drop = () => {
-    dropping ??= admin((client) => client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`)).then(() => guard.cancel());
+    dropping ??= admin((client) => client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`)).then(() =>
+      guard.cancel(),
+    );
     return dropping;
   };
   try {

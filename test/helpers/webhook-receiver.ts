@@ -11,7 +11,11 @@ import type { AddressInfo } from 'node:net';
  * after an optional delay, or once `after` settles (a gate the test opens: the request stays
  * unanswered until then, whatever the sender's timeout).
  */
-export type Behaviour = (n: number, req: IncomingMessage, event: DeliveredEvent) => { status: number; delayMs?: number; after?: Promise<unknown> };
+export type Behaviour = (
+  n: number,
+  req: IncomingMessage,
+  event: DeliveredEvent,
+) => { status: number; delayMs?: number; after?: Promise<unknown> };
 
 /** The event a delivery carries (docs/API.md, "A delivery"). */
 export interface DeliveredEvent {
@@ -90,5 +94,7 @@ export async function closeReceivers(): Promise<void> {
 
 /** The ids of the events the receiver answered with a 2xx (an answer written, not one a gate still holds). */
 export function deliveredIds(receiver: Receiver): Set<string> {
-  return new Set(receiver.requests.filter((r) => r.answered && r.status >= 200 && r.status < 300).map((r) => r.event.id));
+  return new Set(
+    receiver.requests.filter((r) => r.answered && r.status >= 200 && r.status < 300).map((r) => r.event.id),
+  );
 }

@@ -46,14 +46,19 @@ function reserve(body: Record<string, unknown>, token?: string) {
 async function hold(items: Line[], extra: Record<string, unknown> = {}) {
   const reservationId = uniqueId('res');
   const res = await reserve({ reservationId, items, ...extra });
-  expect({ status: res.status, reservationStatus: res.body?.status }).toEqual({ status: 201, reservationStatus: 'HELD' });
+  expect({ status: res.status, reservationStatus: res.body?.status }).toEqual({
+    status: 201,
+    reservationStatus: 'HELD',
+  });
   return { reservationId, view: res.body };
 }
 
 const stockOf = async (sku: string) => (await stack.api('GET', `/v1/skus/${sku}`)).body;
 
 async function movementCount(sku: string): Promise<number> {
-  const r = await stack.stock.db.query<{ n: string }>('SELECT count(*) AS n FROM stock_movements WHERE sku = $1', [sku]);
+  const r = await stack.stock.db.query<{ n: string }>('SELECT count(*) AS n FROM stock_movements WHERE sku = $1', [
+    sku,
+  ]);
   return Number(r.rows[0]!.n);
 }
 
@@ -83,7 +88,9 @@ function expectError(res: ApiAnswer, status: number, code: string): void {
 /** No workflow exists for this reservation id, and the API does not know it. */
 async function expectNoReservation(reservationId: string): Promise<void> {
   expectError(await stack.api('GET', `/v1/reservations/${reservationId}`), 404, 'RESERVATION_NOT_FOUND');
-  await expect(stack.env.client.workflow.getHandle(workflowIdOf(reservationId)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  await expect(stack.env.client.workflow.getHandle(workflowIdOf(reservationId)).describe()).rejects.toBeInstanceOf(
+    WorkflowNotFoundError,
+  );
 }
 
 async function workflowIds(query: string): Promise<string[]> {
@@ -94,7 +101,12 @@ async function workflowIds(query: string): Promise<string[]> {
 
 /** Polls Temporal's (eventually consistent) visibility until `query` finds `workflowId`. */
 async function expectVisible(query: string, workflowId: string): Promise<void> {
-  const ids = await pollUntil(() => workflowIds(query), (found) => found.includes(workflowId), 15_000, 250);
+  const ids = await pollUntil(
+    () => workflowIds(query),
+    (found) => found.includes(workflowId),
+    15_000,
+    250,
+  );
   expect(ids).toContain(workflowId);
 }
 
@@ -125,7 +137,11 @@ describe('the last unit', () => {
     // (its buyer answered 503): a buyer refused while that hold stood was refused for good.
     const answered503 = answers.filter((a) => a.retried > 0).length;
     const held = answers.filter((a) => outcomeOf(a) === 'HELD').length;
-    expect(tally(answers, outcomeOf)).toEqual(answered503 > 0 && held === 0 ? { '409 INSUFFICIENT_STOCK': 2_000 } : { HELD: 1, '409 INSUFFICIENT_STOCK': 1_999 });
+    expect(tally(answers, outcomeOf)).toEqual(
+      answered503 > 0 && held === 0
+        ? { '409 INSUFFICIENT_STOCK': 2_000 }
+        : { HELD: 1, '409 INSUFFICIENT_STOCK': 1_999 },
+    );
     for (const a of answers.filter((x) => x.res.status === 409)) {
       expect(a.res.body.error.details).toEqual({ sku, requested: 1, available: 0 });
     }
@@ -133,7 +149,15 @@ describe('the last unit', () => {
 
     const winner = answers.find((a) => outcomeOf(a) === 'HELD')!.res.body;
     expect(winner.items).toEqual([{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }]);
-    expect(await stockOf(sku)).toEqual({ sku, name: `item ${sku}`, total: 1, reserved: 1, available: 0, lowStockThreshold: null, maxPerCustomer: null });
+    expect(await stockOf(sku)).toEqual({
+      sku,
+      name: `item ${sku}`,
+      total: 1,
+      reserved: 1,
+      available: 0,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     const holds = await stack.admin('GET', `/v1/skus/${sku}/holds`);
     expect(holds.body.holds.map((h: { reservationId: string }) => h.reservationId)).toEqual([winner.reservationId]);
     await expectConsistent(stack.stock, sku);
@@ -150,17 +174,27 @@ describe('reservations', () => {
     expect(Date.parse(view.expiresAt) - Date.parse(view.createdAt)).toBe(2_000);
 
     const expired = await pollReservation(reservationId, 'EXPIRED');
-    expect(expired.body).toMatchObject({ reservationId, status: 'EXPIRED', items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }] });
+    expect(expired.body).toMatchObject({
+      reservationId,
+      status: 'EXPIRED',
+      items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }],
+    });
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
 
     const commit = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
     expectError(commit, 409, 'RESERVATION_EXPIRED');
     // Cancelling an expired reservation answers its final view.
     const cancel = await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, { body: {} });
-    expect({ status: cancel.status, reservationStatus: cancel.body.status }).toEqual({ status: 200, reservationStatus: 'EXPIRED' });
+    expect({ status: cancel.status, reservationStatus: cancel.body.status }).toEqual({
+      status: 200,
+      reservationStatus: 'EXPIRED',
+    });
     // A repeat of the creating request answers the final view and holds nothing again.
     const repeat = await reserve({ reservationId, items: [{ sku, quantity: 2 }], ttlSeconds: 2 });
-    expect({ status: repeat.status, reservationStatus: repeat.body.status }).toEqual({ status: 200, reservationStatus: 'EXPIRED' });
+    expect({ status: repeat.status, reservationStatus: repeat.body.status }).toEqual({
+      status: 200,
+      reservationStatus: 'EXPIRED',
+    });
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
     expect((await movements(sku)).map((m) => m.kind)).toEqual(['initial']);
     await expectConsistent(stack.stock, sku);
@@ -175,7 +209,9 @@ describe('reservations', () => {
     ]);
     expect(await stockOf(a)).toMatchObject({ total: 10, reserved: 3 });
 
-    const res = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-1', items: [{ sku: a, quantity: 1 }] } });
+    const res = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, {
+      body: { paymentId: 'pay-1', items: [{ sku: a, quantity: 1 }] },
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
       reservationId,
@@ -200,7 +236,10 @@ describe('reservations', () => {
     const { reservationId } = await hold([{ sku, quantity: 2 }]);
     const res = await stack.api('POST', `/v1/reservations/${reservationId}/commit`);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+    expect(res.body).toMatchObject({
+      status: 'COMMITTED',
+      items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }],
+    });
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
     await expectConsistent(stack.stock, sku);
   });
@@ -286,9 +325,17 @@ describe('reservations', () => {
   it('GET of an unknown reservation is 404 RESERVATION_NOT_FOUND', async () => {
     expectError(await stack.api('GET', `/v1/reservations/${uniqueId('ghost')}`), 404, 'RESERVATION_NOT_FOUND');
     for (const action of ['commit', 'cancel']) {
-      expectError(await stack.api('POST', `/v1/reservations/${uniqueId('ghost')}/${action}`, { body: {} }), 404, 'RESERVATION_NOT_FOUND');
+      expectError(
+        await stack.api('POST', `/v1/reservations/${uniqueId('ghost')}/${action}`, { body: {} }),
+        404,
+        'RESERVATION_NOT_FOUND',
+      );
     }
-    expectError(await stack.api('POST', `/v1/reservations/${uniqueId('ghost')}/extend`, { body: { ttlSeconds: 60 } }), 404, 'RESERVATION_NOT_FOUND');
+    expectError(
+      await stack.api('POST', `/v1/reservations/${uniqueId('ghost')}/extend`, { body: { ttlSeconds: 60 } }),
+      404,
+      'RESERVATION_NOT_FOUND',
+    );
   });
 });
 
@@ -331,12 +378,17 @@ describe('idempotent reservation ids', () => {
     // every other repeat, hears 200.
     const createdAnswerLost = !answers.some((a) => a.res.status === 201) && answers.some((a) => a.retried > 0);
     expect(outcomes).toEqual(createdAnswerLost ? { '200 HELD': 60 } : { '201 HELD': 1, '200 HELD': 59 });
-    for (const a of answers) expect(a.res.body).toMatchObject({ reservationId: body.reservationId, status: 'HELD', items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }] });
+    for (const a of answers)
+      expect(a.res.body).toMatchObject({
+        reservationId: body.reservationId,
+        status: 'HELD',
+        items: [{ sku, quantity: 2, committedQuantity: 0, returnedQuantity: 0 }],
+      });
     expect(await stockOf(sku)).toMatchObject({ total: 2, reserved: 2, available: 0 });
     await expectConsistent(stack.stock, sku);
   });
 
-  it('a repeat whose counter read comes after the first request\'s hold landed (its own hold looks like a shortage) is answered 200, not refused as short', async () => {
+  it("a repeat whose counter read comes after the first request's hold landed (its own hold looks like a shortage) is answered 200, not refused as short", async () => {
     // The repeat reads the counters (and sees its own hold as a shortage) before it asks whether
     // its id is known. A gate holds its counter read until the first request's hold is in Redis.
     const sku = await createSku(1, 'DUP');
@@ -351,14 +403,25 @@ describe('idempotent reservation ids', () => {
     let answers: ApiAnswer[];
     try {
       const first = reserve(body);
-      holdLanded = waitFor(() => stack.stock.redis.hexists(keys.holds(sku), body.reservationId), (n) => n === 1, 20);
-      await waitFor(async () => reads, (n) => n === 1, 20); // the first request is past its read
+      holdLanded = waitFor(
+        () => stack.stock.redis.hexists(keys.holds(sku), body.reservationId),
+        (n) => n === 1,
+        20,
+      );
+      await waitFor(
+        async () => reads,
+        (n) => n === 1,
+        20,
+      ); // the first request is past its read
       answers = await Promise.all([first, reserve(body)]);
     } finally {
       stack.faults.beforeCounterRead = undefined;
     }
     expect(reads).toBe(2);
-    expect(answers.map((a) => `${a.status} ${a.body?.status ?? a.body?.error?.code}`)).toEqual(['201 HELD', '200 HELD']);
+    expect(answers.map((a) => `${a.status} ${a.body?.status ?? a.body?.error?.code}`)).toEqual([
+      '201 HELD',
+      '200 HELD',
+    ]);
     expect(answers[1]!.body).toEqual(answers[0]!.body);
     expect(await stockOf(sku)).toMatchObject({ total: 1, reserved: 1, available: 0 });
     await expectConsistent(stack.stock, sku);
@@ -401,26 +464,48 @@ describe('idempotent reservation ids', () => {
     expect(second.status).toBe(200);
     expect(second.body).toEqual(first.body);
 
-    expectError(await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, { body: {} }), 409, 'RESERVATION_COMMITTED');
-    expectError(await stack.api('POST', `/v1/reservations/${reservationId}/extend`, { body: { ttlSeconds: 60 } }), 409, 'RESERVATION_COMMITTED');
+    expectError(
+      await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, { body: {} }),
+      409,
+      'RESERVATION_COMMITTED',
+    );
+    expectError(
+      await stack.api('POST', `/v1/reservations/${reservationId}/extend`, { body: { ttlSeconds: 60 } }),
+      409,
+      'RESERVATION_COMMITTED',
+    );
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0 });
-    expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([expect.objectContaining({ delta: -2, reservationId })]);
+    expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([
+      expect.objectContaining({ delta: -2, reservationId }),
+    ]);
     await expectConsistent(stack.stock, sku);
   });
 
   it('cancel twice answers 200 CANCELLED both times; extend and commit after cancel are 409', async () => {
     const sku = await createSku(5);
     const { reservationId } = await hold([{ sku, quantity: 3 }]);
-    const first = await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, { body: { reason: 'changed my mind' } });
+    const first = await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, {
+      body: { reason: 'changed my mind' },
+    });
     expect(first.status).toBe(200);
     expect(first.body.status).toBe('CANCELLED');
     expect(await stockOf(sku)).toMatchObject({ total: 5, reserved: 0, available: 5 });
-    const second = await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, { body: { reason: 'changed my mind' } });
+    const second = await stack.api('POST', `/v1/reservations/${reservationId}/cancel`, {
+      body: { reason: 'changed my mind' },
+    });
     expect(second.status).toBe(200);
     expect(second.body).toEqual(first.body);
 
-    expectError(await stack.api('POST', `/v1/reservations/${reservationId}/extend`, { body: { ttlSeconds: 60 } }), 409, 'RESERVATION_CANCELLED');
-    expectError(await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} }), 409, 'RESERVATION_CANCELLED');
+    expectError(
+      await stack.api('POST', `/v1/reservations/${reservationId}/extend`, { body: { ttlSeconds: 60 } }),
+      409,
+      'RESERVATION_CANCELLED',
+    );
+    expectError(
+      await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} }),
+      409,
+      'RESERVATION_CANCELLED',
+    );
     const repeat = await reserve({ reservationId, items: [{ sku, quantity: 3 }] });
     expect(repeat.status).toBe(200);
     expect(repeat.body).toEqual(first.body);
@@ -457,10 +542,26 @@ describe('the stock contract', () => {
     const sku = uniqueSku('NEW');
     const res = await stack.admin('POST', '/v1/skus', { body: { sku, total: 7, name: 'Seven' } });
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
+    expect(res.body).toEqual({
+      sku,
+      name: 'Seven',
+      total: 7,
+      reserved: 0,
+      available: 7,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     const again = await stack.admin('POST', '/v1/skus', { body: { sku, total: 9, name: 'Nine' } });
     expectError(again, 409, 'SKU_EXISTS');
-    expect(await stockOf(sku)).toEqual({ sku, name: 'Seven', total: 7, reserved: 0, available: 7, lowStockThreshold: null, maxPerCustomer: null });
+    expect(await stockOf(sku)).toEqual({
+      sku,
+      name: 'Seven',
+      total: 7,
+      reserved: 0,
+      available: 7,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     // name is optional, total 0 is a valid figure
     const bare = uniqueSku('NEW');
     const noName = await stack.admin('POST', '/v1/skus', { body: { sku: bare, total: 0 } });
@@ -474,7 +575,15 @@ describe('the stock contract', () => {
     await hold([{ sku, quantity: 3 }]);
     const res = await stack.api('GET', `/v1/skus/${sku}`);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 4, reserved: 3, available: 1, lowStockThreshold: null, maxPerCustomer: null });
+    expect(res.body).toEqual({
+      sku,
+      name: `item ${sku}`,
+      total: 4,
+      reserved: 3,
+      available: 1,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     const missing = uniqueSku('NOPE');
     const unknown = await stack.api('GET', `/v1/skus/${missing}`);
     expectError(unknown, 404, 'SKU_NOT_FOUND');
@@ -489,8 +598,24 @@ describe('the stock contract', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       items: [
-        { sku: a, name: `item ${a}`, total: 3, reserved: 0, available: 3, lowStockThreshold: null, maxPerCustomer: null },
-        { sku: b, name: `item ${b}`, total: 0, reserved: 0, available: 0, lowStockThreshold: null, maxPerCustomer: null },
+        {
+          sku: a,
+          name: `item ${a}`,
+          total: 3,
+          reserved: 0,
+          available: 3,
+          lowStockThreshold: null,
+          maxPerCustomer: null,
+        },
+        {
+          sku: b,
+          name: `item ${b}`,
+          total: 0,
+          reserved: 0,
+          available: 0,
+          lowStockThreshold: null,
+          maxPerCustomer: null,
+        },
       ],
       missing: [x],
     });
@@ -512,19 +637,41 @@ describe('the stock contract', () => {
     await hold([{ sku, quantity: 2 }]);
     const res = await stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 5, reason: 'truck' } });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ sku, name: `item ${sku}`, total: 7, reserved: 2, available: 5, lowStockThreshold: null, maxPerCustomer: null });
+    expect(res.body).toEqual({
+      sku,
+      name: `item ${sku}`,
+      total: 7,
+      reserved: 2,
+      available: 5,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     expect(await stockOf(sku)).toEqual(res.body);
     expect((await movements(sku))[0]).toMatchObject({ kind: 'restock', delta: 5, reason: 'truck' });
-    expectError(await stack.admin('POST', `/v1/skus/${uniqueSku('NOPE')}/restock`, { body: { quantity: 5 } }), 404, 'SKU_NOT_FOUND');
+    expectError(
+      await stack.admin('POST', `/v1/skus/${uniqueSku('NOPE')}/restock`, { body: { quantity: 5 } }),
+      404,
+      'SKU_NOT_FOUND',
+    );
     await expectConsistent(stack.stock, sku);
   });
 
   it('adjustments answer 200; below reserved is 409 WOULD_OVERSELL and changes nothing', async () => {
     const sku = await createSku(10);
     await hold([{ sku, quantity: 3 }]);
-    const down = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: -4, reason: 'broken in store' } });
+    const down = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, {
+      body: { delta: -4, reason: 'broken in store' },
+    });
     expect(down.status).toBe(200);
-    expect(down.body).toEqual({ sku, name: `item ${sku}`, total: 6, reserved: 3, available: 3, lowStockThreshold: null, maxPerCustomer: null });
+    expect(down.body).toEqual({
+      sku,
+      name: `item ${sku}`,
+      total: 6,
+      reserved: 3,
+      available: 3,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     const up = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: 1, reason: 'found one' } });
     expect(up.body).toMatchObject({ total: 7, reserved: 3, available: 4 });
 
@@ -535,7 +682,11 @@ describe('the stock contract', () => {
     // Down to exactly what is reserved is fine.
     const exact = await stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: -4, reason: 'count' } });
     expect(exact.body).toMatchObject({ total: 3, reserved: 3, available: 0 });
-    expectError(await stack.admin('POST', `/v1/skus/${uniqueSku('NOPE')}/adjustments`, { body: { delta: 1, reason: 'x' } }), 404, 'SKU_NOT_FOUND');
+    expectError(
+      await stack.admin('POST', `/v1/skus/${uniqueSku('NOPE')}/adjustments`, { body: { delta: 1, reason: 'x' } }),
+      404,
+      'SKU_NOT_FOUND',
+    );
     await expectConsistent(stack.stock, sku);
   });
 
@@ -599,22 +750,30 @@ describe('the stock contract', () => {
     expect((await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} })).status).toBe(200);
     expect(await stockOf(sku)).toMatchObject({ total: 7 });
 
-    const ret = await stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity: 1 }], reason: 'too small' } });
+    const ret = await stack.admin('POST', '/v1/returns', {
+      body: { reservationId, items: [{ sku, quantity: 1 }], reason: 'too small' },
+    });
     expect(ret.status).toBe(200);
     expect(ret.body).toEqual({ reservationId, items: [{ sku, returnedQuantity: 1 }] });
     expect(await stockOf(sku)).toMatchObject({ total: 8, reserved: 0, available: 8 });
     expect((await movements(sku))[0]).toMatchObject({ kind: 'return', delta: 1, reservationId, reason: 'too small' });
 
     const before = await snapshot(sku);
-    const exceeds = await stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity: 3 }] } });
+    const exceeds = await stack.admin('POST', '/v1/returns', {
+      body: { reservationId, items: [{ sku, quantity: 3 }] },
+    });
     expectError(exceeds, 409, 'RETURN_EXCEEDS_SALE');
     expect(await snapshot(sku)).toEqual(before);
 
     const heldOnly = await hold([{ sku, quantity: 1 }]);
-    const notCommitted = await stack.admin('POST', '/v1/returns', { body: { reservationId: heldOnly.reservationId, items: [{ sku, quantity: 1 }] } });
+    const notCommitted = await stack.admin('POST', '/v1/returns', {
+      body: { reservationId: heldOnly.reservationId, items: [{ sku, quantity: 1 }] },
+    });
     expectError(notCommitted, 409, 'RESERVATION_NOT_COMMITTED');
     expectError(
-      await stack.admin('POST', '/v1/returns', { body: { reservationId: uniqueId('ghost'), items: [{ sku, quantity: 1 }] } }),
+      await stack.admin('POST', '/v1/returns', {
+        body: { reservationId: uniqueId('ghost'), items: [{ sku, quantity: 1 }] },
+      }),
       404,
       'RESERVATION_NOT_FOUND',
     );
@@ -629,17 +788,31 @@ describe('the stock contract', () => {
     // POST /v1/skus
     const sku = uniqueSku('IDEM');
     const createKey = uniqueId('key');
-    const created = await stack.admin('POST', '/v1/skus', { body: { sku, total: 5 }, headers: { 'Idempotency-Key': createKey } });
+    const created = await stack.admin('POST', '/v1/skus', {
+      body: { sku, total: 5 },
+      headers: { 'Idempotency-Key': createKey },
+    });
     expect(created.status).toBe(201);
-    const createdAgain = await stack.admin('POST', '/v1/skus', { body: { sku, total: 5 }, headers: { 'Idempotency-Key': createKey } });
+    const createdAgain = await stack.admin('POST', '/v1/skus', {
+      body: { sku, total: 5 },
+      headers: { 'Idempotency-Key': createKey },
+    });
     expect(createdAgain.status).toBe(201);
     expect(createdAgain.body).toEqual(created.body);
-    expectError(await stack.admin('POST', '/v1/skus', { body: { sku, total: 6 }, headers: { 'Idempotency-Key': createKey } }), 422, 'IDEMPOTENCY_KEY_REUSED');
+    expectError(
+      await stack.admin('POST', '/v1/skus', { body: { sku, total: 6 }, headers: { 'Idempotency-Key': createKey } }),
+      422,
+      'IDEMPOTENCY_KEY_REUSED',
+    );
     expect(await movementCount(sku)).toBe(1);
 
     // restock
     const restockKey = uniqueId('key');
-    const restock = () => stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 3, reason: 'truck' }, headers: { 'Idempotency-Key': restockKey } });
+    const restock = () =>
+      stack.admin('POST', `/v1/skus/${sku}/restock`, {
+        body: { quantity: 3, reason: 'truck' },
+        headers: { 'Idempotency-Key': restockKey },
+      });
     const r1 = await restock();
     expect(r1.status).toBe(200);
     expect(r1.body).toMatchObject({ total: 8 });
@@ -650,7 +823,10 @@ describe('the stock contract', () => {
     expect(await movementCount(sku)).toBe(2);
     const before = await snapshot(sku);
     expectError(
-      await stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 4, reason: 'truck' }, headers: { 'Idempotency-Key': restockKey } }),
+      await stack.admin('POST', `/v1/skus/${sku}/restock`, {
+        body: { quantity: 4, reason: 'truck' },
+        headers: { 'Idempotency-Key': restockKey },
+      }),
       422,
       'IDEMPOTENCY_KEY_REUSED',
     );
@@ -658,7 +834,11 @@ describe('the stock contract', () => {
 
     // adjustment
     const adjustKey = uniqueId('key');
-    const adjust = () => stack.admin('POST', `/v1/skus/${sku}/adjustments`, { body: { delta: -2, reason: 'count' }, headers: { 'Idempotency-Key': adjustKey } });
+    const adjust = () =>
+      stack.admin('POST', `/v1/skus/${sku}/adjustments`, {
+        body: { delta: -2, reason: 'count' },
+        headers: { 'Idempotency-Key': adjustKey },
+      });
     const a1 = await adjust();
     const a2 = await adjust();
     expect(a1.status).toBe(200);
@@ -671,7 +851,10 @@ describe('the stock contract', () => {
     await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
     const returnKey = uniqueId('key');
     const give = (quantity: number) =>
-      stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity }] }, headers: { 'Idempotency-Key': returnKey } });
+      stack.admin('POST', '/v1/returns', {
+        body: { reservationId, items: [{ sku, quantity }] },
+        headers: { 'Idempotency-Key': returnKey },
+      });
     const g1 = await give(1);
     const g2 = await give(1);
     expect(g1.status).toBe(200);
@@ -723,34 +906,73 @@ const badCases: Record<string, BadCase> = {
     rawBody: (c) => `{"reservationId":"${c.rid}","items":[{"sku":"${c.sku}","quantity":1e400}]}`,
     field: 'items.0.quantity',
   },
-  'reservation quantity missing': { body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku }] }), field: 'items.0.quantity' },
+  'reservation quantity missing': {
+    body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku }] }),
+    field: 'items.0.quantity',
+  },
   'bad quantity on the second line': {
-    body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku, quantity: 1 }, { sku: `${c.sku}-b`, quantity: 0 }] }),
+    body: (c) => ({
+      reservationId: c.rid,
+      items: [
+        { sku: c.sku, quantity: 1 },
+        { sku: `${c.sku}-b`, quantity: 0 },
+      ],
+    }),
     field: 'items.1.quantity',
   },
   // POST /v1/reservations: items
   'reservation without items': { body: (c) => ({ reservationId: c.rid }), field: 'items' },
   'reservation with empty items': { body: (c) => ({ reservationId: c.rid, items: [] }), field: 'items' },
   'reservation with 51 lines': {
-    body: (c) => ({ reservationId: c.rid, items: Array.from({ length: 51 }, (_, i) => ({ sku: i === 0 ? c.sku : `${c.sku}-${i}`, quantity: 1 })) }),
+    body: (c) => ({
+      reservationId: c.rid,
+      items: Array.from({ length: 51 }, (_, i) => ({ sku: i === 0 ? c.sku : `${c.sku}-${i}`, quantity: 1 })),
+    }),
     field: 'items',
   },
-  'reservation items not a list': { body: (c) => ({ reservationId: c.rid, items: { sku: c.sku, quantity: 1 } }), field: 'items' },
+  'reservation items not a list': {
+    body: (c) => ({ reservationId: c.rid, items: { sku: c.sku, quantity: 1 } }),
+    field: 'items',
+  },
   'reservation with a duplicate sku': {
-    body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku, quantity: 1 }, { sku: c.sku, quantity: 1 }] }),
+    body: (c) => ({
+      reservationId: c.rid,
+      items: [
+        { sku: c.sku, quantity: 1 },
+        { sku: c.sku, quantity: 1 },
+      ],
+    }),
     field: 'items.1.sku',
   },
-  'reservation with a malformed sku': { body: (c) => ({ reservationId: c.rid, items: [{ sku: '-bad sku', quantity: 1 }] }), field: 'items.0.sku' },
-  'reservation with a 65-character sku': { body: (c) => ({ reservationId: c.rid, items: [{ sku: 'A'.repeat(65), quantity: 1 }] }), field: 'items.0.sku' },
-  'reservation line without sku': { body: (c) => ({ reservationId: c.rid, items: [{ quantity: 1 }] }), field: 'items.0.sku' },
+  'reservation with a malformed sku': {
+    body: (c) => ({ reservationId: c.rid, items: [{ sku: '-bad sku', quantity: 1 }] }),
+    field: 'items.0.sku',
+  },
+  'reservation with a 65-character sku': {
+    body: (c) => ({ reservationId: c.rid, items: [{ sku: 'A'.repeat(65), quantity: 1 }] }),
+    field: 'items.0.sku',
+  },
+  'reservation line without sku': {
+    body: (c) => ({ reservationId: c.rid, items: [{ quantity: 1 }] }),
+    field: 'items.0.sku',
+  },
   'reservation line with an unknown field': {
     body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku, quantity: 1, price: 10 }] }),
     field: 'items.0.price',
   },
   // POST /v1/reservations: other fields
-  'malformed reservationId': { body: (c) => ({ reservationId: 'has space', items: [{ sku: c.sku, quantity: 1 }] }), field: 'reservationId' },
-  '65-character reservationId': { body: (c) => ({ reservationId: 'r'.repeat(65), items: [{ sku: c.sku, quantity: 1 }] }), field: 'reservationId' },
-  'reservationId as a number': { body: (c) => ({ reservationId: 42, items: [{ sku: c.sku, quantity: 1 }] }), field: 'reservationId' },
+  'malformed reservationId': {
+    body: (c) => ({ reservationId: 'has space', items: [{ sku: c.sku, quantity: 1 }] }),
+    field: 'reservationId',
+  },
+  '65-character reservationId': {
+    body: (c) => ({ reservationId: 'r'.repeat(65), items: [{ sku: c.sku, quantity: 1 }] }),
+    field: 'reservationId',
+  },
+  'reservationId as a number': {
+    body: (c) => ({ reservationId: 42, items: [{ sku: c.sku, quantity: 1 }] }),
+    field: 'reservationId',
+  },
   'ttlSeconds 0': { body: (c) => ({ ...hold1(c), ttlSeconds: 0 }), field: 'ttlSeconds' },
   'ttlSeconds 86401': { body: (c) => ({ ...hold1(c), ttlSeconds: 86_401 }), field: 'ttlSeconds' },
   'ttlSeconds "10"': { body: (c) => ({ ...hold1(c), ttlSeconds: '10' }), field: 'ttlSeconds' },
@@ -771,34 +993,128 @@ const badCases: Record<string, BadCase> = {
   },
   'no body at all': { field: '(body)' },
   // commit / cancel / extend / get
-  'extend with ttlSeconds 0': { path: (c) => `/v1/reservations/${c.held}/extend`, body: () => ({ ttlSeconds: 0 }), needsHold: true, field: 'ttlSeconds' },
-  'extend with ttlSeconds "60"': { path: (c) => `/v1/reservations/${c.held}/extend`, body: () => ({ ttlSeconds: '60' }), needsHold: true, field: 'ttlSeconds' },
-  'extend with ttlSeconds 86401': { path: (c) => `/v1/reservations/${c.held}/extend`, body: () => ({ ttlSeconds: 86_401 }), needsHold: true, field: 'ttlSeconds' },
-  'extend without ttlSeconds': { path: (c) => `/v1/reservations/${c.held}/extend`, body: () => ({}), needsHold: true, field: 'ttlSeconds' },
+  'extend with ttlSeconds 0': {
+    path: (c) => `/v1/reservations/${c.held}/extend`,
+    body: () => ({ ttlSeconds: 0 }),
+    needsHold: true,
+    field: 'ttlSeconds',
+  },
+  'extend with ttlSeconds "60"': {
+    path: (c) => `/v1/reservations/${c.held}/extend`,
+    body: () => ({ ttlSeconds: '60' }),
+    needsHold: true,
+    field: 'ttlSeconds',
+  },
+  'extend with ttlSeconds 86401': {
+    path: (c) => `/v1/reservations/${c.held}/extend`,
+    body: () => ({ ttlSeconds: 86_401 }),
+    needsHold: true,
+    field: 'ttlSeconds',
+  },
+  'extend without ttlSeconds': {
+    path: (c) => `/v1/reservations/${c.held}/extend`,
+    body: () => ({}),
+    needsHold: true,
+    field: 'ttlSeconds',
+  },
   'commit with quantity "1"': {
     path: (c) => `/v1/reservations/${c.held}/commit`,
     body: (c) => ({ items: [{ sku: c.sku, quantity: '1' }] }),
     needsHold: true,
     field: 'items.0.quantity',
   },
-  'commit with empty items': { path: (c) => `/v1/reservations/${c.held}/commit`, body: () => ({ items: [] }), needsHold: true, field: 'items' },
-  'commit with an unknown field': { path: (c) => `/v1/reservations/${c.held}/commit`, body: () => ({ paymentId: 'p', tip: 5 }), needsHold: true, field: 'tip' },
-  'commit with an empty paymentId': { path: (c) => `/v1/reservations/${c.held}/commit`, body: () => ({ paymentId: '' }), needsHold: true, field: 'paymentId' },
-  'commit with a body an array': { path: (c) => `/v1/reservations/${c.held}/commit`, body: () => [], needsHold: true, field: '(body)' },
-  'cancel with an unknown field': { path: (c) => `/v1/reservations/${c.held}/cancel`, body: () => ({ why: 'x' }), needsHold: true, field: 'why' },
-  'cancel with an empty reason': { path: (c) => `/v1/reservations/${c.held}/cancel`, body: () => ({ reason: '' }), needsHold: true, field: 'reason' },
+  'commit with empty items': {
+    path: (c) => `/v1/reservations/${c.held}/commit`,
+    body: () => ({ items: [] }),
+    needsHold: true,
+    field: 'items',
+  },
+  'commit with an unknown field': {
+    path: (c) => `/v1/reservations/${c.held}/commit`,
+    body: () => ({ paymentId: 'p', tip: 5 }),
+    needsHold: true,
+    field: 'tip',
+  },
+  'commit with an empty paymentId': {
+    path: (c) => `/v1/reservations/${c.held}/commit`,
+    body: () => ({ paymentId: '' }),
+    needsHold: true,
+    field: 'paymentId',
+  },
+  'commit with a body an array': {
+    path: (c) => `/v1/reservations/${c.held}/commit`,
+    body: () => [],
+    needsHold: true,
+    field: '(body)',
+  },
+  'cancel with an unknown field': {
+    path: (c) => `/v1/reservations/${c.held}/cancel`,
+    body: () => ({ why: 'x' }),
+    needsHold: true,
+    field: 'why',
+  },
+  'cancel with an empty reason': {
+    path: (c) => `/v1/reservations/${c.held}/cancel`,
+    body: () => ({ reason: '' }),
+    needsHold: true,
+    field: 'reason',
+  },
   'GET a malformed reservation id': { method: 'GET', path: () => '/v1/reservations/bad!id', field: 'reservationId' },
   // stock
   'GET a malformed sku': { method: 'GET', path: () => '/v1/skus/-bad', field: 'sku' },
-  'availability with a malformed sku': { method: 'GET', path: (c) => `/v1/availability?skus=${c.sku},bad%20sku`, field: 'skus.1' },
-  'new SKU with total -1': { admin: true, path: () => '/v1/skus', body: (c) => ({ sku: c.newSku, total: -1 }), field: 'total' },
-  'new SKU with total 1.5': { admin: true, path: () => '/v1/skus', body: (c) => ({ sku: c.newSku, total: 1.5 }), field: 'total' },
-  'new SKU with total "5"': { admin: true, path: () => '/v1/skus', body: (c) => ({ sku: c.newSku, total: '5' }), field: 'total' },
-  'new SKU with total 2^31': { admin: true, path: () => '/v1/skus', body: (c) => ({ sku: c.newSku, total: 2 ** 31 }), field: 'total' },
-  'new SKU with a malformed sku': { admin: true, path: () => '/v1/skus', body: () => ({ sku: 'a b', total: 1 }), field: 'sku' },
-  'new SKU with an unknown field': { admin: true, path: () => '/v1/skus', body: (c) => ({ sku: c.newSku, total: 1, price: 3 }), field: 'price' },
-  'restock of 0': { admin: true, path: (c) => `/v1/skus/${c.sku}/restock`, body: () => ({ quantity: 0 }), field: 'quantity' },
-  'restock of -5': { admin: true, path: (c) => `/v1/skus/${c.sku}/restock`, body: () => ({ quantity: -5 }), field: 'quantity' },
+  'availability with a malformed sku': {
+    method: 'GET',
+    path: (c) => `/v1/availability?skus=${c.sku},bad%20sku`,
+    field: 'skus.1',
+  },
+  'new SKU with total -1': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: (c) => ({ sku: c.newSku, total: -1 }),
+    field: 'total',
+  },
+  'new SKU with total 1.5': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: (c) => ({ sku: c.newSku, total: 1.5 }),
+    field: 'total',
+  },
+  'new SKU with total "5"': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: (c) => ({ sku: c.newSku, total: '5' }),
+    field: 'total',
+  },
+  'new SKU with total 2^31': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: (c) => ({ sku: c.newSku, total: 2 ** 31 }),
+    field: 'total',
+  },
+  'new SKU with a malformed sku': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: () => ({ sku: 'a b', total: 1 }),
+    field: 'sku',
+  },
+  'new SKU with an unknown field': {
+    admin: true,
+    path: () => '/v1/skus',
+    body: (c) => ({ sku: c.newSku, total: 1, price: 3 }),
+    field: 'price',
+  },
+  'restock of 0': {
+    admin: true,
+    path: (c) => `/v1/skus/${c.sku}/restock`,
+    body: () => ({ quantity: 0 }),
+    field: 'quantity',
+  },
+  'restock of -5': {
+    admin: true,
+    path: (c) => `/v1/skus/${c.sku}/restock`,
+    body: () => ({ quantity: -5 }),
+    field: 'quantity',
+  },
   'restock with an Idempotency-Key of 129 characters': {
     admin: true,
     path: (c) => `/v1/skus/${c.sku}/restock`,
@@ -806,16 +1122,36 @@ const badCases: Record<string, BadCase> = {
     headers: { 'Idempotency-Key': 'k'.repeat(129) },
     field: 'Idempotency-Key',
   },
-  'adjustment of 0': { admin: true, path: (c) => `/v1/skus/${c.sku}/adjustments`, body: () => ({ delta: 0, reason: 'x' }), field: 'delta' },
-  'adjustment by "3"': { admin: true, path: (c) => `/v1/skus/${c.sku}/adjustments`, body: () => ({ delta: '3', reason: 'x' }), field: 'delta' },
-  'adjustment without reason': { admin: true, path: (c) => `/v1/skus/${c.sku}/adjustments`, body: () => ({ delta: 1 }), field: 'reason' },
+  'adjustment of 0': {
+    admin: true,
+    path: (c) => `/v1/skus/${c.sku}/adjustments`,
+    body: () => ({ delta: 0, reason: 'x' }),
+    field: 'delta',
+  },
+  'adjustment by "3"': {
+    admin: true,
+    path: (c) => `/v1/skus/${c.sku}/adjustments`,
+    body: () => ({ delta: '3', reason: 'x' }),
+    field: 'delta',
+  },
+  'adjustment without reason': {
+    admin: true,
+    path: (c) => `/v1/skus/${c.sku}/adjustments`,
+    body: () => ({ delta: 1 }),
+    field: 'reason',
+  },
   'return of quantity 0': {
     admin: true,
     path: () => '/v1/returns',
     body: (c) => ({ reservationId: c.rid, items: [{ sku: c.sku, quantity: 0 }] }),
     field: 'items.0.quantity',
   },
-  'return without reservationId': { admin: true, path: () => '/v1/returns', body: (c) => ({ items: [{ sku: c.sku, quantity: 1 }] }), field: 'reservationId' },
+  'return without reservationId': {
+    admin: true,
+    path: () => '/v1/returns',
+    body: (c) => ({ items: [{ sku: c.sku, quantity: 1 }] }),
+    field: 'reservationId',
+  },
 };
 
 describe('malformed requests are 400 INVALID_REQUEST naming the bad field, and change nothing', () => {
@@ -854,16 +1190,25 @@ describe('malformed requests are 400 INVALID_REQUEST naming the bad field, and c
     const other = await createSku(10, 'BAD');
     const { reservationId, view } = await hold([{ sku, quantity: 2 }]);
     const before = await snapshot(sku);
-    const more = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { items: [{ sku, quantity: 3 }] } });
+    const more = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, {
+      body: { items: [{ sku, quantity: 3 }] },
+    });
     expectError(more, 422, 'QUANTITY_EXCEEDS_HOLD');
     expect(more.body.error.details).toEqual({ sku, requested: 3, held: 2 });
-    const elsewhere = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { items: [{ sku: other, quantity: 1 }] } });
+    const elsewhere = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, {
+      body: { items: [{ sku: other, quantity: 1 }] },
+    });
     expectError(elsewhere, 422, 'QUANTITY_EXCEEDS_HOLD');
     expect(await snapshot(sku)).toEqual(before);
     expect((await stack.api('GET', `/v1/reservations/${reservationId}`)).body).toEqual(view);
     // The hold is intact: a fitting commit still works.
-    const ok = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { items: [{ sku, quantity: 2 }] } });
-    expect(ok.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+    const ok = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, {
+      body: { items: [{ sku, quantity: 2 }] },
+    });
+    expect(ok.body).toMatchObject({
+      status: 'COMMITTED',
+      items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }],
+    });
     await expectConsistent(stack.stock, sku);
   });
 
@@ -871,9 +1216,13 @@ describe('malformed requests are 400 INVALID_REQUEST naming the bad field, and c
     const sku = await createSku(10, 'BIG');
     const rid = uniqueId('big');
     const before = await snapshot(sku);
-    const res = await stack.api('POST', '/v1/reservations', { body: { reservationId: rid, items: [{ sku, quantity: 1 }], customerId: 'x'.repeat(70_000) } });
+    const res = await stack.api('POST', '/v1/reservations', {
+      body: { reservationId: rid, items: [{ sku, quantity: 1 }], customerId: 'x'.repeat(70_000) },
+    });
     expectError(res, 413, 'PAYLOAD_TOO_LARGE');
-    const restock = await stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 1, reason: 'r'.repeat(66_000) } });
+    const restock = await stack.admin('POST', `/v1/skus/${sku}/restock`, {
+      body: { quantity: 1, reason: 'r'.repeat(66_000) },
+    });
     expectError(restock, 413, 'PAYLOAD_TOO_LARGE');
     expect(await snapshot(sku)).toEqual(before);
     await expectNoReservation(rid);
@@ -917,9 +1266,21 @@ describe('authentication and roles', () => {
     const invalid = '{"items": [';
     const huge = JSON.stringify({ items: [{ sku, quantity: 1 }], customerId: 'x'.repeat(70_000) });
     expectError(await stack.api('POST', '/v1/reservations', { token: null, rawBody: invalid }), 401, 'UNAUTHENTICATED');
-    expectError(await stack.api('POST', '/v1/reservations', { token: 'not-a-token', rawBody: huge }), 401, 'UNAUTHENTICATED');
-    expectError(await stack.api('POST', `/v1/skus/${sku}/restock`, { token: CLIENT_TOKEN, rawBody: invalid }), 403, 'FORBIDDEN');
-    expectError(await stack.api('POST', `/v1/skus/${sku}/restock`, { token: CLIENT_TOKEN, rawBody: huge }), 403, 'FORBIDDEN');
+    expectError(
+      await stack.api('POST', '/v1/reservations', { token: 'not-a-token', rawBody: huge }),
+      401,
+      'UNAUTHENTICATED',
+    );
+    expectError(
+      await stack.api('POST', `/v1/skus/${sku}/restock`, { token: CLIENT_TOKEN, rawBody: invalid }),
+      403,
+      'FORBIDDEN',
+    );
+    expectError(
+      await stack.api('POST', `/v1/skus/${sku}/restock`, { token: CLIENT_TOKEN, rawBody: huge }),
+      403,
+      'FORBIDDEN',
+    );
     expect(await snapshot(sku)).toEqual(before);
   });
 
@@ -951,10 +1312,14 @@ describe('authentication and roles', () => {
     expect(created.status).toBe(201);
     const id = created.body.reservationId as string;
     expect((await stack.admin('GET', `/v1/reservations/${id}`)).body.status).toBe('HELD');
-    expect((await stack.admin('POST', `/v1/reservations/${id}/extend`, { body: { ttlSeconds: 120 } })).status).toBe(200);
+    expect((await stack.admin('POST', `/v1/reservations/${id}/extend`, { body: { ttlSeconds: 120 } })).status).toBe(
+      200,
+    );
     expect((await stack.admin('POST', `/v1/reservations/${id}/commit`, { body: {} })).body.status).toBe('COMMITTED');
     const cancelled = await stack.admin('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 1 }] } });
-    expect((await stack.admin('POST', `/v1/reservations/${cancelled.body.reservationId}/cancel`, { body: {} })).body.status).toBe('CANCELLED');
+    expect(
+      (await stack.admin('POST', `/v1/reservations/${cancelled.body.reservationId}/cancel`, { body: {} })).body.status,
+    ).toBe('CANCELLED');
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0 });
   });
 });
@@ -1014,23 +1379,32 @@ describe('the Temporal contract', () => {
     const handle = stack.env.client.workflow.getHandle(workflowIdOf(reservationId));
     await handle.signal(paymentSucceededSignal, { paymentId: 'p' });
     const res = await pollReservation(reservationId, 'COMMITTED');
-    expect(res.body).toMatchObject({ status: 'COMMITTED', items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+    expect(res.body).toMatchObject({
+      status: 'COMMITTED',
+      items: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }],
+    });
     // A late duplicate, once the run has closed, is refused by Temporal (WorkflowNotFoundError) and changes nothing.
     expect((await handle.result()).status).toBe('COMMITTED');
     expect((await handle.describe()).status.name).toBe('COMPLETED');
-    await expect(handle.signal(paymentSucceededSignal, { paymentId: 'p' })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(handle.signal(paymentSucceededSignal, { paymentId: 'p' })).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     const again = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(res.body);
     expect(await stockOf(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
-    expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([expect.objectContaining({ delta: -2, reservationId })]);
+    expect((await movements(sku)).filter((m) => m.kind === 'sale')).toEqual([
+      expect.objectContaining({ delta: -2, reservationId }),
+    ]);
     await expectConsistent(stack.stock, sku);
   });
 });
 
 describe('the longest cart the contract allows', () => {
-  it('a 50-line cart of 64-character SKUs is 201 HELD, and its InventorySkus holds the first SKUs that fit in Temporal\'s 2 KB', async () => {
-    const skus = Array.from({ length: 50 }, (_, i) => `CART${String(i).padStart(2, '0')}-${randomUUID()}`.padEnd(64, 'x'));
+  it("a 50-line cart of 64-character SKUs is 201 HELD, and its InventorySkus holds the first SKUs that fit in Temporal's 2 KB", async () => {
+    const skus = Array.from({ length: 50 }, (_, i) =>
+      `CART${String(i).padStart(2, '0')}-${randomUUID()}`.padEnd(64, 'x'),
+    );
     for (const sku of skus) {
       expect((await stack.admin('POST', '/v1/skus', { body: { sku, total: 2 } })).status).toBe(201);
     }
@@ -1039,7 +1413,9 @@ describe('the longest cart the contract allows', () => {
     expect(view.items).toHaveLength(50);
 
     const workflowId = workflowIdOf(reservationId);
-    const kept = (await stack.env.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(searchAttributes.skus);
+    const kept = (await stack.env.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(
+      searchAttributes.skus,
+    );
     expect(kept).toBeDefined();
     // The first SKUs of the cart, as many as fit in 2 KB (30 of 64 characters at most, as a JSON list).
     expect(kept).toEqual(skus.slice(0, kept!.length));
@@ -1048,7 +1424,10 @@ describe('the longest cart the contract allows', () => {
     await expectVisible(`InventorySkus="${skus[0]}"`, workflowId);
 
     const committed = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
-    expect({ status: committed.status, reservationStatus: committed.body.status }).toEqual({ status: 200, reservationStatus: 'COMMITTED' });
+    expect({ status: committed.status, reservationStatus: committed.body.status }).toEqual({
+      status: 200,
+      reservationStatus: 'COMMITTED',
+    });
     for (const sku of [skus[0]!, skus[49]!]) {
       expect(await stockOf(sku)).toMatchObject({ total: 1, reserved: 0 });
       await expectConsistent(stack.stock, sku);
@@ -1063,7 +1442,9 @@ describe('what clients read back', () => {
     const sku = await createSku(5, 'GONE');
     const { reservationId } = await hold([{ sku, quantity: 3 }], { customerId: 'cust-gone' });
     expect((await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} })).status).toBe(200);
-    const returned = await stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity: 1 }] } });
+    const returned = await stack.admin('POST', '/v1/returns', {
+      body: { reservationId, items: [{ sku, quantity: 1 }] },
+    });
     expect(returned.status).toBe(200);
     // While Temporal has the workflow, the view already shows the return (recorded after it closed).
     const live = await stack.api('GET', `/v1/reservations/${reservationId}`);
@@ -1071,9 +1452,19 @@ describe('what clients read back', () => {
 
     // What the namespace's retention does to a closed workflow.
     const workflowId = workflowIdOf(reservationId);
-    await stack.env.client.workflowService.deleteWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId } });
+    await stack.env.client.workflowService.deleteWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId },
+    });
     await pollUntil(
-      () => stack.env.client.workflow.getHandle(workflowId).describe().then(() => 'there', () => 'gone'),
+      () =>
+        stack.env.client.workflow
+          .getHandle(workflowId)
+          .describe()
+          .then(
+            () => 'there',
+            () => 'gone',
+          ),
       (state) => state === 'gone',
     );
     const res = await stack.api('GET', `/v1/reservations/${reservationId}`);
@@ -1093,7 +1484,9 @@ describe('what clients read back', () => {
   it('/metrics counts a repeated POST /v1/reservations as a repeat, not as a new HELD reservation', async () => {
     const count = async (outcome: string) => {
       const text = (await stack.api('GET', '/metrics', { token: null })).text;
-      const line = text.split('\n').find((l) => l.startsWith(`stockhold_reservation_results_total{outcome="${outcome}"}`));
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`stockhold_reservation_results_total{outcome="${outcome}"}`));
       return line ? Number(line.split(' ').at(-1)) : 0;
     };
     const sku = await createSku(5, 'MET');
@@ -1113,7 +1506,10 @@ describe('what clients read back', () => {
     });
     expectError(res, 400, 'INVALID_REQUEST');
     expect(res.body.error.message).toMatch(/Content-Type is missing/);
-    const typed = await stack.api('POST', '/v1/reservations', { rawBody: JSON.stringify({ items: [{ sku, quantity: 1 }] }), headers: { 'content-type': 'text/plain' } });
+    const typed = await stack.api('POST', '/v1/reservations', {
+      rawBody: JSON.stringify({ items: [{ sku, quantity: 1 }] }),
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(typed.body.error.message).toMatch(/Content-Type must be application\/json, not text\/plain/);
     expect(await stockOf(sku)).toMatchObject({ reserved: 0 });
   });

@@ -25,13 +25,18 @@ async function limitedSku(total: number, maxPerCustomer: number): Promise<string
   const sku = uniqueSku('DROP');
   expect((await stack.admin('POST', '/v1/skus', { body: { sku, total, name: `drop ${sku}` } })).status).toBe(201);
   const patched = await stack.admin('PATCH', `/v1/skus/${sku}`, { body: { maxPerCustomer } });
-  expect({ status: patched.status, maxPerCustomer: patched.body?.maxPerCustomer }).toEqual({ status: 200, maxPerCustomer });
+  expect({ status: patched.status, maxPerCustomer: patched.body?.maxPerCustomer }).toEqual({
+    status: 200,
+    maxPerCustomer,
+  });
   return sku;
 }
 
 /** PostgreSQL's refusals of holds Redis applied (unexplained drift: only a Redis that lost holds explains one). */
 async function refusedHolds(): Promise<number> {
-  const row = await stack.stock.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [`unexplained:${REFUSED_HOLD}`]);
+  const row = await stack.stock.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [
+    `unexplained:${REFUSED_HOLD}`,
+  ]);
   return Number(row.rows[0]?.count ?? 0);
 }
 
@@ -58,7 +63,11 @@ describe('a drop limited to 1 per customer', () => {
     for (let from = 0; from < customers.length; from += 500) {
       const wave = customers.slice(from, from + 500).flatMap((customerId) =>
         Array.from({ length: 5 }, () =>
-          reserveUntilAnswered(reserve, { reservationId: uniqueId('drop'), items: [{ sku, quantity: 1 }], customerId }).then((a) => ({ customerId, ...a })),
+          reserveUntilAnswered(reserve, {
+            reservationId: uniqueId('drop'),
+            items: [{ sku, quantity: 1 }],
+            customerId,
+          }).then((a) => ({ customerId, ...a })),
         ),
       );
       answers.push(...(await Promise.all(wave)));
@@ -73,23 +82,48 @@ describe('a drop limited to 1 per customer', () => {
     // was answered 503, and retried): a buyer refused while such a hold stood was refused for good.
     // Without a retry, all 200 are held.
     const answered503 = answers.filter((a) => a.retried > 0).length;
-    expect({ held: held.length, unsoldWithinGiveUps: 200 - held.length <= answered503 }).toEqual({ held: answered503 === 0 ? 200 : held.length, unsoldWithinGiveUps: true });
+    expect({ held: held.length, unsoldWithinGiveUps: 200 - held.length <= answered503 }).toEqual({
+      held: answered503 === 0 ? 200 : held.length,
+      unsoldWithinGiveUps: true,
+    });
     // A holder's other 4 requests are refused for the limit.
-    expect(count(answers.filter((a) => holders.has(a.customerId)))).toEqual({ HELD: holders.size, '409 CUSTOMER_LIMIT_EXCEEDED': 4 * holders.size });
+    expect(count(answers.filter((a) => holders.has(a.customerId)))).toEqual({
+      HELD: holders.size,
+      '409 CUSTOMER_LIMIT_EXCEEDED': 4 * holders.size,
+    });
     // Everyone else's are refused for the stock; only a customer one of whose requests was answered
     // 503 may also see the limit: that request's hold landed, its run then gave up for the load and
     // gave it back (docs/API.md, "What a 503 means"), and while it stood it was the customer's unit.
     // Its retry, into an id whose hold was given back, is refused for the stock, never for the limit.
-    const unlucky = new Set(answers.filter((a) => a.retried > 0 && !holders.has(a.customerId)).map((a) => a.customerId));
+    const unlucky = new Set(
+      answers.filter((a) => a.retried > 0 && !holders.has(a.customerId)).map((a) => a.customerId),
+    );
     expect(count(answers.filter((a) => !holders.has(a.customerId) && !unlucky.has(a.customerId)))).toEqual({
       '409 INSUFFICIENT_STOCK': 5 * (2_000 - holders.size - unlucky.size),
     });
     const ofUnlucky = answers.filter((a) => unlucky.has(a.customerId));
-    expect(Object.keys(count(ofUnlucky)).filter((o) => o !== '409 INSUFFICIENT_STOCK' && o !== '409 CUSTOMER_LIMIT_EXCEEDED')).toEqual([]);
-    const retriedOnce = ofUnlucky.filter((a) => a.retried > 0 && ofUnlucky.filter((b) => b.customerId === a.customerId && b.retried > 0).length === 1);
-    expect(retriedOnce.filter((a) => outcomeOf(a) !== '409 INSUFFICIENT_STOCK').map((a) => ({ customerId: a.customerId, answer: a.res.body }))).toEqual([]);
+    expect(
+      Object.keys(count(ofUnlucky)).filter(
+        (o) => o !== '409 INSUFFICIENT_STOCK' && o !== '409 CUSTOMER_LIMIT_EXCEEDED',
+      ),
+    ).toEqual([]);
+    const retriedOnce = ofUnlucky.filter(
+      (a) => a.retried > 0 && ofUnlucky.filter((b) => b.customerId === a.customerId && b.retried > 0).length === 1,
+    );
+    expect(
+      retriedOnce
+        .filter((a) => outcomeOf(a) !== '409 INSUFFICIENT_STOCK')
+        .map((a) => ({ customerId: a.customerId, answer: a.res.body })),
+    ).toEqual([]);
     const limited = answers.find((a) => a.res.body?.error?.code === 'CUSTOMER_LIMIT_EXCEEDED')!;
-    expect(limited.res.body.error.details).toEqual({ sku, customerId: limited.customerId, limit: 1, held: 1, bought: 0, requested: 1 });
+    expect(limited.res.body.error.details).toEqual({
+      sku,
+      customerId: limited.customerId,
+      limit: 1,
+      held: 1,
+      bought: 0,
+      requested: 1,
+    });
     // Redis lost nothing, so PostgreSQL never had to refuse a hold Redis applied.
     expect(await refusedHolds()).toBe(refusedBefore);
 
@@ -103,7 +137,12 @@ describe('a drop limited to 1 per customer', () => {
     expect(rows.rows.every((r) => Number(r.units) === 1)).toBe(true);
     const counts = await stack.stock.redis.hgetall(keys.customers(sku));
     expect(customers.every((c) => counts[`h:${c}`] === (holders.has(c) ? '1' : undefined))).toBe(true);
-    expect((await stack.api('GET', `/v1/skus/${sku}`)).body).toMatchObject({ total: 200, reserved: holders.size, available: 200 - holders.size, maxPerCustomer: 1 });
+    expect((await stack.api('GET', `/v1/skus/${sku}`)).body).toMatchObject({
+      total: 200,
+      reserved: holders.size,
+      available: 200 - holders.size,
+      maxPerCustomer: 1,
+    });
     await expectConsistent(stack.stock, sku);
     // The time a loaded machine takes, retries included; the storm's pace is bench:holds's business.
   }, 600_000);
@@ -112,7 +151,9 @@ describe('a drop limited to 1 per customer', () => {
 describe('refusals through the workflow (the pre-check bypassed: the Lua hold decides)', () => {
   /** Lets every cart past the API's Redis pre-check and per-customer admission, for one call. */
   async function withoutPrecheck<T>(call: () => Promise<T>): Promise<T> {
-    const spy = jest.spyOn(StockStore.prototype, 'precheck').mockImplementation(async (items) => ({ repeat: false, available: items.map(() => 1e9), allowance: [] }));
+    const spy = jest
+      .spyOn(StockStore.prototype, 'precheck')
+      .mockImplementation(async (items) => ({ repeat: false, available: items.map(() => 1e9), allowance: [] }));
     try {
       return await call();
     } finally {
@@ -149,11 +190,15 @@ describe('bought units', () => {
     const sku = await limitedSku(10, 1);
     const first = await reserve({ items: [{ sku, quantity: 1 }], customerId: 'rosa' });
     expect(first.status).toBe(201);
-    expect((await stack.api('POST', `/v1/reservations/${first.body.reservationId}/commit`, { body: {} })).status).toBe(200);
+    expect((await stack.api('POST', `/v1/reservations/${first.body.reservationId}/commit`, { body: {} })).status).toBe(
+      200,
+    );
     const again = await reserve({ items: [{ sku, quantity: 1 }], customerId: 'rosa' });
     expectError(again, 409, 'CUSTOMER_LIMIT_EXCEEDED');
     expect(again.body.error.details).toMatchObject({ held: 0, bought: 1 });
-    const returned = await stack.admin('POST', '/v1/returns', { body: { reservationId: first.body.reservationId, items: [{ sku, quantity: 1 }] } });
+    const returned = await stack.admin('POST', '/v1/returns', {
+      body: { reservationId: first.body.reservationId, items: [{ sku, quantity: 1 }] },
+    });
     expect(returned.status).toBe(200);
     expect((await reserve({ items: [{ sku, quantity: 1 }], customerId: 'rosa' })).status).toBe(201);
     await expectConsistent(stack.stock, sku);

@@ -35,7 +35,8 @@ async function scrape(): Promise<Map<string, number>> {
   return samples;
 }
 
-const reservations = (samples: Map<string, number>, status: string) => samples.get(`stockhold_reservations_total{status="${status}"}`);
+const reservations = (samples: Map<string, number>, status: string) =>
+  samples.get(`stockhold_reservations_total{status="${status}"}`);
 
 async function newSku(total: number): Promise<string> {
   const sku = uniqueSku('MET');
@@ -57,11 +58,25 @@ describe('stockhold_reservations_total: each reservation once per status it reac
     expect((await stack.api('POST', `/v1/reservations/${committed}/commit`, { body: {} })).status).toBe(200); // a resent commit
 
     const cancelled = uniqueId('met-x');
-    expect((await stack.api('POST', '/v1/reservations', { body: { reservationId: cancelled, items: [{ sku, quantity: 2 }] } })).status).toBe(201);
-    expect((await stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: { reason: 'changed mind' } })).status).toBe(200);
+    expect(
+      (
+        await stack.api('POST', '/v1/reservations', {
+          body: { reservationId: cancelled, items: [{ sku, quantity: 2 }] },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: { reason: 'changed mind' } })).status,
+    ).toBe(200);
 
     const expired = uniqueId('met-e');
-    expect((await stack.api('POST', '/v1/reservations', { body: { reservationId: expired, items: [{ sku, quantity: 1 }], ttlSeconds: 1 } })).status).toBe(201);
+    expect(
+      (
+        await stack.api('POST', '/v1/reservations', {
+          body: { reservationId: expired, items: [{ sku, quantity: 1 }], ttlSeconds: 1 },
+        })
+      ).status,
+    ).toBe(201);
     await pollUntil(
       () => stack.api('GET', `/v1/reservations/${expired}`),
       (r) => r.body.status === 'EXPIRED',
@@ -73,7 +88,9 @@ describe('stockhold_reservations_total: each reservation once per status it reac
     const code = refused.body.error.code as string;
 
     const after = await pollUntil(scrape, (s) => reservations(s, 'expired') === 1);
-    expect(['held', 'committed', 'cancelled', 'expired', 'rejected'].map((status) => [status, reservations(after, status)])).toEqual([
+    expect(
+      ['held', 'committed', 'cancelled', 'expired', 'rejected'].map((status) => [status, reservations(after, status)]),
+    ).toEqual([
       ['held', 3],
       ['committed', 1],
       ['cancelled', 1],
@@ -88,7 +105,8 @@ describe('stockhold_reservations_total: each reservation once per status it reac
 });
 
 describe('stock gauges for watched SKUs (GET/PUT/DELETE /v1/metrics/watched-skus)', () => {
-  const units = (s: Map<string, number>, sku: string, figure: string) => s.get(`stockhold_stock_units{sku="${sku}",figure="${figure}"}`);
+  const units = (s: Map<string, number>, sku: string, figure: string) =>
+    s.get(`stockhold_stock_units{sku="${sku}",figure="${figure}"}`);
 
   it('a watched SKU has total, reserved and available gauges that follow its holds; unwatched, its series leave /metrics', async () => {
     const sku = await newSku(7);
@@ -98,16 +116,24 @@ describe('stock gauges for watched SKUs (GET/PUT/DELETE /v1/metrics/watched-skus
     const watched = await stack.admin('PUT', `/v1/metrics/watched-skus/${sku}`);
     expect(watched.status).toBe(200);
     expect(watched.body).toEqual({ skus: [sku], limit: WATCH_LIMIT });
-    expect((await stack.admin('PUT', `/v1/metrics/watched-skus/${sku}`)).body).toEqual({ skus: [sku], limit: WATCH_LIMIT }); // idempotent
+    expect((await stack.admin('PUT', `/v1/metrics/watched-skus/${sku}`)).body).toEqual({
+      skus: [sku],
+      limit: WATCH_LIMIT,
+    }); // idempotent
     expect((await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 2 }] } })).status).toBe(201);
     expect((await stack.admin('PATCH', `/v1/skus/${sku}`, { body: { lowStockThreshold: 4 } })).status).toBe(200);
 
     const samples = await scrape();
-    expect([units(samples, sku, 'total'), units(samples, sku, 'reserved'), units(samples, sku, 'available')]).toEqual([7, 2, 5]);
+    expect([units(samples, sku, 'total'), units(samples, sku, 'reserved'), units(samples, sku, 'available')]).toEqual([
+      7, 2, 5,
+    ]);
     expect(samples.get(`stockhold_stock_low_threshold_units{sku="${sku}"}`)).toBe(4);
     expect(units(samples, other, 'total')).toBeUndefined();
 
-    expect((await stack.admin('DELETE', `/v1/metrics/watched-skus/${sku}`)).body).toEqual({ skus: [], limit: WATCH_LIMIT });
+    expect((await stack.admin('DELETE', `/v1/metrics/watched-skus/${sku}`)).body).toEqual({
+      skus: [],
+      limit: WATCH_LIMIT,
+    });
     expect((await stack.admin('DELETE', `/v1/metrics/watched-skus/${sku}`)).status).toBe(200); // idempotent
     expect(units(await scrape(), sku, 'total')).toBeUndefined();
   });
@@ -121,7 +147,10 @@ describe('stock gauges for watched SKUs (GET/PUT/DELETE /v1/metrics/watched-skus
     expect(over.body.error).toMatchObject({ code: 'WATCH_LIMIT_REACHED', details: { sku: c, limit: WATCH_LIMIT } });
     expect(over.body.error.message).toMatch(/at most 2 SKUs/);
     expect((await stack.admin('PUT', `/v1/metrics/watched-skus/${a}`)).status).toBe(200); // one already watched is no new series
-    expect((await stack.admin('GET', '/v1/metrics/watched-skus')).body).toEqual({ skus: [a, b].sort(), limit: WATCH_LIMIT });
+    expect((await stack.admin('GET', '/v1/metrics/watched-skus')).body).toEqual({
+      skus: [a, b].sort(),
+      limit: WATCH_LIMIT,
+    });
 
     const unknown = await stack.admin('PUT', `/v1/metrics/watched-skus/${uniqueSku('NOPE')}`);
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SKU_NOT_FOUND']);
@@ -146,14 +175,21 @@ describe('the outbox in /metrics', () => {
     const before = await scrape();
     expect(before.get('stockhold_outbox_lag_seconds')).toBe(0); // no subscription: nobody waits
     // A receiver nobody delivers to (this stack runs no webhook dispatcher): its deliveries wait.
-    const hook = await stack.admin('POST', '/v1/webhooks', { body: { url: 'http://127.0.0.1:9/hook', events: ['stock.changed'] } });
+    const hook = await stack.admin('POST', '/v1/webhooks', {
+      body: { url: 'http://127.0.0.1:9/hook', events: ['stock.changed'] },
+    });
     expect(hook.status).toBe(201);
     const sku = await newSku(5); // one stock.changed event
     const events = (s: Map<string, number>) => s.get('stockhold_outbox_events_total') ?? 0;
     // The event's age by PostgreSQL's clock just before and just after the scrape: the lag the
     // scrape reports lies between them (no stopwatch, however slow the machine).
     const age = async () =>
-      (await stack.stock.db.query<{ age: number }>('SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM events WHERE skus @> ARRAY[$1::text]', [sku])).rows[0]!.age;
+      (
+        await stack.stock.db.query<{ age: number }>(
+          'SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM events WHERE skus @> ARRAY[$1::text]',
+          [sku],
+        )
+      ).rows[0]!.age;
     const [older, waiting, newer] = [await age(), await scrape(), await age()];
     expect(events(waiting) - events(before)).toBe(1);
     const lag = waiting.get('stockhold_outbox_lag_seconds')!;

@@ -21,12 +21,18 @@ it('reserve → commit → return through the API writes its events in order, ea
   expect((await stack.admin('PATCH', `/v1/skus/${sku}`, { body: { lowStockThreshold: 1 } })).status).toBe(200);
 
   const reservationId = uniqueId('res');
-  const reserved = await stack.api('POST', '/v1/reservations', { body: { reservationId, items: [{ sku, quantity: 2 }] } });
+  const reserved = await stack.api('POST', '/v1/reservations', {
+    body: { reservationId, items: [{ sku, quantity: 2 }] },
+  });
   expect(reserved.status).toBe(201);
-  const committed = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-evt' } });
+  const committed = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, {
+    body: { paymentId: 'pay-evt' },
+  });
   expect(committed.status).toBe(200);
   // A client resending its commit changes nothing, events included.
-  expect((await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-evt' } })).status).toBe(200);
+  expect(
+    (await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: 'pay-evt' } })).status,
+  ).toBe(200);
   const returned = await stack.admin('POST', '/v1/returns', { body: { reservationId, items: [{ sku, quantity: 1 }] } });
   expect(returned.status).toBe(200);
 
@@ -39,8 +45,16 @@ it('reserve → commit → return through the API writes its events in order, ea
     ['reservation.committed', null],
     ['stock.changed', 2], // the return
   ]);
-  expect(events[1]!.data).toEqual(expect.objectContaining({ reservationId, status: 'HELD', workflowId: `reservation-${reservationId}` }));
-  expect(events[4]!.data).toEqual(expect.objectContaining({ reservationId, status: 'COMMITTED', items: [expect.objectContaining({ sku, committedQuantity: 2 })] }));
+  expect(events[1]!.data).toEqual(
+    expect.objectContaining({ reservationId, status: 'HELD', workflowId: `reservation-${reservationId}` }),
+  );
+  expect(events[4]!.data).toEqual(
+    expect.objectContaining({
+      reservationId,
+      status: 'COMMITTED',
+      items: [expect.objectContaining({ sku, committedQuantity: 2 })],
+    }),
+  );
   expect(events.map((e) => (e.data as { movement?: { kind: string } }).movement?.kind ?? null)).toEqual([
     'initial',
     null,
@@ -49,5 +63,6 @@ it('reserve → commit → return through the API writes its events in order, ea
     null,
     'return',
   ]);
-  for (let i = 1; i < events.length; i++) expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
+  for (let i = 1; i < events.length; i++)
+    expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
 });

@@ -62,7 +62,8 @@ function snapshotService(): string {
   const dir = path.join(PROJECT_ROOT, 'build', 'test-processes', `service-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const entry of ['lib', ...SHIPPED_BESIDE_LIB]) cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
+  for (const entry of ['lib', ...SHIPPED_BESIDE_LIB])
+    cpSync(path.join(PROJECT_ROOT, entry), path.join(dir, entry), { recursive: true });
   symlinkSync(path.join(PROJECT_ROOT, '.tools'), path.join(dir, '.tools'));
   return dir;
 }
@@ -87,7 +88,12 @@ class Service {
     environment: NodeJS.ProcessEnv,
   ) {
     const fd = openSync(logFile, 'w');
-    this.child = spawn(process.execPath, [path.join(dir, 'lib', 'main.js')], { cwd: dir, env: environment, stdio: ['ignore', fd, fd], detached: true });
+    this.child = spawn(process.execPath, [path.join(dir, 'lib', 'main.js')], {
+      cwd: dir,
+      env: environment,
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    });
     closeSync(fd);
     // If the test process dies, the main process dies within a second, and its children with it
     // (a cluster child exits when its channel to the main process closes).
@@ -135,7 +141,10 @@ class Service {
   /** Waits until `done` (no deadline of its own: the test's timeout is one); fails at once if npm start exits first. */
   async waitFor(what: string, done: () => boolean): Promise<void> {
     while (!done()) {
-      if (!this.running()) throw new Error(`npm start exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}:\n${this.log().slice(-4_000)}`);
+      if (!this.running())
+        throw new Error(
+          `npm start exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}:\n${this.log().slice(-4_000)}`,
+        );
       await sleep(100);
     }
   }
@@ -143,13 +152,23 @@ class Service {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-
 // ---------------------------------------------------------------- HTTP
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
 
-async function call(method: string, url: string, body?: unknown, token = CLIENT_TOKEN, timeoutMs = 30_000): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url, { method, headers: auth(token), body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+async function call(
+  method: string,
+  url: string,
+  body?: unknown,
+  token = CLIENT_TOKEN,
+  timeoutMs = 30_000,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method,
+    headers: auth(token),
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
@@ -165,15 +184,28 @@ function servedBy(port: number): Promise<string | undefined> {
 }
 
 /** A request on a connection of its own (so the kernel picks the API process): status, body text and which process served it. */
-function onItsOwnConnection(method: string, path: string, body?: unknown): Promise<{ status: number; text: string; servedBy?: string }> {
+function onItsOwnConnection(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string; servedBy?: string }> {
   const port = Number(new URL(service!.url).port);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, agent: false, headers: auth(CLIENT_TOKEN) }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, servedBy: res.headers['x-stockhold-process'] as string | undefined }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method, path, agent: false, headers: auth(CLIENT_TOKEN) },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text,
+            servedBy: res.headers['x-stockhold-process'] as string | undefined,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
@@ -198,7 +230,9 @@ async function buy(sku: string, id: string, ttlSeconds: number, timeoutMs: numbe
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    const reservationStatus = res.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as { status?: string }).status : undefined;
+    const reservationStatus = res.headers.get('content-type')?.includes('json')
+      ? (JSON.parse(text) as { status?: string }).status
+      : undefined;
     return { id, status: res.status, servedBy: res.headers.get('x-stockhold-process') ?? undefined, reservationStatus };
   } catch {
     return { id, status: 'no answer' };
@@ -220,7 +254,12 @@ const holds = (b: Buyer) => b.status === 201 || (b.status === 200 && b.reservati
  * same id and body until it has a definitive answer, as the contract tells a client to; `onHeld`
  * hears each buyer that holds as soon as it knows.
  */
-function storm(sku: string, ttlSeconds: number, timeoutMs: number, onHeld: (id: string) => void = () => undefined): Promise<Outcome[]> {
+function storm(
+  sku: string,
+  ttlSeconds: number,
+  timeoutMs: number,
+  onHeld: (id: string) => void = () => undefined,
+): Promise<Outcome[]> {
   return Promise.all(
     Array.from({ length: BUYERS }, async (_, i) => {
       const first = await buy(sku, `${sku}-b${i}`, ttlSeconds, timeoutMs);
@@ -239,20 +278,22 @@ function storm(sku: string, ttlSeconds: number, timeoutMs: number, onHeld: (id: 
  * Commits until the answer is final: 200 COMMITTED, or a 4xx; a 503 or a lost connection is
  * retried, as the contract allows (a repeat is idempotent and answers the outcome).
  */
-async function commitUntilFinal(id: string): Promise<{ id: string; status: number; reservationStatus?: unknown; error?: unknown; attempts?: string[] }> {
+async function commitUntilFinal(
+  id: string,
+): Promise<{ id: string; status: number; reservationStatus?: unknown; error?: unknown; attempts?: string[] }> {
   const attempts: string[] = [];
   for (;;) {
     try {
       const res = await call('POST', `${service!.url}/v1/reservations/${id}/commit`, {});
       attempts.push(String(res.status));
-      if (res.status !== 503) return { id, status: res.status, reservationStatus: res.body.status, error: res.body.error, attempts };
+      if (res.status !== 503)
+        return { id, status: res.status, reservationStatus: res.body.status, error: res.body.error, attempts };
     } catch (err) {
       attempts.push(String(err));
     }
     await sleep(250);
   }
 }
-
 
 function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -299,7 +340,8 @@ afterAll(async () => {
 describe('npm start with 2 API processes and 2 workers', () => {
   it('npm run temporal:search-attributes registers the search attributes on an existing server, and finds them there the second time', () => {
     const address = env!.address;
-    const cli = (...args: string[]) => execFileSync(TEMPORAL_CLI, [...args, '--address', address], { encoding: 'utf8', stdio: 'pipe' });
+    const cli = (...args: string[]) =>
+      execFileSync(TEMPORAL_CLI, [...args, '--address', address], { encoding: 'utf8', stdio: 'pipe' });
     // The dev server was started with them: take them away first, so the command has to create them.
     for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId']) {
       cli('operator', 'search-attribute', 'remove', '--namespace', 'default', '--name', name, '--yes');
@@ -317,14 +359,16 @@ describe('npm start with 2 API processes and 2 workers', () => {
     ]);
     expect(run()).toMatch(/^ReservationStatus \(Keyword\): exists already/);
     const listed = cli('operator', 'search-attribute', 'list', '--namespace', 'default', '-o', 'json');
-    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId']) expect(listed).toContain(name);
+    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId'])
+      expect(listed).toContain(name);
   });
 
   it('starts them all, sharing the port, and says so', async () => {
     const port = await freePort();
     const environment: NodeJS.ProcessEnv = { ...process.env };
     for (const name of Object.keys(environment)) {
-      if (/^(TEMPORAL_|REDIS_CLUSTER_NODES|INVENTORY_|API_PROCESSES|WORKER_PROCESSES|NODE_ENV)/.test(name)) delete environment[name];
+      if (/^(TEMPORAL_|REDIS_CLUSTER_NODES|INVENTORY_|API_PROCESSES|WORKER_PROCESSES|NODE_ENV)/.test(name))
+        delete environment[name];
     }
     Object.assign(environment, {
       PORT: String(port),
@@ -349,7 +393,10 @@ describe('npm start with 2 API processes and 2 workers', () => {
     // reconciler, and one reconciler workflow runs.
     const reconcilers = async () => {
       const runs: string[] = [];
-      for await (const wf of env!.client.workflow.list({ query: `WorkflowType = "reconcilerWorkflow" AND ExecutionStatus = "Running"` })) runs.push(wf.workflowId);
+      for await (const wf of env!.client.workflow.list({
+        query: `WorkflowType = "reconcilerWorkflow" AND ExecutionStatus = "Running"`,
+      }))
+        runs.push(wf.workflowId);
       return runs;
     };
     // Visibility is eventually consistent: wait until it lists a running one, then demand exactly that one.
@@ -370,8 +417,11 @@ describe('npm start with 2 API processes and 2 workers', () => {
     expect(outcomes.filter((o) => ![200, 201, 409].includes(o.final.status as number))).toEqual([]);
     const winners = outcomes.filter((o) => holds(o.final)).map((o) => o.final.id);
     const unsold = UNITS - winners.length;
-    expect({ unsold: unsold > 0 && unsold <= (statuses['503'] ?? 0) ? 'given back under load' : unsold }).toEqual({ unsold: unsold > 0 ? 'given back under load' : 0 });
-    if (statuses['503']) console.log(`storm over both API processes: ${JSON.stringify(statuses)} (503s retried); ${winners.length} hold`);
+    expect({ unsold: unsold > 0 && unsold <= (statuses['503'] ?? 0) ? 'given back under load' : unsold }).toEqual({
+      unsold: unsold > 0 ? 'given back under load' : 0,
+    });
+    if (statuses['503'])
+      console.log(`storm over both API processes: ${JSON.stringify(statuses)} (503s retried); ${winners.length} hold`);
     // Both API processes took a real share of the buyers (the kernel spreads them over the shared socket).
     const served = countBy(outcomes, (o) => o.first.servedBy ?? 'unknown');
     expect(Object.keys(served).sort()).toEqual(['api-1', 'api-2']);
@@ -387,13 +437,14 @@ describe('npm start with 2 API processes and 2 workers', () => {
     await expectConsistent(clients, sku);
   }, 120_000);
 
-  it('GET /metrics answers for the whole machine: every API process\'s refusals, the same whichever process serves the scrape', async () => {
+  it("GET /metrics answers for the whole machine: every API process's refusals, the same whichever process serves the scrape", async () => {
     const sku = await newSku(1);
     /** Scrapes on a new connection each time (so the kernel picks the process): who served it and the refusals by code. */
     const scrape = async () => {
       const res = await onItsOwnConnection('GET', '/metrics');
       const refusals: Record<string, number> = {};
-      for (const m of res.text.matchAll(/^stockhold_reservation_refusals_total\{code="([A-Z_]+)"\} (\d+)$/gm)) refusals[m[1]!] = Number(m[2]);
+      for (const m of res.text.matchAll(/^stockhold_reservation_refusals_total\{code="([A-Z_]+)"\} (\d+)$/gm))
+        refusals[m[1]!] = Number(m[2]);
       return { servedBy: res.servedBy, refusals };
     };
     const before = await scrape();
@@ -418,7 +469,11 @@ describe('npm start with 2 API processes and 2 workers', () => {
     }
     expect(new Set(scrapes.map((s) => s.servedBy))).toEqual(new Set(['api-1', 'api-2']));
     for (const { refusals } of scrapes) {
-      const delta = Object.fromEntries(Object.entries(refusals).map(([code, n]) => [code, n - (before.refusals[code] ?? 0)]).filter(([, n]) => n !== 0));
+      const delta = Object.fromEntries(
+        Object.entries(refusals)
+          .map(([code, n]) => [code, n - (before.refusals[code] ?? 0)])
+          .filter(([, n]) => n !== 0),
+      );
       expect(delta).toEqual(heard);
     }
   }, 60_000);
@@ -458,16 +513,32 @@ describe('npm start with 2 API processes and 2 workers', () => {
 
     // No hold left behind: a hold nobody claimed (its buyer's retry was refused while the first
     // attempt was still deciding) expires; then Redis and PostgreSQL agree there is none.
-    const f = await waitFor(() => figures(clients, sku), (x) => x.redisReserved === 0 && x.pgHeld === 0 && x.holdCount === 0, 250);
-    expect(f).toMatchObject({ redisReserved: 0, sumOfHolds: 0, pgHeld: 0, redisTotal: UNITS - held.size, pgTotal: UNITS - held.size });
+    const f = await waitFor(
+      () => figures(clients, sku),
+      (x) => x.redisReserved === 0 && x.pgHeld === 0 && x.holdCount === 0,
+      250,
+    );
+    expect(f).toMatchObject({
+      redisReserved: 0,
+      sumOfHolds: 0,
+      pgHeld: 0,
+      redisTotal: UNITS - held.size,
+      pgTotal: UNITS - held.size,
+    });
     await expectConsistent(clients, sku);
     const sales = await salesOf(sku);
     expect([...sales.keys()].sort()).toEqual([...held].sort());
     expect([...sales.values()].every((n) => n === 1)).toBe(true);
 
     // The supervisor restarted both, and said why.
-    await svc.waitFor('api-1 and worker-1 ready again', () => svc.readyCount('api-1') >= 2 && svc.readyCount('worker-1') >= 2);
-    for (const [label, pid] of [['api-1', victims.api], ['worker-1', victims.worker]] as const) {
+    await svc.waitFor(
+      'api-1 and worker-1 ready again',
+      () => svc.readyCount('api-1') >= 2 && svc.readyCount('worker-1') >= 2,
+    );
+    for (const [label, pid] of [
+      ['api-1', victims.api],
+      ['worker-1', victims.worker],
+    ] as const) {
       expect(svc.lines()).toContainEqual(expect.objectContaining({ process: label, pid, exit: 'signal SIGKILL' }));
       expect(svc.pidOf(label)).not.toBe(pid);
       expect(alive(svc.pidOf(label))).toBe(true);

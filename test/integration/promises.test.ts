@@ -24,18 +24,24 @@ afterAll(async () => {
 async function createSku(total: number, settings: Record<string, unknown> = {}): Promise<string> {
   const sku = uniqueSku('PROMISE');
   expect((await stack.admin('POST', '/v1/skus', { body: { sku, total } })).status).toBe(201);
-  if (Object.keys(settings).length > 0) expect((await stack.admin('PATCH', `/v1/skus/${sku}`, { body: settings })).status).toBe(200);
+  if (Object.keys(settings).length > 0)
+    expect((await stack.admin('PATCH', `/v1/skus/${sku}`, { body: settings })).status).toBe(200);
   return sku;
 }
 
 async function refusedHolds(): Promise<number> {
-  const row = await stack.stock.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [`unexplained:${REFUSED_HOLD}`]);
+  const row = await stack.stock.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [
+    `unexplained:${REFUSED_HOLD}`,
+  ]);
   return Number(row.rows[0]?.count ?? 0);
 }
 
 const reserve = (reservationId: string, sku: string, quantity: number, extra: Record<string, unknown> = {}) =>
-  stack.api('POST', '/v1/reservations', { body: { reservationId, items: [{ sku, quantity }], ttlSeconds: 300, ...extra } });
-const commit = (reservationId: string) => stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: `pay-${reservationId}` } });
+  stack.api('POST', '/v1/reservations', {
+    body: { reservationId, items: [{ sku, quantity }], ttlSeconds: 300, ...extra },
+  });
+const commit = (reservationId: string) =>
+  stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: { paymentId: `pay-${reservationId}` } });
 
 test('a buyer is refused the units Redis lost from an earlier hold, and the earlier buyer still buys them', async () => {
   const sku = await createSku(3);
@@ -53,7 +59,10 @@ test('a buyer is refused the units Redis lost from an earlier hold, and the earl
   expect(await refusedHolds()).toBe(refusedBefore + 1);
 
   const paid = await commit(a);
-  expect({ status: paid.status, reservationStatus: paid.body.status }).toEqual({ status: 200, reservationStatus: 'COMMITTED' });
+  expect({ status: paid.status, reservationStatus: paid.body.status }).toEqual({
+    status: 200,
+    reservationStatus: 'COMMITTED',
+  });
   const stock = (await stack.api('GET', `/v1/skus/${sku}`)).body;
   expect(stock).toMatchObject({ total: 0, reserved: 0, available: 0 });
   await expectConsistent(stack.stock, sku);
@@ -66,8 +75,18 @@ test('the customer limit is judged by PostgreSQL too: a customer whose hold Redi
   await loseHold(stack.stock.redis, sku, a);
 
   const again = await reserve(b, sku, 1, { customerId: 'cust-1' });
-  expect({ status: again.status, code: again.body.error?.code }).toEqual({ status: 409, code: 'CUSTOMER_LIMIT_EXCEEDED' });
-  expect(again.body.error.details).toMatchObject({ sku, customerId: 'cust-1', limit: 2, held: 2, bought: 0, requested: 1 });
+  expect({ status: again.status, code: again.body.error?.code }).toEqual({
+    status: 409,
+    code: 'CUSTOMER_LIMIT_EXCEEDED',
+  });
+  expect(again.body.error.details).toMatchObject({
+    sku,
+    customerId: 'cust-1',
+    limit: 2,
+    held: 2,
+    bought: 0,
+    requested: 1,
+  });
   expect((await commit(a)).status).toBe(200);
   // Another customer is not affected.
   expect((await reserve(uniqueId('c'), sku, 2, { customerId: 'cust-2' })).status).toBe(201);
@@ -84,7 +103,11 @@ test('a storm of 60 buyers for 10 units while Redis loses a hold every 0.4 s pro
     while (storming && lost < 6) {
       await new Promise((r) => setTimeout(r, 400));
       const holds = Object.keys(await stack.stock.redis.hgetall(`item:{${sku}}:holds`));
-      if (holds.length > 0 && (await loseHold(stack.stock.redis, sku, holds[Math.floor(Math.random() * holds.length)]!)) > 0) lost += 1;
+      if (
+        holds.length > 0 &&
+        (await loseHold(stack.stock.redis, sku, holds[Math.floor(Math.random() * holds.length)]!)) > 0
+      )
+        lost += 1;
     }
   })();
   // 60 buyers over 3 s, one every 50 ms, each for one unit.
@@ -94,7 +117,11 @@ test('a storm of 60 buyers for 10 units while Redis loses a hold every 0.4 s pro
       const id = uniqueId('storm');
       // The contract's advice for a 503: the same id and body again. A buyer whose hold landed
       // before its answer was lost hears 200 HELD then: it was promised the unit too.
-      const answer = await reserveUntilAnswered((body) => stack.api('POST', '/v1/reservations', { body }), { reservationId: id, items: [{ sku, quantity: 1 }], ttlSeconds: 300 });
+      const answer = await reserveUntilAnswered((body) => stack.api('POST', '/v1/reservations', { body }), {
+        reservationId: id,
+        items: [{ sku, quantity: 1 }],
+        ttlSeconds: 300,
+      });
       answers.push(answer);
       if (outcomeOf(answer) === 'HELD') promised.push(id);
     }),
@@ -107,7 +134,9 @@ test('a storm of 60 buyers for 10 units while Redis loses a hold every 0.4 s pro
   // load (its buyer answered 503), while the buyers refused meanwhile were refused for good.
   const answered503 = answers.filter((a) => a.retried > 0).length;
   const unsold = 10 - promised.length;
-  expect({ unsold: unsold > 0 && unsold <= answered503 ? 'given back under load' : unsold }).toEqual({ unsold: unsold > 0 ? 'given back under load' : 0 });
+  expect({ unsold: unsold > 0 && unsold <= answered503 ? 'given back under load' : unsold }).toEqual({
+    unsold: unsold > 0 ? 'given back under load' : 0,
+  });
   expect(tally(answers, outcomeOf)).toEqual({ HELD: promised.length, '409 INSUFFICIENT_STOCK': 60 - promised.length });
   const commits = await Promise.all(promised.map((id) => untilAnswered(() => commit(id))));
   expect(commits.map((c) => c.status)).toEqual(promised.map(() => 200));

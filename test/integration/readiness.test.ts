@@ -15,7 +15,11 @@ let stack: Stack;
 beforeAll(async () => {
   own = await startPrivateStores('stockhold_readiness');
   // A rebuild settle time of 3 s: long enough to be seen loading, short enough for the test.
-  stack = await startStack({ redisUrl: own.redisUrl, databaseUrl: own.databaseUrl, reconciler: { intervalMs: 300, graceMs: 1_000, rebuildSettleMs: 3_000 } });
+  stack = await startStack({
+    redisUrl: own.redisUrl,
+    databaseUrl: own.databaseUrl,
+    reconciler: { intervalMs: 300, graceMs: 1_000, rebuildSettleMs: 3_000 },
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -50,5 +54,10 @@ test('Temporal is "no-worker" for a task queue no worker polls, "ok" for the one
   const nobody = readinessChecks(stack.stock, stack.env.client, 'default', `nobody-polls-${uniqueSku('Q')}`);
   expect(await nobody.temporal()).toBe('no-worker');
   const polled = readinessChecks(stack.stock, stack.env.client, 'default', stack.taskQueue);
-  expect(await pollUntil(() => polled.temporal(), (state) => state === 'ok')).toBe('ok');
+  expect(
+    await pollUntil(
+      () => polled.temporal(),
+      (state) => state === 'ok',
+    ),
+  ).toBe('ok');
 });

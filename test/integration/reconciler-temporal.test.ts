@@ -49,12 +49,20 @@ afterAll(async () => {
 
 /** One run of the reconcile activity (a rebuild check and one pass over everything), as a worker runs it. */
 async function reconcileOnce(): Promise<void> {
-  const activities = createReconcilerActivities({ stock: clients.stock, temporal, logger: createLogger('silent'), settings: SETTINGS });
+  const activities = createReconcilerActivities({
+    stock: clients.stock,
+    temporal,
+    logger: createLogger('silent'),
+    settings: SETTINGS,
+  });
   await new MockActivityEnvironment().run(activities.reconcile, { runMs: 1 });
 }
 
 async function statusOf(reservationId: string): Promise<{ status: string; reason: string | null }> {
-  const rows = await clients.db.query<{ status: string; reason: string | null }>('SELECT status, reason FROM reservations WHERE id = $1', [reservationId]);
+  const rows = await clients.db.query<{ status: string; reason: string | null }>(
+    'SELECT status, reason FROM reservations WHERE id = $1',
+    [reservationId],
+  );
   return rows.rows[0]!;
 }
 
@@ -66,7 +74,9 @@ async function orphansCounted(): Promise<number> {
 async function staleHold(sku: string, quantity: number): Promise<string> {
   const reservationId = uniqueId('stale');
   await clients.stock.hold({ reservationId, items: [{ sku, quantity }], expiresAt: expiresIn() });
-  await clients.db.query(`UPDATE reservations SET updated_at = now() - interval '1 hour' WHERE id = $1`, [reservationId]);
+  await clients.db.query(`UPDATE reservations SET updated_at = now() - interval '1 hour' WHERE id = $1`, [
+    reservationId,
+  ]);
   return reservationId;
 }
 
@@ -88,17 +98,25 @@ describe('a stale HELD reservation with no workflow, while Temporal does not ans
     orphan = await staleHold(sku, 3);
     // Its twin whose workflow runs (on a task queue no worker polls): Temporal's answer keeps it.
     alive = await staleHold(sku, 2);
-    await temporal.workflow.start('reservationWorkflow', { workflowId: workflowIdOf(alive), taskQueue: taskQueue('nobody'), args: [] });
+    await temporal.workflow.start('reservationWorkflow', {
+      workflowId: workflowIdOf(alive),
+      taskQueue: taskQueue('nobody'),
+      args: [],
+    });
   }, 30_000);
 
-  test('keeps its hold: the pass ends within the heartbeat timeout and guesses nothing', async () => {
-    proxy!.freeze();
-    await reconcileOnce();
-    expect(await statusOf(orphan)).toEqual({ status: 'HELD', reason: null });
-    expect(await clients.redis.hgetall(keys.holds(sku))).toEqual({ [orphan]: '3', [alive]: '2' });
-    expect(await clients.redis.hget(keys.stock(sku), 'reserved')).toBe('5');
-    expect(await orphansCounted()).toBe(0);
-  }, HEARTBEAT_TIMEOUT_MS);
+  test(
+    'keeps its hold: the pass ends within the heartbeat timeout and guesses nothing',
+    async () => {
+      proxy!.freeze();
+      await reconcileOnce();
+      expect(await statusOf(orphan)).toEqual({ status: 'HELD', reason: null });
+      expect(await clients.redis.hgetall(keys.holds(sku))).toEqual({ [orphan]: '3', [alive]: '2' });
+      expect(await clients.redis.hget(keys.stock(sku), 'reserved')).toBe('5');
+      expect(await orphansCounted()).toBe(0);
+    },
+    HEARTBEAT_TIMEOUT_MS,
+  );
 
   test('is released once Temporal answers again and says its workflow is gone (and the one whose workflow runs is not)', async () => {
     proxy!.thaw();

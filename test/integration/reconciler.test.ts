@@ -87,7 +87,10 @@ async function available(sku: string): Promise<number> {
 }
 
 async function statusOf(reservationId: string): Promise<{ status: string; reason: string | null } | undefined> {
-  const rows = await stack.stock.db.query<{ status: string; reason: string | null }>('SELECT status, reason FROM reservations WHERE id = $1', [reservationId]);
+  const rows = await stack.stock.db.query<{ status: string; reason: string | null }>(
+    'SELECT status, reason FROM reservations WHERE id = $1',
+    [reservationId],
+  );
   return rows.rows[0];
 }
 
@@ -157,7 +160,10 @@ async function expectCounted(before: Record<string, number>, expected: Record<st
 }
 
 async function saleRows(reservationId: string): Promise<number> {
-  const rows = await stack.stock.db.query<{ n: string }>(`SELECT count(*) AS n FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
+  const rows = await stack.stock.db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`,
+    [reservationId],
+  );
   return Number(rows.rows[0]!.n);
 }
 
@@ -173,23 +179,40 @@ describe('the reconciler repairs what Redis lost', () => {
     await redis().multi().hdel(keys.holds(sku), reservationId).hincrby(keys.stock(sku), 'reserved', -4).exec();
     expect(await available(sku)).toBe(10);
 
-    const restored = await pollUntil(() => redis().hget(keys.holds(sku), reservationId), (q) => q === '4', HEAL_MS);
+    const restored = await pollUntil(
+      () => redis().hget(keys.holds(sku), reservationId),
+      (q) => q === '4',
+      HEAL_MS,
+    );
     expect(restored).toBe('4');
     expect(await available(sku)).toBe(6);
     await expectConsistent(stack.stock, sku);
     // Its units are taken again: 7 more cannot be held.
     const greedy = await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 7 }] } });
-    expect({ status: greedy.status, code: greedy.body?.error?.code }).toEqual({ status: 409, code: 'INSUFFICIENT_STOCK' });
+    expect({ status: greedy.status, code: greedy.body?.error?.code }).toEqual({
+      status: 409,
+      code: 'INSUFFICIENT_STOCK',
+    });
     await expectCounted(before, { 'repairs:lost_hold': 1, 'unexplained:lost_hold': 1 });
 
     const committed = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
-    expect({ status: committed.status, reservation: committed.body?.status }).toEqual({ status: 200, reservation: 'COMMITTED' });
+    expect({ status: committed.status, reservation: committed.body?.status }).toEqual({
+      status: 200,
+      reservation: 'COMMITTED',
+    });
     expect(await saleRows(reservationId)).toBe(1);
-    expect(await figures(stack.stock, sku)).toMatchObject({ redisTotal: 6, redisReserved: 0, holdCount: 0, pgTotal: 6, pgHeld: 0, ledgerSum: 6 });
+    expect(await figures(stack.stock, sku)).toMatchObject({
+      redisTotal: 6,
+      redisReserved: 0,
+      holdCount: 0,
+      pgTotal: 6,
+      pgHeld: 0,
+      ledgerSum: 6,
+    });
     await expectConsistent(stack.stock, sku);
   });
 
-  test("a hold whose field Redis lost while reserved kept its units keeps them reserved until the hold is back", async () => {
+  test('a hold whose field Redis lost while reserved kept its units keeps them reserved until the hold is back', async () => {
     const sku = await createSku(10);
     const reservationId = await hold(sku, 4);
     const before = await counted();
@@ -219,13 +242,23 @@ describe('the reconciler repairs what Redis lost', () => {
     const before = await counted();
     await redis().multi().hdel(keys.holds(sku), reservationId).hincrby(keys.stock(sku), 'reserved', -4).exec();
     // The lost units look free to Redis, but PostgreSQL has promised them: the hold is refused.
-    const other = await stack.api('POST', '/v1/reservations', { body: { reservationId: uniqueId('other'), items: [{ sku, quantity: 10 }] } });
-    expect({ status: other.status, code: other.body?.error?.code, available: other.body?.error?.details?.available }).toEqual({
+    const other = await stack.api('POST', '/v1/reservations', {
+      body: { reservationId: uniqueId('other'), items: [{ sku, quantity: 10 }] },
+    });
+    expect({
+      status: other.status,
+      code: other.body?.error?.code,
+      available: other.body?.error?.details?.available,
+    }).toEqual({
       status: 409,
       code: 'INSUFFICIENT_STOCK',
       available: 6,
     });
-    const restored = await pollUntil(() => redis().hget(keys.holds(sku), reservationId), (q) => q === '4', HEAL_MS);
+    const restored = await pollUntil(
+      () => redis().hget(keys.holds(sku), reservationId),
+      (q) => q === '4',
+      HEAL_MS,
+    );
     expect(restored).toBe('4');
     const paid = await stack.api('POST', `/v1/reservations/${reservationId}/commit`, { body: {} });
     expect({ status: paid.status, reservation: paid.body?.status }).toEqual({ status: 200, reservation: 'COMMITTED' });
@@ -249,7 +282,12 @@ describe('the reconciler repairs what Redis lost', () => {
     expect(await redis().hget(keys.holds(sku), ghost)).toBe('3');
     expect(await available(sku)).toBe(7);
 
-    const left = await pollUntil(() => redis().hexists(keys.holds(sku), ghost), (n) => n === 0, HEAL_MS, 25);
+    const left = await pollUntil(
+      () => redis().hexists(keys.holds(sku), ghost),
+      (n) => n === 0,
+      HEAL_MS,
+      25,
+    );
     expect(left).toBe(0);
     expect(await available(sku)).toBe(10);
     await expectConsistent(stack.stock, sku);
@@ -269,7 +307,11 @@ describe('the reconciler repairs what Redis lost', () => {
     await nextScan();
     // ...and right after it, before the next, the difference goes away by itself (a hold in flight
     // whose release landed): it was still there, and it is never repaired nor counted.
-    const [[, removed]] = (await redis().multi().hdel(keys.holds(sku), ghost).hincrby(keys.stock(sku), 'reserved', -2).exec()) as [[unknown, number]];
+    const [[, removed]] = (await redis()
+      .multi()
+      .hdel(keys.holds(sku), ghost)
+      .hincrby(keys.stock(sku), 'reserved', -2)
+      .exec()) as [[unknown, number]];
     expect(removed).toBe(1);
     await fullScans(1);
     expect(await figures(stack.stock, sku)).toMatchObject({ redisTotal: 10, redisReserved: 0, holdCount: 0 });
@@ -283,7 +325,11 @@ describe('the reconciler repairs what Redis lost', () => {
 
     await redis().hincrby(keys.stock(sku), 'total', 5);
     expect(await available(sku)).toBe(15);
-    const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t === '10', HEAL_MS);
+    const total = await pollUntil(
+      () => redis().hget(keys.stock(sku), 'total'),
+      (t) => t === '10',
+      HEAL_MS,
+    );
     expect(total).toBe('10');
     expect(await available(sku)).toBe(10);
     await expectConsistent(stack.stock, sku);
@@ -295,10 +341,15 @@ describe('the reconciler repairs what Redis lost', () => {
     const before = await counted();
     // The adjustment's Redis step, run inside a PostgreSQL transaction that then rolled back: its
     // movement id was taken from the ledger's sequence and never committed (nor handed out again).
-    const id = (await stack.stock.db.query<{ id: string }>("SELECT nextval('stock_movements_id_seq')::text AS id")).rows[0]!.id;
+    const id = (await stack.stock.db.query<{ id: string }>("SELECT nextval('stock_movements_id_seq')::text AS id"))
+      .rows[0]!.id;
     await stack.stock.stock.counters.adjust(sku, id, -3);
     expect(await available(sku)).toBe(7);
-    const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t === '10', HEAL_MS);
+    const total = await pollUntil(
+      () => redis().hget(keys.stock(sku), 'total'),
+      (t) => t === '10',
+      HEAL_MS,
+    );
     expect(total).toBe('10');
     await expectConsistent(stack.stock, sku);
     await expectCounted(before, { 'repairs:rolled_back_movement': 1 });
@@ -308,7 +359,11 @@ describe('the reconciler repairs what Redis lost', () => {
     const sku = await createSku(10);
     await hold(sku, 3);
     const before = await counted();
-    const reserved = async () => Number((await stack.stock.db.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1', [sku])).rows[0]!.reserved);
+    const reserved = async () =>
+      Number(
+        (await stack.stock.db.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1', [sku])).rows[0]!
+          .reserved,
+      );
     expect(await reserved()).toBe(3);
 
     await stack.stock.db.query('UPDATE skus SET reserved = reserved + 4 WHERE sku = $1', [sku]);
@@ -322,10 +377,17 @@ describe('the reconciler repairs what Redis lost', () => {
     const before = await counted();
 
     // PostgreSQL's half of a restock (as Ledger.move writes it); the process died before Redis.
-    await transaction(stack.stock.db, (c) => ledger().movements.move(c, { sku, kind: 'restock', delta: 5, reason: 'Redis step lost' }));
+    await transaction(stack.stock.db, (c) =>
+      ledger().movements.move(c, { sku, kind: 'restock', delta: 5, reason: 'Redis step lost' }),
+    );
     expect(await available(sku)).toBe(10);
 
-    const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t !== '10', HEAL_MS, 25);
+    const total = await pollUntil(
+      () => redis().hget(keys.stock(sku), 'total'),
+      (t) => t !== '10',
+      HEAL_MS,
+      25,
+    );
     expect(total).toBe('15');
     await expectCounted(before, { 'repairs:pending_movement': 1 });
     expect(await redis().hget(keys.stock(sku), 'total')).toBe('15');
@@ -338,17 +400,25 @@ describe('the reconciler repairs what Redis lost', () => {
     expect(markBefore).not.toBeNull();
     const before = await counted();
     const key = randomUUID();
-    const restock = () => stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 5 }, headers: { 'Idempotency-Key': key } });
+    const restock = () =>
+      stack.admin('POST', `/v1/skus/${sku}/restock`, { body: { quantity: 5 }, headers: { 'Idempotency-Key': key } });
 
     const first = await restock();
     expect({ status: first.status, total: first.body?.total }).toEqual({ status: 200, total: 15 });
     expect(await redis().hget(keys.stock(sku), 'total')).toBe('15');
-    const movement = await stack.stock.db.query<{ id: string }>(`SELECT id::text AS id FROM stock_movements WHERE sku = $1 AND kind = 'restock'`, [sku]);
+    const movement = await stack.stock.db.query<{ id: string }>(
+      `SELECT id::text AS id FROM stock_movements WHERE sku = $1 AND kind = 'restock'`,
+      [sku],
+    );
     expect(movement.rows).toHaveLength(1);
     const movementId = movement.rows[0]!.id;
 
     // A replica that missed the application: total, mark and the movement's m:<id> as before it.
-    await redis().multi().hset(keys.stock(sku), 'total', 10, 'mark', markBefore!).hdel(keys.stock(sku), `m:${movementId}`).exec();
+    await redis()
+      .multi()
+      .hset(keys.stock(sku), 'total', 10, 'mark', markBefore!)
+      .hdel(keys.stock(sku), `m:${movementId}`)
+      .exec();
     const again = await restock();
     expect({ status: again.status, body: again.body }).toEqual({ status: 200, body: first.body });
     expect(await redis().hget(keys.stock(sku), 'total')).toBe('15');
@@ -359,7 +429,13 @@ describe('the reconciler repairs what Redis lost', () => {
     // Once the movement is older than the grace period (by PostgreSQL's clock, which stamped it),
     // a whole scan finds it applied: never a second time.
     await waitFor(
-      async () => (await stack.stock.db.query<{ old: boolean }>(`SELECT now() - at > $2 * interval '1 millisecond' AS old FROM stock_movements WHERE id = $1`, [movementId, GRACE])).rows[0]!.old,
+      async () =>
+        (
+          await stack.stock.db.query<{ old: boolean }>(
+            `SELECT now() - at > $2 * interval '1 millisecond' AS old FROM stock_movements WHERE id = $1`,
+            [movementId, GRACE],
+          )
+        ).rows[0]!.old,
       Boolean,
       50,
     );
@@ -367,7 +443,10 @@ describe('the reconciler repairs what Redis lost', () => {
     expect(await redis().hget(keys.stock(sku), 'total')).toBe('15');
     await expectConsistent(stack.stock, sku);
     expect(delta(before, await counted())).toEqual(atRepeat);
-    const rows = await stack.stock.db.query<{ n: string }>(`SELECT count(*) AS n FROM stock_movements WHERE sku = $1 AND kind = 'restock'`, [sku]);
+    const rows = await stack.stock.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM stock_movements WHERE sku = $1 AND kind = 'restock'`,
+      [sku],
+    );
     expect(Number(rows.rows[0]!.n)).toBe(1);
   });
 
@@ -378,9 +457,12 @@ describe('the reconciler repairs what Redis lost', () => {
     const alive = await hold(sku, 1);
     const before = await counted();
 
-    for (const id of [gone, goneAndLate]) await stack.env.client.workflow.getHandle(workflowIdOf(id)).terminate('test: the workflow is gone');
+    for (const id of [gone, goneAndLate])
+      await stack.env.client.workflow.getHandle(workflowIdOf(id)).terminate('test: the workflow is gone');
     // The second one's deadline has passed too: it ends EXPIRED rather than CANCELLED.
-    await stack.stock.db.query(`UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE id = $1`, [goneAndLate]);
+    await stack.stock.db.query(`UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE id = $1`, [
+      goneAndLate,
+    ]);
 
     const released = await pollUntil(
       async () => [await statusOf(gone), await statusOf(goneAndLate)],
@@ -421,18 +503,45 @@ describe('the reconciler repairs what Redis lost', () => {
       const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await redis().del(keys.stock(sku), keys.holds(sku)); // the stockhold:loaded marker survives
       // The reconciler has seen the loss for its grace period and waits to load the SKU.
-      await waitFor(async () => (await stack.stock.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [lockerPid])).rowCount ?? 0, (n) => n > 0, 50);
+      await waitFor(
+        async () =>
+          (
+            await stack.stock.db.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [
+              lockerPid,
+            ])
+          ).rowCount ?? 0,
+        (n) => n > 0,
+        50,
+      );
       const meanwhile = await stockOf(sku);
       const reserve = await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 1 }] } });
-      expect({ status: meanwhile.status, code: meanwhile.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
+      expect({ status: meanwhile.status, code: meanwhile.body?.error?.code }).toEqual({
+        status: 503,
+        code: 'UNAVAILABLE',
+      });
       expect({ status: reserve.status, code: reserve.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       locker.release();
     }
 
-    const loaded = await pollUntil(() => stockOf(sku), (r) => r.status !== 503, HEAL_MS);
-    expect({ status: loaded.status, body: loaded.body }).toEqual({ status: 200, body: { sku, name: `item ${sku}`, total: 10, reserved: 3, available: 7, lowStockThreshold: null, maxPerCustomer: null } });
+    const loaded = await pollUntil(
+      () => stockOf(sku),
+      (r) => r.status !== 503,
+      HEAL_MS,
+    );
+    expect({ status: loaded.status, body: loaded.body }).toEqual({
+      status: 200,
+      body: {
+        sku,
+        name: `item ${sku}`,
+        total: 10,
+        reserved: 3,
+        available: 7,
+        lowStockThreshold: null,
+        maxPerCustomer: null,
+      },
+    });
     expect(await redis().hgetall(keys.holds(sku))).toEqual({ [reservationId]: '3' });
     await expectConsistent(stack.stock, sku);
     await expectCounted(before, { 'repairs:missing_sku': 1, 'unexplained:missing_sku': 1 });
@@ -448,7 +557,11 @@ describe('the reconciler repairs what Redis lost', () => {
     const before = await counted();
 
     await redis().hset(keys.stock(sku), 'reserved', 7);
-    const reserved = await pollUntil(() => redis().hget(keys.stock(sku), 'reserved'), (r) => r === '2', HEAL_MS);
+    const reserved = await pollUntil(
+      () => redis().hget(keys.stock(sku), 'reserved'),
+      (r) => r === '2',
+      HEAL_MS,
+    );
     expect(reserved).toBe('2');
     expect(await available(sku)).toBe(8);
     await expectConsistent(stack.stock, sku);
@@ -482,23 +595,43 @@ describe('a full loss of Redis', () => {
       // A cancel right after the loss: its release meets NOT_LOADED and must retry, not skip.
       const cancelling = stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: {} });
       // The rebuild holds its fence and waits for holds in flight to land.
-      const fenced = await pollUntil(() => redis().exists('stockhold:rebuild'), (n) => n === 1, HEAL_MS, 20);
+      const fenced = await pollUntil(
+        () => redis().exists('stockhold:rebuild'),
+        (n) => n === 1,
+        HEAL_MS,
+        20,
+      );
       expect(fenced).toBe(1);
       const refused = await stack.api('POST', '/v1/reservations', { body: { items: [{ sku, quantity: 1 }] } });
       const read = await stockOf(sku);
       // The hold's row lands now, within the settle time.
-      await ledger().holds.recordHold({ reservationId: inFlight, items: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
-      const stillFenced = (await redis().exists('stockhold:rebuild')) === 1 && (await redis().exists(keys.loaded)) === 0;
+      await ledger().holds.recordHold({
+        reservationId: inFlight,
+        items: [{ sku, quantity: 4 }],
+        expiresAt: expiresIn(),
+      });
+      const stillFenced =
+        (await redis().exists('stockhold:rebuild')) === 1 && (await redis().exists(keys.loaded)) === 0;
       expect(stillFenced).toBe(true);
       expect({ status: refused.status, code: refused.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
       expect({ status: read.status, code: read.body?.error?.code }).toEqual({ status: 503, code: 'UNAVAILABLE' });
 
       // A 503 is repeated, as the contract says, until the cancel's outcome is known.
       const first = await cancelling;
-      const cancelAnswer = first.status === 503 ? await untilAnswered(() => stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: {} })) : first;
-      expect({ status: cancelAnswer.status, reservation: cancelAnswer.body?.status }).toEqual({ status: 200, reservation: 'CANCELLED' });
+      const cancelAnswer =
+        first.status === 503
+          ? await untilAnswered(() => stack.api('POST', `/v1/reservations/${cancelled}/cancel`, { body: {} }))
+          : first;
+      expect({ status: cancelAnswer.status, reservation: cancelAnswer.body?.status }).toEqual({
+        status: 200,
+        reservation: 'CANCELLED',
+      });
 
-      const rebuilt = await pollUntil(() => stockOf(sku), (r) => r.status === 200, HEAL_MS);
+      const rebuilt = await pollUntil(
+        () => stockOf(sku),
+        (r) => r.status === 200,
+        HEAL_MS,
+      );
       expect(rebuilt.body).toMatchObject({ total: 10, reserved: 6, available: 4 });
       expect(await redis().hgetall(keys.holds(sku))).toEqual({ [kept]: '2', [inFlight]: '4' });
       expect(await redis().exists(keys.loaded)).toBe(1);
@@ -520,7 +653,10 @@ describe('a full loss of Redis', () => {
     const reservationId = await hold(sku, 3);
     // Another logical database of this file's redis-server: an empty Redis the stack's reconciler never sees.
     const lost = `${own!.redisUrl}/1`;
-    const stores: StockClients[] = [createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl }), createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl })];
+    const stores: StockClients[] = [
+      createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl }),
+      createStock({ redisUrl: lost, databaseUrl: own!.databaseUrl }),
+    ];
     try {
       await stores[0]!.redis.flushdb();
       const results = await Promise.all(stores.map((s) => rebuildIfLost(s.stock, { settleMs: 300 })));
@@ -560,7 +696,11 @@ describe('the reconciler workflow', () => {
     // Its worker goes away (the reconcile activity is cancelled); another one on the task queue
     // takes the workflow over, and with it the reconciling.
     stack.worker.shutdown();
-    const state = await pollUntil(async () => stack.worker.getState(), (s) => s === 'STOPPED', 30_000);
+    const state = await pollUntil(
+      async () => stack.worker.getState(),
+      (s) => s === 'STOPPED',
+      30_000,
+    );
     expect(state).toBe('STOPPED');
     const worker = await Worker.create({
       connection: stack.env.nativeConnection,
@@ -568,7 +708,12 @@ describe('the reconciler workflow', () => {
       workflowBundle: await workflowBundle(),
       activities: {
         ...createActivities(stack.stock.stock),
-        ...createReconcilerActivities({ stock: stack.stock.stock, temporal: client, logger: createLogger('silent'), settings: SETTINGS }),
+        ...createReconcilerActivities({
+          stock: stack.stock.stock,
+          temporal: client,
+          logger: createLogger('silent'),
+          settings: SETTINGS,
+        }),
       },
       shutdownGraceTime: '2 seconds',
     });
@@ -577,7 +722,11 @@ describe('the reconciler workflow', () => {
     const sku = await createSku(10);
     const before = await counted();
     await redis().hincrby(keys.stock(sku), 'total', 3);
-    const total = await pollUntil(() => redis().hget(keys.stock(sku), 'total'), (t) => t === '10', 45_000);
+    const total = await pollUntil(
+      () => redis().hget(keys.stock(sku), 'total'),
+      (t) => t === '10',
+      45_000,
+    );
     expect(total).toBe('10');
     await expectCounted(before, { 'repairs:total': 1, 'unexplained:total': 1 });
     const after = await handle.describe();

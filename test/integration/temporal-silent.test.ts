@@ -41,10 +41,18 @@ async function apiOver(client: Client): Promise<string> {
     config: { adminToken: ADMIN_TOKEN, apiToken: CLIENT_TOKEN, maxTtlSeconds: 86_400 },
     stock: clients.stock,
     webhooks: new WebhookStore(clients.db),
-    reservations: new ReservationService(client, clients.stock, { taskQueue: taskQueue('silent'), defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+    reservations: new ReservationService(client, clients.stock, {
+      taskQueue: taskQueue('silent'),
+      defaultTtlSeconds: 600,
+      maxTtlSeconds: 86_400,
+    }),
     metrics: createMetrics({ figures: async () => ({ ...(await clients.stock.figures.read()), outboxLagSeconds: 0 }) }),
     logger: createLogger('silent'),
-    checks: { redis: () => clients.redis.ping(), postgres: () => clients.db.query('SELECT 1'), temporal: () => client.workflowService.getSystemInfo({}) },
+    checks: {
+      redis: () => clients.redis.ping(),
+      postgres: () => clients.db.query('SELECT 1'),
+      temporal: () => client.workflowService.getSystemInfo({}),
+    },
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s)).on('error', reject);
@@ -88,9 +96,16 @@ afterAll(async () => {
 }, 60_000);
 
 /** The same call on every API, at once; each answer with the name of its Temporal. */
-async function onEvery(method: string, path: () => string, body?: unknown): Promise<{ temporal: string; status: number; code: unknown }[]> {
+async function onEvery(
+  method: string,
+  path: () => string,
+  body?: unknown,
+): Promise<{ temporal: string; status: number; code: unknown }[]> {
   const answers = await Promise.all(
-    [...apis].map(async ([name, url]): Promise<[string, ApiAnswer]> => [name, await request(url, method, path(), body === undefined ? {} : { body })]),
+    [...apis].map(async ([name, url]): Promise<[string, ApiAnswer]> => [
+      name,
+      await request(url, method, path(), body === undefined ? {} : { body }),
+    ]),
   );
   return answers.map(([temporal, res]) => ({ temporal, status: res.status, code: res.body?.error?.code }));
 }
@@ -113,7 +128,11 @@ test(
       onEvery('POST', () => `/v1/reservations/${uniqueId('silent')}/commit`, {}),
       onEvery('POST', () => `/v1/reservations/${uniqueId('silent')}/cancel`, {}),
     ]);
-    expect({ created, committed, cancelled }).toEqual({ created: unavailable(), committed: unavailable(), cancelled: unavailable() });
+    expect({ created, committed, cancelled }).toEqual({
+      created: unavailable(),
+      committed: unavailable(),
+      cancelled: unavailable(),
+    });
     // Nothing was held meanwhile: the stock is whole (the hold never reached a worker).
     expect((await clients.stock.getStock(sku)).available).toBe(100);
     // The fault was real: the silent listener was reached.

@@ -20,7 +20,14 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server';
 import { pollUntil, request, type ApiAnswer } from '../helpers/stack';
 import { devServerEnv, taskQueue } from '../helpers/temporal';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database';
-import { closeReceivers, deliveredIds, startReceiver, type Behaviour, type DeliveredEvent, type Receiver } from '../helpers/webhook-receiver';
+import {
+  closeReceivers,
+  deliveredIds,
+  startReceiver,
+  type Behaviour,
+  type DeliveredEvent,
+  type Receiver,
+} from '../helpers/webhook-receiver';
 
 const ADMIN = 'e2e-admin-token-0123456789';
 const CLIENT = 'e2e-client-token-0123456789';
@@ -32,7 +39,11 @@ let api: RunningApi | undefined;
 
 beforeAll(async () => {
   buildIfStale(WORKER_JS);
-  [database, redisServer, env] = await Promise.all([createTestDatabase('stockhold_webhooks_e2e'), startRedisServer(), devServerEnv()]);
+  [database, redisServer, env] = await Promise.all([
+    createTestDatabase('stockhold_webhooks_e2e'),
+    startRedisServer(),
+    devServerEnv(),
+  ]);
   // The database is empty, so empty counters are complete: mark them loaded (as global-setup does).
   const redis = createRedis(redisServer.url);
   try {
@@ -49,7 +60,15 @@ beforeAll(async () => {
     DATABASE_URL: database.url,
   };
   const worker = spawnWorker({ ...settings, WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_RETRY_DELAYS_MS: '200,400,800' });
-  api = await startApi(loadConfig({ ...settings, PORT: '0', INVENTORY_ADMIN_TOKEN: ADMIN, INVENTORY_API_TOKEN: CLIENT, LOG_LEVEL: 'warn' }));
+  api = await startApi(
+    loadConfig({
+      ...settings,
+      PORT: '0',
+      INVENTORY_ADMIN_TOKEN: ADMIN,
+      INVENTORY_API_TOKEN: CLIENT,
+      LOG_LEVEL: 'warn',
+    }),
+  );
   await waitUntilPolling(worker, env.client, queue, { timeoutMs: 60_000 });
 }, 150_000);
 
@@ -63,15 +82,23 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------- the API, as a client calls it
 
-const asAdmin = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => request(api!.url, method, path, { token: ADMIN, body, headers });
-const asClient = (method: string, path: string, body?: unknown) => request(api!.url, method, path, { token: CLIENT, body });
+const asAdmin = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+  request(api!.url, method, path, { token: ADMIN, body, headers });
+const asClient = (method: string, path: string, body?: unknown) =>
+  request(api!.url, method, path, { token: CLIENT, body });
 
 /** A receiver subscribed to every event type through the API (201, with the generated secret). */
 async function subscribedReceiver(behaviour?: Behaviour): Promise<{ receiver: Receiver; id: string; secret: string }> {
   const receiver = await startReceiver(behaviour);
   const res = await asAdmin('POST', '/v1/webhooks', { url: receiver.url, events: ['*'] });
   expect(res.status).toBe(201);
-  expect(res.body).toEqual(expect.objectContaining({ url: receiver.url, events: ['*'], secret: expect.stringMatching(/^whsec_[0-9a-f]{64}$/) }));
+  expect(res.body).toEqual(
+    expect.objectContaining({
+      url: receiver.url,
+      events: ['*'],
+      secret: expect.stringMatching(/^whsec_[0-9a-f]{64}$/),
+    }),
+  );
   return { receiver, id: res.body.id as string, secret: res.body.secret as string };
 }
 
@@ -81,8 +108,15 @@ async function unsubscribe(sub: { receiver: Receiver; id: string }): Promise<voi
   await sub.receiver.close();
 }
 
-const hold = (reservationId: string, sku: string, quantity: number) => asClient('POST', '/v1/reservations', { reservationId, items: [{ sku, quantity }] });
-const restock = (sku: string, quantity: number) => asAdmin('POST', `/v1/skus/${sku}/restock`, { quantity, reason: 'delivery' }, { 'Idempotency-Key': uniqueId('restock') });
+const hold = (reservationId: string, sku: string, quantity: number) =>
+  asClient('POST', '/v1/reservations', { reservationId, items: [{ sku, quantity }] });
+const restock = (sku: string, quantity: number) =>
+  asAdmin(
+    'POST',
+    `/v1/skus/${sku}/restock`,
+    { quantity, reason: 'delivery' },
+    { 'Idempotency-Key': uniqueId('restock') },
+  );
 
 type Expected = [type: string, available: number | null];
 
@@ -114,7 +148,12 @@ async function runSteps(sku: string, steps: Step[]): Promise<Observed[]> {
     const res = await step.run();
     expect({ step: step.what, status: res.status }).toEqual({ step: step.what, status: step.status });
     count += step.events.length;
-    const written = await pollUntil(() => readEvents(api!.stock.db, { sku, limit: 500 }), (events) => events.length >= count, 10_000, 50);
+    const written = await pollUntil(
+      () => readEvents(api!.stock.db, { sku, limit: 500 }),
+      (events) => events.length >= count,
+      10_000,
+      50,
+    );
     expect({ step: step.what, events: written.length }).toEqual({ step: step.what, events: count });
     const stock = await asClient('GET', `/v1/skus/${sku}`);
     expect(stock.status).toBe(200);
@@ -123,7 +162,8 @@ async function runSteps(sku: string, steps: Step[]): Promise<Observed[]> {
   return observed;
 }
 
-const availableOf = (e: DeliveredEvent): number | null => (e.type.startsWith('stock.') ? (e.data.available as number) : null);
+const availableOf = (e: DeliveredEvent): number | null =>
+  e.type.startsWith('stock.') ? (e.data.available as number) : null;
 
 /**
  * Checks what `receiver` got for the subscription with `secret` against the steps: every request
@@ -132,9 +172,17 @@ const availableOf = (e: DeliveredEvent): number | null => (e.type.startsWith('st
  * expected events; createdAt never decreasing; each stock event's `available` what the API showed
  * after its step; each reservation event about its step's reservation. Returns the deduped events.
  */
-async function expectDelivered(receiver: Receiver, secret: string, sku: string, observed: Observed[]): Promise<DeliveredEvent[]> {
+async function expectDelivered(
+  receiver: Receiver,
+  secret: string,
+  sku: string,
+  observed: Observed[],
+): Promise<DeliveredEvent[]> {
   for (const r of receiver.requests) {
-    expect({ id: r.event.id, signed: verifySignature(secret, r.raw, r.headers['stockhold-signature'] as string | undefined) }).toEqual({ id: r.event.id, signed: true });
+    expect({
+      id: r.event.id,
+      signed: verifySignature(secret, r.raw, r.headers['stockhold-signature'] as string | undefined),
+    }).toEqual({ id: r.event.id, signed: true });
     expect(r.headers['stockhold-event-id']).toBe(r.event.id);
     expect(r.headers['content-type']).toMatch(/^application\/json/);
   }
@@ -149,7 +197,8 @@ async function expectDelivered(receiver: Receiver, secret: string, sku: string, 
   expect(events.map((e) => [e.id, e.type])).toEqual(outbox.map((e) => [e.id, e.type]));
   expect(events.map((e) => e.createdAt)).toEqual(outbox.map((e) => e.createdAt));
   expect(events.map((e) => [e.type, availableOf(e)])).toEqual(observed.flatMap((o) => o.step.events));
-  for (let i = 1; i < events.length; i++) expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
+  for (let i = 1; i < events.length; i++)
+    expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
 
   let at = 0;
   for (const { step, available } of observed) {
@@ -158,7 +207,11 @@ async function expectDelivered(receiver: Receiver, secret: string, sku: string, 
       if (e.type.startsWith('stock.')) {
         expect({ ...context, sku: e.data.sku, available: e.data.available }).toEqual({ ...context, sku, available });
       } else {
-        expect({ ...context, reservationId: e.data.reservationId, status: e.data.status }).toEqual({ ...context, reservationId: step.reservation?.id, status: step.reservation?.status });
+        expect({ ...context, reservationId: e.data.reservationId, status: e.data.status }).toEqual({
+          ...context,
+          reservationId: step.reservation?.id,
+          status: step.reservation?.status,
+        });
       }
     }
     at += step.events.length;
@@ -178,38 +231,86 @@ describe('webhooks end to end through the HTTP API (dev server, worker process, 
     const [a, b, c] = [uniqueId('e2e-a'), uniqueId('e2e-b'), uniqueId('e2e-c')];
     // Threshold 2; available after each step: 5, 5, 8, 4, 4, 1, 0, 1, 1.
     const steps: Step[] = [
-      { what: 'create 5', run: () => asAdmin('POST', '/v1/skus', { sku, total: 5, name: 'boots' }), status: 201, events: [['stock.changed', 5]] },
-      { what: 'threshold 2', run: () => asAdmin('PATCH', `/v1/skus/${sku}`, { lowStockThreshold: 2 }), status: 200, events: [] }, // settings write no event
+      {
+        what: 'create 5',
+        run: () => asAdmin('POST', '/v1/skus', { sku, total: 5, name: 'boots' }),
+        status: 201,
+        events: [['stock.changed', 5]],
+      },
+      {
+        what: 'threshold 2',
+        run: () => asAdmin('PATCH', `/v1/skus/${sku}`, { lowStockThreshold: 2 }),
+        status: 200,
+        events: [],
+      }, // settings write no event
       { what: 'restock 3', run: () => restock(sku, 3), status: 200, events: [['stock.changed', 8]] },
-      { what: 'hold A 4', run: () => hold(a, sku, 4), status: 201, events: [['reservation.held', null]], reservation: { id: a, status: 'HELD' } },
+      {
+        what: 'hold A 4',
+        run: () => hold(a, sku, 4),
+        status: 201,
+        events: [['reservation.held', null]],
+        reservation: { id: a, status: 'HELD' },
+      },
       {
         what: 'commit A',
         run: () => asClient('POST', `/v1/reservations/${a}/commit`, { paymentId: 'pay-a' }),
         status: 200,
-        events: [['stock.changed', 4], ['reservation.committed', null]], // the sale: total 4, nothing held
+        events: [
+          ['stock.changed', 4],
+          ['reservation.committed', null],
+        ], // the sale: total 4, nothing held
         reservation: { id: a, status: 'COMMITTED' },
       },
-      { what: 'hold B 3', run: () => hold(b, sku, 3), status: 201, events: [['reservation.held', null], ['stock.low', 1]], reservation: { id: b, status: 'HELD' } },
-      { what: 'hold C 1', run: () => hold(c, sku, 1), status: 201, events: [['reservation.held', null], ['stock.sold_out', 0]], reservation: { id: c, status: 'HELD' } },
+      {
+        what: 'hold B 3',
+        run: () => hold(b, sku, 3),
+        status: 201,
+        events: [
+          ['reservation.held', null],
+          ['stock.low', 1],
+        ],
+        reservation: { id: b, status: 'HELD' },
+      },
+      {
+        what: 'hold C 1',
+        run: () => hold(c, sku, 1),
+        status: 201,
+        events: [
+          ['reservation.held', null],
+          ['stock.sold_out', 0],
+        ],
+        reservation: { id: c, status: 'HELD' },
+      },
       {
         what: 'cancel C',
         run: () => asClient('POST', `/v1/reservations/${c}/cancel`, { reason: 'changed my mind' }),
         status: 200,
-        events: [['reservation.cancelled', null], ['stock.back_in_stock', 1]],
+        events: [
+          ['reservation.cancelled', null],
+          ['stock.back_in_stock', 1],
+        ],
         reservation: { id: c, status: 'CANCELLED' },
       },
       {
         what: 'commit B',
         run: () => asClient('POST', `/v1/reservations/${b}/commit`),
         status: 200,
-        events: [['stock.changed', 1], ['reservation.committed', null]],
+        events: [
+          ['stock.changed', 1],
+          ['reservation.committed', null],
+        ],
         reservation: { id: b, status: 'COMMITTED' },
       },
     ];
     const observed = await runSteps(sku, steps);
     expect(observed.map((o) => o.available)).toEqual([5, 5, 8, 4, 4, 1, 0, 1, 1]);
 
-    await pollUntil(async () => deliveredIds(receiver).size, (n) => n >= expectedCount(steps), 20_000, 100);
+    await pollUntil(
+      async () => deliveredIds(receiver).size,
+      (n) => n >= expectedCount(steps),
+      20_000,
+      100,
+    );
     const events = await expectDelivered(receiver, sub.secret, sku, observed);
     expect(events.map((e) => [e.type, availableOf(e)])).toEqual([
       ['stock.changed', 5], // initial
@@ -227,7 +328,19 @@ describe('webhooks end to end through the HTTP API (dev server, worker process, 
       ['reservation.committed', null],
     ]);
     expect(events.map((e) => (e.data.movement as { kind: string } | undefined)?.kind ?? null)).toEqual([
-      'initial', 'restock', null, 'sale', null, null, null, null, null, null, null, 'sale', null,
+      'initial',
+      'restock',
+      null,
+      'sale',
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      'sale',
+      null,
     ]);
     await unsubscribe(sub);
   }, 40_000);
@@ -238,21 +351,51 @@ describe('webhooks end to end through the HTTP API (dev server, worker process, 
     const sku = uniqueSku('E2E-R');
     const d = uniqueId('e2e-d');
     const steps: Step[] = [
-      { what: 'create 2', run: () => asAdmin('POST', '/v1/skus', { sku, total: 2 }), status: 201, events: [['stock.changed', 2]] },
-      { what: 'hold D 2', run: () => hold(d, sku, 2), status: 201, events: [['reservation.held', null], ['stock.sold_out', 0]], reservation: { id: d, status: 'HELD' } },
+      {
+        what: 'create 2',
+        run: () => asAdmin('POST', '/v1/skus', { sku, total: 2 }),
+        status: 201,
+        events: [['stock.changed', 2]],
+      },
+      {
+        what: 'hold D 2',
+        run: () => hold(d, sku, 2),
+        status: 201,
+        events: [
+          ['reservation.held', null],
+          ['stock.sold_out', 0],
+        ],
+        reservation: { id: d, status: 'HELD' },
+      },
       {
         what: 'commit D',
         run: () => asClient('POST', `/v1/reservations/${d}/commit`),
         status: 200,
-        events: [['stock.changed', 0], ['reservation.committed', null]],
+        events: [
+          ['stock.changed', 0],
+          ['reservation.committed', null],
+        ],
         reservation: { id: d, status: 'COMMITTED' },
       },
-      { what: 'restock 4', run: () => restock(sku, 4), status: 200, events: [['stock.changed', 4], ['stock.back_in_stock', 4]] },
+      {
+        what: 'restock 4',
+        run: () => restock(sku, 4),
+        status: 200,
+        events: [
+          ['stock.changed', 4],
+          ['stock.back_in_stock', 4],
+        ],
+      },
     ];
     const observed = await runSteps(sku, steps);
     const count = expectedCount(steps);
 
-    await pollUntil(async () => deliveredIds(receiver).size, (n) => n >= count, 20_000, 100);
+    await pollUntil(
+      async () => deliveredIds(receiver).size,
+      (n) => n >= count,
+      20_000,
+      100,
+    );
     const events = await expectDelivered(receiver, sub.secret, sku, observed);
     // The first event was refused three times, and nothing after it was sent meanwhile.
     expect(receiver.requests.slice(0, 4).map((r) => [r.event.id, r.status])).toEqual([
@@ -264,14 +407,25 @@ describe('webhooks end to end through the HTTP API (dev server, worker process, 
 
     const listed = await pollUntil(
       () => asAdmin('GET', `/v1/webhooks/${sub.id}/deliveries`),
-      (res) => res.status === 200 && (res.body.deliveries as { status: string }[]).filter((x) => x.status === 'delivered').length === count,
+      (res) =>
+        res.status === 200 &&
+        (res.body.deliveries as { status: string }[]).filter((x) => x.status === 'delivered').length === count,
       5_000,
       100,
     );
     expect(listed.status).toBe(200);
     // Newest event first.
     expect(listed.body.deliveries).toEqual(
-      [...events].reverse().map((e, i) => expect.objectContaining({ eventId: e.id, type: e.type, status: 'delivered', attempts: i === count - 1 ? 4 : 1, lastError: null, nextAttemptAt: null })),
+      [...events].reverse().map((e, i) =>
+        expect.objectContaining({
+          eventId: e.id,
+          type: e.type,
+          status: 'delivered',
+          attempts: i === count - 1 ? 4 : 1,
+          lastError: null,
+          nextAttemptAt: null,
+        }),
+      ),
     );
     await unsubscribe(sub);
   }, 30_000);

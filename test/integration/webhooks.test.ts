@@ -14,7 +14,13 @@ import { verifySignature } from '../../src/webhooks/signature';
 import { ensureWebhookDispatcher } from '../../src/temporal/deployment';
 import { WEBHOOK_DISPATCHER_WORKFLOW_ID } from '../../src/webhooks/workflow';
 import { TEST_REDIS_URL, uniqueSku } from '../helpers/env';
-import { buildIfStale, killWorkers, spawnWorker as spawnWorkerProcess, WORKER_JS, type WorkerProcess } from '../helpers/processes';
+import {
+  buildIfStale,
+  killWorkers,
+  spawnWorker as spawnWorkerProcess,
+  WORKER_JS,
+  type WorkerProcess,
+} from '../helpers/processes';
 import { gate, waitFor } from '../helpers/client';
 import { devServerEnv, taskQueue } from '../helpers/temporal';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-database';
@@ -71,20 +77,31 @@ function received(receiver: Receiver, secret: string): Received[] {
 async function subscribe(url: string, events: string[] = ['*']): Promise<{ id: string; secret: string }> {
   const id = randomUUID();
   const secret = `whsec_${randomUUID()}`;
-  await db.query('INSERT INTO webhook_subscriptions (id, url, events, secret) VALUES ($1, $2, $3, $4)', [id, url, events, secret]);
+  await db.query('INSERT INTO webhook_subscriptions (id, url, events, secret) VALUES ($1, $2, $3, $4)', [
+    id,
+    url,
+    events,
+    secret,
+  ]);
   return { id, secret };
 }
 
 /** As DELETE /v1/webhooks/:id does: a finished test's subscription must not receive the next test's events. */
 async function unsubscribe(id: string): Promise<void> {
   await db.query('UPDATE webhook_subscriptions SET deleted_at = now() WHERE id = $1', [id]);
-  await db.query("UPDATE webhook_deliveries SET status = 'failed', last_error = 'subscription deleted' WHERE subscription_id = $1 AND status = 'pending'", [id]);
+  await db.query(
+    "UPDATE webhook_deliveries SET status = 'failed', last_error = 'subscription deleted' WHERE subscription_id = $1 AND status = 'pending'",
+    [id],
+  );
 }
 
 /** Commits one event, as the outbox does. */
 async function emit(type: string, skus: string[]): Promise<string> {
   const id = randomUUID();
-  const { rows } = await db.query<{ seq: string }>('INSERT INTO events (id, type, skus, data) VALUES ($1, $2, $3, $4) RETURNING seq', [id, type, skus, { skus }]);
+  const { rows } = await db.query<{ seq: string }>(
+    'INSERT INTO events (id, type, skus, data) VALUES ($1, $2, $3, $4) RETURNING seq',
+    [id, type, skus, { skus }],
+  );
   inserted.set(id, { seq: Number(rows[0]!.seq), skus });
   return id;
 }
@@ -100,7 +117,8 @@ function orderViolations(got: Received[], ids: string[]): string[] {
   for (const r of got.filter((x) => ours.has(x.eventId))) {
     for (const id of ids) {
       const e = inserted.get(id)!;
-      if (e.seq < r.seq && e.skus.some((s) => r.skus.includes(s)) && !seen.has(id)) problems.push(`${r.eventId} (seq ${r.seq}) before ${id} (seq ${e.seq})`);
+      if (e.seq < r.seq && e.skus.some((s) => r.skus.includes(s)) && !seen.has(id))
+        problems.push(`${r.eventId} (seq ${r.seq}) before ${id} (seq ${e.seq})`);
     }
     seen.add(r.eventId);
   }
@@ -108,7 +126,10 @@ function orderViolations(got: Received[], ids: string[]): string[] {
 }
 
 async function statuses(subscription: string): Promise<Record<string, number>> {
-  const { rows } = await db.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM webhook_deliveries WHERE subscription_id = $1 GROUP BY status', [subscription]);
+  const { rows } = await db.query<{ status: string; n: number }>(
+    'SELECT status, count(*)::int AS n FROM webhook_deliveries WHERE subscription_id = $1 GROUP BY status',
+    [subscription],
+  );
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
@@ -144,7 +165,11 @@ beforeAll(async () => {
   const warm = await startReceiver();
   const sub = await subscribe(warm.url);
   await emit('stock.changed', [uniqueSku('W')]);
-  await waitFor(async () => warm.requests.length, (n) => n > 0, 50);
+  await waitFor(
+    async () => warm.requests.length,
+    (n) => n > 0,
+    50,
+  );
   await unsubscribe(sub.id);
   await warm.close();
 }, 150_000);
@@ -169,7 +194,13 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
       ids.push(await emit(i % 10 === 9 ? 'reservation.held' : 'stock.changed', cart));
       if (i % 5 === 4) await sleep(20); // commits arrive over a while, not all at once
     }
-    expect(await waitFor(() => statuses(sub.id), (s) => s.delivered === ids.length, 100)).toEqual({ delivered: ids.length });
+    expect(
+      await waitFor(
+        () => statuses(sub.id),
+        (s) => s.delivered === ids.length,
+        100,
+      ),
+    ).toEqual({ delivered: ids.length });
     expect(deliveredIds(receiver)).toEqual(new Set(ids));
     expect(received(receiver, sub.secret).every((r) => r.valid)).toBe(true);
     expect(orderViolations(received(receiver, sub.secret), ids)).toEqual([]);
@@ -183,7 +214,9 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
     // The failing receiver answers 500 to every event of SKU R until the test says it has
     // recovered; events of SKU Q it takes at once.
     let recovered = false;
-    const failing = await startReceiver((_, __, event) => ({ status: inserted.get(event.id)?.skus.includes(r) && !recovered ? 500 : 200 }));
+    const failing = await startReceiver((_, __, event) => ({
+      status: inserted.get(event.id)?.skus.includes(r) && !recovered ? 500 : 200,
+    }));
     const sub = await subscribe(failing.url);
     const healthy = await startReceiver();
     const healthySub = await subscribe(healthy.url);
@@ -200,19 +233,47 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
       50,
     );
     expect(of(meanwhile, ofQ).map((d) => d?.status)).toEqual(ofQ.map(() => 'delivered'));
-    expect({ status: meanwhile.get(ofR[0]!)?.status, failed: meanwhile.get(ofR[0]!)?.lastError !== null }).toEqual({ status: 'pending', failed: true });
+    expect({ status: meanwhile.get(ofR[0]!)?.status, failed: meanwhile.get(ofR[0]!)?.lastError !== null }).toEqual({
+      status: 'pending',
+      failed: true,
+    });
     // Nothing after R's failing event was sent for R: its later events wait, untried.
-    expect(of(meanwhile, ofR.slice(1)).map((d) => [d?.status, d?.attempts])).toEqual(ofR.slice(1).map(() => ['pending', 0]));
-    expect(failing.requests.filter((x) => inserted.get(x.event.id)!.skus.includes(r)).every((x) => x.event.id === ofR[0])).toBe(true);
-    expect(await waitFor(() => statuses(healthySub.id), (s) => s.delivered === ids.length, 50)).toEqual({ delivered: ids.length });
+    expect(of(meanwhile, ofR.slice(1)).map((d) => [d?.status, d?.attempts])).toEqual(
+      ofR.slice(1).map(() => ['pending', 0]),
+    );
+    expect(
+      failing.requests.filter((x) => inserted.get(x.event.id)!.skus.includes(r)).every((x) => x.event.id === ofR[0]),
+    ).toBe(true);
+    expect(
+      await waitFor(
+        () => statuses(healthySub.id),
+        (s) => s.delivered === ids.length,
+        50,
+      ),
+    ).toEqual({ delivered: ids.length });
 
     // The receiver recovers: R's events follow, in order, and every delivery is recorded delivered.
     recovered = true;
-    expect(await waitFor(() => statuses(sub.id), (s) => s.delivered === ids.length, 100)).toEqual({ delivered: ids.length });
-    expect(orderViolations(received(failing, sub.secret).filter((x) => x.status === 200), ids)).toEqual([]);
+    expect(
+      await waitFor(
+        () => statuses(sub.id),
+        (s) => s.delivered === ids.length,
+        100,
+      ),
+    ).toEqual({ delivered: ids.length });
+    expect(
+      orderViolations(
+        received(failing, sub.secret).filter((x) => x.status === 200),
+        ids,
+      ),
+    ).toEqual([]);
     const first = (await deliveries(sub.id)).get(ofR[0]!)!;
     // Every attempt the receiver saw is counted, the failures included; the last one cleared the error.
-    expect(first).toEqual({ status: 'delivered', attempts: failing.requests.filter((x) => x.event.id === ofR[0]).length, lastError: null });
+    expect(first).toEqual({
+      status: 'delivered',
+      attempts: failing.requests.filter((x) => x.event.id === ofR[0]).length,
+      lastError: null,
+    });
     await unsubscribe(sub.id);
     await unsubscribe(healthySub.id);
     await failing.close();
@@ -225,11 +286,17 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
     // The slow receiver holds every request for an event of SKU S unanswered until the test opens
     // the gate (each attempt outlives the sender's 1 s timeout); events of SKU T it answers at once.
     const answers = gate();
-    const slow = await startReceiver((_, __, event) => (inserted.get(event.id)?.skus.includes(s1) ? { status: 200, after: answers.wait() } : { status: 200 }));
+    const slow = await startReceiver((_, __, event) =>
+      inserted.get(event.id)?.skus.includes(s1) ? { status: 200, after: answers.wait() } : { status: 200 },
+    );
     const sub = await subscribe(slow.url);
     const fast = await startReceiver();
     const fastSub = await subscribe(fast.url);
-    const ofS = [await emit('stock.low', [s1]), await emit('stock.sold_out', [s1]), await emit('stock.back_in_stock', [s1])];
+    const ofS = [
+      await emit('stock.low', [s1]),
+      await emit('stock.sold_out', [s1]),
+      await emit('stock.back_in_stock', [s1]),
+    ];
     const ofT = [await emit('stock.low', [t]), await emit('stock.sold_out', [t])];
 
     // With the slow receiver's first request still unanswered: the database shows its first S
@@ -240,16 +307,39 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
       (d) => of(d, ofT).every((x) => x?.status === 'delivered') && (d.get(ofS[0]!)?.attempts ?? 0) >= 2,
       50,
     );
-    expect(meanwhile.get(ofS[0]!)).toEqual({ status: 'pending', attempts: expect.any(Number), lastError: `no answer within ${TIMEOUT_MS} ms` });
-    expect(of(meanwhile, ofS.slice(1)).map((d) => [d?.status, d?.attempts])).toEqual([['pending', 0], ['pending', 0]]);
+    expect(meanwhile.get(ofS[0]!)).toEqual({
+      status: 'pending',
+      attempts: expect.any(Number),
+      lastError: `no answer within ${TIMEOUT_MS} ms`,
+    });
+    expect(of(meanwhile, ofS.slice(1)).map((d) => [d?.status, d?.attempts])).toEqual([
+      ['pending', 0],
+      ['pending', 0],
+    ]);
     expect(of(meanwhile, ofT).map((d) => d?.status)).toEqual(['delivered', 'delivered']);
-    expect(await waitFor(() => statuses(fastSub.id), (s) => s.delivered === 5, 50)).toEqual({ delivered: 5 });
+    expect(
+      await waitFor(
+        () => statuses(fastSub.id),
+        (s) => s.delivered === 5,
+        50,
+      ),
+    ).toEqual({ delivered: 5 });
 
     // Answered at last: the next attempt succeeds, and S's events follow in order.
     answers.open();
-    expect(await waitFor(() => statuses(sub.id), (s) => s.delivered === 5, 100)).toEqual({ delivered: 5 });
+    expect(
+      await waitFor(
+        () => statuses(sub.id),
+        (s) => s.delivered === 5,
+        100,
+      ),
+    ).toEqual({ delivered: 5 });
     const done = await deliveries(sub.id);
-    expect(of(done, ofS).map((d) => d?.attempts)).toEqual([slow.requests.filter((x) => x.event.id === ofS[0]).length, 1, 1]);
+    expect(of(done, ofS).map((d) => d?.attempts)).toEqual([
+      slow.requests.filter((x) => x.event.id === ofS[0]).length,
+      1,
+      1,
+    ]);
     expect(orderViolations(received(slow, sub.secret), [...ofS, ...ofT])).toEqual([]);
     await unsubscribe(sub.id);
     await unsubscribe(fastSub.id);
@@ -273,7 +363,13 @@ describe('webhook delivery (dev server, worker process, real PostgreSQL and HTTP
     inFlight.open(); // its answer reaches no one: the sender is gone
     for (let i = 0; i < 20; i++) ids.push(await emit('stock.changed', [skus[i % 2]!]));
     worker = spawnWorker();
-    expect(await waitFor(() => statuses(sub.id), (s) => s.delivered === ids.length, 100)).toEqual({ delivered: ids.length });
+    expect(
+      await waitFor(
+        () => statuses(sub.id),
+        (s) => s.delivered === ids.length,
+        100,
+      ),
+    ).toEqual({ delivered: ids.length });
     expect(deliveredIds(receiver)).toEqual(new Set(ids));
     // The delivery the kill interrupted was sent again by the new worker.
     expect(receiver.requests.filter((x) => x.event.id === interrupted).length).toBeGreaterThanOrEqual(2);

@@ -11,7 +11,13 @@
  * src/) against a real Temporal dev server, the test Redis database and the test PostgreSQL database.
  */
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowUpdateStage, type Client, type WorkflowHandle, type WorkflowUpdateHandle } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowUpdateStage,
+  type Client,
+  type WorkflowHandle,
+  type WorkflowUpdateHandle,
+} from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { keys } from '../../src/stock';
 import type { reservationWorkflow } from '../../src/workflows';
@@ -27,7 +33,14 @@ import {
 import type { CartLine, ReservationStatus, ReservationView } from '../../src/domain/types';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, figures, newSku, testStock } from '../helpers/stock';
-import { buildIfStale, killWorkers, spawnWorker as spawnWorkerProcess, waitUntilPolling as waitUntilPollingOf, WORKER_JS, type WorkerProcess } from '../helpers/processes';
+import {
+  buildIfStale,
+  killWorkers,
+  spawnWorker as spawnWorkerProcess,
+  waitUntilPolling as waitUntilPollingOf,
+  WORKER_JS,
+  type WorkerProcess,
+} from '../helpers/processes';
 import { waitFor } from '../helpers/client';
 import { callAborter, devServerEnv, taskQueue } from '../helpers/temporal';
 
@@ -52,11 +65,17 @@ const call = <T>(fn: () => Promise<T>): Promise<T> => client.withAbortSignal(abo
 
 /** A worker process on `queue`, over the test Redis and PostgreSQL databases. */
 function spawnWorker(queue: string): WorkerProcess {
-  return spawnWorkerProcess({ TEMPORAL_ADDRESS: env!.address, TEMPORAL_TASK_QUEUE: queue, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL });
+  return spawnWorkerProcess({
+    TEMPORAL_ADDRESS: env!.address,
+    TEMPORAL_TASK_QUEUE: queue,
+    REDIS_URL: TEST_REDIS_URL,
+    DATABASE_URL: TEST_DATABASE_URL,
+  });
 }
 
 /** Waits until the worker process polls both the workflow and the activity task queue. */
-const waitUntilPolling = (worker: WorkerProcess, queue: string) => waitUntilPollingOf(worker, client, queue, { signal: aborter.signal, timeoutMs: Number.POSITIVE_INFINITY });
+const waitUntilPolling = (worker: WorkerProcess, queue: string) =>
+  waitUntilPollingOf(worker, client, queue, { signal: aborter.signal, timeoutMs: Number.POSITIVE_INFINITY });
 
 async function stopWorker(worker: WorkerProcess, graceMs = 5_000): Promise<void> {
   if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
@@ -94,7 +113,10 @@ async function eventsOf(r: { handle: Handle }) {
 
 /** Which of these backends still exist. */
 async function backendsLeft(pids: number[]): Promise<number[]> {
-  const { rows } = await clients.db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
+  const { rows } = await clients.db.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])',
+    [pids],
+  );
   return rows.map((r) => r.pid);
 }
 
@@ -143,9 +165,21 @@ async function reserve(queue: string, fate: Fate, items: CartLine[], ttlSeconds:
     workflowIdConflictPolicy: 'USE_EXISTING',
     memo: { requestHash: 'h' },
   });
-  const answer = await call(() => client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken }], startWorkflowOperation: start }));
+  const answer = await call(() =>
+    client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+      args: [{ requestHash: 'h', startToken }],
+      startWorkflowOperation: start,
+    }),
+  );
   const commitItems = fate === 'partial-commit-after-restart' ? [{ sku: items[0]!.sku, quantity: 1 }] : undefined;
-  return { fate, reservationId, items, commitItems, handle: client.workflow.getHandle<typeof reservationWorkflow>(workflowId), held: answer.reservation };
+  return {
+    fate,
+    reservationId,
+    items,
+    commitItems,
+    handle: client.workflow.getHandle<typeof reservationWorkflow>(workflowId),
+    held: answer.reservation,
+  };
 }
 
 /** The units each line should have sold once the reservation is final. */
@@ -191,29 +225,83 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
       [uniqueSku('CRASH-J'), 10],
     ]);
     for (const [sku, total] of initial) await newSku(clients, sku, total);
-    const [a, b, c, d, e, f, g, h, i, j] = [...initial.keys()] as [string, string, string, string, string, string, string, string, string, string];
+    const [a, b, c, d, e, f, g, h, i, j] = [...initial.keys()] as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
 
     // 20 reservations; some with several lines.
     const plan: [Fate, CartLine[], number][] = [
       ['commit-in-flight', [{ sku: f, quantity: 2 }], LONG_TTL_SECONDS],
-      ['commit-in-flight', [{ sku: g, quantity: 1 }, { sku: h, quantity: 1 }], LONG_TTL_SECONDS],
+      [
+        'commit-in-flight',
+        [
+          { sku: g, quantity: 1 },
+          { sku: h, quantity: 1 },
+        ],
+        LONG_TTL_SECONDS,
+      ],
       ['commit-in-flight', [{ sku: i, quantity: 1 }], LONG_TTL_SECONDS],
       ['commit-in-flight', [{ sku: j, quantity: 2 }], LONG_TTL_SECONDS],
       ['cancel-in-flight', [{ sku: d, quantity: 3 }], LONG_TTL_SECONDS],
       ['cancel-in-flight', [{ sku: e, quantity: 2 }], LONG_TTL_SECONDS],
       ['expire-during-crash', [{ sku: a, quantity: 2 }], SHORT_TTL_SECONDS],
       ['expire-during-crash', [{ sku: b, quantity: 3 }], SHORT_TTL_SECONDS],
-      ['expire-during-crash', [{ sku: a, quantity: 1 }, { sku: b, quantity: 1 }, { sku: c, quantity: 1 }], SHORT_TTL_SECONDS],
+      [
+        'expire-during-crash',
+        [
+          { sku: a, quantity: 1 },
+          { sku: b, quantity: 1 },
+          { sku: c, quantity: 1 },
+        ],
+        SHORT_TTL_SECONDS,
+      ],
       ['expire-during-crash', [{ sku: c, quantity: 2 }], SHORT_TTL_SECONDS],
-      ['signal-commit-during-crash', [{ sku: a, quantity: 2 }, { sku: b, quantity: 2 }], LONG_TTL_SECONDS],
+      [
+        'signal-commit-during-crash',
+        [
+          { sku: a, quantity: 2 },
+          { sku: b, quantity: 2 },
+        ],
+        LONG_TTL_SECONDS,
+      ],
       ['signal-commit-during-crash', [{ sku: c, quantity: 1 }], LONG_TTL_SECONDS],
       ['signal-cancel-during-crash', [{ sku: b, quantity: 1 }], LONG_TTL_SECONDS],
       ['commit-after-restart', [{ sku: a, quantity: 1 }], LONG_TTL_SECONDS],
-      ['commit-after-restart', [{ sku: b, quantity: 2 }, { sku: c, quantity: 2 }], LONG_TTL_SECONDS],
-      ['partial-commit-after-restart', [{ sku: a, quantity: 3 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      [
+        'commit-after-restart',
+        [
+          { sku: b, quantity: 2 },
+          { sku: c, quantity: 2 },
+        ],
+        LONG_TTL_SECONDS,
+      ],
+      [
+        'partial-commit-after-restart',
+        [
+          { sku: a, quantity: 3 },
+          { sku: c, quantity: 1 },
+        ],
+        LONG_TTL_SECONDS,
+      ],
       ['partial-commit-after-restart', [{ sku: b, quantity: 2 }], LONG_TTL_SECONDS],
       ['cancel-after-restart', [{ sku: a, quantity: 2 }], LONG_TTL_SECONDS],
-      ['cancel-after-restart', [{ sku: b, quantity: 1 }, { sku: c, quantity: 1 }], LONG_TTL_SECONDS],
+      [
+        'cancel-after-restart',
+        [
+          { sku: b, quantity: 1 },
+          { sku: c, quantity: 1 },
+        ],
+        LONG_TTL_SECONDS,
+      ],
       ['cancel-after-restart', [{ sku: c, quantity: 1 }], LONG_TTL_SECONDS],
     ];
     const by = (...fates: Fate[]) => reservations.filter((r) => fates.includes(r.fate));
@@ -225,7 +313,10 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     let reservations = await Promise.all(longPlan.map(([fate, items, ttl]) => reserve(queue, fate, items, ttl)));
     for (const r of reservations) expect([r.fate, r.held?.status]).toEqual([r.fate, 'HELD']);
     for (const [sku] of initial) {
-      const heldUnits = reservations.flatMap((r) => r.items).filter((l) => l.sku === sku).reduce((n, l) => n + l.quantity, 0);
+      const heldUnits = reservations
+        .flatMap((r) => r.items)
+        .filter((l) => l.sku === sku)
+        .reduce((n, l) => n + l.quantity, 0);
       expect((await clients.stock.getStock(sku)).reserved).toBe(heldUnits);
     }
 
@@ -247,30 +338,47 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     };
     try {
       await locker.query('BEGIN');
-      await locker.query('SELECT id FROM reservations WHERE id = ANY($1) FOR UPDATE', [settling.map((r) => r.reservationId)]);
+      await locker.query('SELECT id FROM reservations WHERE id = ANY($1) FOR UPDATE', [
+        settling.map((r) => r.reservationId),
+      ]);
       const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
 
       inFlightCommits = await Promise.all(
         by('commit-in-flight').map((r) =>
-          call(() => r.handle.startUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}` }], waitForStage: WorkflowUpdateStage.ACCEPTED })),
+          call(() =>
+            r.handle.startUpdate(commitUpdate, {
+              args: [{ paymentId: `pay-${r.reservationId}` }],
+              waitForStage: WorkflowUpdateStage.ACCEPTED,
+            }),
+          ),
         ),
       );
       inFlightCancels = by('cancel-in-flight').map((r) =>
-        call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })).then((view) => {
-          cancelsAnswered += 1;
-          return view;
-        }),
+        call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'in flight at the crash' }] })).then(
+          (view) => {
+            cancelsAnswered += 1;
+            return view;
+          },
+        ),
       );
       for (const p of inFlightCancels) p.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
       // The gate: every commit's and every cancel's transaction has started on the worker and waits
       // for its reservation's row, which the test holds.
       const ids = (w: { id: string }[]) => [...new Set(w.map((x) => x.id))].sort();
       const everyOne = settling.map((r) => r.reservationId).sort();
-      waiting = await waitFor(() => waitingOn(lockerPid), (w) => ids(w).length === everyOne.length, 50);
+      waiting = await waitFor(
+        () => waitingOn(lockerPid),
+        (w) => ids(w).length === everyOne.length,
+        50,
+      );
       expect(ids(waiting)).toEqual(everyOne);
 
       // The short TTLs start now: they run out after the kill, while no worker is alive.
-      const short = await Promise.all(plan.filter(([fate]) => fate === 'expire-during-crash').map(([fate, items, ttl]) => reserve(queue, fate, items, ttl)));
+      const short = await Promise.all(
+        plan
+          .filter(([fate]) => fate === 'expire-during-crash')
+          .map(([fate, items, ttl]) => reserve(queue, fate, items, ttl)),
+      );
       for (const r of short) expect([r.fate, r.held?.status]).toEqual([r.fate, 'HELD']);
       reservations = [...reservations, ...short];
 
@@ -285,25 +393,48 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     }
     // The killed worker's transactions, let go, end without committing (their client is gone, so no
     // COMMIT ever comes): nothing of an interrupted settlement is recorded, and no cancel was answered.
-    await waitFor(() => backendsLeft(waiting.map((w) => w.pid)), (left) => left.length === 0);
-    const interrupted = await clients.db.query<{ id: string; status: string }>('SELECT id, status FROM reservations WHERE id = ANY($1) ORDER BY id', [
-      settling.map((r) => r.reservationId),
-    ]);
-    expect(interrupted.rows).toEqual(settling.map((r) => ({ id: r.reservationId, status: 'HELD' })).sort((p, q) => (p.id < q.id ? -1 : 1)));
-    const salesMeanwhile = await clients.db.query('SELECT 1 FROM stock_movements WHERE kind = $1 AND reservation_id = ANY($2)', ['sale', settling.map((r) => r.reservationId)]);
+    await waitFor(
+      () => backendsLeft(waiting.map((w) => w.pid)),
+      (left) => left.length === 0,
+    );
+    const interrupted = await clients.db.query<{ id: string; status: string }>(
+      'SELECT id, status FROM reservations WHERE id = ANY($1) ORDER BY id',
+      [settling.map((r) => r.reservationId)],
+    );
+    expect(interrupted.rows).toEqual(
+      settling.map((r) => ({ id: r.reservationId, status: 'HELD' })).sort((p, q) => (p.id < q.id ? -1 : 1)),
+    );
+    const salesMeanwhile = await clients.db.query(
+      'SELECT 1 FROM stock_movements WHERE kind = $1 AND reservation_id = ANY($2)',
+      ['sale', settling.map((r) => r.reservationId)],
+    );
     expect(salesMeanwhile.rowCount).toBe(0);
     expect(cancelsAnswered).toBe(0);
 
     // ---- while no worker is alive: payment signals arrive, the short TTLs run out
-    for (const r of by('signal-commit-during-crash')) await call(() => r.handle.signal(paymentSucceededSignal, { paymentId: `pay-${r.reservationId}` }));
-    for (const r of by('signal-cancel-during-crash')) await call(() => r.handle.signal(paymentFailedSignal, { reason: 'card declined' }));
+    for (const r of by('signal-commit-during-crash'))
+      await call(() => r.handle.signal(paymentSucceededSignal, { paymentId: `pay-${r.reservationId}` }));
+    for (const r of by('signal-cancel-during-crash'))
+      await call(() => r.handle.signal(paymentFailedSignal, { reason: 'card declined' }));
     // Each short deadline's timer fires on the server (an event in its history), with no worker to
     // act on it: no release is scheduled, and the hold outlives its deadline until a restarted
     // worker replays the run and handles the fired timer.
     for (const r of by('expire-during-crash')) {
-      const history = await waitFor(() => eventsOf(r), (events) => events.some((e) => e.timerFiredEventAttributes), 250);
-      expect([r.reservationId, history.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)]).toEqual([r.reservationId, []]);
-      expect([r.reservationId, await clients.redis.hexists(keys.holds(r.items[0]!.sku), r.reservationId)]).toEqual([r.reservationId, 1]);
+      const history = await waitFor(
+        () => eventsOf(r),
+        (events) => events.some((e) => e.timerFiredEventAttributes),
+        250,
+      );
+      expect([
+        r.reservationId,
+        history
+          .filter((e) => e.activityTaskScheduledEventAttributes)
+          .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name),
+      ]).toEqual([r.reservationId, []]);
+      expect([r.reservationId, await clients.redis.hexists(keys.holds(r.items[0]!.sku), r.reservationId)]).toEqual([
+        r.reservationId,
+        1,
+      ]);
     }
 
     // ---- second worker: everything finishes
@@ -311,35 +442,65 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
     await waitUntilPolling(second, queue);
     const afterRestart = [
       ...by('commit-after-restart', 'partial-commit-after-restart').map((r) =>
-        call(() => r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: `pay-${r.reservationId}`, ...(r.commitItems ? { items: r.commitItems } : {}) }] })),
+        call(() =>
+          r.handle.executeUpdate(commitUpdate, {
+            args: [{ paymentId: `pay-${r.reservationId}`, ...(r.commitItems ? { items: r.commitItems } : {}) }],
+          }),
+        ),
       ),
-      ...by('cancel-after-restart').map((r) => call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] }))),
+      ...by('cancel-after-restart').map((r) =>
+        call(() => r.handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] })),
+      ),
     ];
-    const answers = await Promise.all([...afterRestart, ...inFlightCommits.map((u) => call(() => u.result())), ...inFlightCancels]);
+    const answers = await Promise.all([
+      ...afterRestart,
+      ...inFlightCommits.map((u) => call(() => u.result())),
+      ...inFlightCancels,
+    ]);
     const finals = await Promise.all(reservations.map((r) => call(() => r.handle.result())));
 
     // ---- the cancels in flight at the kill: their releaseStock started on the killed worker and
     // completed on the new one, as its second (or later) attempt, after its start-to-close timeout
     for (const r of by('cancel-in-flight')) {
       const { events } = await call(() => r.handle.fetchHistory());
-      const scheduled = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseStock');
+      const scheduled = (events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'releaseStock',
+      );
       expect([r.reservationId, scheduled]).toEqual([r.reservationId, [expect.anything()]]);
       const id = String(scheduled[0]!.eventId);
-      const started = (events ?? []).find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === id);
-      const completed = (events ?? []).find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === id);
-      expect([r.reservationId, (started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2, completed !== undefined]).toEqual([r.reservationId, true, true]);
+      const started = (events ?? []).find(
+        (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === id,
+      );
+      const completed = (events ?? []).find(
+        (e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '') === id,
+      );
+      expect([
+        r.reservationId,
+        (started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2,
+        completed !== undefined,
+      ]).toEqual([r.reservationId, true, true]);
     }
 
     // ---- each update answered its final view
     for (const view of answers) expect(['COMMITTED', 'CANCELLED']).toContain(view.status);
-    for (const [i, r] of [...by('commit-after-restart', 'partial-commit-after-restart'), ...by('cancel-after-restart'), ...by('commit-in-flight'), ...by('cancel-in-flight')].entries()) {
-      expect([r.fate, answers[i]!.reservationId, answers[i]!.status]).toEqual([r.fate, r.reservationId, EXPECTED[r.fate]]);
+    for (const [i, r] of [
+      ...by('commit-after-restart', 'partial-commit-after-restart'),
+      ...by('cancel-after-restart'),
+      ...by('commit-in-flight'),
+      ...by('cancel-in-flight'),
+    ].entries()) {
+      expect([r.fate, answers[i]!.reservationId, answers[i]!.status]).toEqual([
+        r.fate,
+        r.reservationId,
+        EXPECTED[r.fate],
+      ]);
     }
 
     // ---- every reservation: its expected final status, in Temporal and in PostgreSQL; sales exactly once
-    const rows = await clients.db.query<{ id: string; status: string }>('SELECT id, status FROM reservations WHERE id = ANY($1)', [
-      reservations.map((r) => r.reservationId),
-    ]);
+    const rows = await clients.db.query<{ id: string; status: string }>(
+      'SELECT id, status FROM reservations WHERE id = ANY($1)',
+      [reservations.map((r) => r.reservationId)],
+    );
     const pgStatus = new Map(rows.rows.map((row) => [row.id, row.status]));
     const sales = await clients.db.query<{ reservation_id: string; sku: string; delta: string }>(
       `SELECT reservation_id, sku, delta FROM stock_movements WHERE kind = 'sale' AND reservation_id = ANY($1)`,
@@ -351,15 +512,23 @@ describe('worker crash (SIGKILL) and restart, dev server, real Redis and Postgre
       expect([r.fate, final.reservationId, final.status]).toEqual([r.fate, r.reservationId, EXPECTED[r.fate]]);
       expect([r.fate, pgStatus.get(r.reservationId)]).toEqual([r.fate, EXPECTED[r.fate]]);
       const sold = expectedSold(r);
-      expect(final.items.map((l) => [l.sku, l.committedQuantity]).sort()).toEqual(r.items.map((l) => [l.sku, sold.get(l.sku) ?? 0]).sort());
-      const ledger = sales.rows.filter((s) => s.reservation_id === r.reservationId).map((s) => [s.sku, -Number(s.delta)]);
+      expect(final.items.map((l) => [l.sku, l.committedQuantity]).sort()).toEqual(
+        r.items.map((l) => [l.sku, sold.get(l.sku) ?? 0]).sort(),
+      );
+      const ledger = sales.rows
+        .filter((s) => s.reservation_id === r.reservationId)
+        .map((s) => [s.sku, -Number(s.delta)]);
       expect([r.fate, ledger.sort()]).toEqual([r.fate, [...sold.entries()].sort()]);
       for (const [sku, n] of sold) soldBySku.set(sku, (soldBySku.get(sku) ?? 0) + n);
     });
 
     // ---- stock: total = initial - sold, nothing reserved, no hold left, Redis agrees with PostgreSQL
     for (const [sku, total] of initial) {
-      expect(await clients.stock.getStock(sku)).toMatchObject({ sku, total: total - (soldBySku.get(sku) ?? 0), reserved: 0 });
+      expect(await clients.stock.getStock(sku)).toMatchObject({
+        sku,
+        total: total - (soldBySku.get(sku) ?? 0),
+        reserved: 0,
+      });
       expect((await figures(clients, sku)).holdCount).toBe(0);
       await expectConsistent(clients, sku);
     }

@@ -14,7 +14,10 @@ import { historyFromJson } from './histories';
 
 // The negative test's failures are expected: keep the SDK's (and its native core's) warnings about
 // the failed workflow tasks out of the output; real failures surface through the assertions.
-Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+Runtime.install({
+  logger: new DefaultLogger('ERROR'),
+  telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+});
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');
 const SCENARIOS = [
@@ -40,7 +43,10 @@ function load(file: string): { workflowId: string; history: History } {
 /** Replays the histories one by one in a replay worker over `workflowsPath`; results by scenario. */
 async function replay(workflowsPath: string, names: string[] = files): Promise<Map<string, ReplayResult>> {
   const results = new Map<string, ReplayResult>();
-  for await (const result of Worker.runReplayHistories({ workflowsPath, replayName: 'replay-guard' }, names.map(load))) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowsPath, replayName: 'replay-guard' },
+    names.map(load),
+  )) {
     results.set(result.workflowId, result);
   }
   return results;

@@ -23,14 +23,21 @@ test('a short cart under an id let into Temporal is a repeat, not a refusal; ano
 
   expect(await clients.stock.precheck(items, undefined, first)).toMatchObject({ refusal: undefined, repeat: true });
   const stranger = await clients.stock.precheck(items, undefined, uniqueId('stranger'));
-  expect({ code: stranger.refusal?.code, repeat: stranger.repeat }).toEqual({ code: 'INSUFFICIENT_STOCK', repeat: false });
+  expect({ code: stranger.refusal?.code, repeat: stranger.repeat }).toEqual({
+    code: 'INSUFFICIENT_STOCK',
+    repeat: false,
+  });
 });
 
 test('the note lapses: two minutes on, a short cart under that id is refused again', async () => {
   let now = Date.now();
-  const timed = typeof TEST_REDIS_TARGET === 'string'
-    ? createStock({ redisUrl: TEST_REDIS_TARGET, databaseUrl: TEST_DATABASE_URL }, { now: () => now })
-    : createStock({ redisUrl: '', redisClusterNodes: TEST_REDIS_TARGET, databaseUrl: TEST_DATABASE_URL }, { now: () => now });
+  const timed =
+    typeof TEST_REDIS_TARGET === 'string'
+      ? createStock({ redisUrl: TEST_REDIS_TARGET, databaseUrl: TEST_DATABASE_URL }, { now: () => now })
+      : createStock(
+          { redisUrl: '', redisClusterNodes: TEST_REDIS_TARGET, databaseUrl: TEST_DATABASE_URL },
+          { now: () => now },
+        );
   try {
     const sku = uniqueSku('ADMIT');
     await timed.stock.createSku({ sku, total: 1 });

@@ -54,7 +54,11 @@ async function twoSkus(totalA: number, totalB: number): Promise<[string, string]
 }
 
 /** A store over this file's clients whose Redis fails the release commands `fail` picks (their count so far given). */
-function storeFailingReleases(fail: (release: number) => boolean): { store: StockStore; releases: () => number; failed: () => number } {
+function storeFailingReleases(fail: (release: number) => boolean): {
+  store: StockStore;
+  releases: () => number;
+  failed: () => number;
+} {
   let releases = 0;
   let failed = 0;
   const redis = interceptScripts(clients.redis, (command) => {
@@ -74,7 +78,11 @@ type Answer = { ok: true } | { code: string };
  * Holds a cart as the hold activity does: an error that is not a refusal (a store failure) is
  * retried with the same id until the hold answers or is refused. The attempts it took.
  */
-async function holdAsTheActivity(store: StockStore, reservationId: string, items: { sku: string; quantity: number }[]): Promise<{ answer: Answer; attempts: number }> {
+async function holdAsTheActivity(
+  store: StockStore,
+  reservationId: string,
+  items: { sku: string; quantity: number }[],
+): Promise<{ answer: Answer; attempts: number }> {
   for (let attempts = 1; ; attempts++) {
     try {
       await store.hold({ reservationId, items, expiresAt: expiresIn() });
@@ -93,7 +101,10 @@ function watchCounters(skus: string[]): { stop(): Promise<string[]> } {
   const loop = (async () => {
     while (running) {
       for (const sku of skus) {
-        const [total, reserved] = (await clients.redis.hmget(keys.stock(sku), 'total', 'reserved')).map(Number) as [number, number];
+        const [total, reserved] = (await clients.redis.hmget(keys.stock(sku), 'total', 'reserved')).map(Number) as [
+          number,
+          number,
+        ];
         if (reserved < 0 || reserved > total) violations.push(`${sku}: reserved ${reserved} of total ${total}`);
       }
       await new Promise((r) => setImmediate(r));
@@ -135,7 +146,16 @@ async function whatEachHolds(ids: string[], skus: string[]) {
 async function race(store: StockStore, a: string, b: string, pairs: number) {
   const carts = Array.from({ length: 2 * pairs }, (_, i) => ({
     id: uniqueId(i % 2 === 0 ? 'ab' : 'ba'),
-    items: i % 2 === 0 ? [{ sku: a, quantity: 1 }, { sku: b, quantity: 1 }] : [{ sku: b, quantity: 1 }, { sku: a, quantity: 1 }],
+    items:
+      i % 2 === 0
+        ? [
+            { sku: a, quantity: 1 },
+            { sku: b, quantity: 1 },
+          ]
+        : [
+            { sku: b, quantity: 1 },
+            { sku: a, quantity: 1 },
+          ],
   }));
   const watch = watchCounters([a, b]);
   const answers = await Promise.all(carts.map((c) => holdAsTheActivity(store, c.id, c.items)));
@@ -151,7 +171,12 @@ async function race(store: StockStore, a: string, b: string, pairs: number) {
   const both = [`${a}:1`, `${b}:1`].sort();
   for (const [id, h] of held) {
     // All or nothing, in both stores: a winner holds both lines and is HELD with both; a refused cart holds nothing.
-    if (winners.includes(id)) expect({ id, redis: h.redis, postgres: h.postgres }).toEqual({ id, redis: both, postgres: { status: 'HELD', lines: both } });
+    if (winners.includes(id))
+      expect({ id, redis: h.redis, postgres: h.postgres }).toEqual({
+        id,
+        redis: both,
+        postgres: { status: 'HELD', lines: both },
+      });
     else expect({ id, redis: h.redis, postgres: h.postgres }).toEqual({ id, redis: [], postgres: undefined });
   }
   await expectConsistent(clients, a);
@@ -163,18 +188,21 @@ describe(`carts [A, B] and [B, A] racing on scarce stock (${REDIS_MODE})`, () =>
   test.each([
     [5, 8],
     [5, 5],
-  ])('with %i of A and %i of B: never more held than stock, each cart all or nothing, the stores consistent', async (totalA, totalB) => {
-    const [a, b] = await twoSkus(totalA, totalB);
-    const { winners } = await race(new StockStore(clients.redis, clients.db), a, b, 30);
-    expect(winners.length).toBeLessThanOrEqual(Math.min(totalA, totalB));
-    // One script per cart on a single Redis: a cart is refused only when a SKU truly ran out, so
-    // exactly min(N, demand) win. On a cluster a cart can be refused for units another cart held
-    // for a moment (its first slot group, given back when its second was refused): fewer may win.
-    if (REDIS_MODE === 'single') expect(winners).toHaveLength(Math.min(totalA, totalB));
-    // Nothing is held forever: what the race left available is still there to take.
-    const f = await figures(clients, a);
-    expect(f.redisTotal! - f.redisReserved!).toBe(totalA - winners.length);
-  });
+  ])(
+    'with %i of A and %i of B: never more held than stock, each cart all or nothing, the stores consistent',
+    async (totalA, totalB) => {
+      const [a, b] = await twoSkus(totalA, totalB);
+      const { winners } = await race(new StockStore(clients.redis, clients.db), a, b, 30);
+      expect(winners.length).toBeLessThanOrEqual(Math.min(totalA, totalB));
+      // One script per cart on a single Redis: a cart is refused only when a SKU truly ran out, so
+      // exactly min(N, demand) win. On a cluster a cart can be refused for units another cart held
+      // for a moment (its first slot group, given back when its second was refused): fewer may win.
+      if (REDIS_MODE === 'single') expect(winners).toHaveLength(Math.min(totalA, totalB));
+      // Nothing is held forever: what the race left available is still there to take.
+      const f = await figures(clients, a);
+      expect(f.redisTotal! - f.redisReserved!).toBe(totalA - winners.length);
+    },
+  );
 
   test('the same race with give-backs that fail: their carts, retried as the hold activity retries, end all or nothing', async () => {
     const [a, b] = await twoSkus(5, 8);
@@ -201,7 +229,14 @@ describe(`a cart whose give-back fails, and nobody retries it (${REDIS_MODE})`, 
     const id = uniqueId('stuck');
     let failure: unknown;
     try {
-      await faulty.store.hold({ reservationId: id, items: [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }], expiresAt: expiresIn() });
+      await faulty.store.hold({
+        reservationId: id,
+        items: [
+          { sku: a, quantity: 2 },
+          { sku: b, quantity: 1 },
+        ],
+        expiresAt: expiresIn(),
+      });
     } catch (err) {
       failure = err;
     }
@@ -221,7 +256,12 @@ describe(`a cart whose give-back fails, and nobody retries it (${REDIS_MODE})`, 
     // A phantom hold: the reconciler releases it once it has lasted the grace period, not before.
     const clock = { now: 1_000_000 };
     const repaired: ReconcilerEvent[] = [];
-    const reconciler = new Reconciler(clients.stock, { graceMs: 15_000, now: () => clock.now, running: async (ids) => new Set(ids), report: (e) => repaired.push(e) });
+    const reconciler = new Reconciler(clients.stock, {
+      graceMs: 15_000,
+      now: () => clock.now,
+      running: async (ids) => new Set(ids),
+      report: (e) => repaired.push(e),
+    });
     await reconciler.scan();
     expect(await clients.redis.hget(keys.holds(a), id)).toBe('2');
     clock.now += 15_000;
@@ -231,6 +271,11 @@ describe(`a cart whose give-back fails, and nobody retries it (${REDIS_MODE})`, 
     await expectConsistent(clients, a);
     await expectConsistent(clients, b);
     // Its id was never recorded, so it stays usable: the same cart is refused cleanly now.
-    expect(await holdAsTheActivity(clients.stock, id, [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }])).toEqual({ answer: { code: 'INSUFFICIENT_STOCK' }, attempts: 1 });
+    expect(
+      await holdAsTheActivity(clients.stock, id, [
+        { sku: a, quantity: 2 },
+        { sku: b, quantity: 1 },
+      ]),
+    ).toEqual({ answer: { code: 'INSUFFICIENT_STOCK' }, attempts: 1 });
   });
 });

@@ -24,7 +24,11 @@ async function limitedSku(total: number, maxPerCustomer: number): Promise<string
   return sku;
 }
 
-function holdFor(customerId: string | undefined, items: { sku: string; quantity: number }[], reservationId = uniqueId()) {
+function holdFor(
+  customerId: string | undefined,
+  items: { sku: string; quantity: number }[],
+  reservationId = uniqueId(),
+) {
   return { reservationId, items, customerId, expiresAt: expiresIn() };
 }
 
@@ -34,7 +38,11 @@ const counts = (sku: string) => redis.hgetall(keys.customers(sku));
 /** A reconciler that repairs at once (no grace) and sees every workflow as running. */
 function reconciler() {
   const events: { kind: string; sku?: string }[] = [];
-  const r = new Reconciler(stock, { graceMs: 0, running: async (ids) => new Set(ids), report: (e) => events.push({ kind: e.kind, sku: e.sku }) });
+  const r = new Reconciler(stock, {
+    graceMs: 0,
+    running: async (ids) => new Set(ids),
+    report: (e) => events.push({ kind: e.kind, sku: e.sku }),
+  });
   return { r, events };
 }
 
@@ -53,10 +61,23 @@ describe('settings', () => {
     });
     expect(await stock.getStock(sku)).toMatchObject({ name: 'new', lowStockThreshold: 3, maxPerCustomer: 2 });
     // Only the fields given change; null unsets.
-    expect(await stock.updateSku(sku, { lowStockThreshold: null })).toMatchObject({ name: 'new', lowStockThreshold: null, maxPerCustomer: 2 });
-    expect(await stock.updateSku(sku, { maxPerCustomer: null })).toMatchObject({ lowStockThreshold: null, maxPerCustomer: null });
-    expect((await stock.getAvailability([sku])).items[0]).toMatchObject({ name: 'new', lowStockThreshold: null, maxPerCustomer: null });
-    const row = await clients.db.query('SELECT name, low_stock_threshold, max_per_customer FROM skus WHERE sku = $1', [sku]);
+    expect(await stock.updateSku(sku, { lowStockThreshold: null })).toMatchObject({
+      name: 'new',
+      lowStockThreshold: null,
+      maxPerCustomer: 2,
+    });
+    expect(await stock.updateSku(sku, { maxPerCustomer: null })).toMatchObject({
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
+    expect((await stock.getAvailability([sku])).items[0]).toMatchObject({
+      name: 'new',
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
+    const row = await clients.db.query('SELECT name, low_stock_threshold, max_per_customer FROM skus WHERE sku = $1', [
+      sku,
+    ]);
     expect(row.rows[0]).toEqual({ name: 'new', low_stock_threshold: null, max_per_customer: null });
   });
 
@@ -97,7 +118,14 @@ describe('the limit in the hold', () => {
     const sku = await limitedSku(10, 1);
     const free = uniqueSku();
     await newSku(clients, free, 10);
-    const err = await refusal(stock.hold(holdFor(undefined, [{ sku: free, quantity: 1 }, { sku, quantity: 1 }])));
+    const err = await refusal(
+      stock.hold(
+        holdFor(undefined, [
+          { sku: free, quantity: 1 },
+          { sku, quantity: 1 },
+        ]),
+      ),
+    );
     expect({ code: err.code, field: err.details.field }).toEqual({ code: 'INVALID_REQUEST', field: 'customerId' });
     expect((await stock.getStock(free)).reserved).toBe(0);
     expect((await stock.getStock(sku)).reserved).toBe(0);
@@ -108,7 +136,14 @@ describe('the limit in the hold', () => {
     const free = uniqueSku();
     await newSku(clients, free, 10);
     await stock.hold(holdFor('carol', [{ sku, quantity: 1 }]));
-    const err = await refusal(stock.hold(holdFor('carol', [{ sku: free, quantity: 2 }, { sku, quantity: 1 }])));
+    const err = await refusal(
+      stock.hold(
+        holdFor('carol', [
+          { sku: free, quantity: 2 },
+          { sku, quantity: 1 },
+        ]),
+      ),
+    );
     expect(err.code).toBe('CUSTOMER_LIMIT_EXCEEDED');
     expect((await stock.getStock(free)).reserved).toBe(0);
     expect(await counts(free)).toEqual({});
@@ -127,7 +162,9 @@ describe('the limit in the hold', () => {
     const sku = await limitedSku(10, 1);
     const hold = holdFor('una', [{ sku, quantity: 1 }]);
     expect(await stock.hold({ ...hold, run: 'r1' })).toEqual({ alreadyHeld: false });
-    expect(await stock.release(hold.reservationId, [sku], 'REJECTED', 'hold failed: stores unavailable', 'r1')).toEqual({ units: 1 });
+    expect(await stock.release(hold.reservationId, [sku], 'REJECTED', 'hold failed: stores unavailable', 'r1')).toEqual(
+      { units: 1 },
+    );
     expect(await counts(sku)).toEqual({});
     expect(await stock.hold({ ...hold, run: 'r2' })).toEqual({ alreadyHeld: false });
     expect(await counts(sku)).toEqual({ 'h:una': '1', [`o:${hold.reservationId}`]: 'una' });
@@ -154,7 +191,9 @@ describe('the limit in the hold', () => {
     const holdOne = (i: number) => stock.counters.hold(ids[i]!, '', [{ sku, quantity: 1 }], customers[i % 2_000]);
     const results = await Promise.allSettled(ids.map((_, i) => holdOne(i)));
     for (;;) {
-      const again = results.flatMap((r, i) => (r.status === 'rejected' && !(r.reason instanceof StockholdError) ? [i] : []));
+      const again = results.flatMap((r, i) =>
+        r.status === 'rejected' && !(r.reason instanceof StockholdError) ? [i] : [],
+      );
       if (again.length === 0) break;
       for (let b = 0; b < again.length; b += 500) {
         const batch = again.slice(b, b + 500);
@@ -236,7 +275,11 @@ describe('counts follow every release, sale and return, once', () => {
   it('setting a limit counts what customers bought before it; removing it forgets bought units', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 10);
-    for (const [customer, quantity] of [['kim', 2], ['kim', 1], ['lee', 1]] as const) {
+    for (const [customer, quantity] of [
+      ['kim', 2],
+      ['kim', 1],
+      ['lee', 1],
+    ] as const) {
       const hold = holdFor(customer, [{ sku, quantity }]);
       await stock.hold(hold);
       await stock.commit(hold.reservationId);
@@ -245,7 +288,10 @@ describe('counts follow every release, sale and return, once', () => {
     await stock.hold(live);
     await stock.updateSku(sku, { maxPerCustomer: 3 });
     expect(await counts(sku)).toEqual({ 'b:kim': '3', 'b:lee': '1', 'h:lee': '1', [`o:${live.reservationId}`]: 'lee' });
-    expect((await refusal(stock.hold(holdFor('kim', [{ sku, quantity: 1 }])))).details).toMatchObject({ held: 0, bought: 3 });
+    expect((await refusal(stock.hold(holdFor('kim', [{ sku, quantity: 1 }])))).details).toMatchObject({
+      held: 0,
+      bought: 3,
+    });
     // A sale after the limit was set is counted by its commit, not twice.
     await stock.commit(live.reservationId);
     expect((await counts(sku))['b:lee']).toBe('2');
@@ -271,7 +317,11 @@ describe('after a loss', () => {
     expect((await stock.counters.load(sku, snapshot!, 'missing')).loaded).toBe(true);
     expect(await counts(sku)).toEqual(before);
     expect(await stock.getStock(sku)).toMatchObject({ total: 8, reserved: 3, maxPerCustomer: 3 });
-    expect((await refusal(stock.hold(holdFor('max', [{ sku, quantity: 1 }])))).details).toMatchObject({ limit: 3, held: 1, bought: 2 });
+    expect((await refusal(stock.hold(holdFor('max', [{ sku, quantity: 1 }])))).details).toMatchObject({
+      limit: 3,
+      held: 1,
+      bought: 2,
+    });
     await expectConsistent(clients, sku);
   });
 
@@ -307,7 +357,12 @@ describe('after a loss', () => {
     await redis.hset(keys.customers(sku), 'h:ghost', '3');
     const { r, events } = reconciler();
     await r.scan();
-    expect(events.filter((e) => e.sku === sku).map((e) => e.kind).sort()).toEqual(['customer_bought', 'customer_held']);
+    expect(
+      events
+        .filter((e) => e.sku === sku)
+        .map((e) => e.kind)
+        .sort(),
+    ).toEqual(['customer_bought', 'customer_held']);
     expect(await counts(sku)).toEqual(right);
 
     // The limit itself lost: loaded again from PostgreSQL, with the bought counts.

@@ -58,7 +58,13 @@ describe('stock.changed for every ledger movement', () => {
           available: 0,
           lowStockThreshold: null,
           maxPerCustomer: null,
-          movement: { id: expect.stringMatching(/^\d+$/), kind: 'initial', delta: 0, reason: 'created', at: expect.any(String) },
+          movement: {
+            id: expect.stringMatching(/^\d+$/),
+            kind: 'initial',
+            delta: 0,
+            reason: 'created',
+            at: expect.any(String),
+          },
         },
       },
     ]);
@@ -71,28 +77,56 @@ describe('stock.changed for every ledger movement', () => {
     expect(restocked).toEqual([
       expect.objectContaining({
         type: 'stock.changed',
-        data: expect.objectContaining({ total: 15, reserved: 0, available: 15, movement: expect.objectContaining({ kind: 'restock', delta: 5, reason: 'truck' }) }),
+        data: expect.objectContaining({
+          total: 15,
+          reserved: 0,
+          available: 15,
+          movement: expect.objectContaining({ kind: 'restock', delta: 5, reason: 'truck' }),
+        }),
       }),
     ]);
     const adjusted = await eventsDuring(sku, () => stock.adjust(sku, { delta: -2, reason: 'broken' }));
-    expect(adjusted.map((e) => e.data)).toEqual([expect.objectContaining({ total: 13, movement: expect.objectContaining({ kind: 'adjustment', delta: -2, reason: 'broken' }) })]);
+    expect(adjusted.map((e) => e.data)).toEqual([
+      expect.objectContaining({
+        total: 13,
+        movement: expect.objectContaining({ kind: 'adjustment', delta: -2, reason: 'broken' }),
+      }),
+    ]);
 
     const hold = holdOf(sku, 4);
     await stock.hold(hold);
     const committed = await eventsDuring(sku, () => stock.commit(hold.reservationId));
     expect(committed.map((e) => e.type)).toEqual(['stock.changed', 'reservation.committed']);
     expect(committed[0]!.data).toEqual(
-      expect.objectContaining({ total: 9, reserved: 0, available: 9, movement: expect.objectContaining({ kind: 'sale', delta: -4, reservationId: hold.reservationId }) }),
+      expect.objectContaining({
+        total: 9,
+        reserved: 0,
+        available: 9,
+        movement: expect.objectContaining({ kind: 'sale', delta: -4, reservationId: hold.reservationId }),
+      }),
     );
     const ledgerSale = (await stock.getMovements(sku)).movements.find((m) => m.kind === 'sale')!;
     expect((committed[0]!.data as { movement: unknown }).movement).toEqual(ledgerSale);
 
-    const returned = await eventsDuring(sku, () => stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }], reason: 'too small' }));
+    const returned = await eventsDuring(sku, () =>
+      stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }], reason: 'too small' }),
+    );
     expect(returned.map((e) => e.data)).toEqual([
-      expect.objectContaining({ total: 10, available: 10, movement: expect.objectContaining({ kind: 'return', delta: 1, reservationId: hold.reservationId, reason: 'too small' }) }),
+      expect.objectContaining({
+        total: 10,
+        available: 10,
+        movement: expect.objectContaining({
+          kind: 'return',
+          delta: 1,
+          reservationId: hold.reservationId,
+          reason: 'too small',
+        }),
+      }),
     ]);
     // One stock.changed per movement of the ledger, movement for movement.
-    const changed = (await eventsOf(sku)).filter((e) => e.type === 'stock.changed').map((e) => (e.data as { movement: { id: string } }).movement.id);
+    const changed = (await eventsOf(sku))
+      .filter((e) => e.type === 'stock.changed')
+      .map((e) => (e.data as { movement: { id: string } }).movement.id);
     expect(changed).toEqual((await stock.getMovements(sku)).movements.map((m) => m.id).reverse());
     await expectConsistent(clients, sku);
   });
@@ -108,28 +142,58 @@ describe('reservation events', () => {
       expect.objectContaining({
         type: 'reservation.held',
         skus: [sku],
-        data: expect.objectContaining({ reservationId: a.reservationId, status: 'HELD', customerId: 'cust-1', items: [{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }] }),
+        data: expect.objectContaining({
+          reservationId: a.reservationId,
+          status: 'HELD',
+          customerId: 'cust-1',
+          items: [{ sku, quantity: 1, committedQuantity: 0, returnedQuantity: 0 }],
+        }),
       }),
     ]);
     await stock.hold(b);
     await stock.hold(c);
     const committed = await eventsDuring(sku, () => stock.commit(a.reservationId, undefined, 'pay-1'));
     expect(committed.at(-1)).toEqual(
-      expect.objectContaining({ type: 'reservation.committed', data: expect.objectContaining({ status: 'COMMITTED', items: [expect.objectContaining({ committedQuantity: 1 })] }) }),
+      expect.objectContaining({
+        type: 'reservation.committed',
+        data: expect.objectContaining({
+          status: 'COMMITTED',
+          items: [expect.objectContaining({ committedQuantity: 1 })],
+        }),
+      }),
     );
-    const cancelled = await eventsDuring(sku, () => stock.release(b.reservationId, [sku], 'CANCELLED', 'changed my mind'));
-    expect(cancelled).toEqual([expect.objectContaining({ type: 'reservation.cancelled', data: expect.objectContaining({ reservationId: b.reservationId, status: 'CANCELLED' }) })]);
+    const cancelled = await eventsDuring(sku, () =>
+      stock.release(b.reservationId, [sku], 'CANCELLED', 'changed my mind'),
+    );
+    expect(cancelled).toEqual([
+      expect.objectContaining({
+        type: 'reservation.cancelled',
+        data: expect.objectContaining({ reservationId: b.reservationId, status: 'CANCELLED' }),
+      }),
+    ]);
     const expired = await eventsDuring(sku, () => stock.release(c.reservationId, [sku], 'EXPIRED'));
-    expect(expired).toEqual([expect.objectContaining({ type: 'reservation.expired', data: expect.objectContaining({ reservationId: c.reservationId, status: 'EXPIRED' }) })]);
+    expect(expired).toEqual([
+      expect.objectContaining({
+        type: 'reservation.expired',
+        data: expect.objectContaining({ reservationId: c.reservationId, status: 'EXPIRED' }),
+      }),
+    ]);
     expect(await pgReserved(sku)).toEqual({ column: 0, held: 0 });
   });
 
-  it('a multi-SKU reservation\'s event belongs to every SKU of its cart', async () => {
+  it("a multi-SKU reservation's event belongs to every SKU of its cart", async () => {
     const [x, y] = [uniqueSku(), uniqueSku()].sort() as [string, string];
     await newSku(clients, x, 5);
     await newSku(clients, y, 5);
     const id = uniqueId();
-    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: y, quantity: 1 }, { sku: x, quantity: 2 }] });
+    await stock.hold({
+      reservationId: id,
+      expiresAt: expiresIn(),
+      items: [
+        { sku: y, quantity: 1 },
+        { sku: x, quantity: 2 },
+      ],
+    });
     await stock.commit(id);
     for (const sku of [x, y]) {
       const reservationEvents = (await eventsOf(sku)).filter((e) => e.type.startsWith('reservation.'));
@@ -139,9 +203,9 @@ describe('reservation events', () => {
       ]);
     }
     // The commit's stock.changed events are one per SKU, each its own.
-    const sales = (await stock.events({ limit: 1000, afterSeq: (await eventsOf(x)).find((e) => e.type === 'reservation.held')!.seq })).filter(
-      (e) => e.type === 'stock.changed' && [x, y].includes(e.skus[0]!),
-    );
+    const sales = (
+      await stock.events({ limit: 1000, afterSeq: (await eventsOf(x)).find((e) => e.type === 'reservation.held')!.seq })
+    ).filter((e) => e.type === 'stock.changed' && [x, y].includes(e.skus[0]!));
     expect(sales.map((e) => e.skus)).toEqual([[x], [y]]);
   });
 });
@@ -172,12 +236,21 @@ describe('threshold events fire once per crossing', () => {
     expect(await step(() => stock.release(one.reservationId, [sku], 'CANCELLED'))).toEqual(['reservation.cancelled']); // 2 → 3
     const three = holdOf(sku, 3);
     expect(await step(() => stock.hold(three))).toEqual(['reservation.held', 'stock.sold_out']); // 3 → 0
-    expect(await step(() => stock.release(three.reservationId, [sku], 'EXPIRED'))).toEqual(['reservation.expired', 'stock.back_in_stock']); // 0 → 3
+    expect(await step(() => stock.release(three.reservationId, [sku], 'EXPIRED'))).toEqual([
+      'reservation.expired',
+      'stock.back_in_stock',
+    ]); // 0 → 3
     expect(await step(() => stock.release(two.reservationId, [sku], 'CANCELLED'))).toEqual(['reservation.cancelled']); // 3 → 5, above again
-    expect(await step(() => stock.adjust(sku, { delta: -5, reason: 'damaged' }))).toEqual(['stock.changed', 'stock.low', 'stock.sold_out']); // 5 → 0 straight
+    expect(await step(() => stock.adjust(sku, { delta: -5, reason: 'damaged' }))).toEqual([
+      'stock.changed',
+      'stock.low',
+      'stock.sold_out',
+    ]); // 5 → 0 straight
     const backEvents = await eventsDuring(sku, () => stock.restock(sku, { quantity: 20 }));
     expect(backEvents.map((e) => e.type)).toEqual(['stock.changed', 'stock.back_in_stock']); // 0 → 20
-    expect(backEvents[1]!.data).toEqual(expect.objectContaining({ sku, total: 25, reserved: 5, available: 20, lowStockThreshold: 3 }));
+    expect(backEvents[1]!.data).toEqual(
+      expect.objectContaining({ sku, total: 25, reserved: 5, available: 20, lowStockThreshold: 3 }),
+    );
     expect(await pgReserved(sku)).toEqual({ column: 5, held: 5 });
     await expectConsistent(clients, sku);
   });
@@ -199,8 +272,16 @@ describe('an event exists only for a change that committed, once', () => {
     await newSku(clients, sku, 10);
     await stock.hold(holdOf(sku, 6));
     // Redis refuses inside the transaction (10 - 5 < 6 held): the movement and its events roll back.
-    expect(await eventsDuring(sku, async () => expect((await refusal(stock.adjust(sku, { delta: -5, reason: 'x' }))).code).toBe('WOULD_OVERSELL'))).toEqual([]);
-    expect(await eventsDuring(sku, async () => expect((await refusal(stock.adjust(sku, { delta: -11, reason: 'x' }))).code).toBe('WOULD_OVERSELL'))).toEqual([]);
+    expect(
+      await eventsDuring(sku, async () =>
+        expect((await refusal(stock.adjust(sku, { delta: -5, reason: 'x' }))).code).toBe('WOULD_OVERSELL'),
+      ),
+    ).toEqual([]);
+    expect(
+      await eventsDuring(sku, async () =>
+        expect((await refusal(stock.adjust(sku, { delta: -11, reason: 'x' }))).code).toBe('WOULD_OVERSELL'),
+      ),
+    ).toEqual([]);
   });
 
   it('a return refused on its second line leaves no event of its first', async () => {
@@ -208,10 +289,25 @@ describe('an event exists only for a change that committed, once', () => {
     await newSku(clients, x, 5);
     await newSku(clients, y, 5);
     const id = uniqueId();
-    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: x, quantity: 1 }, { sku: y, quantity: 1 }] });
+    await stock.hold({
+      reservationId: id,
+      expiresAt: expiresIn(),
+      items: [
+        { sku: x, quantity: 1 },
+        { sku: y, quantity: 1 },
+      ],
+    });
     await stock.commit(id);
     const during = await eventsDuring(x, async () => {
-      const err = await refusal(stock.recordReturn({ reservationId: id, items: [{ sku: x, quantity: 1 }, { sku: y, quantity: 2 }] }));
+      const err = await refusal(
+        stock.recordReturn({
+          reservationId: id,
+          items: [
+            { sku: x, quantity: 1 },
+            { sku: y, quantity: 2 },
+          ],
+        }),
+      );
       expect(err.code).toBe('RETURN_EXCEEDS_SALE');
     });
     expect(during).toEqual([]);
@@ -224,7 +320,11 @@ describe('an event exists only for a change that committed, once', () => {
     const hold = holdOf(sku, 2);
     await stock.hold(hold);
     // The status update fails (the reason is not text PostgreSQL can store): the whole release rolls back.
-    const during = await eventsDuring(sku, () => expect(stock.ledger.reservations.recordRelease(hold.reservationId, 'CANCELLED', 'nul \u0000 byte')).rejects.toThrow());
+    const during = await eventsDuring(sku, () =>
+      expect(
+        stock.ledger.reservations.recordRelease(hold.reservationId, 'CANCELLED', 'nul \u0000 byte'),
+      ).rejects.toThrow(),
+    );
     expect(during).toEqual([]);
     expect(await pgReserved(sku)).toEqual({ column: 2, held: 2 });
   });
@@ -281,7 +381,9 @@ describe('per-SKU order', () => {
       expect(Date.parse(events[i]!.createdAt)).toBeGreaterThanOrEqual(Date.parse(events[i - 1]!.createdAt));
     }
     // Movement ids are taken under the row lock too: in seq order they increase (the commit order).
-    const movementIds = events.filter((e) => e.type === 'stock.changed').map((e) => BigInt((e.data as { movement: { id: string } }).movement.id));
+    const movementIds = events
+      .filter((e) => e.type === 'stock.changed')
+      .map((e) => BigInt((e.data as { movement: { id: string } }).movement.id));
     expect(movementIds).toEqual([...movementIds].sort((p, q) => (p < q ? -1 : p > q ? 1 : 0)));
     // The last stock view written is the SKU's final state.
     const last = events.filter((e) => e.type === 'stock.changed').at(-1)!.data as { total: number; reserved: number };

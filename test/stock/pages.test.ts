@@ -24,9 +24,14 @@ let catalogue: string[];
 beforeAll(async () => {
   own = await startPrivateStores('stockhold_pages');
   clients = createStock({ redisUrl: own.redisUrl, databaseUrl: own.databaseUrl });
-  const names = Array.from({ length: SKUS }, (_, i) => `PAGE-${String(i).padStart(4, '0')}-${uniqueId('s').slice(2, 8)}`);
+  const names = Array.from(
+    { length: SKUS },
+    (_, i) => `PAGE-${String(i).padStart(4, '0')}-${uniqueId('s').slice(2, 8)}`,
+  );
   for (let i = 0; i < names.length; i += 20) {
-    await Promise.all(names.slice(i, i + 20).map((sku) => clients.stock.createSku({ sku, total: 10, name: 'paged item' })));
+    await Promise.all(
+      names.slice(i, i + 20).map((sku) => clients.stock.createSku({ sku, total: 10, name: 'paged item' })),
+    );
   }
   catalogue = (await clients.db.query<{ sku: string }>('SELECT sku FROM skus ORDER BY sku')).rows.map((r) => r.sku);
 }, 120_000);
@@ -39,7 +44,13 @@ afterAll(async () => {
 /** A reconciler on this file's stores with a clock the test moves; the kinds it repaired, per SKU. */
 function reconciler(clock: { now: number }, options: { orphanChecks?: number } = {}) {
   const repaired: ReconcilerEvent[] = [];
-  const r = new Reconciler(clients.stock, { graceMs: GRACE_MS, now: () => clock.now, running: async () => new Set(), report: (e) => repaired.push(e), ...options });
+  const r = new Reconciler(clients.stock, {
+    graceMs: GRACE_MS,
+    now: () => clock.now,
+    running: async () => new Set(),
+    report: (e) => repaired.push(e),
+    ...options,
+  });
   return { r, repaired };
 }
 
@@ -73,8 +84,11 @@ test(`the reconciler repairs SKUs on its first and its last page (${SKUS} SKUs, 
 test('the reconciler goes through stale HELD reservations batch after batch, releasing orphans past the first batch', async () => {
   const sku = catalogue[1]!;
   const orphans = [uniqueId('orphan'), uniqueId('orphan'), uniqueId('orphan'), uniqueId('orphan'), uniqueId('orphan')];
-  for (const reservationId of orphans) await clients.stock.hold({ reservationId, items: [{ sku, quantity: 1 }], expiresAt: expiresIn() });
-  await clients.db.query(`UPDATE reservations SET updated_at = now() - interval '1 hour' WHERE id = ANY($1::text[])`, [orphans]);
+  for (const reservationId of orphans)
+    await clients.stock.hold({ reservationId, items: [{ sku, quantity: 1 }], expiresAt: expiresIn() });
+  await clients.db.query(`UPDATE reservations SET updated_at = now() - interval '1 hour' WHERE id = ANY($1::text[])`, [
+    orphans,
+  ]);
 
   const { r, repaired } = reconciler({ now: 1_000_000 }, { orphanChecks: 2 });
   // Two per scan: the fifth is released by the third scan, none before its batch comes.
@@ -82,7 +96,12 @@ test('the reconciler goes through stale HELD reservations batch after batch, rel
   expect(repaired.filter((e) => e.kind === 'orphan')).toHaveLength(2);
   await r.scan();
   await r.scan();
-  expect(repaired.filter((e) => e.kind === 'orphan').map((e) => e.reservationId).sort()).toEqual([...orphans].sort());
+  expect(
+    repaired
+      .filter((e) => e.kind === 'orphan')
+      .map((e) => e.reservationId)
+      .sort(),
+  ).toEqual([...orphans].sort());
   expect(await clients.redis.hgetall(keys.holds(sku))).toEqual({});
   await expectConsistent(clients, sku);
 });

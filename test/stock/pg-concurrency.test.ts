@@ -32,7 +32,8 @@ function slowTransactions(pool: Pool, maxMs: number, next: () => number): Pool {
     new Proxy(client, {
       get(target, prop) {
         const value: unknown = Reflect.get(target, prop, target);
-        if (prop !== 'query' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        if (prop !== 'query' || typeof value !== 'function')
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
         return async (...args: unknown[]) => {
           await new Promise((r) => setTimeout(r, Math.floor(next() * maxMs)));
           return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
@@ -82,13 +83,17 @@ test('many reservations over overlapping SKUs in different orders, held, committ
   const carts = Array.from({ length: 60 }, (_, i) => {
     const order = [...skus].sort(() => next() - 0.5).slice(0, 2 + Math.floor(next() * 3));
     const items = order.map((sku) => ({ sku, quantity: 1 + Math.floor(next() * 3) }));
-    return { hold: { reservationId: uniqueId('pgc'), items, expiresAt: expiresIn() }, ending: ENDINGS[i % ENDINGS.length]! };
+    return {
+      hold: { reservationId: uniqueId('pgc'), items, expiresAt: expiresIn() },
+      ending: ENDINGS[i % ENDINGS.length]!,
+    };
   });
   const errors: unknown[] = [];
-  const settle = (call: () => Promise<unknown>) => call().then(
-    () => undefined,
-    (err: unknown) => void errors.push(err),
-  );
+  const settle = (call: () => Promise<unknown>) =>
+    call().then(
+      () => undefined,
+      (err: unknown) => void errors.push(err),
+    );
   // Each ending goes through the SKUs in another order than the hold did (reversed).
   const end = ({ hold, ending }: (typeof carts)[number]) => {
     const reversed = [...hold.items].reverse();
@@ -96,11 +101,22 @@ test('many reservations over overlapping SKUs in different orders, held, committ
       case 'COMMITTED':
         return settle(() => store.commit(hold.reservationId));
       case 'PARTLY COMMITTED':
-        return settle(() => store.commit(hold.reservationId, reversed.slice(0, 2).map((l) => ({ sku: l.sku, quantity: 1 }))));
+        return settle(() =>
+          store.commit(
+            hold.reservationId,
+            reversed.slice(0, 2).map((l) => ({ sku: l.sku, quantity: 1 })),
+          ),
+        );
       case 'HELD':
         return settle(() => store.hold(hold)); // a retried hold
       default:
-        return settle(() => store.release(hold.reservationId, reversed.map((l) => l.sku), ending));
+        return settle(() =>
+          store.release(
+            hold.reservationId,
+            reversed.map((l) => l.sku),
+            ending,
+          ),
+        );
     }
   };
 
@@ -111,7 +127,9 @@ test('many reservations over overlapping SKUs in different orders, held, committ
   await Promise.all(carts.map(end));
 
   expect(errors.filter(isDeadlock)).toEqual([]);
-  expect(errors.map((err) => (err instanceof StockholdError ? `${err.code}: ${err.message}` : String(err)))).toEqual([]);
+  expect(errors.map((err) => (err instanceof StockholdError ? `${err.code}: ${err.message}` : String(err)))).toEqual(
+    [],
+  );
   const ids = carts.map((c) => c.hold.reservationId);
   const rows = await clients.db.query<{ id: string; status: string; sales: string }>(
     `SELECT r.id, r.status, (SELECT count(*) FROM stock_movements m WHERE m.reservation_id = r.id AND m.kind = 'sale') AS sales
@@ -124,7 +142,10 @@ test('many reservations over overlapping SKUs in different orders, held, committ
       status: ending === 'PARTLY COMMITTED' ? 'COMMITTED' : ending,
       sales: ending === 'COMMITTED' ? hold.items.length : ending === 'PARTLY COMMITTED' ? 2 : 0,
     };
-    expect({ id: hold.reservationId, ...found.get(hold.reservationId) }).toEqual({ id: hold.reservationId, ...expected });
+    expect({ id: hold.reservationId, ...found.get(hold.reservationId) }).toEqual({
+      id: hold.reservationId,
+      ...expected,
+    });
   }
   for (const sku of skus) await expectConsistent(clients, sku);
 });

@@ -15,7 +15,9 @@ const { stock } = clients;
 afterAll(() => clients.close());
 
 async function refusedHolds(): Promise<number> {
-  const row = await clients.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [`unexplained:${REFUSED_HOLD}`]);
+  const row = await clients.db.query<{ count: string }>('SELECT count FROM reconciler_counts WHERE kind = $1', [
+    `unexplained:${REFUSED_HOLD}`,
+  ]);
   return Number(row.rows[0]?.count ?? 0);
 }
 
@@ -36,9 +38,20 @@ test(`a cart whose second SKU lost a hold in Redis is refused by PostgreSQL and 
   await loseHold(clients.redis, scarce, first);
   const counted = await refusedHolds();
 
-  const cart = { reservationId: uniqueId('cart'), run: 'run-1', items: [{ sku: plenty, quantity: 3 }, { sku: scarce, quantity: 2 }], expiresAt: expiresIn() };
+  const cart = {
+    reservationId: uniqueId('cart'),
+    run: 'run-1',
+    items: [
+      { sku: plenty, quantity: 3 },
+      { sku: scarce, quantity: 2 },
+    ],
+    expiresAt: expiresIn(),
+  };
   const err = await refusal(stock.hold(cart));
-  expect({ code: err.code, details: err.details }).toEqual({ code: 'INSUFFICIENT_STOCK', details: { sku: scarce, requested: 2, available: 0 } });
+  expect({ code: err.code, details: err.details }).toEqual({
+    code: 'INSUFFICIENT_STOCK',
+    details: { sku: scarce, requested: 2, available: 0 },
+  });
   for (const sku of [plenty, scarce]) expect(await clients.redis.hexists(keys.holds(sku), cart.reservationId)).toBe(0);
   expect((await figures(clients, plenty)).redisReserved).toBe(0);
   expect((await clients.db.query('SELECT 1 FROM reservations WHERE id = $1', [cart.reservationId])).rowCount).toBe(0);

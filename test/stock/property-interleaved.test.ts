@@ -29,7 +29,10 @@ afterAll(async () => {
 
 // ------------------------------------------------------------------ generated scenario
 
-type Ending = { kind: 'commit'; partial: boolean; returned: boolean } | { kind: 'release'; status: ReleaseStatus } | { kind: 'none' };
+type Ending =
+  | { kind: 'commit'; partial: boolean; returned: boolean }
+  | { kind: 'release'; status: ReleaseStatus }
+  | { kind: 'none' };
 
 interface Plan {
   cart: { sku: number; quantity: number }[];
@@ -49,15 +52,28 @@ interface Scenario {
 
 const skuIndex = fc.nat({ max: 2 });
 const endingArb: fc.Arbitrary<Ending> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('commit' as const), partial: fc.boolean(), returned: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), status: fc.constantFrom<ReleaseStatus>('CANCELLED', 'EXPIRED', 'REJECTED') }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('commit' as const), partial: fc.boolean(), returned: fc.boolean() }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('release' as const),
+      status: fc.constantFrom<ReleaseStatus>('CANCELLED', 'EXPIRED', 'REJECTED'),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'none' as const }) },
 );
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   totals: fc.array(fc.integer({ min: 0, max: 8 }), { minLength: 3, maxLength: 3 }),
   plans: fc.array(
     fc.record({
-      cart: fc.uniqueArray(fc.record({ sku: skuIndex, quantity: fc.integer({ min: 1, max: 4 }) }), { minLength: 1, maxLength: 3, selector: (l) => l.sku }),
+      cart: fc.uniqueArray(fc.record({ sku: skuIndex, quantity: fc.integer({ min: 1, max: 4 }) }), {
+        minLength: 1,
+        maxLength: 3,
+        selector: (l) => l.sku,
+      }),
       holdTwice: fc.boolean(),
       ending: endingArb,
       endTwice: fc.boolean(),
@@ -67,7 +83,11 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   skuOps: fc.array(
     fc.oneof(
       fc.record({ op: fc.constant('restock' as const), sku: skuIndex, quantity: fc.integer({ min: 1, max: 4 }) }),
-      fc.record({ op: fc.constant('adjust' as const), sku: skuIndex, delta: fc.integer({ min: -4, max: 4 }).filter((d) => d !== 0) }),
+      fc.record({
+        op: fc.constant('adjust' as const),
+        sku: skuIndex,
+        delta: fc.integer({ min: -4, max: 4 }).filter((d) => d !== 0),
+      }),
     ),
     { maxLength: 4 },
   ),
@@ -100,21 +120,36 @@ interface Outcome {
 /** DESIGN.md's invariants that hold at every instant, also with steps in flight. */
 async function checkInstant(skus: string[]): Promise<void> {
   for (const sku of skus) {
-    const [total, reserved] = (await clients.redis.hmget(keys.stock(sku), 'total', 'reserved')).map(Number) as [number, number];
+    const [total, reserved] = (await clients.redis.hmget(keys.stock(sku), 'total', 'reserved')).map(Number) as [
+      number,
+      number,
+    ];
     // 1. Never oversell, in Redis.
-    expect({ sku, reserved, withinTotal: reserved <= total }).toEqual({ sku, reserved: expect.any(Number), withinTotal: true });
+    expect({ sku, reserved, withinTotal: reserved <= total }).toEqual({
+      sku,
+      reserved: expect.any(Number),
+      withinTotal: true,
+    });
     expect(reserved).toBeGreaterThanOrEqual(0);
   }
-  const rows = await clients.db.query<{ sku: string; total: string; reserved: string }>('SELECT sku, total, reserved FROM skus WHERE sku = ANY($1::text[])', [skus]);
+  const rows = await clients.db.query<{ sku: string; total: string; reserved: string }>(
+    'SELECT sku, total, reserved FROM skus WHERE sku = ANY($1::text[])',
+    [skus],
+  );
   for (const row of rows.rows) {
     // 1 and 1a. PostgreSQL never below zero, and never promising more than it has.
-    expect({ sku: row.sku, total: Number(row.total) >= 0, promised: Number(row.reserved) <= Number(row.total) }).toEqual({ sku: row.sku, total: true, promised: true });
+    expect({
+      sku: row.sku,
+      total: Number(row.total) >= 0,
+      promised: Number(row.reserved) <= Number(row.total),
+    }).toEqual({ sku: row.sku, total: true, promised: true });
   }
 }
 
 async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
   const skus = scenario.totals.map(() => uniqueSku('IL'));
-  for (const [i, sku] of skus.entries()) await clients.stock.createSku({ sku, total: scenario.totals[i]!, name: 'interleaved item' });
+  for (const [i, sku] of skus.entries())
+    await clients.stock.createSku({ sku, total: scenario.totals[i]!, name: 'interleaved item' });
 
   // Every Redis script and every PostgreSQL transaction (or statement outside one) waits for its turn.
   let threads = 0;
@@ -146,12 +181,16 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
   const lives = reservations.map(async ({ id, plan, items }) => {
     const o: Outcome = { holds: [], commits: [], releases: [], returns: [] };
     outcomes.set(id, o);
-    o.holds = await twice(plan.holdTwice ? 2 : 1, () => store.hold({ reservationId: id, items, expiresAt: expiresIn() }));
+    o.holds = await twice(plan.holdTwice ? 2 : 1, () =>
+      store.hold({ reservationId: id, items, expiresAt: expiresIn() }),
+    );
     if (!o.holds.some((h) => 'ok' in h)) return;
     const times = plan.endTwice ? 2 : 1;
     const { ending } = plan;
     if (ending.kind === 'release') {
-      o.releases = await twice(times, () => store.release(id, items.map((l) => l.sku).reverse(), ending.status, 'interleaved', 'run-1'));
+      o.releases = await twice(times, () =>
+        store.release(id, items.map((l) => l.sku).reverse(), ending.status, 'interleaved', 'run-1'),
+      );
     } else if (ending.kind === 'commit') {
       const partial = ending.partial ? items.slice(0, 1).map((l) => ({ sku: l.sku, quantity: 1 })) : undefined;
       o.commits = await twice(times, () => store.commit(id, partial));
@@ -159,13 +198,17 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
         o.returned = { sku: items[0]!.sku, quantity: 1 };
         // Keyed, as an admin's retried return is: the two attempts return one unit once.
         const key = uniqueId('ret');
-        o.returns = await twice(times, () => store.recordReturn({ reservationId: id, items: [o.returned!], reason: 'interleaved' }, key));
+        o.returns = await twice(times, () =>
+          store.recordReturn({ reservationId: id, items: [o.returned!], reason: 'interleaved' }, key),
+        );
       }
     }
   });
   const skuAnswers = scenario.skuOps.map((op) =>
     twice(1, () =>
-      op.op === 'restock' ? store.restock(skus[op.sku]!, { quantity: op.quantity }) : store.adjust(skus[op.sku]!, { delta: op.delta, reason: 'interleaved' }),
+      op.op === 'restock'
+        ? store.restock(skus[op.sku]!, { quantity: op.quantity })
+        : store.adjust(skus[op.sku]!, { delta: op.delta, reason: 'interleaved' }),
     ).then(([a]) => a!),
   );
   // Settled, not all: a thread that fails must not leave the others parked at their turns.
@@ -179,7 +222,8 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
   // the scheduler pick the next step.
   while (!finished) {
     const since = Date.now();
-    while (!finished && (s.count() === 0 || s.count() < threads) && Date.now() - since < 20) await new Promise((r) => setImmediate(r));
+    while (!finished && (s.count() === 0 || s.count() < threads) && Date.now() - since < 20)
+      await new Promise((r) => setImmediate(r));
     if (finished || s.count() === 0) continue;
     if (s.count() > 1) seen.add('a choice between steps');
     await checkInstant(skus);
@@ -202,7 +246,10 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
     seen.add(`${op.op}${op.op === 'adjust' ? (op.delta < 0 ? ' down' : ' up') : ''}:${'ok' in a ? 'ok' : a.code}`);
   }
   const expectedHolds = new Map(skus.map((sku) => [sku, {} as Record<string, string>]));
-  const statuses = await clients.db.query<{ id: string; status: string }>('SELECT id, status FROM reservations WHERE id = ANY($1::text[])', [reservations.map((r) => r.id)]);
+  const statuses = await clients.db.query<{ id: string; status: string }>(
+    'SELECT id, status FROM reservations WHERE id = ANY($1::text[])',
+    [reservations.map((r) => r.id)],
+  );
   const statusOf = new Map(statuses.rows.map((r) => [r.id, r.status]));
   const sales = await clients.db.query<{ reservation_id: string; sku: string; kind: string; delta: string }>(
     `SELECT reservation_id, sku, kind, delta FROM stock_movements WHERE reservation_id = ANY($1::text[]) ORDER BY id`,
@@ -211,8 +258,10 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
   for (const { id, plan, items } of reservations) {
     const o = outcomes.get(id)!;
     // A hold is refused only for want of stock; settling a held reservation is never refused.
-    for (const h of o.holds) if ('code' in h) expect({ id, refused: h.code }).toEqual({ id, refused: 'INSUFFICIENT_STOCK' });
-    for (const a of [...o.commits, ...o.releases, ...o.returns]) expect({ id, answer: a }).toEqual({ id, answer: { ok: expect.anything() } });
+    for (const h of o.holds)
+      if ('code' in h) expect({ id, refused: h.code }).toEqual({ id, refused: 'INSUFFICIENT_STOCK' });
+    for (const a of [...o.commits, ...o.releases, ...o.returns])
+      expect({ id, answer: a }).toEqual({ id, answer: { ok: expect.anything() } });
     const held = o.holds.some((h) => 'ok' in h);
     for (const h of o.holds) seen.add('ok' in h ? 'hold:ok' : `hold:${h.code}`);
     if (o.returns.length > 0) seen.add('return:ok');
@@ -229,11 +278,19 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
       for (const c of o.commits) expect(c).toEqual(o.commits[0]);
       const expected = lines.filter((l) => l.committedQuantity > 0).map((l) => `sale ${l.sku} ${-l.committedQuantity}`);
       if (o.returned) expected.push(`return ${o.returned.sku} ${o.returned.quantity}`);
-      expect({ id, status: statusOf.get(id), movements: movements.sort() }).toEqual({ id, status: 'COMMITTED', movements: expected.sort() });
+      expect({ id, status: statusOf.get(id), movements: movements.sort() }).toEqual({
+        id,
+        status: 'COMMITTED',
+        movements: expected.sort(),
+      });
       for (const l of lines) add(l.sku, -l.committedQuantity);
       if (o.returned) add(o.returned.sku, o.returned.quantity);
     } else {
-      expect({ id, status: statusOf.get(id), movements }).toEqual({ id, status: ending.kind === 'release' ? ending.status : 'HELD', movements: [] });
+      expect({ id, status: statusOf.get(id), movements }).toEqual({
+        id,
+        status: ending.kind === 'release' ? ending.status : 'HELD',
+        movements: [],
+      });
       if (ending.kind === 'none') for (const l of items) expectedHolds.get(l.sku)![id] = String(l.quantity);
     }
   }
@@ -251,7 +308,10 @@ async function runScenario(s: fc.Scheduler, scenario: Scenario): Promise<void> {
       pgHeld: reserved,
       holdCount: Object.keys(expectedHolds.get(sku)!).length,
     });
-    expect({ sku, holds: await clients.redis.hgetall(keys.holds(sku)) }).toEqual({ sku, holds: expectedHolds.get(sku) });
+    expect({ sku, holds: await clients.redis.hgetall(keys.holds(sku)) }).toEqual({
+      sku,
+      holds: expectedHolds.get(sku),
+    });
   }
 }
 

@@ -50,18 +50,36 @@ const skuIndex = fc.nat({ max: 2 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('hold' as const), slot, times }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('release' as const), slot, status: fc.constantFrom(...STATUSES), times }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('release' as const), slot, status: fc.constantFrom(...STATUSES), times }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
       op: fc.constant('commit' as const),
       slot,
-      mode: fc.constantFrom('all' as const, 'all' as const, 'partial' as const, 'partial' as const, 'exceed' as const, 'foreign' as const),
+      mode: fc.constantFrom(
+        'all' as const,
+        'all' as const,
+        'partial' as const,
+        'partial' as const,
+        'exceed' as const,
+        'foreign' as const,
+      ),
       pick: fc.nat({ max: 1023 }),
       times,
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('restock' as const), sku: skuIndex, quantity: fc.integer({ min: 1, max: 5 }), retried: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('restock' as const),
+      sku: skuIndex,
+      quantity: fc.integer({ min: 1, max: 5 }),
+      retried: fc.boolean(),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -102,7 +120,10 @@ const everyBranch: Scenario = {
   skuCount: 3,
   totals: [6, 4, 0],
   carts: [
-    [{ sku: 0, quantity: 3 }, { sku: 1, quantity: 2 }],
+    [
+      { sku: 0, quantity: 3 },
+      { sku: 1, quantity: 2 },
+    ],
     [{ sku: 0, quantity: 4 }],
     [{ sku: 1, quantity: 2 }],
     [{ sku: 0, quantity: 1 }],
@@ -177,7 +198,9 @@ function sortedLines(lines: CommittedLine[]): CommittedLine[] {
 }
 
 function committedLines(r: Reservation, s: Extract<ResState, { kind: 'committed' }>): CommittedLine[] {
-  return sortedLines(r.items.map((l) => ({ sku: l.sku, quantity: l.quantity, committedQuantity: s.committed.get(l.sku) ?? 0 })));
+  return sortedLines(
+    r.items.map((l) => ({ sku: l.sku, quantity: l.quantity, committedQuantity: s.committed.get(l.sku) ?? 0 })),
+  );
 }
 
 function add(map: Map<string, number>, sku: string, delta: number): void {
@@ -230,12 +253,15 @@ function modelRelease(m: Model, r: Reservation, status: ReleaseStatus): Outcome 
 
 function modelCommit(m: Model, r: Reservation, items: { sku: string; quantity: number }[] | undefined): Outcome {
   const s = r.state;
-  if (s.kind === 'new' || s.kind === 'tombstone') return { code: 'RESERVATION_NOT_FOUND', details: { reservationId: r.id } };
-  if (s.kind === 'released') return { code: `RESERVATION_${s.status}`, details: { reservationId: r.id, status: s.status } };
+  if (s.kind === 'new' || s.kind === 'tombstone')
+    return { code: 'RESERVATION_NOT_FOUND', details: { reservationId: r.id } };
+  if (s.kind === 'released')
+    return { code: `RESERVATION_${s.status}`, details: { reservationId: r.id, status: s.status } };
   if (s.kind === 'committed') return { ok: { items: committedLines(r, s) } };
   for (const item of items ?? []) {
     const held = r.items.find((l) => l.sku === item.sku)?.quantity ?? 0;
-    if (item.quantity > held) return { code: 'QUANTITY_EXCEEDS_HOLD', details: { sku: item.sku, requested: item.quantity, held } };
+    if (item.quantity > held)
+      return { code: 'QUANTITY_EXCEEDS_HOLD', details: { sku: item.sku, requested: item.quantity, held } };
   }
   const committed = new Map<string, number>();
   for (const line of r.items) {
@@ -252,13 +278,18 @@ function modelCommit(m: Model, r: Reservation, items: { sku: string; quantity: n
 
 function modelReturn(m: Model, r: Reservation, items: { sku: string; quantity: number }[]): Outcome {
   const s = r.state;
-  if (s.kind === 'new' || s.kind === 'tombstone') return { code: 'RESERVATION_NOT_FOUND', details: { reservationId: r.id } };
+  if (s.kind === 'new' || s.kind === 'tombstone')
+    return { code: 'RESERVATION_NOT_FOUND', details: { reservationId: r.id } };
   if (s.kind !== 'committed') {
-    return { code: 'RESERVATION_NOT_COMMITTED', details: { reservationId: r.id, status: s.kind === 'held' ? 'HELD' : s.status } };
+    return {
+      code: 'RESERVATION_NOT_COMMITTED',
+      details: { reservationId: r.id, status: s.kind === 'held' ? 'HELD' : s.status },
+    };
   }
   for (const item of items) {
     const returnable = (s.committed.get(item.sku) ?? 0) - (s.returned.get(item.sku) ?? 0);
-    if (item.quantity > returnable) return { code: 'RETURN_EXCEEDS_SALE', details: { sku: item.sku, requested: item.quantity, returnable } };
+    if (item.quantity > returnable)
+      return { code: 'RETURN_EXCEEDS_SALE', details: { sku: item.sku, requested: item.quantity, returnable } };
   }
   for (const item of items) {
     add(s.returned, item.sku, item.quantity);
@@ -289,15 +320,21 @@ function commitItems(m: Model, r: Reservation, mode: 'all' | 'partial' | 'exceed
 
 function returnItems(r: Reservation, mode: 'within' | 'tooMany', pick: number) {
   const s = r.state;
-  const returnable = (sku: string) => (s.kind === 'committed' ? (s.committed.get(sku) ?? 0) - (s.returned.get(sku) ?? 0) : 1);
+  const returnable = (sku: string) =>
+    s.kind === 'committed' ? (s.committed.get(sku) ?? 0) - (s.returned.get(sku) ?? 0) : 1;
   if (mode === 'within') {
     const open = r.items.filter((l) => returnable(l.sku) > 0);
     if (open.length === 0) return [{ sku: r.items[pick % r.items.length]!.sku, quantity: 1 }];
     const chosen = open.filter((_, i) => (pick >> i) & 1);
-    return (chosen.length > 0 ? chosen : [open[0]!]).map((l, i) => ({ sku: l.sku, quantity: 1 + ((pick >> (3 + i)) % returnable(l.sku)) }));
+    return (chosen.length > 0 ? chosen : [open[0]!]).map((l, i) => ({
+      sku: l.sku,
+      quantity: 1 + ((pick >> (3 + i)) % returnable(l.sku)),
+    }));
   }
   const over = r.items[pick % r.items.length]!;
-  const valid = r.items.filter((l) => l.sku !== over.sku && returnable(l.sku) > 0).map((l) => ({ sku: l.sku, quantity: 1 }));
+  const valid = r.items
+    .filter((l) => l.sku !== over.sku && returnable(l.sku) > 0)
+    .map((l) => ({ sku: l.sku, quantity: 1 }));
   return [...valid, { sku: over.sku, quantity: Math.max(returnable(over.sku), 0) + 1 }];
 }
 
@@ -346,7 +383,16 @@ async function step(m: Model, op: Op): Promise<void> {
       for (let i = 0; i < op.times; i++) {
         const expected = modelCommit(m, r, items);
         const got = await outcome(() => stock.commit(r.id, items, `pay_${r.id}`));
-        const normalised = 'ok' in got ? { ok: { items: sortedLines((got.ok as { items: ReservationLine[] }).items.map(({ returnedQuantity: _, ...line }) => line)) } } : got;
+        const normalised =
+          'ok' in got
+            ? {
+                ok: {
+                  items: sortedLines(
+                    (got.ok as { items: ReservationLine[] }).items.map(({ returnedQuantity: _, ...line }) => line),
+                  ),
+                },
+              }
+            : got;
         record(got, `commit-${op.mode}${i > 0 ? '-again' : ''}`);
         expect(normalised).toEqual(expected);
       }
@@ -362,7 +408,9 @@ async function step(m: Model, op: Op): Promise<void> {
       expect(first).toEqual(expected);
       if (op.retried) {
         // The same Idempotency-Key and body: the first answer back, nothing applied twice.
-        expect(await outcome(() => stock.restock(sku, { quantity: op.quantity, reason: 'property restock' }, key))).toEqual(first);
+        expect(
+          await outcome(() => stock.restock(sku, { quantity: op.quantity, reason: 'property restock' }, key)),
+        ).toEqual(first);
       }
       return;
     }
@@ -419,7 +467,11 @@ async function checkInvariants(m: Model): Promise<void> {
     expect({ sku, redis: f.redisTotal, ledger: f.ledgerSum }).toEqual({ sku, redis: f.pgTotal, ledger: f.pgTotal });
     expect({ sku, redis: f.redisReserved, holds: f.sumOfHolds }).toEqual({ sku, redis: f.pgHeld, holds: f.pgHeld });
     // The model agrees.
-    expect({ sku, total: f.redisTotal, reserved: f.redisReserved }).toEqual({ sku, total: m.total.get(sku), reserved: m.reserved.get(sku) });
+    expect({ sku, total: f.redisTotal, reserved: f.redisReserved }).toEqual({
+      sku,
+      total: m.total.get(sku),
+      reserved: m.reserved.get(sku),
+    });
     const holds = await clients.redis.hgetall(keys.holds(sku));
     const expectedHolds: Record<string, string> = {};
     for (const r of m.reservations) {
@@ -430,12 +482,25 @@ async function checkInvariants(m: Model): Promise<void> {
   }
 
   const ids = m.reservations.map((r) => r.id);
-  const rows = await clients.db.query<{ id: string; status: string; sku: string; quantity: number; committed_quantity: number; returned_quantity: number }>(
+  const rows = await clients.db.query<{
+    id: string;
+    status: string;
+    sku: string;
+    quantity: number;
+    committed_quantity: number;
+    returned_quantity: number;
+  }>(
     `SELECT r.id, r.status, l.sku, l.quantity, l.committed_quantity, l.returned_quantity
        FROM reservations r JOIN reservation_lines l ON l.reservation_id = r.id WHERE r.id = ANY($1::text[])`,
     [ids],
   );
-  const movements = await clients.db.query<{ reservation_id: string; sku: string; kind: string; n: string; sum: string }>(
+  const movements = await clients.db.query<{
+    reservation_id: string;
+    sku: string;
+    kind: string;
+    n: string;
+    sum: string;
+  }>(
     `SELECT reservation_id, sku, kind, count(*) AS n, sum(delta) AS sum FROM stock_movements
       WHERE reservation_id = ANY($1::text[]) GROUP BY reservation_id, sku, kind`,
     [ids],
@@ -444,9 +509,16 @@ async function checkInvariants(m: Model): Promise<void> {
     const s = r.state;
     const lines = rows.rows
       .filter((row) => row.id === r.id)
-      .map((row) => ({ status: row.status, sku: row.sku, quantity: row.quantity, committed: row.committed_quantity, returned: row.returned_quantity }))
+      .map((row) => ({
+        status: row.status,
+        sku: row.sku,
+        quantity: row.quantity,
+        committed: row.committed_quantity,
+        returned: row.returned_quantity,
+      }))
       .sort(bySku);
-    const status = s.kind === 'held' ? 'HELD' : s.kind === 'committed' ? 'COMMITTED' : s.kind === 'released' ? s.status : undefined;
+    const status =
+      s.kind === 'held' ? 'HELD' : s.kind === 'committed' ? 'COMMITTED' : s.kind === 'released' ? s.status : undefined;
     const expectedLines =
       status === undefined
         ? []
@@ -479,7 +551,10 @@ async function checkInvariants(m: Model): Promise<void> {
     const returned = ledger.filter((row) => row.kind === 'return').map((row) => ({ sku: row.sku, sum: row.sum }));
     const expectedReturned =
       s.kind === 'committed'
-        ? [...s.returned.entries()].filter(([, q]) => q > 0).map(([sku, sum]) => ({ sku, sum })).sort(bySku)
+        ? [...s.returned.entries()]
+            .filter(([, q]) => q > 0)
+            .map(([sku, sum]) => ({ sku, sum }))
+            .sort(bySku)
         : [];
     expect({ id: r.id, returned }).toEqual({ id: r.id, returned: expectedReturned });
   }

@@ -36,7 +36,12 @@ it('a reconciler that takes over goes on counting the grace period from when the
   let now = 1_000_000;
   const reconciler = () => {
     const repaired: string[] = [];
-    const r = new Reconciler(clients.stock, { graceMs: GRACE_MS, now: () => now, running: async () => new Set(), report: (e) => repaired.push(e.kind) });
+    const r = new Reconciler(clients.stock, {
+      graceMs: GRACE_MS,
+      now: () => now,
+      running: async () => new Set(),
+      report: (e) => repaired.push(e.kind),
+    });
     return { r, repaired };
   };
   const first = reconciler();

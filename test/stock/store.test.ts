@@ -20,7 +20,8 @@ describe('concurrent holds never oversell', () => {
     // machine: that caller hears a timeout (or UNAVAILABLE) although its hold may have landed. As a
     // client does, it tries again with the same reservation id until it has an answer (a hold that
     // landed answers alreadyHeld); the figures below are then exact however loaded the machine is.
-    const refused = (r: PromiseSettledResult<unknown>) => r.status === 'rejected' && (r.reason as StockholdError).code === 'INSUFFICIENT_STOCK';
+    const refused = (r: PromiseSettledResult<unknown>) =>
+      r.status === 'rejected' && (r.reason as StockholdError).code === 'INSUFFICIENT_STOCK';
     const transient = (r: PromiseSettledResult<unknown>) =>
       r.status === 'rejected' && (!(r.reason instanceof StockholdError) || r.reason.code === 'UNAVAILABLE');
     for (;;) {
@@ -134,17 +135,33 @@ describe('all-or-nothing carts', () => {
     await newSku(clients, a, 5);
     await newSku(clients, b, 2);
     const id = uniqueId();
-    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 5 }, { sku: b, quantity: 2 }] });
+    await stock.hold({
+      reservationId: id,
+      expiresAt: expiresIn(),
+      items: [
+        { sku: a, quantity: 5 },
+        { sku: b, quantity: 2 },
+      ],
+    });
     expect((await stock.getStock(a)).available).toBe(0);
     expect((await stock.getStock(b)).available).toBe(0);
-    expect((await stock.getHolds(a)).holds).toEqual([{ reservationId: id, quantity: 5, expiresAt: expect.any(String) }]);
+    expect((await stock.getHolds(a)).holds).toEqual([
+      { reservationId: id, quantity: 5, expiresAt: expect.any(String) },
+    ]);
   });
 
   it('a hold naming an unknown SKU is SKU_NOT_FOUND and holds nothing', async () => {
     const a = uniqueSku();
     await newSku(clients, a, 5);
     const err = await refusal(
-      stock.hold({ reservationId: uniqueId(), expiresAt: expiresIn(), items: [{ sku: a, quantity: 1 }, { sku: uniqueSku('NOPE'), quantity: 1 }] }),
+      stock.hold({
+        reservationId: uniqueId(),
+        expiresAt: expiresIn(),
+        items: [
+          { sku: a, quantity: 1 },
+          { sku: uniqueSku('NOPE'), quantity: 1 },
+        ],
+      }),
     );
     expect(err.code).toBe('SKU_NOT_FOUND');
     expect((await stock.getStock(a)).reserved).toBe(0);
@@ -157,7 +174,14 @@ describe('partial commits', () => {
     await newSku(clients, a, 10);
     await newSku(clients, b, 10);
     const id = uniqueId();
-    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 4 }, { sku: b, quantity: 3 }] });
+    await stock.hold({
+      reservationId: id,
+      expiresAt: expiresIn(),
+      items: [
+        { sku: a, quantity: 4 },
+        { sku: b, quantity: 3 },
+      ],
+    });
     const { items } = await stock.commit(id, [{ sku: a, quantity: 1 }]);
     expect(items).toEqual(
       expect.arrayContaining([
@@ -204,7 +228,11 @@ describe('admin writes', () => {
     expect(err.code).toBe('WOULD_OVERSELL');
     expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 6 });
     expect((await stock.getMovements(sku)).movements).toHaveLength(1);
-    expect(await stock.adjust(sku, { delta: -4, reason: 'damaged' })).toMatchObject({ total: 6, reserved: 6, available: 0 });
+    expect(await stock.adjust(sku, { delta: -4, reason: 'damaged' })).toMatchObject({
+      total: 6,
+      reserved: 6,
+      available: 0,
+    });
     await expectConsistent(clients, sku);
   });
 
@@ -230,11 +258,16 @@ describe('admin writes', () => {
     await stock.commit(hold.reservationId);
     const key = uniqueId('key');
     const body = { reservationId: hold.reservationId, items: [{ sku, quantity: 2 }], reason: 'unwanted' };
-    expect(await stock.recordReturn(body, key)).toEqual({ reservationId: hold.reservationId, items: [{ sku, returnedQuantity: 2 }] });
+    expect(await stock.recordReturn(body, key)).toEqual({
+      reservationId: hold.reservationId,
+      items: [{ sku, returnedQuantity: 2 }],
+    });
     await stock.recordReturn(body, key);
     expect((await stock.getStock(sku)).total).toBe(9);
     expect((await refusal(stock.recordReturn({ ...body, reason: 'other' }, key))).code).toBe('IDEMPOTENCY_KEY_REUSED');
-    const exceeds = await refusal(stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 2 }] }));
+    const exceeds = await refusal(
+      stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 2 }] }),
+    );
     expect(exceeds.code).toBe('RETURN_EXCEEDS_SALE');
     expect(exceeds.details).toEqual({ sku, requested: 2, returnable: 1 });
     await stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] });
@@ -249,7 +282,9 @@ describe('admin writes', () => {
     await stock.hold(hold);
     await stock.commit(hold.reservationId);
     const results = await Promise.allSettled(
-      Array.from({ length: 10 }, () => stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] })),
+      Array.from({ length: 10 }, () =>
+        stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] }),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect((await stock.getStock(sku)).total).toBe(10);
@@ -261,16 +296,24 @@ describe('admin writes', () => {
     await newSku(clients, sku, 10);
     const hold = holdOf(sku, 1);
     await stock.hold(hold);
-    expect((await refusal(stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] }))).code).toBe(
-      'RESERVATION_NOT_COMMITTED',
-    );
+    expect(
+      (await refusal(stock.recordReturn({ reservationId: hold.reservationId, items: [{ sku, quantity: 1 }] }))).code,
+    ).toBe('RESERVATION_NOT_COMMITTED');
   });
 
   it('creating a SKU twice is SKU_EXISTS; with the same idempotency key it answers the first result', async () => {
     const sku = uniqueSku();
     const key = uniqueId('key');
     const first = await stock.createSku({ sku, total: 3, name: 'Widget' }, key);
-    expect(first).toEqual({ sku, name: 'Widget', total: 3, reserved: 0, available: 3, lowStockThreshold: null, maxPerCustomer: null });
+    expect(first).toEqual({
+      sku,
+      name: 'Widget',
+      total: 3,
+      reserved: 0,
+      available: 3,
+      lowStockThreshold: null,
+      maxPerCustomer: null,
+    });
     expect(await stock.createSku({ sku, total: 3, name: 'Widget' }, key)).toEqual(first);
     expect((await refusal(stock.createSku({ sku, total: 3, name: 'Widget' }))).code).toBe('SKU_EXISTS');
     expect((await stock.getMovements(sku)).movements).toEqual([expect.objectContaining({ kind: 'initial', delta: 3 })]);
@@ -279,7 +322,9 @@ describe('admin writes', () => {
   it('the ledger refuses updates and deletes', async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 3);
-    await expect(clients.db.query('UPDATE stock_movements SET delta = 99 WHERE sku = $1', [sku])).rejects.toThrow(/append-only/);
+    await expect(clients.db.query('UPDATE stock_movements SET delta = 99 WHERE sku = $1', [sku])).rejects.toThrow(
+      /append-only/,
+    );
     await expect(clients.db.query('DELETE FROM stock_movements WHERE sku = $1', [sku])).rejects.toThrow(/append-only/);
   });
 });
@@ -345,7 +390,14 @@ describe('a reservation id used again', () => {
     await newSku(clients, b, 10);
     const id = uniqueId();
     await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
-    const again = { reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }] };
+    const again = {
+      reservationId: id,
+      expiresAt: expiresIn(),
+      items: [
+        { sku: a, quantity: 2 },
+        { sku: b, quantity: 1 },
+      ],
+    };
     const outcome = await stock.hold(again).then(
       (held) => ({ held }),
       (err: unknown) => ({ refused: (err as StockholdError).code }),
@@ -371,7 +423,16 @@ describe('a reservation id used again', () => {
     await newSku(clients, b, 10);
     const id = uniqueId();
     await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
-    await stock.hold({ reservationId: id, expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }] }).catch(() => undefined);
+    await stock
+      .hold({
+        reservationId: id,
+        expiresAt: expiresIn(),
+        items: [
+          { sku: a, quantity: 2 },
+          { sku: b, quantity: 1 },
+        ],
+      })
+      .catch(() => undefined);
     await expectConsistent(clients, a);
     await expectConsistent(clients, b);
   });
@@ -391,7 +452,7 @@ describe('a reservation id used again', () => {
     await expectConsistent(clients, sku);
   });
 
-  it('after a run gave up (REJECTED for run r1), only r1\'s late attempts are fenced: r1 is RESERVATION_ID_CONFLICT, r2 holds, and the REJECTED row is HELD again with r2\'s lines', async () => {
+  it("after a run gave up (REJECTED for run r1), only r1's late attempts are fenced: r1 is RESERVATION_ID_CONFLICT, r2 holds, and the REJECTED row is HELD again with r2's lines", async () => {
     const [a, b] = [uniqueSku(), uniqueSku()];
     await newSku(clients, a, 10);
     await newSku(clients, b, 10);
@@ -399,13 +460,21 @@ describe('a reservation id used again', () => {
     // Run r1's hold reached Redis, then the run gave up (the stores looked down) and released it.
     await stock.hold({ reservationId: id, run: 'r1', expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] });
     expect(await stock.release(id, [a], 'REJECTED', 'hold failed: stores unavailable', 'r1')).toEqual({ units: 2 });
-    const row = () => clients.db.query<{ status: string; reason: string | null }>('SELECT status, reason FROM reservations WHERE id = $1', [id]);
+    const row = () =>
+      clients.db.query<{ status: string; reason: string | null }>(
+        'SELECT status, reason FROM reservations WHERE id = $1',
+        [id],
+      );
     expect((await row()).rows).toEqual([{ status: 'REJECTED', reason: 'hold failed: stores unavailable' }]);
 
     // A late attempt of r1 (its local activity still running when the run gave up) holds nothing.
-    expect((await refusal(stock.hold({ reservationId: id, run: 'r1', expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] }))).code).toBe(
-      'RESERVATION_ID_CONFLICT',
-    );
+    expect(
+      (
+        await refusal(
+          stock.hold({ reservationId: id, run: 'r1', expiresAt: expiresIn(), items: [{ sku: a, quantity: 2 }] }),
+        )
+      ).code,
+    ).toBe('RESERVATION_ID_CONFLICT');
     expect((await stock.getStock(a)).reserved).toBe(0);
 
     // The client's retry starts run r2, with another cart: it holds, in Redis and in PostgreSQL.
@@ -429,7 +498,9 @@ describe('a reservation id used again', () => {
 
     // Once the reservation is final, every run is fenced off.
     await stock.release(id, [a, b], 'CANCELLED');
-    expect((await refusal(stock.hold({ reservationId: id, run: 'r3', expiresAt: expiresIn(), items }))).code).toBe('RESERVATION_ID_CONFLICT');
+    expect((await refusal(stock.hold({ reservationId: id, run: 'r3', expiresAt: expiresIn(), items }))).code).toBe(
+      'RESERVATION_ID_CONFLICT',
+    );
     expect((await stock.getStock(b)).reserved).toBe(0);
   });
 });
@@ -456,7 +527,7 @@ describe('Redis left behind a durable movement catches up once', () => {
     await expectConsistent(clients, sku);
   });
 
-  it('a commit whose hold Redis lost still lowers Redis\'s total by the sale, once; a commit after a rebuild that has the sale (mark >= it) does not lower it again', async () => {
+  it("a commit whose hold Redis lost still lowers Redis's total by the sale, once; a commit after a rebuild that has the sale (mark >= it) does not lower it again", async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 10);
     const other = holdOf(sku, 2);
@@ -468,7 +539,9 @@ describe('Redis left behind a durable movement catches up once', () => {
     await clients.redis.hincrby(keys.stock(sku), 'reserved', -3);
     expect(await stock.getStock(sku)).toMatchObject({ total: 10, reserved: 2 });
 
-    expect((await stock.commit(lost.reservationId)).items).toEqual([{ sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 }]);
+    expect((await stock.commit(lost.reservationId)).items).toEqual([
+      { sku, quantity: 3, committedQuantity: 3, returnedQuantity: 0 },
+    ]);
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
     await stock.commit(lost.reservationId); // a retry
     expect(await stock.getStock(sku)).toMatchObject({ total: 7, reserved: 2 });
@@ -484,7 +557,9 @@ describe('Redis left behind a durable movement catches up once', () => {
     } finally {
       spy.mockRestore();
     }
-    const [sale] = (await stock.getMovements(sku)).movements.filter((m) => m.kind === 'sale' && m.reservationId === late.reservationId);
+    const [sale] = (await stock.getMovements(sku)).movements.filter(
+      (m) => m.kind === 'sale' && m.reservationId === late.reservationId,
+    );
     await clients.redis.del(keys.stock(sku), keys.holds(sku), keys.done(sku));
     const [snapshot] = await new ReconcilerStore(stock.db).snapshot([sku]);
     expect(BigInt(snapshot!.mark)).toBeGreaterThanOrEqual(BigInt(sale!.id));
@@ -498,7 +573,7 @@ describe('Redis left behind a durable movement catches up once', () => {
 });
 
 describe('PostgreSQL has the last word on a sale', () => {
-  it('a commit PostgreSQL\'s total cannot cover (lowered behind Redis\'s back) is INSUFFICIENT_STOCK and sells nothing', async () => {
+  it("a commit PostgreSQL's total cannot cover (lowered behind Redis's back) is INSUFFICIENT_STOCK and sells nothing", async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 5);
     const hold = holdOf(sku, 3);
@@ -511,7 +586,9 @@ describe('PostgreSQL has the last word on a sale', () => {
     expect((await stock.getMovements(sku)).movements.map((m) => m.kind)).toEqual(['initial']);
     const row = await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId]);
     expect(row.rows).toEqual([{ status: 'HELD' }]);
-    expect(await stock.ledger.reservations.itemsOf(clients.db, hold.reservationId)).toEqual([{ sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 }]);
+    expect(await stock.ledger.reservations.itemsOf(clients.db, hold.reservationId)).toEqual([
+      { sku, quantity: 3, committedQuantity: 0, returnedQuantity: 0 },
+    ]);
     expect(await figures(clients, sku)).toMatchObject({ pgTotal: 2, redisTotal: 5, redisReserved: 3, sumOfHolds: 3 });
   });
 });
@@ -523,12 +600,19 @@ describe('a release that meets a recorded sale', () => {
     const hold = holdOf(sku, 2);
     await stock.hold(hold);
     // The sale's PostgreSQL half only, as a commit whose workflow task Temporal never recorded leaves it.
-    await transaction(clients.db, (c) => stock.ledger.reservations.recordSale(c, hold.reservationId, undefined, 'pay-1'));
+    await transaction(clients.db, (c) =>
+      stock.ledger.reservations.recordSale(c, hold.reservationId, undefined, 'pay-1'),
+    );
     expect((await figures(clients, sku)).redisReserved).toBe(2);
 
     const released = await stock.release(hold.reservationId, [sku], 'EXPIRED');
-    expect(released).toEqual({ units: 0, committed: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
-    expect((await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId])).rows).toEqual([{ status: 'COMMITTED' }]);
+    expect(released).toEqual({
+      units: 0,
+      committed: [{ sku, quantity: 2, committedQuantity: 2, returnedQuantity: 0 }],
+    });
+    expect(
+      (await clients.db.query('SELECT status FROM reservations WHERE id = $1', [hold.reservationId])).rows,
+    ).toEqual([{ status: 'COMMITTED' }]);
     expect(await stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
     await expectConsistent(clients, sku);
   });

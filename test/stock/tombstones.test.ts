@@ -11,7 +11,10 @@ import { expectConsistent, expiresIn, figures, newSku, refusal } from '../helper
 
 const RETENTION_MS = 60_000;
 const clock = { now: Date.UTC(2030, 0, 1) };
-const clients: StockClients = createStock({ redisUrl: TEST_REDIS_URL, databaseUrl: TEST_DATABASE_URL }, { doneRetentionMs: RETENTION_MS, now: () => clock.now });
+const clients: StockClients = createStock(
+  { redisUrl: TEST_REDIS_URL, databaseUrl: TEST_DATABASE_URL },
+  { doneRetentionMs: RETENTION_MS, now: () => clock.now },
+);
 const { stock } = clients;
 
 afterAll(() => clients.close());
@@ -24,7 +27,8 @@ async function tombstones(sku: string): Promise<Record<string, number>> {
 }
 
 async function statusOf(reservationId: string): Promise<string | undefined> {
-  return (await clients.db.query<{ status: string }>('SELECT status FROM reservations WHERE id = $1', [reservationId])).rows[0]?.status;
+  return (await clients.db.query<{ status: string }>('SELECT status FROM reservations WHERE id = $1', [reservationId]))
+    .rows[0]?.status;
 }
 
 const cartOf = (sku: string, quantity: number) => [{ sku, quantity }];
@@ -48,7 +52,9 @@ test('a late hold of a cancelled reservation within the retention window is refu
 test('a release or a commit prunes the tombstones older than the retention and keeps the fresh ones', async () => {
   const sku = uniqueSku('TOMB');
   await newSku(clients, sku, 10);
-  const [old, fresh, boundary, byRelease, atEdge, byCommit] = ['old', 'fresh', 'edge', 'rel', 'at', 'com'].map((p) => uniqueId(p)) as [string, string, string, string, string, string];
+  const [old, fresh, boundary, byRelease, atEdge, byCommit] = ['old', 'fresh', 'edge', 'rel', 'at', 'com'].map((p) =>
+    uniqueId(p),
+  ) as [string, string, string, string, string, string];
   const start = clock.now;
   await stock.release(old, [sku], 'CANCELLED'); // a release of an id that never held: its tombstone all the same
   clock.now = start + 10_000;
@@ -61,7 +67,11 @@ test('a release or a commit prunes the tombstones older than the retention and k
   clock.now = start + RETENTION_MS + 1;
   await stock.hold({ reservationId: byRelease, items: cartOf(sku, 1), expiresAt: expiresIn() });
   await stock.release(byRelease, [sku], 'CANCELLED');
-  expect(await tombstones(sku)).toEqual({ [boundary]: start + 10_000, [fresh]: start + RETENTION_MS / 2, [byRelease]: clock.now });
+  expect(await tombstones(sku)).toEqual({
+    [boundary]: start + 10_000,
+    [fresh]: start + RETENTION_MS / 2,
+    [byRelease]: clock.now,
+  });
 
   // `boundary` exactly as old as the retention is still kept; one millisecond later, a commit prunes it.
   clock.now = start + 10_000 + RETENTION_MS;
@@ -78,30 +88,33 @@ test.each([
   ['CANCELLED', 'pruned after the retention window'],
   ['COMMITTED', 'pruned after the retention window'],
   ['EXPIRED', 'lost with Redis data'],
-] as const)('a late hold of a reservation that ended %s, its tombstone %s, is refused by PostgreSQL and leaves nothing held', async (ending, forgotten) => {
-  const sku = uniqueSku('TOMB');
-  await newSku(clients, sku, 5);
-  const id = uniqueId('late');
-  await stock.hold({ reservationId: id, items: cartOf(sku, 2), expiresAt: expiresIn() });
-  if (ending === 'COMMITTED') await stock.commit(id);
-  else await stock.release(id, [sku], ending);
-  const before = await figures(clients, sku);
+] as const)(
+  'a late hold of a reservation that ended %s, its tombstone %s, is refused by PostgreSQL and leaves nothing held',
+  async (ending, forgotten) => {
+    const sku = uniqueSku('TOMB');
+    await newSku(clients, sku, 5);
+    const id = uniqueId('late');
+    await stock.hold({ reservationId: id, items: cartOf(sku, 2), expiresAt: expiresIn() });
+    if (ending === 'COMMITTED') await stock.commit(id);
+    else await stock.release(id, [sku], ending);
+    const before = await figures(clients, sku);
 
-  if (forgotten === 'lost with Redis data') {
-    // A failover to a replica that missed the tombstone (a rebuild after a full loss loads none either).
-    await clients.redis.del(keys.done(sku));
-  } else {
-    // Past the retention, another reservation's release prunes it.
-    clock.now += RETENTION_MS + 1;
-    await stock.release(uniqueId('other'), [sku], 'CANCELLED');
-  }
-  expect(Object.keys(await tombstones(sku))).not.toContain(id);
+    if (forgotten === 'lost with Redis data') {
+      // A failover to a replica that missed the tombstone (a rebuild after a full loss loads none either).
+      await clients.redis.del(keys.done(sku));
+    } else {
+      // Past the retention, another reservation's release prunes it.
+      clock.now += RETENTION_MS + 1;
+      await stock.release(uniqueId('other'), [sku], 'CANCELLED');
+    }
+    expect(Object.keys(await tombstones(sku))).not.toContain(id);
 
-  // A late hold of it (an activity attempt that outlived its reservation) is still refused.
-  const err = await refusal(stock.hold({ reservationId: id, items: cartOf(sku, 2), expiresAt: expiresIn() }));
-  expect(err.code).toBe('RESERVATION_ID_CONFLICT');
-  expect(await statusOf(id)).toBe(ending);
-  expect(await figures(clients, sku)).toEqual(before);
-  expect(await clients.redis.hget(keys.holds(sku), id)).toBeNull();
-  await expectConsistent(clients, sku);
-});
+    // A late hold of it (an activity attempt that outlived its reservation) is still refused.
+    const err = await refusal(stock.hold({ reservationId: id, items: cartOf(sku, 2), expiresAt: expiresIn() }));
+    expect(err.code).toBe('RESERVATION_ID_CONFLICT');
+    expect(await statusOf(id)).toBe(ending);
+    expect(await figures(clients, sku)).toEqual(before);
+    expect(await clients.redis.hget(keys.holds(sku), id)).toBeNull();
+    await expectConsistent(clients, sku);
+  },
+);

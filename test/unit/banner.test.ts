@@ -11,7 +11,10 @@ describe('the startup banner', () => {
   });
 
   it('never prints configured tokens', () => {
-    const config = loadConfig({ INVENTORY_ADMIN_TOKEN: 'admin-token-of-the-shop', INVENTORY_API_TOKEN: 'client-token-of-the-shop' });
+    const config = loadConfig({
+      INVENTORY_ADMIN_TOKEN: 'admin-token-of-the-shop',
+      INVENTORY_API_TOKEN: 'client-token-of-the-shop',
+    });
     const text = startupBanner(config, where);
     expect(text).not.toMatch(/token-of-the-shop/);
     expect(text).toMatch(/Admin token: +from INVENTORY_ADMIN_TOKEN/);

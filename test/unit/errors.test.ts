@@ -4,8 +4,20 @@ import { isUnavailable, toContractError } from '../../src/api/errors';
 
 /** An update handler that rethrows an activity's refusal: WorkflowUpdateFailedError → ActivityFailure → ApplicationFailure. */
 function refusalThroughAnActivity(code: string): Error {
-  const refusal = ApplicationFailure.create({ type: code, message: `refused: ${code}`, details: [{ reservationId: 'r1' }], nonRetryable: true });
-  const activity = new ActivityFailure('activity failed', 'commitStock', '1', RetryState.NON_RETRYABLE_FAILURE, 'worker', refusal);
+  const refusal = ApplicationFailure.create({
+    type: code,
+    message: `refused: ${code}`,
+    details: [{ reservationId: 'r1' }],
+    nonRetryable: true,
+  });
+  const activity = new ActivityFailure(
+    'activity failed',
+    'commitStock',
+    '1',
+    RetryState.NON_RETRYABLE_FAILURE,
+    'worker',
+    refusal,
+  );
   return new WorkflowUpdateFailedError('update failed', activity);
 }
 
@@ -20,7 +32,10 @@ describe('toContractError', () => {
   });
 
   it('ignores failure types that are not contract codes', () => {
-    const other = new WorkflowUpdateFailedError('update failed', ApplicationFailure.create({ type: 'SomeBug', message: 'bug' }));
+    const other = new WorkflowUpdateFailedError(
+      'update failed',
+      ApplicationFailure.create({ type: 'SomeBug', message: 'bug' }),
+    );
     expect(toContractError(other)).toBeUndefined();
   });
 });
@@ -51,11 +66,14 @@ describe('isUnavailable: only a Temporal that cannot answer now is an outage (50
     'Unable to perform workflow execution update due to unexpected workflow task failure.',
     'Unable to perform workflow execution update due to Workflow Task in failed state.',
     'Unable to query workflow due to Workflow Task in failed state.',
-  ])('a call refused while the workflow task is retried (9 FAILED_PRECONDITION "%s", seen with workers killed and stores frozen) is unavailable: 503, the same call sent again works', (details) => {
-    const refused = temporalCallFailed(9, details);
-    expect(isUnavailable(refused)).toBe(true);
-    expect(toContractError(refused)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
-  });
+  ])(
+    'a call refused while the workflow task is retried (9 FAILED_PRECONDITION "%s", seen with workers killed and stores frozen) is unavailable: 503, the same call sent again works',
+    (details) => {
+      const refused = temporalCallFailed(9, details);
+      expect(isUnavailable(refused)).toBe(true);
+      expect(toContractError(refused)).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+    },
+  );
 
   it('any other FAILED_PRECONDITION (e.g. a workflow already completed) stays a refusal, not an outage', () => {
     const refused = temporalCallFailed(9, 'workflow execution already completed');

@@ -11,7 +11,9 @@ interface Panel {
   targets: { expr: string }[];
 }
 
-const dashboard = JSON.parse(readFileSync(path.join(__dirname, '../../docs/grafana/stockhold-dashboard.json'), 'utf8')) as {
+const dashboard = JSON.parse(
+  readFileSync(path.join(__dirname, '../../docs/grafana/stockhold-dashboard.json'), 'utf8'),
+) as {
   panels: Panel[];
   templating: { list: { query?: unknown; definition?: string }[] };
 };
@@ -27,7 +29,8 @@ async function seriesNames(): Promise<Set<string>> {
   const names = new Set<string>();
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     names.add(metric.name);
-    if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+    if (String(metric.type) === 'histogram')
+      for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
   }
   return names;
 }
@@ -39,7 +42,9 @@ describe('the sample Grafana dashboard', () => {
       ...dashboard.panels.flatMap((p) => p.targets.map((t) => ({ where: p.title, expr: t.expr }))),
       ...dashboard.templating.list.flatMap((v) => (v.definition ? [{ where: 'variable', expr: v.definition }] : [])),
     ];
-    const used = queries.flatMap(({ where, expr }) => (expr.match(/\bstockhold_[a-z_]+/g) ?? []).map((name) => ({ where, name })));
+    const used = queries.flatMap(({ where, expr }) =>
+      (expr.match(/\bstockhold_[a-z_]+/g) ?? []).map((name) => ({ where, name })),
+    );
     expect(used.length).toBeGreaterThan(10);
     expect(used.filter(({ name }) => !known.has(name))).toEqual([]);
   });

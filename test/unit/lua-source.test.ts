@@ -35,8 +35,22 @@ test('refuses an include cycle, naming the chain', () => {
   expect(() => luaSource('cyclic', dir)).toThrow('Lua include cycle: cyclic -> includes/a -> includes/b -> includes/a');
 });
 
-test("every script of lua/ loads: no include is missing and none is cyclic", () => {
-  for (const name of ['hold', 'precheck', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase', 'settings', 'fix-customers', 'release-fence']) {
+test('every script of lua/ loads: no include is missing and none is cyclic', () => {
+  for (const name of [
+    'hold',
+    'precheck',
+    'release',
+    'commit',
+    'move',
+    'adjust',
+    'load',
+    'restore-hold',
+    'fix-reserved',
+    'rebase',
+    'settings',
+    'fix-customers',
+    'release-fence',
+  ]) {
     expect(luaSource(name)).not.toMatch(/^--- @include/m);
   }
 });

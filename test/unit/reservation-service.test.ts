@@ -10,7 +10,10 @@ function serviceWhoseQueryFails(error: Error, recorded?: ReservationView) {
     workflow: { getHandle: () => ({ query: () => Promise.reject(error) }) },
   } as unknown as Client;
   const stock = { getReservation: jest.fn(async () => recorded) } as unknown as StockStore;
-  return { service: new ReservationService(client, stock, { taskQueue: 'q', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }), stock };
+  return {
+    service: new ReservationService(client, stock, { taskQueue: 'q', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 }),
+    stock,
+  };
 }
 
 const recorded: ReservationView = {
@@ -31,8 +34,11 @@ describe('ReservationService.get', () => {
     await expect(service.get('r1')).rejects.toBe(failure);
   });
 
-  it("answers from PostgreSQL when Temporal no longer has the workflow (retention dropped it)", async () => {
-    const { service } = serviceWhoseQueryFails(new WorkflowNotFoundError('gone', 'reservation-r1', undefined), recorded);
+  it('answers from PostgreSQL when Temporal no longer has the workflow (retention dropped it)', async () => {
+    const { service } = serviceWhoseQueryFails(
+      new WorkflowNotFoundError('gone', 'reservation-r1', undefined),
+      recorded,
+    );
     await expect(service.get('r1')).resolves.toEqual(recorded);
   });
 
@@ -44,13 +50,22 @@ describe('ReservationService.get', () => {
 
 describe('ReservationService.create', () => {
   it('answers 503 with the reservation id when Temporal does not answer in time, so a client that sent no id can retry into the hold', async () => {
-    const deadlineExceeded = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4, metadata: {} });
+    const deadlineExceeded = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), {
+      code: 4,
+      metadata: {},
+    });
     const client = {
       withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn(),
       workflow: { executeUpdateWithStart: () => Promise.reject(deadlineExceeded) },
     } as unknown as Client;
-    const stock = { precheck: jest.fn(async () => ({ refusal: undefined, repeat: false, available: [5], allowance: [undefined] })) } as unknown as StockStore;
-    const service = new ReservationService(client, stock, { taskQueue: 'q', defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
+    const stock = {
+      precheck: jest.fn(async () => ({ refusal: undefined, repeat: false, available: [5], allowance: [undefined] })),
+    } as unknown as StockStore;
+    const service = new ReservationService(client, stock, {
+      taskQueue: 'q',
+      defaultTtlSeconds: 600,
+      maxTtlSeconds: 86_400,
+    });
 
     const refusal = (await service.create({ items: [{ sku: 'A', quantity: 1 }] }).then(
       () => undefined,
@@ -61,6 +76,8 @@ describe('ReservationService.create', () => {
     expect(refusal.message).toContain(`retry with reservationId ${refusal.details.reservationId}`);
 
     // An id the client sent comes back as it was.
-    await expect(service.create({ reservationId: 'order-9', items: [{ sku: 'A', quantity: 1 }] })).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { reservationId: 'order-9' } });
+    await expect(
+      service.create({ reservationId: 'order-9', items: [{ sku: 'A', quantity: 1 }] }),
+    ).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { reservationId: 'order-9' } });
   });
 });

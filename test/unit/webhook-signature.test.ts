@@ -1,5 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { GIVE_UP_AFTER_MS, retryDelayMs, RETRY_DELAYS_MS, signPayload, verifySignature } from '../../src/webhooks/signature';
+import {
+  GIVE_UP_AFTER_MS,
+  retryDelayMs,
+  RETRY_DELAYS_MS,
+  signPayload,
+  verifySignature,
+} from '../../src/webhooks/signature';
 
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
 const BODY = '{"id":"e1","type":"stock.changed","createdAt":"2026-11-24T10:00:00.000Z","data":{"sku":"A"}}';
@@ -27,22 +33,35 @@ describe('webhook signatures', () => {
     const now = { nowSeconds: 1_700_000_000 };
     expect(verifySignature('whsec_another_secret_of_length', BODY, header, now)).toBe(false);
     expect(verifySignature(SECRET, BODY.replace('"A"', '"B"'), header, now)).toBe(false);
-    expect(verifySignature(SECRET, BODY, header.replace('t=1700000000', 't=1700000001'), { nowSeconds: 1_700_000_001 })).toBe(false);
-    for (const bad of [undefined, '', 't=1700000000', 'v1=abc', 't=x,v1=' + 'a'.repeat(64), `t=1700000000,v1=${'z'.repeat(64)}`]) {
+    expect(
+      verifySignature(SECRET, BODY, header.replace('t=1700000000', 't=1700000001'), { nowSeconds: 1_700_000_001 }),
+    ).toBe(false);
+    for (const bad of [
+      undefined,
+      '',
+      't=1700000000',
+      'v1=abc',
+      't=x,v1=' + 'a'.repeat(64),
+      `t=1700000000,v1=${'z'.repeat(64)}`,
+    ]) {
       expect(verifySignature(SECRET, BODY, bad, now)).toBe(false);
     }
   });
 
   it('accepts any one of several v1 values (a secret being rotated)', () => {
     const good = signPayload(SECRET, BODY, 1_700_000_000).split(',')[1]!;
-    expect(verifySignature(SECRET, BODY, `t=1700000000,v1=${'0'.repeat(64)},${good}`, { nowSeconds: 1_700_000_000 })).toBe(true);
+    expect(
+      verifySignature(SECRET, BODY, `t=1700000000,v1=${'0'.repeat(64)},${good}`, { nowSeconds: 1_700_000_000 }),
+    ).toBe(true);
   });
 });
 
 describe('webhook retry schedule', () => {
   it('retries first within 10 s, then backs off to at most an hour apart', () => {
     expect(retryDelayMs(1)).toBeLessThanOrEqual(10_000);
-    expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => retryDelayMs(n))).toEqual([5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 3_600_000, 3_600_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => retryDelayMs(n))).toEqual([
+      5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 3_600_000, 3_600_000,
+    ]);
     expect(Math.max(...RETRY_DELAYS_MS)).toBe(3_600_000);
   });
 

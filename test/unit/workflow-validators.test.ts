@@ -33,17 +33,48 @@ function zods(schema: z.ZodType, value: unknown, field: string): Answer {
 
 /** Held lines covering every SKU of `items`, so commitItems only ever refuses on validation. */
 const heldFor = (items: unknown): ReservationLine[] =>
-  Array.isArray(items) ? items.flatMap((l: Partial<CartLine>) => (typeof l?.sku === 'string' ? [{ sku: l.sku, quantity: MAX_LINE_QUANTITY, committedQuantity: 0, returnedQuantity: 0 }] : [])) : [];
+  Array.isArray(items)
+    ? items.flatMap((l: Partial<CartLine>) =>
+        typeof l?.sku === 'string'
+          ? [{ sku: l.sku, quantity: MAX_LINE_QUANTITY, committedQuantity: 0, returnedQuantity: 0 }]
+          : [],
+      )
+    : [];
 
-const text = fc.oneof(fc.string({ maxLength: 140, unit: 'binary' }), fc.string({ minLength: 120, maxLength: 140, unit: 'grapheme' }), fc.constantFrom('', 'a', 'a\u0000b', '\ud800', '\u007f', 'x'.repeat(129)));
-const quantity = fc.oneof(fc.integer({ min: -2, max: MAX_LINE_QUANTITY + 2 }), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(1e20, -1e20, 2 ** 53, 1.5), fc.jsonValue({ maxDepth: 1 }));
-const sku = fc.oneof(fc.constantFrom('A', 'B', 'SKU-1', 'a b', '', '-x', 'x'.repeat(64), 'x'.repeat(65)), fc.string({ maxLength: 70 }), fc.jsonValue({ maxDepth: 1 }));
+const text = fc.oneof(
+  fc.string({ maxLength: 140, unit: 'binary' }),
+  fc.string({ minLength: 120, maxLength: 140, unit: 'grapheme' }),
+  fc.constantFrom('', 'a', 'a\u0000b', '\ud800', '\u007f', 'x'.repeat(129)),
+);
+const quantity = fc.oneof(
+  fc.integer({ min: -2, max: MAX_LINE_QUANTITY + 2 }),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.constantFrom(1e20, -1e20, 2 ** 53, 1.5),
+  fc.jsonValue({ maxDepth: 1 }),
+);
+const sku = fc.oneof(
+  fc.constantFrom('A', 'B', 'SKU-1', 'a b', '', '-x', 'x'.repeat(64), 'x'.repeat(65)),
+  fc.string({ maxLength: 70 }),
+  fc.jsonValue({ maxDepth: 1 }),
+);
 const line = fc.oneof(
   { weight: 6, arbitrary: fc.record({ sku, quantity }, { requiredKeys: [] }) },
-  { weight: 2, arbitrary: fc.tuple(fc.record({ sku, quantity }), fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })).map(([l, extra]) => ({ ...extra, ...l })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(
+        fc.record({ sku, quantity }),
+        fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
+      )
+      .map(([l, extra]) => ({ ...extra, ...l })),
+  },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 1 }) },
 );
-const lines = fc.oneof({ weight: 8, arbitrary: fc.array(line, { maxLength: 6 }) }, { weight: 1, arbitrary: fc.array(line, { minLength: 49, maxLength: 52 }) }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) });
+const lines = fc.oneof(
+  { weight: 8, arbitrary: fc.array(line, { maxLength: 6 }) },
+  { weight: 1, arbitrary: fc.array(line, { minLength: 49, maxLength: 52 }) },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+);
 const anything = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined));
 
 describe('workflow validators answer as the domain schemas do', () => {
@@ -89,7 +120,10 @@ describe('workflow validators answer as the domain schemas do', () => {
 describe('the workflow bundle', () => {
   it('has no zod in it', async () => {
     const { bundleWorkflowCode } = await import('@temporalio/worker');
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../../src/workflows'),
+      logger: quietLogger,
+    });
     expect(code).not.toMatch(/node_modules\/zod\//);
   }, 60_000);
 });

@@ -34,8 +34,18 @@ afterAll(async () => {
  * Runs a worker with `activities` until `done()` holds (no deadline of its own: the test's jest
  * timeout is one), then terminates the workflow; the status of its first run (CONTINUED_AS_NEW once it has).
  */
-async function runUntil(queue: string, activities: object, done: () => boolean, start: () => Promise<WorkflowHandleWithFirstExecutionRunId>): Promise<string> {
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities });
+async function runUntil(
+  queue: string,
+  activities: object,
+  done: () => boolean,
+  start: () => Promise<WorkflowHandleWithFirstExecutionRunId>,
+): Promise<string> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: queue,
+    workflowBundle: await workflowBundle(),
+    activities,
+  });
   return worker.runUntil(async () => {
     const handle = await start();
     while (!done()) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -66,7 +76,12 @@ describe('reconcilerWorkflow', () => {
       queue,
       activities,
       () => inputs.length >= RUNS_PER_HISTORY + 3,
-      () => client.workflow.start(reconcilerWorkflow, { taskQueue: queue, workflowId: `reconciler-${queue}`, args: [{ runMs: 1_000 }] }),
+      () =>
+        client.workflow.start(reconcilerWorkflow, {
+          taskQueue: queue,
+          workflowId: `reconciler-${queue}`,
+          args: [{ runMs: 1_000 }],
+        }),
     );
 
     expect(inputs[0]).toEqual({ runMs: 1_000 }); // nothing seen yet
@@ -94,9 +109,16 @@ describe('webhookDispatcherWorkflow', () => {
       queue,
       activities,
       () => inputs.length >= RUNS_PER_HISTORY + 2,
-      () => client.workflow.start(webhookDispatcherWorkflow, { taskQueue: queue, workflowId: `dispatcher-${queue}`, args: [{ runMs: 500 }] }),
+      () =>
+        client.workflow.start(webhookDispatcherWorkflow, {
+          taskQueue: queue,
+          workflowId: `dispatcher-${queue}`,
+          args: [{ runMs: 500 }],
+        }),
     );
-    expect(inputs.slice(0, RUNS_PER_HISTORY + 2)).toEqual(Array.from({ length: RUNS_PER_HISTORY + 2 }, () => ({ runMs: 500 })));
+    expect(inputs.slice(0, RUNS_PER_HISTORY + 2)).toEqual(
+      Array.from({ length: RUNS_PER_HISTORY + 2 }, () => ({ runMs: 500 })),
+    );
     expect(firstRun).toBe('CONTINUED_AS_NEW');
   }, 90_000);
 });

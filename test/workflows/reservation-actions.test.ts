@@ -53,11 +53,17 @@ function activities(items: readonly CartLine[], holdRefused = false): Reservatio
     holdStock: async () => {
       if (holdRefused) {
         const { ApplicationFailure } = await import('@temporalio/common');
-        throw ApplicationFailure.create({ type: 'INSUFFICIENT_STOCK', message: 'not enough', nonRetryable: true, details: [{ sku: items[0]!.sku }] });
+        throw ApplicationFailure.create({
+          type: 'INSUFFICIENT_STOCK',
+          message: 'not enough',
+          nonRetryable: true,
+          details: [{ sku: items[0]!.sku }],
+        });
       }
       return { alreadyHeld: false };
     },
-    commitStock: async () => items.map((l) => ({ sku: l.sku, quantity: l.quantity, committedQuantity: l.quantity, returnedQuantity: 0 })),
+    commitStock: async () =>
+      items.map((l) => ({ sku: l.sku, quantity: l.quantity, committedQuantity: l.quantity, returnedQuantity: 0 })),
     releaseStock: async () => items.reduce((n, l) => n + l.quantity, 0),
     extendReservation: async () => undefined,
   };
@@ -66,7 +72,15 @@ function activities(items: readonly CartLine[], holdRefused = false): Reservatio
 /** Starts a reservation as the API does: update-with-start, with the start's search attributes. */
 async function reserve(queue: string, items: CartLine[], ttlSeconds = 600, customerId = 'cust-1') {
   const reservationId = `r_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const input: ReservationInput = { reservationId, items, ttlSeconds, maxTtlSeconds: 86_400, customerId, requestHash: 'h', startToken: randomUUID() };
+  const input: ReservationInput = {
+    reservationId,
+    items,
+    ttlSeconds,
+    maxTtlSeconds: 86_400,
+    customerId,
+    requestHash: 'h',
+    startToken: randomUUID(),
+  };
   const operation = new WithStartWorkflowOperation(reservationWorkflow, {
     workflowId: workflowIdOf(reservationId),
     taskQueue: queue,
@@ -80,14 +94,22 @@ async function reserve(queue: string, items: CartLine[], ttlSeconds = 600, custo
       { key: searchAttributes.customerId, value: customerId },
     ],
   });
-  const hold = env.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken: input.startToken }], startWorkflowOperation: operation });
+  const hold = env.client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+    args: [{ requestHash: 'h', startToken: input.startToken }],
+    startWorkflowOperation: operation,
+  });
   hold.catch(() => undefined);
   return { handle: await operation.workflowHandle(), hold };
 }
 
 async function run<T>(acts: ReservationActivities, fn: (queue: string) => Promise<T>): Promise<T> {
   const queue = taskQueue('wf-actions');
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities: acts });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: queue,
+    workflowBundle: await workflowBundle(),
+    activities: acts,
+  });
   return worker.runUntil(() => fn(queue));
 }
 
@@ -96,7 +118,9 @@ async function upserts(handle: WorkflowHandle): Promise<string[][]> {
   const history = await handle.fetchHistory();
   return (history.events ?? [])
     .filter((e) => e.eventType === E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
-    .map((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort())
+    .map((e) =>
+      Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).sort(),
+    )
     .filter((keys) => !(keys.length === 1 && keys[0] === 'TemporalChangeVersion'));
 }
 
@@ -115,7 +139,9 @@ const items = [{ sku: 'SKU-ACT', quantity: 1 }];
 /** When each of a workflow's timers fired, by the server's clock (its TimerFired events). */
 async function timersFiredAt(handle: WorkflowHandle): Promise<number[]> {
   const { events } = await handle.fetchHistory();
-  return (events ?? []).filter((e) => e.timerFiredEventAttributes).map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
+  return (events ?? [])
+    .filter((e) => e.timerFiredEventAttributes)
+    .map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
 }
 
 describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
@@ -126,12 +152,25 @@ describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
       await handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'p-1' }] });
       await handle.result();
       const actions = countActions(await handle.fetchHistory());
-      expect(actions).toMatchObject({ total: 8, start: 1, update: 2, timer: 1, localActivityTasks: 2, upsert: 2, activity: 0 });
+      expect(actions).toMatchObject({
+        total: 8,
+        start: 1,
+        update: 2,
+        timer: 1,
+        localActivityTasks: 2,
+        upsert: 2,
+        activity: 0,
+      });
       expect(actions.patches).toContain(FEWER_ACTIONS);
       expect(actions.free.patchOnlyTasks).toBe(0); // the patch marker shares the hold's task
       expect(await upserts(handle)).toEqual([['ReservationExpiresAt', 'ReservationStatus'], ['ReservationStatus']]);
       // What the Web UI filters on is what the full upserts left.
-      expect(await searchAttributesOf(handle)).toEqual({ status: 'COMMITTED', skus: ['SKU-ACT'], customerId: 'cust-1', expiresAt: held.expiresAt });
+      expect(await searchAttributesOf(handle)).toEqual({
+        status: 'COMMITTED',
+        skus: ['SKU-ACT'],
+        customerId: 'cust-1',
+        expiresAt: held.expiresAt,
+      });
     });
   });
 
@@ -146,7 +185,11 @@ describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
       const cancelled = await reserve(queue, items);
       await cancelled.hold;
       await cancelled.handle.executeUpdate(cancelUpdate, { args: [{}] });
-      expect(countActions(await cancelled.handle.fetchHistory())).toMatchObject({ total: 8, activity: 1, localActivityTasks: 1 });
+      expect(countActions(await cancelled.handle.fetchHistory())).toMatchObject({
+        total: 8,
+        activity: 1,
+        localActivityTasks: 1,
+      });
 
       const expiring = await reserve(queue, items, 60);
       await expiring.hold;
@@ -160,9 +203,17 @@ describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
       await expect(rejected.hold).rejects.toThrow();
       await rejected.handle.result();
       const actions = countActions(await rejected.handle.fetchHistory());
-      expect(actions).toMatchObject({ total: 4, upsert: 1, free: { memoUpserts: 1, versionUpserts: 1, patchOnlyTasks: 0 } });
+      expect(actions).toMatchObject({
+        total: 4,
+        upsert: 1,
+        free: { memoUpserts: 1, versionUpserts: 1, patchOnlyTasks: 0 },
+      });
       expect(await upserts(rejected.handle)).toEqual([['ReservationExpiresAt', 'ReservationStatus']]);
-      expect(await searchAttributesOf(rejected.handle)).toMatchObject({ status: 'REJECTED', skus: ['SKU-ACT'], customerId: 'cust-1' });
+      expect(await searchAttributesOf(rejected.handle)).toMatchObject({
+        status: 'REJECTED',
+        skus: ['SKU-ACT'],
+        customerId: 'cust-1',
+      });
     });
   });
 
@@ -173,8 +224,18 @@ describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
       const extended = await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 1_200 }] });
       await handle.executeUpdate(commitUpdate, { args: [{}] });
       await handle.result();
-      expect(countActions(await handle.fetchHistory())).toMatchObject({ total: 11, timer: 1, upsert: 3, activity: 1, update: 3 });
-      expect(await upserts(handle)).toEqual([['ReservationExpiresAt', 'ReservationStatus'], ['ReservationExpiresAt'], ['ReservationStatus']]);
+      expect(countActions(await handle.fetchHistory())).toMatchObject({
+        total: 11,
+        timer: 1,
+        upsert: 3,
+        activity: 1,
+        update: 3,
+      });
+      expect(await upserts(handle)).toEqual([
+        ['ReservationExpiresAt', 'ReservationStatus'],
+        ['ReservationExpiresAt'],
+        ['ReservationStatus'],
+      ]);
       expect((await searchAttributesOf(handle)).expiresAt).toBe(extended.expiresAt);
     });
   });
@@ -208,7 +269,10 @@ describe('Temporal Cloud Actions per reservation (fewer-actions patch)', () => {
       expect(final.expiresAt).toBe(shortened.expiresAt);
       // Then: its last timer fired at the new deadline, within the 2 minutes skipped (the old one was an hour away).
       const fired = (await timersFiredAt(handle)).at(-1)!;
-      expect({ notBefore: fired >= Date.parse(shortened.expiresAt), withinTheSkip: fired <= reached }).toEqual({ notBefore: true, withinTheSkip: true });
+      expect({ notBefore: fired >= Date.parse(shortened.expiresAt), withinTheSkip: fired <= reached }).toEqual({
+        notBefore: true,
+        withinTheSkip: true,
+      });
       expect(countActions(await handle.fetchHistory()).timer).toBe(2);
     });
   });

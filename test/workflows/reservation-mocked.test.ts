@@ -5,7 +5,14 @@
  * server: one environment for the file, a fresh worker per test, the shared workflow bundle.
  */
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure, type Duration } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -62,7 +69,9 @@ const LA_HEARTBEAT_TASK_TIMEOUT: Duration = '1 second';
 // ------------------------------------------------------------------ mocked activities
 
 type Activity = keyof ReservationActivities;
-type MockedActivities = { [K in Activity]: jest.Mock<ReturnType<ReservationActivities[K]>, Parameters<ReservationActivities[K]>> };
+type MockedActivities = {
+  [K in Activity]: jest.Mock<ReturnType<ReservationActivities[K]>, Parameters<ReservationActivities[K]>>;
+};
 
 /** What a real commit returns: each held line with what it sold (all of it when no items are named). */
 function soldLines(held: readonly CartLine[], items: readonly CartLine[] | undefined): ReservationLine[] {
@@ -77,10 +86,21 @@ function soldLines(held: readonly CartLine[], items: readonly CartLine[] | undef
 /** Activities that succeed as the stores would for a reservation holding `held`; tests override one. */
 function mockActivities(held: readonly CartLine[]): MockedActivities {
   return {
-    holdStock: jest.fn<ReturnType<ReservationActivities['holdStock']>, Parameters<ReservationActivities['holdStock']>>(async () => ({ alreadyHeld: false })),
-    commitStock: jest.fn<ReturnType<ReservationActivities['commitStock']>, Parameters<ReservationActivities['commitStock']>>(async (input) => soldLines(held, input.items)),
-    releaseStock: jest.fn<ReturnType<ReservationActivities['releaseStock']>, Parameters<ReservationActivities['releaseStock']>>(async () => held.reduce((n, l) => n + l.quantity, 0)),
-    extendReservation: jest.fn<ReturnType<ReservationActivities['extendReservation']>, Parameters<ReservationActivities['extendReservation']>>(async () => undefined),
+    holdStock: jest.fn<ReturnType<ReservationActivities['holdStock']>, Parameters<ReservationActivities['holdStock']>>(
+      async () => ({ alreadyHeld: false }),
+    ),
+    commitStock: jest.fn<
+      ReturnType<ReservationActivities['commitStock']>,
+      Parameters<ReservationActivities['commitStock']>
+    >(async (input) => soldLines(held, input.items)),
+    releaseStock: jest.fn<
+      ReturnType<ReservationActivities['releaseStock']>,
+      Parameters<ReservationActivities['releaseStock']>
+    >(async () => held.reduce((n, l) => n + l.quantity, 0)),
+    extendReservation: jest.fn<
+      ReturnType<ReservationActivities['extendReservation']>,
+      Parameters<ReservationActivities['extendReservation']>
+    >(async () => undefined),
   };
 }
 
@@ -98,7 +118,9 @@ function gate() {
 /** When each of a workflow's timers fired, by the server's clock (its TimerFired events). */
 async function timersFiredAt(handle: WorkflowHandle): Promise<number[]> {
   const { events } = await handle.fetchHistory();
-  return (events ?? []).filter((e) => e.timerFiredEventAttributes).map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
+  return (events ?? [])
+    .filter((e) => e.timerFiredEventAttributes)
+    .map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
 }
 
 /** Local activities' longest start-to-close timeout in the workflow (the commit's), and a margin. */
@@ -122,11 +144,21 @@ async function withWorker<T>(activities: ReservationActivities, fn: (queue: stri
         throw err;
       }
     }) as F;
-  const watched: ReservationActivities = { ...activities, holdStock: noted(activities.holdStock), commitStock: noted(activities.commitStock) };
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: queue, workflowBundle: await workflowBundle(), activities: watched });
+  const watched: ReservationActivities = {
+    ...activities,
+    holdStock: noted(activities.holdStock),
+    commitStock: noted(activities.commitStock),
+  };
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: queue,
+    workflowBundle: await workflowBundle(),
+    activities: watched,
+  });
   return worker.runUntil(async () => {
     const result = await fn(queue);
-    if (lastFailure > 0) await new Promise((resolve) => setTimeout(resolve, lastFailure + LOCAL_ACTIVITY_TIMEOUT_MS - Date.now()));
+    if (lastFailure > 0)
+      await new Promise((resolve) => setTimeout(resolve, lastFailure + LOCAL_ACTIVITY_TIMEOUT_MS - Date.now()));
     return result;
   });
 }
@@ -196,7 +228,9 @@ function applicationFailureIn(err: unknown): ApplicationFailure | undefined {
 }
 
 /** How a call was refused: the failure's type and first details, or what else it threw. */
-async function refusal(call: Promise<unknown>): Promise<{ type: string | null | undefined; details: unknown; error: unknown }> {
+async function refusal(
+  call: Promise<unknown>,
+): Promise<{ type: string | null | undefined; details: unknown; error: unknown }> {
   try {
     await call;
   } catch (err) {
@@ -239,7 +273,13 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(acts.holdStock).toHaveBeenCalledTimes(1);
         // `run` fences off the attempts of a run that gave up (see lua/hold.lua).
         const { runId } = await handle.describe();
-        expect(acts.holdStock).toHaveBeenCalledWith({ reservationId: input.reservationId, run: runId, items, customerId: 'cust-7', expiresAt: view.expiresAt });
+        expect(acts.holdStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          run: runId,
+          items,
+          customerId: 'cust-7',
+          expiresAt: view.expiresAt,
+        });
 
         // Skipped by the server's clock, which also runs on in real time between two calls: "just
         // before" leaves 30 s of it (room for a loaded machine), "just after" is 1 s past.
@@ -255,13 +295,21 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         // The timer fired at the deadline: not before it, and while the server's clock was being
         // skipped just past it (its TimerFired event, on that clock: no stopwatch).
         const [fired] = await timersFiredAt(handle);
-        expect({ notBefore: fired! >= deadline, whileSkippedPastIt: fired! <= reached, expiredAfter: Date.parse(final.updatedAt) >= deadline }).toEqual({
+        expect({
+          notBefore: fired! >= deadline,
+          whileSkippedPastIt: fired! <= reached,
+          expiredAfter: Date.parse(final.updatedAt) >= deadline,
+        }).toEqual({
           notBefore: true,
           whileSkippedPastIt: true,
           expiredAfter: true,
         });
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A', 'SKU-B'], status: 'EXPIRED' });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A', 'SKU-B'],
+          status: 'EXPIRED',
+        });
         expect(acts.commitStock).not.toHaveBeenCalled();
         expect(acts.extendReservation).not.toHaveBeenCalled();
       });
@@ -272,9 +320,15 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       const acts = mockActivities(items);
       await withWorker(acts, async (queue) => {
         const { handle, input, answer } = await held(queue, items);
-        const repeat = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: randomUUID() }] });
+        const repeat = await handle.executeUpdate(awaitHoldUpdate, {
+          args: [{ requestHash: input.requestHash, startToken: randomUUID() }],
+        });
         expect(repeat).toEqual({ created: false, reservation: answer.reservation });
-        const conflict = await refusal(handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: 'another-body', startToken: input.startToken }] }));
+        const conflict = await refusal(
+          handle.executeUpdate(awaitHoldUpdate, {
+            args: [{ requestHash: 'another-body', startToken: input.startToken }],
+          }),
+        );
         expect(conflict.type).toBe('RESERVATION_ID_CONFLICT');
         expect(conflict.details).toEqual({ reservationId: input.reservationId });
         expect(acts.holdStock).toHaveBeenCalledTimes(1);
@@ -288,16 +342,26 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       await withWorker(acts, async (queue) => {
         const { handle, input, answer } = await held(queue, items, { ttlSeconds: 600 });
         await env.sleep(5 * MINUTE);
-        const [askedAt, extended, answeredAt] = [await env.currentTimeMs(), await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }), await env.currentTimeMs()];
+        const [askedAt, extended, answeredAt] = [
+          await env.currentTimeMs(),
+          await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }),
+          await env.currentTimeMs(),
+        ];
         expect(extended.status).toBe('HELD');
         // 600 s from the extend, by the server's clock: from a moment between its request and its answer.
         const from = Date.parse(extended.expiresAt) - 600 * SECOND;
-        expect({ from: from >= askedAt && from <= answeredAt, movedAtLeast5Minutes: from - Date.parse(answer.reservation.expiresAt) + 600 * SECOND >= 5 * MINUTE }).toEqual({
+        expect({
+          from: from >= askedAt && from <= answeredAt,
+          movedAtLeast5Minutes: from - Date.parse(answer.reservation.expiresAt) + 600 * SECOND >= 5 * MINUTE,
+        }).toEqual({
           from: true,
           movedAtLeast5Minutes: true,
         });
         expect(acts.extendReservation).toHaveBeenCalledTimes(1);
-        expect(acts.extendReservation).toHaveBeenCalledWith({ reservationId: input.reservationId, expiresAt: extended.expiresAt });
+        expect(acts.extendReservation).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          expiresAt: extended.expiresAt,
+        });
 
         await env.sleep(5 * MINUTE + 2 * SECOND); // past the old deadline
         expect(await status(handle)).toBe('HELD');
@@ -308,7 +372,11 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(final.expiresAt).toBe(extended.expiresAt);
         expect(Date.parse(final.updatedAt)).toBeGreaterThanOrEqual(Date.parse(extended.expiresAt));
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A'], status: 'EXPIRED' });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'EXPIRED',
+        });
       });
     });
 
@@ -317,7 +385,12 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       const acts = mockActivities(items);
       const shortfall = { sku: 'SKU-A', requested: 2, available: 1 };
       acts.holdStock.mockImplementation(async () => {
-        throw ApplicationFailure.create({ type: 'INSUFFICIENT_STOCK', message: 'only 1 of SKU-A available, 2 requested', nonRetryable: true, details: [shortfall] });
+        throw ApplicationFailure.create({
+          type: 'INSUFFICIENT_STOCK',
+          message: 'only 1 of SKU-A available, 2 requested',
+          nonRetryable: true,
+          details: [shortfall],
+        });
       });
       await withWorker(acts, async (queue) => {
         const { handle, hold } = await start(queue, items);
@@ -370,7 +443,11 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(committed.status).toBe('COMMITTED');
         expect(committed.items).toEqual([{ sku: 'SKU-A', quantity: 3, committedQuantity: 2, returnedQuantity: 0 }]);
         expect(acts.commitStock).toHaveBeenCalledTimes(1);
-        expect(acts.commitStock).toHaveBeenCalledWith({ reservationId: input.reservationId, items: args.items, paymentId: 'pay-1' });
+        expect(acts.commitStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          items: args.items,
+          paymentId: 'pay-1',
+        });
         expect(await handle.result()).toEqual(committed);
         expect(acts.releaseStock).not.toHaveBeenCalled();
         expect(acts.extendReservation).not.toHaveBeenCalled();
@@ -394,7 +471,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         // Accepted: the workflow ran both handlers, in an activation after the commit's, while the commit runs.
         const [repeat, cancel] = await Promise.all([
           handle.startUpdate(commitUpdate, { args: [args], waitForStage: WorkflowUpdateStage.ACCEPTED }),
-          handle.startUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+          handle.startUpdate(cancelUpdate, {
+            args: [{ reason: 'changed mind' }],
+            waitForStage: WorkflowUpdateStage.ACCEPTED,
+          }),
         ]);
         expect(acts.commitStock).toHaveBeenCalledTimes(1);
         commitGate.open();
@@ -418,7 +498,12 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const cancelled = await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] });
         expect(cancelled.status).toBe('CANCELLED');
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A'], status: 'CANCELLED', reason: 'changed mind' });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'CANCELLED',
+          reason: 'changed mind',
+        });
         expect(await handle.result()).toEqual(cancelled);
         expect(acts.commitStock).not.toHaveBeenCalled();
       });
@@ -438,7 +523,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const commit = handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }] });
         await commitGate.reached;
         // Accepted: the workflow ran the cancel's handler, in an activation of its own, while the commit runs.
-        const cancel = await handle.startUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        const cancel = await handle.startUpdate(cancelUpdate, {
+          args: [{ reason: 'changed mind' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         expect(acts.commitStock).toHaveBeenCalledTimes(1);
         commitGate.open();
         expect((await commit).status).toBe('COMMITTED');
@@ -463,7 +551,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const { handle, input } = await held(queue, items);
         const cancel = handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] });
         await releaseGate.reached;
-        const commit = await handle.startUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        const commit = await handle.startUpdate(commitUpdate, {
+          args: [{ paymentId: 'pay-1' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         releaseGate.open();
         expect((await cancel).status).toBe('CANCELLED');
         const refused = await refusal(commit.result());
@@ -488,7 +579,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const { handle, answer } = await held(queue, items, { workflowTaskTimeout: LA_HEARTBEAT_TASK_TIMEOUT });
         const commit = handle.executeUpdate(commitUpdate, { args: [{}] });
         await commitGate.reached;
-        const extend = await handle.startUpdate(extendUpdate, { args: [{ ttlSeconds: 3_600 }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        const extend = await handle.startUpdate(extendUpdate, {
+          args: [{ ttlSeconds: 3_600 }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         commitGate.open();
         const committed = await commit;
         expect(committed.status).toBe('COMMITTED');
@@ -510,7 +604,8 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         expect(view.status).toBe('COMMITTED');
         expect(view.items).toEqual([{ sku: 'SKU-A', quantity: 3, committedQuantity: 2, returnedQuantity: 0 }]);
         expect(acts.commitStock).toHaveBeenCalledTimes(3);
-        for (const [call] of acts.commitStock.mock.calls) expect(call).toEqual({ reservationId: input.reservationId, items: [{ sku: 'SKU-A', quantity: 2 }] });
+        for (const [call] of acts.commitStock.mock.calls)
+          expect(call).toEqual({ reservationId: input.reservationId, items: [{ sku: 'SKU-A', quantity: 2 }] });
         expect(acts.releaseStock).not.toHaveBeenCalled();
       });
     });
@@ -544,12 +639,20 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       const acts = mockActivities(items);
       const shortfall = { sku: 'SKU-A', requested: 3, available: 2 };
       acts.commitStock.mockImplementation(async () => {
-        throw ApplicationFailure.create({ type: 'INSUFFICIENT_STOCK', message: 'only 2 of SKU-A available, 3 requested', nonRetryable: true, details: [shortfall] });
+        throw ApplicationFailure.create({
+          type: 'INSUFFICIENT_STOCK',
+          message: 'only 2 of SKU-A available, 3 requested',
+          nonRetryable: true,
+          details: [shortfall],
+        });
       });
       await withWorker(acts, async (queue) => {
         const { handle, input } = await held(queue, items);
         const refused = await refusal(handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }] }));
-        expect({ type: refused.type, details: refused.details }).toEqual({ type: 'INSUFFICIENT_STOCK', details: shortfall });
+        expect({ type: refused.type, details: refused.details }).toEqual({
+          type: 'INSUFFICIENT_STOCK',
+          details: shortfall,
+        });
         expect(acts.releaseStock).toHaveBeenCalledWith({
           reservationId: input.reservationId,
           skus: ['SKU-A'],
@@ -566,7 +669,7 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
   describe('a release that finds the sale recorded', () => {
     // A commit can write PostgreSQL in a workflow task Temporal never records (its server killed
     // meanwhile): the run never learns of it, and its expiry or a cancel meets the sale.
-    it('the TTL\'s release finds the reservation sold: it ends COMMITTED with the sold lines, not EXPIRED', async () => {
+    it("the TTL's release finds the reservation sold: it ends COMMITTED with the sold lines, not EXPIRED", async () => {
       const items = [{ sku: 'SKU-A', quantity: 2 }];
       const acts = mockActivities(items);
       acts.releaseStock.mockImplementation(async () => ({ committed: soldLines(items, undefined) }));
@@ -574,7 +677,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         const { handle } = await held(queue, items, { ttlSeconds: 60 });
         await env.sleep('2 minutes');
         const final = await handle.result();
-        expect({ status: final.status, items: final.items }).toEqual({ status: 'COMMITTED', items: [{ sku: 'SKU-A', quantity: 2, committedQuantity: 2, returnedQuantity: 0 }] });
+        expect({ status: final.status, items: final.items }).toEqual({
+          status: 'COMMITTED',
+          items: [{ sku: 'SKU-A', quantity: 2, committedQuantity: 2, returnedQuantity: 0 }],
+        });
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
         expect(acts.commitStock).not.toHaveBeenCalled();
       });
@@ -610,7 +716,10 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1' });
         await handle.signal(paymentFailedSignal, { paymentId: 'pay-1', reason: 'late decline' });
         // An update accepted after the signals: by then the workflow has handled them, commit still running.
-        await handle.startUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: input.startToken }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        await handle.startUpdate(awaitHoldUpdate, {
+          args: [{ requestHash: input.requestHash, startToken: input.startToken }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         commitGate.open();
         const final = await handle.result();
         expect(final.status).toBe('COMMITTED');
@@ -639,7 +748,11 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
           { sku: 'SKU-B', quantity: 1, committedQuantity: 0, returnedQuantity: 0 },
         ]);
         expect(acts.commitStock).toHaveBeenCalledTimes(1);
-        expect(acts.commitStock).toHaveBeenCalledWith({ reservationId: input.reservationId, items: [{ sku: 'SKU-A', quantity: 1 }], paymentId: 'pay-9' });
+        expect(acts.commitStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          items: [{ sku: 'SKU-A', quantity: 1 }],
+          paymentId: 'pay-9',
+        });
       });
     });
 
@@ -651,7 +764,12 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         await handle.signal(paymentFailedSignal, { paymentId: 'pay-1', reason: 'card declined' });
         expect((await handle.result()).status).toBe('CANCELLED');
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A'], status: 'CANCELLED', reason: 'card declined' });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'CANCELLED',
+          reason: 'card declined',
+        });
         expect(acts.commitStock).not.toHaveBeenCalled();
       });
     });
@@ -663,10 +781,14 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       const acts = mockActivities(items);
       await withWorker(acts, async (queue) => {
         const { handle } = await held(queue, items);
-        const over = await refusal(handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku: 'SKU-A', quantity: 3 }] }] }));
+        const over = await refusal(
+          handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku: 'SKU-A', quantity: 3 }] }] }),
+        );
         expect(over.type).toBe('QUANTITY_EXCEEDS_HOLD');
         expect(over.details).toEqual({ sku: 'SKU-A', requested: 3, held: 2 });
-        const unknown = await refusal(handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku: 'SKU-Z', quantity: 1 }] }] }));
+        const unknown = await refusal(
+          handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku: 'SKU-Z', quantity: 1 }] }] }),
+        );
         expect(unknown.type).toBe('QUANTITY_EXCEEDS_HOLD');
         expect(unknown.details).toEqual({ sku: 'SKU-Z', requested: 1, held: 0 });
         expect(await status(handle)).toBe('HELD');
@@ -690,7 +812,11 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         ];
         for (const [args, field] of cases) {
           const refused = await refusal(handle.executeUpdate(commitUpdate, { args: [malformed<CommitArgs>(args)] }));
-          expect({ args, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({ args, type: 'INVALID_REQUEST', field });
+          expect({ args, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({
+            args,
+            type: 'INVALID_REQUEST',
+            field,
+          });
         }
         expect(await status(handle)).toBe('HELD');
         expect(acts.commitStock).not.toHaveBeenCalled();
@@ -704,8 +830,14 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       await withWorker(acts, async (queue) => {
         const { handle } = await held(queue, items);
         for (const reason of [42, '', 'x'.repeat(501), 'changed\u0000mind', 'changed\u001bmind', 'a\ud800']) {
-          const refused = await refusal(handle.executeUpdate(cancelUpdate, { args: [malformed<CancelArgs>({ reason })] }));
-          expect({ reason, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({ reason, type: 'INVALID_REQUEST', field: 'reason' });
+          const refused = await refusal(
+            handle.executeUpdate(cancelUpdate, { args: [malformed<CancelArgs>({ reason })] }),
+          );
+          expect({ reason, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({
+            reason,
+            type: 'INVALID_REQUEST',
+            field: 'reason',
+          });
         }
         expect(await status(handle)).toBe('HELD');
         expect(acts.releaseStock).not.toHaveBeenCalled();
@@ -720,8 +852,14 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
       await withWorker(acts, async (queue) => {
         const { handle, answer } = await held(queue, items);
         for (const ttlSeconds of [0, MAX_TTL_SECONDS + 1, 1.5, '600', undefined]) {
-          const refused = await refusal(handle.executeUpdate(extendUpdate, { args: [malformed<ExtendArgs>({ ttlSeconds })] }));
-          expect({ ttlSeconds, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({ ttlSeconds, type: 'INVALID_REQUEST', field: 'ttlSeconds' });
+          const refused = await refusal(
+            handle.executeUpdate(extendUpdate, { args: [malformed<ExtendArgs>({ ttlSeconds })] }),
+          );
+          expect({ ttlSeconds, type: refused.type, field: (refused.details as { field?: string })?.field }).toEqual({
+            ttlSeconds,
+            type: 'INVALID_REQUEST',
+            field: 'ttlSeconds',
+          });
         }
         const view = await handle.query(getReservationQuery);
         expect(view.status).toBe('HELD');
@@ -739,10 +877,15 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({ paymentId: 42 }));
         await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({}));
         await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>(undefined));
-        await handle.signal(paymentSucceededSignal, malformed<PaymentSucceededArgs>({ items: [{ sku: 'SKU-A', quantity: 1 }] }));
+        await handle.signal(
+          paymentSucceededSignal,
+          malformed<PaymentSucceededArgs>({ items: [{ sku: 'SKU-A', quantity: 1 }] }),
+        );
         await handle.signal(paymentSucceededSignal, { paymentId: 'pay-1', items: [{ sku: 'SKU-A', quantity: 3 }] });
         // An update after the signals is handled after them: a barrier that changes nothing.
-        const after = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: input.startToken }] });
+        const after = await handle.executeUpdate(awaitHoldUpdate, {
+          args: [{ requestHash: input.requestHash, startToken: input.startToken }],
+        });
         expect(after.reservation.status).toBe('HELD');
         expect(await status(handle)).toBe('HELD');
         expect(acts.commitStock).not.toHaveBeenCalled();
@@ -759,7 +902,9 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         await handle.signal(paymentSucceededSignal, { paymentId: 'pay\u0000-1' });
         await handle.signal(paymentSucceededSignal, { paymentId: 'pay-\udc00' });
         // An update after the signals is handled after them: a barrier that changes nothing.
-        const after = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: input.requestHash, startToken: input.startToken }] });
+        const after = await handle.executeUpdate(awaitHoldUpdate, {
+          args: [{ requestHash: input.requestHash, startToken: input.startToken }],
+        });
         expect(after.reservation.status).toBe('HELD');
         expect(acts.commitStock).not.toHaveBeenCalled();
         // The reservation is untouched: a valid payment still commits it.
@@ -786,7 +931,12 @@ describe('reservationWorkflow with mocked activities (time-skipping server)', ()
         await handle.signal(paymentFailedSignal, malformed<PaymentFailedArgs>(payload));
         expect((await handle.result()).status).toBe('CANCELLED');
         expect(acts.releaseStock).toHaveBeenCalledTimes(1);
-        expect(acts.releaseStock).toHaveBeenCalledWith({ reservationId: input.reservationId, skus: ['SKU-A'], status: 'CANCELLED', reason: 'payment failed' });
+        expect(acts.releaseStock).toHaveBeenCalledWith({
+          reservationId: input.reservationId,
+          skus: ['SKU-A'],
+          status: 'CANCELLED',
+          reason: 'payment failed',
+        });
       });
     });
   });

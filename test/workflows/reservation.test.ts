@@ -44,7 +44,10 @@ afterAll(async () => {
 
 const MINUTE = 60_000;
 
-async function withWorker<T>(fn: (queue: string) => Promise<T>, activities: ReservationActivities = createActivities(clients.stock)): Promise<T> {
+async function withWorker<T>(
+  fn: (queue: string) => Promise<T>,
+  activities: ReservationActivities = createActivities(clients.stock),
+): Promise<T> {
   const queue = taskQueue('wf');
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -87,7 +90,9 @@ async function start(queue: string, sku: string, quantity = 1, ttlSeconds = 600,
     args: [input],
     ...(workflowTaskTimeout ? { workflowTaskTimeout } : {}),
   });
-  const answer = await handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken: input.startToken }] });
+  const answer = await handle.executeUpdate(awaitHoldUpdate, {
+    args: [{ requestHash: 'h', startToken: input.startToken }],
+  });
   return { handle, reservationId, answer };
 }
 
@@ -103,7 +108,9 @@ async function refusalCode(promise: Promise<unknown>): Promise<string | undefine
 }
 
 async function reservationStatus(reservationId: string): Promise<string | undefined> {
-  const r = await clients.db.query<{ status: string }>('SELECT status FROM reservations WHERE id = $1', [reservationId]);
+  const r = await clients.db.query<{ status: string }>('SELECT status FROM reservations WHERE id = $1', [
+    reservationId,
+  ]);
   return r.rows[0]?.status;
 }
 
@@ -129,7 +136,11 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await withWorker(async (queue) => {
       const { handle } = await start(queue, sku, 1, 600);
       await env.sleep(5 * MINUTE);
-      const [askedAt, extended, answeredAt] = [await env.currentTimeMs(), await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }), await env.currentTimeMs()];
+      const [askedAt, extended, answeredAt] = [
+        await env.currentTimeMs(),
+        await handle.executeUpdate(extendUpdate, { args: [{ ttlSeconds: 600 }] }),
+        await env.currentTimeMs(),
+      ];
       // 600 s from the extend, by the server's clock: from a moment between its request and its answer.
       const from = Date.parse(extended.expiresAt) - 10 * MINUTE;
       expect({ from: from >= askedAt && from <= answeredAt }).toEqual({ from: true });
@@ -152,12 +163,24 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       // two calls: "just before" leaves 30 s of it, room for a loaded machine, not 2 s.
       const skipTo = async (at: number) => env.sleep(Math.max(0, at - (await env.currentTimeMs())));
       await skipTo(Date.parse(before.answer.reservation.expiresAt) - 30_000);
-      expect((await before.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'p1' }] })).status).toBe('COMMITTED');
+      expect((await before.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'p1' }] })).status).toBe(
+        'COMMITTED',
+      );
       await skipTo(Date.parse(after.answer.reservation.expiresAt) + 1_000);
       // Its timer has fired; its release (real stores) ends the run as EXPIRED.
-      expect(await waitFor(async () => (await after.handle.query(getReservationQuery)).status, (s) => s !== 'HELD', 50)).toBe('EXPIRED');
+      expect(
+        await waitFor(
+          async () => (await after.handle.query(getReservationQuery)).status,
+          (s) => s !== 'HELD',
+          50,
+        ),
+      ).toBe('EXPIRED');
       // What the HTTP API answers for the late commit (the run has closed by now).
-      const service = new ReservationService(client, clients.stock, { taskQueue: queue, defaultTtlSeconds: 600, maxTtlSeconds: 86_400 });
+      const service = new ReservationService(client, clients.stock, {
+        taskQueue: queue,
+        defaultTtlSeconds: 600,
+        maxTtlSeconds: 86_400,
+      });
       const late = await service.commit(after.reservationId, {}).then(
         () => 'committed',
         (err: StockholdError) => err.code,
@@ -181,10 +204,15 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       expect((await handle.describe()).status.name).toBe('COMPLETED');
 
       // Truly late: the run has closed, so the server refuses the signal at the sender.
-      await expect(handle.signal(paymentFailedSignal, { reason: 'late decline' })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(handle.signal(paymentFailedSignal, { reason: 'late decline' })).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
       expect(await reservationStatus(reservationId)).toBe('COMMITTED');
       expect((await handle.describe()).status.name).toBe('COMPLETED');
-      const sales = await clients.db.query(`SELECT * FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
+      const sales = await clients.db.query(
+        `SELECT * FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`,
+        [reservationId],
+      );
       expect(sales.rowCount).toBe(1);
       expect(await clients.stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0 });
     });
@@ -222,7 +250,10 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       const commit = handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }] });
       await commitGate.reached;
       // Accepted: the workflow ran the cancel's handler while the commit was in flight.
-      const cancel = await handle.startUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      const cancel = await handle.startUpdate(cancelUpdate, {
+        args: [{ reason: 'changed mind' }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
       expect(await reservationStatus(reservationId)).toBe('HELD');
       commitGate.open();
       expect((await commit).status).toBe('COMMITTED');
@@ -230,7 +261,10 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       expect((await handle.result()).status).toBe('COMMITTED');
       expect(await reservationStatus(reservationId)).toBe('COMMITTED');
     }, gated);
-    const sales = await clients.db.query<{ delta: string }>(`SELECT delta FROM stock_movements WHERE sku = $1 AND kind = 'sale'`, [sku]);
+    const sales = await clients.db.query<{ delta: string }>(
+      `SELECT delta FROM stock_movements WHERE sku = $1 AND kind = 'sale'`,
+      [sku],
+    );
     expect(sales.rows).toEqual([{ delta: '-2' }]);
     expect(await clients.stock.getStock(sku)).toMatchObject({ total: 8, reserved: 0 });
     await expectConsistent(clients, sku);
@@ -253,7 +287,10 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       const { handle, reservationId } = await start(queue, sku, 2);
       const cancel = handle.executeUpdate(cancelUpdate, { args: [{ reason: 'changed mind' }] });
       await releaseGate.reached;
-      const commit = await handle.startUpdate(commitUpdate, { args: [{ paymentId: 'pay-1' }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      const commit = await handle.startUpdate(commitUpdate, {
+        args: [{ paymentId: 'pay-1' }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
       expect((await clients.stock.getStock(sku)).reserved).toBe(2);
       releaseGate.open();
       expect((await cancel).status).toBe('CANCELLED');
@@ -270,7 +307,7 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
   // Both updates sent at once usually reach the workflow in one activation, so this proves that the
   // handlers exclude each other (one settlement, the other refused with its status), not a race
   // with a settlement in flight (the two tests above deliver them while the other one runs).
-  it('a commit and a cancel sent at once: exactly one settles, the other is refused with the winner\'s status, and the stock matches the winner', async () => {
+  it("a commit and a cancel sent at once: exactly one settles, the other is refused with the winner's status, and the stock matches the winner", async () => {
     const sku = uniqueSku();
     await newSku(clients, sku, 10);
     await withWorker(async (queue) => {
@@ -283,15 +320,22 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
         const final = await handle.result();
         if (final.status === 'COMMITTED') {
           expect(commit.status).toBe('fulfilled');
-          expect(await refusalCode(cancel.status === 'rejected' ? Promise.reject(cancel.reason) : Promise.resolve())).toBe('RESERVATION_COMMITTED');
+          expect(
+            await refusalCode(cancel.status === 'rejected' ? Promise.reject(cancel.reason) : Promise.resolve()),
+          ).toBe('RESERVATION_COMMITTED');
         } else {
           expect(final.status).toBe('CANCELLED');
           expect(cancel.status).toBe('fulfilled');
-          expect(await refusalCode(commit.status === 'rejected' ? Promise.reject(commit.reason) : Promise.resolve())).toBe('RESERVATION_CANCELLED');
+          expect(
+            await refusalCode(commit.status === 'rejected' ? Promise.reject(commit.reason) : Promise.resolve()),
+          ).toBe('RESERVATION_CANCELLED');
         }
       }
     });
-    const sold = await clients.db.query<{ n: string }>(`SELECT COUNT(*) AS n FROM stock_movements WHERE sku = $1 AND kind = 'sale'`, [sku]);
+    const sold = await clients.db.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM stock_movements WHERE sku = $1 AND kind = 'sale'`,
+      [sku],
+    );
     expect((await clients.stock.getStock(sku)).total).toBe(10 - Number(sold.rows[0]!.n));
     await expectConsistent(clients, sku);
   });
@@ -315,7 +359,10 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       expect(view.status).toBe('COMMITTED');
       expect(view.items).toEqual([{ sku, quantity: 3, committedQuantity: 2, returnedQuantity: 0 }]);
       expect(calls).toBe(3);
-      const sales = await clients.db.query(`SELECT delta FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [reservationId]);
+      const sales = await clients.db.query(
+        `SELECT delta FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`,
+        [reservationId],
+      );
       expect(sales.rows).toEqual([{ delta: '-2' }]);
     }, flaky);
     expect(await clients.stock.getStock(sku)).toMatchObject({ total: 3, reserved: 0, available: 3 });
@@ -330,9 +377,20 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
       const handle = await client.workflow.start(reservationWorkflow, {
         workflowId: workflowIdOf(reservationId),
         taskQueue: queue,
-        args: [{ reservationId, items: [{ sku, quantity: 2 }], ttlSeconds: 600, maxTtlSeconds: 86_400, requestHash: 'h', startToken: 't' }],
+        args: [
+          {
+            reservationId,
+            items: [{ sku, quantity: 2 }],
+            ttlSeconds: 600,
+            maxTtlSeconds: 86_400,
+            requestHash: 'h',
+            startToken: 't',
+          },
+        ],
       });
-      const code = await refusalCode(handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken: 't' }] }));
+      const code = await refusalCode(
+        handle.executeUpdate(awaitHoldUpdate, { args: [{ requestHash: 'h', startToken: 't' }] }),
+      );
       expect(code).toBe('INSUFFICIENT_STOCK');
       expect((await handle.result()).status).toBe('REJECTED');
     });
@@ -344,7 +402,9 @@ describe('reservationWorkflow (time-skipping server, real Redis and PostgreSQL)'
     await newSku(clients, sku, 5);
     await withWorker(async (queue) => {
       const { handle } = await start(queue, sku, 2);
-      expect(await refusalCode(handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku, quantity: 3 }] }] }))).toBe('QUANTITY_EXCEEDS_HOLD');
+      expect(await refusalCode(handle.executeUpdate(commitUpdate, { args: [{ items: [{ sku, quantity: 3 }] }] }))).toBe(
+        'QUANTITY_EXCEEDS_HOLD',
+      );
       expect((await handle.query(getReservationQuery)).status).toBe('HELD');
       await handle.executeUpdate(cancelUpdate, { args: [{}] });
     });

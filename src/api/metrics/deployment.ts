@@ -39,7 +39,13 @@ const COUNTS_TIMEOUT_MS = 1_000;
 const DEPLOYMENT_WIDE = { aggregator: 'max' } as const;
 
 /** The statuses of stockhold_reservations_total, lower case as Prometheus labels go. */
-const STATUS_LABELS: Record<string, string> = { HELD: 'held', COMMITTED: 'committed', CANCELLED: 'cancelled', EXPIRED: 'expired', REJECTED: 'rejected' };
+const STATUS_LABELS: Record<string, string> = {
+  HELD: 'held',
+  COMMITTED: 'committed',
+  CANCELLED: 'cancelled',
+  EXPIRED: 'expired',
+  REJECTED: 'rejected',
+};
 
 /** Where the deployment's figures come from (each left out when absent). */
 export interface DeploymentSources {
@@ -110,16 +116,26 @@ function registerFigureMetrics(registry: Registry, read: () => Promise<Deploymen
     },
     (f) => {
       const counts = new Map(Object.values(STATUS_LABELS).map((label) => [label, 0]));
-      for (const row of f.reservations) if (STATUS_LABELS[row.status]) counts.set(STATUS_LABELS[row.status]!, row.count);
+      for (const row of f.reservations)
+        if (STATUS_LABELS[row.status]) counts.set(STATUS_LABELS[row.status]!, row.count);
       return [...counts].map(([status, count]) => [{ status }, count]);
     },
   );
-  fromPostgres('counter', registry, read, { name: 'stockhold_outbox_events_total', help: 'Events written to the outbox, deployment-wide' }, (f) => [[{}, f.events]]);
+  fromPostgres(
+    'counter',
+    registry,
+    read,
+    { name: 'stockhold_outbox_events_total', help: 'Events written to the outbox, deployment-wide' },
+    (f) => [[{}, f.events]],
+  );
   fromPostgres(
     'gauge',
     registry,
     read,
-    { name: 'stockhold_outbox_lag_seconds', help: 'Age of the oldest event a webhook subscription still waits for (0 when every subscription is up to date)' },
+    {
+      name: 'stockhold_outbox_lag_seconds',
+      help: 'Age of the oldest event a webhook subscription still waits for (0 when every subscription is up to date)',
+    },
     (f) => [[{}, f.outboxLagSeconds]],
   );
   fromPostgres(
@@ -142,12 +158,22 @@ function registerFigureMetrics(registry: Registry, read: () => Promise<Deploymen
     'gauge',
     registry,
     read,
-    { name: 'stockhold_stock_low_threshold_units', help: 'Low-stock threshold of each watched SKU that has one', labelNames: ['sku'] },
-    (f) => f.watched.flatMap(({ sku, lowStockThreshold }): [Labels, number][] => (lowStockThreshold === null ? [] : [[{ sku }, lowStockThreshold]])),
+    {
+      name: 'stockhold_stock_low_threshold_units',
+      help: 'Low-stock threshold of each watched SKU that has one',
+      labelNames: ['sku'],
+    },
+    (f) =>
+      f.watched.flatMap(({ sku, lowStockThreshold }): [Labels, number][] =>
+        lowStockThreshold === null ? [] : [[{ sku }, lowStockThreshold]],
+      ),
   );
 }
 
-function registerWebhookMetrics(registry: Registry, read: () => Promise<Awaited<ReturnType<WebhookCounts>> | undefined>): void {
+function registerWebhookMetrics(
+  registry: Registry,
+  read: () => Promise<Awaited<ReturnType<WebhookCounts>> | undefined>,
+): void {
   fromPostgres(
     'counter',
     registry,
@@ -159,13 +185,22 @@ function registerWebhookMetrics(registry: Registry, read: () => Promise<Awaited<
     },
     (f) => f.results.map((row) => [{ result: row.result }, row.count]),
   );
-  fromPostgres('gauge', registry, read, { name: 'stockhold_webhook_deliveries_pending', help: 'Webhook deliveries not yet delivered nor failed' }, (f) => [[{}, f.pending]]);
+  fromPostgres(
+    'gauge',
+    registry,
+    read,
+    { name: 'stockhold_webhook_deliveries_pending', help: 'Webhook deliveries not yet delivered nor failed' },
+    (f) => [[{}, f.pending]],
+  );
 }
 
 /** Rows of reconciler_counts that are not repairs. */
 const NOT_REPAIRS = new Set(['scan', 'refused_sale']);
 
-function registerReconcilerMetrics(registry: Registry, read: () => Promise<Awaited<ReturnType<ReconcilerCounts>> | undefined>): void {
+function registerReconcilerMetrics(
+  registry: Registry,
+  read: () => Promise<Awaited<ReturnType<ReconcilerCounts>> | undefined>,
+): void {
   fromPostgres(
     'counter',
     registry,
@@ -175,14 +210,24 @@ function registerReconcilerMetrics(registry: Registry, read: () => Promise<Await
       help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, settings, customer_held, customer_bought, ledger_reserved, rolled_back_movement, rebuild)',
       labelNames: ['kind'],
     },
-    (rows) => rows.filter((row) => !NOT_REPAIRS.has(row.kind) && !row.kind.startsWith('unexplained:')).map((row) => [{ kind: row.kind }, row.count]),
+    (rows) =>
+      rows
+        .filter((row) => !NOT_REPAIRS.has(row.kind) && !row.kind.startsWith('unexplained:'))
+        .map((row) => [{ kind: row.kind }, row.count]),
   );
   fromPostgres(
     'counter',
     registry,
     read,
-    { name: 'stockhold_reconcile_unexplained_total', help: 'Drift the reconciler could not explain by work in flight (an alert), by kind', labelNames: ['kind'] },
-    (rows) => rows.filter((row) => row.kind.startsWith('unexplained:')).map((row) => [{ kind: row.kind.slice('unexplained:'.length) }, row.count]),
+    {
+      name: 'stockhold_reconcile_unexplained_total',
+      help: 'Drift the reconciler could not explain by work in flight (an alert), by kind',
+      labelNames: ['kind'],
+    },
+    (rows) =>
+      rows
+        .filter((row) => row.kind.startsWith('unexplained:'))
+        .map((row) => [{ kind: row.kind.slice('unexplained:'.length) }, row.count]),
   );
   fromPostgres(
     'counter',

@@ -15,7 +15,8 @@ export function watchedSkuOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Metrics',
       summary: 'The SKUs with stock gauges in /metrics',
-      description: 'An addition to the contract: `/metrics` has `stockhold_stock_units{sku}` for these SKUs only, so its series stay bounded.',
+      description:
+        'An addition to the contract: `/metrics` has `stockhold_stock_units{sku}` for these SKUs only, so its series stay bounded.',
       responses: answer('the watched SKUs'),
       errors: ['UNAVAILABLE'],
     },
@@ -25,7 +26,8 @@ export function watchedSkuOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Metrics',
       summary: 'Watch a SKU',
-      description: 'Idempotent. At most `limit` SKUs (METRICS_WATCHED_SKUS_MAX) at once: one more is 409 `WATCH_LIMIT_REACHED`.',
+      description:
+        'Idempotent. At most `limit` SKUs (METRICS_WATCHED_SKUS_MAX) at once: one more is 409 `WATCH_LIMIT_REACHED`.',
       pathParams: sku,
       responses: answer('the watched SKUs, this one included'),
       errors: ['SKU_NOT_FOUND', 'WATCH_LIMIT_REACHED', 'UNAVAILABLE'],

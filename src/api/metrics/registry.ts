@@ -43,7 +43,10 @@ export function createMetrics(sources: DeploymentSources = {}) {
     res.on('finish', () => {
       // The route pattern, not the URL: SKUs and ids must not become label values.
       const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-      requestSeconds.observe({ method: req.method, route, status: String(res.statusCode) }, Number(process.hrtime.bigint() - start) / 1e9);
+      requestSeconds.observe(
+        { method: req.method, route, status: String(res.statusCode) },
+        Number(process.hrtime.bigint() - start) / 1e9,
+      );
     });
     next();
   };

@@ -80,7 +80,8 @@ export const CODE_MEANINGS: Partial<Record<AnswerCode, string>> & Record<string,
   RESERVATION_NOT_FOUND: 'the reservation does not exist',
   SKU_EXISTS: 'the SKU exists already',
   WOULD_OVERSELL: 'the adjustment would leave total below reserved (or below 0)',
-  CUSTOMER_LIMIT_EXCEEDED: 'a line of a SKU with maxPerCustomer would leave the customer holding plus having bought more than that',
+  CUSTOMER_LIMIT_EXCEEDED:
+    'a line of a SKU with maxPerCustomer would leave the customer holding plus having bought more than that',
   WATCH_LIMIT_REACHED: 'watching one more SKU for /metrics would pass METRICS_WATCHED_SKUS_MAX (details: sku, limit)',
   INSUFFICIENT_STOCK: 'a line asks for more than is available (in Redis, or in PostgreSQL when Redis lost a hold)',
   RESERVATION_ID_CONFLICT: 'the reservation id is in use with another body or cart, or finished already',
@@ -140,11 +141,22 @@ export function buildOpenApiDocument(api: ApiDescription, info: { version: strin
 
     const parameters: JsonSchema[] = [];
     const named = [...op.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
-    if (named.sort().join() !== Object.keys(op.pathParams ?? {}).sort().join()) {
+    if (
+      named.sort().join() !==
+      Object.keys(op.pathParams ?? {})
+        .sort()
+        .join()
+    ) {
       throw new Error(`OpenAPI: ${where} must describe exactly its path parameters (${named.join(', ') || 'none'})`);
     }
     for (const [name, p] of Object.entries(op.pathParams ?? {})) {
-      parameters.push({ name, in: 'path', required: true, description: p.description, schema: inline(p.schema, 'input') });
+      parameters.push({
+        name,
+        in: 'path',
+        required: true,
+        description: p.description,
+        schema: inline(p.schema, 'input'),
+      });
     }
     for (const [name, p] of Object.entries(op.query ?? {})) {
       const schema = inline(p.schema, 'input');
@@ -163,7 +175,8 @@ export function buildOpenApiDocument(api: ApiDescription, info: { version: strin
         name: 'Idempotency-Key',
         in: 'header',
         required: false,
-        description: 'A repeat with the same key and request answers the first answer again and changes nothing; the same key with another request is 422 IDEMPOTENCY_KEY_REUSED. Keys are global.',
+        description:
+          'A repeat with the same key and request answers the first answer again and changes nothing; the same key with another request is 422 IDEMPOTENCY_KEY_REUSED. Keys are global.',
         schema: inline(api.idempotencyKey, 'input'),
       });
     }
@@ -181,13 +194,20 @@ export function buildOpenApiDocument(api: ApiDescription, info: { version: strin
     const byStatus = new Map<number, AnswerCode[]>();
     for (const code of codes) byStatus.set(statusOfCode(code), [...(byStatus.get(statusOfCode(code)) ?? []), code]);
     for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
-      if (responses[status]) throw new Error(`OpenAPI: ${where} answers ${status} both as a success and as ${list.join(', ')}`);
+      if (responses[status])
+        throw new Error(`OpenAPI: ${where} answers ${status} both as a success and as ${list.join(', ')}`);
       responses[status] = {
-        description: list.map((code) => `\`${code}\`: ${CODE_MEANINGS[code] ?? 'see the error codes in docs/API.md'}`).join('; '),
+        description: list
+          .map((code) => `\`${code}\`: ${CODE_MEANINGS[code] ?? 'see the error codes in docs/API.md'}`)
+          .join('; '),
         content: {
           'application/json': {
             // The envelope, with the codes this route can give at this status.
-            schema: { allOf: [errorRef], type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string', enum: list } } } } },
+            schema: {
+              allOf: [errorRef],
+              type: 'object',
+              properties: { error: { type: 'object', properties: { code: { type: 'string', enum: list } } } },
+            },
           },
         },
       };
@@ -202,7 +222,12 @@ export function buildOpenApiDocument(api: ApiDescription, info: { version: strin
       'x-stockhold-access': op.access,
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(op.body
-        ? { requestBody: { required: op.body.required, content: { 'application/json': { schema: ref(op.body.schema, `${where} body`) } } } }
+        ? {
+            requestBody: {
+              required: op.body.required,
+              content: { 'application/json': { schema: ref(op.body.schema, `${where} body`) } },
+            },
+          }
         : {}),
       responses,
     };
@@ -227,8 +252,17 @@ export function buildOpenApiDocument(api: ApiDescription, info: { version: strin
     components: {
       schemas: componentSchemas(api, bodies),
       securitySchemes: {
-        clientToken: { type: 'http', scheme: 'bearer', description: 'INVENTORY_API_TOKEN (storefronts, checkout backends): stock reads and reservations' },
-        adminToken: { type: 'http', scheme: 'bearer', description: 'INVENTORY_ADMIN_TOKEN: stock writes, holds, movements, returns; accepted wherever the client token is' },
+        clientToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'INVENTORY_API_TOKEN (storefronts, checkout backends): stock reads and reservations',
+        },
+        adminToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'INVENTORY_ADMIN_TOKEN: stock writes, holds, movements, returns; accepted wherever the client token is',
+        },
       },
     },
   };

@@ -13,7 +13,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { idempotencyKeySchema } from '../../domain/schemas';
-import { availabilitySchema, errorEnvelopeSchema, healthSchema, holdsSchema, movementsPageSchema, readinessSchema, reservationViewSchema, returnResultSchema, stockViewSchema } from '../../domain/views';
+import {
+  availabilitySchema,
+  errorEnvelopeSchema,
+  healthSchema,
+  holdsSchema,
+  movementsPageSchema,
+  readinessSchema,
+  reservationViewSchema,
+  returnResultSchema,
+  stockViewSchema,
+} from '../../domain/views';
 import { PROJECT_ROOT } from '../../paths';
 import type { ApiDescription, ApiOperation } from './document';
 import { reservationOperations } from '../reservations/operations';
@@ -32,7 +42,6 @@ const openApiDocumentSchema = z.looseObject({
   paths: z.record(z.string(), z.unknown()),
   components: z.record(z.string(), z.unknown()),
 });
-
 
 /** The routes of `createApp` (app.ts): service endpoints. */
 function serviceOperations(): ApiOperation[] {
@@ -72,7 +81,12 @@ function serviceOperations(): ApiOperation[] {
       access: 'public',
       tag: 'Service',
       summary: 'This document',
-      responses: { 200: { description: 'OpenAPI 3.1, generated from the schemas the routes validate with', json: openApiDocumentSchema } },
+      responses: {
+        200: {
+          description: 'OpenAPI 3.1, generated from the schemas the routes validate with',
+          json: openApiDocumentSchema,
+        },
+      },
     },
     {
       method: 'get',
@@ -80,8 +94,15 @@ function serviceOperations(): ApiOperation[] {
       access: 'public',
       tag: 'Service',
       summary: 'The ops page',
-      description: 'Asks for the admin token in the browser and calls the admin routes with it; the page itself carries no data.',
-      responses: { 200: { description: 'an HTML page; its script and style are /ops/ops.js and /ops/ops.css (no inline script; it talks to this origin only)', mediaType: 'text/html' } },
+      description:
+        'Asks for the admin token in the browser and calls the admin routes with it; the page itself carries no data.',
+      responses: {
+        200: {
+          description:
+            'an HTML page; its script and style are /ops/ops.js and /ops/ops.css (no inline script; it talks to this origin only)',
+          mediaType: 'text/html',
+        },
+      },
     },
     {
       method: 'get',
@@ -89,7 +110,13 @@ function serviceOperations(): ApiOperation[] {
       access: 'public',
       tag: 'Service',
       summary: 'This document as a page to read and try',
-      responses: { 200: { description: 'Swagger UI over this document (swagger-ui-dist, served from /docs/assets/; nothing loaded from elsewhere)', mediaType: 'text/html' } },
+      responses: {
+        200: {
+          description:
+            'Swagger UI over this document (swagger-ui-dist, served from /docs/assets/; nothing loaded from elsewhere)',
+          mediaType: 'text/html',
+        },
+      },
     },
   ];
 }
@@ -98,7 +125,12 @@ function serviceOperations(): ApiOperation[] {
 export function apiDescription(config: { maxTtlSeconds: number }): ApiDescription {
   const bodies = reservationBodies(config.maxTtlSeconds);
   return {
-    operations: [...serviceOperations(), ...stockOperations(), ...reservationOperations(bodies), ...webhookOperations()],
+    operations: [
+      ...serviceOperations(),
+      ...stockOperations(),
+      ...reservationOperations(bodies),
+      ...webhookOperations(),
+    ],
     components: {
       StockView: stockViewSchema,
       Availability: availabilitySchema,
@@ -134,9 +166,11 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
 /** The service's version (package.json), for the document's `info.version`. */
 export function serviceVersion(): string {
   try {
-    return String((JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+    return String(
+      (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ??
+        '0.0.0',
+    );
   } catch {
     return '0.0.0';
   }
 }
-

@@ -35,7 +35,10 @@ function opsPage(settings: OpsPageSettings): string {
   const html = readFileSync(path.join(OPS_DIR, 'index.html'), 'utf8');
   const placeholder = '<meta name="stockhold-ops-settings" content="{}" />';
   if (!html.includes(placeholder)) throw new Error(`${OPS_DIR}/index.html has no ${placeholder}`);
-  return html.replace(placeholder, `<meta name="stockhold-ops-settings" content="${escapeAttribute(JSON.stringify(settings))}" />`);
+  return html.replace(
+    placeholder,
+    `<meta name="stockhold-ops-settings" content="${escapeAttribute(JSON.stringify(settings))}" />`,
+  );
 }
 
 /** How many SKUs one page of `GET /v1/skus` has at most (and by default). */
@@ -52,15 +55,27 @@ export function opsRoutes(stock: StockStore, admin: RequestHandler, settings: Op
   const page = opsPage(settings);
 
   router.get('/ops', (_req, res) => {
-    res.set({ 'Content-Security-Policy': OPS_PAGE_CSP, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
+    res.set({
+      'Content-Security-Policy': OPS_PAGE_CSP,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-cache',
+    });
     res.type('html').send(page);
   });
   // Its script and stylesheet (/ops/ops.js, /ops/ops.css); any other path falls through to 404.
-  const assets = express.static(OPS_DIR, { index: false, redirect: false, setHeaders: (res) => res.set('X-Content-Type-Options', 'nosniff') });
+  const assets = express.static(OPS_DIR, {
+    index: false,
+    redirect: false,
+    setHeaders: (res) => res.set('X-Content-Type-Options', 'nosniff'),
+  });
   router.use('/ops', (req, res, next) => (OPS_ASSETS.has(req.path) ? assets(req, res, next) : next()));
 
   router.get('/v1/skus', admin, async (req, res) => {
-    const limit = parse(skuPageLimitQuery, req.query.limit === undefined ? MAX_SKU_PAGE : numberParam(req.query.limit), 'limit');
+    const limit = parse(
+      skuPageLimitQuery,
+      req.query.limit === undefined ? MAX_SKU_PAGE : numberParam(req.query.limit),
+      'limit',
+    );
     const after = req.query.after === undefined ? undefined : parse(skuSchema, req.query.after, 'after');
     const { skus, next } = await stock.listSkus(after, limit);
     // Figures from Redis, as every read: a SKU created a moment ago may not be there yet.

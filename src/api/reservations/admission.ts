@@ -77,14 +77,33 @@ export class Admission {
   private readonly customers = new AdmissionGate();
 
   /** Admits the request (or throws the pre-check's refusal); call `leave` once its hold is decided. */
-  async admit(stock: StockStore, request: { reservationId: string; items: CartLine[]; customerId?: string }, named: boolean, admitBy: number): Promise<{ leave(held: boolean): void }> {
+  async admit(
+    stock: StockStore,
+    request: { reservationId: string; items: CartLine[]; customerId?: string },
+    named: boolean,
+    admitBy: number,
+  ): Promise<{ leave(held: boolean): void }> {
     const { items, customerId } = request;
     for (;;) {
-      const { refusal, repeat, available, allowance } = await stock.precheck(items, customerId, named ? request.reservationId : undefined);
+      const { refusal, repeat, available, allowance } = await stock.precheck(
+        items,
+        customerId,
+        named ? request.reservationId : undefined,
+      );
       if (refusal) throw refusal;
-      const limited = customerId ? items.filter((_, i) => allowance[i] !== undefined).map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity })) : [];
+      const limited = customerId
+        ? items
+            .filter((_, i) => allowance[i] !== undefined)
+            .map((l) => ({ sku: customerGate(l.sku, customerId), quantity: l.quantity }))
+        : [];
       const blocked = repeat ? undefined : this.stock.blocked(items, available);
-      const blockedCustomer = repeat || blocked ? undefined : this.customers.blocked(limited, allowance.filter((a): a is number => a !== undefined));
+      const blockedCustomer =
+        repeat || blocked
+          ? undefined
+          : this.customers.blocked(
+              limited,
+              allowance.filter((a): a is number => a !== undefined),
+            );
       if ((!blocked && !blockedCustomer) || Date.now() > admitBy) {
         // A client that names its reservation may send it again before this one's hold lands:
         // the note lets that repeat join this workflow instead of being refused as short.

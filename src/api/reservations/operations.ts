@@ -15,13 +15,26 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       access: 'client',
       tag: 'Reservations',
       summary: 'Hold a cart',
-      description: 'All lines or none. The server makes a UUID when `reservationId` is left out; the reservation id is the idempotency key.',
+      description:
+        'All lines or none. The server makes a UUID when `reservationId` is left out; the reservation id is the idempotency key.',
       body: { schema: bodies.create, required: true },
       responses: {
-        201: { description: 'held: the view, status HELD, after the hold is applied in Redis', json: reservationViewSchema },
-        200: { description: 'a repeat (same id and body): the current view; nothing more is held', json: reservationViewSchema },
+        201: {
+          description: 'held: the view, status HELD, after the hold is applied in Redis',
+          json: reservationViewSchema,
+        },
+        200: {
+          description: 'a repeat (same id and body): the current view; nothing more is held',
+          json: reservationViewSchema,
+        },
       },
-      errors: ['SKU_NOT_FOUND', 'CUSTOMER_LIMIT_EXCEEDED', 'INSUFFICIENT_STOCK', 'RESERVATION_ID_CONFLICT', 'UNAVAILABLE'],
+      errors: [
+        'SKU_NOT_FOUND',
+        'CUSTOMER_LIMIT_EXCEEDED',
+        'INSUFFICIENT_STOCK',
+        'RESERVATION_ID_CONFLICT',
+        'UNAVAILABLE',
+      ],
     },
     {
       method: 'get',
@@ -39,11 +52,24 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       access: 'client',
       tag: 'Reservations',
       summary: 'Commit (sell) what is held',
-      description: 'Without `items` everything held is sold; with `items` at most the held quantity per named line, and the rest is released. The body may be left out. A repeat answers the same COMMITTED view.',
+      description:
+        'Without `items` everything held is sold; with `items` at most the held quantity per named line, and the rest is released. The body may be left out. A repeat answers the same COMMITTED view.',
       pathParams: reservationId,
       body: { schema: bodies.commit, required: false },
-      responses: { 200: { description: 'the view, status COMMITTED, after the sale is durable in PostgreSQL', json: reservationViewSchema } },
-      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_EXPIRED', 'RESERVATION_CANCELLED', 'RESERVATION_REJECTED', 'QUANTITY_EXCEEDS_HOLD', 'UNAVAILABLE'],
+      responses: {
+        200: {
+          description: 'the view, status COMMITTED, after the sale is durable in PostgreSQL',
+          json: reservationViewSchema,
+        },
+      },
+      errors: [
+        'RESERVATION_NOT_FOUND',
+        'RESERVATION_EXPIRED',
+        'RESERVATION_CANCELLED',
+        'RESERVATION_REJECTED',
+        'QUANTITY_EXCEEDS_HOLD',
+        'UNAVAILABLE',
+      ],
     },
     {
       method: 'post',
@@ -54,7 +80,12 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       description: 'The body may be left out.',
       pathParams: reservationId,
       body: { schema: bodies.cancel, required: false },
-      responses: { 200: { description: 'the view, status CANCELLED (EXPIRED or REJECTED when it already was)', json: reservationViewSchema } },
+      responses: {
+        200: {
+          description: 'the view, status CANCELLED (EXPIRED or REJECTED when it already was)',
+          json: reservationViewSchema,
+        },
+      },
       errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_COMMITTED', 'UNAVAILABLE'],
     },
     {
@@ -67,7 +98,14 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       pathParams: reservationId,
       body: { schema: bodies.extend, required: true },
       responses: { 200: { description: 'the view with the new expiresAt', json: reservationViewSchema } },
-      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_EXPIRED', 'RESERVATION_CANCELLED', 'RESERVATION_REJECTED', 'RESERVATION_COMMITTED', 'UNAVAILABLE'],
+      errors: [
+        'RESERVATION_NOT_FOUND',
+        'RESERVATION_EXPIRED',
+        'RESERVATION_CANCELLED',
+        'RESERVATION_REJECTED',
+        'RESERVATION_COMMITTED',
+        'UNAVAILABLE',
+      ],
     },
   ];
 }

@@ -4,7 +4,15 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { customerIdSchema, linesSchema, parse, paymentIdSchema, reasonSchema, reservationIdSchema, ttlSecondsSchema } from '../../domain/schemas';
+import {
+  customerIdSchema,
+  linesSchema,
+  parse,
+  paymentIdSchema,
+  reasonSchema,
+  reservationIdSchema,
+  ttlSecondsSchema,
+} from '../../domain/schemas';
 import { toContractError } from '../errors';
 import { bodyOf } from '../http';
 import type { Metrics } from '../metrics/registry';
@@ -28,7 +36,12 @@ export function reservationBodies(maxTtlSeconds: number) {
 
 const idOf = (req: Request) => parse(reservationIdSchema, req.params.id, 'reservationId');
 
-export function reservationRoutes(service: ReservationService, maxTtlSeconds: number, client: RequestHandler, metrics: Metrics): Router {
+export function reservationRoutes(
+  service: ReservationService,
+  maxTtlSeconds: number,
+  client: RequestHandler,
+  metrics: Metrics,
+): Router {
   const bodies = reservationBodies(maxTtlSeconds);
   const router = Router();
 

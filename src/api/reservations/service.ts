@@ -4,7 +4,13 @@
  * of a reservation Temporal no longer keeps (PostgreSQL has it).
  */
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from '../../config';
 import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../../domain/errors';
@@ -74,7 +80,12 @@ export class ReservationService {
       ttlSeconds: input.ttlSeconds ?? this.config.defaultTtlSeconds,
       customerId: input.customerId,
     };
-    const admitted = await this.admission.admit(this.stock, request, Boolean(input.reservationId), startedAt + ADMISSION_WAIT_MS);
+    const admitted = await this.admission.admit(
+      this.stock,
+      request,
+      Boolean(input.reservationId),
+      startedAt + ADMISSION_WAIT_MS,
+    );
     try {
       const answer = await this.start(request, startedAt);
       admitted.leave(true);
@@ -89,7 +100,10 @@ export class ReservationService {
    * The reservation's workflow, started (or joined, for a repeat) with update-with-start: the
    * answer comes once the hold is decided, within the contract's 30 s from `startedAt`.
    */
-  private async start(request: StartRequest, startedAt: number): Promise<{ created: boolean; reservation: ReservationView }> {
+  private async start(
+    request: StartRequest,
+    startedAt: number,
+  ): Promise<{ created: boolean; reservation: ReservationView }> {
     const { reservationId, items, ttlSeconds, customerId } = request;
     const requestHash = reservationRequestHash({ items, ttlSeconds, customerId });
     const startToken = randomUUID();
@@ -97,7 +111,17 @@ export class ReservationService {
     const operation = new WithStartWorkflowOperation(reservationWorkflow, {
       workflowId,
       taskQueue: this.config.taskQueue,
-      args: [{ reservationId, items, ttlSeconds, maxTtlSeconds: this.config.maxTtlSeconds, customerId, requestHash, startToken }],
+      args: [
+        {
+          reservationId,
+          items,
+          ttlSeconds,
+          maxTtlSeconds: this.config.maxTtlSeconds,
+          customerId,
+          requestHash,
+          startToken,
+        },
+      ],
       // A repeat joins the running workflow; a closed one's id is reused only after a failed run.
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
@@ -112,17 +136,26 @@ export class ReservationService {
       // Whatever the admission gate took, the answer comes within the contract's 30 s.
       const deadline = Math.min(Date.now() + TEMPORAL_DEADLINE_MS, startedAt + CREATE_DEADLINE_MS);
       return await this.client.withDeadline(deadline, () =>
-        this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, { args: [{ requestHash, startToken }], startWorkflowOperation: operation }),
+        this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+          args: [{ requestHash, startToken }],
+          startWorkflowOperation: operation,
+        }),
       );
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError || (err instanceof WorkflowUpdateFailedError && err.cause instanceof WorkflowExecutionAlreadyStartedError)) {
+      if (
+        err instanceof WorkflowExecutionAlreadyStartedError ||
+        (err instanceof WorkflowUpdateFailedError && err.cause instanceof WorkflowExecutionAlreadyStartedError)
+      ) {
         return { created: false, reservation: await this.closedRepeat(workflowId, requestHash) };
       }
       const mapped = this.mapped(err, reservationId);
       // The workflow may have held by now (an answer lost to a deadline). The id lets the client
       // retry into that hold, or cancel it, even when it sent none and the id was made here.
       if (mapped instanceof StockholdError && mapped.code === 'UNAVAILABLE') {
-        throw unavailable(`${mapped.message}; retry with reservationId ${reservationId}`, { ...mapped.details, reservationId });
+        throw unavailable(`${mapped.message}; retry with reservationId ${reservationId}`, {
+          ...mapped.details,
+          reservationId,
+        });
       }
       throw mapped;
     }
@@ -135,7 +168,9 @@ export class ReservationService {
   async get(id: string): Promise<ReservationView> {
     let view: ReservationView;
     try {
-      view = await this.client.withDeadline(Date.now() + TEMPORAL_READ_DEADLINE_MS, () => this.client.workflow.getHandle(workflowIdOf(id)).query(getReservationQuery));
+      view = await this.client.withDeadline(Date.now() + TEMPORAL_READ_DEADLINE_MS, () =>
+        this.client.workflow.getHandle(workflowIdOf(id)).query(getReservationQuery),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw this.mapped(err, id);
       const recorded = await this.stock.getReservation(id);
@@ -143,28 +178,44 @@ export class ReservationService {
       return recorded;
     }
     // Returns happen after the workflow has closed: only PostgreSQL knows them.
-    const returned = new Map(view.status === 'COMMITTED' ? (await this.stock.getReservation(id))?.items.map((l) => [l.sku, l.returnedQuantity]) : []);
+    const returned = new Map(
+      view.status === 'COMMITTED'
+        ? (await this.stock.getReservation(id))?.items.map((l) => [l.sku, l.returnedQuantity])
+        : [],
+    );
     return { ...view, items: view.items.map((l) => ({ ...l, returnedQuantity: returned.get(l.sku) ?? 0 })) };
   }
 
   async commit(id: string, args: CommitArgs): Promise<ReservationView> {
-    return this.update(id, (h) => h.executeUpdate(commitUpdate, { args: [args] }), (v) => {
-      if (v.status === 'COMMITTED') return v; // a repeat of a finished commit: same final view
-      throw reservationNotHeld(v.reservationId, v.status);
-    });
+    return this.update(
+      id,
+      (h) => h.executeUpdate(commitUpdate, { args: [args] }),
+      (v) => {
+        if (v.status === 'COMMITTED') return v; // a repeat of a finished commit: same final view
+        throw reservationNotHeld(v.reservationId, v.status);
+      },
+    );
   }
 
   async cancel(id: string, args: CancelArgs): Promise<ReservationView> {
-    return this.update(id, (h) => h.executeUpdate(cancelUpdate, { args: [args] }), (v) => {
-      if (v.status === 'COMMITTED') throw reservationNotHeld(v.reservationId, v.status);
-      return v;
-    });
+    return this.update(
+      id,
+      (h) => h.executeUpdate(cancelUpdate, { args: [args] }),
+      (v) => {
+        if (v.status === 'COMMITTED') throw reservationNotHeld(v.reservationId, v.status);
+        return v;
+      },
+    );
   }
 
   async extend(id: string, args: ExtendArgs): Promise<ReservationView> {
-    return this.update(id, (h) => h.executeUpdate(extendUpdate, { args: [args] }), (v) => {
-      throw reservationNotHeld(v.reservationId, v.status);
-    });
+    return this.update(
+      id,
+      (h) => h.executeUpdate(extendUpdate, { args: [args] }),
+      (v) => {
+        throw reservationNotHeld(v.reservationId, v.status);
+      },
+    );
   }
 
   // ------------------------------------------------------------------ helpers
@@ -173,14 +224,21 @@ export class ReservationService {
    * Sends an update; when the workflow has already closed (a late or repeated call), answers from
    * its final view through `closed` instead.
    */
-  private async update(id: string, send: (handle: WorkflowHandle) => Promise<ReservationView>, closed: (view: ReservationView) => ReservationView): Promise<ReservationView> {
+  private async update(
+    id: string,
+    send: (handle: WorkflowHandle) => Promise<ReservationView>,
+    closed: (view: ReservationView) => ReservationView,
+  ): Promise<ReservationView> {
     const handle = this.client.workflow.getHandle(workflowIdOf(id));
     try {
       return await this.client.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () => send(handle));
     } catch (err) {
       const refusal = fromFailure(err);
       if (refusal) throw refusal;
-      if (!(err instanceof WorkflowNotFoundError) && !/already completed|workflow execution already/i.test(String((err as Error)?.message))) {
+      if (
+        !(err instanceof WorkflowNotFoundError) &&
+        !/already completed|workflow execution already/i.test(String((err as Error)?.message))
+      ) {
         throw this.mapped(err, id);
       }
     }
@@ -201,13 +259,23 @@ export class ReservationService {
   private async closedRepeat(workflowId: string, requestHash: string): Promise<ReservationView> {
     const handle = this.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    const memo = (description.memo ?? {}) as { requestHash?: string; rejection?: { code: string; message: string; details: Record<string, unknown> } };
+    const memo = (description.memo ?? {}) as {
+      requestHash?: string;
+      rejection?: { code: string; message: string; details: Record<string, unknown> };
+    };
     if (memo.requestHash !== requestHash) {
-      throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${workflowId.replace(/^reservation-/, '')} exists with another body`);
+      throw new StockholdError(
+        'RESERVATION_ID_CONFLICT',
+        `reservation ${workflowId.replace(/^reservation-/, '')} exists with another body`,
+      );
     }
     const view = await handle.query(getReservationQuery);
     if (view.status === 'REJECTED' && memo.rejection?.code) {
-      throw new StockholdError(memo.rejection.code as 'INSUFFICIENT_STOCK', memo.rejection.message, memo.rejection.details);
+      throw new StockholdError(
+        memo.rejection.code as 'INSUFFICIENT_STOCK',
+        memo.rejection.message,
+        memo.rejection.details,
+      );
     }
     return view;
   }

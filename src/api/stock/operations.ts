@@ -1,7 +1,13 @@
 /** The stock routes (./routes.ts) and returns, described for the OpenAPI document (src/api/openapi/). */
 import { DEFAULT_MOVEMENTS } from '../../domain/limits';
 import { skuSchema } from '../../domain/schemas';
-import { availabilitySchema, holdsSchema, movementsPageSchema, returnResultSchema, stockViewSchema } from '../../domain/views';
+import {
+  availabilitySchema,
+  holdsSchema,
+  movementsPageSchema,
+  returnResultSchema,
+  stockViewSchema,
+} from '../../domain/views';
 import type { ApiOperation } from '../openapi/document';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from '../ops/routes';
 import { watchedSkuOperations } from '../metrics/operations';
@@ -40,7 +46,7 @@ export function stockOperations(): ApiOperation[] {
       path: '/v1/skus/:sku',
       access: 'admin',
       tag: 'Stock',
-      summary: 'Change a SKU\'s name and settings',
+      summary: "Change a SKU's name and settings",
       description:
         'The fields given change, at least one; `null` unsets a setting. `maxPerCustomer` limits what one customer may hold plus have bought of the SKU (see POST /v1/reservations); `lowStockThreshold` is stored and shown.',
       pathParams: sku,
@@ -54,7 +60,14 @@ export function stockOperations(): ApiOperation[] {
       access: 'client',
       tag: 'Stock',
       summary: 'Stock of several SKUs',
-      query: { skus: { schema: skusQuery, required: true, commaSeparated: true, description: '1..100 SKUs, comma-separated; a SKU named twice is answered once' } },
+      query: {
+        skus: {
+          schema: skusQuery,
+          required: true,
+          commaSeparated: true,
+          description: '1..100 SKUs, comma-separated; a SKU named twice is answered once',
+        },
+      },
       responses: { 200: { description: 'the SKUs that exist, and those that do not', json: availabilitySchema } },
       errors: ['UNAVAILABLE'],
     },
@@ -101,7 +114,13 @@ export function stockOperations(): ApiOperation[] {
       tag: 'Stock',
       summary: 'The ledger, newest first',
       pathParams: sku,
-      query: { limit: { schema: limitQuery, default: DEFAULT_MOVEMENTS, description: 'at most this many movements, written as digits' } },
+      query: {
+        limit: {
+          schema: limitQuery,
+          default: DEFAULT_MOVEMENTS,
+          description: 'at most this many movements, written as digits',
+        },
+      },
       responses: { 200: { description: 'the movements', json: movementsPageSchema } },
       errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
     },
@@ -111,9 +130,14 @@ export function stockOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Stock',
       summary: 'Every SKU, a page at a time (for the ops page)',
-      description: 'An addition to the contract: the SKUs PostgreSQL knows in SKU order, with their figures from Redis.',
+      description:
+        'An addition to the contract: the SKUs PostgreSQL knows in SKU order, with their figures from Redis.',
       query: {
-        limit: { schema: skuPageLimitQuery, default: MAX_SKU_PAGE, description: 'at most this many SKUs, written as digits' },
+        limit: {
+          schema: skuPageLimitQuery,
+          default: MAX_SKU_PAGE,
+          description: 'at most this many SKUs, written as digits',
+        },
         after: { schema: skuSchema, description: 'the `next` of the previous page' },
       },
       responses: { 200: { description: 'one page of stock views', json: skuPageSchema } },
@@ -130,7 +154,13 @@ export function stockOperations(): ApiOperation[] {
       idempotencyKey: true,
       body: { schema: returnBody, required: true },
       responses: { 200: { description: 'what this call returned, per line', json: returnResultSchema } },
-      errors: ['RESERVATION_NOT_FOUND', 'RESERVATION_NOT_COMMITTED', 'RETURN_EXCEEDS_SALE', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+      errors: [
+        'RESERVATION_NOT_FOUND',
+        'RESERVATION_NOT_COMMITTED',
+        'RETURN_EXCEEDS_SALE',
+        'IDEMPOTENCY_KEY_REUSED',
+        'UNAVAILABLE',
+      ],
     },
   ];
 }

@@ -35,7 +35,11 @@ export const updateSkuBody = z
   .refine((body) => Object.keys(body).length > 0, 'give at least one of name, lowStockThreshold, maxPerCustomer')
   // The refinement in JSON Schema terms, for a document generated from this schema.
   .meta({ minProperties: 1 });
-export const returnBody = z.strictObject({ reservationId: reservationIdSchema, items: linesSchema, reason: reasonSchema.optional() });
+export const returnBody = z.strictObject({
+  reservationId: reservationIdSchema,
+  items: linesSchema,
+  reason: reasonSchema.optional(),
+});
 export const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
 export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
 
@@ -61,7 +65,8 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
     res.json(await stock.updateSku(sku, bodyOf(req, updateSkuBody)));
   });
   router.get('/v1/availability', client, async (req, res) => {
-    const raw = typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;
+    const raw =
+      typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;
     res.json(await stock.getAvailability(parse(skusQuery, raw, 'skus')));
   });
   router.post('/v1/skus/:sku/restock', admin, async (req, res) => {
@@ -77,7 +82,11 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
   });
   router.get('/v1/skus/:sku/movements', admin, async (req, res) => {
     const sku = skuOf(req);
-    const limit = parse(limitQuery, req.query.limit === undefined ? DEFAULT_MOVEMENTS : numberParam(req.query.limit), 'limit');
+    const limit = parse(
+      limitQuery,
+      req.query.limit === undefined ? DEFAULT_MOVEMENTS : numberParam(req.query.limit),
+      'limit',
+    );
     res.json(await stock.getMovements(sku, limit));
   });
   router.post('/v1/returns', admin, async (req, res) => {

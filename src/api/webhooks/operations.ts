@@ -2,9 +2,17 @@
 import { z } from 'zod';
 import type { ApiOperation } from '../openapi/document';
 import { MAX_DELIVERIES_LISTED } from '../../webhooks/store';
-import { createdWebhookSchema, createWebhookBody, deliveryListSchema, deliveryStatusQuery, webhookListSchema } from './routes';
+import {
+  createdWebhookSchema,
+  createWebhookBody,
+  deliveryListSchema,
+  deliveryStatusQuery,
+  webhookListSchema,
+} from './routes';
 
-const webhookId = { id: { schema: z.string(), description: 'the webhook id (a UUID); any other value is 404 NOT_FOUND' } };
+const webhookId = {
+  id: { schema: z.string(), description: 'the webhook id (a UUID); any other value is 404 NOT_FOUND' },
+};
 
 /** The routes of ./routes.ts. */
 export function webhookOperations(): ApiOperation[] {

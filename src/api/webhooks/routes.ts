@@ -59,7 +59,10 @@ export const deliverySchema = z.object({
   status: z.enum(DELIVERY_STATUSES),
   attempts: z.number().int(),
   lastError: z.string().nullable(),
-  nextAttemptAt: z.string().nullable().meta({ description: 'when the next attempt is due; null once delivered or failed' }),
+  nextAttemptAt: z
+    .string()
+    .nullable()
+    .meta({ description: 'when the next attempt is due; null once delivered or failed' }),
 });
 export const deliveryListSchema = z.object({ deliveries: z.array(deliverySchema) });
 export const deliveryStatusQuery = z.enum(DELIVERY_STATUSES);

@@ -22,9 +22,22 @@ export class EventWriter {
    */
   async write(
     c: PoolClient,
-    change: { before: Map<string, SkuRow>; after: Map<string, SkuRow>; movements?: SkuMovement[]; reservation?: { type: ReservationEventType; view: ReservationView } },
+    change: {
+      before: Map<string, SkuRow>;
+      after: Map<string, SkuRow>;
+      movements?: SkuMovement[];
+      reservation?: { type: ReservationEventType; view: ReservationView };
+    },
   ): Promise<void> {
     if (!this.outbox) return;
-    await recordEvents(c, changeEvents({ before: change.before, after: change.after, movements: change.movements ?? [], reservation: change.reservation }));
+    await recordEvents(
+      c,
+      changeEvents({
+        before: change.before,
+        after: change.after,
+        movements: change.movements ?? [],
+        reservation: change.reservation,
+      }),
+    );
   }
 }

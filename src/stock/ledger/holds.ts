@@ -36,10 +36,18 @@ export class HoldLedger {
    * nothing. A REJECTED one (an earlier run gave up while the stores were down) is held again:
    * the id stays usable after an outage.
    */
-  async recordHold(hold: { reservationId: string; items: readonly CartLine[]; customerId?: string; expiresAt: string }): Promise<void> {
+  async recordHold(hold: {
+    reservationId: string;
+    items: readonly CartLine[];
+    customerId?: string;
+    expiresAt: string;
+  }): Promise<void> {
     await transaction(this.db, async (c) => {
       // The SKUs' locks first (the order of every writer of events), then the reservation's row.
-      const before = await this.skus.lockSkus(c, hold.items.map((l) => l.sku));
+      const before = await this.skus.lockSkus(
+        c,
+        hold.items.map((l) => l.sku),
+      );
       const row = await c.query<{ expires_at: Date; created_at: Date; updated_at: Date }>(
         `INSERT INTO reservations (id, status, customer_id, expires_at) VALUES ($1, 'HELD', $2, $3)
          ON CONFLICT (id) DO UPDATE SET status = 'HELD', customer_id = EXCLUDED.customer_id, expires_at = EXCLUDED.expires_at,
@@ -51,18 +59,29 @@ export class HoldLedger {
       if (row.rowCount === 0) {
         // A finished reservation never holds again, also once Redis has forgotten its tombstone
         // (pruned after the retention, or lost with Redis's data): the caller gives back what Redis took.
-        const { status } = (await c.query<{ status: ReservationStatus }>('SELECT status FROM reservations WHERE id = $1', [hold.reservationId])).rows[0]!;
+        const { status } = (
+          await c.query<{ status: ReservationStatus }>('SELECT status FROM reservations WHERE id = $1', [
+            hold.reservationId,
+          ])
+        ).rows[0]!;
         if (status !== 'HELD') {
-          throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} already finished; it cannot hold again`, {
-            reservationId: hold.reservationId,
-          });
+          throw new StockholdError(
+            'RESERVATION_ID_CONFLICT',
+            `reservation ${hold.reservationId} already finished; it cannot hold again`,
+            {
+              reservationId: hold.reservationId,
+            },
+          );
         }
         // A retry finds its own lines; another cart under the same id is a conflict.
         const recorded = await this.reservations.itemsOf(c, hold.reservationId);
         const same =
-          recorded.length === hold.items.length && hold.items.every((l) => recorded.some((r) => r.sku === l.sku && r.quantity === l.quantity));
+          recorded.length === hold.items.length &&
+          hold.items.every((l) => recorded.some((r) => r.sku === l.sku && r.quantity === l.quantity));
         if (!same) {
-          throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} holds another cart`, { reservationId: hold.reservationId });
+          throw new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${hold.reservationId} holds another cart`, {
+            reservationId: hold.reservationId,
+          });
         }
         return;
       }
@@ -90,7 +109,13 @@ export class HoldLedger {
         updatedAt: recorded.updated_at.toISOString(),
         workflowId: workflowIdOf(hold.reservationId),
       };
-      await this.reservations.writeEvents(c, before, [], { type: 'reservation.held', reservationId: hold.reservationId, view }, after);
+      await this.reservations.writeEvents(
+        c,
+        before,
+        [],
+        { type: 'reservation.held', reservationId: hold.reservationId, view },
+        after,
+      );
     });
   }
 
@@ -101,10 +126,15 @@ export class HoldLedger {
    * the reservation's own row is already written as HELD (its lines, if a REJECTED run left any,
    * are about to be replaced: they never count).
    */
-  private async checkHold(c: PoolClient, hold: { reservationId: string; items: readonly CartLine[]; customerId?: string }, before: Map<string, SkuRow>): Promise<void> {
+  private async checkHold(
+    c: PoolClient,
+    hold: { reservationId: string; items: readonly CartLine[]; customerId?: string },
+    before: Map<string, SkuRow>,
+  ): Promise<void> {
     for (const line of hold.items) {
       const row = before.get(line.sku)!;
-      if (row.reserved + line.quantity > row.total) throw new LedgerRefusal(insufficientStock(line.sku, line.quantity, row.total - row.reserved));
+      if (row.reserved + line.quantity > row.total)
+        throw new LedgerRefusal(insufficientStock(line.sku, line.quantity, row.total - row.reserved));
     }
     const limited = hold.items.filter((l) => before.get(l.sku)!.maxPerCustomer !== null);
     if (limited.length === 0) return;
@@ -118,9 +148,15 @@ export class HoldLedger {
     );
     for (const line of limited) {
       const row = counts.rows.find((r) => r.sku === line.sku);
-      const [held, bought, limit] = [Number(row?.held ?? 0), Number(row?.bought ?? 0), before.get(line.sku)!.maxPerCustomer!];
+      const [held, bought, limit] = [
+        Number(row?.held ?? 0),
+        Number(row?.bought ?? 0),
+        before.get(line.sku)!.maxPerCustomer!,
+      ];
       if (held + bought + line.quantity > limit) {
-        throw new LedgerRefusal(customerLimitExceeded(line.sku, hold.customerId, line.quantity, { limit, held, bought }));
+        throw new LedgerRefusal(
+          customerLimitExceeded(line.sku, hold.customerId, line.quantity, { limit, held, bought }),
+        );
       }
     }
   }

@@ -37,10 +37,21 @@ export function movementOf(r: {
   customer_id: string | null;
   at: Date;
 }): LedgerMovement {
-  return { id: r.id, sku: r.sku, kind: r.kind, delta: Number(r.delta), reservationId: r.reservation_id, customerId: r.customer_id, at: r.at };
+  return {
+    id: r.id,
+    sku: r.sku,
+    kind: r.kind,
+    delta: Number(r.delta),
+    reservationId: r.reservation_id,
+    customerId: r.customer_id,
+    at: r.at,
+  };
 }
 
-function movementRowOf(sku: string, r: { id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date }): SkuMovement {
+function movementRowOf(
+  sku: string,
+  r: { id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date },
+): SkuMovement {
   return {
     sku,
     id: r.id,
@@ -62,7 +73,10 @@ export class MovementLedger {
 
   /** Inserts a new SKU's row and its `initial` movement; SKU_EXISTS when it is there already. */
   async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<{ movementId: string }> {
-    const inserted = await c.query('INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING', [sku, name, total]);
+    const inserted = await c.query(
+      'INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING',
+      [sku, name, total],
+    );
     if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
     const initial = await c.query<Parameters<typeof movementRowOf>[1]>(
       `INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created') ${MOVEMENT_RETURNING}`,
@@ -71,7 +85,11 @@ export class MovementLedger {
     // The new row is this transaction's until it commits: no other writer of the SKU gets before it.
     // No threshold event: a SKU starts with no threshold, and "from 0" is not a change back.
     const state: SkuRow = { name, total, reserved: 0, lowStockThreshold: null, maxPerCustomer: null };
-    await this.events.write(c, { before: new Map(), after: new Map([[sku, state]]), movements: [movementRowOf(sku, initial.rows[0]!)] });
+    await this.events.write(c, {
+      before: new Map(),
+      after: new Map([[sku, state]]),
+      movements: [movementRowOf(sku, initial.rows[0]!)],
+    });
     return { movementId: initial.rows[0]!.id };
   }
 
@@ -83,7 +101,13 @@ export class MovementLedger {
    */
   async move(
     c: PoolClient,
-    movement: { sku: string; kind: Exclude<MovementKind, 'initial'>; delta: number; reservationId?: string; reason?: string },
+    movement: {
+      sku: string;
+      kind: Exclude<MovementKind, 'initial'>;
+      delta: number;
+      reservationId?: string;
+      reason?: string;
+    },
     events = true,
   ): Promise<{ movementId: string; movement: SkuMovement } & SkuRow> {
     const updated = await c.query<SkuColumns>(
@@ -113,7 +137,14 @@ export class MovementLedger {
 
   /** A SKU's ledger, newest first; SKU_NOT_FOUND when it has none (every SKU has its `initial` row). */
   async list(sku: string, limit: number): Promise<Movement[]> {
-    const result = await this.db.query<{ id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date }>(
+    const result = await this.db.query<{
+      id: string;
+      kind: MovementKind;
+      delta: string;
+      reservation_id: string | null;
+      reason: string | null;
+      at: Date;
+    }>(
       'SELECT id, kind, delta, reservation_id, reason, at FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2',
       [sku, limit],
     );
@@ -131,9 +162,10 @@ export class MovementLedger {
   /** The movements with these ids. */
   async movementsById(ids: readonly string[]): Promise<LedgerMovement[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(`SELECT ${MOVEMENT_COLUMNS} FROM ${MOVEMENT_FROM} WHERE m.id = ANY($1::bigint[]) ORDER BY m.id`, [
-      ids,
-    ]);
+    const rows = await this.db.query<Parameters<typeof movementOf>[0]>(
+      `SELECT ${MOVEMENT_COLUMNS} FROM ${MOVEMENT_FROM} WHERE m.id = ANY($1::bigint[]) ORDER BY m.id`,
+      [ids],
+    );
     return rows.rows.map(movementOf);
   }
 }

@@ -4,12 +4,7 @@
  * PoolClient run in the caller's transaction.
  */
 import type { Pool, PoolClient } from 'pg';
-import {
-  quantityExceedsHold,
-  reservationNotFound,
-  reservationNotHeld,
-  StockholdError,
-} from '../../domain/errors';
+import { quantityExceedsHold, reservationNotFound, reservationNotHeld, StockholdError } from '../../domain/errors';
 import type { ReservationEventType } from '../../domain/events';
 import type { CartLine, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../../domain/types';
 import { workflowIdOf } from '../../domain/types';
@@ -53,7 +48,12 @@ export class ReservationLedger {
     if (!this.events.outbox) return;
     const now = after ?? (await this.skus.states(c, [...before.keys()]));
     const view = reservation && (reservation.view ?? (await this.reservation(reservation.reservationId, c)));
-    await this.events.write(c, { before, after: now, movements, reservation: reservation && view ? { type: reservation.type, view } : undefined });
+    await this.events.write(c, {
+      before,
+      after: now,
+      movements,
+      reservation: reservation && view ? { type: reservation.type, view } : undefined,
+    });
   }
 
   /**
@@ -63,17 +63,21 @@ export class ReservationLedger {
    * status the reservation has now (undefined when PostgreSQL does not know it): COMMITTED when a
    * sale got there first.
    */
-  async recordRelease(reservationId: string, status: ReleaseStatus, reason?: string): Promise<ReservationStatus | undefined> {
+  async recordRelease(
+    reservationId: string,
+    status: ReleaseStatus,
+    reason?: string,
+  ): Promise<ReservationStatus | undefined> {
     return transaction(this.db, async (c) => {
       const locked = await this.lockReservationWithSkus(c, reservationId);
       if (!locked || (locked.status !== 'PENDING' && locked.status !== 'HELD')) return locked?.status;
-      await c.query(`UPDATE reservations SET status = $2, reason = COALESCE($3, reason), updated_at = now() WHERE id = $1`, [
-        reservationId,
-        status,
-        reason ?? null,
-      ]);
+      await c.query(
+        `UPDATE reservations SET status = $2, reason = COALESCE($3, reason), updated_at = now() WHERE id = $1`,
+        [reservationId, status, reason ?? null],
+      );
       const after = locked.status === 'HELD' ? await this.skus.addReserved(c, locked.items, -1) : locked.before;
-      const type = status === 'CANCELLED' ? 'reservation.cancelled' : status === 'EXPIRED' ? 'reservation.expired' : undefined;
+      const type =
+        status === 'CANCELLED' ? 'reservation.cancelled' : status === 'EXPIRED' ? 'reservation.expired' : undefined;
       await this.writeEvents(c, locked.before, [], type && { type, reservationId }, after);
       return status;
     });
@@ -81,7 +85,10 @@ export class ReservationLedger {
 
   /** Moves a HELD reservation's deadline. */
   async recordExpiresAt(reservationId: string, expiresAt: string): Promise<void> {
-    await this.db.query(`UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`, [reservationId, expiresAt]);
+    await this.db.query(
+      `UPDATE reservations SET expires_at = $2, updated_at = now() WHERE id = $1 AND status = 'HELD'`,
+      [reservationId, expiresAt],
+    );
   }
 
   /**
@@ -91,10 +98,18 @@ export class ReservationLedger {
    * added are locked last (out of order, but only against that one reservation's own steps).
    */
   async lockReservationWithSkus(c: PoolClient, reservationId: string): Promise<LockedReservation | undefined> {
-    const skus = await c.query<{ sku: string }>('SELECT sku FROM reservation_lines WHERE reservation_id = $1', [reservationId]);
-    const before = await this.skus.lockSkus(c, skus.rows.map((r) => r.sku));
+    const skus = await c.query<{ sku: string }>('SELECT sku FROM reservation_lines WHERE reservation_id = $1', [
+      reservationId,
+    ]);
+    const before = await this.skus.lockSkus(
+      c,
+      skus.rows.map((r) => r.sku),
+    );
     const row = (
-      await c.query<{ status: ReservationStatus; customer_id: string | null }>('SELECT status, customer_id FROM reservations WHERE id = $1 FOR UPDATE', [reservationId])
+      await c.query<{ status: ReservationStatus; customer_id: string | null }>(
+        'SELECT status, customer_id FROM reservations WHERE id = $1 FOR UPDATE',
+        [reservationId],
+      )
     ).rows[0];
     if (!row) return undefined;
     const items = await this.itemsOf(c, reservationId);
@@ -108,19 +123,31 @@ export class ReservationLedger {
    * each line (all of it without `items`), a `sale` movement per sold line, status COMMITTED.
    * A COMMITTED one answers its lines again (a retry). Also the reservation's customer.
    */
-  async recordSale(c: PoolClient, reservationId: string, items: readonly CartLine[] | undefined, paymentId?: string): Promise<{ items: SoldLine[]; customerId: string | null }> {
+  async recordSale(
+    c: PoolClient,
+    reservationId: string,
+    items: readonly CartLine[] | undefined,
+    paymentId?: string,
+  ): Promise<{ items: SoldLine[]; customerId: string | null }> {
     const locked = await this.lockReservationWithSkus(c, reservationId);
     if (!locked) throw reservationNotFound(reservationId);
     return { items: await this.sell(c, reservationId, locked, items, paymentId), customerId: locked.customerId };
   }
 
-  private async sell(c: PoolClient, reservationId: string, locked: LockedReservation, items: readonly CartLine[] | undefined, paymentId?: string): Promise<SoldLine[]> {
+  private async sell(
+    c: PoolClient,
+    reservationId: string,
+    locked: LockedReservation,
+    items: readonly CartLine[] | undefined,
+    paymentId?: string,
+  ): Promise<SoldLine[]> {
     const { status, items: rows } = locked;
     if (status === 'COMMITTED') {
       // A retry: the sale is recorded, and so are its events.
-      const sales = await c.query<{ sku: string; id: string }>(`SELECT sku, id::text AS id FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`, [
-        reservationId,
-      ]);
+      const sales = await c.query<{ sku: string; id: string }>(
+        `SELECT sku, id::text AS id FROM stock_movements WHERE reservation_id = $1 AND kind = 'sale'`,
+        [reservationId],
+      );
       const saleOf = new Map(sales.rows.map((r) => [r.sku, r.id]));
       return rows.map((r) => ({ ...r, movementId: saleOf.get(r.sku) ?? '0' }));
     }
@@ -135,7 +162,10 @@ export class ReservationLedger {
     for (const r of rows) {
       const committedQuantity = items ? (wanted.get(r.sku) ?? 0) : r.quantity;
       // PostgreSQL has the last word: a sale beyond total is refused (INSUFFICIENT_STOCK) here.
-      const moved = committedQuantity > 0 ? await this.movements.move(c, { sku: r.sku, kind: 'sale', delta: -committedQuantity, reservationId }, false) : undefined;
+      const moved =
+        committedQuantity > 0
+          ? await this.movements.move(c, { sku: r.sku, kind: 'sale', delta: -committedQuantity, reservationId }, false)
+          : undefined;
       if (moved) movements.push(moved.movement);
       sold.push({ ...r, committedQuantity, movementId: moved?.movementId ?? '0' });
     }
@@ -146,7 +176,10 @@ export class ReservationLedger {
          FROM unnest($2::text[], $3::int[]) AS v (sku, q) WHERE l.reservation_id = $1 AND l.sku = v.sku`,
       [reservationId, sold.map((l) => l.sku), sold.map((l) => l.committedQuantity)],
     );
-    await c.query(`UPDATE reservations SET status = 'COMMITTED', payment_id = $2, updated_at = now() WHERE id = $1`, [reservationId, paymentId ?? null]);
+    await c.query(`UPDATE reservations SET status = 'COMMITTED', payment_id = $2, updated_at = now() WHERE id = $1`, [
+      reservationId,
+      paymentId ?? null,
+    ]);
     await this.writeEvents(c, locked.before, movements, { type: 'reservation.committed', reservationId });
     return sold;
   }
@@ -156,13 +189,22 @@ export class ReservationLedger {
    * quantities and a `return` movement per line; the movement ids in line order. The database's
    * CHECK (returned <= committed) is what keeps racing or repeated returns within the sale.
    */
-  async recordReturn(c: PoolClient, reservationId: string, items: readonly CartLine[], reason?: string): Promise<string[]> {
+  async recordReturn(
+    c: PoolClient,
+    reservationId: string,
+    items: readonly CartLine[],
+    reason?: string,
+  ): Promise<string[]> {
     // Its SKUs locked first and in order (the movements below write their events under them).
     const locked = await this.lockReservationWithSkus(c, reservationId);
     if (!locked) throw reservationNotFound(reservationId);
     const { status } = locked;
     if (status !== 'COMMITTED') {
-      throw new StockholdError('RESERVATION_NOT_COMMITTED', `reservation ${reservationId} is ${status}, not COMMITTED`, { reservationId, status });
+      throw new StockholdError(
+        'RESERVATION_NOT_COMMITTED',
+        `reservation ${reservationId} is ${status}, not COMMITTED`,
+        { reservationId, status },
+      );
     }
     const ids: string[] = [];
     for (const item of items) {
@@ -174,18 +216,24 @@ export class ReservationLedger {
       ).rows[0];
       const returnable = line ? line.committed_quantity - line.returned_quantity : 0;
       if (item.quantity > returnable) {
-        throw new StockholdError('RETURN_EXCEEDS_SALE', `return of ${item.quantity} ${item.sku} exceeds the ${returnable} sold and not yet returned`, {
-          sku: item.sku,
-          requested: item.quantity,
-          returnable,
-        });
+        throw new StockholdError(
+          'RETURN_EXCEEDS_SALE',
+          `return of ${item.quantity} ${item.sku} exceeds the ${returnable} sold and not yet returned`,
+          {
+            sku: item.sku,
+            requested: item.quantity,
+            returnable,
+          },
+        );
       }
-      await c.query('UPDATE reservation_lines SET returned_quantity = returned_quantity + $3 WHERE reservation_id = $1 AND sku = $2', [
-        reservationId,
-        item.sku,
-        item.quantity,
-      ]);
-      ids.push((await this.movements.move(c, { sku: item.sku, kind: 'return', delta: item.quantity, reservationId, reason })).movementId);
+      await c.query(
+        'UPDATE reservation_lines SET returned_quantity = returned_quantity + $3 WHERE reservation_id = $1 AND sku = $2',
+        [reservationId, item.sku, item.quantity],
+      );
+      ids.push(
+        (await this.movements.move(c, { sku: item.sku, kind: 'return', delta: item.quantity, reservationId, reason }))
+          .movementId,
+      );
     }
     return ids;
   }
@@ -194,7 +242,10 @@ export class ReservationLedger {
   async expiresAtOf(ids: readonly string[]): Promise<Map<string, string>> {
     const expiries = new Map<string, string>();
     if (ids.length === 0) return expiries;
-    const rows = await this.db.query<{ id: string; expires_at: Date }>('SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])', [ids]);
+    const rows = await this.db.query<{ id: string; expires_at: Date }>(
+      'SELECT id, expires_at FROM reservations WHERE id = ANY($1::text[])',
+      [ids],
+    );
     for (const row of rows.rows) expiries.set(row.id, row.expires_at.toISOString());
     return expiries;
   }
@@ -202,10 +253,15 @@ export class ReservationLedger {
   /** A reservation as PostgreSQL has it (the view once Temporal has forgotten a closed workflow). */
   async reservation(reservationId: string, db: Db = this.db): Promise<ReservationView | undefined> {
     const row = (
-      await db.query<{ status: ReservationStatus; customer_id: string | null; expires_at: Date; created_at: Date; updated_at: Date }>(
-        'SELECT status, customer_id, expires_at, created_at, updated_at FROM reservations WHERE id = $1',
-        [reservationId],
-      )
+      await db.query<{
+        status: ReservationStatus;
+        customer_id: string | null;
+        expires_at: Date;
+        created_at: Date;
+        updated_at: Date;
+      }>('SELECT status, customer_id, expires_at, created_at, updated_at FROM reservations WHERE id = $1', [
+        reservationId,
+      ])
     ).rows[0];
     if (!row) return undefined;
     return {
@@ -222,10 +278,20 @@ export class ReservationLedger {
 
   /** A reservation's lines as PostgreSQL has them, by SKU. */
   async itemsOf(db: Db, reservationId: string): Promise<ReservationLine[]> {
-    const rows = await db.query<{ sku: string; quantity: number; committed_quantity: number; returned_quantity: number }>(
+    const rows = await db.query<{
+      sku: string;
+      quantity: number;
+      committed_quantity: number;
+      returned_quantity: number;
+    }>(
       'SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku',
       [reservationId],
     );
-    return rows.rows.map((r) => ({ sku: r.sku, quantity: r.quantity, committedQuantity: r.committed_quantity, returnedQuantity: r.returned_quantity }));
+    return rows.rows.map((r) => ({
+      sku: r.sku,
+      quantity: r.quantity,
+      committedQuantity: r.committed_quantity,
+      returnedQuantity: r.returned_quantity,
+    }));
   }
 }

@@ -9,9 +9,21 @@ import { skuNotFound } from '../../domain/errors';
 import type { SkuRow } from '../../domain/types';
 
 export const SKU_COLUMNS = 'name, total, reserved, low_stock_threshold, max_per_customer';
-export type SkuColumns = { name: string; total: string; reserved: string; low_stock_threshold: number | null; max_per_customer: number | null };
+export type SkuColumns = {
+  name: string;
+  total: string;
+  reserved: string;
+  low_stock_threshold: number | null;
+  max_per_customer: number | null;
+};
 export function skuRowOf(r: SkuColumns): SkuRow {
-  return { name: r.name, total: Number(r.total), reserved: Number(r.reserved), lowStockThreshold: r.low_stock_threshold, maxPerCustomer: r.max_per_customer };
+  return {
+    name: r.name,
+    total: Number(r.total),
+    reserved: Number(r.reserved),
+    lowStockThreshold: r.low_stock_threshold,
+    maxPerCustomer: r.max_per_customer,
+  };
 }
 
 export class SkuLedger {
@@ -41,7 +53,10 @@ export class SkuLedger {
 
   /** These SKUs' rows, as this transaction sees them. */
   async states(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuRow>> {
-    const rows = await c.query<SkuColumns & { sku: string }>(`SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[])`, [skus]);
+    const rows = await c.query<SkuColumns & { sku: string }>(
+      `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[])`,
+      [skus],
+    );
     return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
   }
 
@@ -49,10 +64,16 @@ export class SkuLedger {
    * Adds (sign 1) or takes (-1) these lines' quantities to or from what HELD reservations hold of
    * their SKUs (locked by the caller); the SKUs' rows after it.
    */
-  async addReserved(c: PoolClient, items: readonly { sku: string; quantity: number }[], sign: 1 | -1): Promise<Map<string, SkuRow>> {
+  async addReserved(
+    c: PoolClient,
+    items: readonly { sku: string; quantity: number }[],
+    sign: 1 | -1,
+  ): Promise<Map<string, SkuRow>> {
     const rows = await c.query<SkuColumns & { sku: string }>(
       `UPDATE skus s SET reserved = s.reserved + v.q FROM unnest($1::text[], $2::bigint[]) AS v (sku, q) WHERE s.sku = v.sku
-       RETURNING s.sku, ${SKU_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')}`,
+       RETURNING s.sku, ${SKU_COLUMNS.split(', ')
+         .map((col) => `s.${col}`)
+         .join(', ')}`,
       [items.map((l) => l.sku), items.map((l) => sign * l.quantity)],
     );
     return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
@@ -62,7 +83,11 @@ export class SkuLedger {
    * Changes a SKU's name and settings (the fields given; null unsets a setting) and returns its
    * row, locked for the transaction; SKU_NOT_FOUND when there is none.
    */
-  async updateSku(c: PoolClient, sku: string, patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null }): Promise<SkuRow> {
+  async updateSku(
+    c: PoolClient,
+    sku: string,
+    patch: { name?: string; lowStockThreshold?: number | null; maxPerCustomer?: number | null },
+  ): Promise<SkuRow> {
     const row = (
       await c.query<SkuColumns>(
         `UPDATE skus SET name = CASE WHEN $2 THEN $3 ELSE name END,
@@ -114,7 +139,10 @@ export class SkuLedger {
    * or null on the last one. For the ops page's list and the reconciler's and rebuild's scans.
    */
   async page(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
-    const { rows } = await this.db.query<{ sku: string }>('SELECT sku FROM skus WHERE ($1::text IS NULL OR sku > $1) ORDER BY sku LIMIT $2', [after ?? null, limit + 1]);
+    const { rows } = await this.db.query<{ sku: string }>(
+      'SELECT sku FROM skus WHERE ($1::text IS NULL OR sku > $1) ORDER BY sku LIMIT $2',
+      [after ?? null, limit + 1],
+    );
     const skus = rows.slice(0, limit).map((r) => r.sku);
     return { skus, next: rows.length > limit ? skus.at(-1)! : null };
   }

@@ -28,7 +28,11 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): St
   };
   const redis =
     typeof target === 'string'
-      ? new Redis(target, { enableAutoPipelining: true, autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS], ...nodeOptions })
+      ? new Redis(target, {
+          enableAutoPipelining: true,
+          autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
+          ...nodeOptions,
+        })
       : new Cluster(target, {
           enableAutoPipelining: true,
           autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],

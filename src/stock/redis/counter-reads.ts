@@ -32,17 +32,24 @@ export class CounterReads {
 
   /** A SKU's holds (reservation id → units), or undefined when it has no counters; read in one step. */
   async holds(sku: string): Promise<Record<string, number> | undefined> {
-    const [[, exists], [, held]] = ((await this.redis.multi().exists(keys.stock(sku)).hgetall(keys.holds(sku)).exec()) ?? []) as [
-      [unknown, number],
-      [unknown, Record<string, string>],
-    ];
+    const [[, exists], [, held]] = ((await this.redis
+      .multi()
+      .exists(keys.stock(sku))
+      .hgetall(keys.holds(sku))
+      .exec()) ?? []) as [[unknown, number], [unknown, Record<string, string>]];
     if (exists !== 1) return undefined;
     return Object.fromEntries(Object.entries(held).map(([id, quantity]) => [id, Number(quantity)]));
   }
 
   /** Everything Redis keeps of a SKU, raw, as the reconciler compares it: its stock, holds and customers hashes. */
-  async raw(sku: string): Promise<{ stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> }> {
-    const [stock, holds, customers] = await Promise.all([this.redis.hgetall(keys.stock(sku)), this.redis.hgetall(keys.holds(sku)), this.redis.hgetall(keys.customers(sku))]);
+  async raw(
+    sku: string,
+  ): Promise<{ stock: Record<string, string>; holds: Record<string, string>; customers: Record<string, string> }> {
+    const [stock, holds, customers] = await Promise.all([
+      this.redis.hgetall(keys.stock(sku)),
+      this.redis.hgetall(keys.holds(sku)),
+      this.redis.hgetall(keys.customers(sku)),
+    ]);
     return { stock, holds, customers };
   }
 
@@ -54,7 +61,11 @@ export class CounterReads {
    * may not have landed yet). Expired notes of the SKU go with it.
    */
   async notePending(sku: string, reservationId: string, nowMs: number, untilMs: number): Promise<void> {
-    await this.redis.multi().zadd(keys.pending(sku), untilMs, reservationId).zremrangebyscore(keys.pending(sku), '-inf', `(${nowMs}`).exec();
+    await this.redis
+      .multi()
+      .zadd(keys.pending(sku), untilMs, reservationId)
+      .zremrangebyscore(keys.pending(sku), '-inf', `(${nowMs}`)
+      .exec();
   }
 
   /** Whether a reservation's first request went into Temporal and its note has not expired. */

@@ -38,7 +38,8 @@ export class CounterRepairs extends CounterReads {
       ...snapshot.holds.flatMap(([id, quantity, customerId]) => [id, quantity, customerId ?? '']),
       ...(snapshot.maxPerCustomer ? (snapshot.bought ?? []).flat() : []),
     );
-    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged))
+      return { total: reply[1], reserved: reply[2], loaded: reply[0] === ScriptCode.Applied };
     throw scriptRefusal(reply, { script: 'load', sku });
   }
 
@@ -46,8 +47,22 @@ export class CounterRepairs extends CounterReads {
    * Puts back a hold Redis lost (reserved follows through fixReserved): `restored`, `unchanged`
    * (it came back or finished meanwhile), or `short` when others hold the units now.
    */
-  async restoreHold(sku: string, reservationId: string, quantity: number, customerId = ''): Promise<'restored' | 'unchanged' | 'short'> {
-    const reply = await this.redis.stockRestoreHold(4, keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku), reservationId, quantity, customerId);
+  async restoreHold(
+    sku: string,
+    reservationId: string,
+    quantity: number,
+    customerId = '',
+  ): Promise<'restored' | 'unchanged' | 'short'> {
+    const reply = await this.redis.stockRestoreHold(
+      4,
+      keys.stock(sku),
+      keys.holds(sku),
+      keys.done(sku),
+      keys.customers(sku),
+      reservationId,
+      quantity,
+      customerId,
+    );
     if (reply[0] === ScriptCode.Applied) return 'restored';
     if (outcome(reply, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return 'unchanged';
     if (reply[0] === ScriptCode.Insufficient) return 'short';
@@ -64,7 +79,15 @@ export class CounterRepairs extends CounterReads {
 
   /** Sets total and mark if total is still `observed` (compare-and-set); false when it moved. */
   async rebase(sku: string, observed: number, total: number, mark: string): Promise<boolean> {
-    const reply = await this.redis.stockRebase(3, keys.stock(sku), keys.holds(sku), keys.customers(sku), observed, total, mark);
+    const reply = await this.redis.stockRebase(
+      3,
+      keys.stock(sku),
+      keys.holds(sku),
+      keys.customers(sku),
+      observed,
+      total,
+      mark,
+    );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[0] === ScriptCode.Applied;
     throw scriptRefusal(reply, { script: 'rebase', sku });
   }
@@ -73,7 +96,12 @@ export class CounterRepairs extends CounterReads {
    * Sets a SKU's name and settings as PostgreSQL has them; with a limit, the bought counts are
    * replaced by `bought`, a snapshot up to the ledger position `bmark` taken under the SKU's row lock.
    */
-  async settings(sku: string, settings: SkuSettings & { name: string }, bmark: string, bought: readonly (readonly [string, number])[]): Promise<StockCounts> {
+  async settings(
+    sku: string,
+    settings: SkuSettings & { name: string },
+    bmark: string,
+    bought: readonly (readonly [string, number])[],
+  ): Promise<StockCounts> {
     const reply = await this.redis.stockSettings(
       2,
       keys.stock(sku),

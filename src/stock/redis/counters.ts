@@ -16,8 +16,6 @@ export interface SaleLine {
   movementId: string;
 }
 
-
-
 /**
  * Typed calls of the scripts and reads of the counters over one client. `now` and the retention of
  * the `done` guard are the store's: `done` entries older than `retentionMs` are forgotten inside
@@ -65,7 +63,13 @@ export class Counters extends CounterRepairs {
     let repeat = false;
     let refusal: { at: number; error: Error } | undefined;
     for (const group of this.groups(items.map((line, at) => ({ ...line, at })))) {
-      const reply = await this.redis.stockPrecheck(group.length * 4, ...lineKeys(group.map((l) => l.sku)), reservationId, customerId, ...group.map((l) => l.quantity));
+      const reply = await this.redis.stockPrecheck(
+        group.length * 4,
+        ...lineKeys(group.map((l) => l.sku)),
+        reservationId,
+        customerId,
+        ...group.map((l) => l.quantity),
+      );
       const [code, line, f1, f2, f3] = reply.map((n) => n ?? 0) as number[];
       group.forEach((l, i) => {
         available[l.at] = reply[5 + 2 * i] ?? 0;
@@ -74,7 +78,16 @@ export class Counters extends CounterRepairs {
       if (code === ScriptCode.AlreadyApplied) repeat = true;
       else if (code !== ScriptCode.Applied) {
         const at = group[line! - 1]!.at;
-        if (!refusal || at < refusal.at) refusal = { at, error: scriptRefusal([code!, at + 1, f1!, f2!, f3!], { script: 'precheck', reservationId, items, customerId }) };
+        if (!refusal || at < refusal.at)
+          refusal = {
+            at,
+            error: scriptRefusal([code!, at + 1, f1!, f2!, f3!], {
+              script: 'precheck',
+              reservationId,
+              items,
+              customerId,
+            }),
+          };
       }
     }
     return { ...(refusal && !repeat ? { refusal: refusal.error } : {}), repeat, available, allowance };
@@ -86,18 +99,35 @@ export class Counters extends CounterRepairs {
    * groups taken before it are given back (no tombstone: the id stays usable), so the caller
    * still sees all or nothing.
    */
-  async hold(reservationId: string, run: string, items: readonly CartLine[], customerId = ''): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
+  async hold(
+    reservationId: string,
+    run: string,
+    items: readonly CartLine[],
+    customerId = '',
+  ): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
     const taken: CartLine[][] = [];
     const newlyHeld: CartLine[] = [];
     for (const group of this.groups(items)) {
       const skus = group.map((l) => l.sku);
-      const reply = await this.redis.stockHold(skus.length * 4, ...lineKeys(skus), reservationId, run, customerId, ...group.map((l) => l.quantity));
+      const reply = await this.redis.stockHold(
+        skus.length * 4,
+        ...lineKeys(skus),
+        reservationId,
+        run,
+        customerId,
+        ...group.map((l) => l.quantity),
+      );
       if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
         if (reply[0] === ScriptCode.Applied) newlyHeld.push(...group);
         taken.push(group);
         continue;
       }
-      for (const done of taken) await this.release(reservationId, done.map((l) => l.sku), '');
+      for (const done of taken)
+        await this.release(
+          reservationId,
+          done.map((l) => l.sku),
+          '',
+        );
       throw scriptRefusal(reply, { script: 'hold', reservationId, items: group, customerId });
     }
     return { alreadyHeld: newlyHeld.length === 0, newlyHeld };
@@ -113,11 +143,22 @@ export class Counters extends CounterRepairs {
     for (const group of this.groups(skus.map((sku) => ({ sku })))) {
       const now = this.now();
       const groupSkus = group.map((l) => l.sku);
-      const reply = await this.redis.stockRelease(groupSkus.length * 4, ...lineKeys(groupSkus), reservationId, now, now - this.retentionMs, tombstone);
+      const reply = await this.redis.stockRelease(
+        groupSkus.length * 4,
+        ...lineKeys(groupSkus),
+        reservationId,
+        now,
+        now - this.retentionMs,
+        tombstone,
+      );
       if (reply[0] === ScriptCode.Applied) units += reply[1];
       else if (reply[0] !== ScriptCode.Unchanged) {
         // release.lua answers the line without counters in the second figure.
-        throw scriptRefusal([reply[0], reply[1], 0], { script: 'release', reservationId, items: groupSkus.map((sku) => ({ sku, quantity: 0 })) });
+        throw scriptRefusal([reply[0], reply[1], 0], {
+          script: 'release',
+          reservationId,
+          items: groupSkus.map((sku) => ({ sku, quantity: 0 })),
+        });
       }
     }
     return { units };
@@ -127,15 +168,31 @@ export class Counters extends CounterRepairs {
    * Applies durable sales to Redis: holds released, totals lowered once, and on limited SKUs the
    * sales added to what `customerId` bought, with them. `alreadyFinished` for a retry.
    */
-  async commit(reservationId: string, lines: readonly SaleLine[], customerId = ''): Promise<{ alreadyFinished: boolean }> {
+  async commit(
+    reservationId: string,
+    lines: readonly SaleLine[],
+    customerId = '',
+  ): Promise<{ alreadyFinished: boolean }> {
     let finished = true;
     for (const group of this.groups(lines)) {
       const now = this.now();
       const skus = group.map((l) => l.sku);
       const perLine = group.flatMap((l) => [l.committedQuantity, l.movementId]);
-      const reply = await this.redis.stockCommit(skus.length * 4, ...lineKeys(skus), reservationId, now, now - this.retentionMs, customerId, ...perLine);
+      const reply = await this.redis.stockCommit(
+        skus.length * 4,
+        ...lineKeys(skus),
+        reservationId,
+        now,
+        now - this.retentionMs,
+        customerId,
+        ...perLine,
+      );
       if (!outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyFinished)) {
-        throw scriptRefusal(reply, { script: 'commit', reservationId, items: group.map((l) => ({ sku: l.sku, quantity: l.committedQuantity })) });
+        throw scriptRefusal(reply, {
+          script: 'commit',
+          reservationId,
+          items: group.map((l) => ({ sku: l.sku, quantity: l.committedQuantity })),
+        });
       }
       finished &&= reply[0] === ScriptCode.AlreadyFinished;
     }
@@ -146,8 +203,21 @@ export class Counters extends CounterRepairs {
    * Applies a durable ledger movement to total, once per movement id; a sale's or return's
    * `customerId` (of its reservation) has its bought count moved with it on a limited SKU.
    */
-  async move(sku: string, movementId: string, delta: number, customerId = ''): Promise<StockCounts & { alreadyApplied: boolean }> {
-    const reply = await this.redis.stockMove(3, keys.stock(sku), keys.holds(sku), keys.customers(sku), movementId, delta, customerId);
+  async move(
+    sku: string,
+    movementId: string,
+    delta: number,
+    customerId = '',
+  ): Promise<StockCounts & { alreadyApplied: boolean }> {
+    const reply = await this.redis.stockMove(
+      3,
+      keys.stock(sku),
+      keys.holds(sku),
+      keys.customers(sku),
+      movementId,
+      delta,
+      customerId,
+    );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
@@ -162,7 +232,6 @@ export class Counters extends CounterRepairs {
     }
     throw scriptRefusal(reply, { script: 'adjust', sku, delta });
   }
-
 }
 
 export type { StockCounts, SkuFigures } from './counter-repairs';

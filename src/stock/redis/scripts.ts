@@ -54,7 +54,21 @@ export enum ScriptCode {
  */
 export type ScriptReply = [ScriptCode, number, number, ...number[]];
 
-const SCRIPTS = ['hold', 'precheck', 'release', 'commit', 'move', 'adjust', 'load', 'restore-hold', 'fix-reserved', 'rebase', 'settings', 'fix-customers', 'release-fence'] as const;
+const SCRIPTS = [
+  'hold',
+  'precheck',
+  'release',
+  'commit',
+  'move',
+  'adjust',
+  'load',
+  'restore-hold',
+  'fix-reserved',
+  'rebase',
+  'settings',
+  'fix-customers',
+  'release-fence',
+] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
 /**
@@ -67,11 +81,14 @@ export function luaSource(name: string, dir = LUA_DIR): string {
   const inlined = new Set<string>();
   const expand = (file: string, chain: readonly string[]): string => {
     inlined.add(file);
-    return readFileSync(path.join(dir, `${file}.lua`), 'utf8').replace(/^--- @include "([\w/-]+)"$/gm, (_, include: string) => {
-      const within = [...chain, file];
-      if (within.includes(include)) throw new Error(`Lua include cycle: ${[...within, include].join(' -> ')}`);
-      return inlined.has(include) ? '' : expand(include, within);
-    });
+    return readFileSync(path.join(dir, `${file}.lua`), 'utf8').replace(
+      /^--- @include "([\w/-]+)"$/gm,
+      (_, include: string) => {
+        const within = [...chain, file];
+        if (within.includes(include)) throw new Error(`Lua include cycle: ${[...within, include].join(' -> ')}`);
+        return inlined.has(include) ? '' : expand(include, within);
+      },
+    );
   };
   return expand(name, []);
 }
@@ -96,7 +113,8 @@ export interface ScriptCommands {
 /** A client of one Redis or of a Redis Cluster, with the scripts defined. */
 export type StockRedis = (Redis | Cluster) & ScriptCommands;
 
-const commandName = (name: ScriptName) => `stock${name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
+const commandName = (name: ScriptName) =>
+  `stock${name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
 
 /**
  * The script commands. ioredis 5's auto-pipelining can misalign replies when an EVALSHA inside an
@@ -149,22 +167,34 @@ export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
     case ScriptCode.NotLoaded:
       return new CountersMissing(sku);
     case ScriptCode.AlreadyFinished:
-      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} already finished; it cannot hold again`, {
-        reservationId: ctx.reservationId,
-      });
+      return new StockholdError(
+        'RESERVATION_ID_CONFLICT',
+        `reservation ${ctx.reservationId} already finished; it cannot hold again`,
+        {
+          reservationId: ctx.reservationId,
+        },
+      );
     case ScriptCode.ExceedsHold:
       return quantityExceedsHold(sku, subject?.quantity ?? 0, figure);
     case ScriptCode.NotHeld:
       return unavailable(`Redis holds nothing of ${sku} for reservation ${ctx.reservationId}`, { sku });
     case ScriptCode.HeldOtherwise:
-      return new StockholdError('RESERVATION_ID_CONFLICT', `reservation ${ctx.reservationId} holds another quantity of ${sku}`, {
-        reservationId: ctx.reservationId,
-        sku,
-      });
+      return new StockholdError(
+        'RESERVATION_ID_CONFLICT',
+        `reservation ${ctx.reservationId} holds another quantity of ${sku}`,
+        {
+          reservationId: ctx.reservationId,
+          sku,
+        },
+      );
     case ScriptCode.CustomerLimit: {
       // hold.lua answers {code, line, limit, held, bought}.
       if (!ctx.customerId) return customerIdRequired(sku);
-      return customerLimitExceeded(sku, ctx.customerId, subject?.quantity ?? 0, { limit: reply[2], held: reply[3] ?? 0, bought: reply[4] ?? 0 });
+      return customerLimitExceeded(sku, ctx.customerId, subject?.quantity ?? 0, {
+        limit: reply[2],
+        held: reply[3] ?? 0,
+        bought: reply[4] ?? 0,
+      });
     }
     case ScriptCode.WouldOversell:
       // adjust.lua answers the figures it refused on: {code, total, reserved}.
