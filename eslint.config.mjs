@@ -1,6 +1,7 @@
 // @ts-check
 import { builtinModules } from 'node:module';
 import eslint from '@eslint/js';
+import eslintConfigPrettier from 'eslint-config-prettier';
 import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -18,13 +19,26 @@ const folders = (...names) => names.flatMap((name) => [`**/${name}`, `**/${name}
  * `api` and the processes' entry points sit on top. Workflow code has rules of its own (below).
  */
 const layers = [
-  { files: ['**/src/domain/**/*.ts'], above: ['stock', 'api', 'activities', 'workflows', 'reconciler', 'webhooks', 'temporal', 'processes', 'cli'] },
-  { files: ['**/src/stock/**/*.ts'], above: ['api', 'activities', 'workflows', 'reconciler', 'webhooks', 'temporal', 'processes', 'cli'] },
-  { files: ['**/src/reconciler/**/*.ts', '**/src/webhooks/**/*.ts', '**/src/activities/**/*.ts'], above: ['api', 'processes', 'cli'] },
+  {
+    files: ['**/src/domain/**/*.ts'],
+    above: ['stock', 'api', 'activities', 'workflows', 'reconciler', 'webhooks', 'temporal', 'processes', 'cli'],
+  },
+  {
+    files: ['**/src/stock/**/*.ts'],
+    above: ['api', 'activities', 'workflows', 'reconciler', 'webhooks', 'temporal', 'processes', 'cli'],
+  },
+  {
+    files: ['**/src/reconciler/**/*.ts', '**/src/webhooks/**/*.ts', '**/src/activities/**/*.ts'],
+    above: ['api', 'processes', 'cli'],
+  },
 ];
 
 /** What no HTTP route may import: the stores' clients. Routes get services (src/stock, src/webhooks). */
-const storeClients = ['pg', 'ioredis'].map((name) => ({ name, message: 'Routes get services (StockStore, WebhookStore), never a store client: put the query in src/stock or the feature\'s store.ts.' }));
+const storeClients = ['pg', 'ioredis'].map((name) => ({
+  name,
+  message:
+    "Routes get services (StockStore, WebhookStore), never a store client: put the query in src/stock or the feature's store.ts.",
+}));
 
 /**
  * Workflow code runs in Temporal's deterministic sandbox: no I/O, no Node, no clients; it reaches
@@ -32,28 +46,62 @@ const storeClients = ['pg', 'ioredis'].map((name) => ({ name, message: 'Routes g
  * every module of the bundle once per workflow, so zod (through the schemas or the domain barrel
  * that re-exports them) cost ~2 MB per cached workflow (bench/FINDINGS.md).
  */
-const workflowFiles = ['**/src/workflows/**/*.ts', '**/src/*/workflow.ts', '**/src/domain/{errors,failures,limits,types}.ts'];
+const workflowFiles = [
+  '**/src/workflows/**/*.ts',
+  '**/src/*/workflow.ts',
+  '**/src/domain/{errors,failures,limits,types}.ts',
+];
 const workflowImports = {
   paths: [
-    ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code is deterministic: no Node built-ins (do I/O in an activity).' })),
-    ...['ioredis', 'pg', 'express', 'pino', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'].map((name) => ({
+    ...nodeBuiltins.map((name) => ({
       name,
-      message: 'Workflow code does no I/O: call an activity instead.',
+      message: 'Workflow code is deterministic: no Node built-ins (do I/O in an activity).',
     })),
-    { name: 'zod', message: 'No zod in workflow code: each cached workflow would carry it (~2 MB); validate by hand (src/workflows/validators.ts).' },
+    ...['ioredis', 'pg', 'express', 'pino', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'].map(
+      (name) => ({
+        name,
+        message: 'Workflow code does no I/O: call an activity instead.',
+      }),
+    ),
+    {
+      name: 'zod',
+      message:
+        'No zod in workflow code: each cached workflow would carry it (~2 MB); validate by hand (src/workflows/validators.ts).',
+    },
   ],
   patterns: [
     { group: ['zod/*'], message: 'No zod in workflow code (see above).' },
-    { regex: '(^|/)domain(/(index|schemas|views))?$', message: 'Not the domain barrel, schemas or views (they bring zod): import src/domain/{errors,failures,limits,types} directly.' },
+    {
+      regex: '(^|/)domain(/(index|schemas|views))?$',
+      message:
+        'Not the domain barrel, schemas or views (they bring zod): import src/domain/{errors,failures,limits,types} directly.',
+    },
     { group: folders('stock', 'api'), message: 'Workflow code does no I/O: call an activity instead.' },
-    { group: folders('activities'), allowTypeImports: true, message: 'Import activities as types and call them through proxyActivities.' },
-    { group: ['**/activities', '**/activities/**', './activities'], allowTypeImports: true, message: 'Import activities as types and call them through proxyActivities.' },
+    {
+      group: folders('activities'),
+      allowTypeImports: true,
+      message: 'Import activities as types and call them through proxyActivities.',
+    },
+    {
+      group: ['**/activities', '**/activities/**', './activities'],
+      allowTypeImports: true,
+      message: 'Import activities as types and call them through proxyActivities.',
+    },
   ],
 };
 
 export default tseslint.config(
   {
-    ignores: ['lib/**', 'build/**', 'node_modules/**', '.tools/**', '.data/**', 'bench/results/**', 'coverage/**', 'test/lint/fixtures/**'],
+    ignores: [
+      'lib/**',
+      'build/**',
+      'node_modules/**',
+      '.tools/**',
+      '.data/**',
+      'bench/results/**',
+      'coverage/**',
+      'test/lint/fixtures/**',
+    ],
   },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
@@ -87,7 +135,14 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        { patterns: [{ group: folders(...above), message: `This folder sits below ${above.join(', ')}: it may not import them (README "Where things go").` }] },
+        {
+          patterns: [
+            {
+              group: folders(...above),
+              message: `This folder sits below ${above.join(', ')}: it may not import them (README "Where things go").`,
+            },
+          ],
+        },
       ],
     },
   })),
@@ -110,7 +165,15 @@ export default tseslint.config(
     languageOptions: { globals: { ...globals.es2021, console: 'readonly' } },
     rules: {
       '@typescript-eslint/no-restricted-imports': ['error', workflowImports],
-      'no-restricted-globals': ['error', ...['process', 'Buffer', 'require', '__dirname', '__filename', 'setImmediate'].map((name) => ({ name, message: 'Not available in the workflow sandbox.' }))],
+      'no-restricted-globals': [
+        'error',
+        ...['process', 'Buffer', 'require', '__dirname', '__filename', 'setImmediate'].map((name) => ({
+          name,
+          message: 'Not available in the workflow sandbox.',
+        })),
+      ],
     },
   },
+  // Formatting is Prettier's (npm run lint checks it first): the rules that would fight it are off.
+  eslintConfigPrettier,
 );

@@ -32,7 +32,18 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createPool, createRedis, keys, lineKeys, luaSource, migrate, SCRIPT_COMMANDS, ScriptCode, StockStore, type StockRedis } from '../src/stock';
+import {
+  createPool,
+  createRedis,
+  keys,
+  lineKeys,
+  luaSource,
+  migrate,
+  SCRIPT_COMMANDS,
+  ScriptCode,
+  StockStore,
+  type StockRedis,
+} from '../src/stock';
 import { startRedisCluster } from '../test/helpers/redis-cluster';
 import { startRedisServer } from '../test/helpers/redis-server';
 import { closedLoop } from './harness/closed-loop';
@@ -72,7 +83,11 @@ interface Mode {
 const applied = (reply: unknown) => Array.isArray(reply) && reply[0] === ScriptCode.Applied;
 
 /** Runs `mode` with CONCURRENCY callers for `ms`; returns holds per second and the counts. */
-async function measure(mode: Mode, ms: number, nextId: () => string): Promise<{ rate: number; held: number; failed: number }> {
+async function measure(
+  mode: Mode,
+  ms: number,
+  nextId: () => string,
+): Promise<{ rate: number; held: number; failed: number }> {
   let held = 0;
   let failed = 0;
   const seconds = await closedLoop(CONCURRENCY, ms, async () => {
@@ -84,11 +99,18 @@ async function measure(mode: Mode, ms: number, nextId: () => string): Promise<{ 
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 /** Where the run's Redis shapes are: REDIS_URL / REDIS_CLUSTER_NODES, or private servers it started (and stops). */
-async function redisShapes(): Promise<{ url: string; cluster: { host: string; port: number }[]; describe: string; stop(): Promise<void> }> {
+async function redisShapes(): Promise<{
+  url: string;
+  cluster: { host: string; port: number }[];
+  describe: string;
+  stop(): Promise<void>;
+}> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     await Promise.allSettled(stops.map((s) => s()));
@@ -126,7 +148,16 @@ export interface HoldsFigures {
   concurrency: number;
   rounds: number;
   roundMs: number;
-  modes: { key: ModeKey; label: string; median: number; min: number; max: number; vsB: number; vsSingle?: number; vsBaseline?: number }[];
+  modes: {
+    key: ModeKey;
+    label: string;
+    median: number;
+    min: number;
+    max: number;
+    vsB: number;
+    vsSingle?: number;
+    vsBaseline?: number;
+  }[];
   /** The revision (a0) measured, when BENCH_BASELINE_REV was given. */
   baseline?: string;
   consistent: boolean;
@@ -145,8 +176,10 @@ async function main(): Promise<void> {
   // (a0): the baseline revision's own stock module, with its own Redis client (its script commands).
   const baselineRev = process.env.BENCH_BASELINE_REV;
   const baseline = baselineRev ? buildRevision(baselineRev) : undefined;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const baseModule = baseline ? (require(path.join(baseline.lib, 'stock')) as typeof import('../src/stock')) : undefined;
+  const baseModule = baseline
+    ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require(path.join(baseline.lib, 'stock')) as typeof import('../src/stock'))
+    : undefined;
   const baseRedis = baseModule?.createRedis(shapes.url);
   const baseStore = baseModule && baseRedis ? new baseModule.StockStore(baseRedis, db) : undefined;
 
@@ -169,9 +202,18 @@ async function main(): Promise<void> {
   try {
     await store.createSku({ sku, total: MAX_STOCK, name: 'benchmark: holds through the store' });
     await store.createSku({ sku: rawSku, total: MAX_STOCK, name: 'benchmark: raw holds' });
-    await clusterStore.createSku({ sku: clusterSku, total: MAX_STOCK, name: 'benchmark: holds through the store on a cluster' });
+    await clusterStore.createSku({
+      sku: clusterSku,
+      total: MAX_STOCK,
+      name: 'benchmark: holds through the store on a cluster',
+    });
     await clusterStore.createSku({ sku: clusterRawSku, total: MAX_STOCK, name: 'benchmark: raw holds on a cluster' });
-    if (baseStore) await baseStore.createSku({ sku: baseSku, total: MAX_STOCK, name: `benchmark: holds through the store of ${baseline!.commit}` });
+    if (baseStore)
+      await baseStore.createSku({
+        sku: baseSku,
+        total: MAX_STOCK,
+        name: `benchmark: holds through the store of ${baseline!.commit}`,
+      });
     const sha = String(await redis.script('LOAD', luaSource('hold')));
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
     const storeHold = (s: Pick<StockStore, 'hold'>, line: string) => (id: string) =>
@@ -182,12 +224,36 @@ async function main(): Promise<void> {
 
     const modes: Mode[] = [
       { key: 'a', label: '(a) StockStore.hold (Redis + PostgreSQL row)', hold: storeHold(store, sku) },
-      { key: 'b', label: '(b) raw EVALSHA hold.lua', hold: async (id) => applied(await plain.evalsha(sha, 4, ...skuKeys, id, '', '', 1)) },
-      { key: 'b2', label: '(b2) raw EVALSHA, auto-pipelined', hold: async (id) => applied(await redis.evalsha(sha, 4, ...skuKeys, id, '', '', 1)) },
-      { key: 'c', label: '(c) redis.stockHold (store script command)', hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', 1)) },
+      {
+        key: 'b',
+        label: '(b) raw EVALSHA hold.lua',
+        hold: async (id) => applied(await plain.evalsha(sha, 4, ...skuKeys, id, '', '', 1)),
+      },
+      {
+        key: 'b2',
+        label: '(b2) raw EVALSHA, auto-pipelined',
+        hold: async (id) => applied(await redis.evalsha(sha, 4, ...skuKeys, id, '', '', 1)),
+      },
+      {
+        key: 'c',
+        label: '(c) redis.stockHold (store script command)',
+        hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', 1)),
+      },
       { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
-      { key: 'e', label: '(e) redis.stockHold on Redis Cluster', hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)) },
-      ...(baseStore ? [{ key: 'a0' as const, label: `(a0) StockStore.hold at ${baseline!.commit} (before)`, hold: storeHold(baseStore, baseSku) }] : []),
+      {
+        key: 'e',
+        label: '(e) redis.stockHold on Redis Cluster',
+        hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)),
+      },
+      ...(baseStore
+        ? [
+            {
+              key: 'a0' as const,
+              label: `(a0) StockStore.hold at ${baseline!.commit} (before)`,
+              hold: storeHold(baseStore, baseSku),
+            },
+          ]
+        : []),
     ];
     const twin: Partial<Record<ModeKey, ModeKey>> = { d: 'a', e: 'c' };
 
@@ -206,7 +272,10 @@ async function main(): Promise<void> {
       }
       rawHeld += r.held;
       const [client, line] = mode.key === 'e' ? [clusterRedis, clusterRawSku] : [redis, rawSku];
-      const [reserved, holds] = await Promise.all([client.hget(keys.stock(line), 'reserved'), client.hlen(keys.holds(line))]);
+      const [reserved, holds] = await Promise.all([
+        client.hget(keys.stock(line), 'reserved'),
+        client.hlen(keys.holds(line)),
+      ]);
       if (Number(reserved) !== r.held || holds !== r.held) mismatches += 1;
       await dropHolds(client, line);
     };
@@ -243,7 +312,9 @@ async function main(): Promise<void> {
         vsBaseline: baseStore && mode.key === 'a' ? pairedRatio('a', 'a0') : undefined,
       };
     });
-    const rows = [['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis', ...(baseStore ? ['vs (a0)'] : [])]];
+    const rows = [
+      ['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis', ...(baseStore ? ['vs (a0)'] : [])],
+    ];
     for (const f of figures) {
       rows.push([
         f.label,
@@ -269,19 +340,34 @@ async function main(): Promise<void> {
         const [reserved, holdCount, pgHeld] = await Promise.all([
           client.hget(keys.stock(line), 'reserved'),
           client.hlen(keys.holds(line)),
-          db.query<{ n: string }>(`SELECT count(*) AS n FROM reservations r WHERE starts_with(r.id, $1) AND r.status = 'HELD'`, [`${prefix}${key}_`]),
+          db.query<{ n: string }>(
+            `SELECT count(*) AS n FROM reservations r WHERE starts_with(r.id, $1) AND r.status = 'HELD'`,
+            [`${prefix}${key}_`],
+          ),
         ]);
         const held = storeHeld[key] ?? 0;
         const ok = Number(reserved) === held && holdCount === held && Number(pgHeld.rows[0]!.n) === held;
-        return { ok, text: `(${key}) ${held} holds through the store (Redis reserved ${reserved}, holds ${holdCount}, PostgreSQL HELD ${pgHeld.rows[0]!.n})` };
+        return {
+          ok,
+          text: `(${key}) ${held} holds through the store (Redis reserved ${reserved}, holds ${holdCount}, PostgreSQL HELD ${pgHeld.rows[0]!.n})`,
+        };
       }),
     );
     consistent = mismatches === 0 && checks.every((c) => c.ok);
-    console.log(`check: ${checks.map((c) => c.text).join('; ')}; ${rawHeld} Redis-only holds, ${mismatches} measurements miscounted: ${consistent ? 'consistent' : 'INCONSISTENT'}`);
+    console.log(
+      `check: ${checks.map((c) => c.text).join('; ')}; ${rawHeld} Redis-only holds, ${mismatches} measurements miscounted: ${consistent ? 'consistent' : 'INCONSISTENT'}`,
+    );
     if (!consistent) process.exitCode = 1;
     const out = process.env.BENCH_HOLDS_JSON;
     if (out) {
-      const written: HoldsFigures = { concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, modes: figures, consistent, ...(baseline ? { baseline: baseline.commit } : {}) };
+      const written: HoldsFigures = {
+        concurrency: CONCURRENCY,
+        rounds: ROUNDS,
+        roundMs: ROUND_MS,
+        modes: figures,
+        consistent,
+        ...(baseline ? { baseline: baseline.commit } : {}),
+      };
       writeFileSync(out, `${JSON.stringify(written)}\n`);
     }
   } finally {
@@ -304,7 +390,13 @@ async function main(): Promise<void> {
     ] as const) {
       await dropHolds(client, line).catch((err: unknown) => console.error('cleanup (Redis) failed:', err));
     }
-    await Promise.allSettled([redis.quit(), plain.quit(), clusterRedis.quit(), db.end(), ...(baseRedis ? [baseRedis.quit()] : [])]);
+    await Promise.allSettled([
+      redis.quit(),
+      plain.quit(),
+      clusterRedis.quit(),
+      db.end(),
+      ...(baseRedis ? [baseRedis.quit()] : []),
+    ]);
     await shapes.stop();
   }
 }
