@@ -60,6 +60,8 @@ describe('ReservationService.create', () => {
     } as unknown as Client;
     const stock = {
       precheck: jest.fn(async () => ({ refusal: undefined, repeat: false, available: [5], allowance: [undefined] })),
+      // A named request is noted as admitted before its workflow starts (a repeat may join it).
+      noteAdmitted: jest.fn(async () => undefined),
     } as unknown as StockStore;
     const service = new ReservationService(client, stock, {
       taskQueue: 'q',
