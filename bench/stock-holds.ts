@@ -5,7 +5,12 @@
  *   (b2) raw EVALSHA, auto-pipelined (what ioredis does for EVALSHA by default), for reference;
  *   (c) redis.stockHold: the store's script command alone (the Redis part of (a));
  *   (d) StockStore.hold on a Redis Cluster: (a) with the service's cluster client (REDIS_CLUSTER_NODES);
- *   (e) redis.stockHold on the Redis Cluster: (c) with the cluster client.
+ *   (e) redis.stockHold on the Redis Cluster: (c) with the cluster client;
+ *   (u) the conditional-UPDATE strategy the seed rejects (`UPDATE … SET available = available - 1
+ *       WHERE sku = $1 AND available >= 1` on one hot row of a table of its own), through the
+ *       store's own pool: what one hot PostgreSQL row allows when its lock is held for one
+ *       statement. (a)'s PostgreSQL step holds the hot SKU's row lock for one function call
+ *       (migration 1765300000000), so "(a) vs (u)" is what the rest of the hold costs.
  * With BENCH_BASELINE_REV (a git revision), one more mode:
  *   (a0) StockStore.hold of that revision, built beside this one (bench/harness/revision.ts), on a
  *        SKU of its own in the same stores: (a) before a change, in the same rounds, so the
@@ -71,7 +76,7 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-type ModeKey = 'a' | 'a0' | 'b' | 'b2' | 'c' | 'd' | 'e';
+type ModeKey = 'a' | 'a0' | 'b' | 'b2' | 'c' | 'd' | 'e' | 'u';
 
 interface Mode {
   key: ModeKey;
@@ -157,6 +162,8 @@ export interface HoldsFigures {
     vsB: number;
     vsSingle?: number;
     vsBaseline?: number;
+    /** (a) and (a0): the median per-round ratio to the conditional UPDATE (u). */
+    vsUpdate?: number;
   }[];
   /** The revision (a0) measured, when BENCH_BASELINE_REV was given. */
   baseline?: string;
@@ -189,6 +196,7 @@ async function main(): Promise<void> {
   const clusterSku = `BENCH-${run}-cluster`; // held through the store on the cluster: (d)
   const clusterRawSku = `BENCH-${run}-cluster-raw`; // held through the cluster client only: (e)
   const baseSku = `BENCH-${run}-baseline`; // held through the baseline revision's store: (a0)
+  const updateSku = `BENCH-${run}-update`; // the hot row of the conditional UPDATE: (u)
   const prefix = `bh${run}`;
   const skuKeys = lineKeys([rawSku]);
   const clusterSkuKeys = lineKeys([clusterRawSku]);
@@ -214,6 +222,8 @@ async function main(): Promise<void> {
         total: MAX_STOCK,
         name: `benchmark: holds through the store of ${baseline!.commit}`,
       });
+    await db.query('CREATE TABLE IF NOT EXISTS bench_hot_stock (sku text PRIMARY KEY, available integer NOT NULL)');
+    await db.query('INSERT INTO bench_hot_stock (sku, available) VALUES ($1, $2)', [updateSku, MAX_STOCK]);
     const sha = String(await redis.script('LOAD', luaSource('hold')));
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
     const storeHold = (s: Pick<StockStore, 'hold'>, line: string) => (id: string) =>
@@ -241,6 +251,16 @@ async function main(): Promise<void> {
       },
       { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
       {
+        key: 'u',
+        label: '(u) conditional UPDATE of one hot row',
+        hold: async () =>
+          (
+            await db.query('UPDATE bench_hot_stock SET available = available - 1 WHERE sku = $1 AND available >= 1', [
+              updateSku,
+            ])
+          ).rowCount === 1,
+      },
+      {
         key: 'e',
         label: '(e) redis.stockHold on Redis Cluster',
         hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)),
@@ -266,6 +286,7 @@ async function main(): Promise<void> {
     /** Checks a measurement's holds are all in Redis; drops the Redis-only ones (they have no rows). */
     const count = async (mode: Mode, r: { held: number; failed: number }) => {
       if (r.failed > 0) throw new Error(`${mode.label}: ${r.failed} holds were not applied`);
+      if (mode.key === 'u') return;
       if (mode.key === 'a' || mode.key === 'a0' || mode.key === 'd') {
         storeHeld[mode.key] = (storeHeld[mode.key] ?? 0) + r.held;
         return;
@@ -310,10 +331,20 @@ async function main(): Promise<void> {
         vsB: pairedRatio(mode.key, 'b'),
         vsSingle: t ? pairedRatio(mode.key, t) : undefined,
         vsBaseline: baseStore && mode.key === 'a' ? pairedRatio('a', 'a0') : undefined,
+        vsUpdate: mode.key === 'a' || mode.key === 'a0' ? pairedRatio(mode.key, 'u') : undefined,
       };
     });
     const rows = [
-      ['mode', 'median holds/s', 'min', 'max', 'vs (b)', 'vs single Redis', ...(baseStore ? ['vs (a0)'] : [])],
+      [
+        'mode',
+        'median holds/s',
+        'min',
+        'max',
+        'vs (b)',
+        'vs single Redis',
+        'vs (u)',
+        ...(baseStore ? ['vs (a0)'] : []),
+      ],
     ];
     for (const f of figures) {
       rows.push([
@@ -323,6 +354,7 @@ async function main(): Promise<void> {
         String(f.max),
         f.vsB.toFixed(2),
         f.vsSingle === undefined ? '' : `${f.vsSingle.toFixed(2)} (${twin[f.key]})`,
+        f.vsUpdate === undefined ? '' : f.vsUpdate.toFixed(2),
         ...(baseStore ? [f.vsBaseline === undefined ? '' : f.vsBaseline.toFixed(2)] : []),
       ]);
     }
@@ -380,6 +412,9 @@ async function main(): Promise<void> {
           WHERE starts_with(id, $1) AND status = 'HELD'`,
         [prefix],
       )
+      .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
+    await db
+      .query('DELETE FROM bench_hot_stock WHERE sku = $1', [updateSku])
       .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
     for (const [client, line] of [
       [redis, sku],

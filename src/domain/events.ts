@@ -31,9 +31,6 @@ export interface EventData {
   'reservation.expired': ReservationView;
 }
 
-/** An event as the outbox is given it: its type, its data and the SKUs it belongs to. */
-export type NewEvent = { [T in EventType]: { type: T; skus: string[]; data: EventData[T] } }[EventType];
-
 /** An event as committed: the contract's shape, with its place in the outbox (`seq`) and its SKUs. */
 export type StockholdEvent = {
   [T in EventType]: { id: string; type: T; createdAt: string; data: EventData[T] };
@@ -41,19 +38,3 @@ export type StockholdEvent = {
   seq: string;
   skus: string[];
 };
-
-/**
- * The threshold events of a change of `available` from `before` to `after` (PostgreSQL's figures,
- * under the SKU's row lock), in the order a reader expects them. Each fires on the crossing only:
- * - `stock.low`: from above the threshold to at or below it (also when it goes straight to 0: a
- *   subscriber to `stock.low` alone must still hear that stock ran low);
- * - `stock.sold_out`: from above 0 to 0 (or below, which only a lost hold can cause);
- * - `stock.back_in_stock`: from 0 (or below) to above 0.
- */
-export function thresholdCrossings(before: number, after: number, threshold: number | null): ThresholdEventType[] {
-  const crossed: ThresholdEventType[] = [];
-  if (before <= 0 && after > 0) crossed.push('stock.back_in_stock');
-  if (threshold !== null && before > threshold && after <= threshold) crossed.push('stock.low');
-  if (before > 0 && after <= 0) crossed.push('stock.sold_out');
-  return crossed;
-}

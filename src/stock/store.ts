@@ -5,7 +5,6 @@
  */
 import { type StockholdError } from '../domain/errors';
 import { type CartLine, type ReleaseStatus, type ReservationLine } from '../domain/types';
-import { transaction } from './database';
 import { LedgerRefusal } from './ledger';
 import { StockAdmin } from './admin';
 
@@ -128,9 +127,7 @@ export class StockStore extends StockAdmin {
    * INSUFFICIENT_STOCK if PostgreSQL's total cannot cover it), then Redis. Idempotent.
    */
   async commit(reservationId: string, items?: CartLine[], paymentId?: string): Promise<{ items: ReservationLine[] }> {
-    const sale = await transaction(this.db, (c) =>
-      this.ledger.reservations.recordSale(c, reservationId, items, paymentId),
-    );
+    const sale = await this.ledger.reservations.recordSale(reservationId, items, paymentId);
     await this.counters.commit(
       reservationId,
       sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movementId: l.movementId })),

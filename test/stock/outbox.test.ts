@@ -4,7 +4,6 @@
  * each, and an event exists only for a change that committed, once, in commit order per SKU.
  */
 import type { EventType, StockholdEvent } from '../../src/domain/events';
-import { thresholdCrossings } from '../../src/domain/events';
 import { uniqueId, uniqueSku } from '../helpers/env';
 import { expectConsistent, expiresIn, holdOf, newSku, refusal, testStock } from '../helpers/stock';
 
@@ -211,15 +210,24 @@ describe('reservation events', () => {
 });
 
 describe('threshold events fire once per crossing', () => {
-  it('the crossing rules', () => {
-    expect(thresholdCrossings(5, 3, 3)).toEqual(['stock.low']);
-    expect(thresholdCrossings(3, 2, 3)).toEqual([]);
-    expect(thresholdCrossings(5, 0, 3)).toEqual(['stock.low', 'stock.sold_out']);
-    expect(thresholdCrossings(2, 0, 3)).toEqual(['stock.sold_out']);
-    expect(thresholdCrossings(0, 2, 3)).toEqual(['stock.back_in_stock']);
-    expect(thresholdCrossings(0, 0, 3)).toEqual([]);
-    expect(thresholdCrossings(5, 0, null)).toEqual(['stock.sold_out']);
-    expect(thresholdCrossings(2, 5, 3)).toEqual([]);
+  it('the crossing rules (stockhold_threshold_crossings, which every writer of events calls)', async () => {
+    const crossings = async (before: number, after: number, threshold: number | null) =>
+      (
+        await clients.db.query<{ types: string[] }>('SELECT stockhold_threshold_crossings($1, $2, $3) AS types', [
+          before,
+          after,
+          threshold,
+        ])
+      ).rows[0]!.types;
+    expect(await crossings(5, 3, 3)).toEqual(['stock.low']);
+    expect(await crossings(3, 2, 3)).toEqual([]);
+    expect(await crossings(5, 0, 3)).toEqual(['stock.low', 'stock.sold_out']);
+    expect(await crossings(2, 0, 3)).toEqual(['stock.sold_out']);
+    expect(await crossings(0, 2, 3)).toEqual(['stock.back_in_stock']);
+    expect(await crossings(0, 0, 3)).toEqual([]);
+    expect(await crossings(5, 0, null)).toEqual(['stock.sold_out']);
+    expect(await crossings(2, 5, 3)).toEqual([]);
+    expect(await crossings(-1, 0, 3)).toEqual([]);
   });
 
   it('holds, releases, restocks and adjustments cross the threshold and 0 once each', async () => {

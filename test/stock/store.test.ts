@@ -1,4 +1,4 @@
-import { keys, transaction } from '../../src/stock';
+import { keys } from '../../src/stock';
 import { StockholdError } from '../../src/domain/errors';
 import { rebuildIfLost } from '../../src/reconciler/rebuild';
 import { TEST_LOSSY_REDIS_URL, uniqueId, uniqueSku } from '../helpers/env';
@@ -600,9 +600,7 @@ describe('a release that meets a recorded sale', () => {
     const hold = holdOf(sku, 2);
     await stock.hold(hold);
     // The sale's PostgreSQL half only, as a commit whose workflow task Temporal never recorded leaves it.
-    await transaction(clients.db, (c) =>
-      stock.ledger.reservations.recordSale(c, hold.reservationId, undefined, 'pay-1'),
-    );
+    await stock.ledger.reservations.recordSale(hold.reservationId, undefined, 'pay-1');
     expect((await figures(clients, sku)).redisReserved).toBe(2);
 
     const released = await stock.release(hold.reservationId, [sku], 'EXPIRED');

@@ -34,7 +34,7 @@ export class Ledger {
     const events = new EventWriter(outbox);
     this.skus = new SkuLedger(db);
     this.movements = new MovementLedger(db, this.skus, events);
-    this.reservations = new ReservationLedger(db, this.skus, this.movements, events);
-    this.holds = new HoldLedger(db, this.skus, this.reservations);
+    this.reservations = new ReservationLedger(db, this.movements, outbox);
+    this.holds = new HoldLedger(db, outbox);
   }
 }

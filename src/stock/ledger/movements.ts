@@ -84,12 +84,7 @@ export class MovementLedger {
     );
     // The new row is this transaction's until it commits: no other writer of the SKU gets before it.
     // No threshold event: a SKU starts with no threshold, and "from 0" is not a change back.
-    const state: SkuRow = { name, total, reserved: 0, lowStockThreshold: null, maxPerCustomer: null };
-    await this.events.write(c, {
-      before: new Map(),
-      after: new Map([[sku, state]]),
-      movements: [movementRowOf(sku, initial.rows[0]!)],
-    });
+    await this.events.write(c, { before: new Map(), movements: [movementRowOf(sku, initial.rows[0]!)] });
     return { movementId: initial.rows[0]!.id };
   }
 
@@ -130,7 +125,7 @@ export class MovementLedger {
     if (events) {
       // The UPDATE above holds the row lock; only the total changed, by delta.
       const before = new Map([[movement.sku, { ...after, total: after.total - movement.delta }]]);
-      await this.events.write(c, { before, after: new Map([[movement.sku, after]]), movements: [moved] });
+      await this.events.write(c, { before, movements: [moved] });
     }
     return { movementId: moved.id, movement: moved, ...after };
   }

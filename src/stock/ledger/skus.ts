@@ -51,34 +51,6 @@ export class SkuLedger {
     return locked;
   }
 
-  /** These SKUs' rows, as this transaction sees them. */
-  async states(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuRow>> {
-    const rows = await c.query<SkuColumns & { sku: string }>(
-      `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[])`,
-      [skus],
-    );
-    return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
-  }
-
-  /**
-   * Adds (sign 1) or takes (-1) these lines' quantities to or from what HELD reservations hold of
-   * their SKUs (locked by the caller); the SKUs' rows after it.
-   */
-  async addReserved(
-    c: PoolClient,
-    items: readonly { sku: string; quantity: number }[],
-    sign: 1 | -1,
-  ): Promise<Map<string, SkuRow>> {
-    const rows = await c.query<SkuColumns & { sku: string }>(
-      `UPDATE skus s SET reserved = s.reserved + v.q FROM unnest($1::text[], $2::bigint[]) AS v (sku, q) WHERE s.sku = v.sku
-       RETURNING s.sku, ${SKU_COLUMNS.split(', ')
-         .map((col) => `s.${col}`)
-         .join(', ')}`,
-      [items.map((l) => l.sku), items.map((l) => sign * l.quantity)],
-    );
-    return new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
-  }
-
   /**
    * Changes a SKU's name and settings (the fields given; null unsets a setting) and returns its
    * row, locked for the transaction; SKU_NOT_FOUND when there is none.
