@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logger';
 import { reportReady, supervisedAs, takeShutdownSignals } from './processes/child';
 import { createStock, type StockClients } from './stock';
 import { connectClient, temporalConnectionOptions } from './temporal/connection';
+import { workerSettings } from './temporal/worker-settings';
 
 export interface RunningWorker {
   worker: Worker;
@@ -43,13 +44,7 @@ export async function createWorker(
       ...createReconcilerActivities({ stock: stock.stock, temporal, logger, settings: config.reconcile }),
       ...createWebhookActivities({ queue: new DeliveryQueue(stock.db), logger, settings: config.webhooks }),
     },
-    // A cached workflow costs ~150 KB of worker memory (1.7 GB RSS at 10,000 live holds with a
-    // 10,000 cache). A reservation mostly sleeps on its timer, and replaying its short history
-    // when the timer fires is cheap, so the cache is kept small.
-    maxCachedWorkflows: config.workerMaxCachedWorkflows,
-    maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentLocalActivityExecutions: 200,
-    shutdownGraceTime: '10 seconds',
+    ...workerSettings(config),
     ...options,
   });
   const run = worker.run().finally(async () => {

@@ -1,13 +1,20 @@
 /**
- * Load generator child for the reservations reference: a closed loop of `concurrency` users over
- * one Temporal client, each doing update-with-start (start + "hold" update) and then the "commit"
- * update, exactly as the API does for POST /v1/reservations and its commit, minus everything else.
+ * Load generator child for the reservations references: a closed loop of `concurrency` users over
+ * one Temporal client made as the API makes its own (src/temporal/connection.ts), each doing
+ * update-with-start (start + "hold" update) and then the "commit" update, as the API does for
+ * POST /v1/reservations and its commit, minus everything else. `shape` (reference-worker.ts):
+ * `bare` starts the bare workflow; `same` starts the service's reservationWorkflow with the API's
+ * own start (src/api/reservations/workflow-start.ts) and sends the API's commit update.
  */
 import { performance } from 'node:perf_hooks';
-import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { reservationStart } from '../../src/api/reservations/workflow-start';
+import { connectClient } from '../../src/temporal/connection';
+import { awaitHoldUpdate, commitUpdate } from '../../src/workflows/definitions';
 import { Samples, summarize, type LatencySummary } from '../harness/stats';
 import { REFERENCE_WORKFLOW, referenceCommitUpdate, referenceHoldUpdate } from '../reference/definitions';
 import { serveJob } from './protocol';
+import type { ReferenceShape } from './reference-worker';
 
 export interface ReferenceClientJob {
   temporalAddress: string;
@@ -17,6 +24,9 @@ export interface ReferenceClientJob {
   durationS: number;
   warmupS: number;
   idPrefix: string;
+  shape: ReferenceShape;
+  /** The SKUs the `same` shape's carts name (one unit each, in turn), as the service's run does. */
+  skus: string[];
 }
 
 export interface ReferenceClientResult {
@@ -30,8 +40,7 @@ export interface ReferenceClientResult {
 }
 
 serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
-  const connection = await Connection.connect({ address: job.temporalAddress });
-  const client = new Client({ connection, namespace: job.namespace });
+  const client = await connectClient({ temporalAddress: job.temporalAddress, temporalNamespace: job.namespace });
   const reserve = new Samples();
   const commit = new Samples();
   const failureSamples: string[] = [];
@@ -40,20 +49,48 @@ serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
   let recording = false;
   let seq = 0;
 
-  const lifecycle = async (): Promise<boolean> => {
-    const workflowId = `${job.idPrefix}-${seq++}`;
+  /** Start and hold, then commit: the two calls of one lifecycle, in the job's shape. */
+  const calls = (n: number): { hold: () => Promise<unknown>; commit: () => Promise<unknown> } => {
+    const id = `${job.idPrefix}-${n}`;
+    if (job.shape === 'same') {
+      const sku = job.skus[n % job.skus.length]!;
+      const start = reservationStart(
+        { reservationId: id, items: [{ sku, quantity: 1 }], ttlSeconds: 600 },
+        { taskQueue: job.taskQueue, maxTtlSeconds: 86_400 },
+      );
+      return {
+        hold: () =>
+          client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
+            args: [start.hold],
+            startWorkflowOperation: start.operation,
+          }),
+        commit: () =>
+          client.workflow
+            .getHandle(start.workflowId)
+            .executeUpdate(commitUpdate, { args: [{ paymentId: `pay-${id}` }] }),
+      };
+    }
     const start = new WithStartWorkflowOperation(REFERENCE_WORKFLOW, {
-      workflowId,
+      workflowId: id,
       taskQueue: job.taskQueue,
       args: [],
       workflowIdConflictPolicy: 'FAIL',
     });
+    return {
+      hold: () =>
+        client.workflow.executeUpdateWithStart(referenceHoldUpdate, { args: [], startWorkflowOperation: start }),
+      commit: () => client.workflow.getHandle(id).executeUpdate(referenceCommitUpdate, { args: [] }),
+    };
+  };
+
+  const lifecycle = async (): Promise<boolean> => {
+    const call = calls(seq++);
     try {
       let t = performance.now();
-      await client.workflow.executeUpdateWithStart(referenceHoldUpdate, { args: [], startWorkflowOperation: start });
+      await call.hold();
       if (recording) reserve.push(performance.now() - t);
       t = performance.now();
-      await client.workflow.getHandle(workflowId).executeUpdate(referenceCommitUpdate, { args: [] });
+      await call.commit();
       if (recording) commit.push(performance.now() - t);
       return true;
     } catch (err) {
@@ -81,7 +118,7 @@ serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
   );
   await users(t0 + job.durationS * 1000);
   clearInterval(timer);
-  await connection.close();
+  await client.connection.close();
   return {
     completed,
     rate: completed / job.durationS,

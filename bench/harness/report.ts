@@ -249,31 +249,33 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     );
     if (r.lowLoadRounds) {
       md.push(
-        'Low load (one user), in alternating pairs (the order swapped each pair, 6 s each); the goal takes the median of the per-pair ratios (the 1-user rows above are the last pair):',
+        'Low load (one user), in rounds with both references (the order rotated each round, 6 s each); the goal takes the median of the per-round ratios to the bare update-with-start (the 1-user rows above are the last round):',
         '',
       );
       md.push(
-        '| pair | POST /v1/reservations p50 | bare update-with-start p50 | ratio |',
-        '| --- | ---: | ---: | ---: |',
+        '| round | POST /v1/reservations p50 | bare update-with-start p50 | ratio | same-shape update-with-start p50 |',
+        '| --- | ---: | ---: | ---: | ---: |',
       );
       r.lowLoadRounds.forEach((x, i) =>
         md.push(
-          `| ${i + 1} | ${fmt.ms(x.reserveP50Ms)} | ${fmt.ms(x.referenceReserveP50Ms)} | ${fmt.ratio(x.ratio)} |`,
+          `| ${i + 1} | ${fmt.ms(x.reserveP50Ms)} | ${fmt.ms(x.referenceReserveP50Ms)} | ${fmt.ratio(x.ratio)} | ${x.sameShapeReserveP50Ms === undefined ? '–' : fmt.ms(x.sameShapeReserveP50Ms)} |`,
         ),
       );
       md.push('');
     }
     if (r.cpuMsPerLifecycle) {
       const c = r.cpuMsPerLifecycle;
-      const names = [...new Set([...Object.keys(c.service), ...Object.keys(c.reference)])].filter(
-        (k) => (c.service[k] ?? 0) + (c.reference[k] ?? 0) > 0.05,
+      const sides = (['service', 'sameShape', 'reference'] as const).filter((w) => c[w]);
+      const names = [...new Set(sides.flatMap((w) => Object.keys(c[w]!)))].filter(
+        (k) => sides.reduce((a, w) => a + (c[w]![k] ?? 0), 0) > 0.05,
       );
+      const label = { service: 'service', sameShape: 'same-shape floor', reference: 'bare reference' };
       md.push('CPU milliseconds per lifecycle, by process (median over the rounds, warm-up included):', '');
       md.push(`| process | ${names.join(' | ')} | total |`, `| --- | ${names.map(() => '---:').join(' | ')} | ---: |`);
-      for (const who of ['service', 'reference'] as const) {
-        const row = c[who];
+      for (const who of sides) {
+        const row = c[who]!;
         const total = names.reduce((a, k) => a + (row[k] ?? 0), 0);
-        md.push(`| ${who} | ${names.map((k) => (row[k] ?? 0).toFixed(1)).join(' | ')} | ${total.toFixed(1)} |`);
+        md.push(`| ${label[who]} | ${names.map((k) => (row[k] ?? 0).toFixed(1)).join(' | ')} | ${total.toFixed(1)} |`);
       }
       md.push('');
     }

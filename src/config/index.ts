@@ -3,7 +3,7 @@
  * checked at start, with a message naming the one that is wrong (exit code EX_CONFIG).
  */
 import { EXIT_CONFIG } from '../processes/messages';
-import { ConfigError, int } from './env';
+import { booleanOf, ConfigError, int } from './env';
 import { loadTemporalConfig, type TemporalTls } from './temporal';
 
 export { ConfigError } from './env';
@@ -40,6 +40,8 @@ export interface Config {
   logLevel: string;
   /** Workflows a worker keeps in memory (≈150 KB each); evicted ones replay their short history. */
   workerMaxCachedWorkflows: number;
+  /** The worker's slots and threads (src/temporal/worker-settings.ts), each from its WORKER_* variable. */
+  workerTuning: WorkerTuning;
   /** The reconciler (src/reconciler/activities.ts): scan interval, grace period, rebuild settle time (ms). */
   reconcile: { intervalMs: number; graceMs: number; rebuildSettleMs: number };
   /** Webhook delivery (src/webhooks/activities.ts): how long a receiver has to answer (ms, at most the contract's 10 s). */
@@ -151,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTtlSeconds,
     logLevel: env.LOG_LEVEL || 'info',
     workerMaxCachedWorkflows: int(env, 'WORKER_MAX_CACHED_WORKFLOWS', 1_000, 0, 1_000_000),
+    workerTuning: workerTuningOf(env),
     reconcile: {
       // Often: after a partial loss, Redis may promise stock until the next comparison.
       intervalMs: int(env, 'RECONCILE_INTERVAL_MS', 2_000, 100, 3_600_000),
@@ -163,5 +166,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000), ...retryDelaysOf(env) },
     // Four series per watched SKU: a few hundred series at most by default.
     metricsWatchedSkusMax: int(env, 'METRICS_WATCHED_SKUS_MAX', 50, 0, 1_000),
+  };
+}
+
+/** The worker's slots and threads; the defaults are the SDK's, except activity slots (200 each). */
+export interface WorkerTuning {
+  maxConcurrentWorkflowTaskExecutions: number;
+  maxConcurrentActivityTaskExecutions: number;
+  maxConcurrentLocalActivityExecutions: number;
+  /** One V8 context shared by the cached workflows (the SDK's default), or one each. */
+  reuseV8Context: boolean;
+  /** Threads running workflow activations (the SDK's default: 1 with a shared context, else 2). */
+  workflowThreadPoolSize: number;
+}
+
+function workerTuningOf(env: NodeJS.ProcessEnv): WorkerTuning {
+  const reuseV8Context = booleanOf(env, 'WORKER_REUSE_V8_CONTEXT') ?? true;
+  return {
+    maxConcurrentWorkflowTaskExecutions: int(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, 2, 10_000),
+    maxConcurrentActivityTaskExecutions: int(env, 'WORKER_MAX_CONCURRENT_ACTIVITIES', 200, 1, 10_000),
+    maxConcurrentLocalActivityExecutions: int(env, 'WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES', 200, 1, 10_000),
+    reuseV8Context,
+    workflowThreadPoolSize: int(env, 'WORKER_THREAD_POOL_SIZE', reuseV8Context ? 1 : 2, 1, 64),
   };
 }

@@ -4,33 +4,24 @@
  * of a reservation Temporal no longer keeps (PostgreSQL has it).
  */
 import { randomUUID } from 'node:crypto';
-import {
-  WithStartWorkflowOperation,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from '../../config';
 import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../../domain/errors';
-import { reservationRequestHash } from '../../domain/request-hash';
 import { FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../../domain/types';
 import type { StockStore } from '../../stock';
-import { reservationWorkflow } from '../../workflows';
 import {
   awaitHoldUpdate,
   cancelUpdate,
   commitUpdate,
   extendUpdate,
   getReservationQuery,
-  searchableSkus,
-  searchAttributes,
   type CancelArgs,
   type CommitArgs,
   type ExtendArgs,
 } from '../../workflows/definitions';
 import { Admission } from './admission';
+import { reservationStart, type StartRequest } from './workflow-start';
 import { fromFailure } from '../../domain/failures';
 import { isUnavailable } from '../errors';
 
@@ -47,14 +38,6 @@ export interface CreateReservation {
   reservationId?: string;
   items: CartLine[];
   ttlSeconds?: number;
-  customerId?: string;
-}
-
-/** A reservation request as its workflow starts: the client's, with the id and TTL filled in. */
-interface StartRequest {
-  reservationId: string;
-  items: CartLine[];
-  ttlSeconds: number;
   customerId?: string;
 }
 
@@ -104,40 +87,14 @@ export class ReservationService {
     request: StartRequest,
     startedAt: number,
   ): Promise<{ created: boolean; reservation: ReservationView }> {
-    const { reservationId, items, ttlSeconds, customerId } = request;
-    const requestHash = reservationRequestHash({ items, ttlSeconds, customerId });
-    const startToken = randomUUID();
-    const workflowId = workflowIdOf(reservationId);
-    const operation = new WithStartWorkflowOperation(reservationWorkflow, {
-      workflowId,
-      taskQueue: this.config.taskQueue,
-      args: [
-        {
-          reservationId,
-          items,
-          ttlSeconds,
-          maxTtlSeconds: this.config.maxTtlSeconds,
-          customerId,
-          requestHash,
-          startToken,
-        },
-      ],
-      // A repeat joins the running workflow; a closed one's id is reused only after a failed run.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      memo: { requestHash },
-      typedSearchAttributes: [
-        { key: searchAttributes.status, value: 'PENDING' },
-        { key: searchAttributes.skus, value: searchableSkus(items.map((i) => i.sku)) },
-        ...(customerId ? [{ key: searchAttributes.customerId, value: customerId }] : []),
-      ],
-    });
+    const { reservationId } = request;
+    const { workflowId, requestHash, operation, hold } = reservationStart(request, this.config);
     try {
       // Whatever the admission gate took, the answer comes within the contract's 30 s.
       const deadline = Math.min(Date.now() + TEMPORAL_DEADLINE_MS, startedAt + CREATE_DEADLINE_MS);
       return await this.client.withDeadline(deadline, () =>
         this.client.workflow.executeUpdateWithStart(awaitHoldUpdate, {
-          args: [{ requestHash, startToken }],
+          args: [hold],
           startWorkflowOperation: operation,
         }),
       );
