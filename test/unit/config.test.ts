@@ -68,3 +68,41 @@ describe('tokens from the environment', () => {
     );
   });
 });
+
+describe('worker settings from the environment', () => {
+  it("defaults to the SDK's slots and threads, with 200 activity and local-activity slots", () => {
+    expect(loadConfig({}).workerTuning).toEqual({
+      maxConcurrentWorkflowTaskExecutions: 40,
+      maxConcurrentActivityTaskExecutions: 200,
+      maxConcurrentLocalActivityExecutions: 200,
+      reuseV8Context: true,
+      workflowThreadPoolSize: 1,
+    });
+  });
+
+  it('takes each WORKER_* variable, two threads by default without a shared V8 context', () => {
+    expect(
+      loadConfig({
+        WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '10',
+        WORKER_MAX_CONCURRENT_ACTIVITIES: '20',
+        WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES: '30',
+        WORKER_REUSE_V8_CONTEXT: 'false',
+      }).workerTuning,
+    ).toEqual({
+      maxConcurrentWorkflowTaskExecutions: 10,
+      maxConcurrentActivityTaskExecutions: 20,
+      maxConcurrentLocalActivityExecutions: 30,
+      reuseV8Context: false,
+      workflowThreadPoolSize: 2,
+    });
+    expect(loadConfig({ WORKER_THREAD_POOL_SIZE: '4' }).workerTuning.workflowThreadPoolSize).toBe(4);
+  });
+
+  it.each([
+    ['WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', '1', /WORKER_MAX_CONCURRENT_WORKFLOW_TASKS must be an integer in 2\.\./],
+    ['WORKER_THREAD_POOL_SIZE', '0', /WORKER_THREAD_POOL_SIZE must be an integer in 1\.\./],
+    ['WORKER_REUSE_V8_CONTEXT', 'maybe', /WORKER_REUSE_V8_CONTEXT must be true or false/],
+  ])('refuses %s=%s, naming the variable', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+});
