@@ -21,20 +21,15 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { Client as PgClient } from 'pg';
+import { reservationStart } from '../src/api/reservations/workflow-start';
 import { PROJECT_ROOT } from '../src/paths';
 import { migrate } from '../src/stock/database';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server';
 import type { reservationWorkflow } from '../src/workflows';
-import {
-  awaitHoldUpdate,
-  paymentSucceededSignal,
-  searchAttributes,
-  WORKFLOW_TYPE,
-  workflowIdOf,
-} from '../src/workflows/definitions';
+import { awaitHoldUpdate, paymentSucceededSignal, workflowIdOf } from '../src/workflows/definitions';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster';
 import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server';
 import { countActions, meanActions, type ActionCount } from './capacity-actions';
@@ -467,35 +462,14 @@ async function runPath(s: Stack, name: PathName, sku: string, ids: string[], con
       return pool(ids.length, concurrency, async (i) => {
         const id = ids[i]!;
         const items = [{ sku, quantity: 1 }];
-        const requestHash = randomUUID();
-        const startToken = randomUUID();
-        const start = new WithStartWorkflowOperation<typeof reservationWorkflow>(WORKFLOW_TYPE, {
-          workflowId: workflowIdOf(id),
-          taskQueue: s.taskQueue,
-          args: [
-            {
-              reservationId: id,
-              items,
-              ttlSeconds: 600,
-              maxTtlSeconds: 86_400,
-              customerId: 'capacity-customer',
-              requestHash,
-              startToken,
-            },
-          ],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-          memo: { requestHash },
-          typedSearchAttributes: [
-            { key: searchAttributes.status, value: 'PENDING' },
-            { key: searchAttributes.skus, value: [sku] },
-            { key: searchAttributes.customerId, value: 'capacity-customer' },
-          ],
-        });
+        const start = reservationStart(
+          { reservationId: id, items, ttlSeconds: 600, customerId: 'capacity-customer' },
+          { taskQueue: s.taskQueue, maxTtlSeconds: 86_400 },
+        );
         try {
           await s.temporal.workflow.executeUpdateWithStart(awaitHoldUpdate, {
-            args: [{ requestHash, startToken }],
-            startWorkflowOperation: start,
+            args: [start.hold],
+            startWorkflowOperation: start.operation,
           });
           throw new Error(`${id} was held`);
         } catch (err) {

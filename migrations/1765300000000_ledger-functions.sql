@@ -223,6 +223,18 @@ BEGIN
 END;
 $$;
 
+-- The lines of a sale, in byte order of the SKU: each held line with what it sells (all of it when
+-- p_skus is NULL; else what p_quantities gives its SKU, 0 for a line not named) and its SKU's total.
+CREATE FUNCTION stockhold_sale_lines(p_id text, p_skus text[], p_quantities integer[])
+RETURNS TABLE (sku text, quantity integer, returned_quantity integer, total bigint, selling integer)
+LANGUAGE sql STABLE AS $$
+  SELECT l.sku, l.quantity, l.returned_quantity, k.total,
+         CASE WHEN p_skus IS NULL THEN l.quantity
+              ELSE COALESCE((SELECT w.quantity FROM unnest(p_skus, p_quantities) AS w (sku, quantity) WHERE w.sku = l.sku), 0) END
+    FROM reservation_lines l JOIN skus k ON k.sku = l.sku
+   WHERE l.reservation_id = p_id ORDER BY l.sku COLLATE "C"
+$$;
+
 -- The sale of a HELD reservation: at most the held quantity of each line (all of it when p_skus is
 -- NULL; else the lines named, each p_quantities[i] of p_skus[i]), a `sale` movement per sold line,
 -- the whole hold out of `reserved`, status COMMITTED. A COMMITTED one answers its lines again (a
@@ -272,19 +284,12 @@ BEGIN
       RETURN jsonb_build_object('refusal', 'QUANTITY_EXCEEDS_HOLD', 'sku', line.sku, 'requested', line.quantity, 'held', line.held);
     END IF;
   END LOOP;
-  FOR line IN SELECT l.sku, l.quantity, k.total,
-                     CASE WHEN p_skus IS NULL THEN l.quantity
-                          ELSE COALESCE((SELECT w.quantity FROM unnest(p_skus, p_quantities) AS w (sku, quantity) WHERE w.sku = l.sku), 0) END AS selling
-                FROM reservation_lines l JOIN skus k ON k.sku = l.sku
-               WHERE l.reservation_id = p_id ORDER BY l.sku COLLATE "C" LOOP
+  FOR line IN SELECT * FROM stockhold_sale_lines(p_id, p_skus, p_quantities) LOOP
     IF line.selling > line.total THEN
       RETURN jsonb_build_object('refusal', 'INSUFFICIENT_STOCK', 'sku', line.sku, 'requested', line.selling, 'available', line.total);
     END IF;
   END LOOP;
-  FOR line IN SELECT l.sku, l.quantity, l.returned_quantity,
-                     CASE WHEN p_skus IS NULL THEN l.quantity
-                          ELSE COALESCE((SELECT w.quantity FROM unnest(p_skus, p_quantities) AS w (sku, quantity) WHERE w.sku = l.sku), 0) END AS selling
-                FROM reservation_lines l WHERE l.reservation_id = p_id ORDER BY l.sku COLLATE "C" LOOP
+  FOR line IN SELECT * FROM stockhold_sale_lines(p_id, p_skus, p_quantities) LOOP
     sold := line.selling;
     moved_id := NULL;
     IF sold > 0 THEN
@@ -312,6 +317,7 @@ $$;
 
 -- Down Migration
 DROP FUNCTION stockhold_sell(text, text[], integer[], text, boolean);
+DROP FUNCTION stockhold_sale_lines(text, text[], integer[]);
 DROP FUNCTION stockhold_release(text, text, text, boolean);
 DROP FUNCTION stockhold_lock_reservation(text);
 DROP FUNCTION stockhold_hold(text, text, timestamptz, text[], integer[], boolean);
