@@ -22,11 +22,11 @@
  * `npm start`'s dev server puts it; else http://127.0.0.1:8233. Run it with the same environment as
  * the service. Exits 0 when the reservation is listed, 1 otherwise, saying why.
  */
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script, run without a build
+
 const { mkdirSync, mkdtempSync, rmSync, existsSync } = require('node:fs');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const os = require('node:os');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const path = require('node:path');
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -63,7 +63,6 @@ async function main() {
   // Loaded here, so that a missing package gets a message of its own.
   const { chromium } = (() => {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       return require('playwright-core');
     } catch {
       throw new CheckFailed('playwright-core is not installed: run `npm install` (it is a devDependency)');
