@@ -214,6 +214,8 @@ function onItsOwnConnection(
 interface Buyer {
   id: string;
   status: number | 'no answer';
+  /** Why there was no answer: the error's code (UND_ERR_CONNECT_TIMEOUT, ECONNRESET, TimeoutError...). */
+  error?: string;
   /** X-Stockhold-Process: which API process answered. */
   servedBy?: string;
   reservationStatus?: string;
@@ -234,8 +236,9 @@ async function buy(sku: string, id: string, ttlSeconds: number, timeoutMs: numbe
       ? (JSON.parse(text) as { status?: string }).status
       : undefined;
     return { id, status: res.status, servedBy: res.headers.get('x-stockhold-process') ?? undefined, reservationStatus };
-  } catch {
-    return { id, status: 'no answer' };
+  } catch (err) {
+    const e = err as { name?: string; code?: string; cause?: { code?: string; name?: string } };
+    return { id, status: 'no answer', error: e.cause?.code ?? e.code ?? e.cause?.name ?? e.name };
   }
 }
 
@@ -412,18 +415,31 @@ describe('npm start with 2 API processes and 2 workers', () => {
     // contract's "try again"). A buyer told 503 tried again with the same id, as a client does:
     // exactly UNITS buyers end up holding (unless a run gave its hold back when it gave up under
     // the load, its buyer then answered 503), and every other one is refused.
+    //
+    // On 2 busy cores, 10,000 connections at once can overflow the listen backlog: a buyer whose
+    // connection was never accepted in the client's connect timeout has no answer and tries again,
+    // like one told 503. The service itself never leaves an accepted request unanswered (a 60 s
+    // response timeout, TimeoutError, would fail this).
     const statuses = countBy(outcomes, (o) => String(o.first.status));
-    expect(Object.keys(statuses).filter((s) => !['201', '409', '503'].includes(s))).toEqual([]);
+    expect(Object.keys(statuses).filter((s) => !['201', '409', '503', 'no answer'].includes(s))).toEqual([]);
+    const unanswered = outcomes.filter((o) => o.first.status === 'no answer').map((o) => o.first.error);
+    expect(unanswered.filter((code) => !['UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET'].includes(code!))).toEqual([]);
     expect(outcomes.filter((o) => ![200, 201, 409].includes(o.final.status as number))).toEqual([]);
     const winners = outcomes.filter((o) => holds(o.final)).map((o) => o.final.id);
     const unsold = UNITS - winners.length;
-    expect({ unsold: unsold > 0 && unsold <= (statuses['503'] ?? 0) ? 'given back under load' : unsold }).toEqual({
+    const retried = (statuses['503'] ?? 0) + unanswered.length;
+    expect({ unsold: unsold > 0 && unsold <= retried ? 'given back under load' : unsold }).toEqual({
       unsold: unsold > 0 ? 'given back under load' : 0,
     });
-    if (statuses['503'])
-      console.log(`storm over both API processes: ${JSON.stringify(statuses)} (503s retried); ${winners.length} hold`);
+    if (retried)
+      console.log(
+        `storm over both API processes: ${JSON.stringify(statuses)} (503s and unanswered retried: ${JSON.stringify(countBy(unanswered, String))}); ${winners.length} hold`,
+      );
     // Both API processes took a real share of the buyers (the kernel spreads them over the shared socket).
-    const served = countBy(outcomes, (o) => o.first.servedBy ?? 'unknown');
+    const served = countBy(
+      outcomes.filter((o) => o.first.status !== 'no answer'),
+      (o) => o.first.servedBy ?? 'unknown',
+    );
     expect(Object.keys(served).sort()).toEqual(['api-1', 'api-2']);
     expect(Math.min(served['api-1']!, served['api-2']!)).toBeGreaterThan(BUYERS * 0.1);
 
