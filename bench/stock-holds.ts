@@ -13,7 +13,8 @@
  *       (migration 1765300000000), so "(a) vs (u)" is what the rest of the hold costs.
  * With BENCH_BASELINE_REV (a git revision), one more mode:
  *   (a0) StockStore.hold of that revision, built beside this one (bench/harness/revision.ts), on a
- *        SKU of its own in the same stores: (a) before a change, in the same rounds, so the
+ *        SKU of its own in the same Redis and PostgreSQL server, in a database of its own that its
+ *        own migrations made (DATABASE_URL's name + `_baseline`: its SQL functions are its own): (a) before a change, in the same rounds, so the
  *        table's "vs (a0)" is the change's cost or gain.
  * Each mode runs with the same number of concurrent callers, in several alternating rounds
  * (the machine is noisy); the table shows the median over rounds and each mode's median
@@ -58,6 +59,18 @@ import { positiveInt } from './harness/env';
 // A database of its own: no reconciler of a running benchmark stack must see these HELD rows
 // (with no workflow behind them, it would release them as orphans after its grace period).
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/stockhold_bench_holds';
+/** (a0)'s database: beside DATABASE_URL's, with `_baseline` added to its name. */
+const BASELINE_DATABASE_URL = (() => {
+  const url = new URL(DATABASE_URL);
+  url.pathname = `${url.pathname}_baseline`;
+  return url.toString();
+})();
+
+/** A pool on (a0)'s database, created and migrated by the baseline revision itself. */
+async function baselineDatabase(module: typeof import('../src/stock')): Promise<ReturnType<typeof createPool>> {
+  await module.migrate(BASELINE_DATABASE_URL);
+  return module.createPool(BASELINE_DATABASE_URL);
+}
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 64);
 const ROUNDS = positiveInt('BENCH_ROUNDS', 5);
 const ROUND_MS = positiveInt('BENCH_ROUND_MS', 1_500);
@@ -188,7 +201,9 @@ async function main(): Promise<void> {
       (require(path.join(baseline.lib, 'stock')) as typeof import('../src/stock'))
     : undefined;
   const baseRedis = baseModule?.createRedis(shapes.url);
-  const baseStore = baseModule && baseRedis ? new baseModule.StockStore(baseRedis, db) : undefined;
+  // Its own database, migrated by its own migrations: its PostgreSQL functions are its own too.
+  const baseDb = baseModule ? await baselineDatabase(baseModule) : undefined;
+  const baseStore = baseModule && baseRedis && baseDb ? new baseModule.StockStore(baseRedis, baseDb) : undefined;
 
   const run = randomUUID().replace(/-/g, '').slice(0, 10);
   const sku = `BENCH-${run}`; // held through the store: (a)
@@ -300,12 +315,25 @@ async function main(): Promise<void> {
       if (Number(reserved) !== r.held || holds !== r.held) mismatches += 1;
       await dropHolds(client, line);
     };
-    for (const mode of modes) await count(mode, await measure(mode, WARMUP_MS, nextId(mode.key)));
+    // Every measurement starts from vacuumed hot rows, as autovacuum keeps them in production. It
+    // may be off where the benchmark runs (it is off on this project's machines: `SHOW autovacuum`),
+    // and then each mode's measurement would find the dead versions of the rows the modes before
+    // it updated: the hot SKU's row and the status counters' shards (one per hold), the (u) row.
+    const vacuumHotRows = async () => {
+      for (const pool of baseDb ? [db, baseDb] : [db])
+        for (const table of ['skus', 'reservation_status_counts', 'bench_hot_stock'])
+          await pool.query(`VACUUM ${table}`).catch(() => undefined); // (a0)'s database has no bench_hot_stock
+    };
+    for (const mode of modes) {
+      await vacuumHotRows();
+      await count(mode, await measure(mode, WARMUP_MS, nextId(mode.key)));
+    }
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order each round so no mode always runs first (or right after PostgreSQL's writes).
       const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
       const line: string[] = [];
       for (const mode of order) {
+        await vacuumHotRows();
         const r = await measure(mode, ROUND_MS, nextId(mode.key));
         await count(mode, r);
         rates.get(mode.key)!.push(r.rate);
@@ -372,7 +400,7 @@ async function main(): Promise<void> {
         const [reserved, holdCount, pgHeld] = await Promise.all([
           client.hget(keys.stock(line), 'reserved'),
           client.hlen(keys.holds(line)),
-          db.query<{ n: string }>(
+          (key === 'a0' ? baseDb! : db).query<{ n: string }>(
             `SELECT count(*) AS n FROM reservations r WHERE starts_with(r.id, $1) AND r.status = 'HELD'`,
             [`${prefix}${key}_`],
           ),
@@ -406,13 +434,15 @@ async function main(): Promise<void> {
     // Release everything this run held: its reservations become CANCELLED, and the SKUs' holds
     // are dropped from Redis (nothing else holds these SKUs; the SKUs and their ledger stay: the
     // ledger is append-only).
-    await db
-      .query(
-        `UPDATE reservations SET status = 'CANCELLED', reason = 'benchmark cleanup', updated_at = now()
-          WHERE starts_with(id, $1) AND status = 'HELD'`,
-        [prefix],
-      )
-      .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
+    for (const pool of baseDb ? [db, baseDb] : [db]) {
+      await pool
+        .query(
+          `UPDATE reservations SET status = 'CANCELLED', reason = 'benchmark cleanup', updated_at = now()
+            WHERE starts_with(id, $1) AND status = 'HELD'`,
+          [prefix],
+        )
+        .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
+    }
     await db
       .query('DELETE FROM bench_hot_stock WHERE sku = $1', [updateSku])
       .catch((err: unknown) => console.error('cleanup (PostgreSQL) failed:', err));
@@ -430,6 +460,7 @@ async function main(): Promise<void> {
       plain.quit(),
       clusterRedis.quit(),
       db.end(),
+      ...(baseDb ? [baseDb.end()] : []),
       ...(baseRedis ? [baseRedis.quit()] : []),
     ]);
     await shapes.stop();

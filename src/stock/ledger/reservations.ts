@@ -111,7 +111,7 @@ export class ReservationLedger {
     items: readonly CartLine[],
     reason?: string,
   ): Promise<string[]> {
-    // Its SKUs locked first and in order (the movements below write their events under them).
+    // Its row locked, then its SKUs in order (the movements below write their events under them).
     const { status } = (
       await c.query<{ status: ReservationStatus | null }>('SELECT status FROM stockhold_lock_reservation($1)', [
         reservationId,

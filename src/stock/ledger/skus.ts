@@ -42,7 +42,7 @@ export class SkuLedger {
   async lockSkus(c: PoolClient, skus: readonly string[]): Promise<Map<string, SkuRow>> {
     const wanted = [...new Set(skus)];
     const rows = await c.query<SkuColumns & { sku: string }>(
-      `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+      `SELECT sku, ${SKU_COLUMNS} FROM skus WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR NO KEY UPDATE`,
       [wanted],
     );
     const locked = new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
@@ -133,7 +133,7 @@ export class SkuLedger {
    */
   async recomputeReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
     return transaction(this.db, async (c) => {
-      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR UPDATE', [sku]);
+      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR NO KEY UPDATE', [sku]);
       if (row.rowCount === 0) return undefined;
       const held = await c.query<{ n: string }>(
         `SELECT COALESCE(sum(l.quantity), 0) AS n FROM reservation_lines l
