@@ -133,7 +133,9 @@ export class SkuLedger {
    */
   async recomputeReserved(sku: string): Promise<{ before: number; after: number } | undefined> {
     return transaction(this.db, async (c) => {
-      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR NO KEY UPDATE', [sku]);
+      const row = await c.query<{ reserved: string }>('SELECT reserved FROM skus WHERE sku = $1 FOR NO KEY UPDATE', [
+        sku,
+      ]);
       if (row.rowCount === 0) return undefined;
       const held = await c.query<{ n: string }>(
         `SELECT COALESCE(sum(l.quantity), 0) AS n FROM reservation_lines l
