@@ -359,8 +359,10 @@ async function baselineStorms(
     };
     const sides = { current: await side('current'), baseline: await side('baseline') };
     for (const stock of [1, 100] as const) {
+      const runs = { current: 0, baseline: 0 };
       for (const name of ['current', 'baseline', 'baseline', 'current'] as const) {
-        const label = `${name === 'current' ? 'this build' : base.commit} stock ${stock}`;
+        // Each storm's label names its SKU, so the second storm of a side needs its own.
+        const label = `${name === 'current' ? 'this build' : base.commit} stock ${stock} run ${++runs[name]}`;
         const r = await serviceStorm(ctx, sides[name], stock, label, referenceWallS);
         if (r.failure) failures.push(r.failure);
         data[stock === 1 ? 'stock1' : 'stock100'][name].push(r.summary.wallS);
