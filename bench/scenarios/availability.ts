@@ -19,6 +19,13 @@ const CONNECTIONS = 100;
 type Who = 'service' | 'reference';
 const RATE = 2_000;
 const WARMUP_S = 2;
+/**
+ * Fixed-rate pairs (service and reference back to back). One pair's p99 ratio is mostly the
+ * machine's (other tenants' bursts move it several times over), so the goal takes the median of
+ * five; a --quick run takes two.
+ */
+const PAIRS = 5;
+const QUICK_PAIRS = 2;
 
 export interface AvailabilityData {
   rps: number;
@@ -180,7 +187,8 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   const fixedRounds: NonNullable<AvailabilityData['at2000']['rounds']> = [];
   const svcRuns: Measured[] = [];
   let refFixed: FixedRateResult | undefined;
-  for (let round = 0; round < 2; round++) {
+  const pairs = ctx.seconds(8) < 8 ? QUICK_PAIRS : PAIRS;
+  for (let round = 0; round < pairs; round++) {
     const order = round % 2 === 0 ? (['service', 'reference'] as const) : (['reference', 'service'] as const);
     let s: FixedRateResult | undefined;
     let r: FixedRateResult | undefined;
@@ -211,8 +219,9 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       p99Ratio: round3(s!.latency.p99 / r!.latency.p99),
     });
   }
-  // The run whose p99 is the median's (with two pairs, the better one) stands for the service in the table and chart.
-  const svcM = svcRuns.reduce((a, b) => (a.r.latency.p99 <= b.r.latency.p99 ? a : b));
+  // The run whose p99 is the median's (with an even count, the lower of the middle two) stands for
+  // the service in the table and chart.
+  const svcM = [...svcRuns].sort((a, b) => a.r.latency.p99 - b.r.latency.p99)[Math.floor((svcRuns.length - 1) / 2)]!;
   const svc = svcM.r;
 
   const data: AvailabilityData = {
