@@ -217,7 +217,7 @@ async function main(): Promise<number> {
   );
 
   let target: Target | undefined;
-  let reference: { info: { port: number }; stop(): Promise<void> } | undefined;
+  let reference: { info: { port: number }; pid: number; stop(): Promise<void> } | undefined;
   let stopping = false;
   let keepLogs = false;
   const cleanup = async () => {
@@ -292,6 +292,7 @@ async function main(): Promise<number> {
         reference ??= await startChildService<{ port: number }>('reference-server', { keepAliveTimeoutMs: 65_000 });
         return `http://127.0.0.1:${reference.info.port}`;
       },
+      referenceServerPid: () => reference?.pid,
     };
     for (const name of opts.scenarios) {
       if (stopping) break;

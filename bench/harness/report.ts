@@ -129,6 +129,9 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     if (a.at2000.apiCpuPerRequestUs !== undefined || n) {
       md.push(
         `At 2,000 req/s the API used ${a.at2000.apiCpuPerRequestUs ?? 'n/a'} µs of CPU per request` +
+          (a.at2000.referenceCpuPerRequestUs !== undefined
+            ? ` (the bare reference ${a.at2000.referenceCpuPerRequestUs} µs)`
+            : '') +
           (n
             ? `; its own metrics (prom-client) showed ${n.gcPauses} GC pauses (${n.gcPauseMsPerSecond} ms of pause per second, ${n.gcPausesOver10ms} of them ≥ 10 ms) and an event-loop delay of p99 ${n.eventLoopLagP99Ms} ms, max ${n.eventLoopLagMaxMs} ms.`
             : '.'),

@@ -291,7 +291,9 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
       const api = spawnNode(path.join(LIB, 'api', 'server.js'), {
         env: baseEnv(port, o.logLevel ?? opts.logLevel),
         logFile: path.join(temp, `${o.name}.log`),
-        nodeArgs: profileArgs(o.name),
+        // BENCH_API_NODE_ARGS: node flags for the API processes alone (an experiment with V8's
+        // heap settings, say, that must not reach the references or the load generators).
+        nodeArgs: [...profileArgs(o.name), ...(process.env.BENCH_API_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       });
       const url = `http://127.0.0.1:${port}`;
       await waitFor(o.name, 60_000, () => ready(url), api);

@@ -47,6 +47,8 @@ export interface AvailabilityData {
     failed: number;
     /** The API's CPU time per request at 2,000 req/s, and its GC pauses and event-loop delay then. */
     apiCpuPerRequestUs?: number;
+    /** The bare reference server's CPU time per request at the same rate (median over the pairs). */
+    referenceCpuPerRequestUs?: number;
     node?: ReturnType<typeof nodeMetricsDelta>;
     /** Each alternating pair of fixed-rate runs (service and reference back to back, the order swapped each pair). */
     rounds?: {
@@ -122,17 +124,19 @@ async function measuredFixedRate(
   durationS: number,
   label: string,
   pid?: number,
+  /** The service's /metrics has Node's GC and event-loop figures; the bare reference has none. */
+  nodeMetrics = true,
 ): Promise<Measured> {
-  const before = pid ? await scrapeNodeMetrics(url) : undefined;
+  const before = pid && nodeMetrics ? await scrapeNodeMetrics(url) : undefined;
   const meter = cpuMeter({ api: pid });
   const r = await fixedRate(url, path, token, durationS, label);
   const cpu = meter.stop();
-  const after = pid ? await scrapeNodeMetrics(url) : undefined;
+  const after = pid && nodeMetrics ? await scrapeNodeMetrics(url) : undefined;
   const requests = RATE * (durationS + WARMUP_S);
   const node = nodeMetricsDelta(before, after, cpu.wallSeconds);
   detail(
     `${label}: p50 ${fmt.ms(r.latency.p50)}, p99 ${fmt.ms(r.latency.p99)}, p99.9 ${fmt.ms(r.latency.p999)}` +
-      (cpu.seconds.api !== undefined ? `; API CPU ${Math.round((cpu.seconds.api / requests) * 1e6)} µs/request` : '') +
+      (cpu.seconds.api !== undefined ? `; CPU ${Math.round((cpu.seconds.api / requests) * 1e6)} µs/request` : '') +
       (node
         ? `; GC ${node.gcPauseMsPerSecond} ms/s (${node.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${node.eventLoopLagP99Ms} ms, max ${node.eventLoopLagMaxMs} ms`
         : '') +
@@ -186,6 +190,7 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   // tenants' bursts move a p99 by several times on this shared machine).
   const fixedRounds: NonNullable<AvailabilityData['at2000']['rounds']> = [];
   const svcRuns: Measured[] = [];
+  const refCpu: (number | undefined)[] = [];
   let refFixed: FixedRateResult | undefined;
   const pairs = ctx.seconds(8) < 8 ? QUICK_PAIRS : PAIRS;
   for (let round = 0; round < pairs; round++) {
@@ -205,7 +210,17 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
         svcRuns.push(m);
         s = m.r;
       } else {
-        r = (await measuredFixedRate(ref, path, token, ctx.seconds(8), `round ${round + 1} reference`)).r;
+        const m = await measuredFixedRate(
+          ref,
+          path,
+          token,
+          ctx.seconds(8),
+          `round ${round + 1} reference`,
+          ctx.referenceServerPid(),
+          false,
+        );
+        r = m.r;
+        refCpu.push(m.apiCpuPerRequestUs);
       }
     }
     refFixed = r!;
@@ -242,6 +257,9 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       achievedRate: round2(svc.achievedRate),
       failed: svc.failed,
       apiCpuPerRequestUs: svcM.apiCpuPerRequestUs,
+      referenceCpuPerRequestUs: refCpu.every((c) => c !== undefined)
+        ? Math.round(median(refCpu as number[]))
+        : undefined,
       node: svcM.node,
       rounds: fixedRounds,
       p99Ratio: round3(median(fixedRounds.map((r) => r.p99Ratio))),

@@ -10,6 +10,8 @@ export interface Context {
   seconds(nominal: number): number;
   /** The bare Express reference server (started on first use), e.g. http://127.0.0.1:41234. */
   referenceServer(): Promise<string>;
+  /** The reference server's process id once started (its CPU is measured beside the API's). */
+  referenceServerPid(): number | undefined;
   /** Waits until the stack is quiet again (the Temporal server drained what the last load left). */
   settle(label: string): Promise<void>;
   /** True when before/after experiments run (own stack only, unless --no-experiments). */
