@@ -195,6 +195,10 @@ export function writeReport(results: Results, dir: string, findingsFile: string)
     const withCpu = storms.filter(([, v]) => v.cpuSeconds);
     if (withCpu.length > 0) {
       md.push('', 'CPU seconds each process used during each storm (from /proc):', '');
+      f.referenceRuns.forEach((r, i) => {
+        if (r.cpuSeconds !== undefined)
+          md.push(`- bare-409 reference storm ${i + 1}: reference server ${r.cpuSeconds.toFixed(2)} s`);
+      });
       for (const [label, v] of withCpu)
         md.push(
           `- ${label}: ${Object.entries(v.cpuSeconds!)

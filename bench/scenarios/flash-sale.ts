@@ -54,7 +54,14 @@ export interface StormSummary {
 export interface FlashSaleData {
   buyers: number;
   referenceWallS: number;
-  referenceRuns: { wallS: number; loserP50Ms: number; loserP99Ms: number; errors: number }[];
+  referenceRuns: {
+    wallS: number;
+    loserP50Ms: number;
+    loserP99Ms: number;
+    errors: number;
+    /** The bare reference server's CPU seconds during the storm (the API's counterpart). */
+    cpuSeconds?: number;
+  }[];
   referenceLosers: LatencySummary;
   stock1: StormSummary;
   stock100: StormSummary;
@@ -221,13 +228,25 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
     `flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, on Redis Cluster stock 1 and 100, reference)`,
   );
   const refRuns: StormResult[] = [];
+  const refCpu: (number | undefined)[] = [];
+  // The bare-409 storm, its server's CPU measured as the API's is in serviceStorm: the two side by
+  // side say what a refused buyer costs the service beyond Node's HTTP and Express's own.
+  const referenceStorm = async (label: string): Promise<StormResult> => {
+    const meter = cpuMeter({ reference: ctx.referenceServerPid() });
+    const r = await storm(ref, target.clientToken, 'REF', label);
+    const sec = meter.stop().seconds.reference;
+    refCpu.push(sec);
+    if (sec !== undefined)
+      detail(`${label}: reference server CPU ${sec.toFixed(1)} s, ${Math.round((sec / BUYERS) * 1e6)} µs per buyer`);
+    return r;
+  };
   const failures: (string | undefined)[] = [];
   let s1: StormSummary;
   let s100: StormSummary;
   let cluster: FlashSaleData['cluster'];
   try {
     await ctx.settle('reference storm 1');
-    refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 1'));
+    refRuns.push(await referenceStorm('reference storm 1'));
     const refWall = () => refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length;
     const main = mainStormTarget(ctx);
     const one = await serviceStorm(ctx, main, 1, 'stock 1', refWall());
@@ -248,7 +267,7 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
     }
   }
   await ctx.settle('reference storm 2');
-  refRuns.push(await storm(ref, target.clientToken, 'REF', 'reference storm 2'));
+  refRuns.push(await referenceStorm('reference storm 2'));
   const referenceWallS = round3(refRuns.reduce((a, r) => a + r.wallS, 0) / refRuns.length);
   // Ratios against the mean of both reference storms.
   for (const s of [s1, s100, cluster?.stock1, cluster?.stock100]) if (s) s.ratio = round3(s.wallS / referenceWallS);
@@ -256,11 +275,12 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const data: FlashSaleData = {
     buyers: BUYERS,
     referenceWallS,
-    referenceRuns: refRuns.map((r) => ({
+    referenceRuns: refRuns.map((r, i) => ({
       wallS: round3(r.wallS),
       loserP50Ms: round3(r.losers.p50),
       loserP99Ms: round3(r.losers.p99),
       errors: r.errors,
+      cpuSeconds: refCpu[i],
     })),
     referenceLosers: best.losers,
     stock1: s1,
