@@ -288,6 +288,7 @@ async function main(): Promise<number> {
         progress(`    experiment: ${e.change}: ${e.measure} ${e.before} → ${e.after} ${e.unit}`);
       },
       seconds: (n) => (opts.quick ? Math.max(1, Math.round(n / 3)) : n),
+      quick: opts.quick,
       referenceServer: async () => {
         reference ??= await startChildService<{ port: number }>('reference-server', { keepAliveTimeoutMs: 65_000 });
         return `http://127.0.0.1:${reference.info.port}`;

@@ -112,7 +112,8 @@ export async function fixedRate(
 
 interface Measured {
   r: FixedRateResult;
-  apiCpuPerRequestUs?: number;
+  /** CPU time per request of the process measured (the API, or the bare reference). */
+  cpuPerRequestUs?: number;
   node?: ReturnType<typeof nodeMetricsDelta>;
 }
 
@@ -128,7 +129,7 @@ async function measuredFixedRate(
   nodeMetrics = true,
 ): Promise<Measured> {
   const before = pid && nodeMetrics ? await scrapeNodeMetrics(url) : undefined;
-  const meter = cpuMeter({ api: pid });
+  const meter = cpuMeter({ server: pid });
   const r = await fixedRate(url, path, token, durationS, label);
   const cpu = meter.stop();
   const after = pid && nodeMetrics ? await scrapeNodeMetrics(url) : undefined;
@@ -136,7 +137,9 @@ async function measuredFixedRate(
   const node = nodeMetricsDelta(before, after, cpu.wallSeconds);
   detail(
     `${label}: p50 ${fmt.ms(r.latency.p50)}, p99 ${fmt.ms(r.latency.p99)}, p99.9 ${fmt.ms(r.latency.p999)}` +
-      (cpu.seconds.api !== undefined ? `; CPU ${Math.round((cpu.seconds.api / requests) * 1e6)} µs/request` : '') +
+      (cpu.seconds.server !== undefined
+        ? `; CPU ${Math.round((cpu.seconds.server / requests) * 1e6)} µs/request`
+        : '') +
       (node
         ? `; GC ${node.gcPauseMsPerSecond} ms/s (${node.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${node.eventLoopLagP99Ms} ms, max ${node.eventLoopLagMaxMs} ms`
         : '') +
@@ -144,7 +147,7 @@ async function measuredFixedRate(
   );
   return {
     r,
-    apiCpuPerRequestUs: cpu.seconds.api === undefined ? undefined : Math.round((cpu.seconds.api / requests) * 1e6),
+    cpuPerRequestUs: cpu.seconds.server === undefined ? undefined : Math.round((cpu.seconds.server / requests) * 1e6),
     node,
   };
 }
@@ -192,7 +195,7 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   const svcRuns: Measured[] = [];
   const refCpu: (number | undefined)[] = [];
   let refFixed: FixedRateResult | undefined;
-  const pairs = ctx.seconds(8) < 8 ? QUICK_PAIRS : PAIRS;
+  const pairs = ctx.quick ? QUICK_PAIRS : PAIRS;
   for (let round = 0; round < pairs; round++) {
     const order = round % 2 === 0 ? (['service', 'reference'] as const) : (['reference', 'service'] as const);
     let s: FixedRateResult | undefined;
@@ -220,7 +223,7 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
           false,
         );
         r = m.r;
-        refCpu.push(m.apiCpuPerRequestUs);
+        refCpu.push(m.cpuPerRequestUs);
       }
     }
     refFixed = r!;
@@ -256,7 +259,7 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       serviceFromSchedule: svc.fromSchedule,
       achievedRate: round2(svc.achievedRate),
       failed: svc.failed,
-      apiCpuPerRequestUs: svcM.apiCpuPerRequestUs,
+      apiCpuPerRequestUs: svcM.cpuPerRequestUs,
       referenceCpuPerRequestUs: refCpu.every((c) => c !== undefined)
         ? Math.round(median(refCpu as number[]))
         : undefined,

@@ -227,18 +227,18 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   progress(
     `flash sale: ${fmt.int(BUYERS)} concurrent buyers per storm (reference, stock 1, stock 100, on Redis Cluster stock 1 and 100, reference)`,
   );
-  const refRuns: StormResult[] = [];
-  const refCpu: (number | undefined)[] = [];
+  const refRuns: (StormResult & { cpuSeconds?: number })[] = [];
   // The bare-409 storm, its server's CPU measured as the API's is in serviceStorm: the two side by
   // side say what a refused buyer costs the service beyond Node's HTTP and Express's own.
-  const referenceStorm = async (label: string): Promise<StormResult> => {
+  const referenceStorm = async (label: string) => {
     const meter = cpuMeter({ reference: ctx.referenceServerPid() });
     const r = await storm(ref, target.clientToken, 'REF', label);
-    const sec = meter.stop().seconds.reference;
-    refCpu.push(sec);
-    if (sec !== undefined)
-      detail(`${label}: reference server CPU ${sec.toFixed(1)} s, ${Math.round((sec / BUYERS) * 1e6)} µs per buyer`);
-    return r;
+    const cpuSeconds = meter.stop().seconds.reference;
+    if (cpuSeconds !== undefined)
+      detail(
+        `${label}: reference server CPU ${cpuSeconds.toFixed(1)} s, ${Math.round((cpuSeconds / BUYERS) * 1e6)} µs per buyer`,
+      );
+    return { ...r, cpuSeconds };
   };
   const failures: (string | undefined)[] = [];
   let s1: StormSummary;
@@ -275,12 +275,12 @@ export async function flashSale(ctx: Context): Promise<Outcome<FlashSaleData>> {
   const data: FlashSaleData = {
     buyers: BUYERS,
     referenceWallS,
-    referenceRuns: refRuns.map((r, i) => ({
+    referenceRuns: refRuns.map((r) => ({
       wallS: round3(r.wallS),
       loserP50Ms: round3(r.losers.p50),
       loserP99Ms: round3(r.losers.p99),
       errors: r.errors,
-      cpuSeconds: refCpu[i],
+      cpuSeconds: r.cpuSeconds,
     })),
     referenceLosers: best.losers,
     stock1: s1,

@@ -8,6 +8,8 @@ export interface Context {
   run: string;
   /** Scales every measured duration (1 normally; --quick for a smoke run). */
   seconds(nominal: number): number;
+  /** True for a --quick smoke run (fewer rounds as well as shorter ones). */
+  quick: boolean;
   /** The bare Express reference server (started on first use), e.g. http://127.0.0.1:41234. */
   referenceServer(): Promise<string>;
   /** The reference server's process id once started (its CPU is measured beside the API's). */
