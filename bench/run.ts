@@ -290,7 +290,10 @@ async function main(): Promise<number> {
       seconds: (n) => (opts.quick ? Math.max(1, Math.round(n / 3)) : n),
       quick: opts.quick,
       referenceServer: async () => {
-        reference ??= await startChildService<{ port: number }>('reference-server', { keepAliveTimeoutMs: 65_000 });
+        reference ??= await startChildService<{ port: number }>('reference-server', {
+          keepAliveTimeoutMs: 65_000,
+          redisUrl: target!.redisUrl,
+        });
         return `http://127.0.0.1:${reference.info.port}`;
       },
       referenceServerPid: () => reference?.pid,

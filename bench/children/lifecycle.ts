@@ -34,6 +34,8 @@ export interface LifecycleResult {
   commit: LatencySummary;
   failures: Record<string, number>;
   failureSamples: string[];
+  /** The loop mode only: this load generator's own CPU per lifecycle over the measured seconds (its HTTP client). */
+  clientCpuMsPerLifecycle?: number;
 }
 
 serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
@@ -107,8 +109,10 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
     await users(performance.now() + (job.warmupS ?? 0) * 1000);
     recording = true;
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const timer = reporter('lifecycles', t0);
     await users(t0 + (job.durationS ?? 10) * 1000);
+    const cpu = process.cpuUsage(cpu0);
     clearInterval(timer);
     const seconds = job.durationS ?? 10;
     agent.destroy();
@@ -120,6 +124,7 @@ serveJob<LifecycleJob, LifecycleResult>(async (job, progress) => {
       commit: summarize(commit.values()),
       failures,
       failureSamples,
+      clientCpuMsPerLifecycle: (cpu.user + cpu.system) / 1000 / Math.max(1, completed),
     };
   }
 

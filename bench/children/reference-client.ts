@@ -37,6 +37,12 @@ export interface ReferenceClientResult {
   commit: LatencySummary;
   failures: number;
   failureSamples: string[];
+  /**
+   * This client's own CPU per lifecycle measured (its Temporal client and core threads, over the
+   * measured seconds): the share of the API's CPU that a reference spends here, in its load
+   * generator, where the service spends it in the API process.
+   */
+  clientCpuMsPerLifecycle: number;
 }
 
 serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
@@ -112,11 +118,13 @@ serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
   recording = true;
   failures = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const timer = setInterval(
     () => progress(`${Math.round((performance.now() - t0) / 1000)} s: ${completed.toLocaleString('en-US')} lifecycles`),
     2_000,
   );
   await users(t0 + job.durationS * 1000);
+  const cpu = process.cpuUsage(cpu0);
   clearInterval(timer);
   await client.connection.close();
   return {
@@ -127,5 +135,6 @@ serveJob<ReferenceClientJob, ReferenceClientResult>(async (job, progress) => {
     commit: summarize(commit.values()),
     failures,
     failureSamples,
+    clientCpuMsPerLifecycle: (cpu.user + cpu.system) / 1000 / Math.max(1, completed),
   };
 });

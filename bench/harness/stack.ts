@@ -279,7 +279,10 @@ export async function startOwnStack(opts: { logLevel: string; profileDir?: strin
     const worker = spawnNode(path.join(LIB, 'worker.js'), {
       env: baseEnv(0, 'warn'),
       logFile: path.join(temp, 'worker.log'),
-      nodeArgs: profileArgs('worker'),
+      // The worker's workflows run in worker threads; with one fixed file name every thread's
+      // profile would overwrite the others, so its profiles keep Node's default names (one file
+      // per thread: CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile) in a folder of their own.
+      nodeArgs: opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(opts.profileDir, 'worker')] : [],
     });
     closers.push(() => worker.stop(15_000));
     const temporal = new Client({ connection: await Connection.connect({ address: temporalAddress }), namespace });

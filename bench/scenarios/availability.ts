@@ -2,7 +2,9 @@
  * Scenario 1, availability: GET /v1/skus/:sku through the whole middleware chain (metrics, request
  * logging, auth, validation, Redis read), next to a bare Express route returning constant JSON.
  *   (a) throughput with 100 connections (autocannon), in alternating rounds with the reference;
- *   (b) latency percentiles at a fixed 2,000 req/s (open loop), for the service and the reference.
+ *   (b) latency percentiles at a fixed 2,000 req/s (open loop), for the service and the reference,
+ *       and beside them a bare Express route that does the service's one Redis read (HMGET through
+ *       ioredis): the part of the gap that is the read every availability answer must make.
  */
 import type { AutocannonJob, AutocannonResult } from '../children/autocannon';
 import type { FixedRateJob, FixedRateResult } from '../children/fixed-rate';
@@ -59,7 +61,14 @@ export interface AvailabilityData {
       referenceP99: number;
       referenceP999: number;
       p99Ratio: number;
+      /** The bare read's p99 and the service's p99 against it (absent where the target's Redis is not reachable). */
+      readP99?: number;
+      p99RatioToRead?: number;
     }[];
+    /** The bare read's CPU time per request (median over the rounds). */
+    readCpuPerRequestUs?: number;
+    /** Median over the rounds of service p99 / bare read p99. */
+    p99RatioToRead?: number;
     /** Median over the pairs of service p99 / reference p99: the goal's figure. */
     p99Ratio?: number;
   };
@@ -196,11 +205,30 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   const refCpu: (number | undefined)[] = [];
   let refFixed: FixedRateResult | undefined;
   const pairs = ctx.quick ? QUICK_PAIRS : PAIRS;
+  const readPath = `/v1/read/${sku}`;
+  const readCpu: (number | undefined)[] = [];
+  const sides = ['service', 'reference', 'read'] as const;
   for (let round = 0; round < pairs; round++) {
-    const order = round % 2 === 0 ? (['service', 'reference'] as const) : (['reference', 'service'] as const);
+    // Rotated each round, so that no side always runs first or right after another.
+    const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
     let s: FixedRateResult | undefined;
     let r: FixedRateResult | undefined;
+    let read: FixedRateResult | undefined;
     for (const w of order) {
+      if (w === 'read') {
+        const m = await measuredFixedRate(
+          ref,
+          readPath,
+          token,
+          ctx.seconds(8),
+          `round ${round + 1} bare read`,
+          ctx.referenceServerPid(),
+          false,
+        );
+        read = m.r;
+        readCpu.push(m.cpuPerRequestUs);
+        continue;
+      }
       if (w === 'service') {
         const m = await measuredFixedRate(
           target.url,
@@ -235,6 +263,8 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       referenceP99: r!.latency.p99,
       referenceP999: r!.latency.p999,
       p99Ratio: round3(s!.latency.p99 / r!.latency.p99),
+      readP99: read!.latency.p99,
+      p99RatioToRead: round3(s!.latency.p99 / read!.latency.p99),
     });
   }
   // The run whose p99 is the median's (with an even count, the lower of the middle two) stands for
@@ -266,6 +296,8 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
       node: svcM.node,
       rounds: fixedRounds,
       p99Ratio: round3(median(fixedRounds.map((r) => r.p99Ratio))),
+      readCpuPerRequestUs: readCpu.every((c) => c !== undefined) ? Math.round(median(readCpu as number[])) : undefined,
+      p99RatioToRead: round3(median(fixedRounds.map((r) => r.p99RatioToRead!))),
     },
   };
   return { data, rows: availabilityRows(data) };
@@ -310,6 +342,18 @@ export function availabilityRows(d: AvailabilityData): Row[] {
         ? `median of ${d.at2000.rounds.length} alternating pairs: ${d.at2000.rounds.map((r) => fmt.ratio(r.p99Ratio)).join(', ')}`
         : undefined,
     },
+    ...(d.at2000.p99RatioToRead !== undefined && rounds
+      ? [
+          {
+            scenario: 'availability',
+            measure: 'p99 at 2,000 req/s, vs a bare read',
+            value: fmt.ms(d.p99MsAt2000),
+            reference: fmt.ms(median(rounds.map((r) => r.readP99!))),
+            ratio: fmt.ratio(d.at2000.p99RatioToRead),
+            note: `reference: bare Express doing the service's one HMGET through ioredis; median of ${rounds.length} rounds`,
+          },
+        ]
+      : []),
     {
       scenario: 'availability',
       measure: 'p99.9 at 2,000 req/s',

@@ -202,6 +202,7 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
             `r${ctx.run}s${round}`,
           );
           account(who, meter.stop(), svc.completed + svc.rate * ctx.seconds(2));
+          if (svc.clientCpuMsPerLifecycle !== undefined) (cpu[who].httpClient ??= []).push(svc.clientCpuMsPerLifecycle);
         } else {
           const shape = who === 'reference' ? 'bare' : 'same';
           const r = await reference(
@@ -214,6 +215,7 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
           if (who === 'reference') ref = r;
           else same = r;
           account(who, meter.stop(), r.completed + r.rate * ctx.seconds(2));
+          (cpu[who].client ??= []).push(r.clientCpuMsPerLifecycle);
         }
       }
       rounds.push({
