@@ -10,7 +10,10 @@ export const ERROR_STATUS = {
   NOT_FOUND: 404,
   SKU_NOT_FOUND: 404,
   RESERVATION_NOT_FOUND: 404,
+  LOCATION_NOT_FOUND: 404,
+  CHANNEL_NOT_FOUND: 404,
   SKU_EXISTS: 409,
+  LOCATION_EXISTS: 409,
   WOULD_OVERSELL: 409,
   INSUFFICIENT_STOCK: 409,
   CUSTOMER_LIMIT_EXCEEDED: 409,
@@ -69,6 +72,14 @@ export function unavailable(message: string, details: Record<string, unknown> = 
 
 export function skuNotFound(sku: string): StockholdError {
   return new StockholdError('SKU_NOT_FOUND', `SKU ${sku} does not exist`, { sku });
+}
+
+export function locationNotFound(locationId: string): StockholdError {
+  return new StockholdError('LOCATION_NOT_FOUND', `location ${locationId} does not exist`, { locationId });
+}
+
+export function channelNotFound(channel: string): StockholdError {
+  return new StockholdError('CHANNEL_NOT_FOUND', `channel ${channel} does not exist`, { channel });
 }
 
 export function reservationNotFound(reservationId: string): StockholdError {

@@ -22,5 +22,7 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 export const DEFAULT_TTL_SECONDS = 600;
 export const MAX_TTL_SECONDS = 86_400;
 
+/** A channel lists 1 to this many locations (contract v3); a SKU is created at up to this many. */
+export const MAX_CHANNEL_LOCATIONS = 50;
 export const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

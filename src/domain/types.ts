@@ -75,6 +75,24 @@ export interface StockHold {
   expiresAt: string | null;
 }
 
+/** A place where units are counted (contract v3, "Locations"). */
+export interface Location {
+  locationId: string;
+  name: string;
+  createdAt: string;
+}
+
+/** How a channel orders its locations when a line is allocated (contract v3, "Channels and allocation"). */
+export const ALLOCATION_STRATEGIES = ['priority', 'most-available'] as const;
+export type AllocationStrategy = (typeof ALLOCATION_STRATEGIES)[number];
+
+/** How one storefront sees stock: an ordered list of locations and a strategy. */
+export interface Channel {
+  channel: string;
+  locations: string[];
+  strategy: AllocationStrategy;
+}
+
 /** What a return gave back, per line. */
 export interface ReturnResult {
   reservationId: string;

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from './errors';
 import {
   MAX_AVAILABILITY_SKUS,
+  MAX_CHANNEL_LOCATIONS,
   MAX_LINE_QUANTITY,
   MAX_LINES,
   MAX_MOVEMENTS,
@@ -16,8 +17,11 @@ import {
 } from './limits';
 import { reservationIdSchema, skuSchema } from './schemas';
 import {
+  ALLOCATION_STRATEGIES,
   MOVEMENT_KINDS,
   RESERVATION_STATUSES,
+  type Channel,
+  type Location,
   type Movement,
   type ReservationView,
   type ReturnResult,
@@ -138,6 +142,32 @@ export type AnswerCode = (typeof ANSWER_CODES)[number];
 /** HTTP status of every code an answer can carry. */
 export const statusOfCode = (code: AnswerCode): number => (code === 'INTERNAL' ? 500 : ERROR_STATUS[code]);
 
+export const locationSchema = z.strictObject({
+  locationId: skuSchema.meta({ description: 'the location id (the SKU pattern)' }),
+  name: z.string(),
+  createdAt: timestamp,
+});
+export const locationListSchema = z.strictObject({
+  locations: z.array(locationSchema).meta({ description: 'in creation order, `default` first' }),
+});
+export const channelSchema = z.strictObject({
+  channel: skuSchema.meta({ description: 'the channel name (the SKU pattern)' }),
+  locations: z
+    .array(skuSchema)
+    .min(1)
+    .max(MAX_CHANNEL_LOCATIONS)
+    .meta({ description: "the channel's locations, in its order" }),
+  strategy: z.enum(ALLOCATION_STRATEGIES).meta({
+    description:
+      '`priority`: a line goes to the first location in list order that has all of it; `most-available`: most available first, ties in list order',
+  }),
+});
+export const channelListSchema = z.strictObject({
+  channels: z
+    .array(channelSchema)
+    .meta({ description: '`default` first, then the others in the order they were first put' }),
+});
+
 /** The error envelope `{"error": {"code", "message", "details"}}`, with `code` one of `codes`. */
 export function errorEnvelopeSchema(
   codes: readonly [AnswerCode, ...AnswerCode[]] = ANSWER_CODES as unknown as [AnswerCode, ...AnswerCode[]],
@@ -164,3 +194,5 @@ covers<Movement, z.output<typeof movementSchema>>(true);
 covers<StockHold, z.output<typeof stockHoldSchema>>(true);
 covers<ReservationView, z.output<typeof reservationViewSchema>>(true);
 covers<ReturnResult, z.output<typeof returnResultSchema>>(true);
+covers<Location, z.output<typeof locationSchema>>(true);
+covers<Channel, z.output<typeof channelSchema>>(true);

@@ -6,7 +6,15 @@
  */
 import type { PoolClient } from 'pg';
 import { wouldOversell } from '../domain/errors';
-import { stockView, type CartLine, type ReturnResult, type SkuRow, type StockView } from '../domain/types';
+import {
+  stockView,
+  type CartLine,
+  type Channel,
+  type Location,
+  type ReturnResult,
+  type SkuRow,
+  type StockView,
+} from '../domain/types';
 import { transaction } from './database';
 import { idempotent } from './idempotency';
 import { StockReads } from './reads';
@@ -37,6 +45,16 @@ export class StockAdmin extends StockReads {
       fresh ? 'force' : 'missing',
     );
     return result;
+  }
+
+  /** A new location (contract v3); LOCATION_EXISTS when the id is taken. */
+  createLocation(input: { locationId: string; name: string }): Promise<Location> {
+    return this.ledger.locations.create(input.locationId, input.name);
+  }
+
+  /** Replaces or creates a channel; LOCATION_NOT_FOUND for a location that does not exist. */
+  putChannel(channel: Channel): Promise<Channel> {
+    return this.ledger.locations.putChannel(channel);
   }
 
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */

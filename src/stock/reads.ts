@@ -12,6 +12,8 @@ import { DEFAULT_MOVEMENTS } from '../domain/limits';
 import {
   stockView,
   type CartLine,
+  type Channel,
+  type Location,
   type Movement,
   type ReservationView,
   type SkuSettings,
@@ -152,6 +154,21 @@ export class StockReads {
   /** One page of the SKUs, in SKU order after `after`, with the cursor of the next page (null on the last). */
   listSkus(after: string | undefined, limit: number): Promise<{ skus: string[]; next: string | null }> {
     return this.ledger.skus.page(after, limit);
+  }
+
+  /** Every location, in creation order (`default` first). */
+  listLocations(): Promise<{ locations: Location[] }> {
+    return this.ledger.locations.list().then((locations) => ({ locations }));
+  }
+
+  /** A channel (`default` even when no admin replaced it); CHANNEL_NOT_FOUND otherwise. */
+  getChannel(channel: string): Promise<Channel> {
+    return this.ledger.locations.channel(channel);
+  }
+
+  /** Every channel, `default` first. */
+  listChannels(): Promise<{ channels: Channel[] }> {
+    return this.ledger.locations.channels().then((channels) => ({ channels }));
   }
 
   /** The ledger of a SKU, newest first. */

@@ -15,9 +15,13 @@ import { z } from 'zod';
 import { idempotencyKeySchema } from '../../domain/schemas';
 import {
   availabilitySchema,
+  channelListSchema,
+  channelSchema,
   errorEnvelopeSchema,
   healthSchema,
   holdsSchema,
+  locationListSchema,
+  locationSchema,
   movementsPageSchema,
   readinessSchema,
   reservationViewSchema,
@@ -26,6 +30,8 @@ import {
 } from '../../domain/views';
 import { PROJECT_ROOT } from '../../paths';
 import type { ApiDescription, ApiOperation } from './document';
+import { channelOperations } from '../channels/operations';
+import { locationOperations } from '../locations/operations';
 import { reservationOperations } from '../reservations/operations';
 import { stockOperations } from '../stock/operations';
 import { webhookOperations } from '../webhooks/operations';
@@ -33,6 +39,8 @@ import { watchedSkusSchema } from '../metrics/routes';
 import { skuPageSchema } from '../ops/routes';
 import { reservationBodies } from '../reservations/routes';
 import { adjustmentBody, createSkuBody, restockBody, returnBody, updateSkuBody } from '../stock/routes';
+import { putChannelBody } from '../channels/routes';
+import { createLocationBody } from '../locations/routes';
 import { createdWebhookSchema, createWebhookBody, deliveryListSchema, webhookListSchema } from '../webhooks/routes';
 
 /** What GET /openapi.json answers: an OpenAPI 3.1 document (its full shape is the OpenAPI specification's). */
@@ -129,6 +137,8 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       ...serviceOperations(),
       ...stockOperations(),
       ...reservationOperations(bodies),
+      ...locationOperations(),
+      ...channelOperations(),
       ...webhookOperations(),
     ],
     components: {
@@ -153,6 +163,12 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       CommitBody: bodies.commit,
       CancelBody: bodies.cancel,
       ExtendBody: bodies.extend,
+      Location: locationSchema,
+      LocationList: locationListSchema,
+      CreateLocationBody: createLocationBody,
+      Channel: channelSchema,
+      ChannelList: channelListSchema,
+      PutChannelBody: putChannelBody,
       CreateWebhookBody: createWebhookBody,
       CreatedWebhook: createdWebhookSchema,
       WebhookList: webhookListSchema,

@@ -7,11 +7,13 @@ import type { Pool } from 'pg';
 import type { SkuFigures } from '../redis/counters';
 import { EventWriter } from './events';
 import { HoldLedger } from './holds';
+import { LocationLedger } from './locations';
 import { MovementLedger } from './movements';
 import { ReservationLedger } from './reservations';
 import { SkuLedger } from './skus';
 
 export { LedgerRefusal } from './holds';
+export { DEFAULT_CHANNEL, DEFAULT_LOCATION } from './locations';
 export { type SoldLine } from './reservations';
 export { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement } from './movements';
 
@@ -25,6 +27,7 @@ export class Ledger {
   readonly movements: MovementLedger;
   readonly reservations: ReservationLedger;
   readonly holds: HoldLedger;
+  readonly locations: LocationLedger;
 
   /** `outbox: false` writes no events (only bench:outbox's baseline does, to measure what they cost). */
   constructor(
@@ -36,5 +39,6 @@ export class Ledger {
     this.movements = new MovementLedger(db, this.skus, events);
     this.reservations = new ReservationLedger(db, this.movements, outbox);
     this.holds = new HoldLedger(db, outbox);
+    this.locations = new LocationLedger(db);
   }
 }
