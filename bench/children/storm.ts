@@ -28,6 +28,8 @@ export interface StormResult {
   winners: string[];
   errors: number;
   errorSamples: string[];
+  /** The first few answers neither 201/200 nor 409: status and body. */
+  otherSamples: string[];
   losers: LatencySummary;
   all: LatencySummary;
 }
@@ -38,6 +40,8 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
   const losers = new Samples();
   const all = new Samples();
   const errorSamples: string[] = [];
+  /** The first few answers that were neither 201/200 nor 409, as received (status and body). */
+  const otherSamples: string[] = [];
   let errors = 0;
   let answered = 0;
   let retried = 0;
@@ -73,6 +77,8 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
       }
       const ms = performance.now() - t;
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (res.status !== 201 && res.status !== 200 && res.status !== 409 && otherSamples.length < 5)
+        otherSamples.push(`${res.status} ${text.slice(0, 300)}`);
       all.push(ms);
       const view =
         res.status === 201 || res.status === 200
@@ -103,6 +109,7 @@ serveJob<StormJob, StormResult>(async (job, progress) => {
     winners,
     errors,
     errorSamples,
+    otherSamples,
     losers: summarize(losers.values()),
     all: summarize(all.values()),
   };

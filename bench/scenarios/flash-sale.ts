@@ -91,6 +91,7 @@ export async function storm(url: string | string[], token: string, sku: string, 
       .join(', ')}` +
       `${r.errors ? `, ${r.errors} errors (${r.errorSamples[0]})` : ''}; losers p50 ${fmt.ms(r.losers.p50)}, p99 ${fmt.ms(r.losers.p99)}`,
   );
+  for (const sample of r.otherSamples) detail(`${label}: answered ${sample}`);
   return r;
 }
 
