@@ -63,7 +63,7 @@ Options:
   --redis-url URL       its Redis, for used_memory (default: $REDIS_URL or redis://127.0.0.1:6379)
   --api-pid N, --worker-pid N   its processes, for RSS (otherwise reported as n/a)
   --log-level LEVEL     API log level of the own stack (default: info, the service's default)
-  --profile             CPU-profile the own stack's API and worker (bench/results/*.cpuprofile)
+  --profile             CPU-profile the own stack's API (api.cpuprofile) and worker (worker/, a file per thread)
   --no-experiments      skip the before/after runs of proposed changes (own stack only)
   --baseline REV        also measure git revision REV (built beside lib/) where a scenario can,
                         side by side with this build in the same run (flash-sale: its storms;
