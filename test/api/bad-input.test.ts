@@ -7,7 +7,7 @@ import { createMetrics } from '../../src/api/metrics/registry';
 import { ReservationService } from '../../src/api/reservations/service';
 import { keys } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
-import { expiresIn, figures, testStock } from '../helpers/stock';
+import { expiresIn, figures, storeChecks, testStock } from '../helpers/stock';
 // Every answer below is checked against the OpenAPI document (GET /openapi.json).
 import '../helpers/conformance';
 import { WebhookStore } from '../../src/webhooks/store';
@@ -59,11 +59,7 @@ const app = createApp({
   reservations,
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: {
-    redis: () => clients.redis.ping(),
-    postgres: () => clients.db.query('SELECT 1'),
-    temporal: async () => undefined,
-  },
+  checks: storeChecks(clients),
 });
 const server = createServer(app);
 

@@ -12,6 +12,7 @@ import type { ReservationService } from '../../src/api/reservations/service';
 import { createStock } from '../../src/stock';
 import { WebhookStore } from '../../src/webhooks/store';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueSku } from '../helpers/env';
+import { storeChecks } from '../helpers/stock';
 import '../helpers/conformance';
 
 const ADMIN = 'locations-admin-token';
@@ -25,11 +26,7 @@ const app = createApp({
   reservations: {} as ReservationService,
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: {
-    redis: () => clients.redis.ping(),
-    postgres: () => clients.db.query('SELECT 1'),
-    temporal: async () => undefined,
-  },
+  checks: storeChecks(clients),
 });
 afterAll(() => clients.close());
 

@@ -15,7 +15,7 @@ import { ReservationService } from '../../src/api/reservations/service';
 import { PROJECT_ROOT } from '../../src/paths';
 import '../helpers/conformance';
 import { uniqueSku } from '../helpers/env';
-import { newSku, testStock } from '../helpers/stock';
+import { newSku, storeChecks, testStock } from '../helpers/stock';
 import { WebhookStore } from '../../src/webhooks/store';
 
 const ADMIN = 'ops-routes-admin-token';
@@ -41,11 +41,7 @@ const app = createApp({
   }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: {
-    redis: () => clients.redis.ping(),
-    postgres: () => clients.db.query('SELECT 1'),
-    temporal: async () => undefined,
-  },
+  checks: storeChecks(clients),
 });
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { createMetrics } from '../../src/api/metrics/registry';
 import { ReservationService } from '../../src/api/reservations/service';
 import { keys } from '../../src/stock';
 import { uniqueId, uniqueSku } from '../helpers/env';
-import { expiresIn, newSku, testStock } from '../helpers/stock';
+import { expiresIn, newSku, storeChecks, testStock } from '../helpers/stock';
 import { WebhookStore } from '../../src/webhooks/store';
 
 const ADMIN = 'sku-settings-admin-token';
@@ -32,11 +32,7 @@ const app = createApp({
   }),
   metrics: createMetrics(),
   logger: pino({ level: 'silent' }),
-  checks: {
-    redis: () => clients.redis.ping(),
-    postgres: () => clients.db.query('SELECT 1'),
-    temporal: async () => undefined,
-  },
+  checks: storeChecks(clients),
 });
 const server = createServer(app);
 let url = '';

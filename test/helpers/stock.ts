@@ -48,6 +48,15 @@ export async function newSku(clients: StockClients, sku: string, total: number, 
   await clients.stock.createSku({ sku, total, name });
 }
 
+/** The readiness checks of an app over these stores alone (Temporal taken as up: these apps never reach it). */
+export function storeChecks(clients: Pick<StockClients, 'redis' | 'db'>) {
+  return {
+    redis: () => clients.redis.ping(),
+    postgres: () => clients.db.query('SELECT 1'),
+    temporal: async () => undefined,
+  };
+}
+
 export function expiresIn(ms = 600_000): string {
   return new Date(Date.now() + ms).toISOString();
 }
