@@ -42,6 +42,50 @@ export async function expectConsistent(clients: StockClients, sku: string): Prom
   expect(f.redisReserved).toBe(f.sumOfHolds);
   expect(f.sumOfHolds).toBe(f.pgHeld);
   expect(f.ledgerSum).toBe(f.pgTotal);
+  await expectLevelsConsistent(clients, sku);
+}
+
+/**
+ * PostgreSQL's levels of a SKU agree with its row and its ledger: each level's total is the sum of
+ * its location's movements, each level's reserved the sum of its HELD reservations' allocations,
+ * the levels sum to `skus.total` and `skus.reserved`, and every HELD line is allocated whole.
+ */
+export async function expectLevelsConsistent(clients: Pick<StockClients, 'db'>, sku: string): Promise<void> {
+  const { rows } = await clients.db.query<{
+    levels: string;
+    ledger: string;
+    held: string;
+    sums: string;
+    lines: string;
+  }>(
+    `SELECT
+       (SELECT COALESCE(jsonb_object_agg(location_id, jsonb_build_array(total, reserved)), '{}')::text
+          FROM stock_levels WHERE sku = $1) AS levels,
+       (SELECT COALESCE(jsonb_object_agg(location_id, t), '{}')::text
+          FROM (SELECT location_id, sum(delta) AS t FROM stock_movements WHERE sku = $1 GROUP BY location_id) m) AS ledger,
+       (SELECT COALESCE(jsonb_object_agg(location_id, h), '{}')::text
+          FROM (SELECT a.location_id, sum(a.quantity) AS h FROM reservation_allocations a
+                  JOIN reservations r ON r.id = a.reservation_id AND r.status = 'HELD'
+                 WHERE a.sku = $1 GROUP BY a.location_id) x) AS held,
+       (SELECT jsonb_build_array(k.total, k.reserved, COALESCE(sum(v.total), 0), COALESCE(sum(v.reserved), 0))::text
+          FROM skus k LEFT JOIN stock_levels v ON v.sku = k.sku WHERE k.sku = $1 GROUP BY k.total, k.reserved) AS sums,
+       (SELECT count(*)::text FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD'
+         WHERE l.sku = $1 AND l.quantity <> (SELECT COALESCE(sum(a.quantity), 0) FROM reservation_allocations a
+                                              WHERE a.reservation_id = l.reservation_id AND a.sku = l.sku)) AS lines`,
+    [sku],
+  );
+  const r = rows[0]!;
+  const levels = JSON.parse(r.levels) as Record<string, [number, number]>;
+  const ledger = JSON.parse(r.ledger) as Record<string, number>;
+  const held = JSON.parse(r.held) as Record<string, number>;
+  const [total, reserved, levelTotal, levelReserved] = JSON.parse(r.sums ?? '[0,0,0,0]') as number[];
+  expect(Object.fromEntries(Object.entries(levels).map(([loc, [t]]) => [loc, Number(t)]))).toEqual(
+    Object.fromEntries(Object.entries(ledger).map(([loc, t]) => [loc, Number(t)])),
+  );
+  for (const [loc, [, res]] of Object.entries(levels))
+    expect([loc, Number(res)]).toEqual([loc, Number(held[loc] ?? 0)]);
+  expect([Number(levelTotal), Number(levelReserved)]).toEqual([Number(total), Number(reserved)]);
+  expect(Number(r.lines)).toBe(0);
 }
 
 export async function newSku(clients: StockClients, sku: string, total: number, name = 'test item'): Promise<void> {

@@ -127,7 +127,7 @@ export class SkuLedger {
   }
 
   /**
-   * Sets `skus.reserved` of a SKU to what its HELD reservations hold, under the SKU's row lock (which
+   * Sets `skus.reserved` of a SKU (and of each of its levels) to what its HELD reservations hold, under the SKU's row lock (which
    * every writer of `reserved` takes first, so nothing moves it meanwhile): {before, after} when it
    * changed, undefined when it was right.
    */
@@ -146,6 +146,15 @@ export class SkuLedger {
       const after = Number(held.rows[0]!.n);
       if (before === after) return undefined;
       await c.query('UPDATE skus SET reserved = $2 WHERE sku = $1', [sku, after]);
+      // Each level's `reserved` too: what the HELD reservations' allocations hold there.
+      await c.query(
+        `UPDATE stock_levels v SET reserved = COALESCE((
+           SELECT sum(a.quantity) FROM reservation_allocations a
+             JOIN reservations r ON r.id = a.reservation_id AND r.status = 'HELD'
+            WHERE a.sku = v.sku AND a.location_id = v.location_id), 0)
+          WHERE v.sku = $1`,
+        [sku],
+      );
       return { before, after };
     });
   }
