@@ -53,6 +53,16 @@ export interface StockView extends SkuSettings {
   total: number;
   reserved: number;
   available: number;
+  /** Read through a channel (`?channel=`): the channel's locations where the SKU has a level. */
+  locations?: LocationLevel[];
+}
+
+/** A SKU's figures at one location (contract v3, "Locations"); `available` is `max(0, total - reserved)`. */
+export interface LocationLevel {
+  locationId: string;
+  total: number;
+  reserved: number;
+  available: number;
 }
 
 export const MOVEMENT_KINDS = ['initial', 'restock', 'adjustment', 'sale', 'return'] as const;

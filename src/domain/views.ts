@@ -52,6 +52,20 @@ export const stockViewSchema = z
       .max(MAX_PER_CUSTOMER)
       .nullable()
       .meta({ description: 'units one customer may hold plus have bought (PATCH); null when unset' }),
+    locations: z
+      .array(
+        z.strictObject({
+          locationId: skuSchema,
+          total: count(MAX_STOCK),
+          reserved: count(MAX_STOCK),
+          available: count(MAX_STOCK).meta({ description: 'max(0, total - reserved) at this location' }),
+        }),
+      )
+      .optional()
+      .meta({
+        description:
+          "only when read through a channel (`?channel=`): the channel's locations where the SKU has a level, by locationId; the view's figures are then theirs summed",
+      }),
   })
   .meta({ description: "A SKU's stock figures and settings, read from Redis." });
 

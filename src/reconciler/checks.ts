@@ -20,7 +20,8 @@ export type RepairKind =
   | 'customer_held'
   | 'customer_bought'
   | 'ledger_reserved'
-  | 'rolled_back_movement';
+  | 'rolled_back_movement'
+  | 'channels';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {

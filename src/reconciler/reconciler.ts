@@ -15,6 +15,7 @@
  * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
 import type { LedgerMovement } from '../stock/ledger';
+import { channelText } from '../stock/redis/counter-reads';
 import { checkCustomers, checkHolds, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
 import { ReconcilerStore, type HeldLine } from './store';
 import type { StockStore } from '../stock/store';
@@ -91,8 +92,30 @@ export class Reconciler implements CheckContext {
       after = page.at(-1)!;
     }
     repairs += await this.releaseOrphans();
+    repairs += await this.checkChannels();
     this.seen = this.next;
     return repairs;
+  }
+
+  /**
+   * Redis's copy of the channels (what the reads through a channel use) against PostgreSQL's. A
+   * channel Redis does not have (a new deployment, a Redis that lost its data) is written at once,
+   * as a read that misses it would. One whose copy differs (a write whose Redis step failed, two
+   * writes racing) is put right once the difference has lasted the grace period, and counted.
+   */
+  private async checkChannels(): Promise<number> {
+    const [channels, mirrored] = await Promise.all([
+      this.store.ledger.locations.channels(),
+      this.store.counters.channelsRaw(),
+    ]);
+    const wanted = new Map(channels.map((c) => [c.channel, channelText(c)]));
+    await this.store.counters.putChannels(channels.filter((c) => mirrored[c.channel] === undefined));
+    const stale = Object.keys(mirrored).filter((name) => mirrored[name] !== wanted.get(name));
+    if (stale.length === 0) return 0;
+    if (!this.settled('channels', JSON.stringify(stale.map((name) => [name, mirrored[name]])))) return 0;
+    await this.store.counters.replaceChannels(channels);
+    await this.record({ kind: 'channels', alert: false, detail: { channels: stale } });
+    return 1;
   }
 
   /** True once `what` has been seen at `key` for longer than the grace period (and records it). */

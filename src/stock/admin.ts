@@ -16,6 +16,7 @@ import {
   type StockView,
 } from '../domain/types';
 import { transaction } from './database';
+import { DEFAULT_CHANNEL } from './ledger';
 import { idempotent } from './idempotency';
 import { StockReads } from './reads';
 
@@ -47,14 +48,34 @@ export class StockAdmin extends StockReads {
     return result;
   }
 
-  /** A new location (contract v3); LOCATION_EXISTS when the id is taken. */
-  createLocation(input: { locationId: string; name: string }): Promise<Location> {
-    return this.ledger.locations.create(input.locationId, input.name);
+  /**
+   * A new location (contract v3); LOCATION_EXISTS when the id is taken. The channel `default`, which
+   * takes in every location while no admin has put it, is written to Redis again with it.
+   */
+  async createLocation(input: { locationId: string; name: string }): Promise<Location> {
+    const location = await this.ledger.locations.create(input.locationId, input.name);
+    await this.mirrorChannel(await this.ledger.locations.channel(DEFAULT_CHANNEL));
+    return location;
   }
 
-  /** Replaces or creates a channel; LOCATION_NOT_FOUND for a location that does not exist. */
-  putChannel(channel: Channel): Promise<Channel> {
-    return this.ledger.locations.putChannel(channel);
+  /** Replaces or creates a channel (PostgreSQL, then Redis's copy); LOCATION_NOT_FOUND for a location that does not exist. */
+  async putChannel(channel: Channel): Promise<Channel> {
+    const put = await this.ledger.locations.putChannel(channel);
+    await this.mirrorChannel(put);
+    return put;
+  }
+
+  /**
+   * Redis's copy of a channel, after PostgreSQL committed it. A Redis that fails here leaves the
+   * old copy, which the reconciler puts right (it compares every channel each scan); the write is
+   * durable, so it is answered as done.
+   */
+  private async mirrorChannel(channel: Channel): Promise<void> {
+    await this.counters
+      .putChannels([channel])
+      .catch((err: unknown) =>
+        this.warn('channel not written to Redis; the reconciler will', { channel: channel.channel, err: String(err) }),
+      );
   }
 
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */

@@ -14,6 +14,7 @@ import {
   type CartLine,
   type Channel,
   type Location,
+  type LocationLevel,
   type Movement,
   type ReservationView,
   type SkuSettings,
@@ -71,31 +72,56 @@ export class StockReads {
 
   // ---------------------------------------------------------------- reads (Redis only)
 
-  /** One SKU's figures, from Redis only (the page-load path). */
-  async getStock(sku: string): Promise<StockView> {
-    const [fields] = await this.counters.stockFields([sku], VIEW_FIELDS);
-    if (fields![0] === null) throw await this.explainMissing(new CountersMissing(sku));
-    return viewOf(sku, fields!);
+  /**
+   * One SKU's figures, from Redis only (the page-load path); through `channel`, only its
+   * locations' (contract v3), listed in the view.
+   */
+  async getStock(sku: string, channel?: string): Promise<StockView> {
+    const [row] = await this.viewRows([sku], channel);
+    if (row!.fields[0] === null) throw await this.explainMissing(new CountersMissing(sku));
+    return viewOf(sku, row!);
   }
 
-  /** Figures of several SKUs in one round trip; unknown ones are listed in `missing`. */
-  async getAvailability(skus: readonly string[]): Promise<{ items: StockView[]; missing: string[] }> {
+  /** Figures of several SKUs in one round trip (through `channel`, as getStock); unknown ones are listed in `missing`. */
+  async getAvailability(skus: readonly string[], channel?: string): Promise<{ items: StockView[]; missing: string[] }> {
     const unique = [...new Set(skus)];
-    const [counters, loaded] = await Promise.all([
-      this.counters.stockFields(unique, VIEW_FIELDS),
-      this.counters.loaded(),
-    ]);
+    const [rows, loaded] = await Promise.all([this.viewRows(unique, channel), this.counters.loaded()]);
     const items: StockView[] = [];
     const missing: string[] = [];
     unique.forEach((sku, i) => {
-      const view = counters[i]!;
-      if (view[0] === null || view[0] === undefined) missing.push(sku);
-      else items.push(viewOf(sku, view));
+      const row = rows[i]!;
+      if (row.fields[0] === null || row.fields[0] === undefined) missing.push(sku);
+      else items.push(viewOf(sku, row));
     });
     // A SKU without counters is missing only if Redis is loaded and PostgreSQL does not know it
     // either; otherwise its counters were lost and are being restored.
     if (missing.length > 0 && (!loaded || (await this.ledger.skus.existing(missing)).size > 0)) throw notLoaded();
     return { items, missing };
+  }
+
+  /**
+   * A channel as the reads and holds use it: Redis's copy (stockhold:channels); when Redis has
+   * none (a new deployment, a loss), PostgreSQL's, put back into Redis. CHANNEL_NOT_FOUND when
+   * neither has it.
+   */
+  async channelOf(name: string): Promise<Channel> {
+    const mirrored = await this.counters.channel(name);
+    if (mirrored) return { channel: name, ...mirrored };
+    const channel = await this.ledger.locations.channel(name);
+    await this.counters
+      .putChannels([channel])
+      .catch((err: unknown) =>
+        this.warn('could not put a channel back into Redis', { channel: name, err: String(err) }),
+      );
+    return channel;
+  }
+
+  /** The view's fields of these SKUs, with their levels at the channel's locations when read through one. */
+  private async viewRows(skus: readonly string[], channel: string | undefined): Promise<ViewRow[]> {
+    if (channel === undefined)
+      return (await this.counters.stockFields(skus, VIEW_FIELDS)).map((fields) => ({ fields }));
+    const { locations } = await this.channelOf(channel);
+    return this.counters.stockLevels(skus, VIEW_FIELDS, locations);
   }
 
   /**
@@ -210,12 +236,36 @@ export class StockReads {
 /** The stock hash's fields of a stock view, in viewOf's order. */
 const VIEW_FIELDS = ['total', 'reserved', 'name', 'lowStockThreshold', 'maxPerCustomer'] as const;
 
-function viewOf(sku: string, [total, reserved, name, lowStockThreshold, maxPerCustomer]: (string | null)[]): StockView {
+/** A SKU's stock hash fields (VIEW_FIELDS), and its levels when read through a channel. */
+interface ViewRow {
+  fields: (string | null)[];
+  levels?: Map<string, { total: number; reserved: number }>;
+}
+
+function viewOf(sku: string, { fields, levels }: ViewRow): StockView {
+  const [total, reserved, name, lowStockThreshold, maxPerCustomer] = fields;
   const settings: SkuSettings = {
     lowStockThreshold: lowStockThreshold == null ? null : Number(lowStockThreshold),
     maxPerCustomer: maxPerCustomer == null ? null : Number(maxPerCustomer),
   };
-  return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
+  if (!levels) return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
+  // Through a channel: its locations where the SKU has a level, by id; the figures are theirs
+  // summed, and what a buyer can hold there is what each location has free (never below 0).
+  const locations: LocationLevel[] = [...levels]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([locationId, l]) => ({ locationId, ...l, available: Math.max(0, l.total - l.reserved) }));
+  const sum = (f: (l: LocationLevel) => number) => locations.reduce((n, l) => n + f(l), 0);
+  return {
+    ...stockView(
+      sku,
+      name ?? '',
+      sum((l) => l.total),
+      sum((l) => l.reserved),
+      settings,
+    ),
+    available: sum((l) => l.available),
+    locations,
+  };
 }
 
 function notLoaded(): StockholdError {

@@ -12,7 +12,8 @@ import type { ReservationService } from '../../src/api/reservations/service';
 import { createStock } from '../../src/stock';
 import { WebhookStore } from '../../src/webhooks/store';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, uniqueSku } from '../helpers/env';
-import { storeChecks } from '../helpers/stock';
+import { expiresIn, newSku, storeChecks } from '../helpers/stock';
+import { keys } from '../../src/stock';
 import '../helpers/conformance';
 
 const ADMIN = 'locations-admin-token';
@@ -172,7 +173,9 @@ describe('channels', () => {
       expect(list[0]).toEqual(put.body);
       expect(list.filter((c: { channel: string }) => c.channel === 'default')).toHaveLength(1);
     } finally {
+      // The implicit `default` back, in PostgreSQL and in Redis's copy (other suites' reconcilers compare them).
       await clients.db.query("DELETE FROM channels WHERE channel = 'default'");
+      await clients.stock.counters.putChannels([await clients.stock.ledger.locations.channel('default')]);
     }
   });
 
@@ -227,5 +230,114 @@ describe('channels', () => {
       .expect(403);
     await client.get('/v1/channels').expect(403);
     await client.get(`/v1/channels/${name}`).expect(404);
+  });
+});
+
+describe('reads through a channel (?channel=)', () => {
+  /** A channel of these locations (created when new), named uniquely. */
+  async function channelOf(locations: string[], strategy = 'priority') {
+    for (const id of locations.filter((l) => l !== 'default'))
+      await admin.post('/v1/locations', { locationId: id, name: id });
+    const name = uniqueSku('ch');
+    await admin.put(`/v1/channels/${name}`, { locations, strategy }).expect(200);
+    return name;
+  }
+
+  it("a channel with `default` counts a SKU's stock there and lists the level; without ?channel= the view is v2's", async () => {
+    const sku = uniqueSku('CR');
+    await newSku(clients, sku, 9, 'read me');
+    await clients.stock.hold({ reservationId: uniqueSku('r'), items: [{ sku, quantity: 4 }], expiresAt: expiresIn() });
+    const web = await channelOf([uniqueSku('WH'), 'default']);
+    const plain = (await client.get(`/v1/skus/${sku}`).expect(200)).body;
+    expect(plain).not.toHaveProperty('locations');
+    const through = (await client.get(`/v1/skus/${sku}?channel=${web}`).expect(200)).body;
+    expect(through).toEqual({
+      ...plain,
+      locations: [{ locationId: 'default', total: 9, reserved: 4, available: 5 }],
+    });
+    const many = (await client.get(`/v1/availability?skus=${sku},${uniqueSku('NONE')}&channel=${web}`).expect(200))
+      .body;
+    expect(many.items).toEqual([through]);
+    expect(many.missing).toHaveLength(1);
+  });
+
+  it('a channel without the locations a SKU is stocked at shows none of it: 0 available, no levels', async () => {
+    const sku = uniqueSku('CR');
+    await newSku(clients, sku, 9);
+    const elsewhere = await channelOf([uniqueSku('WH')]);
+    expect((await client.get(`/v1/skus/${sku}?channel=${elsewhere}`).expect(200)).body).toMatchObject({
+      sku,
+      total: 0,
+      reserved: 0,
+      available: 0,
+      locations: [],
+    });
+  });
+
+  it("sums a SKU's levels at the channel's locations only, listed by id, each available never below 0", async () => {
+    // A SKU's hash as the counts per location will keep it (keys.ts: locs, t:<loc>, r:<loc>).
+    // Redis alone (no PostgreSQL row, so no reconciler of another suite looks at it), removed after.
+    const sku = uniqueSku('CR');
+    const [north, south, east] = [uniqueSku('N'), uniqueSku('S'), uniqueSku('E')];
+    await clients.redis.hset(keys.stock(sku), {
+      total: 17,
+      reserved: 9,
+      locs: `default,${north},${south},${east}`,
+      't:default': 0,
+      'r:default': 0,
+      [`t:${north}`]: 5,
+      [`r:${north}`]: 2,
+      [`t:${south}`]: 4,
+      [`r:${south}`]: 6,
+      [`t:${east}`]: 8,
+      [`r:${east}`]: 1,
+    });
+    try {
+      const channel = await channelOf([south, north, uniqueSku('W')]);
+      expect((await client.get(`/v1/skus/${sku}?channel=${channel}`).expect(200)).body).toMatchObject({
+        total: 9,
+        reserved: 8,
+        available: 3,
+        locations: [
+          { locationId: north, total: 5, reserved: 2, available: 3 },
+          { locationId: south, total: 4, reserved: 6, available: 0 },
+        ].sort((a, b) => (a.locationId < b.locationId ? -1 : 1)),
+      });
+    } finally {
+      await clients.redis.del(keys.stock(sku));
+    }
+  });
+
+  it('an unknown channel is 404 CHANNEL_NOT_FOUND, a bad name 400 naming `channel`, on both reads', async () => {
+    const sku = uniqueSku('CR');
+    await newSku(clients, sku, 1);
+    const none = uniqueSku('none');
+    expect((await client.get(`/v1/skus/${sku}?channel=${none}`).expect(404)).body.error).toMatchObject({
+      code: 'CHANNEL_NOT_FOUND',
+      details: { channel: none },
+    });
+    expect((await client.get(`/v1/availability?skus=${sku}&channel=${none}`).expect(404)).body.error.code).toBe(
+      'CHANNEL_NOT_FOUND',
+    );
+    expect((await client.get(`/v1/skus/${sku}?channel=a%20b`).expect(400)).body.error.details.field).toBe('channel');
+    expect((await client.get(`/v1/skus/${sku}?channel=a&channel=b`).expect(400)).body.error.details.field).toBe(
+      'channel',
+    );
+  });
+
+  it("reads the channel from Redis's copy, written with each PUT; a copy Redis lost is put back by the next read", async () => {
+    const name = await channelOf(['default'], 'most-available');
+    expect(JSON.parse((await clients.redis.hget(keys.channels, name))!)).toEqual({
+      locations: ['default'],
+      strategy: 'most-available',
+    });
+    await clients.redis.hdel(keys.channels, name);
+    const sku = uniqueSku('CR');
+    await newSku(clients, sku, 2);
+    expect((await client.get(`/v1/skus/${sku}?channel=${name}`).expect(200)).body.available).toBe(2);
+    expect(JSON.parse((await clients.redis.hget(keys.channels, name))!)).toEqual({
+      locations: ['default'],
+      strategy: 'most-available',
+    });
   });
 });

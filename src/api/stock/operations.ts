@@ -11,9 +11,20 @@ import {
 import type { ApiOperation } from '../openapi/document';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from '../ops/routes';
 import { watchedSkuOperations } from '../metrics/operations';
-import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './routes';
+import {
+  adjustmentBody,
+  channelQuery,
+  createSkuBody,
+  limitQuery,
+  restockBody,
+  returnBody,
+  skusQuery,
+  updateSkuBody,
+} from './routes';
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
+const channelDescription =
+  "contract v3: count only this channel's locations (from Redis), and list them in the view's `locations`, by id; the view's figures are theirs summed, its `available` what each has free. Without it every location counts and `locations` is left out (a v2 view)";
 
 /** The routes of ./routes.ts: stock, and returns. */
 export function stockOperations(): ApiOperation[] {
@@ -38,8 +49,9 @@ export function stockOperations(): ApiOperation[] {
       summary: 'Stock of a SKU',
       description: 'From Redis only.',
       pathParams: sku,
+      query: { channel: { schema: channelQuery, description: channelDescription } },
       responses: { 200: { description: 'the stock view', json: stockViewSchema } },
-      errors: ['SKU_NOT_FOUND', 'UNAVAILABLE'],
+      errors: ['SKU_NOT_FOUND', 'CHANNEL_NOT_FOUND', 'UNAVAILABLE'],
     },
     {
       method: 'patch',
@@ -67,9 +79,10 @@ export function stockOperations(): ApiOperation[] {
           commaSeparated: true,
           description: '1..100 SKUs, comma-separated; a SKU named twice is answered once',
         },
+        channel: { schema: channelQuery, description: channelDescription },
       },
       responses: { 200: { description: 'the SKUs that exist, and those that do not', json: availabilitySchema } },
-      errors: ['UNAVAILABLE'],
+      errors: ['CHANNEL_NOT_FOUND', 'UNAVAILABLE'],
     },
     {
       method: 'post',

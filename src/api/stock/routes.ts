@@ -44,6 +44,13 @@ export const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
 export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
 
 const skuOf = (req: Request) => parse(skuSchema, req.params.sku, 'sku');
+/** `?channel=` of a read (contract v3): only that channel's locations count. */
+export const channelQuery = skuSchema.meta({
+  description:
+    "count only this channel's locations, and list them in the view (`locations`); without it every location counts",
+});
+const channelOf = (req: Request) =>
+  req.query.channel === undefined ? undefined : parse(channelQuery, req.query.channel, 'channel');
 const idempotencyKeyOf = (req: Request) => {
   const key = req.get('Idempotency-Key');
   return key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key');
@@ -58,7 +65,8 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
     res.status(201).json(await stock.createSku(body, idempotencyKeyOf(req)));
   });
   router.get('/v1/skus/:sku', client, async (req, res) => {
-    res.json(await stock.getStock(skuOf(req)));
+    const sku = skuOf(req);
+    res.json(await stock.getStock(sku, channelOf(req)));
   });
   router.patch('/v1/skus/:sku', admin, async (req, res) => {
     const sku = skuOf(req);
@@ -67,7 +75,8 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
   router.get('/v1/availability', client, async (req, res) => {
     const raw =
       typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;
-    res.json(await stock.getAvailability(parse(skusQuery, raw, 'skus')));
+    const skus = parse(skusQuery, raw, 'skus');
+    res.json(await stock.getAvailability(skus, channelOf(req)));
   });
   router.post('/v1/skus/:sku/restock', admin, async (req, res) => {
     const sku = skuOf(req);

@@ -4,8 +4,8 @@
  * counts, rebasing a total, setting the settings. Counters (./counters.ts) adds the steps of a
  * reservation and of a movement; CounterReads (./counter-reads.ts) the plain reads.
  */
-import type { SkuSettings } from '../../domain/types';
-import { CounterReads } from './counter-reads';
+import type { Channel, SkuSettings } from '../../domain/types';
+import { channelText, CounterReads } from './counter-reads';
 import { keys } from './keys';
 import { ScriptCode, scriptRefusal, type ScriptReply } from './scripts';
 
@@ -18,6 +18,20 @@ export interface StockCounts {
 export const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(reply[0]);
 
 export class CounterRepairs extends CounterReads {
+  /** Writes these channels into Redis as PostgreSQL has them (the mirror the reads use). */
+  async putChannels(channels: readonly Channel[]): Promise<void> {
+    if (channels.length === 0) return;
+    await this.redis.hset(keys.channels, Object.fromEntries(channels.map((c) => [c.channel, channelText(c)])));
+  }
+
+  /** Makes Redis's channels exactly these (the reconciler's repair): one MULTI, so no read sees half. */
+  async replaceChannels(channels: readonly Channel[]): Promise<void> {
+    const multi = this.redis.multi().del(keys.channels);
+    if (channels.length > 0)
+      multi.hset(keys.channels, Object.fromEntries(channels.map((c) => [c.channel, channelText(c)])));
+    await multi.exec();
+  }
+
   /**
    * Sets a SKU's counters and holds from a PostgreSQL snapshot. Mode "missing" loads only a SKU that
    * has no counters (safe beside live traffic); "force" replaces them. `loaded` false: left as it was.

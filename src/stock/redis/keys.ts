@@ -11,6 +11,11 @@
  *                           maxPerCustomer   the SKU's per-customer limit (absent: none)
  *                           bmark            the ledger position the customers' bought counts are loaded up to
  *                           lowStockThreshold  the low-stock threshold (absent: none)
+ *                           locs             the SKU's locations, comma-separated, once it has a level
+ *                                            elsewhere than `default`; absent: its one level is
+ *                                            `default`, whose figures are `total` and `reserved`
+ *                           t:<location>     units not yet sold at a location (with `locs`)
+ *                           r:<location>     units held at a location (with `locs`)
  *   item:{SKU}:holds      hash: reservationId -> units it holds of the SKU
  *   item:{SKU}:done       zset: finished reservation ids (and id@run of a run that gave up) -> ms;
  *                         the guard that keeps a late, retried hold from holding again
@@ -26,6 +31,10 @@
  *   stockhold:loaded      string: present while the counters are loaded from PostgreSQL; gone after
  *                         a loss (then every script answers NotLoaded until the rebuild sets it)
  *   stockhold:rebuild     string: the rebuild's fence (a token, with an expiry)
+ *   stockhold:channels    hash: channel -> its JSON {"locations", "strategy"}, PostgreSQL's as of its
+ *                         last write (`default` as computed while no admin put it), read by the
+ *                         reads through a channel; put back from PostgreSQL by a read that misses
+ *                         it and by the reconciler when it differs
  */
 export const keys = {
   stock: (sku: string) => `item:{${sku}}:stock`,
@@ -35,6 +44,7 @@ export const keys = {
   pending: (sku: string) => `item:{${sku}}:pending`,
   loaded: 'stockhold:loaded',
   rebuildFence: 'stockhold:rebuild',
+  channels: 'stockhold:channels',
 };
 
 /** The four keys of each line, in line order: what hold, precheck, release and commit take as KEYS. */
