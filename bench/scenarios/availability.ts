@@ -198,73 +198,59 @@ export async function availability(ctx: Context): Promise<Outcome<AvailabilityDa
   progress(
     `availability (b): latency at a fixed ${fmt.int(RATE)} req/s (open loop, keep-alive), alternating with the bare Express reference`,
   );
-  // Pairs back to back, the order swapped each pair, so both sides see the same machine (other
+  // Rounds back to back, the order rotated each round, so every side sees the same machine (other
   // tenants' bursts move a p99 by several times on this shared machine).
   const fixedRounds: NonNullable<AvailabilityData['at2000']['rounds']> = [];
   const svcRuns: Measured[] = [];
   const refCpu: (number | undefined)[] = [];
+  const readCpu: (number | undefined)[] = [];
   let refFixed: FixedRateResult | undefined;
   const pairs = ctx.quick ? QUICK_PAIRS : PAIRS;
-  const readPath = `/v1/read/${sku}`;
-  const readCpu: (number | undefined)[] = [];
-  const sides = ['service', 'reference', 'read'] as const;
+  /** Each side of a round: where it is measured, under which name, and whose CPU. */
+  const sides = {
+    service: { url: target.url, path, label: 'service', pid: () => target.apiPid, nodeMetrics: true },
+    reference: { url: ref, path, label: 'reference', pid: () => ctx.referenceServerPid(), nodeMetrics: false },
+    read: {
+      url: ref,
+      path: `/v1/read/${sku}`,
+      label: 'bare read',
+      pid: () => ctx.referenceServerPid(),
+      nodeMetrics: false,
+    },
+  };
+  const names = Object.keys(sides) as (keyof typeof sides)[];
   for (let round = 0; round < pairs; round++) {
     // Rotated each round, so that no side always runs first or right after another.
-    const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
-    let s: FixedRateResult | undefined;
-    let r: FixedRateResult | undefined;
-    let read: FixedRateResult | undefined;
-    for (const w of order) {
-      if (w === 'read') {
-        const m = await measuredFixedRate(
-          ref,
-          readPath,
-          token,
-          ctx.seconds(8),
-          `round ${round + 1} bare read`,
-          ctx.referenceServerPid(),
-          false,
-        );
-        read = m.r;
-        readCpu.push(m.cpuPerRequestUs);
-        continue;
-      }
-      if (w === 'service') {
-        const m = await measuredFixedRate(
-          target.url,
-          path,
-          token,
-          ctx.seconds(8),
-          `round ${round + 1} service`,
-          target.apiPid,
-        );
-        svcRuns.push(m);
-        s = m.r;
-      } else {
-        const m = await measuredFixedRate(
-          ref,
-          path,
-          token,
-          ctx.seconds(8),
-          `round ${round + 1} reference`,
-          ctx.referenceServerPid(),
-          false,
-        );
-        r = m.r;
-        refCpu.push(m.cpuPerRequestUs);
-      }
+    const got: Partial<Record<keyof typeof sides, Measured>> = {};
+    for (const w of names.map((_, i) => names[(i + round) % names.length]!)) {
+      const side = sides[w];
+      got[w] = await measuredFixedRate(
+        side.url,
+        side.path,
+        token,
+        ctx.seconds(8),
+        `round ${round + 1} ${side.label}`,
+        side.pid(),
+        side.nodeMetrics,
+      );
     }
-    refFixed = r!;
+    svcRuns.push(got.service!);
+    refCpu.push(got.reference!.cpuPerRequestUs);
+    readCpu.push(got.read!.cpuPerRequestUs);
+    const s = got.service!.r;
+    const r = got.reference!.r;
+    const read = got.read!.r;
+    refFixed = r;
     fixedRounds.push({
-      p50: s!.latency.p50,
-      p99: s!.latency.p99,
-      p999: s!.latency.p999,
-      referenceP50: r!.latency.p50,
-      referenceP99: r!.latency.p99,
-      referenceP999: r!.latency.p999,
-      p99Ratio: round3(s!.latency.p99 / r!.latency.p99),
-      readP99: read!.latency.p99,
-      p99RatioToRead: round3(s!.latency.p99 / read!.latency.p99),
+      p50: s.latency.p50,
+      p99: s.latency.p99,
+      p999: s.latency.p999,
+      referenceP50: r.latency.p50,
+      referenceP99: r.latency.p99,
+      referenceP999: r.latency.p999,
+      p99Ratio: round3(s.latency.p99 / r.latency.p99),
+      readP99: read.latency.p99,
+      p99RatioToRead: round3(s.latency.p99 / read.latency.p99),
     });
   }
   // The run whose p99 is the median's (with an even count, the lower of the middle two) stands for

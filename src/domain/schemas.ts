@@ -20,6 +20,8 @@ import {
 } from './limits';
 
 export const skuSchema = z.string().regex(SKU_PATTERN, `must match ${SKU_PATTERN.source}`);
+/** A channel's name (contract v3): the SKU's pattern. */
+export const channelNameSchema = skuSchema.meta({ description: 'the channel name (the SKU pattern)' });
 export const reservationIdSchema = z
   .string()
   .regex(RESERVATION_ID_PATTERN, `must match ${RESERVATION_ID_PATTERN.source}`);

@@ -92,6 +92,10 @@ export interface Location {
   createdAt: string;
 }
 
+/** The location every deployment has, and the channel that exists unless replaced (contract v3). */
+export const DEFAULT_LOCATION = 'default';
+export const DEFAULT_CHANNEL = 'default';
+
 /** How a channel orders its locations when a line is allocated (contract v3, "Channels and allocation"). */
 export const ALLOCATION_STRATEGIES = ['priority', 'most-available'] as const;
 export type AllocationStrategy = (typeof ALLOCATION_STRATEGIES)[number];

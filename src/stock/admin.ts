@@ -7,6 +7,7 @@
 import type { PoolClient } from 'pg';
 import { wouldOversell } from '../domain/errors';
 import {
+  DEFAULT_CHANNEL,
   stockView,
   type CartLine,
   type Channel,
@@ -16,7 +17,6 @@ import {
   type StockView,
 } from '../domain/types';
 import { transaction } from './database';
-import { DEFAULT_CHANNEL } from './ledger';
 import { idempotent } from './idempotency';
 import { StockReads } from './reads';
 

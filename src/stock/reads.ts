@@ -10,6 +10,7 @@ import { skuNotFound, unavailable, type StockholdError } from '../domain/errors'
 import type { StockholdEvent } from '../domain/events';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
 import {
+  DEFAULT_LOCATION,
   stockView,
   type CartLine,
   type Channel,
@@ -116,12 +117,33 @@ export class StockReads {
     return channel;
   }
 
-  /** The view's fields of these SKUs, with their levels at the channel's locations when read through one. */
+  /**
+   * The view's fields of these SKUs; through a channel, with their levels at its locations. The
+   * channel and the SKUs' fields are read at once; only a SKU with levels elsewhere than `default`
+   * (field `locs`) needs one more read, of those levels. A SKU without `locs` has its one level at
+   * `default`, whose figures are the SKU's `total` and `reserved`.
+   */
   private async viewRows(skus: readonly string[], channel: string | undefined): Promise<ViewRow[]> {
     if (channel === undefined)
       return (await this.counters.stockFields(skus, VIEW_FIELDS)).map((fields) => ({ fields }));
-    const { locations } = await this.channelOf(channel);
-    return this.counters.stockLevels(skus, VIEW_FIELDS, locations);
+    const [{ locations }, rows] = await Promise.all([
+      this.channelOf(channel),
+      this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs'] as const),
+    ]);
+    return Promise.all(
+      rows.map(async (row, i) => {
+        const fields = row.slice(0, VIEW_FIELDS.length);
+        const locs = row[VIEW_FIELDS.length];
+        if (fields[0] === null) return { fields };
+        if (locs == null) {
+          const levels = new Map<string, { total: number; reserved: number }>();
+          if (locations.includes(DEFAULT_LOCATION))
+            levels.set(DEFAULT_LOCATION, { total: Number(fields[0]), reserved: Number(fields[1] ?? 0) });
+          return { fields, levels };
+        }
+        return { fields, levels: await this.counters.levelFigures(skus[i]!, locs, locations) };
+      }),
+    );
   }
 
   /**

@@ -1,7 +1,8 @@
 /** The channel routes (./routes.ts), described for the OpenAPI document (src/api/openapi/). */
 import { channelListSchema, channelSchema } from '../../domain/views';
 import type { ApiOperation } from '../openapi/document';
-import { channelNameSchema, putChannelBody } from './routes';
+import { channelNameSchema } from '../../domain/schemas';
+import { putChannelBody } from './routes';
 
 const channel = { channel: { schema: channelNameSchema, description: 'the channel' } };
 

@@ -6,12 +6,11 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { MAX_CHANNEL_LOCATIONS } from '../../domain/limits';
-import { parse, skuSchema } from '../../domain/schemas';
+import { channelNameSchema, parse, skuSchema } from '../../domain/schemas';
 import { ALLOCATION_STRATEGIES } from '../../domain/types';
 import type { StockStore } from '../../stock';
 import { bodyOf } from '../http';
 
-export const channelNameSchema = skuSchema.meta({ description: 'the channel name (the SKU pattern)' });
 export const putChannelBody = z.strictObject({
   locations: z
     .array(skuSchema)

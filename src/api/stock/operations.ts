@@ -1,6 +1,6 @@
 /** The stock routes (./routes.ts) and returns, described for the OpenAPI document (src/api/openapi/). */
 import { DEFAULT_MOVEMENTS } from '../../domain/limits';
-import { skuSchema } from '../../domain/schemas';
+import { channelNameSchema, skuSchema } from '../../domain/schemas';
 import {
   availabilitySchema,
   holdsSchema,
@@ -11,16 +11,7 @@ import {
 import type { ApiOperation } from '../openapi/document';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from '../ops/routes';
 import { watchedSkuOperations } from '../metrics/operations';
-import {
-  adjustmentBody,
-  channelQuery,
-  createSkuBody,
-  limitQuery,
-  restockBody,
-  returnBody,
-  skusQuery,
-  updateSkuBody,
-} from './routes';
+import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './routes';
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
 const channelDescription =
@@ -49,7 +40,7 @@ export function stockOperations(): ApiOperation[] {
       summary: 'Stock of a SKU',
       description: 'From Redis only.',
       pathParams: sku,
-      query: { channel: { schema: channelQuery, description: channelDescription } },
+      query: { channel: { schema: channelNameSchema, description: channelDescription } },
       responses: { 200: { description: 'the stock view', json: stockViewSchema } },
       errors: ['SKU_NOT_FOUND', 'CHANNEL_NOT_FOUND', 'UNAVAILABLE'],
     },
@@ -79,7 +70,7 @@ export function stockOperations(): ApiOperation[] {
           commaSeparated: true,
           description: '1..100 SKUs, comma-separated; a SKU named twice is answered once',
         },
-        channel: { schema: channelQuery, description: channelDescription },
+        channel: { schema: channelNameSchema, description: channelDescription },
       },
       responses: { 200: { description: 'the SKUs that exist, and those that do not', json: availabilitySchema } },
       errors: ['CHANNEL_NOT_FOUND', 'UNAVAILABLE'],

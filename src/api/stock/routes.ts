@@ -6,6 +6,7 @@ import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { DEFAULT_MOVEMENTS, MAX_AVAILABILITY_SKUS, MAX_MOVEMENTS } from '../../domain/limits';
 import {
+  channelNameSchema,
   deltaSchema,
   idempotencyKeySchema,
   linesSchema,
@@ -45,12 +46,8 @@ export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
 
 const skuOf = (req: Request) => parse(skuSchema, req.params.sku, 'sku');
 /** `?channel=` of a read (contract v3): only that channel's locations count. */
-export const channelQuery = skuSchema.meta({
-  description:
-    "count only this channel's locations, and list them in the view (`locations`); without it every location counts",
-});
 const channelOf = (req: Request) =>
-  req.query.channel === undefined ? undefined : parse(channelQuery, req.query.channel, 'channel');
+  req.query.channel === undefined ? undefined : parse(channelNameSchema, req.query.channel, 'channel');
 const idempotencyKeyOf = (req: Request) => {
   const key = req.get('Idempotency-Key');
   return key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key');

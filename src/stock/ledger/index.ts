@@ -13,7 +13,6 @@ import { ReservationLedger } from './reservations';
 import { SkuLedger } from './skus';
 
 export { LedgerRefusal } from './holds';
-export { DEFAULT_CHANNEL, DEFAULT_LOCATION } from './locations';
 export { type SoldLine } from './reservations';
 export { MOVEMENT_COLUMNS, MOVEMENT_FROM, movementOf, type LedgerMovement } from './movements';
 

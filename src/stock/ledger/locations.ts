@@ -7,10 +7,7 @@
 import type { Pool } from 'pg';
 import { transaction } from '../database';
 import { channelNotFound, locationNotFound, StockholdError } from '../../domain/errors';
-import type { AllocationStrategy, Channel, Location } from '../../domain/types';
-
-export const DEFAULT_LOCATION = 'default';
-export const DEFAULT_CHANNEL = 'default';
+import { DEFAULT_CHANNEL, type AllocationStrategy, type Channel, type Location } from '../../domain/types';
 
 type LocationRow = { location_id: string; name: string; created_at: Date };
 const locationOf = (r: LocationRow): Location => ({

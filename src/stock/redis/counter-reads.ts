@@ -6,9 +6,6 @@
 import type { Channel } from '../../domain/types';
 import { keys } from './keys';
 
-/** The location every deployment has (contract v3); a SKU without `locs` has its one level there. */
-export const DEFAULT_LOCATION_ID = 'default';
-
 /** How a channel is kept in Redis (stockhold:channels): its JSON without the name, which is the field. */
 export const channelText = (c: Channel): string => JSON.stringify({ locations: c.locations, strategy: c.strategy });
 import type { StockRedis } from './scripts';
@@ -33,37 +30,23 @@ export class CounterReads {
   }
 
   /**
-   * These fields of each SKU's stock hash, and with them, for a SKU that has levels elsewhere than
-   * `default` (field `locs`), its figures at each of `locations` it has (one more HMGET for such a
-   * SKU only). A SKU without `locs` has its one level at `default`: `total` and `reserved`.
+   * A SKU's figures at those of `locations` it has levels at (`t:<loc>`, `r:<loc>`): for a SKU whose
+   * stock hash has `locs` (levels elsewhere than `default`). One HMGET.
    */
-  async stockLevels<F extends string>(
-    skus: readonly string[],
-    fields: readonly F[],
+  async levelFigures(
+    sku: string,
+    locs: string,
     locations: readonly string[],
-  ): Promise<{ fields: (string | null)[]; levels: Map<string, { total: number; reserved: number }> }[]> {
-    const rows = await Promise.all(skus.map((sku) => this.redis.hmget(keys.stock(sku), ...fields, 'locs')));
-    return Promise.all(
-      rows.map(async (row, i) => {
-        const locs = row[fields.length];
-        const own = row.slice(0, fields.length);
-        const levels = new Map<string, { total: number; reserved: number }>();
-        if (row[0] === null) return { fields: own, levels };
-        if (locs === null || locs === undefined) {
-          if (locations.includes(DEFAULT_LOCATION_ID))
-            levels.set(DEFAULT_LOCATION_ID, { total: Number(row[0]), reserved: Number(row[1] ?? 0) });
-          return { fields: own, levels };
-        }
-        const has = new Set(locs.split(','));
-        const wanted = locations.filter((l) => has.has(l));
-        if (wanted.length === 0) return { fields: own, levels };
-        const figures = await this.redis.hmget(keys.stock(skus[i]!), ...wanted.flatMap((l) => [`t:${l}`, `r:${l}`]));
-        wanted.forEach((l, j) =>
-          levels.set(l, { total: Number(figures[2 * j] ?? 0), reserved: Number(figures[2 * j + 1] ?? 0) }),
-        );
-        return { fields: own, levels };
-      }),
+  ): Promise<Map<string, { total: number; reserved: number }>> {
+    const has = new Set(locs.split(','));
+    const wanted = locations.filter((l) => has.has(l));
+    const levels = new Map<string, { total: number; reserved: number }>();
+    if (wanted.length === 0) return levels;
+    const figures = await this.redis.hmget(keys.stock(sku), ...wanted.flatMap((l) => [`t:${l}`, `r:${l}`]));
+    wanted.forEach((l, i) =>
+      levels.set(l, { total: Number(figures[2 * i] ?? 0), reserved: Number(figures[2 * i + 1] ?? 0) }),
     );
+    return levels;
   }
 
   /** A channel as Redis has it (PostgreSQL's, as of its last write); undefined when Redis has none. */

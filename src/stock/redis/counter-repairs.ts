@@ -15,20 +15,22 @@ export interface StockCounts {
   reserved: number;
 }
 
+/** Channels as stockhold:channels keeps them: name -> JSON. */
+const channelFields = (channels: readonly Channel[]) =>
+  Object.fromEntries(channels.map((c) => [c.channel, channelText(c)]));
+
 export const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(reply[0]);
 
 export class CounterRepairs extends CounterReads {
   /** Writes these channels into Redis as PostgreSQL has them (the mirror the reads use). */
   async putChannels(channels: readonly Channel[]): Promise<void> {
-    if (channels.length === 0) return;
-    await this.redis.hset(keys.channels, Object.fromEntries(channels.map((c) => [c.channel, channelText(c)])));
+    if (channels.length > 0) await this.redis.hset(keys.channels, channelFields(channels));
   }
 
   /** Makes Redis's channels exactly these (the reconciler's repair): one MULTI, so no read sees half. */
   async replaceChannels(channels: readonly Channel[]): Promise<void> {
     const multi = this.redis.multi().del(keys.channels);
-    if (channels.length > 0)
-      multi.hset(keys.channels, Object.fromEntries(channels.map((c) => [c.channel, channelText(c)])));
+    if (channels.length > 0) multi.hset(keys.channels, channelFields(channels));
     await multi.exec();
   }
 
