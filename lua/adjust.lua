@@ -11,13 +11,17 @@
   ARGV:
     ARGV[1]  movement id
     ARGV[2]  delta (a negative integer)
+    ARGV[3]  the movement's location ('' or absent: `default`): the level lowered, and judged
+             (its total may not go below its own reserved)
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total changed; the figures after it
      AlreadyApplied   2  this movement is in total already: nothing changed
      NotLoaded       -2  the SKU has no counters (Redis lost its data): nothing changed
-     WouldOversell   -6  total + delta < reserved (or < 0): nothing changed; the figures now
+     WouldOversell   -6  total + delta < reserved (or < 0), at the SKU or at the location:
+                         nothing changed; the SKU's figures now
 ]]
+--- @include "includes/levels"
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved', 'mark')
 if not c[1] then
   return {-2, 0, 0}
@@ -29,6 +33,11 @@ end
 if total + delta < reserved or total + delta < 0 then
   return {-6, total, reserved}
 end
-total = redis.call('HINCRBY', KEYS[1], 'total', delta)
+local loc = (ARGV[3] and ARGV[3] ~= '') and ARGV[3] or 'default'
+local _, t, r = levels(KEYS[1])
+if (t[loc] or 0) + delta < (r[loc] or 0) then
+  return {-6, total, reserved}
+end
+total = add_to_level(KEYS[1], 't', loc, delta)
 redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], delta)
 return {1, total, reserved}

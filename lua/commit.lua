@@ -16,7 +16,8 @@
     ARGV[3]     forget `done` entries scored before this, ms
     ARGV[4]     the reservation's customerId ('' for none): whose bought count the sales raise
     ARGV[3+2i]  units line i sells (0..held)
-    ARGV[4+2i]  the id of line i's `sale` movement (0 when it sells nothing)
+    ARGV[4+2i]  line i's `sale` movements, one per location it sells from (the first allocations
+                first): `id@location@units`, separated by `;` ('' when it sells nothing)
 
   Returns {code, line, held}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  done: holds released, totals lowered by the sales not applied before.
@@ -36,10 +37,14 @@ end
 local id, now, cutoff, customer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lines = #KEYS / 4
 
-local function applied(stock, movement)
-  if movement == 0 then
-    return true
+local function sales(spec)
+  local out = {}
+  for movement, loc, units in string.gmatch(spec, '(%d+)@([^@;]+)@(%d+)') do
+    out[#out + 1] = { tonumber(movement), loc, tonumber(units) }
   end
+  return out
+end
+local function applied(stock, movement)
   local mark = tonumber(redis.call('HGET', stock, 'mark') or '0')
   return movement <= mark or redis.call('HEXISTS', stock, 'm:' .. movement) == 1
 end
@@ -51,12 +56,17 @@ for i = 1, lines do
     return {-2, i, 0}
   end
   local held = redis.call('HGET', holds, id)
-  local sold, movement = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  local sold = tonumber(ARGV[3 + 2 * i])
   if held and sold > tonumber(held) then
     return {-4, i, tonumber(held)}
   end
-  if held or not applied(stock, movement) then
+  if held then
     changes = changes + 1
+  end
+  for _, sale in ipairs(sales(ARGV[4 + 2 * i])) do
+    if not applied(stock, sale[1]) then
+      changes = changes + 1
+    end
   end
 end
 if changes == 0 then
@@ -65,17 +75,22 @@ end
 
 for i = 1, lines do
   local stock, holds, done, customers = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local sold, movement = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
   local held = redis.call('HGET', holds, id)
   if held then
-    redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
+    unreserve(stock, id, tonumber(held))
     redis.call('HDEL', holds, id)
     forget_hold(customers, id, tonumber(held))
   end
-  if not applied(stock, movement) then
-    redis.call('HINCRBY', stock, 'total', -sold)
-    redis.call('HSET', stock, 'm:' .. movement, 1)
-    add_bought(stock, customers, customer, movement, sold)
+  local lowered = false
+  for _, sale in ipairs(sales(ARGV[4 + 2 * i])) do
+    if not applied(stock, sale[1]) then
+      add_to_level(stock, 't', sale[2], -sale[3])
+      redis.call('HSET', stock, 'm:' .. sale[1], 1)
+      add_bought(stock, customers, customer, sale[1], sale[3])
+      lowered = true
+    end
+  end
+  if lowered then
     fit(stock, holds, customers)
   end
   redis.call('ZADD', done, now, id)

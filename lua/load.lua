@@ -16,8 +16,10 @@
     ARGV[5]  maxPerCustomer ('' for none)
     ARGV[6]  lowStockThreshold ('' for none)
     ARGV[7]  n: the number of holds that follow
-    ARGV[8..7+3n]   triples of reservationId, quantity, customerId ('' for none) of the SKU's
-                    HELD reservations
+    ARGV[8]  the SKU's levels, `loc=total,loc=total` (PostgreSQL's stock_levels), or '' for a SKU
+             whose one level is `default` (then no level fields are written: includes/levels.lua)
+    ARGV[9..8+4n]   quads of reservationId, quantity, customerId ('' for none) and allocation
+                    (`loc=units,…`, '' for `default` whole) of the SKU's HELD reservations
     then     pairs of customerId, units bought minus returned (only with a limit; 0 are left out)
 
   Holds beyond total (possible only after a loss, see includes/fit.lua) are not all loaded.
@@ -27,23 +29,38 @@
      Unchanged        0  mode "missing" and the SKU had counters: nothing changed; figures now
 ]]
 --- @include "includes/fit"
+--- @include "includes/levels"
 
 if ARGV[1] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then
   local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
   return {0, tonumber(c[1]), tonumber(c[2] or '0')}
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-local reserved = 0
 local holds = tonumber(ARGV[7])
-for i = 8, 7 + 3 * holds, 3 do
+redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', 0, 'name', ARGV[3], 'mark', ARGV[4])
+local at, totals = parse_allocation(ARGV[8])
+if #at > 0 then
+  local fields = { 'locs', table.concat(at, ',') }
+  for k, loc in ipairs(at) do
+    fields[#fields + 1] = 't:' .. loc
+    fields[#fields + 1] = totals[k]
+    fields[#fields + 1] = 'r:' .. loc
+    fields[#fields + 1] = 0
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
+end
+for i = 9, 8 + 4 * holds, 4 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   note_hold(KEYS[3], ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 1]))
-  reserved = reserved + tonumber(ARGV[i + 1])
+  local ids, units = nil, nil
+  if ARGV[i + 3] ~= '' then
+    ids, units = parse_allocation(ARGV[i + 3])
+  end
+  reserve(KEYS[1], ARGV[i], tonumber(ARGV[i + 1]), ids, units)
 end
-redis.call('HSET', KEYS[1], 'total', ARGV[2], 'reserved', reserved, 'name', ARGV[3], 'mark', ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'maxPerCustomer', ARGV[5], 'bmark', ARGV[4])
-  for i = 8 + 3 * holds, #ARGV, 2 do
+  for i = 9 + 4 * holds, #ARGV, 2 do
     redis.call('HSET', KEYS[3], 'b:' .. ARGV[i], ARGV[i + 1])
   end
 end

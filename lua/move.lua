@@ -17,6 +17,8 @@
     ARGV[2]  delta (a non-zero integer)
     ARGV[3]  for a sale or return: the customerId of its reservation, whose bought count moves by
              -delta; '' otherwise
+    ARGV[4]  the movement's location ('' or absent: `default`); its level moves with total
+             (includes/levels.lua), created on its first movement
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total changed by delta; the figures after it (holds dropped to fit, if any)
@@ -34,7 +36,8 @@ local movement = tonumber(ARGV[1])
 if movement <= tonumber(c[3] or '0') or redis.call('HEXISTS', KEYS[1], 'm:' .. ARGV[1]) == 1 then
   return {2, tonumber(c[1]), tonumber(c[2] or '0')}
 end
-local total = redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[2]))
+local loc = (ARGV[4] and ARGV[4] ~= '') and ARGV[4] or 'default'
+local total = add_to_level(KEYS[1], 't', loc, tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'm:' .. ARGV[1], 1)
 add_bought(KEYS[1], KEYS[3], ARGV[3] or '', movement, -tonumber(ARGV[2]))
 fit(KEYS[1], KEYS[2], KEYS[3])

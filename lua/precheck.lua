@@ -11,10 +11,11 @@
   ARGV:
     ARGV[1]     reservationId ('' when the client named none)
     ARGV[2]     customerId ('' for none)
-    ARGV[2+i]   quantity of line i
+    ARGV[3]     the channel's locations, ARGV[4] its strategy (as hold.lua takes them)
+    ARGV[3+2i]  quantity of line i, ARGV[4+2i] its pinned location ('' for none)
 
   Returns {code, line, f1, f2, f3, available_1, allowance_1, ..., available_n, allowance_n}:
-  per line, the units available now and the units the customer may still take of a SKU limited
+  per line, the units available now (through the channel; a pinned line's at its location) and the units the customer may still take of a SKU limited
   per customer (nil on a SKU without a limit, or without counters); code is a ScriptCode
   (src/stock/redis/scripts.ts):
      Applied          1  hold.lua would hold the cart now
@@ -31,6 +32,7 @@ if #KEYS % 4 ~= 0 then
   return redis.error_reply('precheck: KEYS must be four per line (stock, holds, done, customers)')
 end
 local id, customer = ARGV[1], ARGV[2]
+local channel = read_channel(ARGV[3], ARGV[4])
 local lines = #KEYS / 4
 local verdict = { 1, 0, 0, 0, 0 }
 local figures = {}
@@ -48,12 +50,18 @@ for i = 1, lines do
     figures[2 * i - 1], figures[2 * i] = 0, false
   else
     if verdict[1] == 1 then
-      local refusal = line_refusal(state, i, customer, tonumber(ARGV[2 + i]))
+      local quantity, pinned = tonumber(ARGV[3 + 2 * i]), ARGV[4 + 2 * i]
+      local refusal = line_refusal(state, i, customer, quantity)
       if refusal then
         verdict = { refusal[1], i, refusal[3], refusal[4] or 0, refusal[5] or 0 }
+      else
+        local ids, short = place(stock, state, channel, quantity, pinned)
+        if not ids then
+          verdict = { -1, i, short, 0, 0 }
+        end
       end
     end
-    figures[2 * i - 1] = state.total - state.reserved
+    figures[2 * i - 1] = channel_available(stock, state, channel, ARGV[4 + 2 * i])
     figures[2 * i] = state.limit and (state.limit - state.held - state.bought) or false
   end
 end

@@ -13,6 +13,8 @@
     ARGV[1]  the total the reconciler observed
     ARGV[2]  the total to set
     ARGV[3]  the mark to set: every movement up to it is in the new total
+    ARGV[4]  the levels' totals to set with it, `loc=total,…` (PostgreSQL's movements per location
+             up to the mark), or '' / absent: a SKU whose one level is `default`
 
   Returns {code, total, reserved}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  total and mark set; the figures after it
@@ -20,6 +22,7 @@
      NotLoaded       -2  the SKU has no counters: nothing changed
 ]]
 --- @include "includes/fit"
+--- @include "includes/levels"
 
 local c = redis.call('HMGET', KEYS[1], 'total', 'reserved')
 if not c[1] then
@@ -30,6 +33,11 @@ if c[1] ~= ARGV[1] then
 end
 local mark = tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'total', ARGV[2], 'mark', mark)
+local at, totals = parse_allocation(ARGV[4])
+for k, loc in ipairs(at) do
+  ensure_level(KEYS[1], loc)
+  redis.call('HSET', KEYS[1], 't:' .. loc, totals[k])
+end
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   local id = string.match(field, '^m:(%d+)$')
   if id and tonumber(id) <= mark then

@@ -14,6 +14,7 @@
              the reservationId once it is final; reservationId@run when one run gave up (its
              id stays usable); empty for none (a hold nobody owns, released by the reconciler)
 
+  Each level's reserved goes down by the hold's allocation there (includes/levels.lua).
   Returns {code, units}; code is a ScriptCode (src/stock/redis/scripts.ts):
      Applied          1  `units` units went back to available
      Unchanged        0  nothing was held (already released or committed, or never held)
@@ -21,6 +22,7 @@
                          retry once they are rebuilt
 ]]
 --- @include "includes/customers"
+--- @include "includes/levels"
 
 if #KEYS % 4 ~= 0 then
   return redis.error_reply('release: KEYS must be four per line (stock, holds, done, customers)')
@@ -37,7 +39,7 @@ for i = 1, lines do
   local stock, holds, done, customers = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local held = redis.call('HGET', holds, id)
   if held then
-    redis.call('HINCRBY', stock, 'reserved', -tonumber(held))
+    unreserve(stock, id, tonumber(held))
     redis.call('HDEL', holds, id)
     forget_hold(customers, id, tonumber(held))
     units = units + tonumber(held)

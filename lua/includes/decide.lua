@@ -3,16 +3,19 @@
   only reports it (precheck.lua): whether one more line of a cart fits a SKU now. Keys: see
   src/stock/redis/keys.ts. Reply codes: ScriptCode (src/stock/redis/scripts.ts).
 ]]
+--- @include "includes/levels"
+--- @include "includes/allocate"
 
 -- A line's figures: {total, reserved, limit, held, bought} (limit nil on a SKU without
 -- maxPerCustomer; held and bought are the customer's, read only when there is a limit and a
 -- customer), or nil when the SKU has no counters (unknown, or Redis lost its data).
 local function line_state(stock, customers, customer)
-  local c = redis.call('HMGET', stock, 'total', 'reserved', 'maxPerCustomer')
+  local c = redis.call('HMGET', stock, 'total', 'reserved', 'maxPerCustomer', 'locs')
   if not c[1] then
     return nil
   end
-  local s = { total = tonumber(c[1]), reserved = tonumber(c[2] or '0'), limit = c[3] and tonumber(c[3]), held = 0, bought = 0 }
+  local s = { total = tonumber(c[1]), reserved = tonumber(c[2] or '0'), limit = c[3] and tonumber(c[3]), held = 0, bought = 0,
+              spread = c[4] ~= false and c[4] ~= nil }
   if s.limit and customer ~= '' then
     local counts = redis.call('HMGET', customers, 'h:' .. customer, 'b:' .. customer)
     s.held, s.bought = tonumber(counts[1] or '0'), tonumber(counts[2] or '0')
@@ -32,9 +35,39 @@ local function line_refusal(s, i, customer, quantity)
       return { -8, i, s.limit, s.held, s.bought }
     end
   end
-  local available = s.total - s.reserved
-  if available < quantity then
-    return { -1, i, available }
-  end
   return nil
+end
+
+-- The channel of a cart, from ARGV: its location ids ('' for every level of each SKU, in the
+-- SKU's `locs` order) and its strategy.
+local function read_channel(spec, strategy)
+  local ids = {}
+  for loc in string.gmatch(spec or '', '[^,]+') do
+    ids[#ids + 1] = loc
+  end
+  return { ids = ids, strategy = strategy ~= '' and strategy or 'priority' }
+end
+
+-- Where `quantity` units of a line would be held now (contract v3, "Channels and allocation"):
+-- ids, units in the order taken; or nil, and the units the line could have had (the channel's
+-- available, or the pinned location's). `s` is line_state's.
+local function place(stock, s, channel, quantity, pinned)
+  local ids, t, r
+  if s.spread then
+    ids, t, r = levels(stock)
+  else
+    ids, t, r = { 'default' }, { default = s.total }, { default = s.reserved }
+  end
+  local list = #channel.ids > 0 and channel.ids or ids
+  local available = {}
+  for k, loc in ipairs(list) do
+    available[k] = t[loc] and (t[loc] - r[loc]) or 0
+  end
+  return allocate(list, available, channel.strategy, quantity, pinned or '')
+end
+
+-- What a line could have through the channel now (pinned: that location's): never below 0.
+local function channel_available(stock, s, channel, pinned)
+  local ids, short = place(stock, s, channel, 2147483647, pinned)
+  return short or 0
 end

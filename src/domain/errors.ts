@@ -139,6 +139,15 @@ export function quantityExceedsHold(sku: string, requested: number, held: number
 }
 
 /** An adjustment refused because it would take `total` (before it: `total`) below the `reserved` units. */
+/** A transfer asks for more units than are free (not reserved) at its `from` location. */
+export function transferShort(sku: string, from: string, quantity: number, available: number): StockholdError {
+  return new StockholdError(
+    'WOULD_OVERSELL',
+    `only ${Math.max(available, 0)} unreserved units of ${sku} at ${from}, ${quantity} to transfer`,
+    { sku, locationId: from, requested: quantity, available: Math.max(available, 0) },
+  );
+}
+
 export function wouldOversell(sku: string, total: number, reserved: number, delta: number): StockholdError {
   return new StockholdError(
     'WOULD_OVERSELL',

@@ -4,6 +4,19 @@
 export interface CartLine {
   sku: string;
   quantity: number;
+  /** A reservation line held at this location only (contract v3); absent: allocated through the channel. */
+  locationId?: string;
+}
+
+/** Units of a line held (or taken) at one location, in the order they were taken (contract v3). */
+export interface Allocation {
+  locationId: string;
+  quantity: number;
+}
+
+/** An allocation of a reservation line, with the units of it sold. */
+export interface LineAllocation extends Allocation {
+  committedQuantity: number;
 }
 
 export const RESERVATION_STATUSES = ['PENDING', 'HELD', 'REJECTED', 'COMMITTED', 'CANCELLED', 'EXPIRED'] as const;
@@ -19,6 +32,8 @@ export interface ReservationLine {
   quantity: number;
   committedQuantity: number;
   returnedQuantity: number;
+  /** Where the line's units are held or were taken from (contract v3), first taken first. */
+  allocations?: LineAllocation[];
 }
 
 /** The reservation view. */
@@ -65,7 +80,15 @@ export interface LocationLevel {
   available: number;
 }
 
-export const MOVEMENT_KINDS = ['initial', 'restock', 'adjustment', 'sale', 'return'] as const;
+export const MOVEMENT_KINDS = [
+  'initial',
+  'restock',
+  'adjustment',
+  'sale',
+  'return',
+  'transfer_out',
+  'transfer_in',
+] as const;
 export type MovementKind = (typeof MOVEMENT_KINDS)[number];
 
 /** One row of a SKU's ledger. */
@@ -76,6 +99,10 @@ export interface Movement {
   reservationId?: string;
   reason?: string;
   at: string;
+  /** Where the units moved (contract v3). */
+  locationId?: string;
+  /** The transfer a `transfer_out`/`transfer_in` pair belongs to. */
+  transferId?: string;
 }
 
 export interface StockHold {
@@ -83,6 +110,8 @@ export interface StockHold {
   quantity: number;
   /** The reservation's deadline, when PostgreSQL knows the reservation. */
   expiresAt: string | null;
+  /** Where its units are held (contract v3). */
+  allocations?: Allocation[];
 }
 
 /** A place where units are counted (contract v3, "Locations"). */

@@ -194,11 +194,17 @@ export async function checkTotal(
         ? (
             await ctx.store.counters.commit(
               m.reservationId,
-              [{ sku, committedQuantity: -m.delta, movementId: m.id }],
+              [
+                {
+                  sku,
+                  committedQuantity: -m.delta,
+                  movements: [{ id: m.id, locationId: m.locationId, units: -m.delta }],
+                },
+              ],
               m.customerId ?? '',
             )
           ).alreadyFinished
-        : (await ctx.store.counters.move(sku, m.id, m.delta, m.customerId ?? '')).alreadyApplied;
+        : (await ctx.store.counters.move(sku, m.id, m.delta, m.customerId ?? '', m.locationId)).alreadyApplied;
     if (alreadyApplied) continue;
     applied += 1;
     const late = ctx.now() - m.at.getTime() >= ctx.graceMs;
@@ -227,7 +233,13 @@ export async function checkHolds(
     if (inRedis === undefined) {
       // Never work in flight: a hold lands in Redis before its row, and a release or commit
       // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
-      const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '');
+      const restored = await counters.restoreHold(
+        sku,
+        h.reservationId,
+        h.quantity,
+        h.customerId ?? '',
+        h.allocation,
+      );
       if (restored === 'restored') {
         repairs += 1;
         await ctx.record({

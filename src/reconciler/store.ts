@@ -16,6 +16,8 @@ export interface HeldLine {
   quantity: number;
   customerId: string | null;
   updatedAt: Date;
+  /** Where PostgreSQL records its units, `loc=units,…` in the order taken. */
+  allocation: string;
 }
 
 export class ReconcilerStore {
@@ -49,6 +51,13 @@ export class ReconcilerStore {
         rows.rows.filter((r) => r.max_per_customer !== null).map((r) => r.sku),
         c,
       );
+      const levels = await c.query<{ sku: string; levels: string }>(
+        `SELECT v.sku, string_agg(v.location_id || '=' || v.total, ',' ORDER BY l.position) AS levels
+           FROM stock_levels v JOIN locations l USING (location_id)
+          WHERE v.sku = ANY($1::text[]) GROUP BY v.sku HAVING bool_or(v.location_id <> 'default')`,
+        [skus],
+      );
+      const levelsOf = new Map(levels.rows.map((r) => [r.sku, r.levels]));
       const markOf = new Map(marks.rows.map((r) => [r.sku, r.mark]));
       return rows.rows.map((r) => ({
         sku: r.sku,
@@ -57,7 +66,8 @@ export class ReconcilerStore {
         lowStockThreshold: r.low_stock_threshold,
         maxPerCustomer: r.max_per_customer,
         mark: markOf.get(r.sku) ?? '0',
-        holds: (held.get(r.sku) ?? []).map((h) => [h.reservationId, h.quantity, h.customerId] as const),
+        holds: (held.get(r.sku) ?? []).map((h) => [h.reservationId, h.quantity, h.customerId, h.allocation] as const),
+        levels: levelsOf.get(r.sku) ?? '',
         bought: [...(bought.get(r.sku) ?? new Map<string, number>())],
       }));
     });
@@ -89,8 +99,12 @@ export class ReconcilerStore {
       quantity: number;
       customer_id: string | null;
       updated_at: Date;
+      allocation: string | null;
     }>(
-      `SELECT l.sku, l.reservation_id, l.quantity, r.customer_id, r.updated_at FROM reservation_lines l
+      `SELECT l.sku, l.reservation_id, l.quantity, r.customer_id, r.updated_at,
+              (SELECT string_agg(a.location_id || '=' || a.quantity, ',' ORDER BY a.position) FROM reservation_allocations a
+                WHERE a.reservation_id = l.reservation_id AND a.sku = l.sku) AS allocation
+         FROM reservation_lines l
          JOIN reservations r ON r.id = l.reservation_id AND r.status = 'HELD'
         WHERE l.sku = ANY($1::text[])`,
       [skus],
@@ -103,6 +117,7 @@ export class ReconcilerStore {
         quantity: r.quantity,
         customerId: r.customer_id,
         updatedAt: r.updated_at,
+        allocation: r.allocation ?? '',
       });
       bySku.set(r.sku, list);
     }

@@ -26,7 +26,7 @@ import { DriftCounts } from './drift';
 import { Figures } from './figures';
 import { Ledger } from './ledger';
 import { readEvents } from './outbox';
-import { Counters } from './redis/counters';
+import { Counters, type ChannelSpec } from './redis/counters';
 import { CountersMissing, type StockRedis } from './redis/scripts';
 
 export interface StockStoreOptions {
@@ -44,6 +44,8 @@ export interface StockStoreOptions {
 const DAY_MS = 86_400_000;
 /** How long a repeat of a request let into Temporal is joined to it (a request takes at most 30 s). */
 const ADMITTED_NOTE_MS = 120_000;
+/** How long a process keeps a channel it read (channelSpec). */
+const CHANNEL_CACHE_MS = 1_000;
 
 export class StockReads {
   readonly ledger: Ledger;
@@ -118,6 +120,24 @@ export class StockReads {
   }
 
   /**
+   * A channel as a hold takes it (its locations and strategy), through a cache of
+   * CHANNEL_CACHE_MS: a cart names its channel on every request, and the channel changes rarely.
+   * A channel put meanwhile reaches the holds within that time (docs/API.md); whether a line can
+   * be held is decided by the script either way, so a stale channel never oversells.
+   */
+  async channelSpec(name: string): Promise<ChannelSpec> {
+    const now = this.now();
+    const cached = this.channelCache.get(name);
+    if (cached && cached.until > now) return cached.spec;
+    const { locations, strategy } = await this.channelOf(name);
+    const spec = { locations, strategy };
+    this.channelCache.set(name, { spec, until: now + CHANNEL_CACHE_MS });
+    return spec;
+  }
+
+  private readonly channelCache = new Map<string, { spec: ChannelSpec; until: number }>();
+
+  /**
    * The view's fields of these SKUs; through a channel, with their levels at its locations. The
    * channel and the SKUs' fields are read at once; only a SKU with levels elsewhere than `default`
    * (field `locs`) needs one more read, of those levels. A SKU without `locs` has its one level at
@@ -157,8 +177,10 @@ export class StockReads {
     items: readonly CartLine[],
     customerId?: string,
     reservationId?: string,
+    channel?: string,
   ): Promise<{ refusal?: StockholdError; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
-    const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '');
+    const spec = channel === undefined ? undefined : await this.channelSpec(channel);
+    const verdict = await this.counters.precheck(reservationId ?? '', items, customerId ?? '', spec);
     // A repeat whose first request is still on its way in Temporal (no hold in Redis yet) joins it.
     if (verdict.refusal && reservationId && (await this.counters.isPending(items[0]!.sku, reservationId, this.now()))) {
       return { ...verdict, refusal: undefined, repeat: true };
@@ -189,9 +211,19 @@ export class StockReads {
   async getHolds(sku: string): Promise<{ sku: string; holds: StockHold[] }> {
     const held = await this.counters.holds(sku);
     if (!held) throw await this.explainMissing(new CountersMissing(sku));
-    const expiries = await this.ledger.reservations.expiresAtOf(Object.keys(held));
+    const [expiries, allocations] = await Promise.all([
+      this.ledger.reservations.expiresAtOf(Object.keys(held)),
+      this.counters.allocations(sku, held),
+    ]);
     const holds = Object.entries(held)
-      .map(([reservationId, quantity]) => ({ reservationId, quantity, expiresAt: expiries.get(reservationId) ?? null }))
+      .map(([reservationId, quantity]) => ({
+        reservationId,
+        quantity,
+        expiresAt: expiries.get(reservationId) ?? null,
+        // v3's allocations only on a SKU with levels (contract v3: a deployment that never names a
+        // location sees v2's holds).
+        ...(allocations.has(reservationId) ? { allocations: allocations.get(reservationId) } : {}),
+      }))
       .sort(
         (a, b) =>
           (a.expiresAt ?? '').localeCompare(b.expiresAt ?? '') || a.reservationId.localeCompare(b.reservationId),

@@ -17,6 +17,8 @@ export interface HoldInput {
   items: CartLine[];
   customerId?: string;
   expiresAt: string;
+  /** The channel the cart is held through (contract v3); absent: every level of each SKU. */
+  channel?: string;
 }
 
 /** The unexplained-drift kind (reconciler_counts `unexplained:refused_hold`) of a hold PostgreSQL refused after Redis applied it. */
@@ -40,9 +42,16 @@ export class StockStore extends StockAdmin {
    * PostgreSQL. Idempotent by reservation id: a retry finds the hold and writes nothing new.
    */
   async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
-    let held: { alreadyHeld: boolean; newlyHeld: CartLine[] };
+    let held: Awaited<ReturnType<typeof this.counters.hold>>;
     try {
-      held = await this.counters.hold(input.reservationId, input.run ?? '', input.items, input.customerId ?? '');
+      const channel = input.channel === undefined ? undefined : await this.channelSpec(input.channel);
+      held = await this.counters.hold(
+        input.reservationId,
+        input.run ?? '',
+        input.items,
+        input.customerId ?? '',
+        channel,
+      );
     } catch (err) {
       throw await this.explainMissing(err);
     }
@@ -52,6 +61,7 @@ export class StockStore extends StockAdmin {
         items: input.items,
         customerId: input.customerId,
         expiresAt: input.expiresAt,
+        allocations: held.allocations,
       });
     } catch (err) {
       if (err instanceof LedgerRefusal) throw await this.refusedByLedger(input, err);
@@ -130,10 +140,10 @@ export class StockStore extends StockAdmin {
     const sale = await this.ledger.reservations.recordSale(reservationId, items, paymentId);
     await this.counters.commit(
       reservationId,
-      sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movementId: l.movementId })),
+      sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movements: l.sales })),
       sale.customerId ?? '',
     );
-    return { items: sale.items.map(({ movementId: _, ...line }) => line) };
+    return { items: sale.items.map(({ sales: _, ...line }) => line) };
   }
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */

@@ -12,7 +12,7 @@ import {
   skuNotFound,
   StockholdError,
 } from '../../domain/errors';
-import type { CartLine } from '../../domain/types';
+import type { Allocation, CartLine } from '../../domain/types';
 
 /**
  * A hold PostgreSQL refused although Redis had applied it: the two stores disagree (Redis lost
@@ -30,7 +30,7 @@ type HoldAnswer =
   | { outcome: 'held' | 'repeat' }
   | { refusal: 'SKU_NOT_FOUND' | 'CUSTOMER_REQUIRED'; sku: string }
   | { refusal: 'FINISHED' | 'OTHER_CART' }
-  | { refusal: 'INSUFFICIENT_STOCK'; sku: string; requested: number; available: number }
+  | { refusal: 'INSUFFICIENT_STOCK'; sku: string; requested: number; available: number; locationId?: string }
   | {
       refusal: 'CUSTOMER_LIMIT_EXCEEDED';
       sku: string;
@@ -60,16 +60,19 @@ export class HoldLedger {
     items: readonly CartLine[];
     customerId?: string;
     expiresAt: string;
+    /** Where Redis holds each line, in line order (none: `default` whole). */
+    allocations?: readonly (readonly Allocation[])[];
   }): Promise<void> {
     const { reservationId, items, customerId } = hold;
     const answer = (
-      await this.db.query<{ answer: HoldAnswer }>('SELECT stockhold_hold($1, $2, $3, $4, $5, $6) AS answer', [
+      await this.db.query<{ answer: HoldAnswer }>('SELECT stockhold_hold($1, $2, $3, $4, $5, $6, $7) AS answer', [
         reservationId,
         customerId ?? null,
         hold.expiresAt,
         items.map((l) => l.sku),
         items.map((l) => l.quantity),
         this.events,
+        hold.allocations ? JSON.stringify(hold.allocations) : null,
       ])
     ).rows[0]!.answer;
     if ('outcome' in answer) return;
@@ -88,8 +91,11 @@ export class HoldLedger {
         });
       // PostgreSQL's last word on the promise: the hold must fit what it counts itself, whatever
       // Redis answered (Redis may have lost another buyer's hold).
-      case 'INSUFFICIENT_STOCK':
-        throw new LedgerRefusal(insufficientStock(answer.sku, answer.requested, answer.available));
+      case 'INSUFFICIENT_STOCK': {
+        const refusal = insufficientStock(answer.sku, answer.requested, answer.available);
+        if (answer.locationId) refusal.details.locationId = answer.locationId;
+        throw new LedgerRefusal(refusal);
+      }
       case 'CUSTOMER_REQUIRED':
         throw new LedgerRefusal(customerIdRequired(answer.sku));
       case 'CUSTOMER_LIMIT_EXCEEDED':

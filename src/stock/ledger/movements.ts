@@ -23,10 +23,13 @@ export interface LedgerMovement {
   /** That reservation's customer, if it names one (whose bought count the movement changes). */
   customerId: string | null;
   at: Date;
+  /** Where the units moved. */
+  locationId: string;
 }
 
 /** The columns of a LedgerMovement (`m`, joined with its reservation `r`), and the row → movement mapping. */
-export const MOVEMENT_COLUMNS = 'm.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, r.customer_id, m.at';
+export const MOVEMENT_COLUMNS =
+  'm.id::text AS id, m.sku, m.kind, m.delta, m.reservation_id, r.customer_id, m.at, m.location_id';
 export const MOVEMENT_FROM = 'stock_movements m LEFT JOIN reservations r ON r.id = m.reservation_id';
 export function movementOf(r: {
   id: string;
@@ -36,6 +39,7 @@ export function movementOf(r: {
   reservation_id: string | null;
   customer_id: string | null;
   at: Date;
+  location_id: string;
 }): LedgerMovement {
   return {
     id: r.id,
@@ -45,6 +49,7 @@ export function movementOf(r: {
     reservationId: r.reservation_id,
     customerId: r.customer_id,
     at: r.at,
+    locationId: r.location_id,
   };
 }
 
@@ -102,6 +107,8 @@ export class MovementLedger {
       delta: number;
       reservationId?: string;
       reason?: string;
+      /** Where (contract v3); absent: `default`. */
+      locationId?: string;
     },
     events = true,
   ): Promise<{ movementId: string; movement: SkuMovement } & SkuRow> {
@@ -117,8 +124,16 @@ export class MovementLedger {
       throw new StockholdError('INVALID_REQUEST', `${field}: total would exceed 2^31-1`, { field });
     }
     const inserted = await c.query<Parameters<typeof movementRowOf>[1]>(
-      `INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason) VALUES ($1, $2, $3, $4, $5) ${MOVEMENT_RETURNING}`,
-      [movement.sku, movement.kind, movement.delta, movement.reservationId ?? null, movement.reason ?? null],
+      `INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason, location_id)
+       VALUES ($1, $2, $3, $4, $5, $6) ${MOVEMENT_RETURNING}`,
+      [
+        movement.sku,
+        movement.kind,
+        movement.delta,
+        movement.reservationId ?? null,
+        movement.reason ?? null,
+        movement.locationId ?? 'default',
+      ],
     );
     const after = skuRowOf(row);
     const moved = movementRowOf(movement.sku, inserted.rows[0]!);

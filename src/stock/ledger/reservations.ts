@@ -20,8 +20,8 @@ import type { MovementLedger } from './movements';
 
 type Db = Pool | PoolClient;
 
-/** A sale line: what the line sold and the id of its `sale` movement ('0' when it sold nothing). */
-export type SoldLine = ReservationLine & { movementId: string };
+/** A sale line: what the line sold and its `sale` movements, one per location sold from (none when it sold nothing). */
+export type SoldLine = ReservationLine & { sales: { id: string; locationId: string; units: number }[] };
 
 /** What `stockhold_sell` answers: the sale (or the recorded one, on a retry), or a refusal having written nothing. */
 type SaleAnswer =
@@ -149,10 +149,36 @@ export class ReservationLedger {
         'UPDATE reservation_lines SET returned_quantity = returned_quantity + $3 WHERE reservation_id = $1 AND sku = $2',
         [reservationId, item.sku, item.quantity],
       );
-      ids.push(
-        (await this.movements.move(c, { sku: item.sku, kind: 'return', delta: item.quantity, reservationId, reason }))
-          .movementId,
+      // Back where the units were sold, the last allocated first (contract v3): one `return`
+      // movement per location.
+      const parts = await c.query<{ location_id: string; returnable: number }>(
+        `SELECT location_id, committed_quantity - returned_quantity AS returnable FROM reservation_allocations
+          WHERE reservation_id = $1 AND sku = $2 AND committed_quantity > returned_quantity ORDER BY position DESC`,
+        [reservationId, item.sku],
       );
+      let left = item.quantity;
+      for (const part of parts.rows) {
+        const units = Math.min(left, part.returnable);
+        if (units <= 0) break;
+        left -= units;
+        await c.query(
+          `UPDATE reservation_allocations SET returned_quantity = returned_quantity + $4
+            WHERE reservation_id = $1 AND sku = $2 AND location_id = $3`,
+          [reservationId, item.sku, part.location_id, units],
+        );
+        ids.push(
+          (
+            await this.movements.move(c, {
+              sku: item.sku,
+              kind: 'return',
+              delta: units,
+              reservationId,
+              reason,
+              locationId: part.location_id,
+            })
+          ).movementId,
+        );
+      }
     }
     return ids;
   }

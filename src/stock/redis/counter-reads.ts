@@ -3,8 +3,8 @@
  * of a SKU for the reconciler, the loaded marker; and the rebuild's fence and marker. Counters
  * (./counters.ts) adds the scripts; together they are the one door to Redis.
  */
-import type { Channel } from '../../domain/types';
-import { keys } from './keys';
+import type { Allocation, Channel } from '../../domain/types';
+import { keys, parseAllocation } from './keys';
 
 /** How a channel is kept in Redis (stockhold:channels): its JSON without the name, which is the field. */
 export const channelText = (c: Channel): string => JSON.stringify({ locations: c.locations, strategy: c.strategy });
@@ -63,6 +63,22 @@ export class CounterReads {
   /** The units Redis counts as held of a SKU (0 without counters). */
   async reserved(sku: string): Promise<number> {
     return Number((await this.redis.hget(keys.stock(sku), 'reserved')) ?? 0);
+  }
+
+  /**
+   * Where these holds of a SKU are (their `a:<id>` fields, lua/includes/levels.lua); a hold
+   * without one is at `default` whole, and is left out of the map.
+   */
+  async allocations(sku: string, holds: Record<string, number>): Promise<Map<string, Allocation[]>> {
+    const ids = Object.keys(holds);
+    const found = new Map<string, Allocation[]>();
+    if (ids.length === 0) return found;
+    const specs = await this.redis.hmget(keys.stock(sku), ...ids.map((id) => `a:${id}`));
+    ids.forEach((id, i) => {
+      const spec = specs[i];
+      if (spec) found.set(id, parseAllocation(spec));
+    });
+    return found;
   }
 
   /** A SKU's holds (reservation id → units), or undefined when it has no counters; read in one step. */

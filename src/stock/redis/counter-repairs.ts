@@ -51,7 +51,13 @@ export class CounterRepairs extends CounterReads {
       snapshot.maxPerCustomer ?? '',
       snapshot.lowStockThreshold ?? '',
       snapshot.holds.length,
-      ...snapshot.holds.flatMap(([id, quantity, customerId]) => [id, quantity, customerId ?? '']),
+      snapshot.levels ?? '',
+      ...snapshot.holds.flatMap(([id, quantity, customerId, allocation]) => [
+        id,
+        quantity,
+        customerId ?? '',
+        allocation ?? '',
+      ]),
       ...(snapshot.maxPerCustomer ? (snapshot.bought ?? []).flat() : []),
     );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged))
@@ -68,6 +74,7 @@ export class CounterRepairs extends CounterReads {
     reservationId: string,
     quantity: number,
     customerId = '',
+    allocation = '',
   ): Promise<'restored' | 'unchanged' | 'short'> {
     const reply = await this.redis.stockRestoreHold(
       4,
@@ -78,6 +85,7 @@ export class CounterRepairs extends CounterReads {
       reservationId,
       quantity,
       customerId,
+      allocation,
     );
     if (reply[0] === ScriptCode.Applied) return 'restored';
     if (outcome(reply, ScriptCode.Unchanged, ScriptCode.AlreadyFinished)) return 'unchanged';
@@ -149,8 +157,13 @@ export interface SkuFigures extends Partial<SkuSettings> {
   name: string;
   /** The SKU's last ledger movement id in the snapshot: every movement up to it is in `total` (and in `bought`). */
   mark: string;
-  /** The HELD reservations' holds: reservation id, quantity, and its customer when it names one. */
-  holds: readonly (readonly [string, number, (string | null)?])[];
+  /**
+   * The HELD reservations' holds: reservation id, quantity, its customer when it names one, and
+   * where its units are (`loc=units,…`; absent or '': `default` whole).
+   */
+  holds: readonly (readonly [string, number, (string | null)?, string?])[];
+  /** The SKU's levels, `loc=total,…`, when it has one elsewhere than `default` ('' or absent: none). */
+  levels?: string;
   /** With a limit: units each customer bought minus returned, up to `mark`. */
   bought?: readonly (readonly [string, number])[];
 }

@@ -4,17 +4,36 @@
  * layout is keys.ts; the scripts are lua/ (loaded by scripts.ts).
  */
 import calculateSlot from 'cluster-key-slot';
-import type { CartLine } from '../../domain/types';
+import type { Allocation, AllocationStrategy, CartLine } from '../../domain/types';
 import { CounterRepairs, outcome, type StockCounts } from './counter-repairs';
-import { keys, lineKeys } from './keys';
-import { ScriptCode, scriptRefusal, type StockRedis } from './scripts';
+import { keys, lineKeys, parseAllocation } from './keys';
+import { transferShort } from '../../domain/errors';
+import { ScriptCode, scriptRefusal, type ScriptReply, type StockRedis } from './scripts';
 
-/** A line of a commit: units sold and the id of their `sale` movement ('0' when it sells nothing). */
+/** A line of a commit: units sold, and its `sale` movements, one per location sold from (none when it sells nothing). */
 export interface SaleLine {
   sku: string;
   committedQuantity: number;
-  movementId: string;
+  movements: SaleMovement[];
 }
+
+/** One `sale` movement of a line: its id, and the units it took at its location. */
+export interface SaleMovement {
+  id: string;
+  locationId: string;
+  units: number;
+}
+
+/** The locations a cart is held through, in order, and how a line picks among them (a channel). */
+export interface ChannelSpec {
+  locations: readonly string[];
+  strategy: AllocationStrategy;
+}
+
+
+/** The channel's two arguments of hold.lua and precheck.lua ('' '' for every level of each SKU). */
+const channelArgs = (channel?: ChannelSpec): string[] =>
+  channel ? [channel.locations.join(','), channel.strategy] : ['', ''];
 
 /**
  * Typed calls of the scripts and reads of the counters over one client. `now` and the retention of
@@ -57,6 +76,7 @@ export class Counters extends CounterRepairs {
     reservationId: string,
     items: readonly CartLine[],
     customerId = '',
+    channel?: ChannelSpec,
   ): Promise<{ refusal?: Error; repeat: boolean; available: number[]; allowance: (number | undefined)[] }> {
     const available: number[] = [];
     const allowance: (number | undefined)[] = [];
@@ -68,7 +88,8 @@ export class Counters extends CounterRepairs {
         ...lineKeys(group.map((l) => l.sku)),
         reservationId,
         customerId,
-        ...group.map((l) => l.quantity),
+        ...channelArgs(channel),
+        ...group.flatMap((l) => [l.quantity, l.locationId ?? '']),
       );
       const [code, line, f1, f2, f3] = reply.map((n) => n ?? 0) as number[];
       group.forEach((l, i) => {
@@ -94,31 +115,36 @@ export class Counters extends CounterRepairs {
   }
 
   /**
-   * Holds every line or none, for one workflow `run`. `alreadyHeld` when it held them before (a
-   * retry). On a cluster the cart is held slot group by slot group; when a group is refused, the
-   * groups taken before it are given back (no tombstone: the id stays usable), so the caller
-   * still sees all or nothing.
+   * Holds every line or none, for one workflow `run`, through `channel` (absent: every level of
+   * each SKU). `alreadyHeld` when it held them before (a retry); `allocations`, per line in line
+   * order, where Redis holds it. On a cluster the cart is held slot group by slot group; when a
+   * group is refused, the groups taken before it are given back (no tombstone: the id stays
+   * usable), so the caller still sees all or nothing.
    */
   async hold(
     reservationId: string,
     run: string,
     items: readonly CartLine[],
     customerId = '',
-  ): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[] }> {
+    channel?: ChannelSpec,
+  ): Promise<{ alreadyHeld: boolean; newlyHeld: CartLine[]; allocations: Allocation[][] }> {
     const taken: CartLine[][] = [];
     const newlyHeld: CartLine[] = [];
+    const allocations = new Map<CartLine, Allocation[]>();
     for (const group of this.groups(items)) {
       const skus = group.map((l) => l.sku);
-      const reply = await this.redis.stockHold(
+      const reply = (await this.redis.stockHold(
         skus.length * 4,
         ...lineKeys(skus),
         reservationId,
         run,
         customerId,
-        ...group.map((l) => l.quantity),
-      );
+        ...channelArgs(channel),
+        ...group.flatMap((l) => [l.quantity, l.locationId ?? '']),
+      )) as ScriptReply;
       if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
         if (reply[0] === ScriptCode.Applied) newlyHeld.push(...group);
+        group.forEach((l, i) => allocations.set(l, parseAllocation(String(reply[3 + i] ?? ''))));
         taken.push(group);
         continue;
       }
@@ -130,7 +156,11 @@ export class Counters extends CounterRepairs {
         );
       throw scriptRefusal(reply, { script: 'hold', reservationId, items: group, customerId });
     }
-    return { alreadyHeld: newlyHeld.length === 0, newlyHeld };
+    return {
+      alreadyHeld: newlyHeld.length === 0,
+      newlyHeld,
+      allocations: items.map((l) => allocations.get(l) ?? []),
+    };
   }
 
   /**
@@ -177,7 +207,10 @@ export class Counters extends CounterRepairs {
     for (const group of this.groups(lines)) {
       const now = this.now();
       const skus = group.map((l) => l.sku);
-      const perLine = group.flatMap((l) => [l.committedQuantity, l.movementId]);
+      const perLine = group.flatMap((l) => [
+        l.committedQuantity,
+        l.movements.map((m) => `${m.id}@${m.locationId}@${m.units}`).join(';'),
+      ]);
       const reply = await this.redis.stockCommit(
         skus.length * 4,
         ...lineKeys(skus),
@@ -208,6 +241,7 @@ export class Counters extends CounterRepairs {
     movementId: string,
     delta: number,
     customerId = '',
+    locationId = '',
   ): Promise<StockCounts & { alreadyApplied: boolean }> {
     const reply = await this.redis.stockMove(
       3,
@@ -217,6 +251,7 @@ export class Counters extends CounterRepairs {
       movementId,
       delta,
       customerId,
+      locationId,
     );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
@@ -224,13 +259,36 @@ export class Counters extends CounterRepairs {
     throw scriptRefusal(reply, { script: 'move', sku });
   }
 
-  /** Lowers total by -`delta` unless that leaves it below reserved; once per movement id. */
-  async adjust(sku: string, movementId: string, delta: number): Promise<StockCounts & { alreadyApplied: boolean }> {
-    const reply = await this.redis.stockAdjust(1, keys.stock(sku), movementId, delta);
+  /** Lowers total (at `locationId`) by -`delta` unless that leaves it (there) below reserved; once per movement id. */
+  async adjust(
+    sku: string,
+    movementId: string,
+    delta: number,
+    locationId = '',
+  ): Promise<StockCounts & { alreadyApplied: boolean }> {
+    const reply = await this.redis.stockAdjust(1, keys.stock(sku), movementId, delta, locationId);
     if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied)) {
       return { total: reply[1], reserved: reply[2], alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
     }
     throw scriptRefusal(reply, { script: 'adjust', sku, delta });
+  }
+
+  /**
+   * Applies a transfer's two movements (durable in PostgreSQL) to the levels, once: `from`'s free
+   * units must cover it. Refused with WouldOversell (`available` at `from`) otherwise.
+   */
+  async transfer(
+    sku: string,
+    movements: { out: string; in: string },
+    from: string,
+    to: string,
+    quantity: number,
+  ): Promise<{ alreadyApplied: boolean }> {
+    const reply = await this.redis.stockTransfer(1, keys.stock(sku), movements.out, movements.in, from, to, quantity);
+    if (outcome(reply, ScriptCode.Applied, ScriptCode.AlreadyApplied))
+      return { alreadyApplied: reply[0] === ScriptCode.AlreadyApplied };
+    if (reply[0] === ScriptCode.WouldOversell) throw transferShort(sku, from, quantity, reply[1]);
+    throw scriptRefusal(reply, { script: 'transfer', sku });
   }
 }
 

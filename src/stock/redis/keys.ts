@@ -16,6 +16,8 @@
  *                                            `default`, whose figures are `total` and `reserved`
  *                           t:<location>     units not yet sold at a location (with `locs`)
  *                           r:<location>     units held at a location (with `locs`)
+ *                           a:<reservationId>  where a hold is, `loc=units,…` in the order its
+ *                                            units were taken (with `locs`; absent: `default` whole)
  *   item:{SKU}:holds      hash: reservationId -> units it holds of the SKU
  *   item:{SKU}:done       zset: finished reservation ids (and id@run of a run that gave up) -> ms;
  *                         the guard that keeps a late, retried hold from holding again
@@ -36,6 +38,8 @@
  *                         reads through a channel; put back from PostgreSQL by a read that misses
  *                         it and by the reconciler when it differs
  */
+import type { Allocation } from '../../domain/types';
+
 export const keys = {
   stock: (sku: string) => `item:{${sku}}:stock`,
   holds: (sku: string) => `item:{${sku}}:holds`,
@@ -50,4 +54,19 @@ export const keys = {
 /** The four keys of each line, in line order: what hold, precheck, release and commit take as KEYS. */
 export function lineKeys(skus: readonly string[]): string[] {
   return skus.flatMap((sku) => [keys.stock(sku), keys.holds(sku), keys.done(sku), keys.customers(sku)]);
+}
+
+/** `loc=units,…`: an allocation as the scripts keep it (lua/includes/levels.lua). */
+export const allocationText = (allocation: readonly Allocation[]): string =>
+  allocation.map((a) => `${a.locationId}=${a.quantity}`).join(',');
+
+/** The inverse of allocationText. */
+export function parseAllocation(text: string): Allocation[] {
+  return text
+    .split(',')
+    .filter((part) => part !== '')
+    .map((part) => {
+      const at = part.lastIndexOf('=');
+      return { locationId: part.slice(0, at), quantity: Number(part.slice(at + 1)) };
+    });
 }

@@ -68,6 +68,7 @@ const SCRIPTS = [
   'settings',
   'fix-customers',
   'release-fence',
+  'transfer',
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
@@ -108,6 +109,7 @@ export interface ScriptCommands {
   stockSettings(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockFixCustomers(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   stockReleaseFence(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  stockTransfer(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
 }
 
 /** A client of one Redis or of a Redis Cluster, with the scripts defined. */
@@ -162,8 +164,11 @@ export function scriptRefusal(reply: ScriptReply, ctx: RefusalContext): Error {
   const subject = ctx.items?.[line - 1];
   const sku = subject?.sku ?? ctx.sku ?? '?';
   switch (code) {
-    case ScriptCode.Insufficient:
-      return insufficientStock(sku, subject?.quantity ?? 0, figure);
+    case ScriptCode.Insufficient: {
+      const refusal = insufficientStock(sku, subject?.quantity ?? 0, figure);
+      if (subject?.locationId) refusal.details.locationId = subject.locationId;
+      return refusal;
+    }
     case ScriptCode.NotLoaded:
       return new CountersMissing(sku);
     case ScriptCode.AlreadyFinished:
