@@ -14,6 +14,9 @@ ALTER TABLE stock_movements DROP CONSTRAINT stock_movements_kind_check;
 ALTER TABLE stock_movements ADD CONSTRAINT stock_movements_kind_check
   CHECK (kind IN ('initial', 'restock', 'adjustment', 'sale', 'return', 'transfer_out', 'transfer_in'));
 ALTER TABLE stock_movements ADD COLUMN transfer_id text;
+-- A SKU created with several locations has an `initial` movement at each.
+DROP INDEX stock_movements_one_initial_per_sku;
+CREATE UNIQUE INDEX stock_movements_one_initial_per_sku ON stock_movements (sku, location_id) WHERE kind = 'initial';
 ALTER TABLE stock_movements ADD CONSTRAINT stock_movements_transfer_check
   CHECK ((kind IN ('transfer_out', 'transfer_in')) = (transfer_id IS NOT NULL)
          AND (kind <> 'transfer_out' OR delta < 0) AND (kind <> 'transfer_in' OR delta > 0));
@@ -203,6 +206,9 @@ BEGIN
     SELECT COALESCE(jsonb_agg(jsonb_build_object('sku', l.sku, 'quantity', l.quantity,
                                                   'committedQuantity', l.committed_quantity,
                                                   'returnedQuantity', l.returned_quantity,
+                                                  'allocations', (SELECT jsonb_agg(jsonb_build_object('locationId', a.location_id, 'quantity', a.quantity,
+                                                                       'committedQuantity', a.committed_quantity) ORDER BY a.position)
+                                                     FROM reservation_allocations a WHERE a.reservation_id = p_id AND a.sku = l.sku),
                                                   'sales', COALESCE((SELECT jsonb_agg(jsonb_build_object('id', m.id::text, 'locationId', m.location_id,
                                                                                                          'units', -m.delta) ORDER BY m.id)
                                                                        FROM stock_movements m
@@ -269,6 +275,9 @@ BEGIN
       items := items || jsonb_build_array(jsonb_build_object('sku', line.sku, 'quantity', line.quantity,
                                                              'committedQuantity', line.selling,
                                                              'returnedQuantity', line.returned_quantity,
+                                                             'allocations', (SELECT jsonb_agg(jsonb_build_object('locationId', a.location_id, 'quantity', a.quantity,
+                                                                       'committedQuantity', a.committed_quantity) ORDER BY a.position)
+                                                     FROM reservation_allocations a WHERE a.reservation_id = p_id AND a.sku = line.sku),
                                                              'sales', sales));
     END LOOP;
   EXCEPTION WHEN SQLSTATE 'SH409' THEN
@@ -292,6 +301,8 @@ ALTER TABLE stock_movements ADD CONSTRAINT stock_movements_kind_check
   CHECK (kind IN ('initial', 'restock', 'adjustment', 'sale', 'return'));
 DROP INDEX stock_movements_one_sale_per_line;
 CREATE UNIQUE INDEX stock_movements_one_sale_per_line ON stock_movements (reservation_id, sku) WHERE kind = 'sale';
+DROP INDEX stock_movements_one_initial_per_sku;
+CREATE UNIQUE INDEX stock_movements_one_initial_per_sku ON stock_movements (sku) WHERE kind = 'initial';
 
 -- 1765600000000's versions of the functions, as they were.
 CREATE FUNCTION stockhold_hold(p_id text, p_customer text, p_expires_at timestamptz, p_skus text[],

@@ -5,7 +5,7 @@
  */
 import { StockholdError } from '../domain/errors';
 import { failure, toFailure } from '../domain/failures';
-import type { CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
+import type { Allocation, CartLine, ReleaseStatus, ReservationLine } from '../domain/types';
 import type { HoldInput, StockStore } from '../stock';
 
 /**
@@ -44,7 +44,7 @@ async function classified<T>(call: () => Promise<T>): Promise<T> {
 export function createActivities(stock: StockStore) {
   return {
     /** Redis Lua hold of every line (the decision), then the reservation row in PostgreSQL. */
-    async holdStock(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
+    async holdStock(input: HoldInput): Promise<{ alreadyHeld: boolean; allocations?: (Allocation[] | null)[] }> {
       return classified(() => stock.hold({ ...input, run: input.run ?? '' }));
     },
 

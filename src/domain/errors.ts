@@ -5,6 +5,8 @@
  */
 export const ERROR_STATUS = {
   INVALID_REQUEST: 400,
+  LOCATION_NOT_IN_CHANNEL: 400,
+  LOCATION_REQUIRED: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -72,6 +74,24 @@ export function unavailable(message: string, details: Record<string, unknown> = 
 
 export function skuNotFound(sku: string): StockholdError {
   return new StockholdError('SKU_NOT_FOUND', `SKU ${sku} does not exist`, { sku });
+}
+
+/** A reservation line pinned to a location its channel does not have. */
+export function locationNotInChannel(locationId: string, channel: string, sku: string): StockholdError {
+  return new StockholdError('LOCATION_NOT_IN_CHANNEL', `location ${locationId} is not one of channel ${channel}'s`, {
+    locationId,
+    channel,
+    sku,
+  });
+}
+
+/** A write that must name a location, on a SKU stocked at several. */
+export function locationRequired(sku: string, locations: readonly string[]): StockholdError {
+  return new StockholdError(
+    'LOCATION_REQUIRED',
+    `${sku} is stocked at ${locations.length} locations: name one (locationId)`,
+    { sku, locations: [...locations] },
+  );
 }
 
 export function locationNotFound(locationId: string): StockholdError {

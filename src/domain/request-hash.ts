@@ -29,12 +29,26 @@ export function requestHash(request: unknown): string {
  * and a repeat sent across a deploy must still match them.
  */
 export function reservationRequestHash(request: {
-  items: readonly { sku: string; quantity: number }[];
+  items: readonly { sku: string; quantity: number; locationId?: string }[];
   ttlSeconds: number;
   customerId?: string;
+  /** Contract v3: only a channel other than `default` joins the hash (a v2 request hashes as before). */
+  channel?: string;
 }): string {
-  const { items, ttlSeconds, customerId } = request;
+  const { items, ttlSeconds, customerId, channel } = request;
+  const lines = items.map((l) =>
+    l.locationId === undefined
+      ? { sku: l.sku, quantity: l.quantity }
+      : { sku: l.sku, quantity: l.quantity, locationId: l.locationId },
+  );
   return createHash('sha256')
-    .update(JSON.stringify({ items, ttlSeconds, customerId: customerId ?? null }))
+    .update(
+      JSON.stringify({
+        items: lines,
+        ttlSeconds,
+        customerId: customerId ?? null,
+        ...(channel !== undefined && channel !== 'default' ? { channel } : {}),
+      }),
+    )
     .digest('hex');
 }

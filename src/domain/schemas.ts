@@ -20,6 +20,8 @@ import {
 } from './limits';
 
 export const skuSchema = z.string().regex(SKU_PATTERN, `must match ${SKU_PATTERN.source}`);
+/** A location's id (contract v3): the SKU's pattern. */
+export const locationIdSchema = skuSchema.meta({ description: 'the location id (the SKU pattern)' });
 /** A channel's name (contract v3): the SKU's pattern. */
 export const channelNameSchema = skuSchema.meta({ description: 'the channel name (the SKU pattern)' });
 export const reservationIdSchema = z
@@ -75,23 +77,34 @@ export const idempotencyKeySchema = z
 export const ttlSecondsSchema = (maxTtlSeconds: number) => z.number().int().min(1).max(maxTtlSeconds);
 
 export const lineSchema = z.strictObject({ sku: skuSchema, quantity: lineQuantitySchema });
+/** A line of a cart: optionally pinned to one location (contract v3). */
+export const cartLineSchema = lineSchema.extend({ locationId: locationIdSchema.optional() });
 
-/** Lines of a cart, a commit or a return: 1..50, each SKU at most once. */
-export const linesSchema = z
-  .array(lineSchema)
-  .min(1)
-  .max(MAX_LINES)
-  .superRefine((lines, ctx) => {
-    const seen = new Set<string>();
-    lines.forEach((line, i) => {
-      if (seen.has(line.sku)) {
-        ctx.addIssue({ code: 'custom', message: `sku ${line.sku} appears more than once`, path: [i, 'sku'] });
-      }
-      seen.add(line.sku);
-    });
-  })
-  // JSON Schema has no "unique by a property": the document says it in words.
-  .meta({ description: 'each SKU at most once (a repeated SKU is 400 INVALID_REQUEST)' });
+/** 1..50 lines, each SKU at most once. */
+function linesOf<L extends { sku: string }>(line: z.ZodType<L>) {
+  return (
+    z
+      .array(line)
+      .min(1)
+      .max(MAX_LINES)
+      .superRefine((lines, ctx) => {
+        const seen = new Set<string>();
+        lines.forEach((l, i) => {
+          if (seen.has(l.sku)) {
+            ctx.addIssue({ code: 'custom', message: `sku ${l.sku} appears more than once`, path: [i, 'sku'] });
+          }
+          seen.add(l.sku);
+        });
+      })
+      // JSON Schema has no "unique by a property": the document says it in words.
+      .meta({ description: 'each SKU at most once (a repeated SKU is 400 INVALID_REQUEST)' })
+  );
+}
+
+/** Lines of a commit or a return: 1..50, each SKU at most once. */
+export const linesSchema = linesOf(lineSchema);
+/** Lines of a cart (POST /v1/reservations): as linesSchema, each may name a `locationId`. */
+export const cartLinesSchema = linesOf(cartLineSchema);
 
 export interface InvalidField {
   /** Dotted path of the first bad field (`items.0.quantity`), or `(body)`. */

@@ -82,6 +82,13 @@ export const movementSchema = z
     reservationId: reservationIdSchema.optional().meta({ description: 'for `sale` and `return`' }),
     reason: z.string().optional().meta({ description: 'when one was given (`initial` has "created")' }),
     at: timestamp,
+    locationId: skuSchema
+      .optional()
+      .meta({ description: 'where the units moved (contract v3); absent for `default`, as in v2' }),
+    transferId: z
+      .string()
+      .optional()
+      .meta({ description: 'the transfer a `transfer_out`/`transfer_in` pair belongs to' }),
   })
   .meta({ description: "One row of a SKU's append-only ledger." });
 
@@ -93,6 +100,10 @@ export const stockHoldSchema = z.strictObject({
   reservationId: reservationIdSchema,
   quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY),
   expiresAt: timestamp.nullable().meta({ description: 'null while the reservation row is not written yet' }),
+  allocations: z
+    .array(z.strictObject({ locationId: skuSchema, quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY) }))
+    .optional()
+    .meta({ description: 'where the units are held (contract v3), first taken first; only on a SKU with levels' }),
 });
 
 export const holdsSchema = z.strictObject({
@@ -107,6 +118,19 @@ export const reservationLineSchema = z.strictObject({
   returnedQuantity: count(MAX_LINE_QUANTITY).meta({
     description: 'what came back through POST /v1/returns after the sale',
   }),
+  allocations: z
+    .array(
+      z.strictObject({
+        locationId: skuSchema,
+        quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY),
+        committedQuantity: count(MAX_LINE_QUANTITY),
+      }),
+    )
+    .optional()
+    .meta({
+      description:
+        'where the line is held (contract v3), first taken first; a commit sells from the first ones first. Absent for a line held all at `default`',
+    }),
 });
 
 export const reservationViewSchema = z

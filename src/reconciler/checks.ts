@@ -233,13 +233,7 @@ export async function checkHolds(
     if (inRedis === undefined) {
       // Never work in flight: a hold lands in Redis before its row, and a release or commit
       // ends the row before Redis. A HELD row without its hold is a loss: restored at once.
-      const restored = await counters.restoreHold(
-        sku,
-        h.reservationId,
-        h.quantity,
-        h.customerId ?? '',
-        h.allocation,
-      );
+      const restored = await counters.restoreHold(sku, h.reservationId, h.quantity, h.customerId ?? '', h.allocation);
       if (restored === 'restored') {
         repairs += 1;
         await ctx.record({

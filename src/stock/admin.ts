@@ -5,9 +5,10 @@
  * (./store.ts) adds the reservations' steps.
  */
 import type { PoolClient } from 'pg';
-import { wouldOversell } from '../domain/errors';
+import { StockholdError, wouldOversell } from '../domain/errors';
 import {
   DEFAULT_CHANNEL,
+  DEFAULT_LOCATION,
   stockView,
   type CartLine,
   type Channel,
@@ -26,25 +27,68 @@ const APPLY_PATIENCE_MS = 2_000;
 export class StockAdmin extends StockReads {
   // ---------------------------------------------------------------- admin writes
 
-  /** Creates a SKU with its initial stock (ledger `initial`), then loads its counters. */
-  async createSku(input: { sku: string; total: number; name?: string }, idempotencyKey?: string): Promise<StockView> {
+  /**
+   * Creates a SKU with its initial stock (ledger `initial`), at `default` (`total`) or at each of
+   * `locations` (contract v3), then loads its counters.
+   */
+  async createSku(
+    input: { sku: string; total?: number; locations?: Record<string, number>; name?: string },
+    idempotencyKey?: string,
+  ): Promise<StockView> {
     const name = input.name ?? '';
+    const levels: [string, number][] = input.locations
+      ? Object.entries(input.locations)
+      : [[DEFAULT_LOCATION, input.total ?? 0]];
+    const total = levels.reduce((sum, [, units]) => sum + units, 0);
     const { result, fresh, movementIds } = await idempotent(
       this.db,
       idempotencyKey,
       { op: 'createSku', input },
       async (c) => {
-        const { movementId } = await this.ledger.movements.createSku(c, input.sku, name, input.total);
-        return { result: stockView(input.sku, name, input.total, 0), movementIds: [movementId] };
+        const created = await this.ledger.movements.createSku(c, input.sku, name, levels);
+        return { result: stockView(input.sku, name, total, 0), movementIds: created.movementIds };
       },
     );
     // A new SKU has no holds; "force" clears counters a previous life may have left in Redis. A
-    // repeat loads it only if Redis missed it.
+    // repeat loads it only if Redis missed it. Its levels go with it unless it is all at `default`.
+    const spread = levels.some(([locationId]) => locationId !== DEFAULT_LOCATION);
     await this.counters.load(
       input.sku,
-      { total: input.total, name, mark: movementIds[0] ?? '0', holds: [] },
+      {
+        total,
+        name,
+        mark: movementIds.at(-1) ?? '0',
+        holds: [],
+        levels: spread ? levels.map(([id, units]) => `${id}=${units}`).join(',') : '',
+      },
       fresh ? 'force' : 'missing',
     );
+    return result;
+  }
+
+  /**
+   * Moves unreserved units of a SKU between two of its locations (contract v3): two movements
+   * sharing a transferId in PostgreSQL and transfer.lua in Redis, inside the same transaction, so
+   * either store's refusal (WOULD_OVERSELL: `from` has fewer units free, reserved ones never move)
+   * rolls it back.
+   */
+  async transfer(
+    sku: string,
+    input: { from: string; to: string; quantity: number; reason?: string },
+    idempotencyKey?: string,
+  ): Promise<StockView> {
+    if (input.from === input.to)
+      throw new StockholdError('INVALID_REQUEST', 'to: must differ from from', { field: 'to' });
+    const { result } = await idempotent(this.db, idempotencyKey, { op: 'transfer', sku, input }, async (c) => {
+      const row = await this.ledger.skus.lockSku(c, sku);
+      const moved = await this.ledger.movements.transfer(c, sku, input);
+      await this.counters
+        .transfer(sku, { out: moved.out.id, in: moved.in.id }, input.from, input.to, input.quantity)
+        .catch(async (err: unknown) => {
+          throw await this.explainMissing(err);
+        });
+      return { result: stockView(sku, row.name, row.total, await this.reservedOf(sku), row), movementIds: [] };
+    });
     return result;
   }
 
@@ -81,7 +125,7 @@ export class StockAdmin extends StockReads {
   /** Raises total by `quantity` (ledger `restock`): PostgreSQL first, then Redis. */
   async restock(
     sku: string,
-    input: { quantity: number; reason?: string },
+    input: { quantity: number; reason?: string; locationId?: string },
     idempotencyKey?: string,
   ): Promise<StockView> {
     const { result, movementIds } = await idempotent(
@@ -89,11 +133,14 @@ export class StockAdmin extends StockReads {
       idempotencyKey,
       { op: 'restock', sku, input },
       async (c) => {
+        await this.ledger.skus.lockSku(c, sku);
+        const { locationId } = await this.ledger.movements.levelFor(c, sku, input.locationId);
         const moved = await this.ledger.movements.move(c, {
           sku,
           kind: 'restock',
           delta: input.quantity,
           reason: input.reason,
+          locationId,
         });
         return {
           result: stockView(sku, moved.name, moved.total, await this.reservedOf(sku), moved),
@@ -110,7 +157,11 @@ export class StockAdmin extends StockReads {
    * (`total + delta >= reserved`) inside the PostgreSQL transaction, so a refusal rolls the ledger
    * row back; a raise goes PostgreSQL first, then Redis, as a restock does.
    */
-  async adjust(sku: string, input: { delta: number; reason: string }, idempotencyKey?: string): Promise<StockView> {
+  async adjust(
+    sku: string,
+    input: { delta: number; reason: string; locationId?: string },
+    idempotencyKey?: string,
+  ): Promise<StockView> {
     const { result, movementIds, fresh } = await idempotent(
       this.db,
       idempotencyKey,
@@ -121,11 +172,19 @@ export class StockAdmin extends StockReads {
         if (current.total + input.delta < Math.max(current.reserved, 0)) {
           throw wouldOversell(sku, current.total, Math.max(current.reserved, await this.reservedOf(sku)), input.delta);
         }
+        // Judged per location too (contract v3): the level may not go below its own reserved.
+        const level = await this.ledger.movements.levelFor(c, sku, input.locationId);
+        if (level.total + input.delta < level.reserved) {
+          const refusal = wouldOversell(sku, level.total, level.reserved, input.delta);
+          refusal.details.locationId = level.locationId;
+          throw refusal;
+        }
         const { movementId, total } = await this.ledger.movements.move(c, {
           sku,
           kind: 'adjustment',
           delta: input.delta,
           reason: input.reason,
+          locationId: level.locationId,
         });
         if (input.delta > 0)
           return {
@@ -135,9 +194,11 @@ export class StockAdmin extends StockReads {
         // If the transaction rolls back after this ran (Redis answered too late, COMMIT failed), Redis
         // is below PostgreSQL (never above) by a movement PostgreSQL never recorded: the reconciler
         // finds it (adjust.lua keeps its delta) and undoes it (rolled_back_movement).
-        const figures = await this.counters.adjust(sku, movementId, input.delta).catch(async (err: unknown) => {
-          throw await this.explainMissing(err);
-        });
+        const figures = await this.counters
+          .adjust(sku, movementId, input.delta, level.locationId)
+          .catch(async (err: unknown) => {
+            throw await this.explainMissing(err);
+          });
         return { result: stockView(sku, current.name, total, figures.reserved, current), movementIds: [movementId] };
       },
     );
@@ -184,15 +245,17 @@ export class StockAdmin extends StockReads {
 
   /** Records a return of sold units (ledger `return`, total raised): PostgreSQL first, then Redis. */
   async recordReturn(
-    input: { reservationId: string; items: CartLine[]; reason?: string },
+    input: { reservationId: string; items: CartLine[]; reason?: string; locationId?: string },
     idempotencyKey?: string,
   ): Promise<ReturnResult> {
     const { result, movementIds } = await idempotent(this.db, idempotencyKey, { op: 'return', input }, async (c) => {
+      if (input.locationId !== undefined) await this.ledger.movements.locationsExist(c, [input.locationId]);
       const movementIds = await this.ledger.reservations.recordReturn(
         c,
         input.reservationId,
         input.items,
         input.reason,
+        input.locationId,
       );
       // Redis must answer before the return commits (as a restock's does): with Redis down the
       // return is 503 and changes nothing, rather than recorded with Redis left behind.
@@ -221,7 +284,13 @@ export class StockAdmin extends StockReads {
     for (const movement of movements) {
       for (;;) {
         try {
-          await this.counters.move(movement.sku, movement.id, movement.delta, movement.customerId ?? '');
+          await this.counters.move(
+            movement.sku,
+            movement.id,
+            movement.delta,
+            movement.customerId ?? '',
+            movement.locationId,
+          );
           break;
         } catch (err) {
           if (this.now() > until) {

@@ -4,7 +4,14 @@
  * of writes of docs/DESIGN.md between PostgreSQL and Redis.
  */
 import { type StockholdError } from '../domain/errors';
-import { type CartLine, type ReleaseStatus, type ReservationLine } from '../domain/types';
+import {
+  DEFAULT_CHANNEL,
+  DEFAULT_LOCATION,
+  type Allocation,
+  type CartLine,
+  type ReleaseStatus,
+  type ReservationLine,
+} from '../domain/types';
 import { LedgerRefusal } from './ledger';
 import { StockAdmin } from './admin';
 
@@ -20,6 +27,10 @@ export interface HoldInput {
   /** The channel the cart is held through (contract v3); absent: every level of each SKU. */
   channel?: string;
 }
+
+/** Whether a line's allocation is the v2 one: all of it at `default`. */
+export const atDefaultOnly = (allocations: readonly Allocation[]): boolean =>
+  allocations.length === 0 || (allocations.length === 1 && allocations[0]!.locationId === DEFAULT_LOCATION);
 
 /** The unexplained-drift kind (reconciler_counts `unexplained:refused_hold`) of a hold PostgreSQL refused after Redis applied it. */
 export const REFUSED_HOLD = 'refused_hold';
@@ -41,10 +52,10 @@ export class StockStore extends StockAdmin {
    * Holds every line or none (Redis decides), then records the reservation as HELD in
    * PostgreSQL. Idempotent by reservation id: a retry finds the hold and writes nothing new.
    */
-  async hold(input: HoldInput): Promise<{ alreadyHeld: boolean }> {
+  async hold(input: HoldInput): Promise<{ alreadyHeld: boolean; allocations?: (Allocation[] | null)[] }> {
     let held: Awaited<ReturnType<typeof this.counters.hold>>;
     try {
-      const channel = input.channel === undefined ? undefined : await this.channelSpec(input.channel);
+      const channel = await this.channelSpec(input.channel ?? DEFAULT_CHANNEL);
       held = await this.counters.hold(
         input.reservationId,
         input.run ?? '',
@@ -76,7 +87,10 @@ export class StockStore extends StockAdmin {
       }
       throw err;
     }
-    return { alreadyHeld: held.alreadyHeld };
+    // Contract v3's allocations only where a line is not simply all at `default` (a deployment
+    // that never names a location sees v2's reservations).
+    const shown = held.allocations.map((a) => (atDefaultOnly(a) ? null : a));
+    return { alreadyHeld: held.alreadyHeld, ...(shown.some((a) => a !== null) ? { allocations: shown } : {}) };
   }
 
   /**
@@ -143,7 +157,11 @@ export class StockStore extends StockAdmin {
       sale.items.map((l) => ({ sku: l.sku, committedQuantity: l.committedQuantity, movements: l.sales })),
       sale.customerId ?? '',
     );
-    return { items: sale.items.map(({ sales: _, ...line }) => line) };
+    return {
+      items: sale.items.map(({ sales: _, allocations, ...line }) =>
+        allocations && !atDefaultOnly(allocations) ? { ...line, allocations } : line,
+      ),
+    };
   }
 
   /** Moves a HELD reservation's deadline in PostgreSQL (the workflow's timer is the real one). */

@@ -23,6 +23,8 @@ export interface ReservationInput {
   requestHash: string;
   /** Token of the caller that started the workflow: tells that caller "created" (201) from a repeat (200). */
   startToken: string;
+  /** The channel the cart is held through (contract v3); absent: `default`. */
+  channel?: string;
 }
 
 export interface AwaitHoldArgs {

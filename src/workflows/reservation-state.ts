@@ -11,7 +11,7 @@
  */
 import type { SearchAttributePair } from '@temporalio/common';
 import { upsertSearchAttributes, workflowInfo, type ApplicationFailure } from '@temporalio/workflow';
-import type { ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
+import type { Allocation, LineAllocation, ReservationLine, ReservationStatus, ReservationView } from '../domain/types';
 import { searchableSkus, searchAttributes, type ReservationInput } from './definitions';
 import { failure } from '../domain/failures';
 
@@ -111,12 +111,25 @@ export class ReservationState {
     return attempt;
   }
 
-  /** Records what a commit sold per line. */
-  sold(committed: readonly { sku: string; committedQuantity: number }[]): void {
-    this.items = this.items.map((l) => ({
-      ...l,
-      committedQuantity: committed.find((c) => c.sku === l.sku)?.committedQuantity ?? 0,
-    }));
+  /** Records where the hold put each line (contract v3; null: all at `default`, shown as in v2). */
+  allocated(allocations: readonly (readonly Allocation[] | null)[] | undefined): void {
+    if (!allocations) return;
+    this.items = this.items.map((l, i) => {
+      const at = allocations[i];
+      return at ? { ...l, allocations: at.map((a) => ({ ...a, committedQuantity: 0 })) } : l;
+    });
+  }
+
+  /** Records what a commit sold per line (and, per allocation, where from). */
+  sold(committed: readonly { sku: string; committedQuantity: number; allocations?: LineAllocation[] }[]): void {
+    this.items = this.items.map((l) => {
+      const line = committed.find((c) => c.sku === l.sku);
+      return {
+        ...l,
+        committedQuantity: line?.committedQuantity ?? 0,
+        ...(line?.allocations ? { allocations: line.allocations } : {}),
+      };
+    });
   }
 
   /** Moves the deadline `ttlSeconds` from now. */

@@ -200,13 +200,17 @@ export async function reservationWorkflow(input: ReservationInput): Promise<Rese
 
   try {
     const run = workflowInfo().runId;
-    await holdStock({
+    // Contract v3: the channel and pinned lines are data of the hold (no new command); where the
+    // hold put each line comes back in its result (absent in histories from before it).
+    const held = await holdStock({
       reservationId,
       run,
       items: input.items,
       customerId: input.customerId,
       expiresAt: new Date(state.expiresAtMs).toISOString(),
+      ...(input.channel !== undefined ? { channel: input.channel } : {}),
     });
+    state.allocated(held?.allocations);
     state.become('HELD');
   } catch (err) {
     const business = refusalOf(err);

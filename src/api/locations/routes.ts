@@ -4,12 +4,12 @@
  */
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { nameSchema, skuSchema } from '../../domain/schemas';
+import { locationIdSchema, nameSchema } from '../../domain/schemas';
 import type { StockStore } from '../../stock';
 import { bodyOf } from '../http';
 
 export const createLocationBody = z.strictObject({
-  locationId: skuSchema.meta({ description: 'the location id (the SKU pattern)' }),
+  locationId: locationIdSchema,
   name: nameSchema,
 });
 

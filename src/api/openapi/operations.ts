@@ -38,7 +38,7 @@ import { webhookOperations } from '../webhooks/operations';
 import { watchedSkusSchema } from '../metrics/routes';
 import { skuPageSchema } from '../ops/routes';
 import { reservationBodies } from '../reservations/routes';
-import { adjustmentBody, createSkuBody, restockBody, returnBody, updateSkuBody } from '../stock/routes';
+import { adjustmentBody, createSkuBody, restockBody, returnBody, transferBody, updateSkuBody } from '../stock/routes';
 import { putChannelBody } from '../channels/routes';
 import { createLocationBody } from '../locations/routes';
 import { createdWebhookSchema, createWebhookBody, deliveryListSchema, webhookListSchema } from '../webhooks/routes';
@@ -158,6 +158,7 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       UpdateSkuBody: updateSkuBody,
       RestockBody: restockBody,
       AdjustmentBody: adjustmentBody,
+      TransferBody: transferBody,
       ReturnBody: returnBody,
       CreateReservationBody: bodies.create,
       CommitBody: bodies.commit,

@@ -8,7 +8,7 @@
  * It never refuses by itself: refusals still come from Redis (the pre-check) or from the Lua
  * hold, so nothing is undersold, and a hold that fails gives its units back to the waiters.
  */
-import type { CartLine } from '../../domain/types';
+import { DEFAULT_CHANNEL, type CartLine } from '../../domain/types';
 import type { StockStore } from '../../stock';
 
 interface Gate {
@@ -79,7 +79,7 @@ export class Admission {
   /** Admits the request (or throws the pre-check's refusal); call `leave` once its hold is decided. */
   async admit(
     stock: StockStore,
-    request: { reservationId: string; items: CartLine[]; customerId?: string },
+    request: { reservationId: string; items: CartLine[]; customerId?: string; channel?: string },
     named: boolean,
     admitBy: number,
   ): Promise<{ leave(held: boolean): void }> {
@@ -89,6 +89,7 @@ export class Admission {
         items,
         customerId,
         named ? request.reservationId : undefined,
+        request.channel ?? DEFAULT_CHANNEL,
       );
       if (refusal) throw refusal;
       const limited = customerId

@@ -16,7 +16,7 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       tag: 'Reservations',
       summary: 'Hold a cart',
       description:
-        'All lines or none. The server makes a UUID when `reservationId` is left out; the reservation id is the idempotency key.',
+        'All lines or none. The server makes a UUID when `reservationId` is left out; the reservation id is the idempotency key. Contract v3: `channel` (default `default`) names the locations the cart is allocated over, in the atomic hold step; a line with `locationId` is held there only.',
       body: { schema: bodies.create, required: true },
       responses: {
         201: {
@@ -30,6 +30,8 @@ export function reservationOperations(bodies: ReturnType<typeof reservationBodie
       },
       errors: [
         'SKU_NOT_FOUND',
+        'CHANNEL_NOT_FOUND',
+        'LOCATION_NOT_IN_CHANNEL',
         'CUSTOMER_LIMIT_EXCEEDED',
         'INSUFFICIENT_STOCK',
         'RESERVATION_ID_CONFLICT',

@@ -5,6 +5,8 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import {
+  cartLinesSchema,
+  channelNameSchema,
   customerIdSchema,
   linesSchema,
   parse,
@@ -24,9 +26,10 @@ export function reservationBodies(maxTtlSeconds: number) {
   return {
     create: z.strictObject({
       reservationId: reservationIdSchema.optional(),
-      items: linesSchema,
+      items: cartLinesSchema,
       ttlSeconds: ttlSeconds.optional(),
       customerId: customerIdSchema.optional(),
+      channel: channelNameSchema.optional(),
     }),
     commit: z.strictObject({ paymentId: paymentIdSchema.optional(), items: linesSchema.optional() }),
     cancel: z.strictObject({ reason: reasonSchema.optional() }),

@@ -7,8 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Config } from '../../config';
-import { reservationNotFound, reservationNotHeld, StockholdError, unavailable } from '../../domain/errors';
-import { FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../../domain/types';
+import {
+  locationNotInChannel,
+  reservationNotFound,
+  reservationNotHeld,
+  StockholdError,
+  unavailable,
+} from '../../domain/errors';
+import { DEFAULT_CHANNEL, FINAL_STATUSES, workflowIdOf, type CartLine, type ReservationView } from '../../domain/types';
 import type { StockStore } from '../../stock';
 import {
   awaitHoldUpdate,
@@ -39,6 +45,7 @@ export interface CreateReservation {
   items: CartLine[];
   ttlSeconds?: number;
   customerId?: string;
+  channel?: string;
 }
 
 export class ReservationService {
@@ -62,7 +69,16 @@ export class ReservationService {
       items: input.items,
       ttlSeconds: input.ttlSeconds ?? this.config.defaultTtlSeconds,
       customerId: input.customerId,
+      ...(input.channel !== undefined ? { channel: input.channel } : {}),
     };
+    // Contract v3: the channel exists (CHANNEL_NOT_FOUND) and has each pinned line's location.
+    if (input.channel !== undefined || input.items.some((l) => l.locationId !== undefined)) {
+      const channel = input.channel ?? DEFAULT_CHANNEL;
+      const { locations } = await this.stock.channelSpec(channel);
+      for (const line of input.items)
+        if (line.locationId !== undefined && !locations.includes(line.locationId))
+          throw locationNotInChannel(line.locationId, channel, line.sku);
+    }
     const admitted = await this.admission.admit(
       this.stock,
       request,

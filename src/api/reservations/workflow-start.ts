@@ -18,6 +18,8 @@ export interface StartRequest {
   items: CartLine[];
   ttlSeconds: number;
   customerId?: string;
+  /** The channel the cart is held through (contract v3); absent: `default`. */
+  channel?: string;
 }
 
 export function reservationStart(
@@ -29,8 +31,8 @@ export function reservationStart(
   operation: WithStartWorkflowOperation<typeof reservationWorkflow>;
   hold: AwaitHoldArgs;
 } {
-  const { reservationId, items, ttlSeconds, customerId } = request;
-  const requestHash = reservationRequestHash({ items, ttlSeconds, customerId });
+  const { reservationId, items, ttlSeconds, customerId, channel } = request;
+  const requestHash = reservationRequestHash({ items, ttlSeconds, customerId, channel });
   const startToken = randomUUID();
   const workflowId = workflowIdOf(reservationId);
   const operation = new WithStartWorkflowOperation(reservationWorkflow, {
@@ -45,6 +47,7 @@ export function reservationStart(
         customerId,
         requestHash,
         startToken,
+        ...(channel !== undefined ? { channel } : {}),
       },
     ],
     // A repeat joins the running workflow; a closed one's id is reused only after a failed run.

@@ -11,7 +11,16 @@ import {
 import type { ApiOperation } from '../openapi/document';
 import { MAX_SKU_PAGE, skuPageLimitQuery, skuPageSchema } from '../ops/routes';
 import { watchedSkuOperations } from '../metrics/operations';
-import { adjustmentBody, createSkuBody, limitQuery, restockBody, returnBody, skusQuery, updateSkuBody } from './routes';
+import {
+  adjustmentBody,
+  createSkuBody,
+  limitQuery,
+  restockBody,
+  returnBody,
+  skusQuery,
+  transferBody,
+  updateSkuBody,
+} from './routes';
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
 const channelDescription =
@@ -26,11 +35,12 @@ export function stockOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Stock',
       summary: 'Create a SKU',
-      description: 'The ledger gets an `initial` movement of `total`. `name` defaults to "".',
+      description:
+        'The ledger gets an `initial` movement of `total` at `default`, or (contract v3) one per entry of `locations`. `name` defaults to "".',
       idempotencyKey: true,
       body: { schema: createSkuBody, required: true },
       responses: { 201: { description: 'the stock view (reserved 0)', json: stockViewSchema } },
-      errors: ['SKU_EXISTS', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+      errors: ['SKU_EXISTS', 'LOCATION_NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
     },
     {
       method: 'get',
@@ -81,12 +91,13 @@ export function stockOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Stock',
       summary: 'Restock',
-      description: 'The ledger gets a `restock` movement. A total past 2^31-1 is 400 (`field: "quantity"`).',
+      description:
+        'The ledger gets a `restock` movement at `locationId` (without it: the SKU\'s only location; a SKU stocked at several is 400 LOCATION_REQUIRED). A restock to a location where the SKU has no level creates it. A total past 2^31-1 is 400 (`field: "quantity"`).',
       pathParams: sku,
       idempotencyKey: true,
       body: { schema: restockBody, required: true },
       responses: { 200: { description: 'the stock view with total raised', json: stockViewSchema } },
-      errors: ['SKU_NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+      errors: ['SKU_NOT_FOUND', 'LOCATION_NOT_FOUND', 'LOCATION_REQUIRED', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
     },
     {
       method: 'post',
@@ -94,12 +105,34 @@ export function stockOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Stock',
       summary: 'Adjust (counts, damage, shrinkage)',
-      description: 'The ledger gets an `adjustment` movement. Held units stay sellable to their holders.',
+      description:
+        'The ledger gets an `adjustment` movement at `locationId` (as restock chooses it). Held units stay sellable to their holders: WOULD_OVERSELL is judged for the SKU and for the location.',
       pathParams: sku,
       idempotencyKey: true,
       body: { schema: adjustmentBody, required: true },
       responses: { 200: { description: 'the stock view', json: stockViewSchema } },
-      errors: ['SKU_NOT_FOUND', 'WOULD_OVERSELL', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
+      errors: [
+        'SKU_NOT_FOUND',
+        'LOCATION_NOT_FOUND',
+        'LOCATION_REQUIRED',
+        'WOULD_OVERSELL',
+        'IDEMPOTENCY_KEY_REUSED',
+        'UNAVAILABLE',
+      ],
+    },
+    {
+      method: 'post',
+      path: '/v1/skus/:sku/transfers',
+      access: 'admin',
+      tag: 'Stock',
+      summary: 'Transfer units between locations',
+      description:
+        'Contract v3: moves unreserved units from `from` to `to` in one step (a `transfer_out` and a `transfer_in` movement sharing a `transferId`, and one Redis script). Units reserved at `from` never move: 409 WOULD_OVERSELL when its available is short.',
+      pathParams: sku,
+      idempotencyKey: true,
+      body: { schema: transferBody, required: true },
+      responses: { 200: { description: "the stock view (the SKU's figures do not change)", json: stockViewSchema } },
+      errors: ['SKU_NOT_FOUND', 'LOCATION_NOT_FOUND', 'WOULD_OVERSELL', 'IDEMPOTENCY_KEY_REUSED', 'UNAVAILABLE'],
     },
     {
       method: 'get',
@@ -154,7 +187,8 @@ export function stockOperations(): ApiOperation[] {
       access: 'admin',
       tag: 'Returns',
       summary: 'Return units of a committed reservation',
-      description: "Raises each SKU's total; the ledger gets a `return` movement per line. All lines or none.",
+      description:
+        "Raises each SKU's total; the ledger gets a `return` movement per line and location: at `locationId` when given, else back where the units were sold, the last allocated first (contract v3). All lines or none.",
       idempotencyKey: true,
       body: { schema: returnBody, required: true },
       responses: { 200: { description: 'what this call returned, per line', json: returnResultSchema } },
@@ -162,6 +196,7 @@ export function stockOperations(): ApiOperation[] {
         'RESERVATION_NOT_FOUND',
         'RESERVATION_NOT_COMMITTED',
         'RETURN_EXCEEDS_SALE',
+        'LOCATION_NOT_FOUND',
         'IDEMPOTENCY_KEY_REUSED',
         'UNAVAILABLE',
       ],

@@ -4,12 +4,19 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { DEFAULT_MOVEMENTS, MAX_AVAILABILITY_SKUS, MAX_MOVEMENTS } from '../../domain/limits';
+import {
+  DEFAULT_MOVEMENTS,
+  MAX_AVAILABILITY_SKUS,
+  MAX_CHANNEL_LOCATIONS,
+  MAX_MOVEMENTS,
+  MAX_STOCK,
+} from '../../domain/limits';
 import {
   channelNameSchema,
   deltaSchema,
   idempotencyKeySchema,
   linesSchema,
+  locationIdSchema,
   lowStockThresholdSchema,
   maxPerCustomerSchema,
   nameSchema,
@@ -23,9 +30,45 @@ import {
 import type { StockStore } from '../../stock';
 import { bodyOf, numberParam } from '../http';
 
-export const createSkuBody = z.strictObject({ sku: skuSchema, total: stockFigureSchema, name: nameSchema.optional() });
-export const restockBody = z.strictObject({ quantity: positiveStockSchema, reason: reasonSchema.optional() });
-export const adjustmentBody = z.strictObject({ delta: deltaSchema, reason: reasonSchema });
+/** POST /v1/skus: `total` (stock at `default`) or `locations` (contract v3), not both. */
+export const createSkuBody = z
+  .strictObject({
+    sku: skuSchema,
+    total: stockFigureSchema.optional(),
+    locations: z
+      .record(locationIdSchema, stockFigureSchema)
+      .refine((l) => Object.keys(l).length >= 1 && Object.keys(l).length <= MAX_CHANNEL_LOCATIONS, {
+        message: `must name 1..${MAX_CHANNEL_LOCATIONS} locations`,
+      })
+      .refine((l) => Object.values(l).reduce((sum, units) => sum + units, 0) <= MAX_STOCK, {
+        message: `the units must add up to at most ${MAX_STOCK}`,
+      })
+      .optional()
+      .meta({ description: 'units per location (contract v3): 1..50 locations, each 0..2^31-1', minProperties: 1 }),
+    name: nameSchema.optional(),
+  })
+  .refine((body) => (body.total === undefined) !== (body.locations === undefined), {
+    message: 'give either total or locations, not both',
+    path: ['total'],
+  })
+  .meta({ oneOf: [{ required: ['total'] }, { required: ['locations'] }] });
+export const restockBody = z.strictObject({
+  quantity: positiveStockSchema,
+  reason: reasonSchema.optional(),
+  locationId: locationIdSchema.optional(),
+});
+export const adjustmentBody = z.strictObject({
+  delta: deltaSchema,
+  reason: reasonSchema,
+  locationId: locationIdSchema.optional(),
+});
+/** POST /v1/skus/:sku/transfers (contract v3). */
+export const transferBody = z.strictObject({
+  from: locationIdSchema,
+  to: locationIdSchema,
+  quantity: positiveStockSchema,
+  reason: reasonSchema.optional(),
+});
 /** PATCH /v1/skus/:sku: the fields to change, at least one; null unsets a setting. */
 export const updateSkuBody = z
   .strictObject({
@@ -40,6 +83,7 @@ export const returnBody = z.strictObject({
   reservationId: reservationIdSchema,
   items: linesSchema,
   reason: reasonSchema.optional(),
+  locationId: locationIdSchema.optional(),
 });
 export const skusQuery = z.array(skuSchema).min(1).max(MAX_AVAILABILITY_SKUS);
 export const limitQuery = z.number().int().min(1).max(MAX_MOVEMENTS);
@@ -82,6 +126,10 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
   router.post('/v1/skus/:sku/adjustments', admin, async (req, res) => {
     const sku = skuOf(req);
     res.json(await stock.adjust(sku, bodyOf(req, adjustmentBody), idempotencyKeyOf(req)));
+  });
+  router.post('/v1/skus/:sku/transfers', admin, async (req, res) => {
+    const sku = skuOf(req);
+    res.json(await stock.transfer(sku, bodyOf(req, transferBody), idempotencyKeyOf(req)));
   });
   router.get('/v1/skus/:sku/holds', admin, async (req, res) => {
     res.json(await stock.getHolds(skuOf(req)));

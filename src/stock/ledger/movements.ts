@@ -4,9 +4,17 @@
  * return). Methods taking a PoolClient run in the caller's transaction.
  */
 import type { Pool, PoolClient } from 'pg';
-import { insufficientStock, skuNotFound, StockholdError } from '../../domain/errors';
+import { randomUUID } from 'node:crypto';
+import {
+  insufficientStock,
+  locationNotFound,
+  locationRequired,
+  skuNotFound,
+  StockholdError,
+  transferShort,
+} from '../../domain/errors';
 import { MAX_STOCK } from '../../domain/limits';
-import type { Movement, MovementKind } from '../../domain/types';
+import { DEFAULT_LOCATION, type Movement, type MovementKind } from '../../domain/types';
 
 import type { EventWriter, SkuMovement } from './events';
 import { SKU_COLUMNS, skuRowOf, type SkuColumns, type SkuLedger } from './skus';
@@ -76,21 +84,113 @@ export class MovementLedger {
     private readonly events: EventWriter,
   ) {}
 
-  /** Inserts a new SKU's row and its `initial` movement; SKU_EXISTS when it is there already. */
-  async createSku(c: PoolClient, sku: string, name: string, total: number): Promise<{ movementId: string }> {
+  /**
+   * Inserts a new SKU's row and its `initial` movements, one per location it is stocked at (contract
+   * v3; `[['default', total]]` for a v1 SKU); SKU_EXISTS when it is there already,
+   * LOCATION_NOT_FOUND for a location that does not exist. The movement ids in order.
+   */
+  async createSku(
+    c: PoolClient,
+    sku: string,
+    name: string,
+    levels: readonly (readonly [string, number])[],
+  ): Promise<{ movementIds: string[] }> {
+    await this.locationsExist(
+      c,
+      levels.map(([locationId]) => locationId),
+    );
+    const total = levels.reduce((sum, [, units]) => sum + units, 0);
     const inserted = await c.query(
       'INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING',
       [sku, name, total],
     );
     if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
-    const initial = await c.query<Parameters<typeof movementRowOf>[1]>(
-      `INSERT INTO stock_movements (sku, kind, delta, reason) VALUES ($1, 'initial', $2, 'created') ${MOVEMENT_RETURNING}`,
-      [sku, total],
-    );
+    const moved: SkuMovement[] = [];
+    for (const [locationId, units] of levels) {
+      const initial = await c.query<Parameters<typeof movementRowOf>[1]>(
+        `INSERT INTO stock_movements (sku, kind, delta, reason, location_id) VALUES ($1, 'initial', $2, 'created', $3)
+         ${MOVEMENT_RETURNING}`,
+        [sku, units, locationId],
+      );
+      moved.push(movementRowOf(sku, initial.rows[0]!));
+    }
     // The new row is this transaction's until it commits: no other writer of the SKU gets before it.
     // No threshold event: a SKU starts with no threshold, and "from 0" is not a change back.
-    await this.events.write(c, { before: new Map(), movements: [movementRowOf(sku, initial.rows[0]!)] });
-    return { movementId: initial.rows[0]!.id };
+    await this.events.write(c, { before: new Map(), movements: moved });
+    return { movementIds: moved.map((m) => m.id) };
+  }
+
+  /** LOCATION_NOT_FOUND unless every one of these locations exists. */
+  async locationsExist(c: PoolClient, locationIds: readonly string[]): Promise<void> {
+    const found = await c.query<{ location_id: string }>(
+      'SELECT location_id FROM locations WHERE location_id = ANY($1::text[])',
+      [locationIds],
+    );
+    const known = new Set(found.rows.map((r) => r.location_id));
+    const missing = locationIds.find((id) => !known.has(id));
+    if (missing !== undefined) throw locationNotFound(missing);
+  }
+
+  /**
+   * The level a write of a SKU (its row locked in `c`) goes to (contract v3): the location named
+   * (LOCATION_NOT_FOUND when it does not exist; a level there need not exist yet), else the SKU's
+   * only location; LOCATION_REQUIRED when it is stocked at several.
+   */
+  async levelFor(
+    c: PoolClient,
+    sku: string,
+    locationId: string | undefined,
+  ): Promise<{ locationId: string; total: number; reserved: number }> {
+    const levels = await c.query<{ location_id: string; total: string; reserved: string }>(
+      'SELECT location_id, total, reserved FROM stock_levels WHERE sku = $1 ORDER BY location_id',
+      [sku],
+    );
+    if (locationId === undefined) {
+      if (levels.rows.length > 1)
+        throw locationRequired(
+          sku,
+          levels.rows.map((r) => r.location_id),
+        );
+      locationId = levels.rows[0]?.location_id ?? DEFAULT_LOCATION;
+    }
+    const level = levels.rows.find((r) => r.location_id === locationId);
+    if (!level) await this.locationsExist(c, [locationId]);
+    return { locationId, total: Number(level?.total ?? 0), reserved: Number(level?.reserved ?? 0) };
+  }
+
+  /**
+   * A transfer of unreserved units between two locations of a SKU (its row locked in `c`): a
+   * `transfer_out` at `from` and a `transfer_in` at `to` sharing a new transferId (the levels
+   * follow them; `skus.total` does not change). WOULD_OVERSELL when `from`'s unreserved units, as
+   * PostgreSQL counts them, are short (Redis checks its own in the same transaction).
+   */
+  async transfer(
+    c: PoolClient,
+    sku: string,
+    move: { from: string; to: string; quantity: number; reason?: string },
+  ): Promise<{ out: SkuMovement; in: SkuMovement; transferId: string }> {
+    const from = await this.levelFor(c, sku, move.from);
+    await this.locationsExist(c, [move.to]);
+    if (from.total - from.reserved < move.quantity)
+      throw transferShort(sku, move.from, move.quantity, from.total - from.reserved);
+    const transferId = randomUUID();
+    const insert = async (kind: 'transfer_out' | 'transfer_in', delta: number, locationId: string) =>
+      movementRowOf(
+        sku,
+        (
+          await c.query<Parameters<typeof movementRowOf>[1]>(
+            `INSERT INTO stock_movements (sku, kind, delta, reason, location_id, transfer_id)
+             VALUES ($1, $2, $3, $4, $5, $6) ${MOVEMENT_RETURNING}`,
+            [sku, kind, delta, move.reason ?? null, locationId, transferId],
+          )
+        ).rows[0]!,
+      );
+    const out = await insert('transfer_out', -move.quantity, move.from);
+    const into = await insert('transfer_in', move.quantity, move.to);
+    await c.query('UPDATE skus SET updated_at = now() WHERE sku = $1', [sku]);
+    // stock.changed per movement; the SKU's available does not change, so no threshold is crossed.
+    await this.events.write(c, { before: new Map(), movements: [out, into] });
+    return { out, in: into, transferId };
   }
 
   /**
@@ -154,8 +254,13 @@ export class MovementLedger {
       reservation_id: string | null;
       reason: string | null;
       at: Date;
+      location_id: string;
+      transfer_id: string | null;
+      spread: boolean;
     }>(
-      'SELECT id, kind, delta, reservation_id, reason, at FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2',
+      `SELECT id, kind, delta, reservation_id, reason, at, location_id, transfer_id,
+              EXISTS (SELECT 1 FROM stock_levels v WHERE v.sku = $1 AND v.location_id <> 'default') AS spread
+         FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2`,
       [sku, limit],
     );
     if (result.rowCount === 0) throw skuNotFound(sku);
@@ -166,6 +271,9 @@ export class MovementLedger {
       ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
       ...(r.reason ? { reason: r.reason } : {}),
       at: r.at.toISOString(),
+      // Contract v3's locationId once the SKU has a level elsewhere than `default` (v2's rows before).
+      ...(r.spread || r.location_id !== DEFAULT_LOCATION ? { locationId: r.location_id } : {}),
+      ...(r.transfer_id ? { transferId: r.transfer_id } : {}),
     }));
   }
 

@@ -13,7 +13,14 @@ import {
   reservationNotHeld,
   StockholdError,
 } from '../../domain/errors';
-import type { CartLine, ReleaseStatus, ReservationLine, ReservationStatus, ReservationView } from '../../domain/types';
+import type {
+  CartLine,
+  LineAllocation,
+  ReleaseStatus,
+  ReservationLine,
+  ReservationStatus,
+  ReservationView,
+} from '../../domain/types';
 import { workflowIdOf } from '../../domain/types';
 
 import type { MovementLedger } from './movements';
@@ -21,7 +28,10 @@ import type { MovementLedger } from './movements';
 type Db = Pool | PoolClient;
 
 /** A sale line: what the line sold and its `sale` movements, one per location sold from (none when it sold nothing). */
-export type SoldLine = ReservationLine & { sales: { id: string; locationId: string; units: number }[] };
+export type SoldLine = ReservationLine & {
+  sales: { id: string; locationId: string; units: number }[];
+  allocations?: LineAllocation[];
+};
 
 /** What `stockhold_sell` answers: the sale (or the recorded one, on a retry), or a refusal having written nothing. */
 type SaleAnswer =
@@ -110,6 +120,8 @@ export class ReservationLedger {
     reservationId: string,
     items: readonly CartLine[],
     reason?: string,
+    /** Where the units go back (contract v3); absent: where they were sold from, the last allocated first. */
+    locationId?: string,
   ): Promise<string[]> {
     // Its row locked, then its SKUs in order (the movements below write their events under them).
     const { status } = (
@@ -157,6 +169,7 @@ export class ReservationLedger {
         [reservationId, item.sku],
       );
       let left = item.quantity;
+      const back = new Map<string, number>();
       for (const part of parts.rows) {
         const units = Math.min(left, part.returnable);
         if (units <= 0) break;
@@ -166,6 +179,12 @@ export class ReservationLedger {
             WHERE reservation_id = $1 AND sku = $2 AND location_id = $3`,
           [reservationId, item.sku, part.location_id, units],
         );
+        const to = locationId ?? part.location_id;
+        back.set(to, (back.get(to) ?? 0) + units);
+      }
+      // Units sold before allocations were recorded per location were sold at `default`.
+      if (left > 0) back.set(locationId ?? 'default', (back.get(locationId ?? 'default') ?? 0) + left);
+      for (const [to, units] of back)
         ids.push(
           (
             await this.movements.move(c, {
@@ -174,11 +193,10 @@ export class ReservationLedger {
               delta: units,
               reservationId,
               reason,
-              locationId: part.location_id,
+              locationId: to,
             })
           ).movementId,
         );
-      }
     }
     return ids;
   }
@@ -228,15 +246,24 @@ export class ReservationLedger {
       quantity: number;
       committed_quantity: number;
       returned_quantity: number;
+      allocations: LineAllocation[] | null;
     }>(
-      'SELECT sku, quantity, committed_quantity, returned_quantity FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku',
+      `SELECT l.sku, l.quantity, l.committed_quantity, l.returned_quantity,
+              (SELECT jsonb_agg(jsonb_build_object('locationId', a.location_id, 'quantity', a.quantity,
+                                                   'committedQuantity', a.committed_quantity) ORDER BY a.position)
+                 FROM reservation_allocations a
+                WHERE a.reservation_id = l.reservation_id AND a.sku = l.sku
+               HAVING bool_or(a.location_id <> 'default')) AS allocations
+         FROM reservation_lines l WHERE l.reservation_id = $1 ORDER BY l.sku`,
       [reservationId],
     );
+    // Contract v3's allocations only for a line held elsewhere than `default` alone.
     return rows.rows.map((r) => ({
       sku: r.sku,
       quantity: r.quantity,
       committedQuantity: r.committed_quantity,
       returnedQuantity: r.returned_quantity,
+      ...(r.allocations ? { allocations: r.allocations } : {}),
     }));
   }
 }

@@ -30,7 +30,6 @@ export interface ChannelSpec {
   strategy: AllocationStrategy;
 }
 
-
 /** The channel's two arguments of hold.lua and precheck.lua ('' '' for every level of each SKU). */
 const channelArgs = (channel?: ChannelSpec): string[] =>
   channel ? [channel.locations.join(','), channel.strategy] : ['', ''];
