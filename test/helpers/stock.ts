@@ -43,6 +43,44 @@ export async function expectConsistent(clients: StockClients, sku: string): Prom
   expect(f.sumOfHolds).toBe(f.pgHeld);
   expect(f.ledgerSum).toBe(f.pgTotal);
   await expectLevelsConsistent(clients, sku);
+  await expectRedisLevels(clients, sku);
+}
+
+/**
+ * Redis's levels of a SKU (lua/includes/levels.lua) agree with PostgreSQL's when nothing is in
+ * flight: without `locs`, PostgreSQL has one level, `default`; with it, the same locations, each
+ * `t:`/`r:` its level's total and reserved, and each hold's allocation (`a:`, `default` whole
+ * when absent) PostgreSQL's.
+ */
+export async function expectRedisLevels(clients: Pick<StockClients, 'db' | 'redis'>, sku: string): Promise<void> {
+  const stock = await clients.redis.hgetall(keys.stock(sku));
+  const holds = await clients.redis.hgetall(keys.holds(sku));
+  const { rows } = await clients.db.query<{ location_id: string; total: string; reserved: string }>(
+    'SELECT location_id, total, reserved FROM stock_levels WHERE sku = $1 ORDER BY location_id',
+    [sku],
+  );
+  const pg = Object.fromEntries(rows.map((r) => [r.location_id, [Number(r.total), Number(r.reserved)]]));
+  if (stock.locs === undefined) {
+    expect(Object.keys(pg).filter((loc) => loc !== 'default')).toEqual([]);
+    expect(Object.keys(stock).filter((f) => /^[tra]:/.test(f))).toEqual([]);
+    return;
+  }
+  const redis = Object.fromEntries(
+    stock.locs.split(',').map((loc) => [loc, [Number(stock[`t:${loc}`]), Number(stock[`r:${loc}`])]]),
+  );
+  expect(redis).toEqual(pg);
+  const allocations = await clients.db.query<{ reservation_id: string; allocation: string }>(
+    `SELECT a.reservation_id, string_agg(a.location_id || '=' || a.quantity, ',' ORDER BY a.position) AS allocation
+       FROM reservation_allocations a JOIN reservations r ON r.id = a.reservation_id AND r.status = 'HELD'
+      WHERE a.sku = $1 GROUP BY a.reservation_id`,
+    [sku],
+  );
+  const inPg = Object.fromEntries(allocations.rows.map((r) => [r.reservation_id, r.allocation]));
+  const inRedis = Object.fromEntries(
+    Object.entries(holds).map(([id, quantity]) => [id, stock[`a:${id}`] ?? `default=${quantity}`]),
+  );
+  expect(inRedis).toEqual(inPg);
+  expect(Object.keys(stock).filter((f) => f.startsWith('a:') && holds[f.slice(2)] === undefined)).toEqual([]);
 }
 
 /**

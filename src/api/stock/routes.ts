@@ -37,14 +37,20 @@ export const createSkuBody = z
     total: stockFigureSchema.optional(),
     locations: z
       .record(locationIdSchema, stockFigureSchema)
-      .refine((l) => Object.keys(l).length >= 1 && Object.keys(l).length <= MAX_CHANNEL_LOCATIONS, {
-        message: `must name 1..${MAX_CHANNEL_LOCATIONS} locations`,
+      .superRefine((l, ctx) => {
+        const n = Object.keys(l).length;
+        if (n < 1 || n > MAX_CHANNEL_LOCATIONS)
+          ctx.addIssue({ code: 'custom', message: `must name 1..${MAX_CHANNEL_LOCATIONS} locations` });
+        else if (Object.values(l).reduce((sum, units) => sum + units, 0) > MAX_STOCK)
+          ctx.addIssue({ code: 'custom', message: `the units must add up to at most ${MAX_STOCK}` });
       })
-      .refine((l) => Object.values(l).reduce((sum, units) => sum + units, 0) <= MAX_STOCK, {
-        message: `the units must add up to at most ${MAX_STOCK}`,
+      // The refinement in JSON Schema terms (the sum is said in words).
+      .meta({
+        description: `units per location (contract v3): 1..${MAX_CHANNEL_LOCATIONS} locations, each 0..2^31-1, adding up to at most 2^31-1`,
+        minProperties: 1,
+        maxProperties: MAX_CHANNEL_LOCATIONS,
       })
-      .optional()
-      .meta({ description: 'units per location (contract v3): 1..50 locations, each 0..2^31-1', minProperties: 1 }),
+      .optional(),
     name: nameSchema.optional(),
   })
   .refine((body) => (body.total === undefined) !== (body.locations === undefined), {
