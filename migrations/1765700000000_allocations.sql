@@ -266,7 +266,10 @@ BEGIN
           RETURNING id, at INTO moved_id, moved_at;
           movements := movements || jsonb_build_array(jsonb_build_object('sku', line.sku, 'id', moved_id::text, 'kind', 'sale',
                                                                          'delta', -take, 'reservationId', p_id,
-                                                                         'at', stockhold_iso(moved_at)));
+                                                                         'at', stockhold_iso(moved_at))
+                                                      || CASE WHEN part.location_id <> 'default'
+                                                              THEN jsonb_build_object('locationId', part.location_id)
+                                                              ELSE '{}'::jsonb END);
           sales := sales || jsonb_build_array(jsonb_build_object('id', moved_id::text, 'locationId', part.location_id,
                                                                  'units', take));
         END IF;
@@ -287,6 +290,37 @@ BEGIN
     PERFORM stockhold_change_events(before, movements, 'reservation.committed', p_id);
   END IF;
   RETURN jsonb_build_object('outcome', 'sold', 'customerId', customer, 'items', items);
+END;
+$$;
+
+
+-- stock.changed carries the locationId of its movement (contract v3, "Channels and allocation",
+-- events), when the movement is not at `default`: a v2 deployment's events are unchanged.
+CREATE OR REPLACE FUNCTION stockhold_change_events(p_before jsonb, p_movements jsonb, p_reservation_type text, p_reservation_id text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m jsonb;
+  s skus;
+  crossing text;
+BEGIN
+  FOR m IN SELECT value FROM jsonb_array_elements(COALESCE(p_movements, '[]'::jsonb)) LOOP
+    SELECT * INTO s FROM skus WHERE sku = m->>'sku';
+    INSERT INTO events (type, skus, data)
+    VALUES ('stock.changed', ARRAY[s.sku], stockhold_stock_view(s) || jsonb_build_object('movement', m - 'sku')
+                                          || CASE WHEN m ? 'locationId' THEN jsonb_build_object('locationId', m->'locationId')
+                                                  ELSE '{}'::jsonb END);
+  END LOOP;
+  IF p_reservation_type IS NOT NULL AND EXISTS (SELECT 1 FROM reservation_lines WHERE reservation_id = p_reservation_id) THEN
+    INSERT INTO events (type, skus, data)
+    VALUES (p_reservation_type,
+            ARRAY(SELECT l.sku FROM reservation_lines l WHERE l.reservation_id = p_reservation_id ORDER BY l.sku COLLATE "C"),
+            stockhold_reservation_view(p_reservation_id));
+  END IF;
+  FOR s IN SELECT k.* FROM skus k WHERE k.sku IN (SELECT jsonb_object_keys(p_before)) ORDER BY k.sku COLLATE "C" LOOP
+    FOREACH crossing IN ARRAY stockhold_threshold_crossings((p_before->>s.sku)::bigint, s.total - s.reserved, s.low_stock_threshold) LOOP
+      INSERT INTO events (type, skus, data) VALUES (crossing, ARRAY[s.sku], stockhold_stock_view(s));
+    END LOOP;
+  END LOOP;
 END;
 $$;
 
@@ -560,3 +594,30 @@ BEGIN
   RETURN jsonb_build_object('outcome', 'sold', 'customerId', customer, 'items', items);
 END;
 $$;
+
+CREATE OR REPLACE FUNCTION stockhold_change_events(p_before jsonb, p_movements jsonb, p_reservation_type text, p_reservation_id text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m jsonb;
+  s skus;
+  crossing text;
+BEGIN
+  FOR m IN SELECT value FROM jsonb_array_elements(COALESCE(p_movements, '[]'::jsonb)) LOOP
+    SELECT * INTO s FROM skus WHERE sku = m->>'sku';
+    INSERT INTO events (type, skus, data)
+    VALUES ('stock.changed', ARRAY[s.sku], stockhold_stock_view(s) || jsonb_build_object('movement', m - 'sku'));
+  END LOOP;
+  IF p_reservation_type IS NOT NULL AND EXISTS (SELECT 1 FROM reservation_lines WHERE reservation_id = p_reservation_id) THEN
+    INSERT INTO events (type, skus, data)
+    VALUES (p_reservation_type,
+            ARRAY(SELECT l.sku FROM reservation_lines l WHERE l.reservation_id = p_reservation_id ORDER BY l.sku COLLATE "C"),
+            stockhold_reservation_view(p_reservation_id));
+  END IF;
+  FOR s IN SELECT k.* FROM skus k WHERE k.sku IN (SELECT jsonb_object_keys(p_before)) ORDER BY k.sku COLLATE "C" LOOP
+    FOREACH crossing IN ARRAY stockhold_threshold_crossings((p_before->>s.sku)::bigint, s.total - s.reserved, s.low_stock_threshold) LOOP
+      INSERT INTO events (type, skus, data) VALUES (crossing, ARRAY[s.sku], stockhold_stock_view(s));
+    END LOOP;
+  END LOOP;
+END;
+$$;
+

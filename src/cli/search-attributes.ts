@@ -1,6 +1,6 @@
 /**
  * `npm run temporal:search-attributes [-- --print]`: registers the contract's search attributes
- * (ReservationStatus, InventorySkus, ReservationExpiresAt, CustomerId) on an existing Temporal
+ * (ReservationStatus, InventorySkus, ReservationExpiresAt, CustomerId, SalesChannel) on an existing Temporal
  * cluster, the one TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and the TLS / API key variables name.
  *
  * The dev server `npm start` launches registers them itself, and the API tries to at start; on a

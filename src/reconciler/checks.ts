@@ -6,6 +6,7 @@
 import type { StockStore } from '../stock';
 import type { ReservationStatus, SkuRow } from '../domain/types';
 import type { LedgerMovement } from '../stock/ledger';
+import { parseAllocation } from '../stock/redis/keys';
 import type { HeldLine, ReconcilerStore } from './store';
 
 export type RepairKind =
@@ -21,7 +22,9 @@ export type RepairKind =
   | 'customer_bought'
   | 'ledger_reserved'
   | 'rolled_back_movement'
-  | 'channels';
+  | 'channels'
+  | 'level_reserved'
+  | 'level_total';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';
 
 export interface ReconcilerEvent {
@@ -275,6 +278,62 @@ export async function checkHolds(
         sku,
         reservationId: id,
         detail: { units, status: status ?? 'unknown' },
+      });
+    }
+  }
+  return repairs;
+}
+
+/**
+ * A SKU's levels (contract v3; only a SKU with `locs` has them in Redis): each level's reserved
+ * against its holds' allocations (fix-reserved recomputes them), and, when no movement is
+ * pending, each level's total against PostgreSQL's (rebase sets them, with the SKU's total as
+ * observed). Both once the same difference has lasted the grace period: a transfer's Redis step
+ * runs inside its PostgreSQL transaction, so Redis may be ahead for the length of one.
+ */
+export async function checkLevels(
+  ctx: CheckContext,
+  sku: string,
+  stock: Record<string, string>,
+  holds: Record<string, string>,
+  pgLevels: ReadonlyMap<string, number> | undefined,
+  after: LedgerMovement[],
+): Promise<number> {
+  if (stock.locs === undefined) return 0;
+  const locs = stock.locs.split(',');
+  let repairs = 0;
+  const held = new Map<string, number>();
+  for (const [id, quantity] of Object.entries(holds)) {
+    for (const a of parseAllocation(stock[`a:${id}`] ?? `default=${quantity}`))
+      held.set(a.locationId, (held.get(a.locationId) ?? 0) + a.quantity);
+  }
+  const reservedOff = locs.filter((loc) => Number(stock[`r:${loc}`] ?? 0) !== (held.get(loc) ?? 0));
+  if (
+    reservedOff.length > 0 &&
+    ctx.settled(`level_reserved:${sku}`, reservedOff.map((loc) => `${loc}=${stock[`r:${loc}`]}`).join(','))
+  ) {
+    const fixed = await ctx.store.counters.fixReserved(sku);
+    if (fixed) {
+      repairs += 1;
+      await ctx.record({ kind: 'level_reserved', alert: true, sku, detail: { locations: reservedOff } });
+    }
+  }
+  const pending = stock.mark === undefined || after.some((m) => stock[`m:${m.id}`] === undefined);
+  if (pending || !pgLevels) return repairs;
+  const all = [...new Set([...locs, ...pgLevels.keys()])];
+  const totalOff = all.filter((loc) => Number(stock[`t:${loc}`] ?? 0) !== (pgLevels.get(loc) ?? 0));
+  if (
+    totalOff.length > 0 &&
+    ctx.settled(`level_total:${sku}`, totalOff.map((loc) => `${loc}=${stock[`t:${loc}`]}`).join(','))
+  ) {
+    const spec = [...pgLevels].map(([loc, units]) => `${loc}=${units}`).join(',');
+    if (await ctx.store.counters.rebase(sku, Number(stock.total), Number(stock.total), stock.mark!, spec)) {
+      repairs += 1;
+      await ctx.record({
+        kind: 'level_total',
+        alert: true,
+        sku,
+        detail: { locations: totalOff, redis: totalOff.map((l) => Number(stock[`t:${l}`] ?? 0)) },
       });
     }
   }

@@ -16,7 +16,7 @@
  */
 import type { LedgerMovement } from '../stock/ledger';
 import { channelText } from '../stock/redis/counter-reads';
-import { checkCustomers, checkHolds, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
+import { checkCustomers, checkHolds, checkLevels, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
 import { ReconcilerStore, type HeldLine } from './store';
 import type { StockStore } from '../stock/store';
 
@@ -153,11 +153,13 @@ export class Reconciler implements CheckContext {
       if (seenInRedis[i]!.stock.total !== undefined) marks.set(sku, seenInRedis[i]!.stock.mark ?? '0');
     });
     const limited = skus.filter((_, i) => seenInRedis[i]!.stock.maxPerCustomer !== undefined);
-    const [rows, movements, held, bought] = await Promise.all([
+    const spread = skus.filter((_, i) => seenInRedis[i]!.stock.locs !== undefined);
+    const [rows, movements, held, bought, levels] = await Promise.all([
       scan.skus(skus),
       scan.movementsAfter(marks),
       scan.heldLines(skus),
       scan.bought(limited),
+      scan.levels(spread),
     ]);
     const movementsOf = new Map<string, LedgerMovement[]>();
     for (const m of movements) movementsOf.set(m.sku, [...(movementsOf.get(m.sku) ?? []), m]);
@@ -197,6 +199,7 @@ export class Reconciler implements CheckContext {
           await this.record({ kind: 'reserved', alert: true, sku, detail: fixed });
         }
       }
+      repairs += await checkLevels(this, sku, stock, holds, levels.get(sku), movementsOf.get(sku) ?? []);
       repairs += await this.checkLedgerReserved(sku, row.reserved, held.get(sku) ?? []);
       const available = Number(stock.total) - Number(stock.reserved ?? 0);
       if (available < 0)

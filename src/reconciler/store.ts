@@ -73,6 +73,22 @@ export class ReconcilerStore {
     });
   }
 
+  /** Each level's total of these SKUs, by SKU: location -> units (contract v3's stock per location). */
+  async levels(skus: readonly string[], db: Db = this.db): Promise<Map<string, Map<string, number>>> {
+    const bySku = new Map<string, Map<string, number>>();
+    if (skus.length === 0) return bySku;
+    const rows = await db.query<{ sku: string; location_id: string; total: string }>(
+      'SELECT sku, location_id, total FROM stock_levels WHERE sku = ANY($1::text[])',
+      [skus],
+    );
+    for (const r of rows.rows) {
+      const of = bySku.get(r.sku) ?? new Map<string, number>();
+      of.set(r.location_id, Number(r.total));
+      bySku.set(r.sku, of);
+    }
+    return bySku;
+  }
+
   /** What each customer bought (sales minus returns) of these SKUs, by SKU; customers with none left out. */
   async bought(skus: readonly string[], db: Db = this.db): Promise<Map<string, Map<string, number>>> {
     const bySku = new Map<string, Map<string, number>>();

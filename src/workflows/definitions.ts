@@ -74,6 +74,8 @@ export const searchAttributes = {
   skus: defineSearchAttributeKey('InventorySkus', SearchAttributeType.KEYWORD_LIST),
   expiresAt: defineSearchAttributeKey('ReservationExpiresAt', SearchAttributeType.DATETIME),
   customerId: defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD),
+  /** Contract v3: the channel a reservation names (set at its start; absent for `default`). */
+  salesChannel: defineSearchAttributeKey('SalesChannel', SearchAttributeType.KEYWORD),
 };
 export const SEARCH_ATTRIBUTE_KEYS = Object.values(searchAttributes);
 

@@ -346,7 +346,7 @@ describe('npm start with 2 API processes and 2 workers', () => {
     const cli = (...args: string[]) =>
       execFileSync(TEMPORAL_CLI, [...args, '--address', address], { encoding: 'utf8', stdio: 'pipe' });
     // The dev server was started with them: take them away first, so the command has to create them.
-    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId']) {
+    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId', 'SalesChannel']) {
       cli('operator', 'search-attribute', 'remove', '--namespace', 'default', '--name', name, '--yes');
     }
     const run = () =>
@@ -359,10 +359,11 @@ describe('npm start with 2 API processes and 2 workers', () => {
       `InventorySkus (KeywordList): created on namespace default at ${address}`,
       `ReservationExpiresAt (Datetime): created on namespace default at ${address}`,
       `CustomerId (Keyword): created on namespace default at ${address}`,
+      `SalesChannel (Keyword): created on namespace default at ${address}`,
     ]);
     expect(run()).toMatch(/^ReservationStatus \(Keyword\): exists already/);
     const listed = cli('operator', 'search-attribute', 'list', '--namespace', 'default', '-o', 'json');
-    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId'])
+    for (const name of ['ReservationStatus', 'InventorySkus', 'ReservationExpiresAt', 'CustomerId', 'SalesChannel'])
       expect(listed).toContain(name);
   });
 

@@ -73,6 +73,7 @@ const ATTRIBUTES = [
   ['InventorySkus', 'KeywordList'],
   ['ReservationExpiresAt', 'Datetime'],
   ['CustomerId', 'Keyword'],
+  ['SalesChannel', 'Keyword'],
 ];
 
 /** The printed lines that are commands (not comments). */
@@ -134,7 +135,7 @@ describe('the search attribute commands', () => {
         }),
       );
       expect(commandLines(text)).toEqual([
-        'tcld namespace search-attributes add --namespace shop.a1b2c --search-attribute ReservationStatus=Keyword --search-attribute InventorySkus=KeywordList --search-attribute ReservationExpiresAt=Datetime --search-attribute CustomerId=Keyword',
+        'tcld namespace search-attributes add --namespace shop.a1b2c --search-attribute ReservationStatus=Keyword --search-attribute InventorySkus=KeywordList --search-attribute ReservationExpiresAt=Datetime --search-attribute CustomerId=Keyword --search-attribute SalesChannel=Keyword',
       ]);
       expect(text).toMatch(/is Temporal Cloud: .* with tcld/);
       expect(text).toMatch(/Cloud UI/);

@@ -58,6 +58,11 @@ export function reservationStart(
       { key: searchAttributes.status, value: 'PENDING' },
       { key: searchAttributes.skus, value: searchableSkus(items.map((i) => i.sku)) },
       ...(customerId ? [{ key: searchAttributes.customerId, value: customerId }] : []),
+      // Set at the start (no workflow command, so no patch), and only for a named channel: a
+      // v2 request needs nothing a server registered before v3 lacks.
+      ...(channel !== undefined && channel !== 'default'
+        ? [{ key: searchAttributes.salesChannel, value: channel }]
+        : []),
     ],
   });
   return { workflowId, requestHash, operation, hold: { requestHash, startToken } };

@@ -63,7 +63,16 @@ export function movementOf(r: {
 
 function movementRowOf(
   sku: string,
-  r: { id: string; kind: MovementKind; delta: string; reservation_id: string | null; reason: string | null; at: Date },
+  r: {
+    id: string;
+    kind: MovementKind;
+    delta: string;
+    reservation_id: string | null;
+    reason: string | null;
+    at: Date;
+    location_id?: string;
+    transfer_id?: string | null;
+  },
 ): SkuMovement {
   return {
     sku,
@@ -73,9 +82,12 @@ function movementRowOf(
     ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
     at: r.at.toISOString(),
+    // Contract v3, in the events' movement: where, when not `default` (a v2 event is unchanged).
+    ...(r.location_id && r.location_id !== DEFAULT_LOCATION ? { locationId: r.location_id } : {}),
+    ...(r.transfer_id ? { transferId: r.transfer_id } : {}),
   };
 }
-const MOVEMENT_RETURNING = 'RETURNING id::text AS id, kind, delta, reservation_id, reason, at';
+const MOVEMENT_RETURNING = 'RETURNING id::text AS id, kind, delta, reservation_id, reason, at, location_id, transfer_id';
 
 export class MovementLedger {
   constructor(

@@ -102,7 +102,7 @@ export class CounterRepairs extends CounterReads {
   }
 
   /** Sets total and mark if total is still `observed` (compare-and-set); false when it moved. */
-  async rebase(sku: string, observed: number, total: number, mark: string): Promise<boolean> {
+  async rebase(sku: string, observed: number, total: number, mark: string, levels = ''): Promise<boolean> {
     const reply = await this.redis.stockRebase(
       3,
       keys.stock(sku),
@@ -111,6 +111,7 @@ export class CounterRepairs extends CounterReads {
       observed,
       total,
       mark,
+      levels,
     );
     if (outcome(reply, ScriptCode.Applied, ScriptCode.Unchanged)) return reply[0] === ScriptCode.Applied;
     throw scriptRefusal(reply, { script: 'rebase', sku });
