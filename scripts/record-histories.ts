@@ -54,6 +54,8 @@ interface Context {
   stock: StockClients;
   /** A fresh SKU with `total` units; its name carries the run's tag so reruns never collide. */
   sku(label: string, total: number): Promise<string>;
+  /** A fresh SKU stocked at two fresh locations (these units at each), and a `priority` channel over them. */
+  spread(label: string, units: [number, number]): Promise<{ sku: string; channel: string; at: [string, string] }>;
 }
 
 interface Started {
@@ -75,15 +77,27 @@ async function reserve(
   items: CartLine[],
   ttlSeconds = 600,
   customerId?: string,
+  channel?: string,
 ): Promise<Started> {
   const reservationId = `replay-${scenario}-${randomUUID().slice(0, 8)}`;
-  const requestHash = hashOf({ items, ttlSeconds, customerId: customerId ?? null });
+  const requestHash = hashOf({ items, ttlSeconds, customerId: customerId ?? null, ...(channel ? { channel } : {}) });
   const startToken = randomUUID();
   const workflowId = workflowIdOf(reservationId);
   const start = new WithStartWorkflowOperation<typeof reservationWorkflow>(WORKFLOW_TYPE, {
     workflowId,
     taskQueue: ctx.taskQueue,
-    args: [{ reservationId, items, ttlSeconds, maxTtlSeconds: MAX_TTL_SECONDS, customerId, requestHash, startToken }],
+    args: [
+      {
+        reservationId,
+        items,
+        ttlSeconds,
+        maxTtlSeconds: MAX_TTL_SECONDS,
+        customerId,
+        requestHash,
+        startToken,
+        ...(channel ? { channel } : {}),
+      },
+    ],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
     memo: { requestHash },
@@ -91,6 +105,7 @@ async function reserve(
       { key: searchAttributes.status, value: 'PENDING' },
       { key: searchAttributes.skus, value: items.map((i) => i.sku) },
       ...(customerId ? [{ key: searchAttributes.customerId, value: customerId }] : []),
+      ...(channel ? [{ key: searchAttributes.salesChannel, value: channel }] : []),
     ],
   });
   const handle = ctx.client.workflow.getHandle<typeof reservationWorkflow>(workflowId);
@@ -196,6 +211,49 @@ const SCENARIOS: Record<string, (ctx: Context) => Promise<Handle>> = {
     return r.handle;
   },
 
+  // Contract v3: a line split over two locations through a channel, then a partial commit that
+  // sells the first allocation whole and part of the second.
+  'split-line-commit': async (ctx) => {
+    const { sku, channel, at } = await ctx.spread('split', [2, 3]);
+    const r = await reserve(ctx, 'split-line-commit', [{ sku, quantity: 4 }], 600, undefined, channel);
+    expectThat(
+      r.held?.status === 'HELD' &&
+        JSON.stringify(r.held.items[0]?.allocations?.map((a) => [a.locationId, a.quantity])) ===
+          JSON.stringify([
+            [at[0], 2],
+            [at[1], 2],
+          ]),
+      `split hold ${JSON.stringify(r.held?.items)}`,
+    );
+    const view = await r.handle.executeUpdate(commitUpdate, {
+      args: [{ paymentId: 'pay-split-1', items: [{ sku, quantity: 3 }] }],
+    });
+    expectThat(
+      view.status === 'COMMITTED' &&
+        JSON.stringify(view.items[0]?.allocations?.map((a) => a.committedQuantity)) === '[2,1]',
+      `split commit ${JSON.stringify(view.items)}`,
+    );
+    await finalView(r, 'COMMITTED');
+    return r.handle;
+  },
+
+  // Contract v3: a line pinned to one location of a two-location SKU, committed whole there.
+  'pinned-line-commit': async (ctx) => {
+    const { sku, channel, at } = await ctx.spread('pinned', [5, 5]);
+    const r = await reserve(
+      ctx,
+      'pinned-line-commit',
+      [{ sku, quantity: 2, locationId: at[1] }],
+      600,
+      'customer-2',
+      channel,
+    );
+    expectThat(r.held?.items[0]?.allocations?.[0]?.locationId === at[1], `pinned hold ${JSON.stringify(r.held)}`);
+    await r.handle.executeUpdate(commitUpdate, { args: [{ paymentId: 'pay-pinned-1' }] });
+    await finalView(r, 'COMMITTED');
+    return r.handle;
+  },
+
   'payment-failed-cancel': async (ctx) => {
     const sku = await ctx.sku('payment-failed', 10);
     const r = await reserve(ctx, 'payment-failed-cancel', [{ sku, quantity: 1 }]);
@@ -241,6 +299,19 @@ export async function recordHistories(only: string[] = []): Promise<string[]> {
         const sku = `REPLAY-${label}-${tag}`;
         await stock.stock.createSku({ sku, total, name: `replay ${label}` });
         return sku;
+      },
+      async spread(label, units) {
+        const at: [string, string] = [`REPLAY-WH1-${label}-${tag}`, `REPLAY-WH2-${label}-${tag}`];
+        for (const locationId of at) await stock.stock.createLocation({ locationId, name: locationId });
+        const channel = `replay-${label}-${tag}`;
+        await stock.stock.putChannel({ channel, locations: at, strategy: 'priority' });
+        const sku = `REPLAY-${label}-${tag}`;
+        await stock.stock.createSku({
+          sku,
+          locations: { [at[0]]: units[0], [at[1]]: units[1] },
+          name: `replay ${label}`,
+        });
+        return { sku, channel, at };
       },
     };
     const worker = await Worker.create({

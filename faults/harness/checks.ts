@@ -143,6 +143,8 @@ export interface SkuDrift {
   /** Reservations finished since Redis last lost this SKU's data without their `done` tombstone; HELD ones with one. */
   tombstonesMissing: number;
   tombstonedHeld: number;
+  /** Contract v3: each location's figures and each hold's allocation that differ between the stores ("WH t Redis 3, PostgreSQL 4"). */
+  levels: string[];
   /** Units apart, plus one for each wrong per-customer field or tombstone. */
   units: number;
 }
@@ -163,6 +165,7 @@ export function describeDrift(d: SkuDrift): string {
     ...(d.tombstonesMissing || d.tombstonedHeld
       ? [`done: ${d.tombstonesMissing} finished without a tombstone, ${d.tombstonedHeld} HELD with one`]
       : []),
+    ...(d.levels.length ? [`levels: ${d.levels.slice(0, 3).join('; ')}`] : []),
   ];
   return `${d.sku}: ${parts.join('; ')}`;
 }
@@ -208,6 +211,17 @@ export async function drift(
       WHERE r.status IN ('COMMITTED', 'CANCELLED', 'EXPIRED') AND l.sku = ANY($1::text[])`,
     [skus],
   );
+  // Contract v3: each level, and each HELD line's allocation (`loc=units,…` in the order taken).
+  const levels = await db.query<{ sku: string; location_id: string; total: string; reserved: string }>(
+    'SELECT sku, location_id, total, reserved FROM stock_levels WHERE sku = ANY($1::text[])',
+    [skus],
+  );
+  const allocations = await db.query<{ sku: string; reservation_id: string; allocation: string }>(
+    `SELECT a.sku, a.reservation_id, string_agg(a.location_id || '=' || a.quantity, ',' ORDER BY a.position) AS allocation
+       FROM reservation_allocations a JOIN reservations r ON r.id = a.reservation_id AND r.status = 'HELD'
+      WHERE a.sku = ANY($1::text[]) GROUP BY a.sku, a.reservation_id`,
+    [skus],
+  );
   const group = <T extends { sku: string }>(rows: T[]) => {
     const bySku = new Map<string, T[]>();
     for (const row of rows) bySku.set(row.sku, [...(bySku.get(row.sku) ?? []), row]);
@@ -216,10 +230,12 @@ export async function drift(
   const heldBySku = group(held.rows);
   const boughtBySku = group(bought.rows);
   const finishedBySku = group(finished.rows);
+  const levelsBySku = group(levels.rows);
+  const allocationsBySku = group(allocations.rows);
   const pipeline = redis.pipeline();
   pipeline.get(keys.loaded);
   for (const row of pg.rows) {
-    pipeline.hmget(keys.stock(row.sku), 'total', 'reserved', 'maxPerCustomer');
+    pipeline.hgetall(keys.stock(row.sku));
     pipeline.hgetall(keys.holds(row.sku));
     pipeline.hgetall(keys.customers(row.sku));
     pipeline.zrange(keys.done(row.sku), 0, -1);
@@ -238,7 +254,8 @@ export async function drift(
       if (err) throw err;
       return value;
     };
-    const [total, reserved, maxPerCustomer] = reply(0) as (string | null)[];
+    const stockHash = reply(0) as Record<string, string>;
+    const [total, reserved, maxPerCustomer] = [stockHash.total, stockHash.reserved, stockHash.maxPerCustomer];
     const holdMap = reply(1) as Record<string, string>;
     const customers = reply(2) as Record<string, string>;
     const done = new Set(reply(3) as string[]);
@@ -278,6 +295,37 @@ export async function drift(
     ).length;
     const tombstonedHeld = [...pgHolds.keys()].filter((id) => done.has(id)).length;
 
+    // Levels (lua/includes/levels.lua): without `locs` Redis has one level, `default`.
+    const levelDiffs: string[] = [];
+    let levelUnits = 0;
+    if (total !== undefined) {
+      const pgLevels = levelsBySku.get(row.sku) ?? [];
+      const redisLevel = (loc: string): [number, number] =>
+        stockHash.locs === undefined
+          ? loc === 'default'
+            ? [Number(total), Number(reserved ?? 0)]
+            : [0, 0]
+          : [Number(stockHash[`t:${loc}`] ?? 0), Number(stockHash[`r:${loc}`] ?? 0)];
+      const locs = new Set([...pgLevels.map((l) => l.location_id), ...(stockHash.locs?.split(',') ?? [])]);
+      for (const loc of locs) {
+        const pgLevel = pgLevels.find((l) => l.location_id === loc);
+        const [t, r] = redisLevel(loc);
+        const [pt, pr] = [Number(pgLevel?.total ?? 0), Number(pgLevel?.reserved ?? 0)];
+        if (t !== pt) levelDiffs.push(`${loc} total Redis ${t}, PostgreSQL ${pt}`);
+        if (r !== pr) levelDiffs.push(`${loc} reserved Redis ${r}, PostgreSQL ${pr}`);
+        levelUnits += Math.abs(t - pt) + Math.abs(r - pr);
+      }
+      for (const a of allocationsBySku.get(row.sku) ?? []) {
+        const held = holdMap[a.reservation_id];
+        if (held === undefined) continue; // a missing hold is counted already
+        const inRedis = stockHash[`a:${a.reservation_id}`] ?? `default=${held}`;
+        if (inRedis !== a.allocation) {
+          levelDiffs.push(`${a.reservation_id} allocated Redis ${inRedis}, PostgreSQL ${a.allocation}`);
+          levelUnits += 1;
+        }
+      }
+    }
+
     const d: SkuDrift = {
       sku: row.sku,
       redisTotal: total === null || total === undefined ? null : Number(total),
@@ -292,6 +340,7 @@ export async function drift(
       customers: customerDiffs,
       tombstonesMissing,
       tombstonedHeld,
+      levels: levelDiffs,
       units: 0,
     };
     // A SKU missing from Redis altogether drifts by all of its figures.
@@ -304,7 +353,8 @@ export async function drift(
       Math.abs(d.ledgerSum - d.pgTotal) +
       customerUnits +
       tombstonesMissing +
-      tombstonedHeld;
+      tombstonedHeld +
+      levelUnits;
     if (d.units > 0 || d.strayHolds > 0 || d.missingHolds > 0) out.push(d);
   });
   return out;

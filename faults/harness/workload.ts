@@ -82,6 +82,13 @@ export interface PhaseSkus {
   maxPerCustomer: number;
   /** Customers of the phase (shoppers pick one for most carts). */
   customers: string[];
+  /**
+   * Contract v3: SKUs of `normal` stocked at two locations, `default` and the phase's `warehouse`
+   * (the shoppers' carts are allocated over both through the channel `default`; the clerk names a
+   * location on their restocks and adjustments, and moves units between them).
+   */
+  spread: string[];
+  warehouse: string;
 }
 
 /** Everything the clients heard, across the run. */
@@ -211,6 +218,8 @@ export class Workload {
     const flash = `${tag}-FLASH`;
     const limited = normal[5]!;
     const want: [string, number][] = [...normal.map((s): [string, number] => [s, int(30, 60)]), [flash, 8]];
+    const spread = [normal[1]!, normal[2]!];
+    const warehouse = `${tag}-WH`;
     const admin = async (what: string, method: string, path: string, body: unknown, idempotencyKey?: string) => {
       for (let attempt = 1; ; attempt++) {
         const a = await this.http.call(method, path, {
@@ -225,11 +234,27 @@ export class Workload {
         await sleep(1_000);
       }
     };
-    for (const [sku, total] of want)
-      await admin(`create SKU ${sku}`, 'POST', '/v1/skus', { sku, total, name: `fault test ${sku}` }, `create-${sku}`);
+    await admin(`create location ${warehouse}`, 'POST', '/v1/locations', { locationId: warehouse, name: warehouse });
+    for (const [sku, total] of want) {
+      // A spread SKU: its units split between `default` and the warehouse, the warehouse's fewer,
+      // so carts fill it, split over both, and move on to `default`.
+      const body = spread.includes(sku)
+        ? { sku, locations: { default: total - Math.floor(total / 3), [warehouse]: Math.floor(total / 3) } }
+        : { sku, total };
+      await admin(`create SKU ${sku}`, 'POST', '/v1/skus', { ...body, name: `fault test ${sku}` }, `create-${sku}`);
+    }
     await admin(`limit ${limited} per customer`, 'PATCH', `/v1/skus/${limited}`, { maxPerCustomer: MAX_PER_CUSTOMER });
     const customers = Array.from({ length: CUSTOMERS }, (_, i) => `${tag}-c${i + 1}`);
-    const skus: PhaseSkus = { phase, normal, flash, limited, maxPerCustomer: MAX_PER_CUSTOMER, customers };
+    const skus: PhaseSkus = {
+      phase,
+      normal,
+      flash,
+      limited,
+      maxPerCustomer: MAX_PER_CUSTOMER,
+      customers,
+      spread,
+      warehouse,
+    };
     this.tracker.skus.push(skus);
     return skus;
   }
@@ -550,10 +575,22 @@ export class Workload {
     await sleep(this.options.adminEveryMs);
     const skus = this.skus!;
     const roll = Math.random();
-    if (roll < 0.35) {
+    const at = (sku: string) =>
+      skus.spread.includes(sku) ? { locationId: pick(['default', skus.warehouse]) } : {};
+    if (roll < 0.1) {
+      // A transfer between the spread SKUs' two locations (refused when `from` is short: fine).
+      const from = Math.random() < 0.5 ? 'default' : skus.warehouse;
+      await this.http.call('POST', `/v1/skus/${pick(skus.spread)}/transfers`, {
+        op: 'transfer',
+        cls: 'write',
+        admin: true,
+        body: { from, to: from === 'default' ? skus.warehouse : 'default', quantity: int(1, 3) },
+        idempotencyKey: `transfer-${randomUUID()}`,
+      });
+    } else if (roll < 0.35) {
       const key = Math.random() < 0.5 ? `restock-${randomUUID()}` : undefined;
-      const body = { quantity: int(1, 5), reason: 'delivery' };
       const sku = pick(skus.normal);
+      const body = { quantity: int(1, 5), reason: 'delivery', ...at(sku) };
       await this.http.call('POST', `/v1/skus/${sku}/restock`, {
         op: 'restock',
         cls: 'write',
@@ -571,11 +608,12 @@ export class Workload {
         });
     } else if (roll < 0.6) {
       const delta = Math.random() < 0.5 ? -int(1, 3) : int(1, 3);
-      await this.http.call('POST', `/v1/skus/${pick(skus.normal)}/adjustments`, {
+      const sku = pick(skus.normal);
+      await this.http.call('POST', `/v1/skus/${sku}/adjustments`, {
         op: 'adjust',
         cls: 'write',
         admin: true,
-        body: { delta, reason: 'stock count' },
+        body: { delta, reason: 'stock count', ...at(sku) },
         idempotencyKey: `adjust-${randomUUID()}`,
       });
     } else if (roll < 0.85) {

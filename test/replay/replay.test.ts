@@ -29,6 +29,8 @@ const SCENARIOS = [
   'payment-failed-cancel',
   'payment-signal-commit',
   'rejected',
+  'split-line-commit',
+  'pinned-line-commit',
 ];
 
 const files = readdirSync(HISTORIES_DIR)
