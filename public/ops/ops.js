@@ -255,11 +255,14 @@
     if (!sku || !token()) return;
     const at = Date.now();
     const enc = encodeURIComponent(sku);
-    const [stock, holds, movements, refusals] = await Promise.all([
+    const [stock, holds, movements, refusals, levels] = await Promise.all([
       api('/v1/skus/' + enc),
       api('/v1/skus/' + enc + '/holds'),
       api('/v1/skus/' + enc + '/movements?limit=20'),
       refusalsSoFar().catch(() => null),
+      // Contract v3: the SKU's levels, read through the channel `default` (every location unless
+      // an admin replaced it).
+      api('/v1/skus/' + enc + '?channel=default'),
     ]);
     // Another SKU picked since, or a newer reading already shown (a pick's call and the loop's overlap).
     if (sku !== state.sku || (state.detailAt !== null && state.detailAt > at)) return;
@@ -277,6 +280,7 @@
     } else {
       problems.push(failure('GET /v1/skus/' + sku + '/holds', holds));
     }
+    if (levels.status === 200) renderLevels(levels.body.locations || []);
     if (movements.status === 200) renderMovements(movements.body.movements);
     else problems.push(failure('GET /v1/skus/' + sku + '/movements', movements));
     if (problems.length > 0) throw new Error(problems.join('; '));
@@ -327,6 +331,14 @@
       row.className = 'hold';
       reservationCell(row, h.reservationId);
       cell(row, h.quantity);
+      // Where the hold's units are (contract v3): `default` for a SKU with one location.
+      cell(
+        row,
+        (h.allocations || [{ locationId: 'default', quantity: h.quantity }])
+          .map((a) => a.locationId + ' ' + a.quantity)
+          .join(', '),
+        'where',
+      );
       const td = cell(row, expiry(h, now), h.expiresAt ? 'countdown' : 'countdown pending');
       td.dataset.reservationId = h.reservationId;
       if (h.expiresAt) {
@@ -340,6 +352,24 @@
     $('hold-count').textContent = state.sku ? '(' + state.holds.length + ')' : '';
   }
 
+  /** A SKU's figures per location; shown only when it has a level elsewhere than `default`. */
+  function renderLevels(levels) {
+    const spread = levels.some((l) => l.locationId !== 'default');
+    $('levels').hidden = !spread;
+    $('levels-title').hidden = !spread;
+    const tbody = $('levels').tBodies[0];
+    tbody.textContent = '';
+    for (const l of levels) {
+      const row = document.createElement('tr');
+      row.className = 'level';
+      cell(row, l.locationId);
+      cell(row, l.total);
+      cell(row, l.reserved);
+      cell(row, l.available);
+      tbody.appendChild(row);
+    }
+  }
+
   function renderMovements(movements) {
     const tbody = $('movements').tBodies[0];
     tbody.textContent = '';
@@ -347,6 +377,7 @@
       const row = document.createElement('tr');
       cell(row, new Date(m.at).toLocaleTimeString());
       cell(row, m.kind);
+      cell(row, m.locationId || 'default');
       cell(row, m.delta > 0 ? '+' + m.delta : m.delta);
       if (m.reservationId) reservationCell(row, m.reservationId);
       else cell(row, '');

@@ -17,6 +17,8 @@ export interface StockFigures {
   events: number;
   /** Stock of each watched SKU, from the ledger. */
   watched: { sku: string; total: number; reserved: number; lowStockThreshold: number | null }[];
+  /** Contract v3: each level of the watched SKUs stocked elsewhere than `default` alone. */
+  watchedLevels: { sku: string; location: string; total: number; reserved: number }[];
 }
 
 /** Everything /metrics reads from PostgreSQL: the stock's figures and the age of the oldest event a webhook subscription still waits for. */
@@ -28,13 +30,18 @@ export class Figures {
   constructor(private readonly db: Pool) {}
 
   async read(): Promise<StockFigures> {
-    const [reservations, events, watched] = await Promise.all([
+    const [reservations, events, watched, levels] = await Promise.all([
       this.db.query<{ status: string; count: string }>(
         'SELECT status, sum(count)::bigint AS count FROM reservation_status_counts GROUP BY status',
       ),
       this.db.query<{ events: string }>('SELECT coalesce(max(seq), 0) AS events FROM events'),
       this.db.query<{ sku: string; total: string; reserved: string; low_stock_threshold: number | null }>(
         'SELECT s.sku, s.total, s.reserved, s.low_stock_threshold FROM metrics_watched_skus w JOIN skus s USING (sku) ORDER BY s.sku',
+      ),
+      this.db.query<{ sku: string; location_id: string; total: string; reserved: string }>(
+        `SELECT v.sku, v.location_id, v.total, v.reserved FROM metrics_watched_skus w JOIN stock_levels v USING (sku)
+          WHERE EXISTS (SELECT 1 FROM stock_levels o WHERE o.sku = v.sku AND o.location_id <> 'default')
+          ORDER BY v.sku, v.location_id`,
       ),
     ]);
     return {
@@ -45,6 +52,12 @@ export class Figures {
         total: Number(r.total),
         reserved: Number(r.reserved),
         lowStockThreshold: r.low_stock_threshold,
+      })),
+      watchedLevels: levels.rows.map((r) => ({
+        sku: r.sku,
+        location: r.location_id,
+        total: Number(r.total),
+        reserved: Number(r.reserved),
       })),
     };
   }

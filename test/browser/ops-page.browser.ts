@@ -198,4 +198,42 @@ describe('the ops page, as an operator uses it', () => {
     await page.locator('#hold-count', { hasText: '(0)' }).waitFor({ timeout: 5_000 });
     expect(problems).toEqual([]);
   });
+  it("shows a SKU's stock per location, each hold's allocation and each movement's location", async () => {
+    const at = [uniqueSku('OPSWH'), uniqueSku('OPSWH')];
+    for (const locationId of at)
+      expect((await stack.admin('POST', '/v1/locations', { body: { locationId, name: locationId } })).status).toBe(201);
+    const sku = uniqueSku('OPSLOC');
+    const created = await stack.admin('POST', '/v1/skus', {
+      body: { sku, locations: { [at[0]!]: 2, [at[1]!]: 3 }, name: 'Two warehouses' },
+    });
+    expect(created.status).toBe(201);
+    const channel = uniqueSku('opsch');
+    expect(
+      (await stack.admin('PUT', `/v1/channels/${channel}`, { body: { locations: at, strategy: 'priority' } })).status,
+    ).toBe(200);
+    // 4 units: no location has them all, so the line is split, the first location filled first.
+    const held = await stack.api('POST', '/v1/reservations', { body: { channel, items: [{ sku, quantity: 4 }] } });
+    expect(held.status).toBe(201);
+    await page.locator(`tr.sku[data-sku="${sku}"]`).click({ timeout: 10_000 });
+    await page.locator('#levels tr.level').nth(1).waitFor({ timeout: 10_000 });
+    const levels = await page
+      .locator('#levels tr.level')
+      .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(levels).toEqual([
+      [at[0], '2', '2', '0'],
+      [at[1], '3', '2', '1'],
+    ]);
+    await page.locator('#holds td.where', { hasText: `${at[0]} 2, ${at[1]} 2` }).waitFor({ timeout: 5_000 });
+    const kinds = await page
+      .locator('#movements tbody tr')
+      .evaluateAll((rows) => rows.map((r) => [r.children[1]?.textContent, r.children[2]?.textContent]));
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        ['initial', at[0]],
+        ['initial', at[1]],
+      ]),
+    );
+    await page.screenshot({ path: path.join(SHOTS, 'ops-locations.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  });
 });

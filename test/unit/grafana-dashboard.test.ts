@@ -24,7 +24,7 @@ async function seriesNames(): Promise<Set<string>> {
   const metrics = createMetrics({
     reconcilerCounts: async () => [],
     webhookCounts: async () => ({ results: [], pending: 0 }),
-    figures: async () => ({ reservations: [], events: 0, outboxLagSeconds: 0, watched: [] }),
+    figures: async () => ({ reservations: [], events: 0, outboxLagSeconds: 0, watched: [], watchedLevels: [] }),
   });
   const names = new Set<string>();
   for (const metric of await metrics.registry.getMetricsAsJSON()) {

@@ -159,6 +159,22 @@ function registerFigureMetrics(registry: Registry, read: () => Promise<Deploymen
     registry,
     read,
     {
+      name: 'stockhold_stock_location_units',
+      help: 'Contract v3: stock of each watched SKU stocked at a location other than default, per location, from the ledger: total, reserved, available',
+      labelNames: ['sku', 'location', 'figure'],
+    },
+    (f) =>
+      f.watchedLevels.flatMap(({ sku, location, total, reserved }): [Labels, number][] => [
+        [{ sku, location, figure: 'total' }, total],
+        [{ sku, location, figure: 'reserved' }, reserved],
+        [{ sku, location, figure: 'available' }, total - reserved],
+      ]),
+  );
+  fromPostgres(
+    'gauge',
+    registry,
+    read,
+    {
       name: 'stockhold_stock_low_threshold_units',
       help: 'Low-stock threshold of each watched SKU that has one',
       labelNames: ['sku'],
