@@ -575,8 +575,7 @@ export class Workload {
     await sleep(this.options.adminEveryMs);
     const skus = this.skus!;
     const roll = Math.random();
-    const at = (sku: string) =>
-      skus.spread.includes(sku) ? { locationId: pick(['default', skus.warehouse]) } : {};
+    const at = (sku: string) => (skus.spread.includes(sku) ? { locationId: pick(['default', skus.warehouse]) } : {});
     if (roll < 0.1) {
       // A transfer between the spread SKUs' two locations (refused when `from` is short: fine).
       const from = Math.random() < 0.5 ? 'default' : skus.warehouse;

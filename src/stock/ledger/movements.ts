@@ -87,7 +87,8 @@ function movementRowOf(
     ...(r.transfer_id ? { transferId: r.transfer_id } : {}),
   };
 }
-const MOVEMENT_RETURNING = 'RETURNING id::text AS id, kind, delta, reservation_id, reason, at, location_id, transfer_id';
+const MOVEMENT_RETURNING =
+  'RETURNING id::text AS id, kind, delta, reservation_id, reason, at, location_id, transfer_id';
 
 export class MovementLedger {
   constructor(
