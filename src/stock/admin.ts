@@ -115,6 +115,8 @@ export class StockAdmin extends StockReads {
    * durable, so it is answered as done.
    */
   private async mirrorChannel(channel: Channel): Promise<void> {
+    // This process's holds see the write at once; other processes within CHANNEL_CACHE_MS.
+    this.channelCache.clear();
     await this.counters
       .putChannels([channel])
       .catch((err: unknown) =>

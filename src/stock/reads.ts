@@ -125,17 +125,18 @@ export class StockReads {
    * A channel put meanwhile reaches the holds within that time (docs/API.md); whether a line can
    * be held is decided by the script either way, so a stale channel never oversells.
    */
-  async channelSpec(name: string): Promise<ChannelSpec> {
+  async channelSpec(name: string, fresh = false): Promise<ChannelSpec> {
     const now = this.now();
     const cached = this.channelCache.get(name);
-    if (cached && cached.until > now) return cached.spec;
+    if (cached && cached.until > now && !fresh) return cached.spec;
     const { locations, strategy } = await this.channelOf(name);
     const spec = { locations, strategy };
     this.channelCache.set(name, { spec, until: now + CHANNEL_CACHE_MS });
     return spec;
   }
 
-  private readonly channelCache = new Map<string, { spec: ChannelSpec; until: number }>();
+  /** Channels this process read lately; its own channel and location writes clear it (admin.ts). */
+  protected readonly channelCache = new Map<string, { spec: ChannelSpec; until: number }>();
 
   /**
    * The view's fields of these SKUs; through a channel, with their levels at its locations. The

@@ -146,15 +146,19 @@ describe('stock gauges for watched SKUs (GET/PUT/DELETE /v1/metrics/watched-skus
     const created = await stack.admin('POST', '/v1/skus', { body: { sku, locations: { [at[0]!]: 2, [at[1]!]: 5 } } });
     expect(created.status).toBe(201);
     expect((await stack.admin('PUT', `/v1/metrics/watched-skus/${sku}`)).status).toBe(200);
-    const pinned = { items: [{ sku, quantity: 3, locationId: at[1] }] };
-    expect((await stack.api('POST', '/v1/reservations', { body: pinned })).status).toBe(201);
-    const samples = await scrape();
-    const level = (location: string, figure: string) =>
-      samples.get(`stockhold_stock_location_units{sku="${sku}",location="${location}",figure="${figure}"}`);
-    expect([level(at[0]!, 'total'), level(at[0]!, 'reserved'), level(at[0]!, 'available')]).toEqual([2, 0, 2]);
-    expect([level(at[1]!, 'total'), level(at[1]!, 'reserved'), level(at[1]!, 'available')]).toEqual([5, 3, 2]);
-    expect(units(samples, sku, 'total')).toBe(7);
-    expect((await stack.admin('DELETE', `/v1/metrics/watched-skus/${sku}`)).status).toBe(200);
+    try {
+      const pinned = { items: [{ sku, quantity: 3, locationId: at[1] }] };
+      const held = await stack.api('POST', '/v1/reservations', { body: pinned });
+      expect({ status: held.status, error: held.body?.error }).toEqual({ status: 201, error: undefined });
+      const samples = await scrape();
+      const level = (location: string, figure: string) =>
+        samples.get(`stockhold_stock_location_units{sku="${sku}",location="${location}",figure="${figure}"}`);
+      expect([level(at[0]!, 'total'), level(at[0]!, 'reserved'), level(at[0]!, 'available')]).toEqual([2, 0, 2]);
+      expect([level(at[1]!, 'total'), level(at[1]!, 'reserved'), level(at[1]!, 'available')]).toEqual([5, 3, 2]);
+      expect(units(samples, sku, 'total')).toBe(7);
+    } finally {
+      expect((await stack.admin('DELETE', `/v1/metrics/watched-skus/${sku}`)).status).toBe(200);
+    }
   });
 
   it(`refuses a SKU beyond METRICS_WATCHED_SKUS_MAX (${WATCH_LIMIT}) with 409 WATCH_LIMIT_REACHED and changes nothing; an unknown SKU is 404; a client token is 403`, async () => {

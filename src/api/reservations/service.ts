@@ -74,10 +74,13 @@ export class ReservationService {
     // Contract v3: the channel exists (CHANNEL_NOT_FOUND) and has each pinned line's location.
     if (input.channel !== undefined || input.items.some((l) => l.locationId !== undefined)) {
       const channel = input.channel ?? DEFAULT_CHANNEL;
-      const { locations } = await this.stock.channelSpec(channel);
-      for (const line of input.items)
-        if (line.locationId !== undefined && !locations.includes(line.locationId))
-          throw locationNotInChannel(line.locationId, channel, line.sku);
+      const outside = (locations: readonly string[]) =>
+        input.items.find((l) => l.locationId !== undefined && !locations.includes(l.locationId));
+      // A refusal is never made on a cached channel: a location just added to it counts.
+      if (outside((await this.stock.channelSpec(channel)).locations)) {
+        const line = outside((await this.stock.channelSpec(channel, true)).locations);
+        if (line) throw locationNotInChannel(line.locationId!, channel, line.sku);
+      }
     }
     const admitted = await this.admission.admit(
       this.stock,
