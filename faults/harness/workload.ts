@@ -445,8 +445,9 @@ export class Workload {
       step.expiresAtMs = Date.parse(a.body.expiresAt);
       r.promisedUntilMs = step.expiresAtMs;
       r.expiresAtMs = Math.max(r.expiresAtMs, step.expiresAtMs);
-    } else if (typeof a.outcome !== 'number' || a.outcome >= 500) {
-      // Lost: it may have applied, from its first attempt on.
+    } else if (typeof a.outcome !== 'number' || a.outcome >= 500 || step.lastSentAt > step.sentAt) {
+      // Lost, or refused only on a resend (409 RESERVATION_EXPIRED when the first attempt's
+      // shorter TTL had run out meanwhile): it may have applied, from its first attempt on.
       r.promisedUntilMs = Math.min(r.promisedUntilMs ?? Infinity, step.sentAt + ttlS * 1000);
       r.expiresAtMs = Math.max(r.expiresAtMs, Date.now() + ttlS * 1000);
     }
