@@ -178,6 +178,7 @@ describe('the OpenAPI document', () => {
     ]);
     expect(restock.responses['404'].content['application/json'].schema.properties.error.properties.code.enum).toEqual([
       'SKU_NOT_FOUND',
+      'LOCATION_NOT_FOUND',
     ]);
 
     const availability = doc.paths['/v1/availability'].get.parameters[0];

@@ -147,8 +147,8 @@ describe('the search attribute commands', () => {
   it('runs the CLI it is given, with the same arguments it prints', () => {
     const config = loadTemporalConfig({ TEMPORAL_NAMESPACE: 'shop' });
     const commands = searchAttributeCommands(config, '/opt/temporal');
-    expect(commands).toHaveLength(4);
-    expect(commands.map((argv) => argv[0])).toEqual(Array(4).fill('/opt/temporal'));
+    expect(commands).toHaveLength(ATTRIBUTES.length);
+    expect(commands.map((argv) => argv[0])).toEqual(Array(ATTRIBUTES.length).fill('/opt/temporal'));
     expect(commands.map((argv) => argv.slice(1).map(shellQuote).join(' '))).toEqual(
       commandLines(printedCommands(config)).map((line) => line.replace(/^temporal /, '')),
     );

@@ -57,7 +57,13 @@ export const createSkuBody = z
     message: 'give either total or locations, not both',
     path: ['total'],
   })
-  .meta({ oneOf: [{ required: ['total'] }, { required: ['locations'] }] });
+  // The refinement in JSON Schema terms: exactly one of the two.
+  .meta({
+    oneOf: [
+      { required: ['total'], properties: { total: {} } },
+      { required: ['locations'], properties: { locations: {} } },
+    ],
+  });
 export const restockBody = z.strictObject({
   quantity: positiveStockSchema,
   reason: reasonSchema.optional(),
