@@ -388,38 +388,42 @@ describe('idempotent reservation ids', () => {
     await expectConsistent(stack.stock, sku);
   });
 
-  it("a repeat whose counter read comes after the first request's hold landed (its own hold looks like a shortage) is answered 200, not refused as short", async () => {
-    // The repeat reads the counters (and sees its own hold as a shortage) before it asks whether
-    // its id is known. A gate holds its counter read until the first request's hold is in Redis.
+  it('a repeat sent while its first request is under way joins it (no counter read of its own); one sent after reads its own hold as a shortage and is answered 200, not refused as short', async () => {
+    // A client that gave up waiting and resent: answered by its own pre-check, the repeat could be
+    // refused while the first request is then admitted and holds. It joins the first instead.
     const sku = await createSku(1, 'DUP');
     const body = { reservationId: uniqueId('dup'), items: [{ sku, quantity: 1 }] };
     let reads = 0;
-    let holdLanded: Promise<unknown> = Promise.resolve();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
     stack.faults.beforeCounterRead = async (key) => {
       if (key !== keys.stock(sku)) return;
       reads += 1;
-      if (reads === 2) await holdLanded; // the repeat's read
+      if (reads === 1) await gate; // the first request waits at its read until the repeat is sent
     };
     let answers: ApiAnswer[];
     try {
       const first = reserve(body);
-      holdLanded = waitFor(
-        () => stack.stock.redis.hexists(keys.holds(sku), body.reservationId),
-        (n) => n === 1,
-        20,
-      );
       await waitFor(
         async () => reads,
         (n) => n === 1,
         20,
-      ); // the first request is past its read
-      answers = await Promise.all([first, reserve(body)]);
+      );
+      const repeat = reserve(body);
+      await new Promise((r) => setTimeout(r, 200)); // the repeat is in, and joined
+      release();
+      answers = await Promise.all([first, repeat]);
+      expect(reads).toBe(1);
+      // After both: a repeat reads the counters, sees its own hold as the shortage, and is a repeat.
+      const late = await reserve(body);
+      expect(reads).toBe(2);
+      answers.push(late);
     } finally {
       stack.faults.beforeCounterRead = undefined;
     }
-    expect(reads).toBe(2);
     expect(answers.map((a) => `${a.status} ${a.body?.status ?? a.body?.error?.code}`)).toEqual([
       '201 HELD',
+      '200 HELD',
       '200 HELD',
     ]);
     expect(answers[1]!.body).toEqual(answers[0]!.body);

@@ -26,6 +26,7 @@ import {
   type CommitArgs,
   type ExtendArgs,
 } from '../../workflows/definitions';
+import { reservationRequestHash } from '../../domain/request-hash';
 import { Admission } from './admission';
 import { reservationStart, type StartRequest } from './workflow-start';
 import { fromFailure } from '../../domain/failures';
@@ -82,12 +83,35 @@ export class ReservationService {
         if (line) throw locationNotInChannel(line.locationId!, channel, line.sku);
       }
     }
-    const admitted = await this.admission.admit(
-      this.stock,
-      request,
-      Boolean(input.reservationId),
-      startedAt + ADMISSION_WAIT_MS,
-    );
+    if (input.reservationId === undefined) return this.admitAndStart(request, false, startedAt);
+    // A repeat of a request this process is still working on (waiting at the gate, or in
+    // Temporal) joins it, whatever its client did meanwhile (a client that gave up waiting and
+    // resent): answered by its pre-check alone, the repeat could be refused while the first is
+    // then admitted and holds (the client told 409 would have a hold it never hears of).
+    const hash = reservationRequestHash(request);
+    const before = this.underway.get(request.reservationId);
+    if (before?.hash === hash) return { created: false, reservation: (await before.answer).reservation };
+    const answer = this.admitAndStart(request, true, startedAt);
+    this.underway.set(request.reservationId, { hash, answer });
+    try {
+      return await answer;
+    } finally {
+      if (this.underway.get(request.reservationId)?.answer === answer) this.underway.delete(request.reservationId);
+    }
+  }
+
+  /** Requests naming their id that this process is working on, by id: what a repeat joins. */
+  private readonly underway = new Map<
+    string,
+    { hash: string; answer: Promise<{ created: boolean; reservation: ReservationView }> }
+  >();
+
+  private async admitAndStart(
+    request: StartRequest,
+    named: boolean,
+    startedAt: number,
+  ): Promise<{ created: boolean; reservation: ReservationView }> {
+    const admitted = await this.admission.admit(this.stock, request, named, startedAt + ADMISSION_WAIT_MS);
     try {
       const answer = await this.start(request, startedAt);
       admitted.leave(true);
