@@ -148,8 +148,9 @@ async function promised(pool: Pool, ids: string[]): Promise<number> {
 }
 
 // Atomically drops holds of a SKU as a replica that missed those writes would have it: each hold,
-// `reserved` lowered by its units, and its customer's counts (o:, h:) with it. KEYS: stock, holds,
-// customers. ARGV: how many holds to drop. Returns {units, id…} of the holds dropped.
+// `reserved` lowered by its units, its customer's counts (o:, h:), and on a SKU stocked at several
+// locations its allocation (a:) and each location's `r:` with it. KEYS: stock, holds, customers.
+// ARGV: how many holds to drop. Returns {units, id…} of the holds dropped.
 const DROP_HOLDS = `
 local fields = redis.call('HGETALL', KEYS[2])
 local dropped, units = {}, 0
@@ -161,6 +162,13 @@ for i = 1, #fields, 2 do
   if customer then
     redis.call('HDEL', KEYS[3], 'o:' .. id)
     if redis.call('HINCRBY', KEYS[3], 'h:' .. customer, -quantity) <= 0 then redis.call('HDEL', KEYS[3], 'h:' .. customer) end
+  end
+  if redis.call('HEXISTS', KEYS[1], 'locs') == 1 then
+    local spec = redis.call('HGET', KEYS[1], 'a:' .. id) or ('default=' .. quantity)
+    for loc, n in string.gmatch(spec, '([^,=]+)=(%d+)') do
+      redis.call('HINCRBY', KEYS[1], 'r:' .. loc, -tonumber(n))
+    end
+    redis.call('HDEL', KEYS[1], 'a:' .. id)
   end
   units = units + quantity
   dropped[#dropped + 1] = id
@@ -239,9 +247,16 @@ export const FAULTS: FaultKind[] = [
       });
       await multi.exec();
       for (const sku of victims) stack.tracker.redisLostAt.set(sku, Date.now());
+      // Whether a lost hold was a promise is judged when it is lost: by the phase's end its
+      // reservation may have ended anyway (TTLs of a few seconds).
+      let stillPromised = 0;
+      const judge = async (ids: string[]) => {
+        if (ids.length > 0) stillPromised += Math.max(0, await promised(stack.pg.pool, ids).catch(() => 0));
+      };
       // Holds taken in the window are gone now; holds given back in it are back (phantoms).
       const lostByRestore = holdsNow.flatMap((ids, i) => ids.filter((id) => !holdsThen[i]!.includes(id)));
       const phantoms = holdsNow.reduce((n, ids, i) => n + holdsThen[i]!.filter((id) => !ids.includes(id)).length, 0);
+      await judge(lostByRestore);
       log(
         `RESTORE … REPLACE: ${victims.join(', ')} back to their old values (${lostByRestore.length} holds lost, ${phantoms} given-back holds back)`,
       );
@@ -263,6 +278,7 @@ export const FAULTS: FaultKind[] = [
       for (const stop = Date.now() + timing.flashLossMs; Date.now() < stop; await sleep(FLASH_DROP_EVERY_MS)) {
         const d = await dropHolds(r, skus.flash, 10_000);
         flashUnits += d.units;
+        await judge(d.ids.filter((id) => !flashDropped.has(id)));
         for (const id of d.ids) flashDropped.add(id);
       }
       log(
@@ -275,17 +291,16 @@ export const FAULTS: FaultKind[] = [
         const d = await dropHolds(r, sku, 3);
         units += d.units;
         dropped.push(...d.ids);
+        await judge(d.ids);
       }
       log(
         `dropped ${dropped.length} holds worth ${units} units of ${skus.normal.slice(2, 4).join(', ')} and lowered reserved`,
       );
-      const stillPromised = await promised(stack.pg.pool, [...lostByRestore, ...flashDropped, ...dropped]).catch(
-        () => -1,
-      );
+      const atEnd = await promised(stack.pg.pool, [...lostByRestore, ...flashDropped, ...dropped]).catch(() => 0);
       return {
         fault: 'redis-partial',
-        hit: stillPromised > 0,
-        what: `lost ${lostByRestore.length + flashDropped.size + dropped.length} holds (RESTORE ${lostByRestore.length}, flash sale ${flashDropped.size}${soldOut ? ' sold out' : ''}, dropped ${dropped.length}), ${stillPromised} of them HELD in PostgreSQL; ${phantoms} phantom holds`,
+        hit: stillPromised + atEnd > 0,
+        what: `lost ${lostByRestore.length + flashDropped.size + dropped.length} holds (RESTORE ${lostByRestore.length}, flash sale ${flashDropped.size}${soldOut ? ' sold out' : ''}, dropped ${dropped.length}), ${stillPromised} of them HELD in PostgreSQL when lost, ${atEnd} still at the end; ${phantoms} phantom holds`,
       };
     },
   },
