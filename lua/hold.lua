@@ -76,7 +76,7 @@ for i = 1, lines do
     if not ids then
       return { -1, i, units }
     end
-    places[i] = { ids, units }
+    places[i] = { ids, units, state.spread }
     missing = missing + 1
     todo[missing] = i
   end
@@ -96,6 +96,7 @@ end
 if missing == 0 then
   return {2, 0, 0, unpack(allocations())}
 end
+local reply = {1, 0, 0}
 if missing < lines then
   -- Some lines held, others not: not a retry of this cart (a lost line comes back through the
   -- reconciler, from the reservation's lines in PostgreSQL).
@@ -103,8 +104,9 @@ if missing < lines then
 end
 for _, i in ipairs(todo) do
   local quantity = tonumber(ARGV[4 + 2 * i])
-  reserve(KEYS[4 * i - 3], id, quantity, places[i][1], places[i][2])
+  reserve(KEYS[4 * i - 3], id, quantity, places[i][1], places[i][2], places[i][3])
+  reply[3 + i] = format_allocation(places[i][1], places[i][2])
   redis.call('HSET', KEYS[4 * i - 2], id, quantity)
   note_hold(KEYS[4 * i], id, customer, quantity)
 end
-return {1, 0, 0, unpack(allocations())}
+return reply

@@ -108,15 +108,23 @@ local function unreserve(stock, id, held)
 end
 
 -- Puts a hold's units into `reserved` and, with an allocation, into each level's (writing the
--- allocation). `ids`/`units` nil: at `default` whole.
-local function reserve(stock, id, held, ids, units)
-  if ids and (#ids > 1 or ids[1] ~= 'default' or has_levels(stock)) then
+-- allocation). `ids`/`units` nil: at `default` whole. `spread`: whether the SKU has `locs`
+-- (nil: read it).
+local function reserve(stock, id, held, ids, units, spread)
+  if spread == nil then
+    spread = has_levels(stock)
+  end
+  if ids and (#ids > 1 or ids[1] ~= 'default' or spread) then
     for i, loc in ipairs(ids) do
-      ensure_level(stock, loc)
+      -- A level the SKU has already (an allocation is only ever made where units are) needs no
+      -- layout written out; only a hold loaded at a location new to the SKU does.
+      if not spread then
+        ensure_level(stock, loc)
+      end
       redis.call('HINCRBY', stock, 'r:' .. loc, units[i])
     end
     redis.call('HSET', stock, 'a:' .. id, format_allocation(ids, units))
-  elseif has_levels(stock) then
+  elseif spread then
     redis.call('HINCRBY', stock, 'r:default', held)
   end
   redis.call('HINCRBY', stock, 'reserved', held)

@@ -147,24 +147,29 @@ export class StockReads {
   private async viewRows(skus: readonly string[], channel: string | undefined): Promise<ViewRow[]> {
     if (channel === undefined)
       return (await this.counters.stockFields(skus, VIEW_FIELDS)).map((fields) => ({ fields }));
-    const [{ locations }, rows] = await Promise.all([
-      this.channelOf(channel),
-      this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs'] as const),
-    ]);
-    return Promise.all(
-      rows.map(async (row, i) => {
-        const fields = row.slice(0, VIEW_FIELDS.length);
-        const locs = row[VIEW_FIELDS.length];
-        if (fields[0] === null) return { fields };
-        if (locs == null) {
-          const levels = new Map<string, { total: number; reserved: number }>();
-          if (locations.includes(DEFAULT_LOCATION))
-            levels.set(DEFAULT_LOCATION, { total: Number(fields[0]), reserved: Number(fields[1] ?? 0) });
-          return { fields, levels };
-        }
-        return { fields, levels: await this.counters.levelFigures(skus[i]!, locs, locations) };
-      }),
-    );
+    // The channel from this process's cache (channelSpec), and each SKU's fields with the
+    // channel's levels in the same HMGET: one round trip per SKU, as a read without a channel.
+    const { locations } = await this.channelSpec(channel);
+    const levelFields = locations.flatMap((l) => [`t:${l}`, `r:${l}`]);
+    const rows = await this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs', ...levelFields]);
+    return rows.map((row) => {
+      const fields = row.slice(0, VIEW_FIELDS.length);
+      const locs = row[VIEW_FIELDS.length];
+      if (fields[0] === null) return { fields };
+      const levels = new Map<string, { total: number; reserved: number }>();
+      if (locs == null) {
+        if (locations.includes(DEFAULT_LOCATION))
+          levels.set(DEFAULT_LOCATION, { total: Number(fields[0]), reserved: Number(fields[1] ?? 0) });
+        return { fields, levels };
+      }
+      const has = new Set(locs.split(','));
+      locations.forEach((l, k) => {
+        if (!has.has(l)) return;
+        const at = VIEW_FIELDS.length + 1 + 2 * k;
+        levels.set(l, { total: Number(row[at] ?? 0), reserved: Number(row[at + 1] ?? 0) });
+      });
+      return { fields, levels };
+    });
   }
 
   /**

@@ -29,26 +29,6 @@ export class CounterReads {
     return Promise.all(skus.map((sku) => this.redis.hmget(keys.stock(sku), ...fields)));
   }
 
-  /**
-   * A SKU's figures at those of `locations` it has levels at (`t:<loc>`, `r:<loc>`): for a SKU whose
-   * stock hash has `locs` (levels elsewhere than `default`). One HMGET.
-   */
-  async levelFigures(
-    sku: string,
-    locs: string,
-    locations: readonly string[],
-  ): Promise<Map<string, { total: number; reserved: number }>> {
-    const has = new Set(locs.split(','));
-    const wanted = locations.filter((l) => has.has(l));
-    const levels = new Map<string, { total: number; reserved: number }>();
-    if (wanted.length === 0) return levels;
-    const figures = await this.redis.hmget(keys.stock(sku), ...wanted.flatMap((l) => [`t:${l}`, `r:${l}`]));
-    wanted.forEach((l, i) =>
-      levels.set(l, { total: Number(figures[2 * i] ?? 0), reserved: Number(figures[2 * i + 1] ?? 0) }),
-    );
-    return levels;
-  }
-
   /** A channel as Redis has it (PostgreSQL's, as of its last write); undefined when Redis has none. */
   async channel(name: string): Promise<Omit<Channel, 'channel'> | undefined> {
     const text = await this.redis.hget(keys.channels, name);
