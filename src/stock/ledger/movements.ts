@@ -61,19 +61,19 @@ export function movementOf(r: {
   };
 }
 
-function movementRowOf(
-  sku: string,
-  r: {
-    id: string;
-    kind: MovementKind;
-    delta: string;
-    reservation_id: string | null;
-    reason: string | null;
-    at: Date;
-    location_id?: string;
-    transfer_id?: string | null;
-  },
-): SkuMovement {
+/** A `stock_movements` row as MOVEMENT_RETURNING and `list` read it. */
+interface MovementRow {
+  id: string;
+  kind: MovementKind;
+  delta: string;
+  reservation_id: string | null;
+  reason: string | null;
+  at: Date;
+  location_id?: string;
+  transfer_id?: string | null;
+}
+
+function movementRowOf(sku: string, r: MovementRow): SkuMovement {
   return {
     sku,
     id: r.id,
@@ -120,7 +120,7 @@ export class MovementLedger {
     if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
     const moved: SkuMovement[] = [];
     for (const [locationId, units] of levels) {
-      const initial = await c.query<Parameters<typeof movementRowOf>[1]>(
+      const initial = await c.query<MovementRow>(
         `INSERT INTO stock_movements (sku, kind, delta, reason, location_id) VALUES ($1, 'initial', $2, 'created', $3)
          ${MOVEMENT_RETURNING}`,
         [sku, units, locationId],
@@ -191,7 +191,7 @@ export class MovementLedger {
       movementRowOf(
         sku,
         (
-          await c.query<Parameters<typeof movementRowOf>[1]>(
+          await c.query<MovementRow>(
             `INSERT INTO stock_movements (sku, kind, delta, reason, location_id, transfer_id)
              VALUES ($1, $2, $3, $4, $5, $6) ${MOVEMENT_RETURNING}`,
             [sku, kind, delta, move.reason ?? null, locationId, transferId],
@@ -236,7 +236,7 @@ export class MovementLedger {
       const field = movement.kind === 'adjustment' ? 'delta' : 'quantity';
       throw new StockholdError('INVALID_REQUEST', `${field}: total would exceed 2^31-1`, { field });
     }
-    const inserted = await c.query<Parameters<typeof movementRowOf>[1]>(
+    const inserted = await c.query<MovementRow>(
       `INSERT INTO stock_movements (sku, kind, delta, reservation_id, reason, location_id)
        VALUES ($1, $2, $3, $4, $5, $6) ${MOVEMENT_RETURNING}`,
       [
@@ -260,34 +260,19 @@ export class MovementLedger {
 
   /** A SKU's ledger, newest first; SKU_NOT_FOUND when it has none (every SKU has its `initial` row). */
   async list(sku: string, limit: number): Promise<Movement[]> {
-    const result = await this.db.query<{
-      id: string;
-      kind: MovementKind;
-      delta: string;
-      reservation_id: string | null;
-      reason: string | null;
-      at: Date;
-      location_id: string;
-      transfer_id: string | null;
-      spread: boolean;
-    }>(
-      `SELECT id, kind, delta, reservation_id, reason, at, location_id, transfer_id,
+    const result = await this.db.query<MovementRow & { location_id: string; spread: boolean }>(
+      `SELECT id::text AS id, kind, delta, reservation_id, reason, at, location_id, transfer_id,
               EXISTS (SELECT 1 FROM stock_levels v WHERE v.sku = $1 AND v.location_id <> 'default') AS spread
          FROM stock_movements WHERE sku = $1 ORDER BY id DESC LIMIT $2`,
       [sku, limit],
     );
     if (result.rowCount === 0) throw skuNotFound(sku);
-    return result.rows.map((r) => ({
-      id: String(r.id),
-      kind: r.kind,
-      delta: Number(r.delta),
-      ...(r.reservation_id ? { reservationId: r.reservation_id } : {}),
-      ...(r.reason ? { reason: r.reason } : {}),
-      at: r.at.toISOString(),
-      // Contract v3's locationId once the SKU has a level elsewhere than `default` (v2's rows before).
-      ...(r.spread || r.location_id !== DEFAULT_LOCATION ? { locationId: r.location_id } : {}),
-      ...(r.transfer_id ? { transferId: r.transfer_id } : {}),
-    }));
+    // The events' movement, without its SKU; contract v3's locationId on every row of a SKU that
+    // has a level elsewhere than `default` (v2's rows before).
+    return result.rows.map((r) => {
+      const { sku: _, ...movement } = movementRowOf(sku, r);
+      return r.spread ? { ...movement, locationId: r.location_id } : movement;
+    });
   }
 
   /** The movements with these ids. */
