@@ -129,11 +129,23 @@ export class StockReads {
     const now = this.now();
     const cached = this.channelCache.get(name);
     if (cached && cached.until > now && !fresh) return cached.spec;
-    const { locations, strategy } = await this.channelOf(name);
-    const spec = { locations, strategy };
-    this.channelCache.set(name, { spec, until: now + CHANNEL_CACHE_MS });
-    return spec;
+    // One read per channel at a time: a storm's requests all miss at once when the entry expires
+    // (and, with no copy in Redis yet, each would go to PostgreSQL).
+    let reading = this.channelReads.get(name);
+    if (!reading) {
+      reading = this.channelOf(name)
+        .then(({ locations, strategy }) => {
+          const spec = { locations, strategy };
+          this.channelCache.set(name, { spec, until: this.now() + CHANNEL_CACHE_MS });
+          return spec;
+        })
+        .finally(() => this.channelReads.delete(name));
+      this.channelReads.set(name, reading);
+    }
+    return reading;
   }
+
+  private readonly channelReads = new Map<string, Promise<ChannelSpec>>();
 
   /** Channels this process read lately; its own channel and location writes clear it (admin.ts). */
   protected readonly channelCache = new Map<string, { spec: ChannelSpec; until: number }>();
