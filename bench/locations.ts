@@ -165,10 +165,10 @@ async function main(): Promise<void> {
       rounds: over,
     };
     const rows = [
-      ['hold, Redis script', lua],
-      ['hold, StockStore (Redis + PostgreSQL)', whole],
-      ['GET /v1/skus/:sku (?channel=), 100 connections', httpReads],
-      ['stock read alone (StockStore.getStock, no HTTP)', reads],
+      ['hold, Redis script', lua, false],
+      ['hold, StockStore (Redis + PostgreSQL)', whole, true],
+      ['GET /v1/skus/:sku (?channel=), 100 connections', httpReads, true],
+      ['stock read alone (StockStore.getStock, no HTTP)', reads, false],
     ] as const;
     console.log(
       `\nstock per location: ${LOCATIONS} locations, most-available; ${CONCURRENCY} callers, ${ROUNDS} rounds of ${ROUND_MS} ms\n`,
@@ -180,13 +180,15 @@ async function main(): Promise<void> {
       'ratio'.padStart(7),
       'goal',
     );
-    for (const [what, r] of rows)
+    // The issue's two goals are the hold as the service makes it and the read as a client gets it;
+    // the script and the store read alone are there to show where the cost is.
+    for (const [what, r, goal] of rows)
       console.log(
         what.padEnd(46),
         r.a.toFixed(0).padStart(16),
         r.b.toFixed(0).padStart(16),
         `${r.ratio.toFixed(2)}×`.padStart(7),
-        r.ratio >= GOAL ? `>= ${GOAL}: met` : `>= ${GOAL}: missed`,
+        !goal ? '(for the record)' : r.ratio >= GOAL ? `>= ${GOAL}: met` : `>= ${GOAL}: missed`,
       );
     console.log(
       '\nper-round ratios:',

@@ -58,6 +58,7 @@ for i = 9, 8 + 4 * holds, 4 do
   end
   reserve(KEYS[1], ARGV[i], tonumber(ARGV[i + 1]), ids, units)
 end
+write_lv(KEYS[1])
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'maxPerCustomer', ARGV[5], 'bmark', ARGV[4])
   for i = 9 + 4 * holds, #ARGV, 2 do

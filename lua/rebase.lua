@@ -38,6 +38,7 @@ for k, loc in ipairs(at) do
   ensure_level(KEYS[1], loc)
   redis.call('HSET', KEYS[1], 't:' .. loc, totals[k])
 end
+write_lv(KEYS[1])
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   local id = string.match(field, '^m:(%d+)$')
   if id and tonumber(id) <= mark then

@@ -42,16 +42,28 @@ end
 -- SKU's `locs` order) and its strategy.
 local function read_channel(spec, strategy)
   local ids = {}
+  local default = spec == nil or spec == ''
   for loc in string.gmatch(spec or '', '[^,]+') do
     ids[#ids + 1] = loc
+    default = default or loc == 'default'
   end
-  return { ids = ids, strategy = strategy ~= '' and strategy or 'priority' }
+  return { ids = ids, strategy = strategy ~= '' and strategy or 'priority', default = default }
 end
 
 -- Where `quantity` units of a line would be held now (contract v3, "Channels and allocation"):
 -- ids, units in the order taken; or nil, and the units the line could have had (the channel's
 -- available, or the pinned location's). `s` is line_state's.
 local function place(stock, s, channel, quantity, pinned)
+  if not s.spread and (pinned == nil or pinned == '' or pinned == 'default') then
+    -- A SKU whose one level is `default` (every v2 SKU, and a flash sale's): the channel serves it
+    -- from there or not at all, whatever its strategy; what allocate would answer, without the
+    -- tables (the path of every refusal in a storm).
+    local available = channel.default and math.max(0, s.total - s.reserved) or 0
+    if available >= quantity then
+      return { 'default' }, { quantity }
+    end
+    return nil, available
+  end
   local ids, t, r
   if s.spread then
     ids, t, r = levels(stock)

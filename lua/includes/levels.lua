@@ -6,7 +6,10 @@
   `r:default`), and from then on every level has `t:<loc>` and `r:<loc>`; `total` and `reserved`
   stay the sums, so every SKU-wide check reads them as before. A hold's allocation is the field
   `a:<reservationId>` = `loc=units,loc=units` (the order its units were taken), written only on a
-  SKU with `locs`; a hold without one is at `default` whole.
+  SKU with `locs`; a hold without one is at `default` whole. `lv` repeats every level's figures in
+  one field (`loc=total/reserved,…`, in `locs` order) for the reads through a channel, which would
+  otherwise take two fields per location: every function here that changes a level rewrites it
+  (write_lv), and so must any script that writes `t:`/`r:` itself (load, rebase).
 ]]
 
 -- Splits `loc=units,loc=units` into ids and units (an empty string gives none).
@@ -25,6 +28,26 @@ local function format_allocation(ids, units)
     parts[i] = ids[i] .. '=' .. units[i]
   end
   return table.concat(parts, ',')
+end
+
+-- Rewrites `lv` from the SKU's `t:`/`r:` fields (nothing on a SKU without `locs`).
+local function write_lv(stock)
+  local locs = redis.call('HGET', stock, 'locs')
+  if not locs then
+    return
+  end
+  local ids, fields = {}, {}
+  for loc in string.gmatch(locs, '[^,]+') do
+    ids[#ids + 1] = loc
+    fields[#fields + 1] = 't:' .. loc
+    fields[#fields + 1] = 'r:' .. loc
+  end
+  local v = redis.call('HMGET', stock, unpack(fields))
+  local parts = {}
+  for i, loc in ipairs(ids) do
+    parts[i] = loc .. '=' .. (v[2 * i - 1] or '0') .. '/' .. (v[2 * i] or '0')
+  end
+  redis.call('HSET', stock, 'lv', table.concat(parts, ','))
 end
 
 -- The SKU's levels: ids (in `locs` order), total and reserved per id (maps), and whether it has
@@ -52,7 +75,8 @@ local function levels(stock)
   return ids, t, r, true
 end
 
--- Makes sure the SKU has the level `loc`, writing the lazy layout out first when needed.
+-- Makes sure the SKU has the level `loc`, writing the lazy layout out first when needed (its
+-- callers change a figure next, and rewrite `lv` after it).
 local function ensure_level(stock, loc)
   local c = redis.call('HMGET', stock, 'total', 'reserved', 'locs')
   local locs = c[3]
@@ -82,6 +106,7 @@ local function add_to_level(stock, field, loc, delta)
   if loc ~= 'default' or has_levels(stock) then
     ensure_level(stock, loc)
     redis.call('HINCRBY', stock, field .. ':' .. loc, delta)
+    write_lv(stock)
   end
   return redis.call('HINCRBY', stock, sum, delta)
 end
@@ -103,6 +128,7 @@ local function unreserve(stock, id, held)
       redis.call('HINCRBY', stock, 'r:' .. loc, -units[i])
     end
     redis.call('HDEL', stock, 'a:' .. id)
+    write_lv(stock)
   end
   redis.call('HINCRBY', stock, 'reserved', -held)
 end
@@ -124,8 +150,10 @@ local function reserve(stock, id, held, ids, units, spread)
       redis.call('HINCRBY', stock, 'r:' .. loc, units[i])
     end
     redis.call('HSET', stock, 'a:' .. id, format_allocation(ids, units))
+    write_lv(stock)
   elseif spread then
     redis.call('HINCRBY', stock, 'r:default', held)
+    write_lv(stock)
   end
   redis.call('HINCRBY', stock, 'reserved', held)
 end
@@ -155,6 +183,9 @@ local function recount(stock, holds, write)
       if write then
         redis.call('HSET', stock, 'r:' .. loc, per[loc] or 0)
       end
+    end
+    if write then
+      write_lv(stock)
     end
   end
   if write then

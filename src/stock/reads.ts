@@ -27,6 +27,7 @@ import { Figures } from './figures';
 import { Ledger } from './ledger';
 import { readEvents } from './outbox';
 import { Counters, type ChannelSpec } from './redis/counters';
+import { parseLevels, type LevelFigures } from './redis/keys';
 import { CountersMissing, type StockRedis } from './redis/scripts';
 
 export interface StockStoreOptions {
@@ -152,36 +153,43 @@ export class StockReads {
 
   /**
    * The view's fields of these SKUs; through a channel, with their levels at its locations. The
-   * channel and the SKUs' fields are read at once; only a SKU with levels elsewhere than `default`
-   * (field `locs`) needs one more read, of those levels. A SKU without `locs` has its one level at
-   * `default`, whose figures are the SKU's `total` and `reserved`.
+   * channel comes from this process's cache (channelSpec), and each SKU's levels from its `lv`
+   * field (every level's figures in one string, which the scripts keep: lua/includes/levels.lua)
+   * in the same HMGET: one round trip per SKU, as a read without a channel. A SKU without `locs`
+   * has its one level at `default`, whose figures are the SKU's `total` and `reserved`; one with
+   * `locs` but no `lv` (written by a version before it) has its levels read in a second round trip.
    */
   private async viewRows(skus: readonly string[], channel: string | undefined): Promise<ViewRow[]> {
     if (channel === undefined)
       return (await this.counters.stockFields(skus, VIEW_FIELDS)).map((fields) => ({ fields }));
-    // The channel from this process's cache (channelSpec), and each SKU's fields with the
-    // channel's levels in the same HMGET: one round trip per SKU, as a read without a channel.
-    const { locations } = await this.channelSpec(channel);
-    const levelFields = locations.flatMap((l) => [`t:${l}`, `r:${l}`]);
-    const rows = await this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs', ...levelFields]);
-    return rows.map((row) => {
+    const wanted = wantedOf(await this.channelSpec(channel));
+    const rows = await this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs', 'lv']);
+    const older: Promise<void>[] = [];
+    const views = rows.map((row, i): ViewRow => {
       const fields = row.slice(0, VIEW_FIELDS.length);
       const locs = row[VIEW_FIELDS.length];
+      const lv = row[VIEW_FIELDS.length + 1];
       if (fields[0] === null) return { fields };
-      const levels = new Map<string, { total: number; reserved: number }>();
       if (locs == null) {
-        if (locations.includes(DEFAULT_LOCATION))
-          levels.set(DEFAULT_LOCATION, { total: Number(fields[0]), reserved: Number(fields[1] ?? 0) });
-        return { fields, levels };
+        const total = Number(fields[0]);
+        const reserved = Number(fields[1] ?? 0);
+        return {
+          fields,
+          levels: wanted.has(DEFAULT_LOCATION) ? [{ locationId: DEFAULT_LOCATION, total, reserved }] : [],
+        };
       }
-      const has = new Set(locs.split(','));
-      locations.forEach((l, k) => {
-        if (!has.has(l)) return;
-        const at = VIEW_FIELDS.length + 1 + 2 * k;
-        levels.set(l, { total: Number(row[at] ?? 0), reserved: Number(row[at + 1] ?? 0) });
-      });
-      return { fields, levels };
+      const view: ViewRow = { fields, levels: [] };
+      if (lv != null) view.levels = parseLevels(lv).filter((l) => wanted.has(l.locationId));
+      else
+        older.push(
+          this.counters.levels(skus[i]!, locs.split(',')).then((all) => {
+            view.levels = all.filter((l) => wanted.has(l.locationId));
+          }),
+        );
+      return view;
     });
+    await Promise.all(older);
+    return views;
   }
 
   /**
@@ -308,10 +316,18 @@ export class StockReads {
 /** The stock hash's fields of a stock view, in viewOf's order. */
 const VIEW_FIELDS = ['total', 'reserved', 'name', 'lowStockThreshold', 'maxPerCustomer'] as const;
 
-/** A SKU's stock hash fields (VIEW_FIELDS), and its levels when read through a channel. */
+/** A SKU's stock hash fields (VIEW_FIELDS), and its levels at the channel's locations when read through one. */
 interface ViewRow {
   fields: (string | null)[];
-  levels?: Map<string, { total: number; reserved: number }>;
+  levels?: LevelFigures[];
+}
+
+/** A channel's locations as a set, made once per spec the cache holds. */
+const wantedSets = new WeakMap<ChannelSpec, ReadonlySet<string>>();
+function wantedOf(spec: ChannelSpec): ReadonlySet<string> {
+  let set = wantedSets.get(spec);
+  if (!set) wantedSets.set(spec, (set = new Set(spec.locations)));
+  return set;
 }
 
 function viewOf(sku: string, { fields, levels }: ViewRow): StockView {
@@ -323,9 +339,14 @@ function viewOf(sku: string, { fields, levels }: ViewRow): StockView {
   if (!levels) return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
   // Through a channel: its locations where the SKU has a level, by id; the figures are theirs
   // summed, and what a buyer can hold there is what each location has free (never below 0).
-  const locations: LocationLevel[] = [...levels]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([locationId, l]) => ({ locationId, ...l, available: Math.max(0, l.total - l.reserved) }));
+  const locations: LocationLevel[] = levels
+    .map((l) => ({
+      locationId: l.locationId,
+      total: l.total,
+      reserved: l.reserved,
+      available: Math.max(0, l.total - l.reserved),
+    }))
+    .sort((a, b) => (a.locationId < b.locationId ? -1 : a.locationId > b.locationId ? 1 : 0));
   const sum = (f: (l: LocationLevel) => number) => locations.reduce((n, l) => n + f(l), 0);
   return {
     ...stockView(

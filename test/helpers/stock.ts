@@ -62,13 +62,20 @@ export async function expectRedisLevels(clients: Pick<StockClients, 'db' | 'redi
   const pg = Object.fromEntries(rows.map((r) => [r.location_id, [Number(r.total), Number(r.reserved)]]));
   if (stock.locs === undefined) {
     expect(Object.keys(pg).filter((loc) => loc !== 'default')).toEqual([]);
-    expect(Object.keys(stock).filter((f) => /^[tra]:/.test(f))).toEqual([]);
+    expect(Object.keys(stock).filter((f) => /^[tra]:/.test(f) || f === 'lv')).toEqual([]);
     return;
   }
   const redis = Object.fromEntries(
     stock.locs.split(',').map((loc) => [loc, [Number(stock[`t:${loc}`]), Number(stock[`r:${loc}`])]]),
   );
   expect(redis).toEqual(pg);
+  // `lv`, what the reads through a channel take, repeats exactly what the level fields say.
+  expect(stock.lv).toBe(
+    stock.locs
+      .split(',')
+      .map((loc) => `${loc}=${stock[`t:${loc}`]}/${stock[`r:${loc}`]}`)
+      .join(','),
+  );
   const allocations = await clients.db.query<{ reservation_id: string; allocation: string }>(
     `SELECT a.reservation_id, string_agg(a.location_id || '=' || a.quantity, ',' ORDER BY a.position) AS allocation
        FROM reservation_allocations a JOIN reservations r ON r.id = a.reservation_id AND r.status = 'HELD'

@@ -4,7 +4,7 @@
  * (./counters.ts) adds the scripts; together they are the one door to Redis.
  */
 import type { Allocation, Channel } from '../../domain/types';
-import { keys, parseAllocation } from './keys';
+import { keys, parseAllocation, type LevelFigures } from './keys';
 
 /** How a channel is kept in Redis (stockhold:channels): its JSON without the name, which is the field. */
 export const channelText = (c: Channel): string => JSON.stringify({ locations: c.locations, strategy: c.strategy });
@@ -38,6 +38,16 @@ export class CounterReads {
   /** Every channel Redis has, raw (name -> JSON), for the reconciler's comparison. */
   channelsRaw(): Promise<Record<string, string>> {
     return this.redis.hgetall(keys.channels);
+  }
+
+  /** These levels of a SKU from their own fields (`t:`/`r:`), for a hash that has no `lv` yet. */
+  async levels(sku: string, locations: readonly string[]): Promise<LevelFigures[]> {
+    const v = await this.redis.hmget(keys.stock(sku), ...locations.flatMap((l) => [`t:${l}`, `r:${l}`]));
+    return locations.map((locationId, k) => ({
+      locationId,
+      total: Number(v[2 * k] ?? 0),
+      reserved: Number(v[2 * k + 1] ?? 0),
+    }));
   }
 
   /** The units Redis counts as held of a SKU (0 without counters). */

@@ -16,6 +16,10 @@
  *                                            `default`, whose figures are `total` and `reserved`
  *                           t:<location>     units not yet sold at a location (with `locs`)
  *                           r:<location>     units held at a location (with `locs`)
+ *                           lv               every level's figures in one field, `loc=t/r,…` in `locs`
+ *                                            order (with `locs`): what `t:`/`r:` say, rewritten by
+ *                                            every script that changes them, so a read through a
+ *                                            channel takes one field instead of two per location
  *                           a:<reservationId>  where a hold is, `loc=units,…` in the order its
  *                                            units were taken (with `locs`; absent: `default` whole)
  *   item:{SKU}:holds      hash: reservationId -> units it holds of the SKU
@@ -68,5 +72,28 @@ export function parseAllocation(text: string): Allocation[] {
     .map((part) => {
       const at = part.lastIndexOf('=');
       return { locationId: part.slice(0, at), quantity: Number(part.slice(at + 1)) };
+    });
+}
+
+/** A level as a read takes it: its units not yet sold and held. */
+export interface LevelFigures {
+  locationId: string;
+  total: number;
+  reserved: number;
+}
+
+/** The inverse of levels.lua's `lv` field: `loc=total/reserved,…`. */
+export function parseLevels(text: string): LevelFigures[] {
+  return text
+    .split(',')
+    .filter((part) => part !== '')
+    .map((part) => {
+      const at = part.lastIndexOf('=');
+      const slash = part.indexOf('/', at);
+      return {
+        locationId: part.slice(0, at),
+        total: Number(part.slice(at + 1, slash)),
+        reserved: Number(part.slice(slash + 1)),
+      };
     });
 }
