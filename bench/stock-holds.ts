@@ -247,22 +247,25 @@ async function main(): Promise<void> {
         () => false,
       );
 
+    // hold.lua's ARGV after id, run and customer (contract v3): the channel `default` (its one
+    // location here) with its strategy, then the one line's quantity and pinned location.
+    const HOLD_ARGS = ['default', 'priority', 1, ''] as const;
     const modes: Mode[] = [
       { key: 'a', label: '(a) StockStore.hold (Redis + PostgreSQL row)', hold: storeHold(store, sku) },
       {
         key: 'b',
         label: '(b) raw EVALSHA hold.lua',
-        hold: async (id) => applied(await plain.evalsha(sha, 4, ...skuKeys, id, '', '', 1)),
+        hold: async (id) => applied(await plain.evalsha(sha, 4, ...skuKeys, id, '', '', ...HOLD_ARGS)),
       },
       {
         key: 'b2',
         label: '(b2) raw EVALSHA, auto-pipelined',
-        hold: async (id) => applied(await redis.evalsha(sha, 4, ...skuKeys, id, '', '', 1)),
+        hold: async (id) => applied(await redis.evalsha(sha, 4, ...skuKeys, id, '', '', ...HOLD_ARGS)),
       },
       {
         key: 'c',
         label: '(c) redis.stockHold (store script command)',
-        hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', 1)),
+        hold: async (id) => applied(await redis.stockHold(4, ...skuKeys, id, '', '', ...HOLD_ARGS)),
       },
       { key: 'd', label: '(d) StockStore.hold on Redis Cluster', hold: storeHold(clusterStore, clusterSku) },
       {
@@ -278,7 +281,7 @@ async function main(): Promise<void> {
       {
         key: 'e',
         label: '(e) redis.stockHold on Redis Cluster',
-        hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', 1)),
+        hold: async (id) => applied(await clusterRedis.stockHold(4, ...clusterSkuKeys, id, '', '', ...HOLD_ARGS)),
       },
       ...(baseStore
         ? [

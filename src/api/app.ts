@@ -18,6 +18,7 @@ import { metricsRoutes } from './metrics/routes';
 import { buildOpenApiDocument } from './openapi/document';
 import { docsRoutes } from './openapi/docs';
 import { apiDescription, serviceVersion } from './openapi/operations';
+import { bundleRoutes } from './bundles/routes';
 import { channelRoutes } from './channels/routes';
 import { locationRoutes } from './locations/routes';
 import { opsRoutes } from './ops/routes';
@@ -94,6 +95,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(reservationRoutes(deps.reservations, deps.config.maxTtlSeconds, role.client, metrics));
   app.use(locationRoutes(deps.stock, role.admin));
   app.use(channelRoutes(deps.stock, role));
+  app.use(bundleRoutes(deps.stock, role.admin));
   app.use(webhookRoutes(deps.webhooks, role.admin));
   app.use(metricsRoutes(deps.stock.figures, role.admin, deps.config.metricsWatchedSkusMax ?? 50));
   app.use(

@@ -76,6 +76,15 @@ export function skuNotFound(sku: string): StockholdError {
   return new StockholdError('SKU_NOT_FOUND', `SKU ${sku} does not exist`, { sku });
 }
 
+/** A stock write or a hold that names a bundle (contract v3), which has no stock of its own. */
+export function bundleHasNoStock(sku: string): StockholdError {
+  return new StockholdError(
+    'INVALID_REQUEST',
+    `${sku} is a bundle: it has no stock of its own (its components do), and reservation lines of bundles are not built yet`,
+    { sku, bundle: true },
+  );
+}
+
 /** A reservation line pinned to a location its channel does not have. */
 export function locationNotInChannel(locationId: string, channel: string, sku: string): StockholdError {
   return new StockholdError('LOCATION_NOT_IN_CHANNEL', `location ${locationId} is not one of channel ${channel}'s`, {

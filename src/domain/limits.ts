@@ -24,5 +24,7 @@ export const MAX_TTL_SECONDS = 86_400;
 
 /** A channel lists 1 to this many locations (contract v3); a SKU is created at up to this many. */
 export const MAX_CHANNEL_LOCATIONS = 50;
+/** A bundle has 1 to this many components (contract v3, "Bundles"), each 1..MAX_LINE_QUANTITY units. */
+export const MAX_BUNDLE_COMPONENTS = 20;
 export const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const RESERVATION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

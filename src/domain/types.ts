@@ -136,6 +136,33 @@ export interface Channel {
   strategy: AllocationStrategy;
 }
 
+/** One part of a bundle: a stocked SKU and how many units of it one bundle takes. */
+export interface BundleComponent {
+  sku: string;
+  quantity: number;
+}
+
+/** A bundle (contract v3, "Bundles"): a SKU made of other SKUs, with no stock of its own. */
+export interface Bundle {
+  sku: string;
+  name: string;
+  /** In the order the admin gave them (1..20, distinct stocked SKUs). */
+  components: BundleComponent[];
+}
+
+/**
+ * A bundle's stock view (`GET /v1/skus/:bundle`): `available` is the least, over its components,
+ * of `floor(available / quantity)`, each component's `available` read as its stock view's (through
+ * the same channel).
+ */
+export interface BundleView {
+  sku: string;
+  name: string;
+  bundle: true;
+  available: number;
+  components: (BundleComponent & { available: number })[];
+}
+
 /** What a return gave back, per line. */
 export interface ReturnResult {
   reservationId: string;

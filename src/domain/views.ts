@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from './errors';
 import {
   MAX_AVAILABILITY_SKUS,
+  MAX_BUNDLE_COMPONENTS,
   MAX_CHANNEL_LOCATIONS,
   MAX_LINE_QUANTITY,
   MAX_LINES,
@@ -20,6 +21,8 @@ import {
   ALLOCATION_STRATEGIES,
   MOVEMENT_KINDS,
   RESERVATION_STATUSES,
+  type Bundle,
+  type BundleView,
   type Channel,
   type Location,
   type Movement,
@@ -64,13 +67,63 @@ export const stockViewSchema = z
       .optional()
       .meta({
         description:
-          "only when read through a channel (`?channel=`): the channel's locations where the SKU has a level, by locationId; the view's figures are then theirs summed",
+          "the SKU's levels by locationId, with the view's figures theirs summed: read through a channel (`?channel=`), those at the channel's locations; without one, every level of a SKU stocked elsewhere than `default` (absent on a SKU only ever at `default`, and in a write's answer)",
       }),
   })
   .meta({ description: "A SKU's stock figures and settings, read from Redis." });
 
+const componentQuantity = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_LINE_QUANTITY)
+  .meta({ description: 'units of the component in one bundle' });
+
+export const bundleSchema = z.strictObject({
+  sku: skuSchema.meta({ description: "the bundle's id (a SKU id no stocked SKU has)" }),
+  name: z.string().meta({ description: 'empty when the bundle was put without one' }),
+  components: z
+    .array(z.strictObject({ sku: skuSchema, quantity: componentQuantity }))
+    .min(1)
+    .max(MAX_BUNDLE_COMPONENTS)
+    .meta({ description: 'stocked SKUs, in the order given' }),
+});
+
+export const bundleViewSchema = z
+  .strictObject({
+    sku: skuSchema,
+    name: z.string(),
+    bundle: z.literal(true),
+    available: count(MAX_STOCK).meta({
+      description:
+        'the least, over the components, of floor(available / quantity): whole bundles a buyer could hold now',
+    }),
+    components: z
+      .array(
+        z.strictObject({
+          sku: skuSchema,
+          quantity: componentQuantity,
+          available: z
+            .number()
+            .int()
+            .min(-MAX_STOCK)
+            .max(MAX_STOCK)
+            .meta({ description: "the component's own available" }),
+        }),
+      )
+      .min(1)
+      .max(MAX_BUNDLE_COMPONENTS),
+  })
+  .meta({ description: "A bundle's stock, from its components' (read from Redis, through `?channel=` when given)." });
+
+/** What `GET /v1/skus/:sku` answers: a stocked SKU's view or a bundle's (tell them apart by `bundle`). */
+export const skuReadSchema = z.union([stockViewSchema, bundleViewSchema]);
+
 export const availabilitySchema = z.strictObject({
-  items: z.array(stockViewSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs that exist, each once' }),
+  items: z
+    .array(skuReadSchema)
+    .max(MAX_AVAILABILITY_SKUS)
+    .meta({ description: 'the SKUs that exist, each once, in the order asked (a bundle as a bundle view)' }),
   missing: z.array(skuSchema).max(MAX_AVAILABILITY_SKUS).meta({ description: 'the SKUs asked for that do not exist' }),
 });
 
@@ -234,3 +287,5 @@ covers<ReservationView, z.output<typeof reservationViewSchema>>(true);
 covers<ReturnResult, z.output<typeof returnResultSchema>>(true);
 covers<Location, z.output<typeof locationSchema>>(true);
 covers<Channel, z.output<typeof channelSchema>>(true);
+covers<Bundle, z.output<typeof bundleSchema>>(true);
+covers<BundleView, z.output<typeof bundleViewSchema>>(true);

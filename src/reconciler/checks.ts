@@ -23,6 +23,7 @@ export type RepairKind =
   | 'ledger_reserved'
   | 'rolled_back_movement'
   | 'channels'
+  | 'bundles'
   | 'level_reserved'
   | 'level_total';
 export type AlertKind = 'negative_available' | 'hold_mismatch' | 'unrestorable_hold';

@@ -15,7 +15,7 @@
  * its row. Work in flight parts them for a moment, so they are repaired after the grace period.
  */
 import type { LedgerMovement } from '../stock/ledger';
-import { channelText } from '../stock/redis/counter-reads';
+import { bundleText, channelText } from '../stock/redis/counter-reads';
 import { checkCustomers, checkHolds, checkLevels, checkTotal, type CheckContext, type ReconcilerEvent } from './checks';
 import { ReconcilerStore, type HeldLine } from './store';
 import type { StockStore } from '../stock/store';
@@ -93,28 +93,54 @@ export class Reconciler implements CheckContext {
     }
     repairs += await this.releaseOrphans();
     repairs += await this.checkChannels();
+    repairs += await this.checkBundles();
     this.seen = this.next;
     return repairs;
   }
 
   /**
-   * Redis's copy of the channels (what the reads through a channel use) against PostgreSQL's. A
-   * channel Redis does not have (a new deployment, a Redis that lost its data) is written at once,
-   * as a read that misses it would. One whose copy differs (a write whose Redis step failed, two
-   * writes racing) is put right once the difference has lasted the grace period, and counted.
+   * Redis's copies of the registries the reads use (the channels, the bundles) against
+   * PostgreSQL's. An entry Redis does not have (a new deployment, a Redis that lost its data) is
+   * written at once, as a read that misses it would. One whose copy differs (a write whose Redis
+   * step failed, two writes racing) is put right once the difference has lasted the grace period,
+   * and counted.
    */
   private async checkChannels(): Promise<number> {
-    const [channels, mirrored] = await Promise.all([
-      this.store.ledger.locations.channels(),
-      this.store.counters.channelsRaw(),
-    ]);
-    const wanted = new Map(channels.map((c) => [c.channel, channelText(c)]));
-    await this.store.counters.putChannels(channels.filter((c) => mirrored[c.channel] === undefined));
+    const { counters, ledger } = this.store;
+    const channels = await ledger.locations.channels();
+    return this.checkMirror('channels', new Map(channels.map((c) => [c.channel, channelText(c)])), {
+      raw: () => counters.channelsRaw(),
+      put: (names) => counters.putChannels(channels.filter((c) => names.has(c.channel))),
+      replace: () => counters.replaceChannels(channels),
+    });
+  }
+
+  private async checkBundles(): Promise<number> {
+    const { counters, ledger } = this.store;
+    const bundles = await ledger.bundles.all();
+    return this.checkMirror('bundles', new Map(bundles.map((b) => [b.sku, bundleText(b)])), {
+      raw: () => counters.bundlesRaw(),
+      put: (names) => counters.putBundles(bundles.filter((b) => names.has(b.sku))),
+      replace: () => counters.replaceBundles(bundles),
+    });
+  }
+
+  private async checkMirror(
+    kind: 'channels' | 'bundles',
+    wanted: ReadonlyMap<string, string>,
+    mirror: {
+      raw(): Promise<Record<string, string>>;
+      put(names: ReadonlySet<string>): Promise<void>;
+      replace(): Promise<void>;
+    },
+  ): Promise<number> {
+    const mirrored = await mirror.raw();
+    await mirror.put(new Set([...wanted.keys()].filter((name) => mirrored[name] === undefined)));
     const stale = Object.keys(mirrored).filter((name) => mirrored[name] !== wanted.get(name));
     if (stale.length === 0) return 0;
-    if (!this.settled('channels', JSON.stringify(stale.map((name) => [name, mirrored[name]])))) return 0;
-    await this.store.counters.replaceChannels(channels);
-    await this.record({ kind: 'channels', alert: false, detail: { channels: stale } });
+    if (!this.settled(kind, JSON.stringify(stale.map((name) => [name, mirrored[name]])))) return 0;
+    await mirror.replace();
+    await this.record({ kind, alert: false, detail: { [kind]: stale } });
     return 1;
   }
 

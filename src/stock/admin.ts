@@ -10,6 +10,8 @@ import {
   DEFAULT_CHANNEL,
   DEFAULT_LOCATION,
   stockView,
+  type Bundle,
+  type BundleComponent,
   type CartLine,
   type Channel,
   type Location,
@@ -107,6 +109,21 @@ export class StockAdmin extends StockReads {
     const put = await this.ledger.locations.putChannel(channel);
     await this.mirrorChannel(put);
     return put;
+  }
+
+  /**
+   * Creates or replaces a bundle (contract v3): PostgreSQL, then Redis's copy, which the bundle
+   * reads use (a Redis that fails here is put right by the reconciler, as a channel's copy is).
+   */
+  async putBundle(sku: string, input: { name?: string; components: BundleComponent[] }): Promise<Bundle> {
+    const bundle = await this.ledger.bundles.put(sku, input.name, input.components);
+    this.bundleCache.clear();
+    await this.counters
+      .putBundles([bundle])
+      .catch((err: unknown) =>
+        this.warn('bundle not written to Redis; the reconciler will', { sku, err: String(err) }),
+      );
+    return bundle;
   }
 
   /**

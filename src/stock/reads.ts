@@ -6,12 +6,14 @@
  * from a lost one.
  */
 import type { Pool } from 'pg';
-import { skuNotFound, unavailable, type StockholdError } from '../domain/errors';
+import { bundleHasNoStock, skuNotFound, unavailable, type StockholdError } from '../domain/errors';
 import type { StockholdEvent } from '../domain/events';
 import { DEFAULT_MOVEMENTS } from '../domain/limits';
 import {
   DEFAULT_LOCATION,
   stockView,
+  type Bundle,
+  type BundleView,
   type CartLine,
   type Channel,
   type Location,
@@ -22,6 +24,7 @@ import {
   type StockHold,
   type StockView,
 } from '../domain/types';
+import { CachedLookup } from './cached';
 import { DriftCounts } from './drift';
 import { Figures } from './figures';
 import { Ledger } from './ledger';
@@ -47,6 +50,8 @@ const DAY_MS = 86_400_000;
 const ADMITTED_NOTE_MS = 120_000;
 /** How long a process keeps a channel it read (channelSpec). */
 const CHANNEL_CACHE_MS = 1_000;
+/** How long a process keeps a bundle it read (bundleSpec). */
+const BUNDLE_CACHE_MS = 1_000;
 
 export class StockReads {
   readonly ledger: Ledger;
@@ -85,6 +90,84 @@ export class StockReads {
     if (row!.fields[0] === null) throw await this.explainMissing(new CountersMissing(sku));
     return viewOf(sku, row!);
   }
+
+  /** `GET /v1/skus/:sku`: a stocked SKU's view (getStock), or a bundle's (contract v3). */
+  async readSku(sku: string, channel?: string): Promise<StockView | BundleView> {
+    const [row] = await this.viewRows([sku], channel);
+    if (row!.fields[0] !== null) return viewOf(sku, row!);
+    // No counters: a bundle, or unknown, or counters Redis lost.
+    const bundle = await this.bundleSpec(sku);
+    if (bundle) return this.bundleView(bundle, channel);
+    throw await this.explainMissing(new CountersMissing(sku));
+  }
+
+  /** `GET /v1/availability`: getAvailability, with the bundles among the SKUs asked for read as bundles (in the order asked). */
+  async readAvailability(
+    skus: readonly string[],
+    channel?: string,
+  ): Promise<{ items: (StockView | BundleView)[]; missing: string[] }> {
+    const found = await this.getAvailability(skus, channel);
+    if (found.missing.length === 0) return found;
+    const bundles = (await Promise.all(found.missing.map((sku) => this.bundleSpec(sku)))).filter(
+      (b): b is Bundle => b !== undefined,
+    );
+    if (bundles.length === 0) return found;
+    const views = new Map<string, StockView | BundleView>(found.items.map((v) => [v.sku, v]));
+    for (const view of await Promise.all(bundles.map((b) => this.bundleView(b, channel)))) views.set(view.sku, view);
+    return {
+      items: [...new Set(skus)].flatMap((sku) => views.get(sku) ?? []),
+      missing: found.missing.filter((sku) => !views.has(sku)),
+    };
+  }
+
+  /**
+   * A bundle's view: each component's available read as its own view's (through `channel`), and
+   * the bundle's the least of `floor(available / quantity)` (never below 0). A component whose
+   * counters Redis lost answers 503, as a read of it would.
+   */
+  private async bundleView(bundle: Bundle, channel: string | undefined): Promise<BundleView> {
+    const rows = await this.viewRows(
+      bundle.components.map((c) => c.sku),
+      channel,
+    );
+    const lost = bundle.components.find((_, i) => rows[i]!.fields[0] === null);
+    if (lost) throw await this.explainMissing(new CountersMissing(lost.sku));
+    const components = bundle.components.map((c, i) => ({
+      sku: c.sku,
+      quantity: c.quantity,
+      available: viewOf(c.sku, rows[i]!).available,
+    }));
+    const available = Math.max(0, Math.min(...components.map((c) => Math.floor(c.available / c.quantity))));
+    return { sku: bundle.sku, name: bundle.name, bundle: true, available, components };
+  }
+
+  /**
+   * A bundle as the reads use it: Redis's copy (stockhold:bundles); when Redis has none, PostgreSQL's,
+   * put back into Redis. Undefined when `sku` is no bundle.
+   */
+  async bundleOf(sku: string): Promise<Bundle | undefined> {
+    const mirrored = await this.counters.bundle(sku);
+    if (mirrored) return mirrored;
+    const bundle = await this.ledger.bundles.get(sku);
+    if (bundle)
+      await this.counters
+        .putBundles([bundle])
+        .catch((err: unknown) => this.warn('could not put a bundle back into Redis', { sku, err: String(err) }));
+    return bundle;
+  }
+
+  /** A bundle through this process's cache of BUNDLE_CACHE_MS (a bundle's page reads it on every load). */
+  bundleSpec(sku: string): Promise<Bundle | undefined> {
+    return this.bundleCache.get(sku);
+  }
+
+  /** Bundles this process read lately (only bundles: an unknown SKU is not kept); its own bundle writes clear it. */
+  protected readonly bundleCache = new CachedLookup<Bundle | undefined>(
+    (sku) => this.bundleOf(sku),
+    BUNDLE_CACHE_MS,
+    () => this.now(),
+    (bundle) => bundle !== undefined,
+  );
 
   /** Figures of several SKUs in one round trip (through `channel`, as getStock); unknown ones are listed in `missing`. */
   async getAvailability(skus: readonly string[], channel?: string): Promise<{ items: StockView[]; missing: string[] }> {
@@ -126,43 +209,30 @@ export class StockReads {
    * A channel put meanwhile reaches the holds within that time (docs/API.md); whether a line can
    * be held is decided by the script either way, so a stale channel never oversells.
    */
-  async channelSpec(name: string, fresh = false): Promise<ChannelSpec> {
-    const now = this.now();
-    const cached = this.channelCache.get(name);
-    if (cached && cached.until > now && !fresh) return cached.spec;
-    // One read per channel at a time: a storm's requests all miss at once when the entry expires
-    // (and, with no copy in Redis yet, each would go to PostgreSQL).
-    let reading = this.channelReads.get(name);
-    if (!reading) {
-      reading = this.channelOf(name)
-        .then(({ locations, strategy }) => {
-          const spec = { locations, strategy };
-          this.channelCache.set(name, { spec, until: this.now() + CHANNEL_CACHE_MS });
-          return spec;
-        })
-        .finally(() => this.channelReads.delete(name));
-      this.channelReads.set(name, reading);
-    }
-    return reading;
+  channelSpec(name: string, fresh = false): Promise<ChannelSpec> {
+    return this.channelCache.get(name, fresh);
   }
 
-  private readonly channelReads = new Map<string, Promise<ChannelSpec>>();
-
   /** Channels this process read lately; its own channel and location writes clear it (admin.ts). */
-  protected readonly channelCache = new Map<string, { spec: ChannelSpec; until: number }>();
+  protected readonly channelCache = new CachedLookup<ChannelSpec>(
+    (name) => this.channelOf(name).then(({ locations, strategy }) => ({ locations, strategy })),
+    CHANNEL_CACHE_MS,
+    () => this.now(),
+  );
 
   /**
-   * The view's fields of these SKUs; through a channel, with their levels at its locations. The
-   * channel comes from this process's cache (channelSpec), and each SKU's levels from its `lv`
-   * field (every level's figures in one string, which the scripts keep: lua/includes/levels.lua)
-   * in the same HMGET: one round trip per SKU, as a read without a channel. A SKU without `locs`
-   * has its one level at `default`, whose figures are the SKU's `total` and `reserved`; one with
-   * `locs` but no `lv` (written by a version before it) has its levels read in a second round trip.
+   * The view's fields of these SKUs, with their levels: through a channel, those at its
+   * locations; without one, every level of a SKU stocked elsewhere than `default` (a SKU only ever
+   * at `default` is read as v2 read it: docs/API.md, Choices). The levels come from the SKU's `lv`
+   * field (every level's figures in one string, kept by the scripts: lua/includes/levels.lua) in
+   * the same HMGET, so a read is one round trip per SKU either way; the channel comes from this
+   * process's cache (channelSpec). A SKU without `locs` has its one level at `default`, whose
+   * figures are its `total` and `reserved`; one with `locs` but no `lv` (written by a version
+   * before it) has its levels read in a second round trip.
    */
   private async viewRows(skus: readonly string[], channel: string | undefined): Promise<ViewRow[]> {
-    if (channel === undefined)
-      return (await this.counters.stockFields(skus, VIEW_FIELDS)).map((fields) => ({ fields }));
-    const wanted = wantedOf(await this.channelSpec(channel));
+    const wanted = channel === undefined ? undefined : wantedOf(await this.channelSpec(channel));
+    const keep = (all: LevelFigures[]) => (wanted ? all.filter((l) => wanted.has(l.locationId)) : all);
     const rows = await this.counters.stockFields(skus, [...VIEW_FIELDS, 'locs', 'lv']);
     const older: Promise<void>[] = [];
     const views = rows.map((row, i): ViewRow => {
@@ -171,6 +241,7 @@ export class StockReads {
       const lv = row[VIEW_FIELDS.length + 1];
       if (fields[0] === null) return { fields };
       if (locs == null) {
+        if (!wanted) return { fields };
         const total = Number(fields[0]);
         const reserved = Number(fields[1] ?? 0);
         return {
@@ -179,11 +250,11 @@ export class StockReads {
         };
       }
       const view: ViewRow = { fields, levels: [] };
-      if (lv != null) view.levels = parseLevels(lv).filter((l) => wanted.has(l.locationId));
+      if (lv != null) view.levels = keep(parseLevels(lv));
       else
         older.push(
           this.counters.levels(skus[i]!, locs.split(',')).then((all) => {
-            view.levels = all.filter((l) => wanted.has(l.locationId));
+            view.levels = keep(all);
           }),
         );
       return view;
@@ -300,11 +371,14 @@ export class StockReads {
 
   /**
    * A SKU without counters is unknown (404) only if Redis is loaded and PostgreSQL does not know
-   * it either; otherwise Redis lost its counters (503 until they are rebuilt). Other errors pass.
+   * it either; otherwise Redis lost its counters (503 until they are rebuilt). A bundle has no
+   * counters of its own: a write or a hold that names one is 400 (docs/API.md, Known
+   * differences: bundle lines are not held yet). Other errors pass.
    */
   async explainMissing(err: unknown): Promise<unknown> {
     if (!(err instanceof CountersMissing)) return err;
     if (!(await this.counters.loaded()) || (await this.ledger.skus.skuExists(err.sku))) return notLoaded();
+    if (await this.bundleSpec(err.sku)) return bundleHasNoStock(err.sku);
     return skuNotFound(err.sku);
   }
 
@@ -337,8 +411,8 @@ function viewOf(sku: string, { fields, levels }: ViewRow): StockView {
     maxPerCustomer: maxPerCustomer == null ? null : Number(maxPerCustomer),
   };
   if (!levels) return stockView(sku, name ?? '', Number(total), Number(reserved ?? 0), settings);
-  // Through a channel: its locations where the SKU has a level, by id; the figures are theirs
-  // summed, and what a buyer can hold there is what each location has free (never below 0).
+  // Its levels (through a channel, those at the channel's locations), by id; the figures are
+  // theirs summed, and what a buyer can hold is what each location has free (never below 0).
   const locations: LocationLevel[] = levels
     .map((l) => ({
       locationId: l.locationId,

@@ -88,7 +88,7 @@ describe('API layer', () => {
       arrived();
       return new Promise<never>(() => undefined);
     };
-    jest.spyOn(stock.stock, 'getStock').mockImplementation(never);
+    jest.spyOn(stock.stock, 'readSku').mockImplementation(never);
     jest.spyOn(stock.stock, 'restock').mockImplementation(never);
     // Only the timers are skipped; the sockets' I/O runs as usual.
     jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance'] });

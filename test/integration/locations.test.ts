@@ -75,11 +75,19 @@ async function movements(sku: string): Promise<[string, string | undefined, numb
 }
 
 describe('a SKU stocked at several locations', () => {
-  it('is created with a level per location: the view sums them, the ledger has an initial movement at each', async () => {
+  it('is created with a level per location: the view sums them and lists each (without ?channel=, every one), the ledger has an initial movement at each', async () => {
     const [a, b] = await warehouses(2);
     const sku = await skuAt({ [a!]: 3, [b!]: 4 });
     const view = await stack.api('GET', `/v1/skus/${sku}`);
     expect(view.body).toMatchObject({ total: 7, reserved: 0, available: 7 });
+    expect(view.body.locations).toEqual(
+      [
+        { locationId: a, total: 3, reserved: 0, available: 3 },
+        { locationId: b, total: 4, reserved: 0, available: 4 },
+      ].sort((x, y) => (x.locationId! < y.locationId! ? -1 : 1)),
+    );
+    const many = await stack.api('GET', `/v1/availability?skus=${sku}`);
+    expect(many.body.items).toEqual([view.body]);
     const web = await channel([a!, b!]);
     expect(await levels(sku, web)).toEqual({ [a!]: [3, 0], [b!]: [4, 0] });
     expect(await movements(sku)).toEqual([

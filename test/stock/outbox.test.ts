@@ -400,3 +400,49 @@ describe('per-SKU order', () => {
     await expectConsistent(clients, sku);
   });
 });
+
+describe('threshold events at a location (contract v3)', () => {
+  it('carry the locationId of the movement that crossed the threshold, and none when a hold crossed it or the movement was at default', async () => {
+    const east = uniqueSku('OE');
+    await stock.createLocation({ locationId: east, name: east });
+    const sku = uniqueSku('OL');
+    await stock.createSku({ sku, locations: { default: 2, [east]: 4 } });
+    await stock.updateSku(sku, { lowStockThreshold: 3 });
+    const thresholds = (events: StockholdEvent[]) =>
+      events
+        .filter((e) => e.type.startsWith('stock.') && e.type !== 'stock.changed')
+        .map((e) => ({ type: e.type, locationId: (e.data as { locationId?: string }).locationId }));
+
+    // A count at east takes available from 6 to 3: stock.low, caused by east's movement.
+    const low = await eventsDuring(sku, () => stock.adjust(sku, { delta: -3, reason: 'count', locationId: east }));
+    expect(thresholds(low)).toEqual([{ type: 'stock.low', locationId: east }]);
+    // A hold of the last 3 sells it out: no movement, so no location.
+    const id = uniqueId();
+    const out = await eventsDuring(sku, () =>
+      stock.hold({ reservationId: id, items: [{ sku, quantity: 3 }], expiresAt: expiresIn() }),
+    );
+    expect(thresholds(out)).toEqual([{ type: 'stock.sold_out', locationId: undefined }]);
+    // A restock at east brings it back: east's.
+    const back = await eventsDuring(sku, () => stock.restock(sku, { quantity: 5, locationId: east }));
+    expect(thresholds(back)).toEqual([{ type: 'stock.back_in_stock', locationId: east }]);
+    await stock.release(id, [sku], 'CANCELLED');
+    // Out again by a count at east (available 8 -> 6 at default, crossing nothing, then 6 -> 0).
+    const none = await eventsDuring(sku, () =>
+      stock.adjust(sku, { delta: -2, reason: 'count', locationId: 'default' }),
+    );
+    expect(thresholds(none)).toEqual([]);
+    const gone = await eventsDuring(sku, () => stock.adjust(sku, { delta: -6, reason: 'count', locationId: east }));
+    expect(thresholds(gone)).toEqual([
+      { type: 'stock.low', locationId: east },
+      { type: 'stock.sold_out', locationId: east },
+    ]);
+    // A SKU only ever at `default`, as in v2: no locationId at all.
+    const v2 = uniqueSku('OV');
+    await stock.createSku({ sku: v2, total: 4 });
+    await stock.updateSku(v2, { lowStockThreshold: 2 });
+    const plain = await eventsDuring(v2, () => stock.adjust(v2, { delta: -3, reason: 'count' }));
+    expect(thresholds(plain)).toEqual([{ type: 'stock.low', locationId: undefined }]);
+    expect(plain.every((e) => !('locationId' in e.data))).toBe(true);
+    await expectConsistent(clients, sku);
+  });
+});

@@ -223,7 +223,7 @@ function registerReconcilerMetrics(
     read,
     {
       name: 'stockhold_reconcile_repairs_total',
-      help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, settings, customer_held, customer_bought, ledger_reserved, rolled_back_movement, level_reserved, level_total, rebuild)',
+      help: 'Repairs the reconciler made, by kind (lost_hold, phantom_hold, orphan, pending_movement, total, reserved, missing_sku, settings, customer_held, customer_bought, ledger_reserved, rolled_back_movement, level_reserved, level_total, channels, bundles, rebuild)',
       labelNames: ['kind'],
     },
     (rows) =>

@@ -15,6 +15,8 @@ import { z } from 'zod';
 import { idempotencyKeySchema } from '../../domain/schemas';
 import {
   availabilitySchema,
+  bundleSchema,
+  bundleViewSchema,
   channelListSchema,
   channelSchema,
   errorEnvelopeSchema,
@@ -26,10 +28,12 @@ import {
   readinessSchema,
   reservationViewSchema,
   returnResultSchema,
+  skuReadSchema,
   stockViewSchema,
 } from '../../domain/views';
 import { PROJECT_ROOT } from '../../paths';
 import type { ApiDescription, ApiOperation } from './document';
+import { bundleOperations } from '../bundles/operations';
 import { channelOperations } from '../channels/operations';
 import { locationOperations } from '../locations/operations';
 import { reservationOperations } from '../reservations/operations';
@@ -39,6 +43,7 @@ import { watchedSkusSchema } from '../metrics/routes';
 import { skuPageSchema } from '../ops/routes';
 import { reservationBodies } from '../reservations/routes';
 import { adjustmentBody, createSkuBody, restockBody, returnBody, transferBody, updateSkuBody } from '../stock/routes';
+import { putBundleBody } from '../bundles/routes';
 import { putChannelBody } from '../channels/routes';
 import { createLocationBody } from '../locations/routes';
 import { createdWebhookSchema, createWebhookBody, deliveryListSchema, webhookListSchema } from '../webhooks/routes';
@@ -139,6 +144,7 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       ...reservationOperations(bodies),
       ...locationOperations(),
       ...channelOperations(),
+      ...bundleOperations(),
       ...webhookOperations(),
     ],
     components: {
@@ -170,6 +176,10 @@ export function apiDescription(config: { maxTtlSeconds: number }): ApiDescriptio
       Channel: channelSchema,
       ChannelList: channelListSchema,
       PutChannelBody: putChannelBody,
+      Bundle: bundleSchema,
+      BundleView: bundleViewSchema,
+      SkuRead: skuReadSchema,
+      PutBundleBody: putBundleBody,
       CreateWebhookBody: createWebhookBody,
       CreatedWebhook: createdWebhookSchema,
       WebhookList: webhookListSchema,

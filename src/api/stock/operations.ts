@@ -6,6 +6,7 @@ import {
   holdsSchema,
   movementsPageSchema,
   returnResultSchema,
+  skuReadSchema,
   stockViewSchema,
 } from '../../domain/views';
 import type { ApiOperation } from '../openapi/document';
@@ -24,7 +25,7 @@ import {
 
 const sku = { sku: { schema: skuSchema, description: 'the SKU' } };
 const channelDescription =
-  "contract v3: count only this channel's locations (from Redis), and list them in the view's `locations`, by id; the view's figures are theirs summed, its `available` what each has free. Without it every location counts and `locations` is left out (a v2 view)";
+  "contract v3: count only this channel's locations (from Redis), and list them in the view's `locations`, by id; the view's figures are theirs summed, its `available` what each has free. Without it every location counts, and `locations` lists every level of a SKU stocked elsewhere than `default` (a SKU only ever at `default` gets a v2 view)";
 
 /** The routes of ./routes.ts: stock, and returns. */
 export function stockOperations(): ApiOperation[] {
@@ -47,11 +48,14 @@ export function stockOperations(): ApiOperation[] {
       path: '/v1/skus/:sku',
       access: 'client',
       tag: 'Stock',
-      summary: 'Stock of a SKU',
-      description: 'From Redis only.',
+      summary: 'Stock of a SKU (or of a bundle)',
+      description:
+        "From Redis only. A bundle (contract v3) answers a bundle view: its availability from its components' (through `?channel=` when given).",
       pathParams: sku,
       query: { channel: { schema: channelNameSchema, description: channelDescription } },
-      responses: { 200: { description: 'the stock view', json: stockViewSchema } },
+      responses: {
+        200: { description: 'the stock view, or a bundle view', json: skuReadSchema },
+      },
       errors: ['SKU_NOT_FOUND', 'CHANNEL_NOT_FOUND', 'UNAVAILABLE'],
     },
     {

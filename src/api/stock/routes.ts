@@ -119,7 +119,7 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
   });
   router.get('/v1/skus/:sku', client, async (req, res) => {
     const sku = skuOf(req);
-    res.json(await stock.getStock(sku, channelOf(req)));
+    res.json(await stock.readSku(sku, channelOf(req)));
   });
   router.patch('/v1/skus/:sku', admin, async (req, res) => {
     const sku = skuOf(req);
@@ -129,7 +129,7 @@ export function stockRoutes(stock: StockStore, role: { client: RequestHandler; a
     const raw =
       typeof req.query.skus === 'string' && req.query.skus !== '' ? req.query.skus.split(',') : req.query.skus;
     const skus = parse(skusQuery, raw, 'skus');
-    res.json(await stock.getAvailability(skus, channelOf(req)));
+    res.json(await stock.readAvailability(skus, channelOf(req)));
   });
   router.post('/v1/skus/:sku/restock', admin, async (req, res) => {
     const sku = skuOf(req);

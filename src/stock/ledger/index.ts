@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import type { SkuFigures } from '../redis/counters';
+import { BundleLedger } from './bundles';
 import { EventWriter } from './events';
 import { HoldLedger } from './holds';
 import { LocationLedger } from './locations';
@@ -27,6 +28,7 @@ export class Ledger {
   readonly reservations: ReservationLedger;
   readonly holds: HoldLedger;
   readonly locations: LocationLedger;
+  readonly bundles: BundleLedger;
 
   /** `outbox: false` writes no events (only bench:outbox's baseline does, to measure what they cost). */
   constructor(
@@ -39,5 +41,6 @@ export class Ledger {
     this.reservations = new ReservationLedger(db, this.movements, outbox);
     this.holds = new HoldLedger(db, outbox);
     this.locations = new LocationLedger(db);
+    this.bundles = new BundleLedger(db);
   }
 }

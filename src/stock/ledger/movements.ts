@@ -113,10 +113,13 @@ export class MovementLedger {
       levels.map(([locationId]) => locationId),
     );
     const total = levels.reduce((sum, [, units]) => sum + units, 0);
-    const inserted = await c.query(
-      'INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING',
-      [sku, name, total],
-    );
+    const inserted = await c
+      .query('INSERT INTO skus (sku, name, total) VALUES ($1, $2, $3) ON CONFLICT (sku) DO NOTHING', [sku, name, total])
+      .catch((err: unknown) => {
+        // The id is a bundle's (migrations/1765900000000_bundles.sql): taken all the same.
+        if ((err as { constraint?: string }).constraint === 'sku_is_bundle') return { rowCount: 0 };
+        throw err;
+      });
     if (inserted.rowCount === 0) throw new StockholdError('SKU_EXISTS', `SKU ${sku} already exists`, { sku });
     const moved: SkuMovement[] = [];
     for (const [locationId, units] of levels) {

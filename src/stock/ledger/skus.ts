@@ -5,7 +5,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { transaction } from '../database';
-import { skuNotFound } from '../../domain/errors';
+import { bundleHasNoStock, skuNotFound } from '../../domain/errors';
 import type { SkuRow } from '../../domain/types';
 
 export const SKU_COLUMNS = 'name, total, reserved, low_stock_threshold, max_per_customer';
@@ -47,7 +47,11 @@ export class SkuLedger {
     );
     const locked = new Map(rows.rows.map((r) => [r.sku, skuRowOf(r)]));
     const missing = wanted.find((sku) => !locked.has(sku));
-    if (missing !== undefined) throw skuNotFound(missing);
+    if (missing !== undefined) {
+      // A bundle (contract v3) has no row here, and no stock of its own to write.
+      const bundle = await c.query('SELECT 1 FROM bundles WHERE sku = $1', [missing]);
+      throw bundle.rowCount ? bundleHasNoStock(missing) : skuNotFound(missing);
+    }
     return locked;
   }
 

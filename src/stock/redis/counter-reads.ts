@@ -3,11 +3,13 @@
  * of a SKU for the reconciler, the loaded marker; and the rebuild's fence and marker. Counters
  * (./counters.ts) adds the scripts; together they are the one door to Redis.
  */
-import type { Allocation, Channel } from '../../domain/types';
+import type { Allocation, Bundle, Channel } from '../../domain/types';
 import { keys, parseAllocation, type LevelFigures } from './keys';
 
 /** How a channel is kept in Redis (stockhold:channels): its JSON without the name, which is the field. */
 export const channelText = (c: Channel): string => JSON.stringify({ locations: c.locations, strategy: c.strategy });
+/** How a bundle is kept in Redis (stockhold:bundles): its JSON without the id, which is the field. */
+export const bundleText = (b: Bundle): string => JSON.stringify({ name: b.name, components: b.components });
 import type { StockRedis } from './scripts';
 
 export class CounterReads {
@@ -38,6 +40,17 @@ export class CounterReads {
   /** Every channel Redis has, raw (name -> JSON), for the reconciler's comparison. */
   channelsRaw(): Promise<Record<string, string>> {
     return this.redis.hgetall(keys.channels);
+  }
+
+  /** A bundle as Redis has it (PostgreSQL's, as of its last write); undefined when Redis has none. */
+  async bundle(sku: string): Promise<Bundle | undefined> {
+    const text = await this.redis.hget(keys.bundles, sku);
+    return text === null ? undefined : { sku, ...(JSON.parse(text) as Omit<Bundle, 'sku'>) };
+  }
+
+  /** Every bundle Redis has, raw (id -> JSON), for the reconciler's comparison. */
+  bundlesRaw(): Promise<Record<string, string>> {
+    return this.redis.hgetall(keys.bundles);
   }
 
   /** These levels of a SKU from their own fields (`t:`/`r:`), for a hash that has no `lv` yet. */

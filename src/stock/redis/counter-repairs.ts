@@ -4,8 +4,8 @@
  * counts, rebasing a total, setting the settings. Counters (./counters.ts) adds the steps of a
  * reservation and of a movement; CounterReads (./counter-reads.ts) the plain reads.
  */
-import type { Channel, SkuSettings } from '../../domain/types';
-import { channelText, CounterReads } from './counter-reads';
+import type { Bundle, Channel, SkuSettings } from '../../domain/types';
+import { bundleText, channelText, CounterReads } from './counter-reads';
 import { keys } from './keys';
 import { ScriptCode, scriptRefusal, type ScriptReply } from './scripts';
 
@@ -18,19 +18,40 @@ export interface StockCounts {
 /** Channels as stockhold:channels keeps them: name -> JSON. */
 const channelFields = (channels: readonly Channel[]) =>
   Object.fromEntries(channels.map((c) => [c.channel, channelText(c)]));
+/** Bundles as stockhold:bundles keeps them: id -> JSON. */
+const bundleFields = (bundles: readonly Bundle[]) => Object.fromEntries(bundles.map((b) => [b.sku, bundleText(b)]));
 
 export const outcome = (reply: ScriptReply, ...codes: ScriptCode[]) => codes.includes(reply[0]);
 
 export class CounterRepairs extends CounterReads {
   /** Writes these channels into Redis as PostgreSQL has them (the mirror the reads use). */
-  async putChannels(channels: readonly Channel[]): Promise<void> {
-    if (channels.length > 0) await this.redis.hset(keys.channels, channelFields(channels));
+  putChannels(channels: readonly Channel[]): Promise<void> {
+    return this.mirrorPut(keys.channels, channelFields(channels));
   }
 
-  /** Makes Redis's channels exactly these (the reconciler's repair): one MULTI, so no read sees half. */
-  async replaceChannels(channels: readonly Channel[]): Promise<void> {
-    const multi = this.redis.multi().del(keys.channels);
-    if (channels.length > 0) multi.hset(keys.channels, channelFields(channels));
+  /** Makes Redis's channels exactly these (the reconciler's repair). */
+  replaceChannels(channels: readonly Channel[]): Promise<void> {
+    return this.mirrorReplace(keys.channels, channelFields(channels));
+  }
+
+  /** Writes these bundles into Redis as PostgreSQL has them (the mirror the bundle reads use). */
+  putBundles(bundles: readonly Bundle[]): Promise<void> {
+    return this.mirrorPut(keys.bundles, bundleFields(bundles));
+  }
+
+  /** Makes Redis's bundles exactly these (the reconciler's repair). */
+  replaceBundles(bundles: readonly Bundle[]): Promise<void> {
+    return this.mirrorReplace(keys.bundles, bundleFields(bundles));
+  }
+
+  private async mirrorPut(key: string, fields: Record<string, string>): Promise<void> {
+    if (Object.keys(fields).length > 0) await this.redis.hset(key, fields);
+  }
+
+  /** One MULTI, so no read sees half of it. */
+  private async mirrorReplace(key: string, fields: Record<string, string>): Promise<void> {
+    const multi = this.redis.multi().del(key);
+    if (Object.keys(fields).length > 0) multi.hset(key, fields);
     await multi.exec();
   }
 

@@ -41,6 +41,8 @@
  *                         last write (`default` as computed while no admin put it), read by the
  *                         reads through a channel; put back from PostgreSQL by a read that misses
  *                         it and by the reconciler when it differs
+ *   stockhold:bundles     hash: bundle -> its JSON {"name", "components"}, PostgreSQL's as of its last
+ *                         write, kept as stockhold:channels is (read by the bundle reads)
  */
 import type { Allocation } from '../../domain/types';
 
@@ -53,6 +55,7 @@ export const keys = {
   loaded: 'stockhold:loaded',
   rebuildFence: 'stockhold:rebuild',
   channels: 'stockhold:channels',
+  bundles: 'stockhold:bundles',
 };
 
 /** The four keys of each line, in line order: what hold, precheck, release and commit take as KEYS. */
