@@ -149,6 +149,7 @@ export async function checkTotal(
   stock: Record<string, string>,
   pgTotal: number,
   after: LedgerMovement[],
+  pgLevels?: ReadonlyMap<string, number>,
 ): Promise<number> {
   const observed = Number(stock.total);
   // Counters loaded before marks existed: take every movement as applied; the comparison with
@@ -159,7 +160,10 @@ export async function checkTotal(
   if (drift !== 0) {
     if (!ctx.settled(`total:${sku}`, String(drift))) return 0;
     const mark = pending.length > 0 ? String(BigInt(pending[0]!.id) - 1n) : (after.at(-1)?.id ?? stock.mark ?? '0');
-    if (!(await ctx.store.counters.rebase(sku, observed, expected, mark))) return 0;
+    // On a SKU with levels, the levels are set in the same step, to PostgreSQL's less what is
+    // pending at each: the drift is at some location too (a rolled-back adjustment lowered one).
+    const levels = expectedLevels(stock, pgLevels, pending, expected);
+    if (!(await ctx.store.counters.rebase(sku, observed, expected, mark, levels))) return 0;
     // Explained when movements Redis applied and PostgreSQL never recorded add up to the drift:
     // a lowering adjustment's Redis step ran (its field keeps its delta), then its transaction
     // rolled back (a Redis that answered too late, a failed COMMIT). Anything else is an alert.
@@ -219,6 +223,29 @@ export async function checkTotal(
     await ctx.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
   }
   return applied;
+}
+
+/**
+ * A SKU's level totals as Redis should have them (rebase.lua's `loc=units,…`): PostgreSQL's less the
+ * movements Redis has not applied at each location. '' (levels left as they are) for a SKU without
+ * levels, or when they do not add up to the expected total (PostgreSQL's levels were read apart
+ * from its total, and a movement came between): checkLevels compares them on a later scan.
+ */
+function expectedLevels(
+  stock: Record<string, string>,
+  pgLevels: ReadonlyMap<string, number> | undefined,
+  pending: readonly LedgerMovement[],
+  expected: number,
+): string {
+  if (stock.locs === undefined || !pgLevels) return '';
+  const levels = new Map(pgLevels);
+  for (const m of pending) {
+    const at = m.locationId ?? 'default';
+    levels.set(at, (levels.get(at) ?? 0) - m.delta);
+  }
+  const units = [...levels.values()];
+  if (units.some((n) => n < 0) || units.reduce((a, n) => a + n, 0) !== expected) return '';
+  return [...levels].map(([loc, n]) => `${loc}=${n}`).join(',');
 }
 
 /** Holds Redis lost (restored) and holds of reservations that are over or unknown (released). */

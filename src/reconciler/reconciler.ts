@@ -209,7 +209,7 @@ export class Reconciler implements CheckContext {
         held.get(sku) ?? [],
         bought.get(sku),
       );
-      repairs += await checkTotal(this, sku, stock, pgTotal, movementsOf.get(sku) ?? []);
+      repairs += await checkTotal(this, sku, stock, pgTotal, movementsOf.get(sku) ?? [], levels.get(sku));
       const restored = await checkHolds(this, sku, holds, held.get(sku) ?? []);
       repairs += restored;
       // `reserved` must be the sum of the holds: fixed right after holds came back, otherwise

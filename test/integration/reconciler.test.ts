@@ -184,6 +184,23 @@ async function spreadSku(a: number, b: number): Promise<{ sku: string; at: [stri
 }
 
 describe('the reconciler repairs a SKU stocked at several locations, location by location', () => {
+  test('a lowering adjustment at a location that Redis applied after its transaction rolled back is undone there too, in the same repair, not an alert', async () => {
+    const { sku, at } = await spreadSku(4, 6);
+    const before = await counted();
+    const id = (await stack.stock.db.query<{ id: string }>("SELECT nextval('stock_movements_id_seq')::text AS id"))
+      .rows[0]!.id;
+    await stack.stock.stock.counters.adjust(sku, id, -3, at[1]);
+    expect(await redis().hmget(keys.stock(sku), 'total', `t:${at[1]}`)).toEqual(['7', '3']);
+    const healed = await pollUntil(
+      () => redis().hmget(keys.stock(sku), 'total', `t:${at[0]}`, `t:${at[1]}`),
+      (v) => v[0] === '10' && v[2] === '6',
+      HEAL_MS,
+    );
+    expect(healed).toEqual(['10', '4', '6']);
+    await expectConsistent(stack.stock, sku);
+    await fullScans(1);
+    await expectCounted(before, { 'repairs:rolled_back_movement': 1 });
+  });
   test('a split hold Redis lost is put back at its recorded locations, and only there', async () => {
     const { sku, at, channel } = await spreadSku(2, 5);
     const reservationId = uniqueId('rsplit');
