@@ -2,7 +2,8 @@
   transfer: move unreserved units of one SKU between two of its locations, applying a transfer's
   two ledger movements (already durable in PostgreSQL, one transaction) to the levels in one
   step. Never moves units reserved at `from`. Idempotent by the movements' ids (see move.lua);
-  the SKU's total does not change.
+  the SKU's total does not change. Each movement's `m:<id>` keeps its delta (as adjust.lua's
+  does), so the reconciler can tell a transfer whose transaction rolled back after this step.
   KEYS (layout: src/stock/redis/keys.ts):
     KEYS[1]  item:{SKU}:stock
   ARGV:
@@ -35,5 +36,5 @@ if free < quantity then
 end
 add_to_level(KEYS[1], 't', from, -quantity)
 add_to_level(KEYS[1], 't', to, quantity)
-redis.call('HSET', KEYS[1], 'm:' .. out, 1, 'm:' .. into, 1)
+redis.call('HSET', KEYS[1], 'm:' .. out, -quantity, 'm:' .. into, quantity)
 return {1, free - quantity, 0}

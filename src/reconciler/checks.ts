@@ -167,14 +167,7 @@ export async function checkTotal(
     // Explained when movements Redis applied and PostgreSQL never recorded add up to the drift:
     // a lowering adjustment's Redis step ran (its field keeps its delta), then its transaction
     // rolled back (a Redis that answered too late, a failed COMMIT). Anything else is an alert.
-    const unrecorded = Object.entries(stock)
-      .filter(
-        ([field]) =>
-          /^m:\d+$/.test(field) &&
-          BigInt(field.slice(2)) > BigInt(stock.mark ?? '0') &&
-          !after.some((m) => `m:${m.id}` === field),
-      )
-      .map(([field, delta]) => ({ movement: field.slice(2), delta: Number(delta) }));
+    const unrecorded = unrecordedOf(stock, after);
     const rolledBack = unrecorded.length > 0 && unrecorded.reduce((sum, m) => sum + m.delta, 0) === drift;
     await ctx.record({
       kind: rolledBack ? 'rolled_back_movement' : 'total',
@@ -218,11 +211,35 @@ export async function checkTotal(
     const late = ctx.now() - m.at.getTime() >= ctx.graceMs;
     await ctx.record({ kind: 'pending_movement', alert: false, sku, detail: { movement: m.id, delta: m.delta, late } });
   }
-  if (pending.length === 0 && after.length > 0) {
+  if (pending.length === 0 && after.length > 0 && levelsOff(stock, pgLevels).length === 0) {
     // Everything up to the last movement is in total: a checkpoint keeps the m:<id> list short.
+    // Not while a level differs from PostgreSQL's: the m:<id> of a transfer that rolled back after
+    // its Redis step is what lets checkLevels tell that drift from drift nobody explains.
     await ctx.store.counters.rebase(sku, observed, observed, after.at(-1)!.id);
   }
   return applied;
+}
+
+/** The locations whose total Redis has otherwise than PostgreSQL (none on a SKU without levels). */
+function levelsOff(stock: Record<string, string>, pgLevels: ReadonlyMap<string, number> | undefined): string[] {
+  if (stock.locs === undefined || !pgLevels) return [];
+  const all = [...new Set([...stock.locs.split(','), ...pgLevels.keys()])];
+  return all.filter((loc) => Number(stock[`t:${loc}`] ?? 0) !== (pgLevels.get(loc) ?? 0));
+}
+
+/**
+ * Movements Redis applied (`m:<id>` after the mark, keeping their delta: adjust.lua, transfer.lua)
+ * that PostgreSQL never recorded: their transaction rolled back after their Redis step.
+ */
+function unrecordedOf(stock: Record<string, string>, after: readonly LedgerMovement[]) {
+  return Object.entries(stock)
+    .filter(
+      ([field]) =>
+        /^m:\d+$/.test(field) &&
+        BigInt(field.slice(2)) > BigInt(stock.mark ?? '0') &&
+        !after.some((m) => `m:${m.id}` === field),
+    )
+    .map(([field, delta]) => ({ movement: field.slice(2), delta: Number(delta) }));
 }
 
 /**
@@ -348,8 +365,7 @@ export async function checkLevels(
   }
   const pending = stock.mark === undefined || after.some((m) => stock[`m:${m.id}`] === undefined);
   if (pending || !pgLevels) return repairs;
-  const all = [...new Set([...locs, ...pgLevels.keys()])];
-  const totalOff = all.filter((loc) => Number(stock[`t:${loc}`] ?? 0) !== (pgLevels.get(loc) ?? 0));
+  const totalOff = levelsOff(stock, pgLevels);
   if (
     totalOff.length > 0 &&
     ctx.settled(`level_total:${sku}`, totalOff.map((loc) => `${loc}=${stock[`t:${loc}`]}`).join(','))
@@ -357,11 +373,25 @@ export async function checkLevels(
     const spec = [...pgLevels].map(([loc, units]) => `${loc}=${units}`).join(',');
     if (await ctx.store.counters.rebase(sku, Number(stock.total), Number(stock.total), stock.mark!, spec)) {
       repairs += 1;
+      // Explained when movements Redis applied and PostgreSQL never recorded account for it: a
+      // transfer whose transaction rolled back after its Redis step (a Redis that answered too
+      // late) moved units between two levels and left the total as it was.
+      const drift = totalOff.map((loc) => Number(stock[`t:${loc}`] ?? 0) - (pgLevels.get(loc) ?? 0));
+      const unrecorded = unrecordedOf(stock, after);
+      const sum = (v: number[]) => v.reduce((a, n) => a + n, 0);
+      const rolledBack =
+        unrecorded.length > 0 &&
+        sum(drift) === sum(unrecorded.map((m) => m.delta)) &&
+        sum(drift.map(Math.abs)) <= sum(unrecorded.map((m) => Math.abs(m.delta)));
       await ctx.record({
-        kind: 'level_total',
-        alert: true,
+        kind: rolledBack ? 'rolled_back_movement' : 'level_total',
+        alert: !rolledBack,
         sku,
-        detail: { locations: totalOff, redis: totalOff.map((l) => Number(stock[`t:${l}`] ?? 0)) },
+        detail: {
+          locations: totalOff,
+          redis: totalOff.map((l) => Number(stock[`t:${l}`] ?? 0)),
+          ...(rolledBack ? { unrecorded } : {}),
+        },
       });
     }
   }
