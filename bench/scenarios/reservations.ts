@@ -14,9 +14,7 @@
 import type { LifecycleJob, LifecycleResult } from '../children/lifecycle';
 import type { ReferenceClientJob, ReferenceClientResult } from '../children/reference-client';
 import type { ReferenceShape, ReferenceWorkerConfig } from '../children/reference-worker';
-import { startRedisServer, type RedisServer } from '../../test/helpers/redis-server';
 import { createSku } from '../harness/api';
-import type { ShapeHandle } from '../harness/stack';
 import { detail, progress } from '../harness/progress';
 import { cpuMeter, type CpuUsage } from '../harness/cpu';
 import { runJob, startChildService } from '../harness/procs';
@@ -68,8 +66,6 @@ export interface ReservationsData {
     sameShapeCommit?: LatencySummary;
   };
   failures: Record<string, number>;
-  /** With --baseline: lifecycles/s at SATURATION_USERS on this build and on the baseline revision, same shape, same run. */
-  baseline?: { rev: string; current: number[]; baseline: number[] };
   /** CPU milliseconds per lifecycle by process (warm-up included), median over the rounds. */
   cpuMsPerLifecycle?: {
     service: Record<string, number>;
@@ -298,7 +294,6 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
         sameShape: Object.fromEntries(Object.entries(cpu.sameShape).map(([n, v]) => [n, round3(median(v))])),
       },
     };
-    if (ctx.baseline && target.startShape) data.baseline = await baselineLifecycles(ctx);
     const failed = Object.values(svc!.failures).reduce((a, n) => a + n, 0);
     return {
       data,
@@ -308,66 +303,6 @@ export async function reservations(ctx: Context): Promise<Outcome<ReservationsDa
   } finally {
     await Promise.allSettled([refWorker.stop(), sameWorker.stop()]);
   }
-}
-
-/**
- * This build against the --baseline revision at saturation, same shape (one API, a worker, a
- * private redis-server, a database of its own each, on the one Temporal server), in the order
- * this, REV, REV, this, so drift of the machine during the comparison falls on both alike.
- */
-async function baselineLifecycles(ctx: Context): Promise<NonNullable<ReservationsData['baseline']>> {
-  const base = ctx.baseline!;
-  progress(
-    `reservations: this build against ${base.rev} (${base.commit}), one API process each on a private redis-server`,
-  );
-  const servers: RedisServer[] = [];
-  const shapes: ShapeHandle[] = [];
-  const data = { rev: base.commit, current: [] as number[], baseline: [] as number[] };
-  try {
-    const side = async (name: 'current' | 'baseline') => {
-      const redis = await startRedisServer();
-      servers.push(redis);
-      const shape = await ctx.target.startShape!({
-        name: `res-${name}`,
-        apis: 1,
-        redisUrl: redis.url,
-        databaseUrl: `postgres://postgres@127.0.0.1:5432/stockhold_bench_res_${name}`,
-        ...(name === 'baseline' ? { lib: base.lib } : {}),
-      });
-      shapes.push(shape);
-      const target = { ...ctx.target, url: shape.urls[0]! };
-      const skus = Array.from({ length: SKUS }, (_, i) => `RESB-${ctx.run}-${name}-${i}`);
-      for (const sku of skus) await createSku(target, sku, 1_000_000, 'reservations benchmark, baseline comparison');
-      return { url: target.url, skus };
-    };
-    const sides = { current: await side('current'), baseline: await side('baseline') };
-    let n = 0;
-    for (const name of ['current', 'baseline', 'baseline', 'current'] as const) {
-      const label = `${name === 'current' ? 'this build' : base.commit} run ${++n}`;
-      const r = await lifecycle(
-        ctx,
-        sides[name].url,
-        sides[name].skus,
-        SATURATION_USERS,
-        ctx.seconds(10),
-        label,
-        `rb${ctx.run}${name[0]}${n}`,
-      );
-      data[name].push(round3(r.rate));
-    }
-    const mean = (v: number[]) => round3(v.reduce((a, b) => a + b, 0) / v.length);
-    ctx.experiment('reservations', {
-      change: `this build instead of ${base.rev} (${base.commit})`,
-      measure: `reserve → commit, ${SATURATION_USERS} users, lifecycles/s (mean of 2, one API)`,
-      before: mean(data.baseline),
-      after: mean(data.current),
-      unit: '/s',
-    });
-  } finally {
-    for (const shape of shapes) await shape.stop();
-    for (const server of servers) await server.stop();
-  }
-  return data;
 }
 
 export function reservationRows(d: ReservationsData): Row[] {
