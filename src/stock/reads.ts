@@ -98,7 +98,7 @@ export class StockReads {
     // No counters: a bundle, or unknown, or counters Redis lost.
     const bundle = await this.bundleSpec(sku);
     if (bundle) return this.bundleView(bundle, channel);
-    throw await this.explainMissing(new CountersMissing(sku));
+    throw await this.explainMissing(new CountersMissing(sku), { notBundle: true });
   }
 
   /** `GET /v1/availability`: getAvailability, with the bundles among the SKUs asked for read as bundles (in the order asked). */
@@ -375,10 +375,11 @@ export class StockReads {
    * counters of its own: a write or a hold that names one is 400 (docs/API.md, Known
    * differences: bundle lines are not held yet). Other errors pass.
    */
-  async explainMissing(err: unknown): Promise<unknown> {
+  async explainMissing(err: unknown, known: { notBundle?: boolean } = {}): Promise<unknown> {
     if (!(err instanceof CountersMissing)) return err;
     if (!(await this.counters.loaded()) || (await this.ledger.skus.skuExists(err.sku))) return notLoaded();
-    if (await this.bundleSpec(err.sku)) return bundleHasNoStock(err.sku);
+    // `notBundle`: the caller looked already (readSku), so a 404 does not ask Redis and PostgreSQL twice.
+    if (!known.notBundle && (await this.bundleSpec(err.sku))) return bundleHasNoStock(err.sku);
     return skuNotFound(err.sku);
   }
 

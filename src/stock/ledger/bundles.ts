@@ -26,14 +26,16 @@ export class BundleLedger {
   async put(sku: string, name: string | undefined, components: readonly BundleComponent[]): Promise<Bundle> {
     return transaction(this.db, async (c) => {
       const ids = components.map((x) => x.sku);
-      const [stocked, bundled] = await Promise.all([
-        c.query<{ sku: string }>('SELECT sku FROM skus WHERE sku = ANY($1::text[])', [ids]),
-        c.query<{ sku: string }>('SELECT sku FROM bundles WHERE sku = ANY($1::text[])', [ids]),
-      ]);
-      const isBundle = new Set(bundled.rows.map((r) => r.sku));
-      const isStocked = new Set(stocked.rows.map((r) => r.sku));
+      // What each component is, in one round trip (in the order given).
+      const kinds = await c.query<{ stocked: boolean; bundled: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM skus s WHERE s.sku = x.sku) AS stocked,
+                EXISTS (SELECT 1 FROM bundles b WHERE b.sku = x.sku) AS bundled
+           FROM unnest($1::text[]) WITH ORDINALITY AS x (sku, n) ORDER BY x.n`,
+        [ids],
+      );
       for (const [i, id] of ids.entries()) {
-        if (isBundle.has(id) || id === sku)
+        const { stocked, bundled } = kinds.rows[i]!;
+        if (bundled || id === sku)
           throw new StockholdError(
             'INVALID_REQUEST',
             `components.${i}.sku: ${id} is a bundle; a component must be a stocked SKU`,
@@ -42,7 +44,7 @@ export class BundleLedger {
               sku: id,
             },
           );
-        if (!isStocked.has(id)) throw skuNotFound(id);
+        if (!stocked) throw skuNotFound(id);
       }
       try {
         await c.query(
